@@ -1,0 +1,92 @@
+//! One fixture per language, written to cover each language's definition forms.
+
+use trajforge_ingest::{Language, extract_source};
+
+fn render(language: Language, file: &str, tsx: bool) -> String {
+    let source = std::fs::read_to_string(crate::fixtures().join(file)).expect("fixture");
+    let found = extract_source(language, &source, tsx);
+    assert!(!found.syntax_errors, "{file} should parse cleanly");
+    let mut out = String::new();
+    for f in &found.functions {
+        let test = if f.test { " [test]" } else { "" };
+        out.push_str(&format!(
+            "{:>3}-{:<3} {:<8} {}{test}\n",
+            f.start_line,
+            f.end_line,
+            format!("{:?}", f.kind).to_lowercase(),
+            f.name
+        ));
+    }
+    out
+}
+
+#[test]
+fn python() {
+    insta::assert_snapshot!(render(Language::Python, "sample.py", false));
+}
+
+#[test]
+fn rust() {
+    insta::assert_snapshot!(render(Language::Rust, "sample.rs", false));
+}
+
+#[test]
+fn javascript() {
+    insta::assert_snapshot!(render(Language::JavaScript, "sample.js", false));
+}
+
+#[test]
+fn typescript() {
+    insta::assert_snapshot!(render(Language::TypeScript, "sample.ts", false));
+}
+
+#[test]
+fn tsx() {
+    insta::assert_snapshot!(render(Language::TypeScript, "sample.tsx", true));
+}
+
+#[test]
+fn go() {
+    insta::assert_snapshot!(render(Language::Go, "sample.go", false));
+}
+
+#[test]
+fn java() {
+    insta::assert_snapshot!(render(Language::Java, "Sample.java", false));
+}
+
+#[test]
+fn c() {
+    insta::assert_snapshot!(render(Language::C, "sample.c", false));
+}
+
+#[test]
+fn cpp() {
+    insta::assert_snapshot!(render(Language::Cpp, "sample.cpp", false));
+}
+
+#[test]
+fn syntax_errors_still_yield_recovered_functions() {
+    let source = "def good():\n    return 1\n\ndef broken(:\n    pass\n\nclass K:\n    def also_good(self):\n        return 2\n";
+    let found = extract_source(Language::Python, source, false);
+    assert!(found.syntax_errors);
+    let names: Vec<&str> = found.functions.iter().map(|f| f.name.as_str()).collect();
+    assert!(names.contains(&"good"), "{names:?}");
+    assert!(names.contains(&"K.also_good"), "{names:?}");
+}
+
+#[test]
+fn empty_and_garbage_inputs_do_not_panic() {
+    for lang in Language::ALL {
+        for text in [
+            "",
+            "\n\n",
+            "}}}{{{",
+            "def fn func function (((",
+            "\u{feff}x",
+        ] {
+            let found = extract_source(lang, text, false);
+            assert!(found.functions.iter().all(|f| f.start_line <= f.end_line));
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the menus, in one test binary.
+
+mod builtin;
+mod file;

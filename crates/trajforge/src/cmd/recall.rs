@@ -1,0 +1,101 @@
+//! `trajforge recall`: the soft-verification metric between two patches.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use trajforge_patch::{Recall, RecallError};
+
+use crate::error::{self, CliError};
+
+/// Options of `trajforge recall`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Recall r = (P1 lines matched in P2) / (P1 lines), over the added and removed lines of each \
+patch (sign included, exact text, file names ignored, each P2 line matching once; whitespace-only lines \
+do not count). Plain output is r, or \"undefined\" when P1 changes no lines. Use - to read a patch from stdin."
+)]
+pub struct Args {
+    /// The patch of rollout 1 (the reference).
+    pub p1: PathBuf,
+    /// The patch of rollout 2 (the candidate).
+    pub p2: PathBuf,
+    /// Print {"recall", "matched", "total", "precision", "files"} as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print whether the pair is kept at this threshold (exit status stays 0).
+    #[arg(long, value_name = "R")]
+    pub threshold: Option<f64>,
+}
+
+/// Run `trajforge recall`.
+pub fn run(args: Args) -> Result<(), CliError> {
+    if args.p1 == Path::new("-") && args.p2 == Path::new("-") {
+        return Err(CliError::input(
+            "only one of P1 and P2 can be read from stdin",
+        ));
+    }
+    if let Some(t) = args.threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(CliError::input(format!(
+                "--threshold {t}: must be between 0 and 1"
+            )));
+        }
+    }
+    let p1 = read(&args.p1)?;
+    let p2 = read(&args.p2)?;
+    let recall = trajforge_patch::line_recall_str(&p1, &p2).map_err(|e| match &e {
+        RecallError::P1(_) => CliError::input(format!("{}: {e}", args.p1.display()))
+            .hint("P1 must be a unified diff, as `git diff` prints it"),
+        RecallError::P2(_) => CliError::input(format!("{}: {e}", args.p2.display()))
+            .hint("P2 must be a unified diff, as `git diff` prints it"),
+    })?;
+    let text = render(&recall, args.json, args.threshold);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    out.write_all(text.as_bytes()).map_err(error::output)?;
+    out.flush().map_err(error::output)
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
+        buf
+    } else {
+        std::fs::read(path).map_err(|e| {
+            CliError::input(format!("{}: cannot read: {e}", path.display()))
+                .hint("pass two patch files, e.g. `git diff > p1.diff`")
+        })?
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::input(format!(
+            "{}: not UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// The recall as printed.
+pub fn render(recall: &Recall, json: bool, threshold: Option<f64>) -> String {
+    if json {
+        let mut value = serde_json::to_value(recall).unwrap_or_default();
+        if let (Some(t), Some(map)) = (threshold, value.as_object_mut()) {
+            map.insert("threshold".into(), t.into());
+            map.insert("verdict".into(), recall.verdict(t).as_str().into());
+        }
+        return format!("{value}\n");
+    }
+    let mut s = match recall.recall {
+        Some(r) => format!("{r}\n"),
+        None => "undefined (P1 changes no lines)\n".to_string(),
+    };
+    if let Some(t) = threshold {
+        s.push_str(&format!(
+            "{} at threshold {t}\n",
+            recall.verdict(t).as_str()
+        ));
+    }
+    s
+}

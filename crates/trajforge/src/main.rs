@@ -1,0 +1,67 @@
+//! The `trajforge` command: wires the library crates to a command line.
+//!
+//! Only this crate prints. Library errors arrive typed; [`error::CliError`] turns them into
+//! one message with a hint and an exit code (0 success, 1 failure, 2 bad input).
+
+// The binary is the one place that writes to the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cmd;
+mod error;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CliError;
+
+// Parsing and JSON output allocate many small objects; mimalloc is markedly faster here.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Turn a code repository or a website into soft-verified agent trajectories.
+#[derive(Debug, Parser)]
+#[command(name = "trajforge", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the functions and methods of a repository, one JSON object per line.
+    Functions(cmd::functions::Args),
+    /// Print the bug-type and navigation task-type menus.
+    Menu(cmd::menu::Args),
+    /// Line-level recall of patch P2 against patch P1 (the soft-verification metric).
+    Recall(cmd::recall::Args),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout and usage errors to stderr itself.
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Functions(args) => cmd::functions::run(args),
+        Command::Menu(args) => cmd::menu::run(args),
+        Command::Recall(args) => cmd::recall::run(args),
+    };
+    if let Err(err) = result {
+        std::process::exit(report(&err));
+    }
+}
+
+fn report(err: &CliError) -> i32 {
+    if err.message.is_empty() {
+        return err.code;
+    }
+    eprintln!("error: {}", err.message);
+    if let Some(hint) = &err.hint {
+        eprintln!("hint: {hint}");
+    }
+    err.code
+}

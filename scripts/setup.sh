@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Idempotent system set-up for a Debian machine that already has the Rust
+# toolchain (cargo) and python3. Installs with apt only the Debian packages that
+# are missing; when nothing is missing it needs no network and prints
+# "system packages: ok". It never downloads toolchains.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+die() {
+    echo "setup.sh: error: $*" >&2
+    exit 1
+}
+
+# Cargo may live in ~/.cargo/bin without being on PATH in a non-login shell.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found. Install the Rust toolchain (rustup, Rust >= 1.90) and make sure cargo is on PATH; this script does not download toolchains."
+
+# Debian packages the project needs.
+BASE_PACKAGES=(
+    git
+    python3
+    ca-certificates
+    build-essential
+    pkg-config
+)
+
+# ---------------------------------------------------------------------------
+# EXTRA PACKAGES: later issues add the Debian packages they need HERE, one per
+# line, e.g. bubblewrap (sandbox), chromium (web), cmake, clang, libclang-dev.
+EXTRA_PACKAGES=(
+)
+# ---------------------------------------------------------------------------
+
+is_installed() {
+    # no grep -q: with pipefail an early grep exit could SIGPIPE dpkg
+    dpkg -s "$1" 2>/dev/null | grep '^Status: install ok installed$' >/dev/null
+}
+
+command -v dpkg >/dev/null 2>&1 ||
+    die "dpkg not found: this script supports Debian/Ubuntu only. Install by hand: ${BASE_PACKAGES[*]} ${EXTRA_PACKAGES[*]}"
+
+missing=()
+for pkg in "${BASE_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+# fetch-test-data.sh needs pip; add Debian's only when python3 has none.
+if ! python3 -m pip --version >/dev/null 2>&1 && ! is_installed python3-pip; then
+    missing+=(python3-pip)
+fi
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "system packages: ok"
+    exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 ||
+        die "not root and no sudo: install these Debian packages as root: ${missing[*]}"
+    SUDO=(sudo)
+fi
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+if ! "${SUDO[@]}" apt-get update >"$log" 2>&1; then
+    cat "$log" >&2
+    die "'apt-get update' failed (output above); check network access to the Debian mirrors, then re-run scripts/setup.sh."
+fi
+if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+    cat "$log" >&2
+    die "'apt-get install ${missing[*]}' failed (output above)."
+fi
+for pkg in "${missing[@]}"; do
+    echo "installed: $pkg"
+done

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's one test command (also what CI runs via .ci/run):
+#   1. system packages (scripts/setup.sh),
+#   2. pinned real-world test data (scripts/fetch-test-data.sh),
+#   3. cargo test over the whole workspace.
+# Extra arguments are passed to `cargo test`, e.g. scripts/test.sh -- --nocapture
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Make TRAJFORGE_TEST_DATA absolute (relative to the caller's directory).
+TEST_DATA="${TRAJFORGE_TEST_DATA:-$ROOT/.cache/test-data}"
+case "$TEST_DATA" in
+    /*) ;;
+    *) TEST_DATA="$PWD/$TEST_DATA" ;;
+esac
+cd "$ROOT"
+
+export TRAJFORGE_TEST_DATA="$TEST_DATA"
+export TRAJFORGE_REPO_ROOT="$ROOT"
+
+bash scripts/setup.sh
+# setup.sh may have found cargo in ~/.cargo/bin without it being on PATH.
+if ! command -v cargo >/dev/null 2>&1; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+bash scripts/fetch-test-data.sh
+
+cargo test --workspace --all-targets --locked "$@"
