@@ -48,7 +48,7 @@ pub(crate) fn extract(parser: &mut Parser, grammar: Grammar, source: &[u8]) -> F
     let mut progress = |_: &tree_sitter::ParseState| {
         // Reading the clock on every callback would cost more than the check is worth.
         calls = calls.wrapping_add(1);
-        if calls % 4096 == 0 && started.elapsed() > PARSE_TIME_LIMIT {
+        if calls.is_multiple_of(4096) && started.elapsed() > PARSE_TIME_LIMIT {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -209,12 +209,12 @@ fn walk(tree: &Tree, grammar: Grammar, src: &[u8]) -> FileFunctions {
             }
         }
         // A run of attributes applies only to the item right after it.
-        if !is_comment && !is_attribute(&ctx, node) {
-            if let Some((d, _, _)) = attrs {
-                if d == depth {
-                    attrs = None;
-                }
-            }
+        if !is_comment
+            && !is_attribute(&ctx, node)
+            && let Some((d, _, _)) = attrs
+            && d == depth
+        {
+            attrs = None;
         }
         if descend && cursor.goto_first_child() {
             if let Some(scope) = entered {
@@ -265,18 +265,18 @@ fn take_start(
 ) -> (usize, bool) {
     let mut row = node.start_position().row;
     let mut test = false;
-    if let Some((id, wrow)) = *wrapper {
-        if id == node.id() {
-            row = row.min(wrow);
-            *wrapper = None;
-        }
+    if let Some((id, wrow)) = *wrapper
+        && id == node.id()
+    {
+        row = row.min(wrow);
+        *wrapper = None;
     }
-    if let Some((d, arow, t)) = *attrs {
-        if d == depth {
-            row = row.min(arow);
-            test = t;
-            *attrs = None;
-        }
+    if let Some((d, arow, t)) = *attrs
+        && d == depth
+    {
+        row = row.min(arow);
+        test = t;
+        *attrs = None;
     }
     (row, test)
 }
@@ -290,11 +290,11 @@ fn end_row(ctx: &Ctx<'_>, node: Node<'_>) -> usize {
             let count = n.child_count();
             let mut next = None;
             for i in (0..count).rev() {
-                if let Some(child) = n.child(i as u32) {
-                    if child.kind() != "comment" {
-                        next = Some(child);
-                        break;
-                    }
+                if let Some(child) = n.child(i)
+                    && child.kind() != "comment"
+                {
+                    next = Some(child);
+                    break;
                 }
             }
             match next {

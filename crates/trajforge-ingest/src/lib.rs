@@ -133,11 +133,11 @@ impl SkipReason {
             SkipReason::NotUtf8 => "not UTF-8",
             SkipReason::TooLarge => "over the size limit",
             SkipReason::Unreadable => "unreadable",
-            SkipReason::Symlink => "symlink",
-            SkipReason::SymlinkLoop => "symlink loop",
+            SkipReason::Symlink => "symlinks",
+            SkipReason::SymlinkLoop => "symlink loops",
             SkipReason::Generated => "generated",
-            SkipReason::Test => "test file",
-            SkipReason::ParseTimeout => "parse time limit",
+            SkipReason::Test => "tests",
+            SkipReason::ParseTimeout => "over the parse time limit",
         }
     }
 }

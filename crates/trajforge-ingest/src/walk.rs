@@ -218,10 +218,10 @@ fn collect(root: &Path, options: &ScanOptions, stats: &mut ScanStats) -> Vec<Can
             Detected::Header if has_cpp => Grammar::Cpp,
             Detected::Header => Grammar::C,
         };
-        if let Some(only) = &options.languages {
-            if !only.contains(&grammar.language()) {
-                continue;
-            }
+        if let Some(only) = &options.languages
+            && !only.contains(&grammar.language())
+        {
+            continue;
         }
         candidates.push(Candidate { rel, abs, grammar });
     }
@@ -394,10 +394,10 @@ fn process(
     if result.timed_out {
         return Outcome::Skipped(SkipReason::ParseTimeout);
     }
-    if let (Some(cache), Some(key)) = (cache, key) {
-        if let Ok(mut c) = cache.lock() {
-            c.put(key, result.clone());
-        }
+    if let (Some(cache), Some(key)) = (cache, key)
+        && let Ok(mut c) = cache.lock()
+    {
+        c.put(key, result.clone());
     }
     Outcome::Parsed {
         result,

@@ -165,23 +165,26 @@ pub fn summary_text(
     if let Some(n) = sample {
         s.push_str(&format!("printed a sample of {printed} (asked for {n})\n"));
     }
-    if !stats.skipped.is_empty() || stats.test_functions_excluded > 0 {
-        let mut parts: Vec<String> = stats
+    if !stats.skipped.is_empty() {
+        let parts: Vec<String> = stats
             .skipped
             .iter()
-            .map(|(reason, n)| format!("{n} {}", reason.label()))
+            .map(|(reason, n)| format!("{} ({n})", reason.label()))
             .collect();
-        if stats.test_functions_excluded > 0 {
-            parts.push(format!("{} test functions", stats.test_functions_excluded));
-        }
-        s.push_str(&format!("skipped: {}\n", parts.join(", ")));
-        if stats
-            .skipped
-            .contains_key(&trajforge_ingest::SkipReason::Test)
-            || stats.test_functions_excluded > 0
-        {
-            s.push_str("  (tests are left out by default; --include-tests keeps them)\n");
-        }
+        s.push_str(&format!("skipped files: {}\n", parts.join(", ")));
+    }
+    if stats.test_functions_excluded > 0 {
+        s.push_str(&format!(
+            "left out {} test functions inside non-test files (e.g. #[test], #[cfg(test)] modules)\n",
+            stats.test_functions_excluded
+        ));
+    }
+    if stats
+        .skipped
+        .contains_key(&trajforge_ingest::SkipReason::Test)
+        || stats.test_functions_excluded > 0
+    {
+        s.push_str("  (tests are left out by default; --include-tests keeps them)\n");
     }
     if stats.syntax_error_files > 0 {
         s.push_str(&format!(

@@ -34,12 +34,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "only one of P1 and P2 can be read from stdin",
         ));
     }
-    if let Some(t) = args.threshold {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(CliError::input(format!(
-                "--threshold {t}: must be between 0 and 1"
-            )));
-        }
+    if let Some(t) = args.threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(CliError::input(format!(
+            "--threshold {t}: must be between 0 and 1"
+        )));
     }
     let p1 = read(&args.p1)?;
     let p2 = read(&args.p2)?;

@@ -1,0 +1,31 @@
+//! The README's command reference stays in step with the real options.
+
+use crate::{repo_root, stdout, trajforge};
+
+#[test]
+fn every_option_of_every_command_is_documented() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let mut missing = Vec::new();
+    for command in ["functions", "menu", "recall"] {
+        assert!(
+            readme.contains(&format!("### `trajforge {command}")),
+            "README lacks a section for {command}"
+        );
+        let help = stdout(&trajforge(&[command, "--help"], cache.path()));
+        for word in help.split_whitespace() {
+            let option = word.trim_end_matches([',', '.']);
+            let option = option.split(['=', '[', '<']).next().unwrap_or(option);
+            if option.starts_with("--")
+                && option.len() > 2
+                && option != "--help"
+                && option != "--version"
+                && !readme.contains(&format!("`{option}"))
+            {
+                missing.push(format!("{command} {option}"));
+            }
+        }
+    }
+    missing.dedup();
+    assert!(missing.is_empty(), "options not in README.md: {missing:?}");
+}

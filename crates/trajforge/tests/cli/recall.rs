@@ -1,0 +1,127 @@
+//! `trajforge recall` on patches produced by real `git diff`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{stderr, stdout, trajforge};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "core.autocrlf=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Make P1 and P2 by editing a copy of a small repository two ways.
+fn patches(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let base = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return w + h\n";
+    let make = |name: &str, edited: &str, extra: Option<&str>| {
+        let repo = dir.join(name);
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        git(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("geo.py"), base).expect("write");
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-qm", "base"]);
+        std::fs::write(repo.join("geo.py"), edited).expect("write");
+        if let Some(extra) = extra {
+            std::fs::write(repo.join("notes.txt"), extra).expect("write");
+        }
+        git(&repo, &["add", "-A"]);
+        let diff = git(&repo, &["diff", "--cached"]);
+        let path = dir.join(format!("{name}.diff"));
+        std::fs::write(&path, diff).expect("write diff");
+        path
+    };
+    let fixed =
+        "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n";
+    let p1 = make("one", fixed, None);
+    let p2 = make("two", fixed, Some("reproduced\n"));
+    (p1, p2)
+}
+
+#[test]
+fn plain_and_json_on_git_diffs() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (p1, p2) = patches(dir.path());
+    let (p1, p2) = (p1.display().to_string(), p2.display().to_string());
+    let out = trajforge(&["recall", &p1, &p2], cache.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\n");
+    let out = trajforge(
+        &["recall", &p2, &p1, "--json", "--threshold", "0.5"],
+        cache.path(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    // P2 has 3 lines (two in geo.py, one in notes.txt); P1 matches two of them.
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["matched"], 2);
+    assert_eq!(v["precision"], 1.0);
+    assert_eq!(v["verdict"], "kept");
+    assert!((v["recall"].as_f64().expect("r") - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(v["files"]["notes.txt"]["matched"], 0);
+}
+
+#[test]
+fn malformed_patch_names_the_line_and_exits_2() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.diff");
+    std::fs::write(&bad, "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\n").expect("write");
+    let good = dir.path().join("good.diff");
+    std::fs::write(&good, "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n").expect("write");
+    let out = trajforge(
+        &[
+            "recall",
+            &good.display().to_string(),
+            &bad.display().to_string(),
+        ],
+        cache.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.diff") && err.contains("P2") && err.contains("line 3"),
+        "{err}"
+    );
+    let missing = trajforge(
+        &["recall", "/nope/p1.diff", &good.display().to_string()],
+        cache.path(),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn empty_p1_is_undefined() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.diff");
+    std::fs::write(&empty, "").expect("write");
+    let out = trajforge(
+        &[
+            "recall",
+            &empty.display().to_string(),
+            &empty.display().to_string(),
+            "--json",
+        ],
+        cache.path(),
+    );
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert!(v["recall"].is_null());
+}
