@@ -1,0 +1,479 @@
+//! The HTTP client for OpenAI-compatible chat-completions servers.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+
+use crate::backoff::{parse_retry_after, retry_delay};
+use crate::error::{TeacherError, truncate_body};
+use crate::key::ApiKey;
+use crate::limiter::RequestLimiter;
+use crate::types::{ChatMessage, Completion, Sampling, TeacherInfo, ToolMode, ToolSpec};
+use crate::wire::{build_request, error_message, mentions_context_overflow, parse_response};
+
+/// A boxed future returned by [`Teacher::complete`].
+pub type CompletionFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Completion, TeacherError>> + Send + 'a>>;
+
+/// A model that answers a conversation with the next assistant message.
+///
+/// Object-safe so the agent loop can hold `Arc<dyn Teacher>` and an in-process model
+/// can stand in for an HTTP server.
+pub trait Teacher: Send + Sync {
+    /// Produce the next assistant message for `messages`, offering `tools`.
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [ChatMessage],
+        tools: &'a [ToolSpec],
+    ) -> CompletionFuture<'a>;
+
+    /// Where the teacher lives and how it exchanges tool calls.
+    fn describe(&self) -> TeacherInfo;
+}
+
+/// Reported to [`TeacherConfig::on_retry`] before each retry sleep.
+#[derive(Debug, Clone)]
+pub struct RetryEvent {
+    /// The attempt that just failed (1-based).
+    pub attempt: u32,
+    /// How long the client waits before the next attempt.
+    pub delay: Duration,
+    /// Why the attempt failed (never contains the API key).
+    pub reason: String,
+}
+
+/// Callback told about retries, so a caller can show them live (libraries never print).
+pub type RetryHook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
+
+/// Settings of an [`OpenAiTeacher`].
+#[derive(Clone)]
+pub struct TeacherConfig {
+    /// Base URL ending in the API version, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    /// Model name sent with every request.
+    pub model: String,
+    /// Bearer token, if the server needs one.
+    pub api_key: Option<ApiKey>,
+    /// Tool-call transport.
+    pub mode: ToolMode,
+    /// Sampling parameters.
+    pub sampling: Sampling,
+    /// Limit on one HTTP attempt, from sending to the last body byte.
+    pub request_timeout: Duration,
+    /// Retries after the first attempt for retryable failures.
+    pub max_retries: u32,
+    /// Retries for 200 answers that are not a usable completion (kept low: such
+    /// answers are usually deterministic for a given prompt).
+    pub max_malformed_retries: u32,
+    /// First backoff ceiling; doubles with each retry.
+    pub backoff_base: Duration,
+    /// Largest wait between attempts, also the cap on a server's `Retry-After`.
+    pub backoff_max: Duration,
+    /// Shared cap on requests in flight.
+    pub limiter: Arc<RequestLimiter>,
+    /// Optional observer of retries.
+    pub on_retry: Option<RetryHook>,
+}
+
+impl TeacherConfig {
+    /// Defaults: native tools, temperature 0.6, 600 s timeout, 6 retries, backoff 1 s to 60 s,
+    /// a private limiter of 16 requests, key from the environment.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            model: model.into(),
+            api_key: ApiKey::from_env(),
+            mode: ToolMode::Native,
+            sampling: Sampling::default(),
+            request_timeout: Duration::from_secs(600),
+            max_retries: 6,
+            max_malformed_retries: 2,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            limiter: Arc::new(RequestLimiter::default()),
+            on_retry: None,
+        }
+    }
+}
+
+impl fmt::Debug for TeacherConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TeacherConfig")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("mode", &self.mode)
+            .field("sampling", &self.sampling)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("max_malformed_retries", &self.max_malformed_retries)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("limiter", &self.limiter)
+            .field("on_retry", &self.on_retry.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// A [`Teacher`] speaking the OpenAI chat-completions protocol over HTTP.
+pub struct OpenAiTeacher {
+    http: reqwest::Client,
+    config: TeacherConfig,
+    /// `{base_url}/chat/completions`, used for requests.
+    endpoint: String,
+    /// The endpoint without any userinfo, used in errors.
+    shown_endpoint: String,
+    authorization: Option<HeaderValue>,
+    /// Source of ids for tool calls the server did not number (hermes text).
+    next_call: AtomicU64,
+}
+
+impl fmt::Debug for OpenAiTeacher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiTeacher")
+            .field("endpoint", &self.shown_endpoint)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One failed attempt, before attempts are counted in.
+enum Failure {
+    Overflow {
+        status: u16,
+        message: String,
+    },
+    Status {
+        status: u16,
+        body: String,
+        retryable: bool,
+        retry_after: Option<Duration>,
+    },
+    Timeout,
+    Connection(String),
+    Malformed(String),
+    Config(String),
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Status { retryable, .. } => *retryable,
+            Failure::Timeout | Failure::Connection(_) | Failure::Malformed(_) => true,
+            Failure::Overflow { .. } | Failure::Config(_) => false,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Failure::Overflow { status, .. } => format!("HTTP {status}: context overflow"),
+            Failure::Status { status, body, .. } => format!("HTTP {status}: {body}"),
+            Failure::Timeout => "timed out".to_string(),
+            Failure::Connection(m) => format!("connection error: {m}"),
+            Failure::Malformed(m) => format!("malformed response: {m}"),
+            Failure::Config(m) => m.clone(),
+        }
+    }
+}
+
+impl OpenAiTeacher {
+    /// Validate the configuration and build the HTTP client.
+    pub fn new(config: TeacherConfig) -> Result<Self, TeacherError> {
+        let base = config.base_url.trim().trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&base)
+            .map_err(|e| TeacherError::Config(format!("invalid teacher base URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(TeacherError::Config(format!(
+                "teacher base URL must be http or https, not {}",
+                url.scheme()
+            )));
+        }
+        let endpoint = format!("{base}/chat/completions");
+        let shown_endpoint = format!("{}/chat/completions", redact_url(&base));
+
+        let authorization = match &config.api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                    .map_err(|_| {
+                    TeacherError::Config(
+                        "API key contains characters not allowed in an HTTP header".into(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("trajforge/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(30)))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| {
+                TeacherError::Config(format!("cannot build HTTP client: {}", error_chain(&e)))
+            })?;
+
+        Ok(Self {
+            http,
+            endpoint,
+            shown_endpoint,
+            authorization,
+            config,
+            next_call: AtomicU64::new(1),
+        })
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &TeacherConfig {
+        &self.config
+    }
+
+    async fn complete_with_retries(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> Result<Completion, TeacherError> {
+        let request = build_request(
+            &self.config.model,
+            messages,
+            tools,
+            &self.config.sampling,
+            self.config.mode,
+        );
+        let body = serde_json::to_vec(&request)
+            .map_err(|e| TeacherError::Config(format!("cannot serialise request: {e}")))?;
+        let mut attempt: u32 = 0;
+        let mut malformed_seen: u32 = 0;
+        loop {
+            attempt += 1;
+            let failure = match self.attempt(&body).await {
+                Ok(mut completion) => {
+                    completion.attempts = attempt;
+                    return Ok(completion);
+                }
+                Err(f) => f,
+            };
+            if matches!(failure, Failure::Malformed(_)) {
+                malformed_seen += 1;
+            }
+            let retries_used = attempt - 1;
+            let out_of_retries = retries_used >= self.config.max_retries
+                || malformed_seen > self.config.max_malformed_retries;
+            if !failure.retryable() || out_of_retries {
+                return Err(self.to_error(failure, attempt));
+            }
+            let retry_after = match &failure {
+                Failure::Status { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let delay = retry_delay(
+                attempt,
+                self.config.backoff_base,
+                self.config.backoff_max,
+                retry_after,
+            );
+            if let Some(hook) = &self.config.on_retry {
+                hook(&RetryEvent {
+                    attempt,
+                    delay,
+                    reason: failure.reason(),
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One HTTP exchange, holding a limiter slot only while the request is in flight.
+    async fn attempt(&self, body: &[u8]) -> Result<Completion, Failure> {
+        let permit = self.config.limiter.acquire().await;
+        let started = Instant::now();
+        let exchange = async {
+            let mut request = self
+                .http
+                .post(&self.endpoint)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+            if let Some(auth) = &self.authorization {
+                request = request.header(AUTHORIZATION, auth.clone());
+            }
+            let response = request.send().await.map_err(transport_failure)?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let text = response.text().await.map_err(transport_failure)?;
+            Ok::<_, Failure>((status, retry_after, text))
+        };
+        let outcome = tokio::time::timeout(self.config.request_timeout, exchange).await;
+        let latency = started.elapsed();
+        drop(permit);
+        let (status, retry_after, text) = outcome.map_err(|_| Failure::Timeout)??;
+        self.classify(status, retry_after, &text, latency)
+    }
+
+    fn classify(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        text: &str,
+        latency: Duration,
+    ) -> Result<Completion, Failure> {
+        let text = &self.redact(text);
+        if (200..300).contains(&status) {
+            let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                Failure::Malformed(format!("body is not JSON ({e}): {}", truncate_body(text)))
+            })?;
+            let mut next_id = || format!("call_{}", self.next_call.fetch_add(1, Ordering::Relaxed));
+            return match parse_response(&value, self.config.mode, &mut next_id) {
+                Ok(parsed) => Ok(Completion {
+                    message: parsed.message,
+                    usage: parsed.usage,
+                    finish_reason: parsed.finish_reason,
+                    latency,
+                    attempts: 0,
+                }),
+                // Some proxies answer 200 with an error object.
+                Err(_) if value.get("error").is_some() && mentions_context_overflow(text) => {
+                    Err(Failure::Overflow {
+                        status,
+                        message: error_message(text),
+                    })
+                }
+                Err(why) => Err(Failure::Malformed(format!(
+                    "{why}: {}",
+                    truncate_body(text)
+                ))),
+            };
+        }
+        if status != 429 && mentions_context_overflow(text) {
+            return Err(Failure::Overflow {
+                status,
+                message: error_message(text),
+            });
+        }
+        let retryable = status == 429 || status == 408 || (500..600).contains(&status);
+        Err(Failure::Status {
+            status,
+            body: error_message(text),
+            retryable,
+            retry_after,
+        })
+    }
+
+    /// Some servers echo the key they rejected; keep it out of error messages.
+    fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        match &self.config.api_key {
+            Some(key) if !key.expose_secret().is_empty() && text.contains(key.expose_secret()) => {
+                std::borrow::Cow::Owned(text.replace(key.expose_secret(), "***"))
+            }
+            _ => std::borrow::Cow::Borrowed(text),
+        }
+    }
+
+    fn to_error(&self, failure: Failure, attempts: u32) -> TeacherError {
+        let url = self.shown_endpoint.clone();
+        match failure {
+            Failure::Overflow { status, message } => {
+                TeacherError::ContextOverflow { status, message }
+            }
+            Failure::Status { status, body, .. } => TeacherError::Status {
+                status,
+                url,
+                body,
+                attempts,
+            },
+            Failure::Timeout => TeacherError::Timeout {
+                url,
+                timeout: self.config.request_timeout,
+                attempts,
+            },
+            Failure::Connection(message) => TeacherError::Connection {
+                url,
+                message,
+                attempts,
+            },
+            Failure::Malformed(message) => TeacherError::Malformed {
+                url,
+                message,
+                attempts,
+            },
+            Failure::Config(message) => TeacherError::Config(message),
+        }
+    }
+}
+
+impl Teacher for OpenAiTeacher {
+    fn complete<'a>(
+        &'a self,
+        messages: &'a [ChatMessage],
+        tools: &'a [ToolSpec],
+    ) -> CompletionFuture<'a> {
+        Box::pin(self.complete_with_retries(messages, tools))
+    }
+
+    fn describe(&self) -> TeacherInfo {
+        TeacherInfo {
+            base_url: redact_url(&self.config.base_url),
+            model: self.config.model.clone(),
+            mode: self.config.mode,
+        }
+    }
+}
+
+/// reqwest is built without a default crypto provider so aws-lc (cmake, nasm) is not needed;
+/// install ring unless the process already chose one.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another thread installing one is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+fn transport_failure(err: reqwest::Error) -> Failure {
+    if err.is_builder() {
+        return Failure::Config(error_chain(&err.without_url()));
+    }
+    if err.is_timeout() {
+        return Failure::Timeout;
+    }
+    Failure::Connection(error_chain(&err.without_url()))
+}
+
+/// An error and its sources on one line (reqwest's Display alone hides the cause).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The URL without user name and password: userinfo is a credential too.
+fn redact_url(raw: &str) -> String {
+    let trimmed = raw.trim().trim_end_matches('/');
+    match reqwest::Url::parse(trimmed) {
+        Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            url.as_str().trim_end_matches('/').to_string()
+        }
+        Ok(_) => trimmed.to_string(),
+        // `new` rejects such URLs, but Debug may still show one: hide anything before '@'.
+        Err(_) => match trimmed.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => trimmed.to_string(),
+        },
+    }
+}
