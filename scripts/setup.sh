@@ -33,6 +33,8 @@ BASE_PACKAGES=(
 # EXTRA PACKAGES: later issues add the Debian packages they need HERE, one per
 # line, e.g. bubblewrap (sandbox), chromium (web), cmake, clang, libclang-dev.
 EXTRA_PACKAGES=(
+    bubblewrap # the rootless sandbox every agent command runs in
+    procps     # ps, used by the sandbox escape tests
 )
 # ---------------------------------------------------------------------------
 

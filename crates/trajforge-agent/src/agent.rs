@@ -98,11 +98,11 @@ pub async fn run_episode(
     let mut exit = ExitStatus::StepLimit;
 
     'episode: for index in 0..config.max_steps {
-        if let Some(limit) = config.max_context_tokens {
-            if estimate_prompt_tokens(&messages, last_prompt_tokens) > limit {
-                exit = ExitStatus::ContextOverflow;
-                break;
-            }
+        if let Some(limit) = config.max_context_tokens
+            && estimate_prompt_tokens(&messages, last_prompt_tokens) > limit
+        {
+            exit = ExitStatus::ContextOverflow;
+            break;
         }
         let step_started_at_ms = now_ms();
         let call_started = Instant::now();

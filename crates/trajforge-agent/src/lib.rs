@@ -9,8 +9,10 @@
 pub mod agent;
 pub mod editor;
 pub mod env;
+pub mod repo;
 pub mod trajectory;
 
 pub use agent::{Event, LoopConfig, run_episode};
 pub use env::{BoxFuture, EnvOutcome, Environment, Observation};
+pub use repo::RepoEnvironment;
 pub use trajectory::{ExitStatus, Step, ToolUse, Trajectory};

@@ -230,6 +230,69 @@ impl OpenAiTeacher {
         })
     }
 
+    /// Ask the server which models it serves (`GET {base}/models`), with a short timeout.
+    ///
+    /// A quick reachability check before an episode: a server that is down or a wrong URL
+    /// is reported at once instead of after the retries of the first completion.
+    pub async fn models(&self, timeout: Duration) -> Result<Vec<String>, TeacherError> {
+        let base = self.endpoint.trim_end_matches("/chat/completions");
+        let url = format!("{base}/models");
+        let shown = self
+            .shown_endpoint
+            .trim_end_matches("/chat/completions")
+            .to_string()
+            + "/models";
+        let mut request = self.http.get(&url).timeout(timeout);
+        if let Some(auth) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                TeacherError::Timeout {
+                    url: shown.clone(),
+                    timeout,
+                    attempts: 1,
+                }
+            } else {
+                TeacherError::Connection {
+                    url: shown.clone(),
+                    message: error_chain(&e),
+                    attempts: 1,
+                }
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        if status != 200 {
+            let cut = body
+                .char_indices()
+                .nth(crate::error::MAX_ERROR_BODY)
+                .map_or(body.len(), |(i, _)| i);
+            let body = body[..cut].to_string();
+            return Err(TeacherError::Status {
+                status,
+                url: shown,
+                body,
+                attempts: 1,
+            });
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| TeacherError::Malformed {
+                url: shown.clone(),
+                message: format!("not JSON: {e}"),
+                attempts: 1,
+            })?;
+        Ok(value["data"]
+            .as_array()
+            .map(|models| {
+                models
+                    .iter()
+                    .filter_map(|m| m["id"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The configuration this client was built with.
     pub fn config(&self) -> &TeacherConfig {
         &self.config

@@ -33,6 +33,8 @@ enum Command {
     Menu(cmd::menu::Args),
     /// Line-level recall of patch P2 against patch P1 (the soft-verification metric).
     Recall(cmd::recall::Args),
+    /// Run one agent episode on a repository with a teacher model, watched live.
+    Run(Box<cmd::run::Args>),
 }
 
 fn main() {
@@ -49,6 +51,7 @@ fn main() {
         Command::Functions(args) => cmd::functions::run(args),
         Command::Menu(args) => cmd::menu::run(args),
         Command::Recall(args) => cmd::recall::run(args),
+        Command::Run(args) => cmd::run::run(*args),
     };
     if let Err(err) = result {
         std::process::exit(report(&err));

@@ -3,6 +3,7 @@
 pub mod functions;
 pub mod menu;
 pub mod recall;
+pub mod run;
 
 use std::path::PathBuf;
 

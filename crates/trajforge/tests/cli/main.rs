@@ -4,6 +4,7 @@ mod functions;
 mod menu;
 mod readme;
 mod recall;
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

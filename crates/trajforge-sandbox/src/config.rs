@@ -1,0 +1,102 @@
+//! Limits and settings of the sandbox.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Resource limits applied to every sandboxed command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Wall time allowed per command (default 300 s).
+    pub timeout: Duration,
+    /// Address space per process in bytes (RLIMIT_AS), `None` for unlimited.
+    pub memory_bytes: Option<u64>,
+    /// Processes (and threads) the sandbox may run at once (RLIMIT_NPROC in its own user namespace).
+    pub max_processes: Option<u64>,
+    /// Largest file a process may write, in bytes (RLIMIT_FSIZE).
+    pub max_file_size: Option<u64>,
+    /// Open file descriptors per process (RLIMIT_NOFILE).
+    pub max_open_files: Option<u64>,
+    /// Size of the private `/tmp` and `/dev/shm` tmpfs mounts, in bytes each.
+    pub tmp_size: u64,
+    /// Output bytes kept per command; the middle of longer output is dropped with a note.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(300),
+            memory_bytes: Some(4 << 30),
+            max_processes: Some(1024),
+            max_file_size: Some(1 << 30),
+            max_open_files: Some(4096),
+            tmp_size: 512 << 20,
+            max_output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Uid and gid the sandbox runs as on the host when the caller is root.
+pub const DEFAULT_SANDBOX_UID: u32 = 65534;
+
+/// How sandboxes are built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxConfig {
+    /// Path of the bubblewrap binary; `None` searches /usr/bin, /usr/local/bin and `PATH`.
+    pub bwrap: Option<PathBuf>,
+    /// Limits for episode commands.
+    pub limits: Limits,
+    /// Where the workspace appears inside the sandbox.
+    pub workspace_dir: PathBuf,
+    /// Host uid used when the caller is root (so RLIMIT_NPROC applies); ignored otherwise.
+    pub sandbox_uid: u32,
+    /// Host gid used when the caller is root; ignored otherwise.
+    pub sandbox_gid: u32,
+    /// Extra environment variables set inside (the caller's environment is never passed).
+    pub env: Vec<(String, String)>,
+    /// Extra host paths bound read-only at the same place inside.
+    pub ro_binds: Vec<PathBuf>,
+    /// Keep background processes of a session alive between commands (default: kill them).
+    pub keep_background: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            bwrap: None,
+            limits: Limits::default(),
+            workspace_dir: PathBuf::from("/workspace"),
+            sandbox_uid: DEFAULT_SANDBOX_UID,
+            sandbox_gid: DEFAULT_SANDBOX_UID,
+            env: Vec::new(),
+            ro_binds: Vec::new(),
+            keep_background: false,
+        }
+    }
+}
+
+/// The fixed environment every sandboxed process starts with.
+pub(crate) fn base_env() -> Vec<(String, String)> {
+    [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+        ("LANG", "C.UTF-8"),
+        ("LC_ALL", "C.UTF-8"),
+        ("TERM", "dumb"),
+        ("PAGER", "cat"),
+        ("GIT_PAGER", "cat"),
+        ("PIP_PROGRESS_BAR", "off"),
+        ("PIP_NO_INPUT", "1"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}

@@ -1,0 +1,468 @@
+//! Starting bubblewrap with the namespace plan, and reading its output with deadlines.
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::config::{Limits, SandboxConfig, base_env};
+use crate::error::{Result, SandboxError};
+use crate::proctree;
+use crate::sys::{self, NsPlan, Rlimits};
+
+/// What is mounted read-write at the workspace path.
+#[derive(Debug, Clone)]
+pub(crate) enum Root {
+    /// An overlay of `upper` (with its `work` dir) over the read-only `lower`, mounted at `merged`.
+    Overlay {
+        /// Read-only base snapshot.
+        lower: PathBuf,
+        /// Per-episode writable layer.
+        upper: PathBuf,
+        /// Overlayfs scratch directory next to `upper`.
+        work: PathBuf,
+        /// Empty directory the overlay is mounted on.
+        merged: PathBuf,
+    },
+    /// A plain read-write bind (environment set-up writes the base itself).
+    Bind(PathBuf),
+}
+
+/// Everything needed to start one sandbox process.
+pub(crate) struct Spec<'a> {
+    /// Sandbox settings.
+    pub config: &'a SandboxConfig,
+    /// The bubblewrap binary.
+    pub bwrap: &'a Path,
+    /// Limits for this sandbox.
+    pub limits: &'a Limits,
+    /// The workspace.
+    pub root: Root,
+    /// Whether the network stays reachable (environment set-up only).
+    pub network: bool,
+    /// Program and arguments run inside.
+    pub argv: Vec<String>,
+    /// Whether we keep a pipe to its standard input.
+    pub stdin: bool,
+}
+
+/// A started sandbox: the bubblewrap process and our ends of its pipes.
+pub(crate) struct Sandbox {
+    /// The outer bubblewrap process.
+    pub child: Child,
+    /// Its standard input, when requested.
+    pub stdin: Option<ChildStdin>,
+    /// Standard output and error, merged, non-blocking.
+    pub out: io::PipeReader,
+}
+
+/// Host paths of system directories bound read-only (or recreated as symlinks).
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+/// Files hidden behind /dev/null even though /etc is visible.
+const MASKED_FILES: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+];
+/// Directories hidden behind an empty read-only tmpfs.
+const MASKED_DIRS: &[&str] = &["/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d"];
+
+/// Finds the bubblewrap binary.
+pub(crate) fn find_bwrap(config: &SandboxConfig) -> Result<PathBuf> {
+    if let Some(path) = &config.bwrap {
+        if path.is_file() {
+            return Ok(path.clone());
+        }
+        return Err(SandboxError::BwrapMissing {
+            looked: path.display().to_string(),
+        });
+    }
+    let mut candidates: Vec<PathBuf> = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("bwrap")));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| SandboxError::BwrapMissing {
+            looked: "/usr/bin, /usr/local/bin and PATH".to_owned(),
+        })
+}
+
+/// Host uid/gid the sandbox runs as: the sandbox uid when we are root, else ourselves.
+pub(crate) fn host_identity(config: &SandboxConfig) -> (u32, u32, bool) {
+    if sys::geteuid() == 0 {
+        (config.sandbox_uid, config.sandbox_gid, true)
+    } else {
+        (sys::geteuid(), sys::getegid(), false)
+    }
+}
+
+/// A path as a C string, refusing characters overlayfs options cannot carry.
+fn overlay_path(path: &Path) -> Result<String> {
+    let text = path.to_str().ok_or_else(|| SandboxError::UnsupportedPath {
+        path: path.to_owned(),
+    })?;
+    if text.contains([',', ':', '\\', '\n']) {
+        return Err(SandboxError::UnsupportedPath {
+            path: path.to_owned(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
+/// Bubblewrap arguments for `spec`.
+fn bwrap_args(spec: &Spec<'_>, bind_source: &Path) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| std::ffi::OsString::from(*s)));
+    push(&[
+        "--unshare-user",
+        "--uid",
+        "0",
+        "--gid",
+        "0",
+        "--disable-userns",
+    ]);
+    push(&[
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+    ]);
+    if !spec.network {
+        push(&["--unshare-net"]);
+    }
+    push(&[
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+    ]);
+    for dir in SYSTEM_DIRS {
+        let path = Path::new(dir);
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(path) {
+                    a.push("--symlink".into());
+                    a.push(target.into_os_string());
+                    a.push((*dir).into());
+                }
+            }
+            Ok(meta) if meta.is_dir() => {
+                a.extend(["--ro-bind".into(), (*dir).into(), (*dir).into()]);
+            }
+            _ => {}
+        }
+    }
+    for file in MASKED_FILES {
+        if Path::new(file).exists() {
+            a.extend(["--ro-bind".into(), "/dev/null".into(), (*file).into()]);
+        }
+    }
+    for dir in MASKED_DIRS {
+        if Path::new(dir).is_dir() {
+            a.extend([
+                "--size".into(),
+                "4096".into(),
+                "--tmpfs".into(),
+                (*dir).into(),
+            ]);
+            a.extend(["--remount-ro".into(), (*dir).into()]);
+        }
+    }
+    for extra in &spec.config.ro_binds {
+        a.extend([
+            "--ro-bind".into(),
+            extra.clone().into_os_string(),
+            extra.clone().into_os_string(),
+        ]);
+    }
+    let tmp_size = spec.limits.tmp_size.to_string();
+    a.extend([
+        "--proc".into(),
+        "/proc".into(),
+        "--dev".into(),
+        "/dev".into(),
+    ]);
+    a.extend([
+        "--size".into(),
+        tmp_size.clone().into(),
+        "--tmpfs".into(),
+        "/dev/shm".into(),
+    ]);
+    a.extend([
+        "--size".into(),
+        tmp_size.into(),
+        "--tmpfs".into(),
+        "/tmp".into(),
+    ]);
+    a.extend([
+        "--dir".into(),
+        "/tmp/home".into(),
+        "--symlink".into(),
+        "/tmp/home".into(),
+        "/root".into(),
+    ]);
+    let inside = spec.config.workspace_dir.clone().into_os_string();
+    a.extend([
+        "--bind".into(),
+        bind_source.as_os_str().to_owned(),
+        inside.clone(),
+    ]);
+    a.extend([
+        "--remount-ro".into(),
+        "/".into(),
+        "--chdir".into(),
+        inside,
+        "--".into(),
+    ]);
+    a.extend(spec.argv.iter().map(std::ffi::OsString::from));
+    a
+}
+
+/// Starts the sandbox described by `spec`.
+pub(crate) fn start(spec: &Spec<'_>) -> Result<Sandbox> {
+    // `volatile` (Linux 5.10+) skips the sync of the whole upper file system each time a
+    // sandbox's overlay goes away, which costs seconds under I/O load. Workspaces are
+    // disposable, so durability across a host crash does not matter.
+    static VOLATILE_OK: AtomicBool = AtomicBool::new(true);
+    let volatile = VOLATILE_OK.load(Ordering::Relaxed) && matches!(spec.root, Root::Overlay { .. });
+    match start_once(spec, volatile) {
+        Err(SandboxError::Spawn { source, .. })
+            if volatile && source.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            VOLATILE_OK.store(false, Ordering::Relaxed);
+            start_once(spec, false)
+        }
+        other => other,
+    }
+}
+
+/// Starts the sandbox, with or without a volatile overlay.
+fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
+    let (uid, gid, drop_root) = host_identity(spec.config);
+    if let (Root::Overlay { work, .. }, true) = (&spec.root, volatile) {
+        // A volatile overlay leaves `work/work/incompat/volatile` behind and refuses to mount
+        // again while it exists; the work directory holds nothing else of value between
+        // mounts, so start from an empty one.
+        crate::workspace::remove_tree(work)
+            .map_err(SandboxError::io("reset overlay work directory", work))?;
+        std::fs::create_dir(work).map_err(SandboxError::io("create", work))?;
+        if drop_root {
+            std::os::unix::fs::lchown(work, Some(uid), Some(gid))
+                .map_err(SandboxError::io("chown", work))?;
+        }
+    }
+    let (bind_source, overlay) = match &spec.root {
+        Root::Bind(dir) => (dir.clone(), None),
+        Root::Overlay {
+            lower,
+            upper,
+            work,
+            merged,
+        } => {
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={},userxattr{}",
+                overlay_path(lower)?,
+                overlay_path(upper)?,
+                overlay_path(work)?,
+                if volatile { ",volatile" } else { "" }
+            );
+            let target = CString::new(merged.as_os_str().as_bytes()).map_err(|_| {
+                SandboxError::UnsupportedPath {
+                    path: merged.clone(),
+                }
+            })?;
+            let options = CString::new(options).map_err(|_| SandboxError::UnsupportedPath {
+                path: upper.clone(),
+            })?;
+            (merged.clone(), Some((target, options)))
+        }
+    };
+    let limits = Rlimits {
+        nproc: spec.limits.max_processes,
+        address_space: spec.limits.memory_bytes,
+        file_size: spec.limits.max_file_size,
+        open_files: spec.limits.max_open_files,
+    };
+    let plan = NsPlan::new(uid, gid, overlay, limits);
+
+    let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
+        action: "creating the output pipe",
+        source,
+    })?;
+    let writer2 = writer.try_clone().map_err(|source| SandboxError::Pipe {
+        action: "duplicating the output pipe",
+        source,
+    })?;
+    let mut cmd = Command::new(spec.bwrap);
+    cmd.args(bwrap_args(spec, &bind_source));
+    cmd.env_clear();
+    cmd.envs(base_env());
+    cmd.envs(
+        spec.config
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    cmd.current_dir("/");
+    cmd.stdin(if spec.stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(writer);
+    cmd.stderr(writer2);
+    if drop_root {
+        cmd.uid(uid).gid(gid);
+    }
+    // SAFETY: `NsPlan::apply` only issues system calls on data prepared before the fork
+    // (no allocation, no locks), which is what `pre_exec` requires.
+    unsafe {
+        cmd.pre_exec(move || plan.apply());
+    }
+    let mut child = launch(cmd).map_err(|source| SandboxError::Spawn {
+        program: format!(
+            "{} (user/mount namespace, overlay, rlimits)",
+            spec.bwrap.display()
+        ),
+        source,
+    })?;
+    sys::set_nonblocking(reader.as_raw_fd()).map_err(|source| SandboxError::Pipe {
+        action: "setting the output pipe non-blocking",
+        source,
+    })?;
+    let stdin = child.stdin.take();
+    Ok(Sandbox {
+        child,
+        stdin,
+        out: reader,
+    })
+}
+
+/// A spawn request for the launcher thread.
+type Job = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `cmd` from one long-lived thread.
+///
+/// bubblewrap's `--die-with-parent` uses PR_SET_PDEATHSIG, which fires when the *thread* that
+/// forked the process exits; spawning from a thread that never exits keeps sandboxes alive
+/// when the caller's thread (for instance a tokio blocking worker) goes away.
+fn launch(cmd: Command) -> io::Result<Child> {
+    static LAUNCHER: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
+    let sender = LAUNCHER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = thread::Builder::new()
+            .name("trajforge-sandbox-launcher".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        spawned.ok().map(|_| tx)
+    });
+    let Some(sender) = sender else {
+        let mut cmd = cmd;
+        return cmd.spawn();
+    };
+    let (reply_tx, reply_rx) = mpsc::channel();
+    sender
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("sandbox launcher thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("sandbox launcher thread is gone"))?
+}
+
+/// Outcome of reading until a condition, a deadline or end of file.
+pub(crate) enum ReadEnd {
+    /// The consumer said it has what it needs.
+    Done,
+    /// The writing side closed.
+    Eof,
+    /// The deadline passed.
+    Deadline,
+}
+
+/// Reads from `out`, handing chunks to `consume` until it returns true, EOF or `deadline`.
+pub(crate) fn read_until(
+    out: &mut io::PipeReader,
+    deadline: Instant,
+    mut consume: impl FnMut(&[u8]) -> bool,
+) -> Result<ReadEnd> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match out.read(&mut buf) {
+            Ok(0) => return Ok(ReadEnd::Eof),
+            Ok(n) => {
+                if consume(&buf[..n]) {
+                    return Ok(ReadEnd::Done);
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(SandboxError::Pipe {
+                    action: "reading sandbox output",
+                    source,
+                });
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(ReadEnd::Deadline);
+        }
+        sys::poll_readable(out.as_raw_fd(), deadline - now).map_err(|source| {
+            SandboxError::Pipe {
+                action: "waiting for sandbox output",
+                source,
+            }
+        })?;
+    }
+}
+
+/// Kills the whole sandbox (bubblewrap and everything below it) and reaps it.
+pub(crate) fn kill_sandbox(child: &mut Child) -> Option<ExitStatus> {
+    let root = child.id();
+    let below = proctree::descendants(root);
+    // Kill the sandbox's processes first (the pid namespace dies with its init) so the outer
+    // bubblewrap reaps them and exits on its own, instead of leaving zombies to the host init.
+    for pid in &below {
+        sys::kill(*pid, libc::SIGKILL);
+    }
+    let until = Instant::now() + Duration::from_millis(200);
+    while !below.is_empty() && Instant::now() < until && matches!(child.try_wait(), Ok(None)) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    sys::kill(root, libc::SIGKILL);
+    let status = child.wait().ok();
+    // Wait until every process is gone, so the overlay is unmounted before it is reused.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && below.iter().any(|p| proctree::is_alive(*p)) {
+        thread::sleep(Duration::from_millis(2));
+    }
+    status
+}
+
+/// Exit code of a finished process: its code, or 128 + the signal that killed it.
+pub(crate) fn exit_code(status: ExitStatus) -> Option<i32> {
+    status.code().or_else(|| status.signal().map(|s| 128 + s))
+}

@@ -1,0 +1,196 @@
+//! Thin wrappers around the few libc calls the sandbox needs.
+//!
+//! Every `unsafe` block in the crate lives here and wraps exactly one system call. The
+//! functions used between `fork` and `exec` ([`NsPlan::apply`]) allocate nothing and only
+//! issue system calls, so they are async-signal-safe.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Turns a -1 return value into the current `errno`.
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Effective uid of this process.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Effective gid of this process.
+pub(crate) fn getegid() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// Puts a file descriptor in non-blocking mode.
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL on a descriptor we own; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    check(flags)?;
+    // SAFETY: F_SETFL with an integer argument; no memory is passed.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })
+}
+
+/// Waits until `fd` is readable (or hung up) or `timeout` passes; returns whether it is ready.
+pub(crate) fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd for the duration of the call and we pass a count of 1.
+    let ret = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if ret == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    Ok(ret > 0)
+}
+
+/// Sends `signal` to the process `pid`; a vanished process is not an error.
+pub(crate) fn kill(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill only takes integers; a positive pid never addresses a process group.
+    let _ = unsafe { libc::kill(pid, signal) };
+}
+
+/// Resource limits applied to the sandbox (values in the units of setrlimit).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rlimits {
+    /// RLIMIT_NPROC.
+    pub nproc: Option<u64>,
+    /// RLIMIT_AS in bytes.
+    pub address_space: Option<u64>,
+    /// RLIMIT_FSIZE in bytes.
+    pub file_size: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub open_files: Option<u64>,
+}
+
+/// What the forked child does before it executes bubblewrap.
+///
+/// The child (already switched to the sandbox uid by `std::process::Command::uid` when the
+/// caller is root) creates a user and mount namespace mapping its uid to 0, mounts the
+/// workspace overlay there, and lowers its resource limits *after* creating the namespace, so
+/// RLIMIT_NPROC counts the processes of this sandbox only (per-user-namespace accounting).
+pub(crate) struct NsPlan {
+    uid_map: CString,
+    gid_map: CString,
+    overlay: Option<(CString, CString)>,
+    limits: Rlimits,
+}
+
+impl NsPlan {
+    /// Prepares everything the child needs so that `apply` allocates nothing.
+    pub(crate) fn new(
+        uid: u32,
+        gid: u32,
+        overlay: Option<(CString, CString)>,
+        limits: Rlimits,
+    ) -> Self {
+        let uid_map = CString::new(format!("0 {uid} 1\n")).unwrap_or_default();
+        let gid_map = CString::new(format!("0 {gid} 1\n")).unwrap_or_default();
+        NsPlan {
+            uid_map,
+            gid_map,
+            overlay,
+            limits,
+        }
+    }
+
+    /// Runs in the child between fork and exec: only system calls, no allocation.
+    pub(crate) fn apply(&self) -> io::Result<()> {
+        // After a setuid from root the process is not dumpable, which would make its own
+        // /proc/self/uid_map owned by root and unwritable. Restore it.
+        // SAFETY: prctl with integer arguments only.
+        check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) })?;
+        // SAFETY: unshare takes flags only.
+        check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) })?;
+        write_file(c"/proc/self/setgroups", b"deny")?;
+        write_file(c"/proc/self/uid_map", self.uid_map.as_bytes())?;
+        write_file(c"/proc/self/gid_map", self.gid_map.as_bytes())?;
+        // Make sure nothing we mount propagates back to the host.
+        // SAFETY: all pointers are NUL-terminated static strings or null.
+        check(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        })?;
+        if let Some((target, options)) = &self.overlay {
+            // SAFETY: every pointer is a NUL-terminated string owned by `self`.
+            check(unsafe {
+                libc::mount(
+                    c"overlay".as_ptr(),
+                    target.as_ptr(),
+                    c"overlay".as_ptr(),
+                    0,
+                    options.as_ptr().cast(),
+                )
+            })?;
+        }
+        set_rlimit(libc::RLIMIT_CORE, Some(0))?;
+        set_rlimit(libc::RLIMIT_NPROC, self.limits.nproc)?;
+        set_rlimit(libc::RLIMIT_AS, self.limits.address_space)?;
+        set_rlimit(libc::RLIMIT_FSIZE, self.limits.file_size)?;
+        set_rlimit(libc::RLIMIT_NOFILE, self.limits.open_files)?;
+        Ok(())
+    }
+}
+
+/// Resource identifier type of `setrlimit` on glibc.
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+/// Resource identifier type of `setrlimit` on other libcs.
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// Lowers soft and hard limit of `resource` to `value` (no-op for `None`).
+fn set_rlimit(resource: Resource, value: Option<u64>) -> io::Result<()> {
+    let Some(value) = value else { return Ok(()) };
+    let limit = libc::rlimit {
+        rlim_cur: value as libc::rlim_t,
+        rlim_max: value as libc::rlim_t,
+    };
+    // SAFETY: `limit` is a valid rlimit for the duration of the call.
+    check(unsafe { libc::setrlimit(resource, &limit) })
+}
+
+/// Writes `data` to the file `path` with raw system calls (usable after fork).
+fn write_file(path: &CStr, data: &[u8]) -> io::Result<()> {
+    // SAFETY: `path` is NUL-terminated; open returns a new descriptor or -1.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    check(fd)?;
+    // SAFETY: `data` is valid for `data.len()` bytes; `fd` was just opened by us.
+    let written = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    let result = if written == -1 {
+        Err(io::Error::last_os_error())
+    } else if written as usize != data.len() {
+        Err(io::Error::from_raw_os_error(libc::EIO))
+    } else {
+        Ok(())
+    };
+    // SAFETY: closing the descriptor opened above exactly once.
+    unsafe { libc::close(fd) };
+    result
+}

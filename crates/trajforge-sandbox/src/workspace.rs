@@ -1,0 +1,282 @@
+//! Per-episode copy-on-write workspaces and one-shot sandboxed commands.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::env::EnvInner;
+use crate::error::{Result, SandboxError};
+use crate::output::{Capture, CommandOutput};
+use crate::session::Session;
+use crate::spawn::{self, ReadEnd, Root};
+
+/// Largest patch `diff` accepts.
+pub(crate) const MAX_DIFF_BYTES: usize = 256 << 20;
+
+/// The script computing the patch inside the sandbox (`git add -A; git diff --cached`).
+pub(crate) fn diff_script(workspace_dir: &Path) -> String {
+    format!(
+        r#"cd "{}" || exit 90
+git add -A >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 91; }}
+git diff --cached --no-color --no-ext-diff --no-textconv 2>/tmp/.trajforge-diff-err || {{ cat /tmp/.trajforge-diff-err; exit 92; }}"#,
+        workspace_dir.display()
+    )
+}
+
+/// One episode's writable view of the base snapshot.
+///
+/// On disk it is an overlay upper directory (plus overlayfs' work directory and an empty
+/// mount point); the overlay itself only exists inside sandboxes. Dropping the last handle
+/// (workspace or session) deletes these directories.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    inner: Arc<WsInner>,
+}
+
+/// Shared state of a workspace.
+#[derive(Debug)]
+pub(crate) struct WsInner {
+    /// The environment it belongs to.
+    pub env: Arc<EnvInner>,
+    /// Episode directory.
+    pub dir: PathBuf,
+    /// Set while a session or command has the overlay mounted.
+    busy: AtomicBool,
+}
+
+/// Marks a workspace as in use until dropped.
+#[derive(Debug)]
+pub(crate) struct BusyGuard(Arc<WsInner>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+impl WsInner {
+    /// Claims the workspace: an overlay must never be mounted twice at once.
+    pub(crate) fn acquire(self: &Arc<Self>) -> Result<BusyGuard> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(SandboxError::WorkspaceBusy {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(BusyGuard(self.clone()))
+    }
+
+    /// The overlay root for a sandbox.
+    pub(crate) fn root(&self) -> Root {
+        Root::Overlay {
+            lower: self.env.base.clone(),
+            upper: self.dir.join("upper"),
+            work: self.dir.join("work"),
+            merged: self.dir.join("merged"),
+        }
+    }
+}
+
+impl Drop for WsInner {
+    fn drop(&mut self) {
+        let _ = remove_tree(&self.dir);
+    }
+}
+
+impl Workspace {
+    /// Creates the episode directory `dir` (upper, work and mount point).
+    pub(crate) fn create(env: Arc<EnvInner>, dir: PathBuf) -> Result<Self> {
+        let (uid, gid, drop_root) = spawn::host_identity(&env.config);
+        fs::create_dir(&dir).map_err(SandboxError::io("create workspace", &dir))?;
+        let inner = Arc::new(WsInner {
+            env,
+            dir: dir.clone(),
+            busy: AtomicBool::new(false),
+        });
+        for sub in ["upper", "work", "merged"] {
+            let path = dir.join(sub);
+            fs::create_dir(&path).map_err(SandboxError::io("create", &path))?;
+            if drop_root {
+                std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                    .map_err(SandboxError::io("chown", &path))?;
+            }
+        }
+        Ok(Workspace { inner })
+    }
+
+    /// The episode directory on the host.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The overlay upper directory: every file the episode created or changed.
+    pub fn upper_dir(&self) -> PathBuf {
+        self.inner.dir.join("upper")
+    }
+
+    /// Starts the persistent shell of this episode (one at a time per workspace).
+    pub fn session(&self) -> Result<Session> {
+        Session::start(self.inner.clone())
+    }
+
+    /// Runs one command in a fresh sandbox over this workspace (`bash -c`); every process it
+    /// started is gone when this returns. `timeout` defaults to the configured limit.
+    pub fn run(&self, cmd: &str, timeout: Option<Duration>) -> Result<CommandOutput> {
+        if cmd.contains('\0') {
+            return Err(SandboxError::NulInCommand);
+        }
+        let _guard = self.inner.acquire()?;
+        let env = &self.inner.env;
+        let limits = &env.config.limits;
+        let spec = spawn::Spec {
+            config: &env.config,
+            bwrap: &env.bwrap,
+            limits,
+            root: self.inner.root(),
+            network: false,
+            argv: vec![
+                "bash".into(),
+                "--noprofile".into(),
+                "--norc".into(),
+                "-c".into(),
+                cmd.into(),
+            ],
+            stdin: false,
+        };
+        run_oneshot(&spec, timeout.unwrap_or(limits.timeout))
+    }
+
+    /// The patch of the workspace against the base commit (`git add -A; git diff --cached`:
+    /// new files included, binary files marked), computed inside a sandbox.
+    pub fn diff(&self) -> Result<String> {
+        let _guard = self.inner.acquire()?;
+        let env = &self.inner.env;
+        let limits = crate::config::Limits {
+            max_output_bytes: MAX_DIFF_BYTES,
+            ..env.config.limits.clone()
+        };
+        let script = diff_script(&env.config.workspace_dir);
+        let spec = spawn::Spec {
+            config: &env.config,
+            bwrap: &env.bwrap,
+            limits: &limits,
+            root: self.inner.root(),
+            network: false,
+            argv: vec![
+                "bash".into(),
+                "--noprofile".into(),
+                "--norc".into(),
+                "-c".into(),
+                script,
+            ],
+            stdin: false,
+        };
+        let out = run_oneshot(&spec, limits.timeout)?;
+        check_diff(&self.inner.dir, out)
+    }
+}
+
+/// Turns the diff script's result into the patch or an error.
+pub(crate) fn check_diff(dir: &Path, out: CommandOutput) -> Result<String> {
+    if out.exit_code != Some(0) || out.timed_out || out.clipped {
+        let mut output = out.output;
+        if out.clipped {
+            output = format!("patch larger than {MAX_DIFF_BYTES} bytes");
+        } else if out.timed_out {
+            output.push_str("\n(timed out)");
+        }
+        return Err(SandboxError::DiffFailed {
+            path: dir.to_owned(),
+            exit_code: out.exit_code,
+            output,
+        });
+    }
+    Ok(out.output)
+}
+
+/// Runs a sandbox to completion, capturing output; on timeout kills the whole sandbox.
+pub(crate) fn run_oneshot(spec: &spawn::Spec<'_>, timeout: Duration) -> Result<CommandOutput> {
+    let started = Instant::now();
+    let mut sandbox = spawn::start(spec)?;
+    let mut capture = Capture::new(spec.limits.max_output_bytes);
+    let deadline = started + timeout;
+    let end = spawn::read_until(&mut sandbox.out, deadline, |chunk| {
+        capture.push(chunk);
+        false
+    })?;
+    let mut timed_out = false;
+    let status = match end {
+        ReadEnd::Deadline => {
+            timed_out = true;
+            let status = spawn::kill_sandbox(&mut sandbox.child);
+            // Collect what is still buffered in the pipe.
+            let _ = spawn::read_until(
+                &mut sandbox.out,
+                Instant::now() + Duration::from_millis(200),
+                |chunk| {
+                    capture.push(chunk);
+                    false
+                },
+            );
+            status
+        }
+        ReadEnd::Eof | ReadEnd::Done => {
+            Some(sandbox.child.wait().map_err(|source| SandboxError::Pipe {
+                action: "waiting for the sandbox",
+                source,
+            })?)
+        }
+    };
+    let duration = started.elapsed();
+    let (mut output, clipped) = capture.finish();
+    if timed_out {
+        output.push_str(&format!(
+            "\n[trajforge: command timed out after {} s and was killed]",
+            timeout.as_secs_f64()
+        ));
+    }
+    Ok(CommandOutput {
+        output,
+        exit_code: if timed_out {
+            None
+        } else {
+            status.and_then(spawn::exit_code)
+        },
+        timed_out,
+        duration,
+        clipped,
+        shell_restarted: false,
+    })
+}
+
+/// Removes a directory tree, first making directories writable and searchable (overlayfs
+/// leaves a mode-000 `work/work` directory that an unprivileged owner cannot delete).
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            make_removable(path);
+            fs::remove_dir_all(path)
+        }
+    }
+}
+
+/// Gives the owner rwx on every directory below `path`.
+fn make_removable(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            make_removable(&entry.path());
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! `trajforge run`: real episodes in the sandbox on a real repository, against the scripted
+//! fake teacher, through the real binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::json;
+use trajforge_testkit::{FakeServer, Reply, Script, Step};
+
+use crate::repo_root;
+
+/// A git repository made from the shipped sample (more-itertools), in a fresh folder.
+pub fn sample_git_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("sample");
+    copy_dir(&repo_root().join("examples/sample-repo"), &repo);
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "base"]);
+    repo
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A work folder the sandbox's unprivileged user can reach.
+pub fn work_dir(dir: &Path) -> PathBuf {
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    for p in [dir, work.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    work
+}
+
+async fn trajforge_async(args: Vec<String>, envs: Vec<(&'static str, &'static str)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_trajforge"))
+            .args(&args)
+            .envs(envs)
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join")
+}
+
+fn run_args(server: &FakeServer, repo: &Path, work: &Path, out: &Path) -> Vec<String> {
+    [
+        "run",
+        "--repo",
+        &repo.display().to_string(),
+        "--task",
+        "There may be a problem with chunked in more_itertools/more.py. Investigate.",
+        "--teacher",
+        &server.url(),
+        "--model",
+        "fake",
+        "--work-dir",
+        &work.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--retries",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_episode_edits_runs_and_submits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = sample_git_repo(dir.path());
+    let work = work_dir(dir.path());
+    let out = dir.path().join("traj.json");
+    let script = Script::sequence(vec![
+        Step::Reply(
+            Reply::new()
+                .reasoning("Find the function first.")
+                .tool_call(
+                    "bash",
+                    json!({"command": "cd more_itertools && grep -n 'def chunked' more.py"}),
+                ),
+        ),
+        Step::tool_call(
+            "str_replace_editor",
+            json!({"command": "view", "path": "/workspace/more_itertools/more.py", "view_range": [1, 3]}),
+        ),
+        Step::tool_call(
+            "str_replace_editor",
+            json!({"command": "str_replace", "path": "/workspace/more_itertools/more.py", "old_str": "def chunked(iterable, n, strict=False):", "new_str": "def chunked(iterable, n, strict=False):  # checked"}),
+        ),
+        Step::tool_call(
+            "bash",
+            json!({"command": "pwd && python3 -c 'import sys; sys.path.insert(0, \"..\"); import more_itertools as m; print(list(m.chunked([1, 2, 3], 2)))'"}),
+        ),
+        Step::tool_call(
+            "str_replace_editor",
+            json!({"command": "create", "path": "/workspace/repro.py", "file_text": "print('repro')\n"}),
+        ),
+        Step::tool_call("submit", json!({})),
+        Step::tool_call("bash", json!({"command": "rm /workspace/repro.py"})),
+        Step::tool_call("submit", json!({})),
+    ]);
+    let server = FakeServer::start(script).await;
+    let output = trajforge_async(
+        run_args(&server, &repo, &work, &out),
+        vec![("TRAJFORGE_API_KEY", "sk-very-secret-123")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
+    // The patch on stdout: the edit, not the deleted scratch file.
+    assert!(
+        stdout.contains("+def chunked(iterable, n, strict=False):  # checked"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("repro.py"), "{stdout}");
+    // Live output shows each step, and the summary line ends the run.
+    assert!(
+        stderr.contains("step 8") && stderr.contains("submitted after 8 steps"),
+        "{stderr}"
+    );
+
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("trajectory file"))
+            .expect("json");
+    assert_eq!(traj["exit"]["status"], "submitted");
+    let steps = traj["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 8);
+    let obs = |i: usize| {
+        steps[i]["tools"][0]["observation"]["text"]
+            .as_str()
+            .expect("text")
+            .to_string()
+    };
+    assert!(
+        obs(0).contains("def chunked(iterable, n, strict=False):"),
+        "{}",
+        obs(0)
+    );
+    assert!(obs(1).contains("     1\t"), "{}", obs(1));
+    assert!(obs(2).contains("has been edited"), "{}", obs(2));
+    // The shell persisted: `cd more_itertools` from step 1 still holds in step 4.
+    assert!(
+        obs(3).contains("/workspace/more_itertools") && obs(3).contains("[[1, 2], [3]]"),
+        "{}",
+        obs(3)
+    );
+    assert!(
+        obs(5).contains("repro.py") && obs(5).contains("call submit again"),
+        "{}",
+        obs(5)
+    );
+    assert_eq!(
+        steps[0]["assistant"]["reasoning"],
+        "Find the function first."
+    );
+    assert_eq!(traj["tools"].as_array().expect("tools").len(), 3);
+    assert!(
+        traj["outcome"]["patch"]
+            .as_str()
+            .expect("patch")
+            .contains("# checked")
+    );
+
+    // The key reached the server and nothing else.
+    let recorded = server.recorded();
+    assert_eq!(
+        recorded[0].header("authorization"),
+        Some("Bearer sk-very-secret-123")
+    );
+    let file = std::fs::read_to_string(&out).expect("trajectory file");
+    for text in [&file, &stderr, &stdout] {
+        assert!(!text.contains("sk-very-secret-123"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_cannot_touch_the_host_outside_the_workspace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = sample_git_repo(dir.path());
+    let work = work_dir(dir.path());
+    let out = dir.path().join("traj.json");
+    let marker = dir.path().join("host-marker.txt");
+    std::fs::write(&marker, "host secret").expect("marker");
+    let attack = format!(
+        "cat {m}; echo pwned > {m}; cat /root/.ssh/id_rsa; ls {repo}; curl -s http://127.0.0.1:1/ || echo no-network",
+        m = marker.display(),
+        repo = repo.display()
+    );
+    let script = Script::sequence(vec![
+        Step::tool_call("bash", json!({"command": attack})),
+        Step::tool_call("submit", json!({})),
+        Step::tool_call("submit", json!({})),
+    ]);
+    let server = FakeServer::start(script).await;
+    let output = trajforge_async(run_args(&server, &repo, &work, &out), vec![]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "host secret"
+    );
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("file")).expect("json");
+    let text = traj["steps"][0]["tools"][0]["observation"]["text"]
+        .as_str()
+        .expect("text")
+        .to_string();
+    assert!(!text.contains("host secret"), "{text}");
+    assert!(
+        text.contains("No such file") || text.contains("Read-only"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_calls_end_the_episode_with_exit_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = sample_git_repo(dir.path());
+    let work = work_dir(dir.path());
+    let out = dir.path().join("traj.json");
+    let bad = || Step::Reply(Reply::new().raw_tool_call("bash", "{\"command\": "));
+    let server = FakeServer::start(Script::sequence(vec![bad(), bad(), bad()])).await;
+    let output = trajforge_async(run_args(&server, &repo, &work, &out), vec![]).await;
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("malformed calls after 3 steps"), "{stderr}");
+}
+
+#[test]
+fn unreachable_teacher_and_bad_repositories_fail_fast_with_hints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = sample_git_repo(dir.path());
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trajforge"))
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "run",
+        "--repo",
+        &repo.display().to_string(),
+        "--task",
+        "x",
+        "--teacher",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the teacher") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(started.elapsed().as_secs() < 20);
+
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).expect("mkdir");
+    let out = run(&[
+        "run",
+        "--repo",
+        &plain.display().to_string(),
+        "--task",
+        "x",
+        "--teacher",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("git init"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let sub = repo.join("more_itertools");
+    let out = run(&[
+        "run",
+        "--repo",
+        &sub.display().to_string(),
+        "--task",
+        "x",
+        "--teacher",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not its top level"));
+
+    let out = run(&[
+        "run",
+        "--repo",
+        &repo.display().to_string(),
+        "--teacher",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "a task is required");
+}
