@@ -263,26 +263,23 @@ async fn malformed_calls_end_the_episode_with_exit_3() {
 fn unreachable_teacher_and_bad_repositories_fail_fast_with_hints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = sample_git_repo(dir.path());
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_trajforge"))
-            .args(args)
-            .output()
-            .expect("runs")
+    // `run` against a closed port, on `repo`, with or without a task.
+    let run = |repo: &Path, task: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["run", "--repo"]).arg(repo);
+        if task {
+            cmd.args(["--task", "x"]);
+        }
+        cmd.args(["--teacher", "http://127.0.0.1:9/v1", "--model", "m"]);
+        let out = cmd.output().expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
     let started = std::time::Instant::now();
-    let out = run(&[
-        "run",
-        "--repo",
-        &repo.display().to_string(),
-        "--task",
-        "x",
-        "--teacher",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "m",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = run(&repo, true);
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("cannot reach the teacher") && err.contains("hint:"),
         "{err}"
@@ -291,47 +288,14 @@ fn unreachable_teacher_and_bad_repositories_fail_fast_with_hints() {
 
     let plain = dir.path().join("plain");
     std::fs::create_dir_all(&plain).expect("mkdir");
-    let out = run(&[
-        "run",
-        "--repo",
-        &plain.display().to_string(),
-        "--task",
-        "x",
-        "--teacher",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "m",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("git init"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, err) = run(&plain, true);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("git init"), "{err}");
 
-    let sub = repo.join("more_itertools");
-    let out = run(&[
-        "run",
-        "--repo",
-        &sub.display().to_string(),
-        "--task",
-        "x",
-        "--teacher",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "m",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not its top level"));
+    let (code, err) = run(&repo.join("more_itertools"), true);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not its top level"), "{err}");
 
-    let out = run(&[
-        "run",
-        "--repo",
-        &repo.display().to_string(),
-        "--teacher",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "m",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "a task is required");
+    let (code, _) = run(&repo, false);
+    assert_eq!(code, Some(2), "a task is required");
 }
