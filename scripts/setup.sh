@@ -35,6 +35,9 @@ BASE_PACKAGES=(
 EXTRA_PACKAGES=(
     bubblewrap # the rootless sandbox every agent command runs in
     procps     # ps, used by the sandbox escape tests
+    cmake        # builds llama.cpp (crate llama-cpp-sys-2, the local teacher)
+    clang        # bindgen's C front end for the llama.cpp bindings
+    libclang-dev # libclang.so, loaded by bindgen
 )
 # ---------------------------------------------------------------------------
 

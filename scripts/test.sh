@@ -25,5 +25,6 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi
 bash scripts/fetch-test-data.sh
+bash scripts/install-model.sh # the local teacher tests load the real model
 
 cargo test --workspace --all-targets --locked "$@"

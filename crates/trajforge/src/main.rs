@@ -35,6 +35,12 @@ enum Command {
     Recall(cmd::recall::Args),
     /// Run one agent episode on a repository with a teacher model, watched live.
     Run(Box<cmd::run::Args>),
+    /// Serve a local GGUF model as an OpenAI-compatible endpoint (chat completions with tools).
+    Serve(cmd::serve::Args),
+    /// Generate soft-verified trajectories from a repository (the main job; resumable).
+    Generate(Box<cmd::generate::Args>),
+    /// Show where a run stands: stages, kept and rejected, recall histogram, tokens and cost.
+    Status(cmd::status::Args),
 }
 
 fn main() {
@@ -52,6 +58,9 @@ fn main() {
         Command::Menu(args) => cmd::menu::run(args),
         Command::Recall(args) => cmd::recall::run(args),
         Command::Run(args) => cmd::run::run(*args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Generate(args) => cmd::generate::run(*args),
+        Command::Status(args) => cmd::status::run(args),
     };
     if let Err(err) = result {
         std::process::exit(report(&err));
@@ -67,4 +76,14 @@ fn report(err: &CliError) -> i32 {
         eprintln!("hint: {hint}");
     }
     err.code
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
 pub mod functions;
+pub mod generate;
 pub mod menu;
 pub mod recall;
 pub mod run;
+pub mod serve;
+pub mod status;
 
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use trajforge_agent::{Event, ExitStatus, LoopConfig, RepoEnvironment, Trajectory, run_episode};
 use trajforge_sandbox::{Environment, EnvironmentOptions, SandboxError};
 use trajforge_teacher::{
-    OpenAiTeacher, RequestLimiter, Sampling, TeacherConfig, TeacherError, ToolMode,
+    OpenAiTeacher, RequestLimiter, Sampling, Teacher, TeacherConfig, TeacherError, ToolMode,
 };
 
 use crate::error::{self, CliError};
@@ -71,12 +71,13 @@ pub struct Args {
 /// How to reach the teacher model; shared by every command that runs one.
 #[derive(Debug, clap::Args)]
 pub struct TeacherArgs {
-    /// Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.
+    /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or `local[:PATH.gguf]`
+    /// for the embedded model running in-process (default: the model scripts/install-model.sh installs).
     #[arg(long, value_name = "URL")]
     pub teacher: String,
-    /// Model name the server serves.
+    /// Model name the server serves (not needed with `--teacher local`).
     #[arg(long, value_name = "NAME")]
-    pub model: String,
+    pub model: Option<String>,
     /// How tool calls travel: native `tool_calls`, or Qwen/Hermes `<tool_call>` text for servers without a tool parser.
     #[arg(long, value_enum, default_value_t = Mode::Native)]
     pub tool_mode: Mode,
@@ -89,9 +90,9 @@ pub struct TeacherArgs {
     /// Most tokens generated per model call.
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<u32>,
-    /// Sampling seed, for servers that honour it.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Sampling seed sent to the server, for servers that honour it.
+    #[arg(long, value_name = "N")]
+    pub sampling_seed: Option<u64>,
     /// Teacher requests in flight at most.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_requests: usize,
@@ -101,6 +102,9 @@ pub struct TeacherArgs {
     /// Retries of a failed request (429, 5xx, timeouts, dropped connections).
     #[arg(long, default_value_t = 6, value_name = "N")]
     pub retries: u32,
+    /// First wait before a retry, in seconds; it doubles (with jitter) up to 60 s.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub backoff: f64,
 }
 
 /// Tool-call transports.
@@ -112,39 +116,108 @@ pub enum Mode {
     Hermes,
 }
 
+/// A teacher ready to use: any implementation, plus the HTTP client when it is one (for the
+/// reachability check).
+pub struct BuiltTeacher {
+    /// The teacher.
+    pub teacher: Arc<dyn Teacher>,
+    /// The HTTP client behind it, for remote teachers.
+    pub remote: Option<Arc<OpenAiTeacher>>,
+    /// The model name recorded with the data.
+    pub model: String,
+}
+
+impl BuiltTeacher {
+    /// Check that a remote server answers, warning when it does not list the model.
+    pub async fn preflight(&self, url: &str) -> Result<(), CliError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        match remote.models(Duration::from_secs(15)).await {
+            Ok(models) if !models.is_empty() && !models.iter().any(|m| m == &self.model) => {
+                eprintln!(
+                    "warning: the server lists models {}, not {:?}; trying anyway",
+                    models.join(", "),
+                    self.model
+                );
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(teacher_unreachable(url, &e)),
+        }
+    }
+}
+
 impl TeacherArgs {
-    /// Build the client, checking the options.
+    /// Build the teacher (a remote server, or the model in-process), checking the options.
     pub fn build(
         &self,
         on_retry: Option<trajforge_teacher::RetryHook>,
-    ) -> Result<OpenAiTeacher, CliError> {
+    ) -> Result<BuiltTeacher, CliError> {
         if !(0.0..=2.0).contains(&self.temperature) {
             return Err(CliError::input(format!(
                 "--temperature {}: must be between 0 and 2",
                 self.temperature
             )));
         }
+        let sampling = Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            seed: self.sampling_seed,
+            ..Sampling::default()
+        };
+        if let Some(path) = trajforge_local::parse_local_spec(&self.teacher) {
+            let options = trajforge_local::LocalOptions {
+                sampling,
+                ..trajforge_local::LocalOptions::default()
+            };
+            let local = trajforge_local::LocalTeacher::load(&path, options).map_err(|e| {
+                CliError::input(e)
+                    .hint("scripts/install-model.sh installs the default model; or pass --teacher local:PATH.gguf")
+            })?;
+            let model = self
+                .model
+                .clone()
+                .unwrap_or_else(|| local.model_name().to_string());
+            return Ok(BuiltTeacher {
+                teacher: Arc::new(local),
+                remote: None,
+                model,
+            });
+        }
+        let model = self.model.clone().ok_or_else(|| {
+            CliError::input("--model is required with a server URL")
+                .hint("pass the name the server serves (curl URL/models lists them), or use --teacher local")
+        })?;
         if self.max_requests == 0 {
             return Err(CliError::input("--max-requests must be at least 1"));
         }
-        let mut config = TeacherConfig::new(&self.teacher, &self.model);
+        if !(0.0..=600.0).contains(&self.backoff) {
+            return Err(CliError::input(format!(
+                "--backoff {}: must be between 0 and 600 seconds",
+                self.backoff
+            )));
+        }
+        let mut config = TeacherConfig::new(&self.teacher, &model);
         config.mode = match self.tool_mode {
             Mode::Native => ToolMode::Native,
             Mode::Hermes => ToolMode::Hermes,
         };
-        config.sampling = Sampling {
-            temperature: self.temperature,
-            top_p: self.top_p,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-            ..Sampling::default()
-        };
+        config.sampling = sampling;
         config.request_timeout = Duration::from_secs(self.request_timeout.max(1));
         config.max_retries = self.retries;
+        config.backoff_base = Duration::from_secs_f64(self.backoff);
         config.limiter = Arc::new(RequestLimiter::new(self.max_requests));
         config.on_retry = on_retry;
-        OpenAiTeacher::new(config).map_err(|e| {
-            CliError::input(e).hint("pass the server's base URL including the API version, e.g. http://127.0.0.1:8000/v1")
+        let remote = Arc::new(OpenAiTeacher::new(config).map_err(|e| {
+            CliError::input(e)
+                .hint("pass the server's base URL including the API version, e.g. http://127.0.0.1:8000/v1")
+        })?);
+        Ok(BuiltTeacher {
+            teacher: Arc::clone(&remote) as Arc<dyn Teacher>,
+            remote: Some(remote),
+            model,
         })
     }
 }
@@ -197,22 +270,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
 
-    runtime.block_on(async {
-        match teacher.models(Duration::from_secs(15)).await {
-            Ok(models)
-                if !models.is_empty() && !models.iter().any(|m| m == &args.teacher.model) =>
-            {
-                eprintln!(
-                    "warning: the server lists models {}, not {:?}; trying anyway",
-                    models.join(", "),
-                    args.teacher.model
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return Err(teacher_unreachable(&args.teacher.teacher, &e)),
-        }
-        Ok(())
-    })?;
+    runtime.block_on(teacher.preflight(&args.teacher.teacher))?;
 
     let work_dir = args
         .work_dir
@@ -260,7 +318,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 print_event(&event, color);
             }
         };
-        run_episode(&teacher, &mut env, &task, &config, &mut show).await
+        run_episode(
+            teacher.teacher.as_ref(),
+            &mut env,
+            &task,
+            &config,
+            &mut show,
+        )
+        .await
     });
     drop(env);
     drop(workspace);
@@ -290,7 +355,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
 }
 
 /// The repository must be the top level of a git repository: workspaces are snapshots of a commit.
-fn check_repository(repo: &Path) -> Result<PathBuf, CliError> {
+pub fn check_repository(repo: &Path) -> Result<PathBuf, CliError> {
     let canonical = std::fs::canonicalize(repo).map_err(|e| {
         CliError::input(format!("{}: {e}", repo.display()))
             .hint("pass the folder of a git repository with --repo")
@@ -330,7 +395,7 @@ fn check_repository(repo: &Path) -> Result<PathBuf, CliError> {
 
 /// `/var/tmp/trajforge/env-<hash of the repository path>`: reused across runs, and reachable
 /// by the unprivileged uid the sandbox uses when trajforge runs as root.
-fn default_work_dir(repo: &Path) -> PathBuf {
+pub fn default_work_dir(repo: &Path) -> PathBuf {
     let base = std::env::var_os("TRAJFORGE_WORK_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
@@ -344,7 +409,7 @@ fn default_work_dir(repo: &Path) -> PathBuf {
     base.join(format!("env-{hash:016x}"))
 }
 
-fn teacher_unreachable(url: &str, err: &TeacherError) -> CliError {
+pub fn teacher_unreachable(url: &str, err: &TeacherError) -> CliError {
     let hint = match err {
         TeacherError::Status {
             status: 401 | 403, ..
@@ -360,7 +425,7 @@ fn teacher_unreachable(url: &str, err: &TeacherError) -> CliError {
     CliError::failure(format!("cannot reach the teacher: {err}")).hint(hint)
 }
 
-fn sandbox_error(err: SandboxError, work_dir: &Path) -> CliError {
+pub fn sandbox_error(err: SandboxError, work_dir: &Path) -> CliError {
     let hint = match &err {
         SandboxError::BwrapMissing { .. } => {
             "install bubblewrap: scripts/setup.sh does it".to_string()

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `trajforge` binary on real inputs in temporary folders.
 
 mod functions;
+mod generate;
 mod menu;
 mod readme;
 mod recall;

@@ -1,0 +1,844 @@
+//! An OpenAI-compatible HTTP server over a [`LocalTeacher`]: `POST /v1/chat/completions`
+//! (tools, streaming and not, usage) and `GET /v1/models`. Requests share one model
+//! context, so they wait in the teacher's queue; none is rejected for being concurrent.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use trajforge_teacher::{ChatMessage, Role, Sampling, ToolCall, ToolSpec};
+
+use crate::engine::Event;
+use crate::error::LocalError;
+use crate::grammar::ToolChoice;
+use crate::teacher::{LocalTeacher, Reply};
+
+/// Settings of [`serve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Model id announced by `/v1/models` and echoed in responses (default: the teacher's).
+    pub model_name: Option<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            model_name: None,
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Resolves when the process receives Ctrl-C (SIGINT), for `serve`'s shutdown argument.
+pub async fn wait_for_ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handler could be installed: never resolve rather than stop at once.
+        std::future::pending::<()>().await;
+    }
+}
+
+struct ServerState {
+    teacher: Arc<LocalTeacher>,
+    model: String,
+    max_body: usize,
+    next_id: AtomicU64,
+}
+
+/// Serve `teacher` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    teacher: Arc<LocalTeacher>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), LocalError> {
+    let state = Arc::new(ServerState {
+        model: options
+            .model_name
+            .unwrap_or_else(|| teacher.model_name().to_string()),
+        teacher,
+        max_body: options.max_body_bytes,
+        next_id: AtomicU64::new(1),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and similar: wait a moment instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, Arc::clone(&state)));
+            // Errors here are client disconnects and protocol garbage; nothing to report.
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A whole JSON body or a server-sent event stream.
+enum ServerBody {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl Body for ServerBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ServerBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ServerBody::Stream(rx) => rx.poll_recv(cx).map(|d| d.map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ServerBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ServerBody::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+            ServerBody::Full(None) => SizeHint::with_exact(0),
+            ServerBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+type Resp = Response<ServerBody>;
+
+fn json_response(status: StatusCode, value: &Value) -> Resp {
+    let mut resp = Response::new(ServerBody::Full(Some(Bytes::from(value.to_string()))));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+fn error_body(message: &str, kind: &str, code: Option<&str>) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+fn error_response(status: StatusCode, message: &str, code: Option<&str>) -> Resp {
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else if status == StatusCode::NOT_FOUND {
+        "not_found_error"
+    } else {
+        "invalid_request_error"
+    };
+    json_response(status, &error_body(message, kind, code))
+}
+
+/// HTTP status and error code for a failure of the teacher.
+fn classify(err: &LocalError) -> (StatusCode, Option<&'static str>) {
+    match err {
+        LocalError::ContextOverflow { .. } => {
+            (StatusCode::BAD_REQUEST, Some("context_length_exceeded"))
+        }
+        LocalError::InvalidRequest(_) | LocalError::Template { .. } => {
+            (StatusCode::BAD_REQUEST, None)
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
+    }
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Result<Resp, Infallible> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let resp = match (req.method(), path.as_str()) {
+        (&Method::GET, "/v1/models" | "/models") => json_response(
+            StatusCode::OK,
+            &json!({"object": "list", "data": [{
+                "id": state.model, "object": "model", "created": 0, "owned_by": "trajforge"
+            }]}),
+        ),
+        (&Method::GET, "/health" | "/v1/health") => {
+            json_response(StatusCode::OK, &json!({"status": "ok"}))
+        }
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(req, &state).await,
+        (_, "/v1/models" | "/models" | "/v1/chat/completions" | "/chat/completions") => {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("method {} is not allowed on {path}", req.method()),
+                None,
+            )
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no route {path}; this server offers POST /v1/chat/completions and GET /v1/models"
+            ),
+            None,
+        ),
+    };
+    Ok(resp)
+}
+
+/// A parsed chat-completions request.
+struct ChatRequest {
+    messages: Vec<ChatMessage>,
+    tools: Vec<ToolSpec>,
+    tool_choice: ToolChoice,
+    sampling: Sampling,
+    stream: bool,
+    include_usage: bool,
+    parallel_tool_calls: bool,
+}
+
+async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
+    let body = match Limited::new(req.into_body(), state.max_body)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return if e.is::<http_body_util::LengthLimitError>() {
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body is larger than {} bytes", state.max_body),
+                    None,
+                )
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read body: {e}"),
+                    None,
+                )
+            };
+        }
+    };
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("request body is not valid JSON: {e}"),
+                None,
+            );
+        }
+    };
+    let request = match parse_request(&value, &state.teacher.options().sampling) {
+        Ok(r) => r,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message, None),
+    };
+    let teacher = &state.teacher;
+    let sampling = teacher.sampling_params(&request.sampling);
+    let mut started = match teacher.start(
+        &request.messages,
+        &request.tools,
+        &request.tool_choice,
+        request.parallel_tool_calls,
+        sampling,
+        request.stream,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let (status, code) = classify(&e);
+            return error_response(status, &e.to_string(), code);
+        }
+    };
+    let id = format!(
+        "chatcmpl-{}-{}",
+        state.next_id.fetch_add(1, Ordering::Relaxed),
+        unix_time()
+    );
+
+    if !request.stream {
+        let generation = loop {
+            match started.events.recv().await {
+                Some(Event::Done(result)) => break result,
+                Some(Event::Text(_)) => {}
+                None => break Err(LocalError::WorkerGone),
+            }
+        };
+        return match generation {
+            Ok(g) => {
+                let reply = teacher.finish(g, started.tools_enabled);
+                json_response(StatusCode::OK, &completion_json(&id, &state.model, &reply))
+            }
+            Err(e) => {
+                let (status, code) = classify(&e);
+                error_response(status, &e.to_string(), code)
+            }
+        };
+    }
+
+    // Wait for the first event before answering, so an error (context overflow) still gets
+    // its proper status instead of an error event inside a 200 stream.
+    let first = match started.events.recv().await {
+        Some(Event::Done(Err(e))) => {
+            let (status, code) = classify(&e);
+            return error_response(status, &e.to_string(), code);
+        }
+        Some(event) => event,
+        None => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &LocalError::WorkerGone.to_string(),
+                None,
+            );
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let pump = StreamPump {
+        id,
+        model: state.model.clone(),
+        created: unix_time(),
+        include_usage: request.include_usage,
+        tools_enabled: started.tools_enabled,
+        tx,
+    };
+    let teacher = Arc::clone(&state.teacher);
+    tokio::spawn(pump.run(first, started.events, teacher));
+    let mut resp = Response::new(ServerBody::Stream(rx));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+fn unix_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Valid calls go to `tool_calls`; when some call is malformed (cut by max_tokens) the raw
+/// text goes to `content` so the client sees what the model wrote.
+fn split_reply(reply: &Reply) -> (Option<String>, Vec<&ToolCall>) {
+    let valid: Vec<&ToolCall> = reply
+        .message
+        .tool_calls
+        .iter()
+        .filter(|c| !c.is_malformed())
+        .collect();
+    let content = if valid.len() == reply.message.tool_calls.len() {
+        reply.message.content.clone()
+    } else {
+        Some(reply.generation.text.clone())
+    };
+    (content, valid)
+}
+
+fn call_json(call: &ToolCall) -> Value {
+    json!({"id": call.id, "type": "function",
+           "function": {"name": call.name, "arguments": call.arguments}})
+}
+
+fn usage_json(reply: &Reply) -> Value {
+    let g = &reply.generation;
+    json!({
+        "prompt_tokens": g.prompt_tokens,
+        "completion_tokens": g.completion_tokens,
+        "total_tokens": g.prompt_tokens + g.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": g.prompt_reused},
+    })
+}
+
+fn completion_json(id: &str, model: &str, reply: &Reply) -> Value {
+    let (content, calls) = split_reply(reply);
+    let mut message = json!({"role": "assistant", "content": content});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls.iter().map(|c| call_json(c)).collect());
+    }
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": unix_time(),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null,
+                     "finish_reason": reply.finish_reason}],
+        "usage": usage_json(reply),
+    })
+}
+
+/// Turns engine events into SSE chunks.
+struct StreamPump {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    tools_enabled: bool,
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// What the streamed text has turned out to be.
+#[derive(PartialEq)]
+enum Shape {
+    /// Tools are offered and nothing visible was generated yet.
+    Undecided,
+    /// Plain text: stream it as it comes.
+    Content,
+    /// Tool calls: sent whole at the end, once they are parsed.
+    Calls,
+}
+
+impl StreamPump {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    }
+
+    /// Send one SSE event; false when the client has gone.
+    async fn send(&self, value: &Value) -> bool {
+        self.tx
+            .send(Bytes::from(format!("data: {value}\n\n")))
+            .await
+            .is_ok()
+    }
+
+    async fn run(
+        self,
+        first: Event,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        teacher: Arc<LocalTeacher>,
+    ) {
+        if !self
+            .send(&self.chunk(json!({"role": "assistant", "content": ""}), None))
+            .await
+        {
+            return;
+        }
+        let mut shape = if self.tools_enabled {
+            Shape::Undecided
+        } else {
+            Shape::Content
+        };
+        let mut held = String::new();
+        let mut next = Some(first);
+        let result = loop {
+            let event = match next.take() {
+                Some(e) => e,
+                None => match events.recv().await {
+                    Some(e) => e,
+                    None => break Err(LocalError::WorkerGone),
+                },
+            };
+            match event {
+                Event::Text(text) => {
+                    if shape == Shape::Undecided {
+                        held.push_str(&text);
+                        let visible = held.trim_start();
+                        if visible.is_empty() {
+                            continue;
+                        }
+                        // The grammar forbids messages starting with '<': this is a call.
+                        shape = if visible.starts_with('<') {
+                            Shape::Calls
+                        } else {
+                            Shape::Content
+                        };
+                        if shape == Shape::Content {
+                            let text = std::mem::take(&mut held);
+                            if !self.send(&self.chunk(json!({"content": text}), None)).await {
+                                return;
+                            }
+                        }
+                    } else if shape == Shape::Content
+                        && !self.send(&self.chunk(json!({"content": text}), None)).await
+                    {
+                        return;
+                    }
+                }
+                Event::Done(result) => break result,
+            }
+        };
+        match result {
+            Ok(generation) => {
+                let reply = teacher.finish(generation, self.tools_enabled);
+                let (content, calls) = split_reply(&reply);
+                if shape != Shape::Content
+                    && let Some(text) = content.filter(|t| !t.is_empty())
+                {
+                    // Text that was held back (calls that turned out malformed, or blank
+                    // output) is sent now.
+                    if !self.send(&self.chunk(json!({"content": text}), None)).await {
+                        return;
+                    }
+                }
+                for (index, call) in calls.iter().enumerate() {
+                    let mut c = call_json(call);
+                    c["index"] = json!(index);
+                    if !self
+                        .send(&self.chunk(json!({"tool_calls": [c]}), None))
+                        .await
+                    {
+                        return;
+                    }
+                }
+                if !self
+                    .send(&self.chunk(json!({}), Some(reply.finish_reason)))
+                    .await
+                {
+                    return;
+                }
+                if self.include_usage {
+                    let mut usage = self.chunk(json!({}), None);
+                    usage["choices"] = json!([]);
+                    usage["usage"] = usage_json(&reply);
+                    if !self.send(&usage).await {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let (_, code) = classify(&e);
+                let kind = if code.is_some() {
+                    "invalid_request_error"
+                } else {
+                    "server_error"
+                };
+                if !self.send(&error_body(&e.to_string(), kind, code)).await {
+                    return;
+                }
+            }
+        }
+        let _ = self.tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    }
+}
+
+/// Parse an OpenAI chat-completions body. `Err` is the message of a 400 answer.
+fn parse_request(body: &Value, defaults: &Sampling) -> Result<ChatRequest, String> {
+    let obj = body
+        .as_object()
+        .ok_or("request body must be a JSON object")?;
+    let raw_messages = match obj.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => m,
+        Some(Value::Array(_)) => return Err("\"messages\" must not be empty".into()),
+        Some(_) => return Err("\"messages\" must be an array".into()),
+        None => return Err("missing required field \"messages\"".into()),
+    };
+    let mut messages = Vec::with_capacity(raw_messages.len());
+    for (i, m) in raw_messages.iter().enumerate() {
+        messages.push(parse_message(m, &messages).map_err(|e| format!("messages[{i}]: {e}"))?);
+    }
+    let tools = match obj.get("tools") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, t)| parse_tool(t).map_err(|e| format!("tools[{i}]: {e}")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("\"tools\" must be an array".into()),
+    };
+    let tool_choice = match obj.get("tool_choice") {
+        None | Some(Value::Null) => ToolChoice::Auto,
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => return Err(format!("unknown tool_choice {other:?}")),
+        },
+        Some(Value::Object(o)) => match o
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+        {
+            Some(name) => ToolChoice::Function(name.to_string()),
+            None => return Err("tool_choice object needs function.name".into()),
+        },
+        Some(_) => return Err("tool_choice must be a string or an object".into()),
+    };
+    if let ToolChoice::Function(name) = &tool_choice
+        && !tools.iter().any(|t| &t.name == name)
+    {
+        return Err(format!(
+            "tool_choice names {name:?}, which is not in \"tools\""
+        ));
+    }
+    if tool_choice == ToolChoice::Required && tools.is_empty() {
+        return Err("tool_choice \"required\" needs \"tools\"".into());
+    }
+    if let Some(n) = obj.get("n").filter(|n| !n.is_null()) {
+        if n.as_u64() != Some(1) {
+            return Err("only n = 1 is supported".into());
+        }
+    }
+
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| format!("\"{key}\" must be a number")),
+        }
+    };
+    let mut sampling = defaults.clone();
+    if let Some(t) = number("temperature")? {
+        if !(0.0..=2.0).contains(&t) {
+            return Err("\"temperature\" must be between 0 and 2".into());
+        }
+        sampling.temperature = t as f32;
+    }
+    if let Some(p) = number("top_p")? {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err("\"top_p\" must be in (0, 1]".into());
+        }
+        sampling.top_p = Some(p as f32);
+    }
+    for key in ["max_completion_tokens", "max_tokens"] {
+        if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+            let n = v
+                .as_u64()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("\"{key}\" must be a positive integer"))?;
+            sampling.max_tokens = Some(u32::try_from(n).unwrap_or(u32::MAX));
+            break;
+        }
+    }
+    if let Some(v) = obj.get("seed").filter(|v| !v.is_null()) {
+        let seed = v
+            .as_u64()
+            .or_else(|| v.as_i64().map(|s| s as u64))
+            .ok_or("\"seed\" must be an integer")?;
+        sampling.seed = Some(seed);
+    }
+    sampling.stop = match obj.get("stop") {
+        None | Some(Value::Null) => defaults.stop.clone(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or("\"stop\" entries must be strings")
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("\"stop\" must be a string or an array of strings".into()),
+    };
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("\"stream\" must be a boolean".into()),
+    };
+    let include_usage = obj
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // Off unless asked for: unlike OpenAI's default, because a small model asked for
+    // parallel calls keeps emitting them until max_tokens cuts the last one.
+    let parallel_tool_calls = obj
+        .get("parallel_tool_calls")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ChatRequest {
+        parallel_tool_calls,
+        messages,
+        tools,
+        tool_choice,
+        sampling,
+        stream,
+        include_usage,
+    })
+}
+
+/// Text of a `content` field: a string, null, or a list of text parts.
+fn content_text(content: Option<&Value>) -> Result<Option<String>, String> {
+    match content {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for part in parts {
+                match (part.get("type").and_then(Value::as_str), part.get("text")) {
+                    (Some("text"), Some(Value::String(t))) => out.push_str(t),
+                    (Some(kind), _) => {
+                        return Err(format!(
+                            "content part type {kind:?} is not supported (text only)"
+                        ));
+                    }
+                    _ => return Err("content parts need \"type\" and \"text\"".into()),
+                }
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err("\"content\" must be a string, null or an array of parts".into()),
+    }
+}
+
+fn parse_message(m: &Value, earlier: &[ChatMessage]) -> Result<ChatMessage, String> {
+    let obj = m.as_object().ok_or("a message must be an object")?;
+    let role = match obj.get("role").and_then(Value::as_str) {
+        Some("system" | "developer") => Role::System,
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some("tool" | "function") => Role::Tool,
+        Some(other) => return Err(format!("unknown role {other:?}")),
+        None => return Err("missing \"role\"".into()),
+    };
+    let content = content_text(obj.get("content"))?;
+    let mut msg = ChatMessage::assistant(content, Vec::new());
+    msg.role = role;
+    if role == Role::Assistant
+        && let Some(Value::Array(calls)) = obj.get("tool_calls")
+    {
+        for (i, call) in calls.iter().enumerate() {
+            msg.tool_calls
+                .push(parse_call(call).map_err(|e| format!("tool_calls[{i}]: {e}"))?);
+        }
+    }
+    if role == Role::Tool {
+        let id = obj
+            .get("tool_call_id")
+            .and_then(Value::as_str)
+            .map(String::from);
+        // Clients often omit the tool name on results; recover it from the call it answers.
+        let name = obj
+            .get("name")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| {
+                let id = id.as_deref()?;
+                earlier
+                    .iter()
+                    .flat_map(|m| &m.tool_calls)
+                    .find(|c| c.id == id)
+                    .map(|c| c.name.clone())
+            });
+        msg.tool_call_id = id;
+        msg.name = name;
+    } else if role != Role::Assistant && msg.content.is_none() {
+        return Err("\"content\" is required for this role".into());
+    }
+    Ok(msg)
+}
+
+fn parse_call(call: &Value) -> Result<ToolCall, String> {
+    let function = call.get("function").ok_or("missing \"function\"")?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("missing function.name")?;
+    let arguments = match function.get("arguments") {
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let id = call
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok(ToolCall::new(id, name, arguments))
+}
+
+fn parse_tool(t: &Value) -> Result<ToolSpec, String> {
+    let obj = t.as_object().ok_or("a tool must be an object")?;
+    if let Some(kind) = obj.get("type").and_then(Value::as_str)
+        && kind != "function"
+    {
+        return Err(format!(
+            "tool type {kind:?} is not supported (function only)"
+        ));
+    }
+    let function = obj
+        .get("function")
+        .and_then(Value::as_object)
+        .ok_or("missing \"function\" object")?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or("missing function.name")?;
+    let parameters = match function.get("parameters") {
+        None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => return Err("function.parameters must be an object".into()),
+    };
+    Ok(ToolSpec {
+        name: name.to_string(),
+        description: function
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        parameters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_request() {
+        let body = json!({
+            "model": "x",
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\":\"ls\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "a.py"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}],
+            "tool_choice": "required", "temperature": 0.2, "max_tokens": 7, "seed": 3,
+            "stop": "END", "stream": true, "stream_options": {"include_usage": true}
+        });
+        let r = parse_request(&body, &Sampling::default()).unwrap();
+        assert_eq!(r.messages.len(), 4);
+        assert_eq!(r.messages[1].content.as_deref(), Some("hi"));
+        assert_eq!(r.messages[3].name.as_deref(), Some("bash"));
+        assert_eq!(r.tool_choice, ToolChoice::Required);
+        assert_eq!(r.sampling.max_tokens, Some(7));
+        assert_eq!(r.sampling.stop, vec!["END".to_string()]);
+        assert!(r.stream && r.include_usage);
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let bad = [
+            json!([]),
+            json!({"messages": []}),
+            json!({"messages": [{"role": "wizard", "content": "x"}]}),
+            json!({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}),
+            json!({"messages": [{"role": "user", "content": "x"}], "n": 2}),
+            json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}),
+            json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+        ];
+        for body in bad {
+            assert!(
+                parse_request(&body, &Sampling::default()).is_err(),
+                "{body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The prompts of every stage, with defaults written for trajforge and overridable from files.
+
+use std::path::Path;
+
+/// Prompt templates; `{name}` placeholders are filled at each stage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Prompts {
+    /// Rollout 1 task: `{bug}` (the menu entry, rendered), `{function}`, `{path}`.
+    pub rollout1: String,
+    /// Self-check question: `{task}`, `{steps}`, `{patch}`.
+    pub selfcheck: String,
+    /// System prompt of the synthetic-PR writer.
+    pub pr_system: String,
+    /// Synthetic PR request: `{demo}`, `{task}`, `{patch}`.
+    pub pr: String,
+    /// Rollout 2 task: `{issue}`.
+    pub rollout2: String,
+}
+
+/// (file name, field, required placeholders) of each overridable prompt.
+const FILES: [(&str, &str, &[&str]); 5] = [
+    ("rollout1.txt", "rollout1", &["{bug}"]),
+    ("selfcheck.txt", "selfcheck", &["{task}", "{patch}"]),
+    ("pr_system.txt", "pr_system", &[]),
+    ("pr.txt", "pr", &["{demo}", "{patch}"]),
+    ("rollout2.txt", "rollout2", &["{issue}"]),
+];
+
+impl Default for Prompts {
+    fn default() -> Self {
+        Prompts {
+            rollout1: "{bug}\n\nThe cause may be in `{function}` itself, in something it calls, or in one of its \
+callers. Investigate the code in /workspace, find the problem and fix it with a minimal change to non-test \
+files. If you can, write a small script that reproduces the problem and check that your change fixes it. \
+When you are done, call `submit`."
+                .into(),
+            selfcheck: "An engineer was given this task:\n<task>\n{task}\n</task>\n\nHere is what they did, \
+step by step:\n{steps}\n\nTheir final patch:\n<patch>\n{patch}\n</patch>\n\nDoes the patch address the task? \
+Answer with a single word: yes or no."
+                .into(),
+            pr_system: "You write issue reports for a software project's issue tracker, the way its users \
+write them."
+                .into(),
+            pr: "Below is a change that fixed a problem in this repository, and the task that led to it. Write \
+the issue a user would have opened before the fix, describing the problem they ran into.\n\nRules:\n\
+- Imitate the style of the example issue: its structure, whether it uses markdown, its length, its tone and \
+its chatter.\n- Describe the symptom and how to reproduce it; never describe the fix, or its cause in the code.\n\
+- Do not mention tests or test files.\n- Never say that the problem is already fixed.\n- Where the example has \
+names or personal details, invent different ones.\n- Include code only if the example does.\n- Answer with the \
+issue text only.\n\n<example_issue>\n{demo}\n</example_issue>\n\n<original_task>\n{task}\n</original_task>\n\n\
+<fix>\n{patch}\n</fix>"
+                .into(),
+            rollout2: "A user opened this issue about the repository at /workspace:\n\n<issue>\n{issue}\n</issue>\n\n\
+Investigate and resolve it with a minimal change to non-test files. If you can, reproduce the problem first \
+with a small script and check that your change fixes it. When you are done, call `submit`."
+                .into(),
+        }
+    }
+}
+
+/// A prompt file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    /// The file exists but cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A required placeholder is missing.
+    #[error("{path}: the prompt must contain {placeholder}")]
+    Missing {
+        /// The file.
+        path: String,
+        /// The placeholder.
+        placeholder: String,
+    },
+    /// The folder does not exist.
+    #[error("{path}: no such folder (expected prompt files such as rollout1.txt, pr.txt)")]
+    NoFolder {
+        /// The folder.
+        path: String,
+    },
+}
+
+impl Prompts {
+    /// Defaults, with any of `rollout1.txt`, `selfcheck.txt`, `pr_system.txt`, `pr.txt`,
+    /// `rollout2.txt` found in `dir` replacing the matching prompt.
+    pub fn load(dir: &Path) -> Result<Prompts, PromptError> {
+        if !dir.is_dir() {
+            return Err(PromptError::NoFolder {
+                path: dir.display().to_string(),
+            });
+        }
+        let mut prompts = Prompts::default();
+        for (file, field, required) in FILES {
+            let path = dir.join(file);
+            if !path.exists() {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|source| PromptError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            for placeholder in required {
+                if !text.contains(placeholder) {
+                    return Err(PromptError::Missing {
+                        path: path.display().to_string(),
+                        placeholder: (*placeholder).to_string(),
+                    });
+                }
+            }
+            *prompts.field_mut(field) = text;
+        }
+        Ok(prompts)
+    }
+
+    fn field_mut(&mut self, name: &str) -> &mut String {
+        match name {
+            "rollout1" => &mut self.rollout1,
+            "selfcheck" => &mut self.selfcheck,
+            "pr_system" => &mut self.pr_system,
+            "pr" => &mut self.pr,
+            _ => &mut self.rollout2,
+        }
+    }
+}
+
+/// Fill `{name}` placeholders in one pass, so text inserted for one placeholder is never
+/// scanned for another (a patch may well contain `{task}`).
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        match values
+            .iter()
+            .find(|(name, _)| after.starts_with(&format!("{{{name}}}")))
+        {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &after[name.len() + 2..];
+            }
+            None => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_is_single_pass() {
+        let s = fill("a {x} b {y} {z}", &[("x", "{y}"), ("y", "Y")]);
+        assert_eq!(s, "a {y} b Y {z}");
+    }
+
+    #[test]
+    fn defaults_have_their_placeholders() {
+        let p = Prompts::default();
+        for (_, field, required) in FILES {
+            let mut copy = p.clone();
+            let text = copy.field_mut(field).clone();
+            for r in required {
+                assert!(text.contains(r), "{field} lacks {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn files_override_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("tf-prompts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("rollout2.txt"), "Fix: {issue}").expect("write");
+        let p = Prompts::load(&dir).expect("load");
+        assert_eq!(p.rollout2, "Fix: {issue}");
+        assert_eq!(p.rollout1, Prompts::default().rollout1);
+        std::fs::write(dir.join("pr.txt"), "no placeholders").expect("write");
+        let err = Prompts::load(&dir).expect_err("missing placeholder");
+        assert!(err.to_string().contains("{demo}"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert!(matches!(
+            Prompts::load(&dir),
+            Err(PromptError::NoFolder { .. })
+        ));
+    }
+}

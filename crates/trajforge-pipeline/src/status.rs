@@ -1,0 +1,291 @@
+//! Where a run stands, computed from its store alone (so it works while the run goes on,
+//! after a crash, and on another machine).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use trajforge_store::{Store, StoreError};
+
+use crate::code::stage;
+
+/// Prices for cost figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Pricing {
+    /// Dollars per million prompt tokens.
+    pub price_in: Option<f64>,
+    /// Dollars per million completion tokens.
+    pub price_out: Option<f64>,
+    /// Dollars per GPU hour, applied to the measured teacher time.
+    pub gpu_hour: Option<f64>,
+}
+
+/// Per bug-type entry: how its attempts fared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EntryYield {
+    /// Rollout 1 attempts.
+    pub attempts: u64,
+    /// Self-checks answered yes.
+    pub selfcheck_yes: u64,
+    /// T2 kept.
+    pub kept: u64,
+}
+
+/// The status of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Status {
+    /// Functions sampled.
+    pub functions: u64,
+    /// Functions not started.
+    pub pending: u64,
+    /// Functions in flight.
+    pub running: u64,
+    /// Functions finished.
+    pub done: u64,
+    /// Finished functions per result (`kept`, `low_recall`, `selfcheck_no`, ...).
+    pub results: BTreeMap<String, u64>,
+    /// Stage results committed, per stage.
+    pub stages: BTreeMap<String, u64>,
+    /// Rollouts per kind and exit status (`t1/submitted`, `t2/step_limit`, ...).
+    pub exits: BTreeMap<String, u64>,
+    /// Why attempts were rejected, per reason.
+    pub rejections: BTreeMap<String, u64>,
+    /// Histogram of line recall r over verified pairs: 10 buckets [0,0.1) ... [0.9,1.0], plus exactly 1.0.
+    pub recall_histogram: Vec<u64>,
+    /// Pairs whose r is exactly 1.
+    pub recall_exactly_one: u64,
+    /// Per bug-type entry.
+    pub yield_by_entry: BTreeMap<String, EntryYield>,
+    /// T1 trajectories kept (self-check passed).
+    pub kept_t1: u64,
+    /// T2 trajectories kept (r >= threshold).
+    pub kept_t2: u64,
+    /// Behavioural verdicts recorded, and how many agreed.
+    pub tests_recorded: u64,
+    /// Behavioural verdicts where P1 and P2 changed the same tests.
+    pub tests_agree: u64,
+    /// Prompt tokens used.
+    pub prompt_tokens: u64,
+    /// Completion tokens used.
+    pub completion_tokens: u64,
+    /// Tokens per stage.
+    pub tokens_by_stage: BTreeMap<String, u64>,
+    /// Teacher time, seconds, summed over calls.
+    pub model_seconds: f64,
+    /// Wall time from the first to the latest stage, seconds.
+    pub wall_seconds: f64,
+    /// Cost in dollars, when prices are known.
+    pub cost: Option<f64>,
+    /// Cost per kept trajectory (T1 + T2), when prices are known.
+    pub cost_per_kept: Option<f64>,
+    /// Tokens per kept trajectory.
+    pub tokens_per_kept: Option<f64>,
+}
+
+/// Compute the status from the store.
+pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
+    let mut s = Status {
+        recall_histogram: vec![0; 10],
+        ..Status::default()
+    };
+    let jobs = store.jobs()?;
+    s.functions = jobs.len() as u64;
+    for j in &jobs {
+        match j.status.as_str() {
+            "pending" => s.pending += 1,
+            "running" => s.running += 1,
+            _ => {
+                s.done += 1;
+                *s.results
+                    .entry(j.result.clone().unwrap_or_else(|| "unknown".into()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let stages = store.all_stages()?;
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    let mut bug_of: BTreeMap<(i64, i64), String> = BTreeMap::new();
+    for st in &stages {
+        first = first.min(st.created_at);
+        last = last.max(st.created_at);
+        *s.stages.entry(st.stage.clone()).or_default() += 1;
+        match st.stage.as_str() {
+            stage::ROLLOUT1 => {
+                let bug = st.payload["bug"].as_str().unwrap_or("?").to_string();
+                s.yield_by_entry.entry(bug.clone()).or_default().attempts += 1;
+                bug_of.insert((st.job_id, st.attempt), bug);
+            }
+            stage::REJECTED => {
+                *s.rejections
+                    .entry(st.payload["reason"].as_str().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            stage::VERIFY => {
+                if let Some(r) = st.payload["recall"].as_f64() {
+                    let bucket = ((r * 10.0).floor() as usize).min(9);
+                    s.recall_histogram[bucket] += 1;
+                    if r >= 1.0 {
+                        s.recall_exactly_one += 1;
+                    }
+                }
+                let result = st.payload["result"].as_str().unwrap_or("?");
+                if result != "kept" {
+                    *s.rejections.entry(result.to_string()).or_default() += 1;
+                }
+            }
+            stage::TESTS => {
+                if let Some(agree) = st.payload["verdict"]["agree"].as_bool() {
+                    s.tests_recorded += 1;
+                    s.tests_agree += u64::from(agree);
+                }
+            }
+            _ => {}
+        }
+    }
+    for st in &stages {
+        let Some(bug) = bug_of.get(&(st.job_id, st.attempt)) else {
+            continue;
+        };
+        let entry = s.yield_by_entry.entry(bug.clone()).or_default();
+        if st.stage == stage::SELFCHECK && st.payload["answer"] == "yes" {
+            entry.selfcheck_yes += 1;
+        }
+        if st.stage == stage::VERIFY && st.payload["kept"] == true {
+            entry.kept += 1;
+        }
+    }
+    if first <= last {
+        s.wall_seconds = (last - first) as f64 / 1000.0;
+    }
+    for t in store.trajectories(false)? {
+        *s.exits
+            .entry(format!("{}/{}", t.rollout, t.exit_status))
+            .or_default() += 1;
+        if t.kept {
+            if t.rollout == "t1" {
+                s.kept_t1 += 1;
+            } else {
+                s.kept_t2 += 1;
+            }
+        }
+    }
+    for (name, u) in store.usage_by_stage()? {
+        s.prompt_tokens += u.prompt_tokens;
+        s.completion_tokens += u.completion_tokens;
+        s.model_seconds += u.model_seconds;
+        s.tokens_by_stage
+            .insert(name, u.prompt_tokens + u.completion_tokens);
+    }
+    s.cost = cost(&s, pricing);
+    let kept = s.kept_t1 + s.kept_t2;
+    if kept > 0 {
+        s.cost_per_kept = s.cost.map(|c| c / kept as f64);
+        s.tokens_per_kept = Some((s.prompt_tokens + s.completion_tokens) as f64 / kept as f64);
+    }
+    Ok(s)
+}
+
+fn cost(s: &Status, p: Pricing) -> Option<f64> {
+    if let Some(hourly) = p.gpu_hour {
+        // The teacher time summed over calls overcounts a server running many requests at
+        // once; the wall time of the run is what a rented GPU costs.
+        return Some(hourly * s.wall_seconds / 3600.0);
+    }
+    match (p.price_in, p.price_out) {
+        (None, None) => None,
+        (pin, pout) => Some(
+            (s.prompt_tokens as f64 * pin.unwrap_or(0.0)
+                + s.completion_tokens as f64 * pout.unwrap_or(0.0))
+                / 1e6,
+        ),
+    }
+}
+
+/// The status as text for a terminal.
+pub fn render(s: &Status, threshold: Option<f64>) -> String {
+    let mut o = String::new();
+    o.push_str(&format!(
+        "functions: {} ({} done, {} in flight, {} pending)\n",
+        s.functions, s.done, s.running, s.pending
+    ));
+    o.push_str(&format!(
+        "kept: {} T2 (soft-verified), {} T1 (self-check passed)\n",
+        s.kept_t2, s.kept_t1
+    ));
+    if !s.results.is_empty() {
+        o.push_str(&format!("results: {}\n", join(&s.results)));
+    }
+    if !s.stages.is_empty() {
+        o.push_str(&format!("stages: {}\n", join(&s.stages)));
+    }
+    if !s.exits.is_empty() {
+        o.push_str(&format!("rollout exits: {}\n", join(&s.exits)));
+    }
+    if !s.rejections.is_empty() {
+        o.push_str(&format!("rejected: {}\n", join(&s.rejections)));
+    }
+    let verified: u64 = s.recall_histogram.iter().sum();
+    if verified > 0 {
+        let t = threshold
+            .map(|t| format!(", threshold {t}"))
+            .unwrap_or_default();
+        o.push_str(&format!(
+            "line recall r over {verified} pairs ({} at r = 1{t}):\n",
+            s.recall_exactly_one
+        ));
+        let max = s.recall_histogram.iter().copied().max().unwrap_or(1).max(1);
+        for (i, n) in s.recall_histogram.iter().enumerate() {
+            let bar = "#".repeat(((*n as f64 / max as f64) * 30.0).round() as usize);
+            o.push_str(&format!(
+                "  {:.1}-{:.1} {:>5} {bar}\n",
+                i as f64 / 10.0,
+                (i + 1) as f64 / 10.0,
+                n
+            ));
+        }
+    }
+    if s.tests_recorded > 0 {
+        o.push_str(&format!(
+            "behavioural verdict: P1 and P2 changed the same tests in {} of {}\n",
+            s.tests_agree, s.tests_recorded
+        ));
+    }
+    if !s.yield_by_entry.is_empty() {
+        o.push_str("yield per bug type (attempts / self-check yes / kept):\n");
+        let mut entries: Vec<_> = s.yield_by_entry.iter().collect();
+        entries.sort_by(|a, b| {
+            b.1.kept
+                .cmp(&a.1.kept)
+                .then(b.1.attempts.cmp(&a.1.attempts))
+                .then(a.0.cmp(b.0))
+        });
+        for (id, y) in entries.iter().take(12) {
+            o.push_str(&format!(
+                "  {id:<32} {:>4} {:>4} {:>4}\n",
+                y.attempts, y.selfcheck_yes, y.kept
+            ));
+        }
+        if entries.len() > 12 {
+            o.push_str(&format!("  ... {} more (see --json)\n", entries.len() - 12));
+        }
+    }
+    o.push_str(&format!(
+        "tokens: {} prompt + {} completion; teacher time {:.0}s; wall {:.0}s\n",
+        s.prompt_tokens, s.completion_tokens, s.model_seconds, s.wall_seconds
+    ));
+    if let Some(t) = s.tokens_per_kept {
+        o.push_str(&format!("tokens per kept trajectory: {t:.0}\n"));
+    }
+    match (s.cost, s.cost_per_kept) {
+        (Some(c), Some(k)) => o.push_str(&format!("cost: ${c:.2} (${k:.4} per kept trajectory)\n")),
+        (Some(c), None) => o.push_str(&format!("cost: ${c:.2}\n")),
+        _ => o.push_str("cost: unknown (give --price-in/--price-out or --gpu-hour-price)\n"),
+    }
+    o
+}
+
+fn join(map: &BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
