@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod agent;
+mod local;
+mod pipeline;
+
 /// Benchmarks of trajforge against reference tools.
 #[derive(Debug, Parser)]
 #[command(name = "trajforge-bench")]
@@ -39,6 +43,14 @@ enum Bench {
         #[arg(long)]
         reference: Option<PathBuf>,
     },
+    /// Agent runtime: overhead per step, concurrent episodes, workspace creation, and
+    /// CPU per step against mini-swe-agent.
+    Agent(agent::AgentArgs),
+    /// Local teacher: tokens/s of raw llama.cpp, the in-process teacher and `trajforge serve`,
+    /// and a synthetic episode with and without KV-cache prefix reuse.
+    Local(local::LocalArgs),
+    /// Code pipeline: overhead per kept trajectory, and teacher slots kept busy (issue 5).
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// What one child process did.
@@ -59,6 +71,9 @@ fn main() -> ExitCode {
             trajforge,
             reference,
         } => ingest(&repo, runs.max(1), trajforge, reference),
+        Bench::Agent(args) => agent::run(args),
+        Bench::Local(args) => local::run(args),
+        Bench::Pipeline(args) => pipeline::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -501,6 +501,7 @@ fn safe_len(text: &str, stops: &[String]) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

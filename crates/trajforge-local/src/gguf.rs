@@ -332,6 +332,7 @@ fn stop_error(path: &Path, stop: Stop) -> LocalError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -296,6 +296,7 @@ impl Builder {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -345,10 +346,18 @@ mod tests {
 
     #[test]
     fn auto_allows_a_message_and_none_has_no_grammar() {
-        let g = tool_grammar(&tools(), &ToolChoice::Auto, false).unwrap().unwrap();
+        let g = tool_grammar(&tools(), &ToolChoice::Auto, false)
+            .unwrap()
+            .unwrap();
         assert!(g.contains("root ::= calls | message"), "{g}");
-        assert_eq!(tool_grammar(&tools(), &ToolChoice::None, true).unwrap(), None);
-        assert_eq!(tool_grammar(&[], &ToolChoice::Required, true).unwrap(), None);
+        assert_eq!(
+            tool_grammar(&tools(), &ToolChoice::None, true).unwrap(),
+            None
+        );
+        assert_eq!(
+            tool_grammar(&[], &ToolChoice::Required, true).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub fn parse_local_spec(spec: &str) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

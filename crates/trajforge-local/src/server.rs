@@ -585,10 +585,10 @@ fn parse_request(body: &Value, defaults: &Sampling) -> Result<ChatRequest, Strin
     if tool_choice == ToolChoice::Required && tools.is_empty() {
         return Err("tool_choice \"required\" needs \"tools\"".into());
     }
-    if let Some(n) = obj.get("n").filter(|n| !n.is_null()) {
-        if n.as_u64() != Some(1) {
-            return Err("only n = 1 is supported".into());
-        }
+    if let Some(n) = obj.get("n").filter(|n| !n.is_null())
+        && n.as_u64() != Some(1)
+    {
+        return Err("only n = 1 is supported".into());
     }
 
     let number = |key: &str| -> Result<Option<f64>, String> {
@@ -795,6 +795,7 @@ fn parse_tool(t: &Value) -> Result<ToolSpec, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -253,7 +253,8 @@ impl LocalTeacher {
             tools
         };
         let prompt = self.render(messages, offered)?;
-        let grammar = tool_grammar(offered, tool_choice, parallel).map_err(LocalError::InvalidRequest)?;
+        let grammar =
+            tool_grammar(offered, tool_choice, parallel).map_err(LocalError::InvalidRequest)?;
         let (tx, rx) = unbounded_channel();
         self.jobs
             .send(Job {
@@ -414,6 +415,7 @@ fn parse_call(body: &str, closed: bool, id: String) -> ToolCall {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -287,6 +287,7 @@ fn python_methods(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use trajforge_teacher::ToolCall;

@@ -91,10 +91,10 @@ pub struct Control {
 impl Control {
     /// Stop scheduling new work (Ctrl-C, budget).
     pub fn stop(&self, reason: &str) {
-        if !self.stop.swap(true, Ordering::SeqCst) {
-            if let Ok(mut r) = self.reason.lock() {
-                *r = Some(reason.to_string());
-            }
+        if !self.stop.swap(true, Ordering::SeqCst)
+            && let Ok(mut r) = self.reason.lock()
+        {
+            *r = Some(reason.to_string());
         }
     }
 
@@ -118,15 +118,15 @@ impl Control {
             .completion_tokens
             .fetch_add(usage.completion_tokens, Ordering::SeqCst)
             + usage.completion_tokens;
-        if let Some(max) = self.max_tokens {
-            if p + c >= max {
-                self.stop(&format!("token budget reached ({} tokens)", p + c));
-            }
+        if let Some(max) = self.max_tokens
+            && p + c >= max
+        {
+            self.stop(&format!("token budget reached ({} tokens)", p + c));
         }
-        if let (Some(max), Some(cost)) = (self.max_cost, self.cost()) {
-            if cost >= max {
-                self.stop(&format!("cost budget reached (${cost:.2})"));
-            }
+        if let (Some(max), Some(cost)) = (self.max_cost, self.cost())
+            && cost >= max
+        {
+            self.stop(&format!("cost budget reached (${cost:.2})"));
         }
     }
 
@@ -467,12 +467,13 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Str
         };
 
         // Behavioural verdict next to r.
-        if let Some(cmd) = &cfg.test_cmd {
-            if !done.contains_key(&(a, stage::TESTS.to_string())) && !p2.trim().is_empty() {
-                let v = tests_verdict(w, cmd, &p1, &p2).await;
-                w.store
-                    .record_stage(&w.owner, job, a, stage::TESTS, &v, None, None)?;
-            }
+        if let Some(cmd) = &cfg.test_cmd
+            && !done.contains_key(&(a, stage::TESTS.to_string()))
+            && !p2.trim().is_empty()
+        {
+            let v = tests_verdict(w, cmd, &p1, &p2).await;
+            w.store
+                .record_stage(&w.owner, job, a, stage::TESTS, &v, None, None)?;
         }
         return Ok(verify["result"].as_str().unwrap_or("verified").to_string());
     }
@@ -637,10 +638,10 @@ fn clean_issue(text: &str) -> String {
     for tag in ["issue", "example_issue"] {
         let open = format!("<{tag}>");
         let close = format!("</{tag}>");
-        if let (Some(s), Some(e)) = (t.find(&open), t.rfind(&close)) {
-            if s < e {
-                t = t[s + open.len()..e].trim();
-            }
+        if let (Some(s), Some(e)) = (t.find(&open), t.rfind(&close))
+            && s < e
+        {
+            t = t[s + open.len()..e].trim();
         }
     }
     t.to_string()

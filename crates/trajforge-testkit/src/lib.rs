@@ -5,6 +5,7 @@
 
 mod script;
 mod server;
+pub mod svg;
 
 pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};

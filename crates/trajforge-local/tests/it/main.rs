@@ -1,6 +1,9 @@
 //! Integration tests of the local teacher against the real SmolLM2 model
 //! (installed by scripts/install-model.sh; CI installs it, so a missing model fails).
 
+// Tests fail loudly on purpose.
+#![allow(clippy::unwrap_used)]
+
 mod bad_files;
 mod openai_py;
 mod server;
@@ -28,7 +31,12 @@ pub fn model_path() -> PathBuf {
 pub fn test_options() -> LocalOptions {
     LocalOptions {
         n_ctx: Some(2048),
-        threads: Some(std::env::var("TEST_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1)),
+        threads: Some(
+            std::env::var("TEST_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(1),
+        ),
         max_tokens: 160,
         ..LocalOptions::default()
     }

@@ -183,7 +183,11 @@ async fn seed_max_tokens_and_stop_are_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn growing_conversation_reuses_the_prompt_prefix() {
     // Its own teacher: the shared one's cache is disturbed by the other tests.
-    let teacher = LocalTeacher::load(&model_path(), test_options()).unwrap();
+    let short = LocalOptions {
+        max_tokens: 64,
+        ..test_options()
+    };
+    let teacher = LocalTeacher::load(&model_path(), short.clone()).unwrap();
     let mut messages = task();
     let first = teacher.complete(&messages, &tools()).await.unwrap();
     let stats1 = teacher.stats();
@@ -216,7 +220,7 @@ async fn growing_conversation_reuses_the_prompt_prefix() {
         &model_path(),
         LocalOptions {
             prefix_reuse: false,
-            ..test_options()
+            ..short
         },
     )
     .unwrap();
@@ -247,4 +251,3 @@ async fn an_oversized_prompt_is_a_context_overflow() {
     let ok = teacher.complete(&[ChatMessage::user("hi")], &[]).await;
     assert!(ok.is_ok(), "{ok:?}");
 }
-

@@ -137,7 +137,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let repo = check_repository(&args.repo)?;
     let teacher = args.teacher.build(None)?;
 
+    // Sandbox commands run on blocking threads: cap them so many episodes share a few threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads((args.concurrency * 2).clamp(8, 64))
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;

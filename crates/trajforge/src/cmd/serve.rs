@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             trajforge_local::wait_for_ctrl_c(),
         )
         .await
-        .map_err(|e| CliError::failure(e))
+        .map_err(CliError::failure)
     })
 }
 

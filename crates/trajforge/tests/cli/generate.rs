@@ -6,123 +6,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use trajforge_testkit::{FakeServer, Script, Step};
+use serde_json::Value;
+use trajforge_testkit::svg::{Fate, SvgTeacher, expected_result, fate};
+use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-
-/// What the scripted teacher does with a function, by the length of its short name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    /// The self-check says no, on every attempt.
-    SelfCheckNo,
-    /// Rollout 2 makes the same edit: r = 1.
-    Exact,
-    /// Rollout 2 makes a different edit of the same line: r = 0.5.
-    Partial,
-    /// Rollout 2 edits another line: r = 0.
-    Wrong,
-}
-
-fn fate(function: &str) -> Fate {
-    let short = function.rsplit('.').next().unwrap_or(function);
-    match short.len() % 4 {
-        0 => Fate::SelfCheckNo,
-        1 => Fate::Exact,
-        2 => Fate::Partial,
-        _ => Fate::Wrong,
-    }
-}
-
-/// The label the pipeline must give the function with threshold 0.5.
-fn expected_result(function: &str) -> &'static str {
-    match fate(function) {
-        Fate::SelfCheckNo => "selfcheck_no",
-        Fate::Exact | Fate::Partial => "kept",
-        Fate::Wrong => "low_recall",
-    }
-}
-
-/// The function and file named in backticks in a task.
-fn between_ticks(text: &str) -> Option<(String, String)> {
-    // Menu entries name the function and the file in backticks: `{function}` ... `{path}`.
-    let mut parts = text.split('`').skip(1).step_by(2);
-    let function = parts.next()?.to_string();
-    let path = parts
-        .find(|p| p.contains('/') || p.ends_with(".py"))?
-        .to_string();
-    Some((function, path))
-}
-
-/// A bash command that appends `comment` to the line defining `function` in `path`.
-fn edit(function: &str, path: &str, comment: &str, offset: u32) -> String {
-    let short = function.rsplit('.').next().unwrap_or(function);
-    format!(
-        "cd /workspace && L=$(grep -n 'def {short}(' {path} | head -1 | cut -d: -f1) && L=$((L + {offset})) && sed -i \"${{L}}s/\\$/  # {comment}/\" {path} && sed -n \"${{L}}p\" {path}"
-    )
-}
-
-/// Answer one request of any stage.
-fn answer(req: &Value, faults: &AtomicUsize, fault_every: usize) -> Step {
-    let n = faults.fetch_add(1, Ordering::SeqCst);
-    if fault_every > 0 && n % fault_every == fault_every - 1 {
-        return if n % 2 == 0 {
-            Step::status(500, "injected fault")
-        } else {
-            Step::DropConnection
-        };
-    }
-    let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    let text = |i: usize| {
-        messages
-            .get(i)
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let all: String = messages
-        .iter()
-        .filter_map(|m| m["content"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let has_tools = req
-        .get("tools")
-        .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()));
-    if !has_tools {
-        if all.contains("Does the patch address the task?") {
-            let (function, _) = between_ticks(&all).unwrap_or_default();
-            return Step::text(if fate(&function) == Fate::SelfCheckNo {
-                "No."
-            } else {
-                "Yes, it does."
-            });
-        }
-        // The synthetic PR: name the function and file so rollout 2 can find them. The
-        // demonstration comes first in the prompt and may hold backticks of its own.
-        let task = all.split("<original_task>").nth(1).unwrap_or(&all);
-        let (function, path) = between_ticks(task).unwrap_or_default();
-        return Step::text(format!(
-            "Calling `{function}` from `{path}` misbehaves for me. Steps: call it."
-        ));
-    }
-    let first_user = text(1);
-    let (function, path) = between_ticks(&first_user).unwrap_or_default();
-    let assistant_turns = messages.iter().filter(|m| m["role"] == "assistant").count();
-    let rollout2 = first_user.contains("A user opened this issue");
-    let command = match (rollout2, fate(&function)) {
-        (false, _) | (true, Fate::Exact) => edit(&function, &path, "trajforge-fix", 0),
-        (true, Fate::Partial) => edit(&function, &path, "another-fix", 0),
-        (true, _) => edit(&function, &path, "elsewhere", 1),
-    };
-    match assistant_turns {
-        0 => Step::tool_call("bash", json!({"command": command})),
-        1 | 2 => Step::tool_call("submit", json!({})),
-        _ => Step::text("done"),
-    }
-}
 
 struct Scene {
     dir: tempfile::TempDir,
@@ -138,9 +28,9 @@ fn scene() -> Scene {
 }
 
 async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
-    let counter = Arc::new(AtomicUsize::new(0));
+    let teacher = Arc::new(SvgTeacher::new(fault_every));
     FakeServer::start(Script::handler(move |req| {
-        let step = answer(req, &counter, fault_every);
+        let step = teacher.answer(req);
         if delay_ms > 0 {
             step.after(Duration::from_millis(delay_ms))
         } else {
