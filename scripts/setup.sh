@@ -35,9 +35,11 @@ BASE_PACKAGES=(
 EXTRA_PACKAGES=(
     bubblewrap # the rootless sandbox every agent command runs in
     procps     # ps, used by the sandbox escape tests
+    curl       # the serve tests call the server with curl, as the README does
     cmake        # builds llama.cpp (crate llama-cpp-sys-2, the local teacher)
     clang        # bindgen's C front end for the llama.cpp bindings
     libclang-dev # libclang.so, loaded by bindgen
+    chromium     # headless browser driven over DevTools (web environment, site crawl)
 )
 # ---------------------------------------------------------------------------
 
@@ -54,9 +56,12 @@ for pkg in "${BASE_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
 done
 
-# fetch-test-data.sh needs pip; add Debian's only when python3 has none.
+# fetch-test-data.sh needs pip and python-env.sh needs venv; add Debian's only when python3 has none.
 if ! python3 -m pip --version >/dev/null 2>&1 && ! is_installed python3-pip; then
     missing+=(python3-pip)
+fi
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && ! is_installed python3-venv; then
+    missing+=(python3-venv)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then

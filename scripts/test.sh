@@ -2,7 +2,8 @@
 # The project's one test command (also what CI runs via .ci/run):
 #   1. system packages (scripts/setup.sh),
 #   2. pinned real-world test data (scripts/fetch-test-data.sh),
-#   3. cargo test over the whole workspace.
+#   3. the reference Python environment (scripts/python-env.sh, <repo>/.cache/py),
+#   4. cargo test over the whole workspace.
 # Extra arguments are passed to `cargo test`, e.g. scripts/test.sh -- --nocapture
 set -euo pipefail
 
@@ -26,5 +27,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 bash scripts/fetch-test-data.sh
 bash scripts/install-model.sh # the local teacher tests load the real model
+bash scripts/python-env.sh    # reference Python packages (openai client, tokenizers, pyarrow)
+export TRAJFORGE_PYTHON="${TRAJFORGE_PYTHON_ENV:-$ROOT/.cache/py}/bin/python"
 
 cargo test --workspace --all-targets --locked "$@"

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use trajforge_teacher::{ChatMessage, Teacher, ToolCall, Usage};
+use trajforge_teacher::{ChatMessage, Teacher, ToolCall, ToolSpec, Usage};
 
 use crate::env::{Environment, Observation};
 use crate::trajectory::{ExitStatus, Step, ToolUse, Trajectory, now_ms};
@@ -72,9 +72,16 @@ pub enum Event<'a> {
     },
 }
 
-/// What the model is told when its answer carried no usable tool call.
-const NO_TOOL_CALL: &str = "Your last answer did not call a tool. Every answer must call exactly one \
-of the tools offered (bash, str_replace_editor or submit) with valid JSON arguments. Try again.";
+/// What the model is told when its answer carried no usable tool call, naming the tools the
+/// environment offers (a repository's or a browser's).
+fn no_tool_call(tools: &[ToolSpec]) -> String {
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    format!(
+        "Your last answer did not call a tool. Every answer must call exactly one of the tools offered \
+({}) with valid JSON arguments. Try again.",
+        names.join(", ")
+    )
+}
 
 /// Run one episode of `teacher` in `env` on `task`, reporting events to `on_event`.
 pub async fn run_episode(
@@ -141,7 +148,7 @@ pub async fn run_episode(
         let mut done = false;
         if assistant.tool_calls.is_empty() {
             malformed_in_a_row += 1;
-            messages.push(ChatMessage::user(NO_TOOL_CALL));
+            messages.push(ChatMessage::user(no_tool_call(&tools)));
         } else {
             let mut all_malformed = true;
             for call in &assistant.tool_calls {

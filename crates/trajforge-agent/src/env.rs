@@ -59,6 +59,15 @@ pub struct EnvOutcome {
     /// For a website: the answer given with `answer(text)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// For a website: the title of the final page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// For a website: the pages the episode was on, in order, the start page first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visited: Vec<String>,
+    /// For a website: the reason given with `report_infeasible(reason)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infeasible: Option<String>,
     /// Why the outcome could not be fully collected, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod export;
 mod local;
 mod pipeline;
+mod web;
 
 /// Benchmarks of trajforge against reference tools.
 #[derive(Debug, Parser)]
@@ -51,6 +53,10 @@ enum Bench {
     Local(local::LocalArgs),
     /// Code pipeline: overhead per kept trajectory, and teacher slots kept busy (issue 5).
     Pipeline(pipeline::PipelineArgs),
+    /// Export: N trajectories with exact token counts and truncation against Python tokenizers + jinja2.
+    Export(export::ExportArgs),
+    /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
+    Web(web::WebArgs),
 }
 
 /// What one child process did.
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
         Bench::Agent(args) => agent::run(args),
         Bench::Local(args) => local::run(args),
         Bench::Pipeline(args) => pipeline::run(args),
+        Bench::Web(args) => web::run(args),
+        Bench::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -154,7 +154,7 @@ async fn one_run(
         test_cmd: None,
         selfcheck_tries: 3,
     };
-    let worker = Arc::new(Worker {
+    let worker: Arc<Worker> = Arc::new(Worker {
         store: Arc::clone(&store),
         teacher,
         envs: Arc::new(SandboxEnvs::new(

@@ -50,6 +50,8 @@ struct Candidate {
     rel: String,
     abs: PathBuf,
     grammar: Grammar,
+    /// Size from the walk's stat, for scheduling only (0 when unknown).
+    size: u64,
 }
 
 /// What reading and parsing one candidate gave.
@@ -164,7 +166,7 @@ fn collect(root: &Path, options: &ScanOptions, stats: &mut ScanStats) -> Vec<Can
             !(path.join("pyvenv.cfg").is_file() || path.join("CACHEDIR.TAG").is_file())
         });
 
-    let mut found: Vec<(String, PathBuf, Detected)> = Vec::new();
+    let mut found: Vec<(String, PathBuf, Detected, u64)> = Vec::new();
     let mut has_cpp = false;
     for entry in builder.build() {
         let entry = match entry {
@@ -208,11 +210,12 @@ fn collect(root: &Path, options: &ScanOptions, stats: &mut ScanStats) -> Vec<Can
         if detected == Detected::Known(Grammar::Cpp) {
             has_cpp = true;
         }
-        found.push((rel, path.to_path_buf(), detected));
+        let size = entry.metadata().map_or(0, |m| m.len());
+        found.push((rel, path.to_path_buf(), detected, size));
     }
 
     let mut candidates = Vec::with_capacity(found.len());
-    for (rel, abs, detected) in found {
+    for (rel, abs, detected, size) in found {
         let grammar = match detected {
             Detected::Known(g) => g,
             Detected::Header if has_cpp => Grammar::Cpp,
@@ -223,7 +226,12 @@ fn collect(root: &Path, options: &ScanOptions, stats: &mut ScanStats) -> Vec<Can
         {
             continue;
         }
-        candidates.push(Candidate { rel, abs, grammar });
+        candidates.push(Candidate {
+            rel,
+            abs,
+            grammar,
+            size,
+        });
     }
     candidates.sort_by(|a, b| a.rel.cmp(&b.rel));
     candidates
@@ -314,6 +322,10 @@ fn parse_all(
         n => n,
     }
     .min(candidates.len().max(1));
+    // Largest files first: parse time grows with size, so a big file taken last would leave
+    // the other threads idle while it finishes. Results are put back in path order below.
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(candidates[i].size));
     let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, Outcome)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -321,11 +333,8 @@ fn parse_all(
                 scope.spawn(|| {
                     let mut parsers: BTreeMap<u8, tree_sitter::Parser> = BTreeMap::new();
                     let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(candidate) = candidates.get(i) else {
-                            break;
-                        };
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let candidate = &candidates[i];
                         done.push((i, process(candidate, options, cache, &mut parsers)));
                     }
                     done

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use trajforge_agent::{BoxFuture, Environment, LoopConfig, Trajectory, run_episode};
 use trajforge_menu::Menu;
-use trajforge_store::{Store, StoreError, TrajectoryRecord, UsageRecord};
+use trajforge_store::{Job, Store, StoreError, TrajectoryRecord, UsageRecord};
 use trajforge_teacher::{ChatMessage, Teacher, Usage};
 
 use crate::demos::Demo;
@@ -154,16 +154,17 @@ impl Control {
     }
 }
 
-/// One worker's view of a run.
-pub struct Worker {
+/// One worker's view of a run; the defaults make it the code pipeline's, and the web
+/// pipeline uses it with its own environment factory and settings.
+pub struct Worker<F: ?Sized = dyn EnvFactory, C = CodeConfig> {
     /// The store.
     pub store: Arc<Store>,
     /// The teacher.
     pub teacher: Arc<dyn Teacher>,
     /// Environments.
-    pub envs: Arc<dyn EnvFactory>,
+    pub envs: Arc<F>,
     /// Settings.
-    pub config: Arc<CodeConfig>,
+    pub config: Arc<C>,
     /// Stop flag and budgets.
     pub control: Arc<Control>,
     /// Lease owner name of this process.
@@ -171,40 +172,74 @@ pub struct Worker {
 }
 
 /// The label `process` returns when the run was stopped before the job could finish.
-const STOPPED: &str = "stopped";
+pub const STOPPED: &str = "stopped";
 
 /// How long a claimed job stays ours without renewal.
 pub const LEASE: Duration = Duration::from_secs(120);
 
 /// Run jobs until none is left or the run is stopped, `concurrency` at a time.
 pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), StoreError> {
+    let w = Arc::clone(&worker);
+    let handler: JobHandler = Arc::new(move |job: Job| {
+        let w = Arc::clone(&w);
+        Box::pin(async move { process(&w, job.id, &job.key, &job.payload).await })
+    });
+    run_jobs(
+        Arc::clone(&worker.store),
+        Arc::clone(&worker.control),
+        worker.owner.clone(),
+        concurrency,
+        handler,
+    )
+    .await
+}
+
+/// Runs one claimed job to its result label ([`STOPPED`] when the run stopped between stages).
+pub type JobHandler =
+    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<String, StoreError>> + Send + Sync>;
+
+/// The job loop shared by the code and web pipelines: claim under a lease, process, finish
+/// (or release when stopped between stages), `concurrency` at a time, leases renewed.
+pub async fn run_jobs(
+    store: Arc<Store>,
+    control: Arc<Control>,
+    owner: String,
+    concurrency: usize,
+    handler: JobHandler,
+) -> Result<(), StoreError> {
     // Keep our leases alive while jobs run.
     let renewer = {
-        let w = Arc::clone(&worker);
+        let (store, owner) = (Arc::clone(&store), owner.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE / 4).await;
-                let _ = w.store.renew(&w.owner, LEASE);
+                let _ = store.renew(&owner, LEASE);
             }
         })
     };
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let w = Arc::clone(&worker);
+        let (store, control, owner, handler) = (
+            Arc::clone(&store),
+            Arc::clone(&control),
+            owner.clone(),
+            Arc::clone(&handler),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
-                if w.control.stopped() {
+                if control.stopped() {
                     return Ok(());
                 }
-                let Some(job) = w.store.claim(&w.owner, LEASE)? else {
+                let Some(job) = store.claim(&owner, LEASE)? else {
                     return Ok(());
                 };
-                let result = process(&w, job.id, &job.key, &job.payload).await?;
+                let id = job.id;
+                let result = handler(job).await?;
                 if result == STOPPED {
                     // Stopped between stages: the job resumes from its committed stages later.
-                    w.store.release_job(&w.owner, job.id)?;
+                    store.release_job(&owner, id)?;
                 } else {
-                    w.store.finish(&w.owner, job.id, &result)?;
+                    store.finish(&owner, id, &result)?;
                 }
             }
         }));
@@ -214,13 +249,13 @@ pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), StoreErr
         match t.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                worker.control.stop("store error");
+                control.stop("store error");
                 first_error.get_or_insert(e);
             }
             Err(join) => {
-                worker.control.stop("worker panicked");
+                control.stop("worker panicked");
                 first_error.get_or_insert(StoreError::Corrupt {
-                    path: worker.store.path().to_path_buf(),
+                    path: store.path().to_path_buf(),
                     message: format!("worker task failed: {join}"),
                 });
             }
@@ -234,7 +269,7 @@ pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), StoreErr
 }
 
 /// A deterministic draw in `0..n` from the seed, the job and the purpose.
-fn draw(seed: u64, key: &str, attempt: u32, purpose: &str, n: usize) -> usize {
+pub(crate) fn draw(seed: u64, key: &str, attempt: u32, purpose: &str, n: usize) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
     for b in key
         .bytes()
@@ -252,7 +287,7 @@ fn draw(seed: u64, key: &str, attempt: u32, purpose: &str, n: usize) -> usize {
     (h % n.max(1) as u64) as usize
 }
 
-fn usage_record(u: Usage, seconds: f64) -> UsageRecord {
+pub(crate) fn usage_record(u: Usage, seconds: f64) -> UsageRecord {
     UsageRecord {
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
@@ -260,7 +295,7 @@ fn usage_record(u: Usage, seconds: f64) -> UsageRecord {
     }
 }
 
-fn model_seconds(t: &Trajectory) -> f64 {
+pub(crate) fn model_seconds(t: &Trajectory) -> f64 {
     t.steps.iter().map(|s| s.model_time.as_secs_f64()).sum()
 }
 

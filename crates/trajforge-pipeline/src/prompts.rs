@@ -89,31 +89,8 @@ impl Prompts {
     /// Defaults, with any of `rollout1.txt`, `selfcheck.txt`, `pr_system.txt`, `pr.txt`,
     /// `rollout2.txt` found in `dir` replacing the matching prompt.
     pub fn load(dir: &Path) -> Result<Prompts, PromptError> {
-        if !dir.is_dir() {
-            return Err(PromptError::NoFolder {
-                path: dir.display().to_string(),
-            });
-        }
         let mut prompts = Prompts::default();
-        for (file, field, required) in FILES {
-            let path = dir.join(file);
-            if !path.exists() {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).map_err(|source| PromptError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
-            for placeholder in required {
-                if !text.contains(placeholder) {
-                    return Err(PromptError::Missing {
-                        path: path.display().to_string(),
-                        placeholder: (*placeholder).to_string(),
-                    });
-                }
-            }
-            *prompts.field_mut(field) = text;
-        }
+        load_files(dir, &FILES, |field, text| *prompts.field_mut(field) = text)?;
         Ok(prompts)
     }
 
@@ -125,6 +102,99 @@ impl Prompts {
             "pr" => &mut self.pr,
             _ => &mut self.rollout2,
         }
+    }
+}
+
+/// Read the prompt files of `files` (file name, field, required placeholders) found in `dir`,
+/// checking their placeholders, and hand each to `set`.
+fn load_files(
+    dir: &Path,
+    files: &[(&str, &str, &[&str])],
+    mut set: impl FnMut(&str, String),
+) -> Result<(), PromptError> {
+    if !dir.is_dir() {
+        return Err(PromptError::NoFolder {
+            path: dir.display().to_string(),
+        });
+    }
+    for (file, field, required) in files {
+        let path = dir.join(file);
+        if !path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| PromptError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        for placeholder in *required {
+            if !text.contains(placeholder) {
+                return Err(PromptError::Missing {
+                    path: path.display().to_string(),
+                    placeholder: (*placeholder).to_string(),
+                });
+            }
+        }
+        set(field, text);
+    }
+    Ok(())
+}
+
+/// Prompt templates of the web pipeline (SPEC.md section 6).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebPrompts {
+    /// Rollout 1 task: `{intent}` (the menu entry, rendered), `{start_url}`, `{start_title}`, `{ending}`.
+    pub rollout1: String,
+    /// System prompt of the request writer.
+    pub request_system: String,
+    /// The request writer's task: `{start_title}`, `{final_title}`, `{final_url}`, `{answer}`.
+    pub request: String,
+    /// Rollout 2 task: `{request}`, `{start_url}`, `{start_title}`, `{ending}`.
+    pub rollout2: String,
+}
+
+const WEB_FILES: [(&str, &str, &[&str]); 4] = [
+    ("web_rollout1.txt", "rollout1", &["{intent}"]),
+    ("web_request_system.txt", "request_system", &[]),
+    ("web_request.txt", "request", &["{final_url}"]),
+    ("web_rollout2.txt", "rollout2", &["{request}"]),
+];
+
+impl Default for WebPrompts {
+    fn default() -> Self {
+        WebPrompts {
+            rollout1: "You are using a web browser on the page \"{start_title}\" ({start_url}).\n\n{intent}\n\n\
+Look at the page snapshot, follow links and use the page's menus, search and forms as a visitor would. \
+{ending}"
+                .into(),
+            request_system: "You write the requests that visitors of a website type into a browsing \
+assistant, in their own words."
+                .into(),
+            request: "A visitor of a website started on the page \"{start_title}\" and ended on the page \
+\"{final_title}\" ({final_url}).{answer}\n\nWrite the request this visitor would have made to get there: \
+what they wanted to find or do, in one or two sentences, in their own voice. Never mention URLs, link or \
+button names to click, menus, or the steps to take; a real visitor does not know them. Answer with the \
+request only."
+                .into(),
+            rollout2: "You are using a web browser on the page \"{start_title}\" ({start_url}).\n\nA visitor \
+asks you: {request}\n\nLook at the page snapshot, follow links and use the page's menus, search and forms \
+as a visitor would. {ending}"
+                .into(),
+        }
+    }
+}
+
+impl WebPrompts {
+    /// Defaults, with any of `web_rollout1.txt`, `web_request_system.txt`, `web_request.txt`,
+    /// `web_rollout2.txt` found in `dir` replacing the matching prompt.
+    pub fn load(dir: &Path) -> Result<WebPrompts, PromptError> {
+        let mut prompts = WebPrompts::default();
+        load_files(dir, &WEB_FILES, |field, text| match field {
+            "rollout1" => prompts.rollout1 = text,
+            "request_system" => prompts.request_system = text,
+            "request" => prompts.request = text,
+            _ => prompts.rollout2 = text,
+        })?;
+        Ok(prompts)
     }
 }
 

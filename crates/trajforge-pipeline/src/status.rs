@@ -30,10 +30,23 @@ pub struct EntryYield {
     pub kept: u64,
 }
 
+/// One cell of a web run's intent x start-page grid.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CoverageCell {
+    /// Tasks finished (whatever the result).
+    pub tried: u64,
+    /// Tasks whose pair was kept.
+    pub kept: u64,
+    /// Tasks that rollout 1 reported infeasible from this page.
+    pub infeasible: u64,
+}
+
 /// The status of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Status {
-    /// Functions sampled.
+    /// `code` (functions of a repository) or `web` (tasks on a site).
+    pub kind: String,
+    /// Functions (code) or tasks (web) sampled.
     pub functions: u64,
     /// Functions not started.
     pub pending: u64,
@@ -79,6 +92,9 @@ pub struct Status {
     pub cost_per_kept: Option<f64>,
     /// Tokens per kept trajectory.
     pub tokens_per_kept: Option<f64>,
+    /// Web runs: per intent, per start page, how the tasks fared.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub coverage: BTreeMap<String, BTreeMap<String, CoverageCell>>,
 }
 
 /// Compute the status from the store.
@@ -89,15 +105,27 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     };
     let jobs = store.jobs()?;
     s.functions = jobs.len() as u64;
+    let web = jobs.iter().any(|j| j.payload.get("intent").is_some());
+    s.kind = if web { "web" } else { "code" }.into();
     for j in &jobs {
         match j.status.as_str() {
             "pending" => s.pending += 1,
             "running" => s.running += 1,
             _ => {
                 s.done += 1;
-                *s.results
-                    .entry(j.result.clone().unwrap_or_else(|| "unknown".into()))
-                    .or_default() += 1;
+                let result = j.result.clone().unwrap_or_else(|| "unknown".into());
+                if web {
+                    let cell = s
+                        .coverage
+                        .entry(j.payload["intent"].as_str().unwrap_or("?").to_string())
+                        .or_default()
+                        .entry(j.payload["start_url"].as_str().unwrap_or("?").to_string())
+                        .or_default();
+                    cell.tried += 1;
+                    cell.kept += u64::from(result == "kept");
+                    cell.infeasible += u64::from(result == "t1_infeasible");
+                }
+                *s.results.entry(result).or_default() += 1;
             }
         }
     }
@@ -120,7 +148,9 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
                     .or_default() += 1;
             }
             stage::VERIFY => {
-                if let Some(r) = st.payload["recall"].as_f64() {
+                // Line recall for code, agreement for web: both are "r".
+                let r = st.payload["recall"].as_f64().or(st.payload["r"].as_f64());
+                if let Some(r) = r {
                     let bucket = ((r * 10.0).floor() as usize).min(9);
                     s.recall_histogram[bucket] += 1;
                     if r >= 1.0 {
@@ -203,14 +233,23 @@ fn cost(s: &Status, p: Pricing) -> Option<f64> {
 /// The status as text for a terminal.
 pub fn render(s: &Status, threshold: Option<f64>) -> String {
     let mut o = String::new();
+    let web = s.kind == "web";
     o.push_str(&format!(
-        "functions: {} ({} done, {} in flight, {} pending)\n",
-        s.functions, s.done, s.running, s.pending
+        "{}: {} ({} done, {} in flight, {} pending)\n",
+        if web { "tasks" } else { "functions" },
+        s.functions,
+        s.done,
+        s.running,
+        s.pending
     ));
-    o.push_str(&format!(
-        "kept: {} T2 (soft-verified), {} T1 (self-check passed)\n",
-        s.kept_t2, s.kept_t1
-    ));
+    if web {
+        o.push_str(&format!("kept: {} pairs (T1 and T2 agree)\n", s.kept_t2));
+    } else {
+        o.push_str(&format!(
+            "kept: {} T2 (soft-verified), {} T1 (self-check passed)\n",
+            s.kept_t2, s.kept_t1
+        ));
+    }
     if !s.results.is_empty() {
         o.push_str(&format!("results: {}\n", join(&s.results)));
     }
@@ -229,7 +268,8 @@ pub fn render(s: &Status, threshold: Option<f64>) -> String {
             .map(|t| format!(", threshold {t}"))
             .unwrap_or_default();
         o.push_str(&format!(
-            "line recall r over {verified} pairs ({} at r = 1{t}):\n",
+            "{} r over {verified} pairs ({} at r = 1{t}):\n",
+            if web { "agreement" } else { "line recall" },
             s.recall_exactly_one
         ));
         let max = s.recall_histogram.iter().copied().max().unwrap_or(1).max(1);
@@ -266,6 +306,25 @@ pub fn render(s: &Status, threshold: Option<f64>) -> String {
         }
         if entries.len() > 12 {
             o.push_str(&format!("  ... {} more (see --json)\n", entries.len() - 12));
+        }
+    }
+    if !s.coverage.is_empty() {
+        o.push_str("coverage, intent x start page (tried / kept / infeasible):\n");
+        let shown = 16;
+        for (intent, pages) in s.coverage.iter().take(shown) {
+            let (t, k, i) = pages.values().fold((0, 0, 0), |(t, k, i), c| {
+                (t + c.tried, k + c.kept, i + c.infeasible)
+            });
+            o.push_str(&format!(
+                "  {intent:<32} {} pages: {t:>4} {k:>4} {i:>4}\n",
+                pages.len()
+            ));
+        }
+        if s.coverage.len() > shown {
+            o.push_str(&format!(
+                "  ... {} more intents (see --json for every cell)\n",
+                s.coverage.len() - shown
+            ));
         }
     }
     o.push_str(&format!(

@@ -18,11 +18,19 @@ use crate::spawn::{self, ReadEnd, Root};
 pub(crate) const MAX_DIFF_BYTES: usize = 256 << 20;
 
 /// The script computing the patch inside the sandbox (`git add -A; git diff --cached`).
+///
+/// It stages into a throwaway copy of the index in /tmp, so the workspace's own index is
+/// never rewritten (an overlay would copy it up), and compares files by content and size
+/// only (`core.checkStat=minimal`): inode and device numbers seen through the overlay differ
+/// from the snapshot's, which would otherwise make git re-hash every file of the repository.
 pub(crate) fn diff_script(workspace_dir: &Path) -> String {
     format!(
         r#"cd "{}" || exit 90
-git add -A >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 91; }}
-git diff --cached --no-color --no-ext-diff --no-textconv 2>/tmp/.trajforge-diff-err || {{ cat /tmp/.trajforge-diff-err; exit 92; }}"#,
+export GIT_INDEX_FILE=/tmp/.trajforge-index
+{{ [ -f .git/index ] && cp .git/index "$GIT_INDEX_FILE"; }} 2>/dev/null || rm -f "$GIT_INDEX_FILE"
+G="git -c core.checkStat=minimal -c core.trustctime=false"
+$G add -A >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 91; }}
+$G diff --cached --no-color --no-ext-diff --no-textconv 2>/tmp/.trajforge-diff-err || {{ cat /tmp/.trajforge-diff-err; exit 92; }}"#,
         workspace_dir.display()
     )
 }

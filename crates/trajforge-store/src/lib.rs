@@ -136,6 +136,35 @@ pub struct StoredTrajectory {
     pub data: serde_json::Value,
 }
 
+/// A stored trajectory as streamed for exports: JSON columns stay text, for the reader to parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryRow {
+    /// Row id.
+    pub id: i64,
+    /// The job.
+    pub job_id: i64,
+    /// Attempt number.
+    pub attempt: i64,
+    /// `t1` or `t2`.
+    pub rollout: String,
+    /// Exit status label.
+    pub exit_status: String,
+    /// The patch.
+    pub patch: Option<String>,
+    /// Line recall (T2 only).
+    pub recall: Option<f64>,
+    /// Whether it is kept for training.
+    pub kept: bool,
+    /// The whole trajectory (JSON text; `null` when streamed without data).
+    pub data: String,
+    /// The job's key, when the job row exists.
+    pub job_key: Option<String>,
+    /// The job's payload (JSON text).
+    pub job_payload: Option<String>,
+    /// The attempt's stage results as one JSON object keyed by stage name (JSON text).
+    pub stages: Option<String>,
+}
+
 /// Token usage of one teacher call or episode, for costs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -145,6 +174,35 @@ pub struct UsageRecord {
     pub completion_tokens: u64,
     /// Teacher time in seconds.
     pub model_seconds: f64,
+}
+
+/// A finished job brought in from elsewhere (an import), with everything the pipeline would
+/// have recorded for it, written by [`Store::import_jobs`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportedJob {
+    /// Stable key; a key already in the store is skipped (importing twice duplicates nothing).
+    pub key: String,
+    /// What the job was about (JSON).
+    pub payload: serde_json::Value,
+    /// The job's result label.
+    pub result: String,
+    /// Stage results of attempt 1, in order.
+    pub stages: Vec<(String, serde_json::Value)>,
+    /// The trajectory (attempt 1).
+    pub trajectory: TrajectoryRecord,
+    /// Its line recall, when it was verified against a reference.
+    pub recall: Option<f64>,
+    /// Whether it is kept for training.
+    pub kept: bool,
+}
+
+/// What [`Store::import_jobs`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCounts {
+    /// Jobs added.
+    pub added: usize,
+    /// Jobs whose key was already there.
+    pub duplicates: usize,
 }
 
 /// Counts for status displays.
@@ -730,6 +788,63 @@ impl Store {
             .collect()
     }
 
+    /// Visit every trajectory in order (job, attempt, rollout) with its job and its attempt's
+    /// stage results, one row at a time, so exports use memory independent of the run's size.
+    /// `visit` returns false to stop early.
+    pub fn for_each_trajectory(
+        &self,
+        with_data: bool,
+        mut visit: impl FnMut(TrajectoryRow) -> bool,
+    ) -> Result<()> {
+        let conn = self.lock();
+        let data_col = if with_data { "t.data" } else { "'null'" };
+        // Stages become one JSON object per row (SQLite's JSON functions), keyed by stage name.
+        let sql = format!(
+            "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.patch, t.recall, t.kept, {data_col},
+                    j.key, j.payload,
+                    (SELECT json_group_object(s.stage, json(s.payload)) FROM stages s
+                      WHERE s.job_id = t.job_id AND s.attempt = t.attempt)
+             FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
+             ORDER BY t.job_id, t.attempt, t.rollout"
+        );
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let row = TrajectoryRow {
+                    id: r.get(0)?,
+                    job_id: r.get(1)?,
+                    attempt: r.get(2)?,
+                    rollout: r.get(3)?,
+                    exit_status: r.get(4)?,
+                    patch: r.get(5)?,
+                    recall: r.get(6)?,
+                    kept: r.get::<_, i64>(7)? != 0,
+                    data: r.get(8)?,
+                    job_key: r.get(9)?,
+                    job_payload: r.get(10)?,
+                    stages: r.get(11)?,
+                };
+                if !visit(row) {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// Number of stored trajectories.
+    pub fn trajectory_count(&self) -> Result<u64> {
+        let conn = self.lock();
+        let r = conn.query_row("SELECT COUNT(*) FROM trajectories", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        drop(conn);
+        self.sql(r).map(|n| n as u64)
+    }
+
     /// One trajectory's data, if stored.
     pub fn trajectory_data(
         &self,
@@ -769,6 +884,76 @@ impl Store {
             .optional();
         drop(conn);
         Ok(self.sql(r)?.is_some())
+    }
+
+    /// Add finished jobs with their stages and trajectories, and set `meta` values, in one
+    /// transaction: either all of it is stored or nothing is. Jobs whose key exists are skipped.
+    pub fn import_jobs(
+        &self,
+        jobs: &[ImportedJob],
+        meta: &[(&str, String)],
+    ) -> Result<ImportCounts> {
+        let mut conn = self.lock();
+        let now = now_ms();
+        let r = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut counts = ImportCounts::default();
+            {
+                let mut id: i64 =
+                    tx.query_row("SELECT COALESCE(MAX(id) + 1, 0) FROM jobs", [], |r| {
+                        r.get(0)
+                    })?;
+                let mut job_insert = tx.prepare(
+                    "INSERT OR IGNORE INTO jobs(id, key, payload, status, result, updated_at) VALUES (?1, ?2, ?3, 'done', ?4, ?5)",
+                )?;
+                let mut stage_insert = tx.prepare(
+                    "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
+                )?;
+                let mut traj_insert = tx.prepare(
+                    "INSERT INTO trajectories(job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for job in jobs {
+                    let n = job_insert.execute(params![
+                        id,
+                        job.key,
+                        job.payload.to_string(),
+                        job.result,
+                        now
+                    ])?;
+                    if n == 0 {
+                        counts.duplicates += 1;
+                        continue;
+                    }
+                    for (stage, payload) in &job.stages {
+                        stage_insert.execute(params![id, stage, payload.to_string(), now])?;
+                    }
+                    let t = &job.trajectory;
+                    traj_insert.execute(params![
+                        id,
+                        t.rollout,
+                        t.exit_status,
+                        t.patch,
+                        job.recall,
+                        job.kept as i64,
+                        t.data.to_string(),
+                        now
+                    ])?;
+                    counts.added += 1;
+                    id += 1;
+                }
+            }
+            for (key, value) in meta {
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+            tx.commit()?;
+            Ok(counts)
+        })();
+        drop(conn);
+        self.sql(r)
     }
 
     /// Total usage per stage name.
@@ -908,6 +1093,20 @@ mod tests {
         let trajs = store.trajectories(true).expect("trajectories");
         assert_eq!(trajs.len(), 1);
         assert!(trajs[0].kept);
+        let mut streamed = Vec::new();
+        store
+            .for_each_trajectory(true, |row| {
+                streamed.push(row);
+                true
+            })
+            .expect("stream");
+        assert_eq!(streamed.len(), 1);
+        assert_eq!(streamed[0].data, r#"{"steps":1}"#);
+        assert_eq!(streamed[0].job_key.as_deref(), Some("f0"));
+        let stages: serde_json::Value =
+            serde_json::from_str(streamed[0].stages.as_deref().expect("stages")).expect("json");
+        assert_eq!(stages, json!({"rollout1": {"a": 2}}));
+        assert_eq!(store.trajectory_count().expect("count"), 1);
         assert_eq!(
             store.usage_by_stage().expect("usage")[0].1.prompt_tokens,
             10,
@@ -919,6 +1118,57 @@ mod tests {
             store.jobs().expect("jobs")[0].result.as_deref(),
             Some("kept")
         );
+        assert!(
+            store
+                .claim("w", Duration::from_secs(1))
+                .expect("claim")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn imported_jobs_are_added_once_and_done() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.add_jobs(&jobs(1)).expect("add");
+        let job = |key: &str| ImportedJob {
+            key: key.into(),
+            payload: json!({"k": key}),
+            result: "kept".into(),
+            stages: vec![("import".into(), json!({"line": 1}))],
+            trajectory: TrajectoryRecord {
+                rollout: "t2".into(),
+                exit_status: "submitted".into(),
+                patch: Some("p".into()),
+                data: json!({"steps": []}),
+            },
+            recall: Some(0.5),
+            kept: true,
+        };
+        let c = store
+            .import_jobs(&[job("a"), job("b")], &[("kind", "import".into())])
+            .expect("import");
+        assert_eq!((c.added, c.duplicates), (2, 0));
+        let c = store
+            .import_jobs(&[job("b"), job("c")], &[])
+            .expect("import again");
+        assert_eq!((c.added, c.duplicates), (1, 1));
+        let all = store.jobs().expect("jobs");
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].key, "c");
+        assert_eq!(all[3].status, "done");
+        let trajs = store.trajectories(true).expect("trajectories");
+        assert_eq!(trajs.len(), 3);
+        assert_eq!(trajs[0].recall, Some(0.5));
+        assert!(trajs.iter().all(|t| t.kept && t.attempt == 1));
+        assert_eq!(store.all_stages().expect("stages").len(), 3);
+        assert_eq!(store.meta("kind").expect("meta").as_deref(), Some("import"));
+        // Imported jobs are finished: a worker never claims them.
+        let claimed = store
+            .claim("w", Duration::from_secs(1))
+            .expect("claim")
+            .expect("the generated job");
+        assert_eq!(claimed.key, "f0");
         assert!(
             store
                 .claim("w", Duration::from_secs(1))

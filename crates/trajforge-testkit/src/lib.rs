@@ -6,6 +6,7 @@
 mod script;
 mod server;
 pub mod svg;
+pub mod web;
 
 pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};

@@ -7,9 +7,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cmd;
+mod config;
 mod error;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::CliError;
 
@@ -23,6 +24,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Read default options from this TOML file [default: ./trajforge.toml when present].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Ignore ./trajforge.toml.
+    #[arg(long, global = true)]
+    no_config: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,12 +46,37 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Generate soft-verified trajectories from a repository (the main job; resumable).
     Generate(Box<cmd::generate::Args>),
+    /// Record a website with a real headless browser (`site crawl`) and summarise it (`site show`).
+    Site(cmd::site::Args),
+    /// Soft-Verified Generation on a website: `web generate` (resumable).
+    Web(cmd::web::Args),
     /// Show where a run stands: stages, kept and rejected, recall histogram, tokens and cost.
     Status(cmd::status::Args),
+    /// Import SERA, SWE-agent or mini-swe-agent trajectories into a run, to filter and export them.
+    Import(cmd::import::Args),
+    /// Export a run's trajectories as training data (hermes, openai, sharegpt, raw; JSONL or Parquet).
+    Export(Box<cmd::export::Args>),
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let (argv, applied) = match config::apply(std::env::args_os().collect(), &Cli::command(), &cwd)
+    {
+        Ok(x) => x,
+        Err(err) => std::process::exit(report(&err)),
+    };
+    if let Some(applied) = applied {
+        eprintln!(
+            "settings from {}: {}",
+            applied.file.display(),
+            applied.keys.join(", ")
+        );
+    }
+    // The file's settings come first; a later occurrence (the user's own) wins.
+    let parsed = config::overriding(Cli::command())
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help/version to stdout and usage errors to stderr itself.
@@ -61,6 +93,10 @@ fn main() {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Generate(args) => cmd::generate::run(*args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Site(args) => cmd::site::run(args),
+        Command::Web(args) => cmd::web::run(args),
+        Command::Import(args) => cmd::import::run(args),
+        Command::Export(args) => cmd::export::run(*args),
     };
     if let Err(err) = result {
         std::process::exit(report(&err));

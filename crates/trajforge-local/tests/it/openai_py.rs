@@ -1,6 +1,6 @@
-//! The real `openai` Python client against the server. Optional: it runs when a Python with
-//! the `openai` package is found ($TRAJFORGE_OPENAI_PYTHON, or <repo>/.cache/openai-venv),
-//! and is skipped with a note otherwise.
+//! The real `openai` Python client against the server. The Python comes from
+//! scripts/python-env.sh ($TRAJFORGE_PYTHON, or <repo>/.cache/py). Outside CI a missing
+//! environment skips the test with a note; under CI (`CI` set) it fails.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,12 +33,19 @@ print("ok", [m.id for m in client.models.list()])
 "#;
 
 fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("TRAJFORGE_OPENAI_PYTHON") {
-        return Some(PathBuf::from(p));
+    let python = match std::env::var_os("TRAJFORGE_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/py/bin/python"),
+    };
+    if python.is_file() {
+        return Some(python);
     }
-    let venv =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/openai-venv/bin/python");
-    venv.is_file().then_some(venv)
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "no Python environment at {} under CI: scripts/test.sh creates it with scripts/python-env.sh",
+        python.display()
+    );
+    None
 }
 
 // The skip note goes to the test's output, where a reader of the test run looks for it.
@@ -47,7 +54,7 @@ fn python() -> Option<PathBuf> {
 async fn openai_python_client() {
     let Some(python) = python() else {
         eprintln!(
-            "skipped: no Python with the openai package (create .cache/openai-venv and pip install openai)"
+            "skipped: no Python environment with the openai package (run scripts/python-env.sh)"
         );
         return;
     };

@@ -81,21 +81,8 @@ pub struct Args {
     /// Wall-time limit of one command, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub command_timeout: u64,
-    /// Stop scheduling new work after this many tokens.
-    #[arg(long, value_name = "TOKENS")]
-    pub max_total_tokens: Option<u64>,
-    /// Stop scheduling new work once the cost reaches this many dollars (needs prices).
-    #[arg(long, value_name = "DOLLARS")]
-    pub max_cost: Option<f64>,
-    /// Dollars per million prompt tokens.
-    #[arg(long, value_name = "DOLLARS")]
-    pub price_in: Option<f64>,
-    /// Dollars per million completion tokens.
-    #[arg(long, value_name = "DOLLARS")]
-    pub price_out: Option<f64>,
-    /// Dollars per GPU hour (cost from the measured wall time).
-    #[arg(long, value_name = "DOLLARS")]
-    pub gpu_hour_price: Option<f64>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Sample test files too.
     #[arg(long)]
     pub include_tests: bool,
@@ -115,11 +102,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     if args.n == 0 {
         return Err(CliError::input("-n must be at least 1"));
     }
-    if args.max_cost.is_some() && args.price_in.is_none() && args.price_out.is_none() {
-        return Err(CliError::input(
-            "--max-cost needs --price-in and/or --price-out",
-        ));
-    }
+    args.budget.check()?;
     let menu = match &args.menu {
         Some(p) => Menu::load(p)?,
         None => Menu::builtin(),
@@ -190,11 +173,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         include_tests: args.include_tests,
     };
     check_settings(&store, &settings, &args.out)?;
-    let pricing = Pricing {
-        price_in: args.price_in,
-        price_out: args.price_out,
-        gpu_hour: args.gpu_hour_price,
-    };
+    let pricing = args.budget.pricing();
     let stored_pricing = serde_json::to_string(&pricing).unwrap_or_default();
     store
         .set_meta("pricing", &stored_pricing)
@@ -256,34 +235,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
         test_cmd: args.test_cmd.clone(),
         selfcheck_tries: 3,
     };
-    let spent = status::status(&store, pricing).map_err(CliError::failure)?;
-    let price = match (args.price_in, args.price_out) {
-        (None, None) => None,
-        (a, b) => Some((a.unwrap_or(0.0), b.unwrap_or(0.0))),
-    };
-    let control = Arc::new(Control::with_budgets(
-        args.max_total_tokens,
-        args.max_cost,
-        price,
-    ));
-    // Budgets count what earlier sessions of this run spent too.
-    control.add(trajforge_teacher::Usage {
-        prompt_tokens: spent.prompt_tokens,
-        completion_tokens: spent.completion_tokens,
-    });
-    if control.stopped() {
-        return Err(CliError::input(format!(
-            "the budget is already spent: {}",
-            control.reason().unwrap_or_default()
-        ))
-        .hint("raise --max-total-tokens or --max-cost to continue this run"));
-    }
+    let control = args.budget.control(&store)?;
     let envs = Arc::new(SandboxEnvs::new(
         environment,
         Duration::from_secs(args.command_timeout.max(1)),
         Duration::from_secs(args.command_timeout.max(1) * 4),
     ));
-    let worker = Arc::new(Worker {
+    let worker: Arc<Worker> = Arc::new(Worker {
         store: Arc::clone(&store),
         teacher: Arc::clone(&teacher.teacher),
         envs,
@@ -295,16 +253,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let started = Instant::now();
     let result = runtime.block_on(async {
         let ctrl = Arc::clone(&control);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                ctrl.stop("interrupted (Ctrl-C)");
-                eprintln!("\nstopping: episodes in flight finish first; press Ctrl-C again to quit at once (the run stays resumable)");
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-        let progress = tokio::spawn(progress_loop(Arc::clone(&store), pricing, jobs.len() as u64, started));
+        tokio::spawn(stop_on_signal(ctrl));
+        let progress = tokio::spawn(progress_loop(
+            Arc::clone(&store),
+            pricing,
+            jobs.len() as u64,
+            started,
+            CODE_PROGRESS,
+        ));
         let r = code::run(Arc::clone(&worker), args.concurrency).await;
         progress.abort();
         r
@@ -336,7 +292,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
     Ok(())
 }
 
-fn check_settings(store: &Store, settings: &RunSettings, out: &Path) -> Result<(), CliError> {
+pub(crate) fn check_settings(
+    store: &Store,
+    settings: &RunSettings,
+    out: &Path,
+) -> Result<(), CliError> {
     let requested = serde_json::to_string(settings).unwrap_or_default();
     match store.meta("settings").map_err(CliError::failure)? {
         None => store
@@ -361,8 +321,88 @@ fn check_settings(store: &Store, settings: &RunSettings, out: &Path) -> Result<(
     }
 }
 
+/// Budgets and prices, shared by `generate` and `web generate`.
+#[derive(Debug, clap::Args)]
+pub struct BudgetArgs {
+    /// Stop scheduling new work after this many tokens.
+    #[arg(long = "max-tokens", alias = "max-total-tokens", value_name = "TOKENS")]
+    pub max_total_tokens: Option<u64>,
+    /// Stop scheduling new work once the cost reaches this many dollars (needs prices).
+    #[arg(long, value_name = "DOLLARS")]
+    pub max_cost: Option<f64>,
+    /// Dollars per million prompt tokens.
+    #[arg(long, value_name = "DOLLARS")]
+    pub price_in: Option<f64>,
+    /// Dollars per million completion tokens.
+    #[arg(long, value_name = "DOLLARS")]
+    pub price_out: Option<f64>,
+    /// Dollars per GPU hour (cost from the measured wall time).
+    #[arg(long, value_name = "DOLLARS")]
+    pub gpu_hour_price: Option<f64>,
+}
+
+impl BudgetArgs {
+    /// Refuse a cost budget that no price can measure.
+    pub fn check(&self) -> Result<(), CliError> {
+        if self.max_cost.is_some() && self.price_in.is_none() && self.price_out.is_none() {
+            return Err(CliError::input(
+                "--max-cost needs --price-in and/or --price-out",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The prices as the status computes costs with them.
+    pub fn pricing(&self) -> Pricing {
+        Pricing {
+            price_in: self.price_in,
+            price_out: self.price_out,
+            gpu_hour: self.gpu_hour_price,
+        }
+    }
+
+    /// The run's stop flag with its budgets, counting what earlier sessions of the run spent;
+    /// refused when the budget is already spent.
+    pub fn control(&self, store: &Store) -> Result<Arc<Control>, CliError> {
+        let spent = status::status(store, self.pricing()).map_err(CliError::failure)?;
+        let price = match (self.price_in, self.price_out) {
+            (None, None) => None,
+            (a, b) => Some((a.unwrap_or(0.0), b.unwrap_or(0.0))),
+        };
+        let control = Arc::new(Control::with_budgets(
+            self.max_total_tokens,
+            self.max_cost,
+            price,
+        ));
+        control.add(trajforge_teacher::Usage {
+            prompt_tokens: spent.prompt_tokens,
+            completion_tokens: spent.completion_tokens,
+        });
+        if control.stopped() {
+            return Err(CliError::input(format!(
+                "the budget is already spent: {}",
+                control.reason().unwrap_or_default()
+            ))
+            .hint("raise --max-tokens or --max-cost to continue this run"));
+        }
+        Ok(control)
+    }
+}
+
+/// Stop scheduling on the first Ctrl-C or SIGTERM (episodes in flight finish); quit at once on
+/// the second. Either way the run stays resumable.
+pub(crate) async fn stop_on_signal(control: Arc<Control>) {
+    let signal = crate::cmd::shutdown_signal().await;
+    control.stop(&format!("interrupted ({signal})"));
+    eprintln!(
+        "\nstopping: episodes in flight finish first; press Ctrl-C again to quit at once (the run stays resumable)"
+    );
+    crate::cmd::shutdown_signal().await;
+    std::process::exit(130);
+}
+
 /// `host:pid:start`, so a later process can tell whether a lease holder is still alive.
-fn owner_name() -> String {
+pub(crate) fn owner_name() -> String {
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -377,7 +417,7 @@ fn hostname() -> String {
 }
 
 /// A lease owner on this machine whose process is gone.
-fn is_dead_owner(owner: &str) -> bool {
+pub(crate) fn is_dead_owner(owner: &str) -> bool {
     let mut parts = owner.split(':');
     let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
         return false;
@@ -387,7 +427,27 @@ fn is_dead_owner(owner: &str) -> bool {
         && !Path::new("/proc").join(pid).exists()
 }
 
-async fn progress_loop(store: Arc<Store>, pricing: Pricing, total: u64, started: Instant) {
+/// What the progress line counts: the unit of work and the stages shown.
+pub(crate) struct ProgressKind {
+    /// "functions" or "tasks".
+    pub noun: &'static str,
+    /// Stage names, in pipeline order.
+    pub stages: &'static [&'static str],
+}
+
+/// The code pipeline's progress line.
+const CODE_PROGRESS: ProgressKind = ProgressKind {
+    noun: "functions",
+    stages: &["rollout1", "selfcheck", "pr", "rollout2", "verify"],
+};
+
+pub(crate) async fn progress_loop(
+    store: Arc<Store>,
+    pricing: Pricing,
+    total: u64,
+    started: Instant,
+    kind: ProgressKind,
+) {
     let tty = std::io::stderr().is_terminal();
     let mut last_line = String::new();
     let mut last_print = Instant::now() - Duration::from_secs(3600);
@@ -403,13 +463,15 @@ async fn progress_loop(store: Arc<Store>, pricing: Pricing, total: u64, started:
         } else {
             String::new()
         };
-        let stages: Vec<String> = ["rollout1", "selfcheck", "pr", "rollout2", "verify"]
+        let stages: Vec<String> = kind
+            .stages
             .iter()
             .map(|k| format!("{k} {}", s.stages.get(*k).copied().unwrap_or(0)))
             .collect();
         let cost = s.cost.map(|c| format!(", ${c:.2}")).unwrap_or_default();
         let line = format!(
-            "functions {}/{total} done, {} in flight | {} | kept T2 {} T1 {} | rejected {} | {} tokens{cost}{eta}",
+            "{} {}/{total} done, {} in flight | {} | kept T2 {} T1 {} | rejected {} | {} tokens{cost}{eta}",
+            kind.noun,
             s.done,
             s.running,
             stages.join(" "),

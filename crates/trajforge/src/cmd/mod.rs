@@ -1,12 +1,16 @@
 //! One module per subcommand.
 
+pub mod export;
 pub mod functions;
 pub mod generate;
+pub mod import;
 pub mod menu;
 pub mod recall;
 pub mod run;
 pub mod serve;
+pub mod site;
 pub mod status;
+pub mod web;
 
 use std::path::PathBuf;
 
@@ -21,6 +25,22 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|d| !d.is_empty())
         .map(|home| PathBuf::from(home).join(".cache").join("trajforge"))
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM (`kill`, systemd, a container stop), with
+/// the signal's name; both mean "stop gracefully". Never resolves if no handler can be installed.
+pub async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 /// Parse a size such as `1048576`, `512K`, `2M`, `1MB`, `1MiB` (powers of 1024).

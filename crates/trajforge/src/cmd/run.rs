@@ -87,8 +87,8 @@ pub struct TeacherArgs {
     /// Nucleus sampling mass.
     #[arg(long)]
     pub top_p: Option<f32>,
-    /// Most tokens generated per model call.
-    #[arg(long, value_name = "N")]
+    /// Most tokens generated per model call (the request's `max_tokens`).
+    #[arg(long = "max-completion-tokens", value_name = "N")]
     pub max_tokens: Option<u32>,
     /// Sampling seed sent to the server, for servers that honour it.
     #[arg(long, value_name = "N")]

@@ -13,7 +13,7 @@ use crate::error::CliError;
 #[command(
     after_help = "Serves POST /v1/chat/completions (tools, streaming, usage) and GET /v1/models. \
 Requests are queued on the one model context. Use it as `--teacher http://127.0.0.1:PORT/v1`, \
-or from any OpenAI client. The first line on stdout is the base URL. Stop with Ctrl-C."
+or from any OpenAI client. The first line on stdout is the base URL. Stop with Ctrl-C or SIGTERM."
 )]
 pub struct Args {
     /// The GGUF model [default: the model installed by scripts/install-model.sh].
@@ -76,12 +76,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
             model_name: args.name,
             ..ServeOptions::default()
         };
-        trajforge_local::serve(
-            listener,
-            Arc::new(teacher),
-            serve_options,
-            trajforge_local::wait_for_ctrl_c(),
-        )
+        trajforge_local::serve(listener, Arc::new(teacher), serve_options, async {
+            let signal = crate::cmd::shutdown_signal().await;
+            eprintln!("{signal}: stopping");
+        })
         .await
         .map_err(CliError::failure)
     })

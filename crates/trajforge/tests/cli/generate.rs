@@ -306,15 +306,7 @@ async fn the_behavioural_verdict_is_recorded_next_to_r() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let status: Value = serde_json::from_slice(
-        &Command::new(env!("CARGO_BIN_EXE_trajforge"))
-            .args(["status", "--json"])
-            .arg(&run_dir)
-            .output()
-            .expect("status")
-            .stdout,
-    )
-    .expect("json");
+    let status = status_json(&run_dir);
     let verified = status["stages"]["verify"].as_u64().unwrap_or(0);
     assert!(verified > 0, "{status}");
     assert_eq!(
@@ -351,4 +343,160 @@ fn bad_settings_fail_fast() {
     let out = run(&["status", "/definitely/not/a/run"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a run folder"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trajforge_toml_holds_the_options_and_the_command_line_overrides_it() {
+    let scene = scene();
+    let server = server(0, 0).await;
+    let project = scene.dir.path().join("project");
+    std::fs::create_dir_all(&project).expect("mkdir");
+    // Relative paths in the file are taken from the file's folder.
+    std::fs::write(
+        project.join("trajforge.toml"),
+        format!(
+            "teacher = \"{url}\"\nmodel = \"fake-model\"\nbackoff = 0.01\n\n[generate]\nrepo = \"{repo}\"\nout = \"run\"\nfunctions = 2\nseed = 3\nthreshold = 1.0\nconcurrency = 2\nwork_dir = \"{work}\"\n",
+            url = server.url(),
+            repo = scene.repo.display(),
+            work = scene.work.display(),
+        ),
+    )
+    .expect("write config");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(args)
+            .current_dir(&project)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("TRAJFORGE_API_KEY");
+        output(cmd)
+    };
+    let out = run(&["generate"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("settings from") && stderr.contains("threshold"),
+        "{stderr}"
+    );
+    let status = status_json(&project.join("run"));
+    assert_eq!(status["functions"].as_u64(), Some(2), "{status}");
+
+    // The file said threshold 1.0; the command line's 0.5 wins, and resuming with another
+    // threshold is refused, which shows the file's value was the one recorded.
+    let out = run(&["generate", "--threshold", "0.5"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("threshold"));
+
+    // A typo in the file is named with its line.
+    std::fs::write(project.join("trajforge.toml"), "[generate]\nthresold = 1\n").expect("write");
+    let out = run(&["generate"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("--thresold"),
+        "{stderr}"
+    );
+    // --no-config ignores it.
+    let out = run(&["--no-config", "status", "run"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn status_json(run_dir: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["status", "--json"])
+        .arg(run_dir)
+        .output()
+        .expect("status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+fn counts(run_dir: &Path) -> (u64, u64) {
+    let v = status_json(run_dir);
+    (
+        v["done"].as_u64().expect("done"),
+        v["functions"].as_u64().expect("functions"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_budget_stops_scheduling_and_leaves_a_resumable_run() {
+    let scene = scene();
+    let server = server(0, 0).await;
+    let run_dir = scene.dir.path().join("budget");
+    let budget = ["--concurrency", "1", "--max-tokens", "1"];
+    let out = output(generate_cmd(&scene, &server, &run_dir, 4, &budget)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("token budget reached"), "{stderr}");
+    let (done, functions) = counts(&run_dir);
+    assert_eq!(functions, 4);
+    // The episode in flight when the budget ran out finished its stage and checkpointed; no
+    // other function was started, and none is left claimed.
+    assert!(done < 4, "done {done} of {functions}");
+    let d = digest(&run_dir);
+    let stages: u64 = d["stages"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    assert!(stages >= 1, "{d:?}");
+    let status = status_json(&run_dir);
+    assert_eq!(status["running"].as_u64(), Some(0), "{status}");
+
+    // The same budget again: already spent, refused with what to do.
+    let out = output(generate_cmd(&scene, &server, &run_dir, 4, &budget)).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-tokens"));
+
+    // Without the budget, the run resumes and finishes every function.
+    let out = output(generate_cmd(&scene, &server, &run_dir, 4, &[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(counts(&run_dir), (4, 4));
+    for (function, result) in job_results(&run_dir) {
+        assert_eq!(result, expected_result(&function), "{function}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_episodes_in_flight_finish_and_the_run_resumes() {
+    let scene = scene();
+    let slow = server_slow().await;
+    let run_dir = scene.dir.path().join("term");
+    let mut cmd = generate_cmd(&scene, &slow, &run_dir, 6, &["--concurrency", "1"]);
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.contains("interrupted (SIGTERM)"), "{stderr}");
+    let (done, _) = counts(&run_dir);
+    assert!(done < 6, "SIGTERM came too late to test anything: {stderr}");
+    let out = output(generate_cmd(&scene, &slow, &run_dir, 6, &[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(counts(&run_dir), (6, 6));
 }

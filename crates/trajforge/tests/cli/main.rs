@@ -1,11 +1,16 @@
 //! End-to-end tests: the real `trajforge` binary on real inputs in temporary folders.
 
+mod export;
 mod functions;
 mod generate;
+mod import;
+mod local;
 mod menu;
 mod readme;
 mod recall;
 mod run;
+mod site;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

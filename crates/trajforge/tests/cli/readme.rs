@@ -7,12 +7,26 @@ fn every_option_of_every_command_is_documented() {
     let cache = tempfile::tempdir().expect("tempdir");
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let mut missing = Vec::new();
-    for command in ["functions", "menu", "recall", "run", "generate", "status"] {
+    for command in [
+        "functions",
+        "menu",
+        "recall",
+        "run",
+        "generate",
+        "status",
+        "export",
+        "import",
+        "site crawl",
+        "site show",
+        "web generate",
+    ] {
         assert!(
             readme.contains(&format!("### `trajforge {command}")),
             "README lacks a section for {command}"
         );
-        let help = stdout(&trajforge(&[command, "--help"], cache.path()));
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push("--help");
+        let help = stdout(&trajforge(&args, cache.path()));
         for word in help.split_whitespace() {
             let option = word
                 .trim_start_matches(['`', '('])

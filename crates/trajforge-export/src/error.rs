@@ -1,0 +1,47 @@
+//! Errors of an export, each naming the file, record or option involved.
+
+use std::path::PathBuf;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The run store failed.
+    #[error(transparent)]
+    Store(#[from] trajforge_store::StoreError),
+    /// A stored record cannot be read.
+    #[error("trajectory {id}: {message}")]
+    Record {
+        /// Trajectory row id.
+        id: i64,
+        /// What was wrong.
+        message: String,
+    },
+    /// The tokenizer or its chat template cannot be loaded.
+    #[error("{path}: {message}")]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+    /// The chat template failed to render a conversation.
+    #[error("chat template: {0}")]
+    Template(String),
+    /// Tokenizing failed.
+    #[error("tokenizer: {0}")]
+    Encode(String),
+    /// Writing an output file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O or encoding error.
+        message: String,
+    },
+    /// The options contradict each other or a value is malformed.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, ExportError>;

@@ -1,0 +1,117 @@
+//! One stored trajectory with what the run recorded around it (job, stages, verdicts).
+
+use serde_json::Value;
+use trajforge_agent::Trajectory;
+use trajforge_store::TrajectoryRow;
+
+use crate::error::{ExportError, Result};
+
+/// A trajectory ready to filter and render.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Trajectory row id.
+    pub id: i64,
+    /// The job.
+    pub job_id: i64,
+    /// Attempt number.
+    pub attempt: i64,
+    /// `t1` or `t2`.
+    pub rollout: String,
+    /// Exit status label.
+    pub exit_status: String,
+    /// The patch it produced.
+    pub patch: Option<String>,
+    /// Line recall (T2).
+    pub recall: Option<f64>,
+    /// The run's verdict.
+    pub kept: bool,
+    /// The job's key, if a job row exists.
+    pub job_key: Option<String>,
+    /// The job payload (the sampled function for repository runs; `null` when absent).
+    pub function: Value,
+    /// The attempt's stage results keyed by stage name (`null` when none).
+    pub stages: Value,
+    /// The trajectory.
+    pub trajectory: Trajectory,
+    /// The trajectory as stored, every field included (kept only when asked for).
+    pub data: Option<Value>,
+}
+
+fn parse_json(id: i64, what: &str, text: Option<&str>) -> Result<Value> {
+    match text {
+        None => Ok(Value::Null),
+        Some(t) => serde_json::from_str(t).map_err(|e| ExportError::Record {
+            id,
+            message: format!("{what}: {e}"),
+        }),
+    }
+}
+
+impl Sample {
+    /// Parse a streamed row; `keep_data` also keeps the stored JSON as it is (for `raw`).
+    pub fn from_row(row: TrajectoryRow, keep_data: bool) -> Result<Sample> {
+        let id = row.id;
+        let data = if keep_data {
+            Some(parse_json(id, "data", Some(&row.data))?)
+        } else {
+            None
+        };
+        let trajectory: Trajectory = match &data {
+            Some(v) => Trajectory::deserialize(v),
+            None => serde_json::from_str(&row.data),
+        }
+        .map_err(|e| ExportError::Record {
+            id,
+            message: format!("not a trajectory record: {e}"),
+        })?;
+        Ok(Sample {
+            id,
+            job_id: row.job_id,
+            attempt: row.attempt,
+            rollout: row.rollout,
+            exit_status: row.exit_status,
+            patch: row.patch,
+            recall: row.recall,
+            kept: row.kept,
+            job_key: row.job_key,
+            function: parse_json(id, "job payload", row.job_payload.as_deref())?,
+            stages: parse_json(id, "stages", row.stages.as_deref())?,
+            trajectory,
+            data,
+        })
+    }
+
+    /// `path::name` of the sampled function, when the job names one.
+    pub fn function_name(&self) -> Option<String> {
+        let name = self.function.get("name")?.as_str()?;
+        Some(match self.function.get("path").and_then(Value::as_str) {
+            Some(path) if !path.is_empty() => format!("{path}::{name}"),
+            _ => name.to_string(),
+        })
+    }
+
+    /// The bug-type menu entry that produced the sample (`{"id", "index"}`), when recorded.
+    pub fn menu_entry(&self) -> Option<Value> {
+        let r1 = self.stages.get("rollout1")?;
+        let id = r1.get("bug")?.clone();
+        Some(
+            serde_json::json!({"id": id, "index": r1.get("bug_index").cloned().unwrap_or(Value::Null)}),
+        )
+    }
+
+    /// The repository the sample came from: the job's own field if it has one (imports), else the run's.
+    pub fn repository(&self, run_repo: Option<&str>) -> Option<String> {
+        ["repo", "repository"]
+            .iter()
+            .find_map(|k| self.function.get(*k).and_then(Value::as_str))
+            .map(str::to_string)
+            .or_else(|| run_repo.map(str::to_string))
+    }
+
+    /// A stable sample id: `job-attempt-rollout`.
+    pub fn sample_id(&self) -> String {
+        format!("{}-{}-{}", self.job_id, self.attempt, self.rollout)
+    }
+}
+
+use serde::Deserialize;

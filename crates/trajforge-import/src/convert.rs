@@ -1,0 +1,353 @@
+//! Messages in SWE-agent's history form and in OpenAI form, to trajforge's messages and steps.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use trajforge_agent::{Observation, Step, ToolUse};
+use trajforge_teacher::{ChatMessage, Role, ToolCall, Usage};
+
+use crate::kind_of;
+
+/// Keys of a message that [`message`] maps into a [`ChatMessage`].
+const MAPPED: &[&str] = &[
+    "role",
+    "content",
+    "tool_calls",
+    "tool_call_id",
+    "tool_call_ids",
+    "name",
+    "reasoning_content",
+];
+
+/// One source message as a chat message, and its fields that have no place there.
+pub(crate) fn message(
+    index: usize,
+    m: &Value,
+) -> Result<(ChatMessage, Map<String, Value>), String> {
+    let at = |what: String| format!("message {index}: {what}");
+    let Value::Object(obj) = m else {
+        return Err(at(format!("expected an object, found {}", kind_of(m))));
+    };
+    let role = match obj.get("role").and_then(Value::as_str) {
+        Some("system") => Role::System,
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some("tool") => Role::Tool,
+        Some(other) => return Err(at(format!("unknown role {other:?}"))),
+        None => return Err(at("no `role`".into())),
+    };
+    let mut extra: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| !MAPPED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let content = match obj.get("content") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut texts = Vec::new();
+            let mut plain = true;
+            for p in parts {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => {
+                        texts.push(t);
+                        plain &= p.as_object().is_some_and(|o| o.len() == 2);
+                    }
+                    _ => plain = false,
+                }
+            }
+            // One bare text part is just text; anything else keeps its original form too.
+            if !(plain && texts.len() == 1) {
+                extra.insert("content".into(), Value::Array(parts.clone()));
+            }
+            Some(texts.join("\n"))
+        }
+        Some(other) => {
+            return Err(at(format!(
+                "`content` is {}, not text or a list of parts",
+                kind_of(other)
+            )));
+        }
+    };
+    let mut tool_calls = Vec::new();
+    match obj.get("tool_calls") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(calls)) => {
+            let mut canonical = Vec::new();
+            for (j, c) in calls.iter().enumerate() {
+                let function = c.get("function").unwrap_or(&Value::Null);
+                let Some(name) = function.get("name").and_then(Value::as_str) else {
+                    return Err(at(format!("tool call {j} has no `function.name`")));
+                };
+                let arguments = match function.get("arguments") {
+                    None | Some(Value::Null) => "{}".to_string(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                };
+                let id = c.get("id").and_then(Value::as_str).unwrap_or_default();
+                canonical.push(json!({"id": id, "type": "function",
+                                      "function": {"name": name, "arguments": arguments}}));
+                tool_calls.push(ToolCall::new(id, name, arguments));
+            }
+            if canonical != *calls {
+                extra.insert("tool_calls".into(), Value::Array(calls.clone()));
+            }
+        }
+        Some(other) => {
+            return Err(at(format!(
+                "`tool_calls` is {}, not a list",
+                kind_of(other)
+            )));
+        }
+    }
+    let mut tool_call_id = obj
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(ids) = obj.get("tool_call_ids") {
+        // SWE-agent lists the ids a tool message answers; it answers one call per message.
+        let list: Vec<&str> = ids
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if tool_call_id.is_none() {
+            tool_call_id = list.first().map(|s| s.to_string());
+        }
+        if list.len() != 1 || ids.as_array().is_some_and(|a| a.len() != 1) {
+            extra.insert("tool_call_ids".into(), ids.clone());
+        }
+    }
+    // An empty name or call id (as OpenAI-messages exports write them) is no name or id.
+    let text_field = |key: &str| {
+        obj.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut reasoning = text_field("reasoning_content");
+    let mut content = content;
+    if role == Role::Assistant
+        && reasoning.is_none()
+        && let Some((thought, rest)) = content.as_deref().and_then(split_think)
+    {
+        reasoning = thought;
+        content = rest;
+    }
+    let msg = ChatMessage {
+        role,
+        content,
+        reasoning,
+        tool_calls,
+        tool_call_id: tool_call_id.filter(|s| !s.is_empty()),
+        name: text_field("name"),
+    };
+    Ok((msg, extra))
+}
+
+/// Reasoning written inline as a leading `<think>...</think>` block (Qwen-style models, and
+/// OpenAI-messages training files) and the visible text after it; an empty part is none.
+fn split_think(text: &str) -> Option<(Option<String>, Option<String>)> {
+    let body = text.trim_start().strip_prefix("<think>")?;
+    let end = body.find("</think>")?;
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Some((
+        some(body[..end].trim()),
+        some(body[end + "</think>".len()..].trim_start()),
+    ))
+}
+
+/// What a format knows about each step beyond the messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StepInfo {
+    /// When the model call started, ms since the epoch.
+    pub started_at_ms: u64,
+    /// Tokens of the call.
+    pub usage: Usage,
+    /// Time the tool calls took.
+    pub tool_time: Duration,
+}
+
+/// Steps from the messages: one per assistant message, each with its tool calls and the
+/// tool messages that answer them (matched by call id).
+pub(crate) fn steps(
+    messages: &[ChatMessage],
+    extras: &[Map<String, Value>],
+    info: &dyn Fn(usize, &Map<String, Value>) -> StepInfo,
+    submitted: bool,
+) -> Vec<Step> {
+    let mut used = vec![false; messages.len()];
+    let mut out: Vec<Step> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if m.role != Role::Assistant {
+            continue;
+        }
+        let empty = Map::new();
+        let si = info(out.len(), extras.get(i).unwrap_or(&empty));
+        let mut tools = Vec::new();
+        for call in &m.tool_calls {
+            let answer = (i + 1..messages.len()).find(|&j| {
+                !used[j]
+                    && messages[j].role == Role::Tool
+                    && messages[j].tool_call_id.as_deref() == Some(call.id.as_str())
+            });
+            let observation = match answer {
+                Some(j) => {
+                    used[j] = true;
+                    let ex = extras.get(j).unwrap_or(&empty);
+                    Observation {
+                        text: messages[j].content.clone().unwrap_or_default(),
+                        exit_code: exit_code(ex),
+                        error: false,
+                        done: false,
+                        duration: Duration::ZERO,
+                    }
+                }
+                None => Observation::error("(no observation recorded)"),
+            };
+            tools.push(ToolUse {
+                id: call.id.clone(),
+                tool: call.name.clone(),
+                arguments: call.arguments.clone(),
+                observation,
+            });
+        }
+        // Tool time is known per step, not per call: it goes to the first call.
+        if let Some(first) = tools.first_mut() {
+            first.observation.duration = si.tool_time;
+        }
+        out.push(Step {
+            index: out.len(),
+            started_at_ms: si.started_at_ms,
+            assistant: m.clone(),
+            usage: si.usage,
+            model_time: Duration::ZERO,
+            attempts: 1,
+            tools,
+            overhead: Duration::ZERO,
+        });
+    }
+    if submitted && let Some(last) = out.last_mut().and_then(|s| s.tools.last_mut()) {
+        last.observation.done = true;
+    }
+    out
+}
+
+/// A command's exit code where the source records one (mini-swe-agent: `extra.returncode`).
+fn exit_code(extra: &Map<String, Value>) -> Option<i32> {
+    extra
+        .get("extra")
+        .and_then(|e| e.get("returncode"))
+        .or_else(|| extra.get("returncode"))
+        .and_then(Value::as_i64)
+        .and_then(|c| i32::try_from(c).ok())
+}
+
+/// Token counts from an OpenAI-style `usage` object.
+pub(crate) fn usage_of(v: Option<&Value>) -> Usage {
+    let n = |k: &str| {
+        v.and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Usage {
+        prompt_tokens: n("prompt_tokens"),
+        completion_tokens: n("completion_tokens"),
+    }
+}
+
+/// Seconds (a float) as a duration; negative or absurd values give zero.
+pub(crate) fn seconds(v: Option<&Value>) -> Duration {
+    v.and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+        .map_or(Duration::ZERO, Duration::from_secs_f64)
+}
+
+/// A Unix timestamp in seconds (a float) as milliseconds; anything else gives 0.
+pub(crate) fn epoch_ms(v: Option<&Value>) -> u64 {
+    v.and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e11)
+        .map_or(0, |s| (s * 1000.0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swe_agent_messages_map_and_keep_their_extras() {
+        let m = json!({"role": "assistant", "content": [{"type": "text", "text": "Let me look."}],
+                       "thought": "Let me look.", "action": "ls", "agent": "main",
+                       "message_type": "action",
+                       "tool_calls": [{"id": "c1", "type": "function",
+                                       "function": {"name": "bash", "arguments": "{\"command\":\"ls\"}"}}]});
+        let (msg, extra) = message(3, &m).expect("maps");
+        assert_eq!(msg.role, Role::Assistant);
+        assert_eq!(msg.content.as_deref(), Some("Let me look."));
+        assert_eq!(msg.tool_calls[0].name, "bash");
+        assert_eq!(
+            extra.keys().collect::<Vec<_>>(),
+            vec!["action", "agent", "message_type", "thought"]
+        );
+        let tool = json!({"role": "tool", "content": "a\nb", "tool_call_ids": ["c1"]});
+        let (t, extra) = message(4, &tool).expect("maps");
+        assert_eq!(t.tool_call_id.as_deref(), Some("c1"));
+        assert!(extra.is_empty());
+    }
+
+    #[test]
+    fn inline_think_blocks_become_reasoning() {
+        let m = json!({"role": "assistant", "content": "<think>\nCheck the loop.\n</think>\n\nLooking."});
+        let (msg, _) = message(0, &m).expect("maps");
+        assert_eq!(msg.reasoning.as_deref(), Some("Check the loop."));
+        assert_eq!(msg.content.as_deref(), Some("Looking."));
+        let m = json!({"role": "assistant", "content": "<think>\n\n</think>\n\nDone."});
+        let (msg, _) = message(0, &m).expect("maps");
+        assert_eq!(
+            (msg.reasoning, msg.content.as_deref()),
+            (None, Some("Done."))
+        );
+        let m = json!({"role": "user", "content": "<think>x</think>"});
+        let (msg, _) = message(0, &m).expect("maps");
+        assert_eq!(
+            msg.content.as_deref(),
+            Some("<think>x</think>"),
+            "only assistant turns"
+        );
+    }
+
+    #[test]
+    fn bad_messages_say_where() {
+        let err = message(7, &json!({"role": "robot"})).expect_err("bad role");
+        assert_eq!(err, "message 7: unknown role \"robot\"");
+        let err = message(2, &json!({"role": "user", "content": 3})).expect_err("bad content");
+        assert!(err.starts_with("message 2: `content` is a number"), "{err}");
+        let err = message(
+            1,
+            &json!({"role": "assistant", "tool_calls": [{"id": "x"}]}),
+        )
+        .expect_err("no name");
+        assert!(err.contains("function.name"), "{err}");
+    }
+
+    #[test]
+    fn steps_pair_calls_with_their_observations() {
+        let call = ToolCall::new("c1", "bash", "{}");
+        let messages = vec![
+            ChatMessage::system("s"),
+            ChatMessage::user("u"),
+            ChatMessage::assistant(Some("a".into()), vec![call.clone()]),
+            ChatMessage::tool_result(&call, "out"),
+            ChatMessage::assistant(Some("done".into()), vec![]),
+        ];
+        let mut extras = vec![Map::new(); 5];
+        extras[3].insert("extra".into(), json!({"returncode": 2}));
+        let s = steps(&messages, &extras, &|_, _| StepInfo::default(), true);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].tools[0].observation.text, "out");
+        assert_eq!(s[0].tools[0].observation.exit_code, Some(2));
+        assert!(s[1].tools.is_empty());
+    }
+}

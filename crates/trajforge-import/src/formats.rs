@@ -1,0 +1,586 @@
+//! The three source formats, field by field.
+//!
+//! - SERA: `messages` (a JSON string, or a list, of SWE-agent history messages),
+//!   `instance_id`, `rollout_patch`, `func_name`, `func_path`, `problem_statement`,
+//!   `target_patch`, `docker_image`.
+//! - SWE-agent `.traj`: `history` (role, content, thought, action, tool_calls,
+//!   tool_call_ids, message_type, ...), `trajectory[]` (response, thought, action,
+//!   observation, execution_time, ...), `info` (submission, exit_status, model_stats, ...).
+//! - mini-swe-agent: `messages[]` in OpenAI form, each with an optional `extra`, a final
+//!   `exit` message in version 2, `info` (exit_status, submission, model_stats, config),
+//!   `trajectory_format` ("mini-swe-agent-1", "mini-swe-agent-1.1"). A line holding only
+//!   `messages` (and optionally `tools`), as OpenAI-messages training files do, reads too.
+
+use serde_json::{Map, Value};
+use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+use trajforge_teacher::{ChatMessage, Role, TeacherInfo, ToolMode, ToolSpec, Usage};
+
+use crate::convert::{self, StepInfo};
+use crate::{Format, kind_of};
+
+/// A parsed record before it gets its place in the file.
+pub(crate) struct Parts {
+    pub trajectory: Trajectory,
+    pub raw: Map<String, Value>,
+    pub reference_patch: Option<String>,
+    pub subject: Map<String, Value>,
+}
+
+pub(crate) fn parse(format: Format, object: Map<String, Value>) -> Result<Parts, String> {
+    match format {
+        Format::Sera => sera(object),
+        Format::SweAgent => swe_agent(object),
+        Format::MiniSweAgent => mini(object),
+    }
+}
+
+/// An exit status as SWE-agent or mini-swe-agent label it, in trajforge's terms. Labels
+/// with no counterpart become `TeacherError(label)`; the original is kept in `raw` as well.
+pub(crate) fn exit_status(label: &str) -> ExitStatus {
+    let l = label.trim();
+    let lower = l.to_ascii_lowercase();
+    if lower.starts_with("submitted") {
+        // SWE-agent writes "submitted (exit_cost)" when it auto-submitted at a limit.
+        ExitStatus::Submitted
+    } else if matches!(
+        lower.as_str(),
+        "exit_cost"
+            | "exit_step_limit"
+            | "limitsexceeded"
+            | "timeexceeded"
+            | "exit_total_execution_time"
+            | "step_limit"
+    ) {
+        ExitStatus::StepLimit
+    } else if lower == "exit_context"
+        || lower.contains("contextwindow")
+        || lower == "context_overflow"
+    {
+        ExitStatus::ContextOverflow
+    } else if matches!(
+        lower.as_str(),
+        "exit_format" | "formaterror" | "repeatedformaterror" | "malformed_calls"
+    ) {
+        ExitStatus::MalformedCalls
+    } else if matches!(
+        lower.as_str(),
+        "cancelled" | "keyboardinterrupt" | "interrupted"
+    ) {
+        ExitStatus::Cancelled
+    } else {
+        ExitStatus::TeacherError(l.to_string())
+    }
+}
+
+/// Take a string field out of `obj`; a non-string value is an error.
+fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("`{key}` is {}, not a string", kind_of(&other))),
+    }
+}
+
+/// Messages, the fields of each that have no place in them, and the messages left out.
+type Converted = (Vec<ChatMessage>, Vec<Map<String, Value>>, Vec<Value>);
+
+/// Convert a list of history messages; `skip` drops (and returns) messages with no chat form.
+fn convert_messages(list: &[Value], skip: &dyn Fn(&Value) -> bool) -> Result<Converted, String> {
+    let mut messages = Vec::with_capacity(list.len());
+    let mut extras = Vec::with_capacity(list.len());
+    let mut dropped = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        if skip(m) {
+            dropped.push(m.clone());
+            continue;
+        }
+        let (msg, extra) = convert::message(i, m)?;
+        messages.push(msg);
+        extras.push(extra);
+    }
+    if messages.is_empty() {
+        return Err("no messages".into());
+    }
+    Ok((messages, extras, dropped))
+}
+
+/// Per-message extras as a list aligned with the messages, or nothing when all are empty.
+fn extras_value(extras: &[Map<String, Value>]) -> Option<Value> {
+    if extras.iter().all(Map::is_empty) {
+        return None;
+    }
+    Some(Value::Array(
+        extras
+            .iter()
+            .map(|e| {
+                if e.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(e.clone())
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// The first user message's text: the task as the agent saw it.
+fn first_user_text(messages: &[ChatMessage], extras: &[Map<String, Value>]) -> String {
+    messages
+        .iter()
+        .zip(extras)
+        .find(|(m, e)| {
+            m.role == Role::User
+                && e.get("is_demo") != Some(&Value::Bool(true))
+                && e.get("message_type").and_then(Value::as_str) != Some("demonstration")
+        })
+        .and_then(|(m, _)| m.content.clone())
+        .unwrap_or_default()
+}
+
+fn teacher(format: Format, model: Option<String>) -> TeacherInfo {
+    TeacherInfo {
+        base_url: format!("import:{}", format.name()),
+        model: model.unwrap_or_else(|| "unknown".into()),
+        mode: ToolMode::Native,
+    }
+}
+
+fn total_usage(steps: &[trajforge_agent::Step]) -> Usage {
+    steps.iter().fold(Usage::default(), |mut u, s| {
+        u.prompt_tokens += s.usage.prompt_tokens;
+        u.completion_tokens += s.usage.completion_tokens;
+        u
+    })
+}
+
+fn tools_of(v: Option<&Value>) -> Result<Vec<ToolSpec>, String> {
+    let Some(Value::Array(list)) = v else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            // OpenAI form {type, function: {...}} or the bare function object.
+            let f = t.get("function").unwrap_or(t);
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("tool {i} has no name"))?;
+            Ok(ToolSpec {
+                name: name.to_string(),
+                description: f
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                parameters: f
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"type": "object", "properties": {}})),
+            })
+        })
+        .collect()
+}
+
+fn sera(mut obj: Map<String, Value>) -> Result<Parts, String> {
+    if !["instance_id", "rollout_patch", "target_patch"]
+        .iter()
+        .any(|k| obj.contains_key(*k))
+    {
+        let hint = if obj.contains_key("history") || obj.contains_key("trajectory") {
+            " (this looks like a SWE-agent .traj: use --from swe-agent)"
+        } else if obj.contains_key("info") || obj.contains_key("trajectory_format") {
+            " (this looks like a mini-swe-agent trajectory: use --from mini-swe-agent)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "no `instance_id`, `rollout_patch` or `target_patch`: not a SERA record{hint}"
+        ));
+    }
+    let history: Vec<Value> = match obj.remove("messages") {
+        Some(Value::String(text)) => match serde_json::from_str(&text) {
+            Ok(Value::Array(list)) => list,
+            Ok(other) => {
+                return Err(format!(
+                    "`messages` holds {}, not a list of messages",
+                    kind_of(&other)
+                ));
+            }
+            Err(e) => return Err(format!("`messages` is not a JSON list: {e}")),
+        },
+        Some(Value::Array(list)) => list,
+        Some(other) => {
+            return Err(format!(
+                "`messages` is {}, not a JSON string of the history",
+                kind_of(&other)
+            ));
+        }
+        None => return Err("no `messages` (is this a SERA record?)".into()),
+    };
+    let (messages, extras, _) = convert_messages(&history, &|_| false)?;
+    let rollout_patch = take_str(&mut obj, "rollout_patch")?;
+    let target_patch = take_str(&mut obj, "target_patch")?;
+    let problem = take_str(&mut obj, "problem_statement")?;
+    let mut subject = Map::new();
+    for (from, to) in [
+        ("repo", "repo"),
+        ("instance_id", "instance_id"),
+        ("func_name", "name"),
+        ("func_path", "path"),
+        ("docker_image", "docker_image"),
+    ] {
+        if let Some(v) = take_str(&mut obj, from)? {
+            subject.insert(to.into(), Value::String(v));
+        }
+    }
+    // SERA's records carry no exit status: those with a patch were submitted.
+    let exit = match take_str(&mut obj, "exit_status")? {
+        Some(label) => exit_status(&label),
+        None if rollout_patch
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty()) =>
+        {
+            ExitStatus::Submitted
+        }
+        None => ExitStatus::TeacherError("no patch recorded".into()),
+    };
+    let submitted = exit == ExitStatus::Submitted;
+    let steps = convert::steps(&messages, &extras, &|_, _| StepInfo::default(), submitted);
+    let task = problem.unwrap_or_else(|| first_user_text(&messages, &extras));
+    let mut raw = obj;
+    if let Some(v) = extras_value(&extras) {
+        raw.insert("message_fields".into(), v);
+    }
+    let usage = total_usage(&steps);
+    Ok(Parts {
+        trajectory: Trajectory {
+            version: 1,
+            teacher: teacher(Format::Sera, None),
+            task,
+            tools: Vec::new(),
+            messages,
+            steps,
+            exit,
+            outcome: EnvOutcome {
+                patch: rollout_patch,
+                ..EnvOutcome::default()
+            },
+            usage,
+            started_at_ms: 0,
+            duration: std::time::Duration::ZERO,
+        },
+        raw,
+        reference_patch: target_patch.filter(|p| !p.trim().is_empty()),
+        subject,
+    })
+}
+
+/// A JSON value that may be stored as a JSON string of itself (SWE-agent's `replay_config`).
+fn maybe_json_string(v: Option<&Value>) -> Option<Value> {
+    match v? {
+        Value::String(s) => serde_json::from_str(s).ok(),
+        other => Some(other.clone()),
+    }
+}
+
+fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, String> {
+    let trajectory_steps = match obj.remove("trajectory") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(format!("`trajectory` is {}, not a list", kind_of(&other))),
+    };
+    let history: Vec<Value> = match obj.remove("history") {
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(format!("`history` is {}, not a list", kind_of(&other))),
+        // Without a history, rebuild the conversation from the steps.
+        None if !trajectory_steps.is_empty() => trajectory_steps
+            .iter()
+            .flat_map(|s| {
+                let text = |k: &str| s.get(k).cloned().unwrap_or(Value::Null);
+                [
+                    serde_json::json!({"role": "assistant", "content": text("response")}),
+                    serde_json::json!({"role": "user", "content": text("observation")}),
+                ]
+            })
+            .collect(),
+        None if obj.contains_key("messages") => {
+            let hint = if obj.get("messages").is_some_and(Value::is_string) {
+                "a SERA record (use --from sera)"
+            } else {
+                "a mini-swe-agent trajectory (use --from mini-swe-agent)"
+            };
+            return Err(format!(
+                "no `history` and no `trajectory` but `messages`: this looks like {hint}"
+            ));
+        }
+        None => return Err("no `history` and no `trajectory` (is this a SWE-agent .traj?)".into()),
+    };
+    let (messages, extras, _) = convert_messages(&history, &|_| false)?;
+    let mut info = match obj.remove("info") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(format!("`info` is {}, not an object", kind_of(&other))),
+    };
+    let submission = take_str(&mut info, "submission")?;
+    let exit = match take_str(&mut info, "exit_status")? {
+        Some(label) => {
+            info.insert("exit_status".into(), Value::String(label.clone()));
+            exit_status(&label)
+        }
+        None if submission.as_deref().is_some_and(|p| !p.trim().is_empty()) => {
+            ExitStatus::Submitted
+        }
+        None => ExitStatus::TeacherError("no exit status recorded".into()),
+    };
+    let submitted = exit == ExitStatus::Submitted;
+    let replay = maybe_json_string(obj.get("replay_config"));
+    let model = replay
+        .as_ref()
+        .and_then(|r| r.pointer("/agent/model/name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let problem = replay
+        .as_ref()
+        .and_then(|r| r.pointer("/problem_statement/text"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    // The repository, for an export's decontamination filter.
+    let mut subject = Map::new();
+    if let Some(repo) = replay.as_ref().and_then(|r| {
+        ["/env/repo/github_url", "/env/repo/repo_name"]
+            .iter()
+            .find_map(|p| r.pointer(p).and_then(Value::as_str))
+    }) {
+        subject.insert("repo".into(), Value::String(repo.to_string()));
+    }
+    let tool_times: Vec<std::time::Duration> = trajectory_steps
+        .iter()
+        .map(|s| convert::seconds(s.get("execution_time")))
+        .collect();
+    let steps = convert::steps(
+        &messages,
+        &extras,
+        &|k, _| StepInfo {
+            tool_time: tool_times.get(k).copied().unwrap_or_default(),
+            ..StepInfo::default()
+        },
+        submitted,
+    );
+    let mut usage = total_usage(&steps);
+    if usage == Usage::default() {
+        let stats = info.get("model_stats");
+        let n = |k: &str| {
+            stats
+                .and_then(|s| s.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        usage = Usage {
+            prompt_tokens: n("tokens_sent"),
+            completion_tokens: n("tokens_received"),
+        };
+    }
+    let duration = tool_times.iter().sum();
+    let task = problem.unwrap_or_else(|| first_user_text(&messages, &extras));
+    // What the steps hold beyond what the history and the durations already give.
+    let step_rest: Vec<Value> = trajectory_steps
+        .into_iter()
+        .map(|s| match s {
+            Value::Object(mut m) => {
+                for k in [
+                    "response",
+                    "thought",
+                    "action",
+                    "observation",
+                    "execution_time",
+                ] {
+                    m.remove(k);
+                }
+                Value::Object(m)
+            }
+            other => other,
+        })
+        .collect();
+    let mut raw = obj;
+    if step_rest
+        .iter()
+        .any(|s| s.as_object().is_none_or(|m| !m.is_empty()))
+    {
+        raw.insert("trajectory".into(), Value::Array(step_rest));
+    }
+    if !info.is_empty() {
+        raw.insert("info".into(), Value::Object(info));
+    }
+    if let Some(v) = extras_value(&extras) {
+        raw.insert("message_fields".into(), v);
+    }
+    Ok(Parts {
+        trajectory: Trajectory {
+            version: 1,
+            teacher: teacher(Format::SweAgent, model),
+            task,
+            tools: Vec::new(),
+            messages,
+            steps,
+            exit,
+            outcome: EnvOutcome {
+                patch: submission,
+                ..EnvOutcome::default()
+            },
+            usage,
+            started_at_ms: 0,
+            duration,
+        },
+        raw,
+        reference_patch: None,
+        subject,
+    })
+}
+
+fn mini(mut obj: Map<String, Value>) -> Result<Parts, String> {
+    if let Some(Value::String(f)) = obj.get("trajectory_format")
+        && !f.starts_with("mini-swe-agent")
+    {
+        return Err(format!("trajectory_format {f:?} is not mini-swe-agent's"));
+    }
+    let list = match obj.remove("messages") {
+        Some(Value::Array(list)) => list,
+        Some(Value::String(_)) => {
+            return Err(
+                "`messages` is a JSON string: this looks like a SERA record (use --from sera)"
+                    .into(),
+            );
+        }
+        Some(other) => return Err(format!("`messages` is {}, not a list", kind_of(&other))),
+        None if obj.contains_key("history") => {
+            return Err("no `messages` but a `history`: this looks like a SWE-agent .traj (use --from swe-agent)".into());
+        }
+        None => return Err("no `messages` (is this a mini-swe-agent trajectory?)".into()),
+    };
+    // Version 2 ends with an `exit` message holding the exit status and submission.
+    let (messages, extras, dropped) = convert_messages(&list, &|m| {
+        m.get("role").and_then(Value::as_str) == Some("exit")
+    })?;
+    let exit_extra = dropped
+        .last()
+        .and_then(|m| m.get("extra"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut info = match obj.remove("info") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(format!("`info` is {}, not an object", kind_of(&other))),
+    };
+    let submission = take_str(&mut info, "submission")?.or_else(|| {
+        exit_extra
+            .get("submission")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let label = take_str(&mut info, "exit_status")?.or_else(|| {
+        exit_extra
+            .get("exit_status")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let exit = match &label {
+        Some(l) => {
+            info.insert("exit_status".into(), Value::String(l.clone()));
+            exit_status(l)
+        }
+        None => ExitStatus::TeacherError("no exit status recorded".into()),
+    };
+    let submitted = exit == ExitStatus::Submitted;
+    let model = info
+        .get("config")
+        .and_then(|c| c.pointer("/model/model_name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let tools = tools_of(obj.get("tools"))?;
+    if !tools.is_empty() {
+        obj.remove("tools");
+    }
+    let steps = convert::steps(
+        &messages,
+        &extras,
+        &|_, e| {
+            let extra = e.get("extra");
+            StepInfo {
+                started_at_ms: convert::epoch_ms(extra.and_then(|x| x.get("timestamp"))),
+                usage: convert::usage_of(
+                    extra
+                        .and_then(|x| x.pointer("/response/usage"))
+                        .or_else(|| e.get("usage")),
+                ),
+                tool_time: std::time::Duration::ZERO,
+            }
+        },
+        submitted,
+    );
+    let usage = total_usage(&steps);
+    let started_at_ms = steps
+        .iter()
+        .map(|s| s.started_at_ms)
+        .find(|&t| t > 0)
+        .unwrap_or(0);
+    let task = first_user_text(&messages, &extras);
+    let mut raw = obj;
+    if !info.is_empty() {
+        raw.insert("info".into(), Value::Object(info));
+    }
+    if !dropped.is_empty() {
+        raw.insert("exit_messages".into(), Value::Array(dropped));
+    }
+    if let Some(v) = extras_value(&extras) {
+        raw.insert("message_fields".into(), v);
+    }
+    Ok(Parts {
+        trajectory: Trajectory {
+            version: 1,
+            teacher: teacher(Format::MiniSweAgent, model),
+            task,
+            tools,
+            messages,
+            steps,
+            exit,
+            outcome: EnvOutcome {
+                patch: submission.filter(|s| !s.is_empty()),
+                ..EnvOutcome::default()
+            },
+            usage,
+            started_at_ms,
+            duration: std::time::Duration::ZERO,
+        },
+        raw,
+        reference_patch: None,
+        subject: Map::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_labels_of_both_tools_map() {
+        assert_eq!(exit_status("submitted"), ExitStatus::Submitted);
+        assert_eq!(exit_status("submitted (exit_cost)"), ExitStatus::Submitted);
+        assert_eq!(exit_status("Submitted"), ExitStatus::Submitted);
+        assert_eq!(exit_status("LimitsExceeded"), ExitStatus::StepLimit);
+        assert_eq!(exit_status("exit_context"), ExitStatus::ContextOverflow);
+        assert_eq!(exit_status("FormatError"), ExitStatus::MalformedCalls);
+        assert_eq!(
+            exit_status("exit_environment_error"),
+            ExitStatus::TeacherError("exit_environment_error".into())
+        );
+    }
+
+    #[test]
+    fn wrong_format_is_named() {
+        let sera_line = serde_json::json!({"messages": "[]", "instance_id": "x"});
+        let o = sera_line.as_object().cloned().expect("object");
+        let err = mini(o).err().expect("rejected");
+        assert!(err.contains("--from sera"), "{err}");
+    }
+}

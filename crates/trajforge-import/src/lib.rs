@@ -1,0 +1,296 @@
+//! Import trajectories recorded by SERA, SWE-agent and mini-swe-agent (SPEC.md section 5) into
+//! a run's store, so they can be filtered and exported like generated ones.
+//!
+//! Each source record becomes a [`Trajectory`] (messages, steps with their tool calls and
+//! observations, exit status, patch, usage) plus a `raw` JSON object holding every source
+//! field the trajectory has no place for, so nothing is lost. [`parse_bytes`] never fails
+//! as a whole: a corrupt or unrecognised record is reported as [`Skipped`] with its line
+//! number and reason, and the others are kept. [`write`] stores one file's records in one
+//! transaction, one finished job per record, keyed by format and content hash so importing
+//! the same data twice adds nothing.
+
+mod convert;
+mod formats;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use trajforge_agent::Trajectory;
+
+pub use write::{IMPORT_STAGE, job_for, write};
+
+/// A source format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// SERA's released records: one JSON object per line, `messages` a JSON string of the
+    /// SWE-agent history, with `rollout_patch` (P2) and `target_patch` (P1).
+    Sera,
+    /// SWE-agent's `.traj` document: `history`, `trajectory[]` steps and `info`.
+    SweAgent,
+    /// mini-swe-agent's trajectory document: `messages[]` in OpenAI form and `info`.
+    MiniSweAgent,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 3] = [Format::Sera, Format::SweAgent, Format::MiniSweAgent];
+
+    /// The name used on the command line and in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Sera => "sera",
+            Format::SweAgent => "swe-agent",
+            Format::MiniSweAgent => "mini-swe-agent",
+        }
+    }
+
+    /// The format with this name.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// How a file holds its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One JSON object per line (JSON Lines); blank lines are ignored.
+    Lines,
+    /// The whole file is one JSON object (a `.traj` file).
+    Document,
+}
+
+impl Layout {
+    /// A `.traj` or `.json` file, or one whose first non-blank line is a lone `{` (pretty-printed),
+    /// is one document; anything else is read as JSON Lines.
+    pub fn of(path: &Path, bytes: &[u8]) -> Layout {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if matches!(ext.as_deref(), Some("traj" | "json")) {
+            return Layout::Document;
+        }
+        let first = bytes
+            .split(|&b| b == b'\n')
+            .map(|l| l.trim_ascii())
+            .find(|l| !l.is_empty());
+        if first == Some(b"{".as_slice()) {
+            Layout::Document
+        } else {
+            Layout::Lines
+        }
+    }
+}
+
+/// One imported trajectory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// 1-based line where the record starts.
+    pub line: usize,
+    /// Stable key: format and a hash of the record's bytes.
+    pub key: String,
+    /// Its source format.
+    pub format: Format,
+    /// The trajectory.
+    pub trajectory: Trajectory,
+    /// Every source field the trajectory has no place for.
+    pub raw: Map<String, Value>,
+    /// The reference patch it is verified against (SERA's `target_patch`, the T1 patch).
+    pub reference_patch: Option<String>,
+    /// What the record is about (`instance_id`, function `name` and `path`, `docker_image`).
+    pub subject: Map<String, Value>,
+}
+
+impl Record {
+    /// The trajectory as stored: the [`Trajectory`] JSON with the `raw` fields under `raw`
+    /// (readers of [`Trajectory`] ignore it).
+    pub fn data(&self) -> Value {
+        let mut data = serde_json::to_value(&self.trajectory).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut data
+            && !self.raw.is_empty()
+        {
+            map.insert("raw".into(), Value::Object(self.raw.clone()));
+        }
+        data
+    }
+}
+
+/// A record that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// 1-based line where it starts (for a document, the line of the JSON error, else 1).
+    pub line: usize,
+    /// Why.
+    pub reason: String,
+}
+
+/// The records of one file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// Records that were understood.
+    pub records: Vec<Record>,
+    /// Records that were not, in line order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Errors that stop an import (a bad record never does).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A source file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store failed; nothing of the file was written.
+    #[error(transparent)]
+    Store(#[from] trajforge_store::StoreError),
+}
+
+/// Read and parse one file.
+pub fn read_file(format: Format, path: &Path) -> Result<Parsed, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_bytes(format, &bytes, Layout::of(path, &bytes)))
+}
+
+/// Parse a file's bytes; never panics and never fails as a whole.
+pub fn parse_bytes(format: Format, bytes: &[u8], layout: Layout) -> Parsed {
+    let mut parsed = Parsed::default();
+    match layout {
+        Layout::Document => {
+            let start = bytes
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .map_or(1, |i| {
+                    1 + bytes[..i].iter().filter(|&&b| b == b'\n').count()
+                });
+            if bytes.trim_ascii().is_empty() {
+                parsed.skipped.push(Skipped {
+                    line: 1,
+                    reason: "empty file".into(),
+                });
+            } else {
+                one(format, bytes, start, &mut parsed, true);
+            }
+        }
+        Layout::Lines => {
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                if line.trim_ascii().is_empty() {
+                    continue;
+                }
+                one(format, line, i + 1, &mut parsed, false);
+            }
+        }
+    }
+    parsed
+}
+
+fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document: bool) {
+    let bytes = bytes.trim_ascii();
+    let mut skip = |line: usize, reason: String| parsed.skipped.push(Skipped { line, reason });
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            // serde_json counts lines from the start of what it was given.
+            let at = if document && e.line() > 0 {
+                line + e.line() - 1
+            } else {
+                line
+            };
+            let what = if e.is_eof() {
+                "truncated JSON"
+            } else if std::str::from_utf8(bytes).is_err() {
+                "not UTF-8 JSON"
+            } else {
+                "not valid JSON"
+            };
+            skip(at, format!("{what}: {e}"));
+            return;
+        }
+    };
+    let Value::Object(object) = value else {
+        skip(
+            line,
+            format!(
+                "expected a JSON object per record, found {}",
+                kind_of(&value)
+            ),
+        );
+        return;
+    };
+    match formats::parse(format, object) {
+        Ok(parts) => parsed.records.push(Record {
+            line,
+            key: format!(
+                "import:{}:{:032x}",
+                format.name(),
+                xxhash_rust::xxh3::xxh3_128(bytes)
+            ),
+            format,
+            trajectory: parts.trajectory,
+            raw: parts.raw,
+            reference_patch: parts.reference_patch,
+            subject: parts.subject,
+        }),
+        Err(reason) => skip(line, reason),
+    }
+}
+
+/// A JSON value's kind, for messages.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts() {
+        let p = Path::new("x.jsonl");
+        assert_eq!(Layout::of(p, b"{\"a\": 1}\n{\"a\": 2}\n"), Layout::Lines);
+        assert_eq!(Layout::of(p, b"\n{\n  \"a\": 1\n}\n"), Layout::Document);
+        assert_eq!(
+            Layout::of(Path::new("x.traj"), b"{\"a\": 1}"),
+            Layout::Document
+        );
+        assert_eq!(Layout::of(p, b""), Layout::Lines);
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Format::from_name("sweagent"), None);
+    }
+
+    #[test]
+    fn document_errors_carry_the_line_of_the_json_error() {
+        let text = b"\n{\n  \"messages\": [\n    {\"role\": \"user\",\n";
+        let p = parse_bytes(Format::MiniSweAgent, text, Layout::Document);
+        assert!(p.records.is_empty());
+        assert_eq!(p.skipped.len(), 1);
+        assert!(
+            p.skipped[0].reason.starts_with("truncated JSON"),
+            "{:?}",
+            p.skipped
+        );
+        assert_eq!(p.skipped[0].line, 4);
+    }
+}

@@ -1,0 +1,339 @@
+//! `trajforge import` on the fixtures of trajforge-import (a real mini-swe-agent trajectory and
+//! SERA / SWE-agent records built after their schemas from episodes run on the sample
+//! repository; see crates/trajforge-import/fixtures/README.md), then `export` and back.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use trajforge_store::Store;
+
+use crate::{repo_root, stderr, stdout, trajforge};
+
+fn fixture(name: &str) -> PathBuf {
+    repo_root()
+        .join("crates/trajforge-import/fixtures")
+        .join(name)
+}
+
+fn sera() -> String {
+    fixture("sera/sera.jsonl").display().to_string()
+}
+
+fn mini() -> String {
+    fixture("mini-swe-agent/chunked_even.traj.json")
+        .display()
+        .to_string()
+}
+
+fn swe() -> String {
+    fixture("swe-agent/split_into.traj").display().to_string()
+}
+
+fn import(from: &str, files: &[&str], run: &Path, extra: &[&str], cache: &Path) -> Output {
+    let run = run.display().to_string();
+    let mut args = vec!["import", "--from", from];
+    args.extend_from_slice(files);
+    args.extend_from_slice(&["--into", &run]);
+    args.extend_from_slice(extra);
+    trajforge(&args, cache)
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+fn status(run: &Path, cache: &Path) -> Value {
+    let out = trajforge(&["status", &run.display().to_string(), "--json"], cache);
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_of(&out)
+}
+
+#[test]
+fn each_format_lands_in_a_new_run_that_status_reads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let out = import("sera", &[&sera()], &run, &["--json"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = json_of(&out);
+    assert_eq!(
+        (summary["added"].as_u64(), summary["skipped"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(summary["threshold"], 0.5);
+    assert!(
+        stderr(&out).contains("sera.jsonl: 2 records, 0 skipped; 2 added, 0 already in the run"),
+        "{}",
+        stderr(&out)
+    );
+    for (from, file) in [("mini-swe-agent", mini()), ("swe-agent", swe())] {
+        let out = import(from, &[&file], &run, &[], tmp.path());
+        assert!(out.status.success(), "{from}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("1 records, 0 skipped; 1 added"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let s = status(&run, tmp.path());
+    // SERA: two T2 verified against their T1 patch (r = 1 and 0.5, threshold 0.5);
+    // mini-swe-agent and SWE-agent: T1 without a reference, kept because they submitted.
+    assert_eq!(
+        (s["functions"].as_u64(), s["done"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(
+        (s["kept_t2"].as_u64(), s["kept_t1"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(s["recall_exactly_one"], 1);
+    assert_eq!(s["exits"]["t1/submitted"], 2);
+    let store = Store::open(&run).expect("store");
+    assert_eq!(store.meta("kind").expect("meta").as_deref(), Some("import"));
+    assert_eq!(
+        store.meta("settings").expect("meta"),
+        None,
+        "an import run has no generation settings"
+    );
+    let log: Value =
+        serde_json::from_str(&store.meta("imports").expect("meta").expect("log")).expect("json");
+    assert_eq!(log.as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn importing_the_same_files_again_duplicates_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let first = import("sera", &[&sera()], &run, &[], tmp.path());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let again = import("sera", &[&sera()], &run, &["--json"], tmp.path());
+    assert!(again.status.success(), "{}", stderr(&again));
+    let summary = json_of(&again);
+    assert_eq!(
+        (summary["added"].as_u64(), summary["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(status(&run, tmp.path())["functions"], 2);
+}
+
+#[test]
+fn corrupt_records_are_skipped_with_their_line_and_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(fixture("sera/sera.jsonl")).expect("fixture");
+    let lines: Vec<&str> = text.lines().collect();
+    let bad = tmp.path().join("bad.jsonl");
+    let body = [
+        lines[0],
+        &lines[1][..200],
+        r#"{"instance_id": "x", "messages": "not json"}"#,
+        "",
+        "42",
+        lines[1],
+    ]
+    .join("\n");
+    std::fs::write(&bad, body).expect("write");
+    let run = tmp.path().join("run");
+    let out = import(
+        "sera",
+        &[&bad.display().to_string()],
+        &run,
+        &["--json"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let b = bad.display();
+    assert!(
+        err.contains(&format!("{b}:2: skipped: truncated JSON")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{b}:3: skipped: `messages` is not a JSON list")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{b}:5: skipped: expected a JSON object per record, found a number"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.jsonl: 2 records, 3 skipped; 2 added, 0 already in the run"),
+        "{err}"
+    );
+    let summary = json_of(&out);
+    let skipped: Vec<u64> = summary["files"][0]["skipped"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["line"].as_u64())
+        .collect();
+    assert_eq!(skipped, [2, 3, 5]);
+    assert_eq!(summary["added"], 2);
+}
+
+#[test]
+fn nothing_valid_exits_1_and_leaves_no_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    // A mini-swe-agent trajectory is not a SERA record.
+    let out = import("sera", &[&mini()], &run, &[], tmp.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("not a SERA record"), "{err}");
+    assert!(err.contains("use --from mini-swe-agent"), "{err}");
+    assert!(err.contains("error: nothing to import"), "{err}");
+    assert!(!run.exists(), "no run folder for nothing");
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let missing = tmp.path().join("missing.jsonl").display().to_string();
+    let out = import("sera", &[&sera(), &missing], &run, &[], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing.jsonl: cannot read"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!run.exists(), "the readable file was not imported either");
+    let out = import("sweagent", &[&sera()], &run, &[], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("swe-agent"),
+        "the valid names are listed: {}",
+        stderr(&out)
+    );
+    let out = import("sera", &[&sera()], &run, &["--threshold", "2"], tmp.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_generated_run_gains_the_records_and_keeps_its_settings() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let settings = trajforge_pipeline::RunSettings {
+        repo: "examples/sample-repo".into(),
+        commit: "abc123".into(),
+        menu: "m".into(),
+        demos: "d".into(),
+        prompts: "p".into(),
+        threshold: 0.75,
+        attempts: 3,
+        seed: 0,
+        model: "glm".into(),
+        test_cmd: None,
+        max_steps: 115,
+        include_tests: false,
+    };
+    let stored = serde_json::to_string(&settings).expect("json");
+    {
+        let store = Store::open(&run).expect("store");
+        store.set_meta("settings", &stored).expect("meta");
+        store
+            .add_jobs(&[(
+                "more_itertools/more.py::first@253".into(),
+                serde_json::json!({"name": "first"}),
+            )])
+            .expect("job");
+    }
+    let out = import("sera", &[&sera()], &run, &["--json"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The run's own threshold applies: r = 0.5 is below 0.75.
+    assert_eq!(json_of(&out)["threshold"], 0.75);
+    let s = status(&run, tmp.path());
+    assert_eq!(
+        (
+            s["functions"].as_u64(),
+            s["pending"].as_u64(),
+            s["kept_t2"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
+    assert_eq!(s["results"]["low_recall"], 1);
+    let store = Store::open(&run).expect("store");
+    assert_eq!(
+        store.meta("settings").expect("meta"),
+        Some(stored),
+        "settings untouched"
+    );
+    assert_eq!(
+        store.meta("kind").expect("meta"),
+        None,
+        "still a generated run"
+    );
+    // The generated job is still the one a resumed `generate` would claim.
+    let job = store
+        .claim("test", std::time::Duration::from_secs(5))
+        .expect("claim")
+        .expect("a pending job");
+    assert_eq!(job.payload["name"], "first");
+}
+
+#[test]
+fn import_export_import_keeps_the_conversations() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first = tmp.path().join("first");
+    for (from, file) in [
+        ("sera", sera()),
+        ("mini-swe-agent", mini()),
+        ("swe-agent", swe()),
+    ] {
+        let out = import(from, &[&file], &first, &[], tmp.path());
+        assert!(out.status.success(), "{from}: {}", stderr(&out));
+    }
+    let data = tmp.path().join("train.jsonl");
+    let out = trajforge(
+        &[
+            "export",
+            &first.display().to_string(),
+            "--format",
+            "openai",
+            "--out",
+            &data.display().to_string(),
+            "--max-tokens",
+            "0",
+            "--max-tool-tokens",
+            "0",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "export: {}", stderr(&out));
+    let rows = std::fs::read_to_string(&data).expect("exported");
+    assert_eq!(
+        rows.lines().count(),
+        4,
+        "every imported trajectory is exported"
+    );
+
+    let second = tmp.path().join("second");
+    let out = import(
+        "mini-swe-agent",
+        &[&data.display().to_string()],
+        &second,
+        &["--json"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "re-import: {}", stderr(&out));
+    assert_eq!(json_of(&out)["added"], 4);
+
+    let conversations = |run: &Path| -> Vec<(Value, Value)> {
+        let store = Store::open(run).expect("store");
+        let mut v: Vec<(Value, Value)> = store
+            .trajectories(true)
+            .expect("trajectories")
+            .into_iter()
+            .map(|t| (t.data["messages"].clone(), t.data["tools"].clone()))
+            .collect();
+        v.sort_by_key(|(m, _)| m.to_string());
+        v
+    };
+    let (a, b) = (conversations(&first), conversations(&second));
+    assert_eq!(a.len(), 4);
+    for ((ma, ta), (mb, tb)) in a.iter().zip(&b) {
+        assert_eq!(ma, mb, "messages survive import, export and import");
+        assert_eq!(ta, tb);
+    }
+}

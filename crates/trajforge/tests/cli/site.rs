@@ -1,0 +1,178 @@
+//! `trajforge site crawl` / `site show` on the real bidict documentation site (Debian's
+//! python-bidict-doc, fetched by scripts/fetch-test-data.sh), with the real browser.
+
+use std::path::PathBuf;
+
+use crate::{repo_root, stderr, stdout, trajforge};
+
+/// The site folder, or None (skip) when it or Chromium is missing; under CI that fails.
+#[allow(clippy::print_stderr)] // says why the test skips
+pub fn bidict_docs() -> Option<PathBuf> {
+    let data = std::env::var_os("TRAJFORGE_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/test-data"));
+    let dir = data.join("sites/bidict-doc/usr/share/doc/python-bidict-doc/html");
+    let browser = std::env::var_os("TRAJFORGE_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/chromium/chromium"));
+    if dir.join("index.html").exists() && browser.exists() {
+        return Some(dir);
+    }
+    let why =
+        "web test site or chromium missing: run scripts/setup.sh and scripts/fetch-test-data.sh";
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipping: {why}");
+    None
+}
+
+#[test]
+fn crawl_a_local_folder_then_show_it() {
+    let Some(site) = bidict_docs() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tmp.path().join("site");
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            "--dir",
+            site.to_str().expect("utf-8"),
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+            "--max-pages",
+            "12",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(summary["pages"], 12, "{summary}");
+    assert!(
+        summary["not_visited"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    assert!(summary["blocked_requests"].as_u64().is_some());
+    assert!(summary["pages_per_second"].as_f64().unwrap_or(0.0) > 0.0);
+    let origin = summary["origin"].as_str().expect("origin").to_string();
+    assert!(origin.starts_with("http://127.0.0.1:"), "{origin}");
+    for f in ["site.json", "pages.jsonl", "responses.jsonl", "bodies"] {
+        assert!(out_dir.join(f).exists(), "{f} missing");
+    }
+    let pages = std::fs::read_to_string(out_dir.join("pages.jsonl")).expect("pages");
+    assert_eq!(pages.lines().count(), 12);
+    let first: serde_json::Value =
+        serde_json::from_str(pages.lines().next().expect("line")).expect("page");
+    assert_eq!(first["url"], format!("{origin}/index.html"));
+    assert_eq!(first["title"], "bidict");
+    assert!(
+        first["snapshot"]
+            .as_str()
+            .expect("snapshot")
+            .contains("- link \"Introduction\" [ref=e")
+    );
+
+    let show = trajforge(
+        &["site", "show", out_dir.to_str().expect("utf-8")],
+        tmp.path(),
+    );
+    assert!(show.status.success(), "{}", stderr(&show));
+    let text = stdout(&show);
+    assert!(
+        text.contains(&format!("site {origin} (start /index.html)")),
+        "{text}"
+    );
+    assert!(text.contains("12 pages,"), "{text}");
+    assert!(
+        text.contains("/intro.html  \"Introduction - bidict\""),
+        "{text}"
+    );
+    // changelog.html is linked everywhere but ships only gzipped: a dead link.
+    assert!(text.contains("/changelog.html  (from"), "{text}");
+
+    // The time limit stops the crawl before the next page.
+    let limited = tmp.path().join("limited");
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            "--dir",
+            site.to_str().expect("utf-8"),
+            "--out",
+            limited.to_str().expect("utf-8"),
+            "--time-limit",
+            "0s",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(summary["pages"], 0, "{summary}");
+    assert_eq!(summary["timed_out"], true, "{summary}");
+    assert_eq!(summary["not_visited"], 1, "{summary}");
+
+    let json = trajforge(
+        &["site", "show", "--json", out_dir.to_str().expect("utf-8")],
+        tmp.path(),
+    );
+    let graph: serde_json::Value = serde_json::from_str(&stdout(&json)).expect("json");
+    assert_eq!(graph["pages"].as_array().map(Vec::len), Some(12));
+    assert!(graph["edges"].as_u64().unwrap_or(0) > 12);
+}
+
+#[test]
+fn bad_input_is_reported_with_a_hint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tmp.path().join("o");
+    let o = out_dir.to_str().expect("utf-8");
+    let out = trajforge(
+        &["site", "crawl", "file:///etc/passwd", "--out", o],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("scheme \"file\" is not allowed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hint:"));
+    let out = trajforge(&["site", "crawl", "--out", o], tmp.path());
+    assert_eq!(out.status.code(), Some(2));
+    let missing = tmp.path().join("nope");
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            "--dir",
+            missing.to_str().expect("utf-8"),
+            "--out",
+            o,
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a folder"), "{}", stderr(&out));
+    let out = trajforge(
+        &["site", "show", missing.to_str().expect("utf-8")],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("site crawl --out"),
+        "{}",
+        stderr(&out)
+    );
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            "http://127.0.0.1:1/",
+            "--out",
+            o,
+            "--time-limit",
+            "soon",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,240 @@
+//! `trajforge web generate` end to end: the real bidict documentation site crawled with the
+//! real browser and replayed offline, and the scripted web teacher (which knows the crawled
+//! page graph) behind the fake OpenAI-compatible server.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::Value;
+use trajforge_testkit::web::{GraphPage, WebTeacher};
+use trajforge_testkit::{FakeServer, Script};
+
+use crate::site::bidict_docs;
+use crate::{stderr, trajforge};
+
+fn status(run: &std::path::Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["status", "--json"])
+        .arg(run)
+        .output()
+        .expect("status");
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
+    let Some(html) = bidict_docs() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let site = tmp.path().join("site");
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            "--dir",
+            html.to_str().expect("utf-8"),
+            "--out",
+            site.to_str().expect("utf-8"),
+            "--max-pages",
+            "30",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pages: Vec<GraphPage> = std::fs::read_to_string(site.join("pages.jsonl"))
+        .expect("pages")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("page");
+            GraphPage {
+                url: v["url"].as_str().expect("url").to_string(),
+                title: v["title"].as_str().unwrap_or("").to_string(),
+                links: v["links"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|l| l.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    assert_eq!(pages.len(), 30);
+    let teacher = Arc::new(WebTeacher::new(pages));
+    let server = FakeServer::start(Script::handler(move |req| teacher.answer(req))).await;
+
+    let run_dir = tmp.path().join("run");
+    let generate = |n: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["web", "generate", "--site"])
+            .arg(&site)
+            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg(&run_dir)
+            .args([
+                "-n",
+                n,
+                "--start-pages",
+                "3",
+                "--seed",
+                "5",
+                "--max-steps",
+                "8",
+            ])
+            .args(["--concurrency", "2", "--backoff", "0.01"])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("TRAJFORGE_API_KEY");
+        tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+    };
+    // A first part of the run, then the same command with a larger -n adds the rest.
+    let out = generate("6").await.expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = status(&run_dir);
+    assert_eq!(
+        (first["done"].as_u64(), first["kind"].as_str()),
+        (Some(6), Some("web"))
+    );
+    let out = generate("14").await.expect("join");
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("6 already done"), "{text}");
+    assert!(text.contains("coverage, intent x start page"), "{text}");
+
+    let s = status(&run_dir);
+    assert_eq!(s["done"].as_u64(), Some(14), "{s}");
+    let results = s["results"].as_object().expect("results");
+    for outcome in ["kept", "low_agreement", "t1_infeasible"] {
+        assert!(results.contains_key(outcome), "{outcome} missing: {s}");
+    }
+    // Every finished rollout pair was verified from a replayed, offline site: the exits are
+    // answers (submitted), and r = 1 happened.
+    assert!(s["recall_exactly_one"].as_u64().unwrap_or(0) >= 1, "{s}");
+    // ... and a kept pair that agreed only partly (same final page, another way there).
+    let histogram: Vec<u64> = s["recall_histogram"]
+        .as_array()
+        .expect("histogram")
+        .iter()
+        .map(|v| v.as_u64().unwrap_or(0))
+        .collect();
+    let at_one = s["recall_exactly_one"].as_u64().unwrap_or(0);
+    assert!(histogram[5..].iter().sum::<u64>() > at_one, "{s}");
+    assert_eq!(s["kept_t1"], s["kept_t2"]);
+    let tried: u64 = s["coverage"]
+        .as_object()
+        .expect("coverage")
+        .values()
+        .flat_map(|pages| pages.as_object().into_iter().flat_map(|m| m.values()))
+        .map(|c| c["tried"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(tried, 14);
+    assert_eq!(
+        s["exits"]
+            .as_object()
+            .expect("exits")
+            .keys()
+            .filter(|k| !k.ends_with("/submitted"))
+            .count(),
+        0,
+        "{s}"
+    );
+
+    // Web runs export like code runs: both rollouts of every kept pair.
+    let data = tmp.path().join("web.jsonl");
+    let out = trajforge(
+        &[
+            "export",
+            run_dir.to_str().expect("utf-8"),
+            "--format",
+            "openai",
+            "--out",
+            data.to_str().expect("utf-8"),
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<Value> = std::fs::read_to_string(&data)
+        .expect("export")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("row"))
+        .collect();
+    assert_eq!(
+        rows.len() as u64,
+        2 * s["kept_t2"].as_u64().unwrap_or(0),
+        "{s}"
+    );
+    for row in &rows {
+        let tools = row["tools"].to_string();
+        assert!(
+            tools.contains("\"goto\"") && tools.contains("\"answer\""),
+            "{tools}"
+        );
+        let calls = row["messages"].to_string();
+        assert!(calls.contains("tool_calls"), "{calls}");
+    }
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_url_is_crawled_into_the_run_folder_once_then_replayed() {
+    let Some(html) = bidict_docs() else { return };
+    // The site served live by another program (Python's http.server), as a user's site would be.
+    let port = free_port();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&html)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let fake = FakeServer::start(Script::handler(|req| {
+        // Any rollout answers at once; the request writer writes a plain request.
+        if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+            trajforge_testkit::Step::tool_call("answer", serde_json::json!({"text": "bidict"}))
+        } else {
+            trajforge_testkit::Step::text("Where do I start with this library?")
+        }
+    }))
+    .await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_dir = tmp.path().join("run");
+    let generate = |site: String| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["web", "generate", "--site", &site, "--teacher", &fake.url()])
+            .args(["--model", "m", "--out"])
+            .arg(&run_dir)
+            .args(["-n", "2", "--start-pages", "1", "--max-pages", "5"]);
+        tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+    };
+    let out = generate(url.clone()).await.expect("join");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("crawled 5 pages"), "{}", stderr(&out));
+    assert!(run_dir.join("site/site.json").is_file());
+    assert_eq!(status(&run_dir)["results"]["kept"].as_u64(), Some(2));
+    // The live server is gone: a resume with more tasks replays the recording.
+    let out = generate(url).await.expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("crawling"), "{}", stderr(&out));
+    assert_eq!(status(&run_dir)["done"].as_u64(), Some(2));
+}
