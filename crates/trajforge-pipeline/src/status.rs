@@ -137,7 +137,8 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
         last = last.max(st.created_at);
         *s.stages.entry(st.stage.clone()).or_default() += 1;
         match st.stage.as_str() {
-            stage::ROLLOUT1 => {
+            // Web rollouts have no bug type: their yield is the coverage grid.
+            stage::ROLLOUT1 if !web => {
                 let bug = st.payload["bug"].as_str().unwrap_or("?").to_string();
                 s.yield_by_entry.entry(bug.clone()).or_default().attempts += 1;
                 bug_of.insert((st.job_id, st.attempt), bug);

@@ -239,6 +239,11 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
     // Both rollouts of kept pairs are marked kept; the status sees a web run with coverage.
     let status = trajforge_pipeline::status::status(&store, Default::default()).unwrap();
     assert_eq!(status.kind, "web");
+    assert!(
+        status.yield_by_entry.is_empty(),
+        "{:?}",
+        status.yield_by_entry
+    );
     assert_eq!(status.kept_t2 as u32, seen["kept"]);
     assert_eq!(status.kept_t1, status.kept_t2);
     let tried: u64 = status
