@@ -146,6 +146,8 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         Some(dir) => WebPrompts::load(dir).map_err(CliError::input)?,
         None => WebPrompts::default(),
     };
+    // Bad --site input is reported before the teacher is contacted or RUN_DIR created.
+    check_site_arg(&args.site)?;
     let teacher = args.teacher.build(None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -304,10 +306,9 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The site folder to use: `--site` itself when it is one, else RUN_DIR/site, crawled from
-/// the URL on first use (a later resume reuses it).
-async fn site_folder(args: &GenerateArgs, pool: &BrowserPool) -> Result<PathBuf, CliError> {
-    let given = Path::new(&args.site);
+/// `--site` must be a folder written by `site crawl` or an http(s) URL.
+fn check_site_arg(site: &str) -> Result<(), CliError> {
+    let given = Path::new(site);
     if given.is_dir() {
         if !given.join("site.json").is_file() {
             return Err(CliError::input(format!(
@@ -316,14 +317,23 @@ async fn site_folder(args: &GenerateArgs, pool: &BrowserPool) -> Result<PathBuf,
             ))
             .hint("crawl the site first: trajforge site crawl URL --out SITE_DIR (or --dir FOLDER for local HTML)"));
         }
-        return Ok(given.to_path_buf());
+        return Ok(());
     }
-    if !(args.site.starts_with("http://") || args.site.starts_with("https://")) {
+    if !(site.starts_with("http://") || site.starts_with("https://")) {
         return Err(CliError::input(format!(
-            "--site {}: neither a site folder nor an http(s) URL",
-            args.site
+            "--site {site}: neither a site folder nor an http(s) URL"
         ))
         .hint("pass a folder written by `trajforge site crawl`, or the site's URL"));
+    }
+    Ok(())
+}
+
+/// The site folder to use: `--site` itself when it is one, else RUN_DIR/site, crawled from
+/// the URL on first use (a later resume reuses it).
+async fn site_folder(args: &GenerateArgs, pool: &BrowserPool) -> Result<PathBuf, CliError> {
+    let given = Path::new(&args.site);
+    if given.is_dir() {
+        return Ok(given.to_path_buf());
     }
     let dir = args.out.join("site");
     if dir.join("site.json").is_file() {

@@ -238,3 +238,34 @@ async fn a_site_url_is_crawled_into_the_run_folder_once_then_replayed() {
     assert!(!stderr(&out).contains("crawling"), "{}", stderr(&out));
     assert_eq!(status(&run_dir)["done"].as_u64(), Some(2));
 }
+
+#[test]
+fn bad_site_input_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let run_str = run.to_str().expect("utf-8");
+    let tmp_str = tmp.path().to_str().expect("utf-8");
+    // The teacher URL is unreachable: the site check must come first.
+    let base = [
+        "web",
+        "generate",
+        "--teacher",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--out",
+        run_str,
+    ];
+    for (site, message) in [
+        (tmp_str, "not a site folder (no site.json)"),
+        ("nowhere-at-all", "neither a site folder nor an http(s) URL"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(["--site", site]);
+        let out = trajforge(&args, tmp.path());
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+        assert!(stderr(&out).contains("hint: "), "{}", stderr(&out));
+        assert!(!run.exists(), "RUN_DIR created for bad input");
+    }
+}
