@@ -29,7 +29,8 @@ pub struct ExportArgs {
     /// Ratio down to which truncated samples are kept.
     #[arg(long, default_value_t = 0.5)]
     pub min_ratio: f64,
-    /// The Python interpreter with tokenizers and jinja2 [default: .cache/py/bin/python].
+    /// The Python interpreter with tokenizers and jinja2 [default: .cache/py/bin/python];
+    /// `none` times trajforge alone.
     #[arg(long)]
     pub python: Option<PathBuf>,
     /// The trajforge binary [default: next to this one].
@@ -92,12 +93,14 @@ fn trajectory(i: usize, corpus: &[String]) -> Trajectory {
     ];
     let steps = 2 + (i * 7919) % 12;
     for s in 0..steps {
-        let text = &corpus[(i * 31 + s * 17) % corpus.len()];
-        let start = text
-            .char_indices()
-            .nth((i * 13 + s * 101) % 500)
-            .map_or(0, |(b, _)| b);
-        let len = 200 + ((i + s) * 389) % 2000;
+        // Mixed, not linear, in (i, s): observations must not come back every few thousand
+        // episodes, or the counting caches would meet them again and flatter the figures.
+        let pick = |salt: u64, modulo: usize| {
+            (mix(((i as u64) << 20) ^ ((s as u64) << 4) ^ salt) % modulo as u64) as usize
+        };
+        let text = &corpus[pick(1, corpus.len())];
+        let start = text.char_indices().nth(pick(2, 500)).map_or(0, |(b, _)| b);
+        let len = 200 + pick(3, 2000);
         let end = text[start..]
             .char_indices()
             .nth(len)
@@ -143,6 +146,14 @@ fn trajectory(i: usize, corpus: &[String]) -> Trajectory {
         started_at_ms: 0,
         duration: Duration::ZERO,
     }
+}
+
+/// SplitMix64's finaliser: a well-spread 64-bit value from any input.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn patch(i: usize) -> String {
@@ -268,6 +279,15 @@ pub fn run(args: ExportArgs) -> Result<(), String> {
     eprintln!("trajforge export ...");
     let rust = ours(&trajforge, &big_run, &ours_out, &args)?;
     let rust_small = ours(&trajforge, &small_run, &small_out, &args)?;
+    if python.as_os_str() == "none" {
+        println!(
+            "trajforge export of {n}:  {:.2} s wall  {:.2} s CPU  {:.1} MB peak RSS (no Python reference: --python none)",
+            rust.wall.as_secs_f64(),
+            rust.cpu.as_secs_f64(),
+            rust.max_rss_kb as f64 / 1024.0
+        );
+        return Ok(());
+    }
     eprintln!("Python reference ...");
     let py = run_child(
         &python,

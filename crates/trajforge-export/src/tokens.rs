@@ -1,13 +1,20 @@
 //! Exact token counts with the student's tokenizer and chat template, and truncation of
 //! too-long trajectories after the last assistant turn that still fits (SPEC.md section 5).
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
-use tokenizers::Tokenizer;
+use tokenizers::{
+    Model, NormalizedString, Normalizer, NormalizerWrapper, OffsetReferential, OffsetType,
+    PreTokenizedString, PreTokenizer, PreTokenizerWrapper, Tokenizer,
+};
 use trajforge_agent::Trajectory;
 use trajforge_teacher::Role;
+use xxhash_rust::xxh3::{Xxh3Builder, xxh3_128};
 
 use crate::convert::{hermes_messages, openai_messages, tools_json};
 use crate::error::{ExportError, Result};
@@ -19,10 +26,49 @@ pub struct StudentTokenizer {
     template: HfTemplate,
     /// Where it was loaded from.
     pub source: PathBuf,
-    /// Added tokens that may start a segment without eating the whitespace before them.
-    starts: HashSet<u32>,
-    /// Added tokens that may end a segment without eating the whitespace after them.
-    ends: HashSet<u32>,
+    /// The counting path without `Encoding`s, when the tokenizer's added tokens allow it.
+    fast: Option<FastCount>,
+}
+
+/// What counting by pieces needs: the added tokens, which split the text before anything
+/// else and so cut it into pieces that tokenize independently.
+struct FastCount {
+    /// Every added token's text, matched leftmost-longest as `tokenizers` matches them.
+    added: AhoCorasick,
+    /// The normalizer is exactly NFC, which leaves ASCII text unchanged.
+    nfc_only: bool,
+    /// Tells the per-thread caches of different tokenizers apart.
+    id: u64,
+}
+
+/// Token counts of pre-tokens (words after the pre-tokenizer) of one tokenizer, per thread.
+#[derive(Default)]
+struct WordCache {
+    owner: u64,
+    counts: HashMap<Box<str>, u32, Xxh3Builder>,
+    /// This thread's copy of the pre-tokenizer: a regex shared by threads makes them queue
+    /// for its scratch space.
+    pre: Option<PreTokenizerWrapper>,
+    /// Counts of whole long pieces by content hash: the system prompt with the tool schemas
+    /// comes back in every trajectory.
+    pieces: HashMap<u128, u32, Xxh3Builder>,
+}
+
+/// Pieces shorter than this are not worth a hash of their own.
+const PIECE_CACHE_MIN: usize = 256;
+
+/// Distinct pre-tokens kept before the cache starts over, so memory stays flat.
+const WORD_CACHE_MAX: usize = 1 << 18;
+
+thread_local! {
+    static WORDS: RefCell<WordCache> = RefCell::default();
+}
+
+/// Where an added token ends in a rendered text, and the tokens before it.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    end: usize,
+    before: usize,
 }
 
 impl std::fmt::Debug for StudentTokenizer {
@@ -146,24 +192,17 @@ impl StudentTokenizer {
         Ok(Self::new(tokenizer, template, &file))
     }
 
-    fn new(tokenizer: Tokenizer, template: HfTemplate, path: &Path) -> Self {
-        let added = tokenizer.get_added_tokens_decoder();
-        let starts = added
-            .iter()
-            .filter(|(_, t)| !t.lstrip)
-            .map(|(id, _)| *id)
-            .collect();
-        let ends = added
-            .iter()
-            .filter(|(_, t)| !t.rstrip)
-            .map(|(id, _)| *id)
-            .collect();
+    fn new(mut tokenizer: Tokenizer, template: HfTemplate, path: &Path) -> Self {
+        // A count is of the whole text: no truncation or padding from tokenizer.json.
+        tokenizer.with_padding(None);
+        // Only a limit can be refused, and this sets none.
+        let _ = tokenizer.with_truncation(None);
+        let fast = FastCount::new(&tokenizer);
         Self {
             tokenizer,
             template,
             source: path.to_path_buf(),
-            starts,
-            ends,
+            fast,
         }
     }
 
@@ -179,6 +218,13 @@ impl StudentTokenizer {
 
     /// Tokens of `text` without added special tokens (what `apply_chat_template` counts).
     pub fn count(&self, text: &str) -> Result<usize> {
+        match &self.fast {
+            Some(fast) => fast.count(&self.tokenizer, text, None),
+            None => self.encode_len(text),
+        }
+    }
+
+    fn encode_len(&self, text: &str) -> Result<usize> {
         self.tokenizer
             .encode_fast(text, false)
             .map(|e| e.len())
@@ -218,11 +264,11 @@ impl StudentTokenizer {
     pub fn measure(&self, t: &Trajectory, max_tokens: Option<usize>) -> Result<Measure> {
         let n = t.messages.len();
         let full = self.render(t, n)?;
-        let enc = self
-            .tokenizer
-            .encode(full.as_str(), false)
-            .map_err(|e| ExportError::Encode(e.to_string()))?;
-        let total = enc.len();
+        let mut marks = Vec::new();
+        let total = match &self.fast {
+            Some(fast) => fast.count(&self.tokenizer, &full, Some(&mut marks))?,
+            None => self.encode_len(&full)?,
+        };
         let mut tool_tokens = 0usize;
         let mut tools = 0usize;
         for m in t.messages.iter().filter(|m| m.role == Role::Tool) {
@@ -259,7 +305,7 @@ impl StudentTokenizer {
         while lo < hi {
             let mid = (lo + hi) / 2;
             let keep = cuts[mid];
-            let tokens = self.prefix_tokens(t, keep, &full, &enc)?;
+            let tokens = self.prefix_tokens(t, keep, &full, &marks)?;
             if fits(tokens) {
                 best = Some((keep, tokens));
                 lo = mid + 1;
@@ -277,31 +323,137 @@ impl StudentTokenizer {
         })
     }
 
-    /// Tokens of the first `keep` messages. When their rendering is a prefix of the full one
-    /// that ends where an added (special) token begins or ends, tokenizers splits the text at
-    /// that token before anything else, so the full encoding's tokens before it are exactly
-    /// the prefix's tokens; otherwise the prefix is encoded on its own.
+    /// Tokens of the first `keep` messages. When their rendering is a prefix of the full one,
+    /// the added tokens found in the full text up to the cut are the prefix's own (they split
+    /// the text before anything else), so only the text after the last of them is counted anew.
     fn prefix_tokens(
         &self,
         t: &Trajectory,
         keep: usize,
         full: &str,
-        enc: &tokenizers::Encoding,
+        marks: &[Mark],
     ) -> Result<usize> {
         let prefix = self.render(t, keep)?;
-        if full.starts_with(&prefix) {
+        if self.fast.is_some() && full.starts_with(&prefix) {
             let at = prefix.len();
-            let ids = enc.get_ids();
-            let offsets = enc.get_offsets();
-            // The first token reaching past the cut.
-            let j = offsets.partition_point(|o| o.1 <= at);
-            if j < ids.len() && offsets[j].0 == at && self.starts.contains(&ids[j]) {
-                return Ok(j);
-            }
-            if j > 0 && offsets[j - 1].1 == at && self.ends.contains(&ids[j - 1]) {
-                return Ok(j);
-            }
+            let (before, from) = match marks.partition_point(|m| m.end <= at) {
+                0 => (0, 0),
+                i => (marks[i - 1].before + 1, marks[i - 1].end),
+            };
+            return Ok(before + self.count(&full[from..at])?);
         }
         self.count(&prefix)
+    }
+}
+
+impl FastCount {
+    /// The fast path, when every added token splits text the plain way: matched anywhere,
+    /// before normalization, without eating the whitespace around it or needing word edges.
+    fn new(tokenizer: &Tokenizer) -> Option<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let added = tokenizer.get_added_tokens_decoder();
+        if added
+            .values()
+            .any(|t| t.lstrip || t.rstrip || t.single_word || t.normalized || t.content.is_empty())
+        {
+            return None;
+        }
+        let texts: Vec<&str> = added.values().map(|t| t.content.as_str()).collect();
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&texts)
+            .ok()?;
+        let nfc_only = matches!(tokenizer.get_normalizer(), Some(NormalizerWrapper::NFC(_)));
+        Some(Self {
+            added: matcher,
+            nfc_only,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Tokens of `text`, the same as `tokenizer.encode(text, false).len()`; with `marks`,
+    /// also where each added token sits.
+    fn count(
+        &self,
+        tokenizer: &Tokenizer,
+        text: &str,
+        mut marks: Option<&mut Vec<Mark>>,
+    ) -> Result<usize> {
+        WORDS.with_borrow_mut(|words| {
+            if words.owner != self.id {
+                words.owner = self.id;
+                words.counts.clear();
+                words.pieces.clear();
+                words.pre = tokenizer.get_pre_tokenizer().cloned();
+            }
+            let mut total = 0usize;
+            let mut at = 0usize;
+            for m in self.added.find_iter(text) {
+                total += self.count_piece(tokenizer, &text[at..m.start()], words)?;
+                if let Some(marks) = marks.as_deref_mut() {
+                    marks.push(Mark {
+                        end: m.end(),
+                        before: total,
+                    });
+                }
+                total += 1;
+                at = m.end();
+            }
+            total += self.count_piece(tokenizer, &text[at..], words)?;
+            Ok(total)
+        })
+    }
+
+    /// Tokens of text holding no added token: normalizer, pre-tokenizer, then the model on
+    /// each pre-token, whose counts are cached (words repeat far more than texts do).
+    fn count_piece(
+        &self,
+        tokenizer: &Tokenizer,
+        piece: &str,
+        words: &mut WordCache,
+    ) -> Result<usize> {
+        if piece.is_empty() {
+            return Ok(0);
+        }
+        let key = (piece.len() >= PIECE_CACHE_MIN).then(|| xxh3_128(piece.as_bytes()));
+        if let Some(n) = key.and_then(|k| words.pieces.get(&k)) {
+            return Ok(*n as usize);
+        }
+        let encode = |e: tokenizers::Error| ExportError::Encode(e.to_string());
+        let mut normalized = NormalizedString::from(piece);
+        if let Some(n) = tokenizer.get_normalizer()
+            && !(self.nfc_only && piece.is_ascii())
+        {
+            n.normalize(&mut normalized).map_err(encode)?;
+        }
+        let mut pre = PreTokenizedString::from(normalized);
+        if let Some(p) = &words.pre {
+            p.pre_tokenize(&mut pre).map_err(encode)?;
+        }
+        if words.counts.len() > WORD_CACHE_MAX {
+            words.counts.clear();
+        }
+        let mut total = 0usize;
+        for (word, _, _) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+            if word.is_empty() {
+                continue;
+            }
+            let n = match words.counts.get(word) {
+                Some(&n) => n as usize,
+                None => {
+                    let n = tokenizer.get_model().tokenize(word).map_err(encode)?.len();
+                    words.counts.insert(word.into(), n as u32);
+                    n
+                }
+            };
+            total += n;
+        }
+        if let Some(k) = key {
+            if words.pieces.len() > WORD_CACHE_MAX {
+                words.pieces.clear();
+            }
+            words.pieces.insert(k, total as u32);
+        }
+        Ok(total)
     }
 }

@@ -310,9 +310,51 @@ fn prefix_counts_equal_direct_counts() {
         let m = tok.measure(&t, Some(full * 2 / 3)).expect("measure");
         if m.keep > 0 {
             let direct = tok
-                .count(&tok.render(&t, m.keep).expect("render"))
-                .expect("count");
+                .tokenizer()
+                .encode(tok.render(&t, m.keep).expect("render"), false)
+                .expect("encode")
+                .len();
             assert_eq!(m.tokens, direct);
         }
     }
+}
+
+/// Text pieces that stress counting by pieces: added tokens (whole and broken), whitespace runs,
+/// non-ASCII text including decomposed accents that NFC recomposes, code and digits.
+fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just("<|im_start|>".to_string()),
+        Just("<|im_end|>".to_string()),
+        Just("<tool_call>".to_string()),
+        Just("</tool_response>".to_string()),
+        Just("<think>\n\n</think>".to_string()),
+        Just("<|im_".to_string()),
+        Just("e\u{301}t\u{e9} ".to_string()),
+        Just("\u{4e2d}\u{6587} \u{1f600}".to_string()),
+        "[ \t\n]{1,4}",
+        "[a-zA-Z_]{1,12}",
+        "[0-9]{1,7}",
+        "[(){}\\[\\];:.,'\"=+-]{1,3}",
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Counting by pieces equals `encode(text).len()` on any text.
+    #[test]
+    fn counts_equal_full_encoding(parts in proptest::collection::vec(piece(), 0..40)) {
+        let Some(tok) = qwen3() else { return Ok(()) };
+        let text = parts.concat();
+        let expected = tok.tokenizer().encode(text.as_str(), false).expect("encode").len();
+        proptest::prop_assert_eq!(tok.count(&text).expect("count"), expected);
+    }
+}
+
+fn qwen3() -> Option<&'static StudentTokenizer> {
+    static TOK: std::sync::OnceLock<Option<StudentTokenizer>> = std::sync::OnceLock::new();
+    TOK.get_or_init(|| {
+        qwen3_dir().map(|d| StudentTokenizer::load(&d.join("tokenizer.json")).expect("load"))
+    })
+    .as_ref()
 }
