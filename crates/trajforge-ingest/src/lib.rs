@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use alloc::prefer_small_pages;
 pub use extract::{FileFunctions, RawFunction};
 pub use lang::{Language, UnknownLanguage};
 pub use sample::{sample, shuffle};
@@ -163,6 +164,9 @@ pub struct ScanStats {
     pub cache_hits: usize,
     /// Files parsed in this scan.
     pub parsed: usize,
+    /// Files with no function keyword at all (Python `def`, Rust `fn`, Go `func`): counted
+    /// and listed as having no functions, without being parsed.
+    pub without_keyword: usize,
     /// A problem with the cache (never fatal).
     pub cache_warning: Option<String>,
 }

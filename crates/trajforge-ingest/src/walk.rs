@@ -57,9 +57,20 @@ enum Outcome {
         result: FileFunctions,
         lines: u64,
         bytes: u64,
-        cached: bool,
+        origin: Origin,
     },
     Skipped(SkipReason),
+}
+
+/// Where a file's functions came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Parsed in this scan.
+    Parse,
+    /// The content-hash cache.
+    Cache,
+    /// No parse needed: the file has no function keyword at all.
+    NoKeyword,
 }
 
 pub(crate) fn run(root: &Path, options: &ScanOptions) -> Scan {
@@ -85,16 +96,16 @@ pub(crate) fn run(root: &Path, options: &ScanOptions) -> Scan {
                 result,
                 lines,
                 bytes,
-                cached,
+                origin,
             } => {
                 let language = candidate.grammar.language();
                 *stats.files_by_language.entry(language).or_default() += 1;
                 stats.lines += lines;
                 stats.bytes += bytes;
-                if cached {
-                    stats.cache_hits += 1;
-                } else {
-                    stats.parsed += 1;
+                match origin {
+                    Origin::Parse => stats.parsed += 1,
+                    Origin::Cache => stats.cache_hits += 1,
+                    Origin::NoKeyword => stats.without_keyword += 1,
                 }
                 if result.syntax_errors {
                     stats.syntax_error_files += 1;
@@ -337,6 +348,7 @@ fn parse_while_walking(
                 let rx = &rx;
                 scope.spawn(move || {
                     let mut parsers: BTreeMap<u8, tree_sitter::Parser> = BTreeMap::new();
+                    let mut buf = Vec::new();
                     let mut done = Vec::new();
                     loop {
                         let next = match rx.lock() {
@@ -344,7 +356,7 @@ fn parse_while_walking(
                             Err(poisoned) => poisoned.into_inner().recv(),
                         };
                         let Ok(candidate) = next else { break };
-                        let outcome = process(&candidate, options, cache, &mut parsers);
+                        let outcome = process(&candidate, options, cache, &mut parsers, &mut buf);
                         done.push((candidate, outcome));
                     }
                     done
@@ -370,17 +382,30 @@ fn process(
     options: &ScanOptions,
     cache: Option<&Mutex<Cache>>,
     parsers: &mut BTreeMap<u8, tree_sitter::Parser>,
+    buf: &mut Vec<u8>,
 ) -> Outcome {
-    let bytes = match std::fs::metadata(&candidate.abs) {
+    // One open and an fstat rather than two path lookups, into a buffer the thread reuses.
+    let Ok(mut file) = std::fs::File::open(&candidate.abs) else {
+        return Outcome::Skipped(SkipReason::Unreadable);
+    };
+    match file.metadata() {
         Ok(meta) if meta.len() > options.max_file_size => {
             return Outcome::Skipped(SkipReason::TooLarge);
         }
-        Ok(_) => match std::fs::read(&candidate.abs) {
-            Ok(bytes) => bytes,
-            Err(_) => return Outcome::Skipped(SkipReason::Unreadable),
-        },
+        Ok(_) => {}
         Err(_) => return Outcome::Skipped(SkipReason::Unreadable),
-    };
+    }
+    buf.clear();
+    // Read at most one byte past the limit: enough to see the file grew past it.
+    if std::io::Read::read_to_end(
+        &mut std::io::Read::take(&mut file, options.max_file_size.saturating_add(1)),
+        buf,
+    )
+    .is_err()
+    {
+        return Outcome::Skipped(SkipReason::Unreadable);
+    }
+    let bytes: &[u8] = buf;
     // The file may have grown between the walk and the read.
     if bytes.len() as u64 > options.max_file_size {
         return Outcome::Skipped(SkipReason::TooLarge);
@@ -388,15 +413,27 @@ fn process(
     if bytes.contains(&0) {
         return Outcome::Skipped(SkipReason::Binary);
     }
-    let Ok(text) = std::str::from_utf8(&bytes) else {
+    let Ok(text) = std::str::from_utf8(bytes) else {
         return Outcome::Skipped(SkipReason::NotUtf8);
     };
     if options.default_excludes && is_generated_content(text) {
         return Outcome::Skipped(SkipReason::Generated);
     }
-    let lines = count_lines(&bytes);
+    let lines = count_lines(bytes);
     let size = bytes.len() as u64;
-    let key = cache.map(|_| cache::key(&bytes, candidate.grammar.tag()));
+    if !may_define_functions(candidate.grammar, text) {
+        return Outcome::Parsed {
+            result: FileFunctions {
+                functions: Vec::new(),
+                syntax_errors: false,
+                timed_out: false,
+            },
+            lines,
+            bytes: size,
+            origin: Origin::NoKeyword,
+        };
+    }
+    let key = cache.map(|_| cache::key(bytes, candidate.grammar.tag()));
     if let (Some(cache), Some(key)) = (cache, key.as_ref()) {
         let hit = cache.lock().ok().and_then(|mut c| c.get(key));
         if let Some(result) = hit {
@@ -404,7 +441,7 @@ fn process(
                 result,
                 lines,
                 bytes: size,
-                cached: true,
+                origin: Origin::Cache,
             };
         }
     }
@@ -414,7 +451,7 @@ fn process(
         let _ = parser.set_language(&candidate.grammar.ts_language());
         parser
     });
-    let result = extract::extract(parser, candidate.grammar, &bytes);
+    let result = extract::extract(parser, candidate.grammar, bytes);
     if result.timed_out {
         return Outcome::Skipped(SkipReason::ParseTimeout);
     }
@@ -427,7 +464,20 @@ fn process(
         result,
         lines,
         bytes: size,
-        cached: false,
+        origin: Origin::Parse,
+    }
+}
+
+/// False when the file cannot hold a function, so parsing it is wasted work: every Python
+/// function needs the `def` keyword, every Rust one `fn`, every Go one `func`. (Many files have
+/// none: `__init__.py`, migrations, settings, constants.) The other languages declare methods
+/// without a keyword, so they are always parsed.
+fn may_define_functions(grammar: Grammar, text: &str) -> bool {
+    match grammar {
+        Grammar::Python => text.contains("def"),
+        Grammar::Rust => text.contains("fn"),
+        Grammar::Go => text.contains("func"),
+        _ => true,
     }
 }
 
@@ -443,6 +493,30 @@ fn count_lines(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_without_a_function_keyword_are_not_parsed() {
+        assert!(!may_define_functions(
+            Grammar::Python,
+            "X = 1\nclass A:\n    y = 2\n"
+        ));
+        assert!(may_define_functions(
+            Grammar::Python,
+            "class A:\n    async def f(self): pass\n"
+        ));
+        assert!(!may_define_functions(Grammar::Rust, "pub struct S;\n"));
+        assert!(may_define_functions(Grammar::Rust, "pub fn f() {}"));
+        assert!(!may_define_functions(Grammar::Go, "package p\nvar x = 1\n"));
+        // Methods need no keyword in these, so they are always parsed.
+        assert!(may_define_functions(
+            Grammar::Java,
+            "class A { void f() {} }"
+        ));
+        assert!(may_define_functions(
+            Grammar::JavaScript,
+            "const o = { f() {} };"
+        ));
+    }
 
     #[test]
     fn test_paths_by_folder_and_name() {

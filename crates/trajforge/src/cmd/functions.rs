@@ -66,6 +66,8 @@ pub enum Summary {
 /// Run `trajforge functions`.
 pub fn run(args: Args) -> Result<(), CliError> {
     let started = Instant::now();
+    // A scan touches memory a little at a time; huge pages only cost it zeroing.
+    trajforge_ingest::prefer_small_pages();
     let languages = parse_languages(&args.lang)?;
     let max_file_size = super::parse_size(&args.max_file_size)
         .map_err(|e| CliError::input(format!("--max-file-size: {e}")))?;
