@@ -12,7 +12,7 @@ use url::Url;
 use crate::browser::{BrowserPool, Lease};
 use crate::error::BrowserError;
 use crate::net::{NetMode, NetPolicy, parse_web_url};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{RefTarget, Snapshot};
 use crate::tab::Tab;
 
 /// Limits of a browser episode.
@@ -241,7 +241,7 @@ impl BrowserEnvironment {
         obs
     }
 
-    fn target(&self, args: &Value) -> Result<i64, BrowserError> {
+    fn target(&self, args: &Value) -> Result<RefTarget, BrowserError> {
         let r = args.get("ref").and_then(Value::as_str).unwrap_or("").trim();
         if r.is_empty() {
             return Err(bad(
@@ -251,7 +251,7 @@ impl BrowserEnvironment {
         self.snapshot
             .refs
             .get(r)
-            .map(|t| t.backend)
+            .cloned()
             .ok_or_else(|| bad(&format!("unknown ref {r:?}: it is not on the current page (refs of earlier pages are stale); use a ref from the snapshot below")))
     }
 
@@ -262,14 +262,14 @@ impl BrowserEnvironment {
             "click" => {
                 let b = self.target(args)?;
                 let tab = self.tab()?;
-                tab.settle_after(grace, tab.click(b)).await?;
+                tab.settle_after(grace, tab.click(&b)).await?;
                 format!("Clicked {}.", self.describe(args))
             }
             "fill" => {
                 let b = self.target(args)?;
                 let text = text_arg("text").ok_or_else(|| bad("fill needs `text`"))?;
                 let tab = self.tab()?;
-                tab.settle_after(grace, tab.fill(b, &text)).await?;
+                tab.settle_after(grace, tab.fill(&b, &text)).await?;
                 format!("Filled {} with {:?}.", self.describe(args), text)
             }
             "select_option" => {
@@ -277,7 +277,7 @@ impl BrowserEnvironment {
                 let value = text_arg("value").ok_or_else(|| bad("select_option needs `value`"))?;
                 let tab = self.tab()?;
                 let label = tab
-                    .settle_after(grace, tab.select_option(b, &value))
+                    .settle_after(grace, tab.select_option(&b, &value))
                     .await?;
                 format!("Selected {label:?} in {}.", self.describe(args))
             }
@@ -435,6 +435,9 @@ fn action_error(name: &str, e: &BrowserError) -> String {
         BrowserError::Protocol { method, message } if method == "argument" => {
             format!("{name}: {message}.")
         }
+        BrowserError::StaleRef { .. } => format!(
+            "{name}: the element is gone from the page (stale ref); take refs from the snapshot below."
+        ),
         BrowserError::Protocol { message, .. }
             if message.contains("No node")
                 || message.contains("not found")

@@ -48,6 +48,12 @@ pub enum BrowserError {
         /// The browser's error text.
         reason: String,
     },
+    /// A ref of an earlier snapshot whose element is no longer on the page.
+    #[error("ref e{id}: the element is gone from the page (stale ref)")]
+    StaleRef {
+        /// The ref's id.
+        id: u64,
+    },
     /// Reading or writing a recording failed.
     #[error("{path}: {message}")]
     Store {

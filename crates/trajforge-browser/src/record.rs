@@ -28,6 +28,10 @@ pub struct ResponseRecord {
     pub body: Option<String>,
     /// Body size in bytes.
     pub size: u64,
+    /// Content hash of the request body (form posts, fetch bodies), when it had one: two
+    /// requests to the same URL with different bodies are told apart by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
 }
 
 /// One crawled page.
@@ -66,6 +70,16 @@ pub fn key(method: &str, url: &str) -> String {
     format!("{} {}", method.to_ascii_uppercase(), strip_fragment(url))
 }
 
+/// The lookup key of a request with its body's content hash.
+fn body_key(method: &str, url: &str, body_hash: Option<&str>) -> String {
+    format!("{} {}", key(method, url), body_hash.unwrap_or("-"))
+}
+
+/// The content hash of a body, as recorded (xxh3-128, hex).
+pub fn body_hash(body: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(body))
+}
+
 fn strip_fragment(url: &str) -> &str {
     url.split_once('#').map_or(url, |(a, _)| a)
 }
@@ -90,7 +104,7 @@ impl Recorder {
         };
         let mut seen = HashMap::new();
         for r in read_jsonl::<ResponseRecord>(&dir.join("responses.jsonl"))? {
-            seen.insert(key(&r.method, &r.url), ());
+            seen.insert(body_key(&r.method, &r.url, r.request_body.as_deref()), ());
         }
         let pages = read_jsonl::<PageRecord>(&dir.join("pages.jsonl"))?.len();
         Ok(Recorder {
@@ -105,22 +119,25 @@ impl Recorder {
         &self.dir
     }
 
-    /// Record a response (the first one recorded for a method and URL wins).
+    /// Record a response to a request with `request_body` (the first one recorded for a
+    /// method, URL and request body wins).
     pub fn add_response(
         &self,
         method: &str,
         url: &str,
+        request_body: Option<&[u8]>,
         status: u16,
         headers: Vec<(String, String)>,
         body: Option<&[u8]>,
     ) -> Result<(), BrowserError> {
-        let k = key(method, url);
+        let request_body = request_body.map(body_hash);
+        let k = body_key(method, url, request_body.as_deref());
         if lock(&self.responses).1.contains_key(&k) {
             return Ok(());
         }
         let hash = match body {
             Some(b) => {
-                let h = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b));
+                let h = body_hash(b);
                 let path = self.dir.join("bodies").join(&h);
                 if !path.exists() {
                     std::fs::write(&path, b).map_err(|e| BrowserError::store(&path, e))?;
@@ -136,6 +153,7 @@ impl Recorder {
             headers,
             body: hash,
             size: body.map_or(0, |b| b.len() as u64),
+            request_body,
         };
         let mut line =
             serde_json::to_string(&rec).map_err(|e| BrowserError::store(&self.dir, e))?;
@@ -198,6 +216,7 @@ pub struct Recording {
     dir: PathBuf,
     meta: SiteMeta,
     responses: HashMap<String, ResponseRecord>,
+    by_body: HashMap<String, ResponseRecord>,
     by_path: HashMap<String, String>,
     pages: Vec<PageRecord>,
     bodies: Mutex<HashMap<String, Arc<Vec<u8>>>>,
@@ -216,8 +235,12 @@ impl Recording {
         let meta: SiteMeta =
             serde_json::from_str(&text).map_err(|e| BrowserError::store(&meta_path, e))?;
         let mut responses = HashMap::new();
+        let mut by_body = HashMap::new();
         let mut by_path = HashMap::new();
         for r in read_jsonl::<ResponseRecord>(&dir.join("responses.jsonl"))? {
+            by_body
+                .entry(body_key(&r.method, &r.url, r.request_body.as_deref()))
+                .or_insert_with(|| r.clone());
             let k = key(&r.method, &r.url);
             if let Some((base, _)) = r.url.split_once('?') {
                 by_path
@@ -231,6 +254,7 @@ impl Recording {
             dir: dir.to_path_buf(),
             meta,
             responses,
+            by_body,
             by_path,
             pages,
             bodies: Mutex::new(HashMap::new()),
@@ -252,8 +276,24 @@ impl Recording {
         self.responses.len()
     }
 
-    /// The recorded response for a request. On a static site a URL with a query string
-    /// falls back to the same path without it (the static server ignores queries).
+    /// The recorded response for a request with `body`: the one recorded for the same
+    /// method, URL and body; else (a form filled differently) the first one recorded for
+    /// the method and URL, as [`Recording::lookup`] finds it.
+    pub fn lookup_request(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Option<&ResponseRecord> {
+        let hash = body.map(body_hash);
+        self.by_body
+            .get(&body_key(method, url, hash.as_deref()))
+            .or_else(|| self.lookup(method, url))
+    }
+
+    /// The first recorded response for a method and URL, whatever the request body. On a
+    /// static site a URL with a query string falls back to the same path without it (the
+    /// static server ignores queries).
     pub fn lookup(&self, method: &str, url: &str) -> Option<&ResponseRecord> {
         let k = key(method, url);
         if let Some(r) = self.responses.get(&k) {

@@ -1,6 +1,7 @@
 //! One page in its own browser context, with the network guard, navigation tracking,
 //! snapshots and the low-level actions (real mouse and keyboard input).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use crate::cdp::{Cdp, Event};
 use crate::error::BrowserError;
 use crate::lock;
 use crate::net::{NetMode, NetPolicy};
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, RefTarget, Snapshot};
 
 #[derive(Default)]
 struct Nav {
@@ -25,6 +26,8 @@ struct Nav {
 struct NavState {
     nav: Mutex<Nav>,
     changed: Notify,
+    /// Sessions of out-of-process frames (sandboxed ones), by frame id.
+    frame_sessions: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// A page in a fresh, isolated browser context.
@@ -35,11 +38,32 @@ pub struct Tab {
     context: String,
     policy: Arc<NetPolicy>,
     state: Arc<NavState>,
+    /// The next ref id no page of this tab has used (ids are never handed out twice).
+    next_ref: AtomicU64,
     /// Longest wait for a page load.
     pub nav_timeout: Duration,
 }
 
 const BLOCKED: &str = "BlockedByClient";
+
+/// The name of trajforge's isolated world in every page (page scripts cannot reach it).
+const WORLD: &str = "trajforge";
+
+/// Defines `frameOffset(el)`: where the viewport of `el`'s frame starts in the top viewport
+/// (input events use the top one), adding each frame element's border and padding, up to
+/// the first frame this world cannot look out of.
+const FRAME_OFFSET_JS: &str = "const frameOffset = (el) => { let x = 0, y = 0; let win = el.ownerDocument.defaultView; while (win) { let f = null; try { f = win.frameElement; } catch (e) { f = null; } if (!f) break; const fr = f.getBoundingClientRect(); const cs = f.ownerDocument.defaultView.getComputedStyle(f); x += fr.left + f.clientLeft + parseFloat(cs.paddingLeft); y += fr.top + f.clientTop + parseFloat(cs.paddingTop); win = f.ownerDocument.defaultView; } return [x, y]; };";
+
+/// Wraps an action (a function declaration taking `reveal` and its arguments, with `this` =
+/// the element) so that it runs on the element behind a ref of the latest snapshot, or
+/// answers `stale`. `reveal()` scrolls the element into view when it is outside the
+/// viewport. Composed as text, not evaluated in the page: no `eval` that a page's
+/// Content-Security-Policy could forbid.
+fn call_on_source(action: &str) -> String {
+    format!(
+        "function(id, ...args) {{ const S = globalThis.__trajforge; const el = S && S.els.get(id); if (!el || !el.isConnected) return {{stale: true}}; const reveal = () => {{ const r = el.getBoundingClientRect(); const w = el.ownerDocument.defaultView; if (r.bottom < 0 || r.right < 0 || r.top > w.innerHeight || r.left > w.innerWidth) el.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}}); }}; return {{value: ({action}).apply(el, [reveal, ...args])}}; }}"
+    )
+}
 
 impl Tab {
     /// Open a blank page under `policy` in a new browser context of the browser behind `cdp`.
@@ -93,6 +117,7 @@ impl Tab {
             context,
             policy,
             state,
+            next_ref: AtomicU64::new(1),
             nav_timeout: Duration::from_secs(20),
         };
         tab.call("Page.enable", json!({})).await?;
@@ -101,6 +126,17 @@ impl Tab {
             json!({"patterns": [{"urlPattern": "*", "requestStage": "Request"}]}),
         )
         .await?;
+        // Service workers would answer the page's requests from behind the guard and make
+        // requests of their own: registering one fails (its script request is refused in
+        // `on_request`), and the page's requests never go through one all the same. The
+        // bypass only takes effect with the Network domain on (no bodies kept).
+        tab.call(
+            "Network.enable",
+            json!({"maxTotalBufferSize": 0, "maxResourceBufferSize": 0}),
+        )
+        .await?;
+        tab.call("Network.setBypassServiceWorker", json!({"bypass": true}))
+            .await?;
         // Pop-ups start paused and are closed before they load anything.
         tab.call(
             "Target.setAutoAttach",
@@ -260,59 +296,335 @@ impl Tab {
         Ok(true)
     }
 
+    fn main_frame(&self) -> Option<String> {
+        lock(&self.state.nav).main_frame.clone()
+    }
+
+    /// The session that runs `frame`: its own for an out-of-process frame, else the page's.
+    fn session_of(&self, frame: Option<&str>) -> String {
+        frame
+            .and_then(|f| lock(&self.state.frame_sessions).get(f).cloned())
+            .unwrap_or_else(|| self.session.clone())
+    }
+
+    /// The execution context of trajforge's isolated world in the current document of
+    /// `frame` (`None`: the main frame). Chromium keeps one world per frame and name, so
+    /// repeated calls reach the same context (and the walker's ref state) until the
+    /// document changes.
+    async fn world(&self, frame: Option<&str>) -> Result<i64, BrowserError> {
+        let frame = match frame {
+            Some(f) => f.to_string(),
+            None => match self.main_frame() {
+                Some(f) => f,
+                None => {
+                    let tree = self.call("Page.getFrameTree", json!({})).await?;
+                    str_field(
+                        tree.pointer("/frameTree/frame").unwrap_or(&Value::Null),
+                        "id",
+                        "Page.getFrameTree",
+                    )?
+                }
+            },
+        };
+        let session = self.session_of(Some(&frame));
+        let w = self
+            .cdp
+            .call(
+                Some(&session),
+                "Page.createIsolatedWorld",
+                json!({"frameId": frame, "worldName": WORLD}),
+            )
+            .await?;
+        w.get("executionContextId")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| BrowserError::Protocol {
+                method: "Page.createIsolatedWorld".into(),
+                message: "no executionContextId in the answer".into(),
+            })
+    }
+
+    /// Call `function` in trajforge's isolated world of `frame` with JSON `args`; returns
+    /// its value.
+    async fn call_in_world(
+        &self,
+        frame: Option<&str>,
+        function: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, BrowserError> {
+        let arguments: Vec<Value> = args.into_iter().map(|v| json!({"value": v})).collect();
+        // A navigation between the two calls destroys the context: take the new one.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ctx = self.world(frame).await?;
+            let r = self
+                .cdp
+                .call(
+                    Some(&self.session_of(frame)),
+                    "Runtime.callFunctionOn",
+                    json!({
+                        "executionContextId": ctx,
+                        "functionDeclaration": function,
+                        "arguments": arguments,
+                        "returnByValue": true,
+                    }),
+                )
+                .await;
+            let r = match r {
+                Err(BrowserError::Protocol { message, .. })
+                    if attempt < 3 && message.contains("context") =>
+                {
+                    continue;
+                }
+                other => other?,
+            };
+            if let Some(ex) = r.get("exceptionDetails") {
+                return Err(BrowserError::Protocol {
+                    method: "Runtime.callFunctionOn".into(),
+                    message: ex
+                        .pointer("/exception/description")
+                        .or_else(|| ex.get("text"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("exception")
+                        .to_string(),
+                });
+            }
+            return Ok(r.pointer("/result/value").cloned().unwrap_or(Value::Null));
+        }
+    }
+
+    /// Run the page walker in `frame`'s document; frame markers become `world:token`.
+    async fn walk(&self, frame: Option<&str>) -> Result<snapshot::Walked, BrowserError> {
+        let base = self.next_ref.load(Ordering::SeqCst);
+        let raw = self
+            .call_in_world(frame, snapshot::WALKER_JS, vec![json!(base)])
+            .await?;
+        let mut walked: snapshot::Walked = serde_json::from_str(raw.as_str().unwrap_or(""))
+            .map_err(|e| BrowserError::Protocol {
+                method: "snapshot".into(),
+                message: format!("unreadable walker output: {e}"),
+            })?;
+        self.next_ref.fetch_max(walked.next, Ordering::SeqCst);
+        for l in walked.lines.iter_mut().filter(|l| l.1 == 2) {
+            l.2 = format!("{}:{}", frame.unwrap_or(""), l.2);
+        }
+        Ok(walked)
+    }
+
     /// The accessibility snapshot of the page, iframes merged, cut past `max_chars`.
     pub async fn snapshot(&self, max_chars: usize) -> Result<Snapshot, BrowserError> {
-        let main = self.call("Accessibility.getFullAXTree", json!({})).await?;
-        let main_nodes = main.get("nodes").cloned().unwrap_or(Value::Null);
-        let mut frames = Vec::new();
-        let tree = self.call("Page.getFrameTree", json!({})).await?;
-        let mut stack: Vec<Value> = tree
-            .pointer("/frameTree/childFrames")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        while let Some(f) = stack.pop() {
-            if let Some(children) = f.get("childFrames").and_then(Value::as_array) {
-                stack.extend(children.iter().cloned());
-            }
-            let Some(id) = f.pointer("/frame/id").and_then(Value::as_str) else {
-                continue;
-            };
-            // Frames of other origins never load (the guard blocks them): skip failures.
-            let Ok(owner) = self.call("DOM.getFrameOwner", json!({"frameId": id})).await else {
-                continue;
-            };
-            let Some(backend) = owner.get("backendNodeId").and_then(Value::as_i64) else {
-                continue;
-            };
-            if let Ok(t) = self
-                .call("Accessibility.getFullAXTree", json!({"frameId": id}))
-                .await
-            {
-                frames.push((backend, t.get("nodes").cloned().unwrap_or(Value::Null)));
-            }
+        let (walked, location) = tokio::join!(self.walk(None), self.location());
+        let mut walked = walked?;
+        let (url, title) = location?;
+        let mut refs = walked.targets(None);
+        let mut lines = std::mem::take(&mut walked.lines);
+        if lines.iter().any(|l| l.1 == 2) {
+            self.merge_frames(&mut lines, &mut refs).await;
         }
-        let (url, title) = self.location().await?;
-        Ok(snapshot::build(&main_nodes, &frames, max_chars, url, title))
+        Ok(snapshot::assemble(lines, refs, max_chars, url, title))
+    }
+
+    /// Walk the frames the page's world could not reach (sandboxed documents) in their own
+    /// worlds and put them in place; frames that fail or left the origin show nothing.
+    async fn merge_frames(
+        &self,
+        lines: &mut Vec<snapshot::RawLine>,
+        refs: &mut Vec<snapshot::RefTarget>,
+    ) {
+        let Ok(tree) = self.call("Page.getFrameTree", json!({})).await else {
+            return;
+        };
+        // Parents before children: (frame, url, parent).
+        let mut frames = Vec::new();
+        let mut queue = std::collections::VecDeque::from([(
+            tree.get("frameTree").cloned().unwrap_or(Value::Null),
+            None::<String>,
+        )]);
+        while let Some((node, parent)) = queue.pop_front() {
+            let Some(id) = node.pointer("/frame/id").and_then(Value::as_str) else {
+                continue;
+            };
+            let url = node
+                .pointer("/frame/url")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            for c in node
+                .get("childFrames")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                queue.push_back((c.clone(), Some(id.to_string())));
+            }
+            frames.push((id.to_string(), url, parent));
+        }
+        // Which world walked each frame's document: `None` is the page's.
+        let mut walked_by: std::collections::HashMap<String, Option<String>> =
+            std::collections::HashMap::new();
+        for (id, url, parent) in frames {
+            let Some(parent) = parent else {
+                walked_by.insert(id, None);
+                continue;
+            };
+            let Some(world) = walked_by.get(&parent).cloned() else {
+                continue;
+            };
+            // Unless marked, a frame's document was walked through its owner element.
+            walked_by.insert(id.clone(), world.clone());
+            let Some(token) = self.frame_token(&id, world.as_deref()).await else {
+                continue;
+            };
+            if !self.policy.allows(&url) {
+                continue;
+            }
+            let Ok(w) = self.walk(Some(&id)).await else {
+                continue;
+            };
+            refs.extend(w.targets(Some(&id)));
+            snapshot::splice_frame(lines, &token, w.lines);
+            walked_by.insert(id.clone(), Some(id));
+        }
+        // Out-of-process frames (sandboxed ones are isolated) are not in the page's frame
+        // tree: each has its own session. Their owners sit in a document walked by the page's
+        // world or by another such frame's; repeat while one more frame finds its place.
+        let mut left: Vec<(String, String)> = lock(&self.state.frame_sessions)
+            .iter()
+            .map(|(f, s)| (f.clone(), s.clone()))
+            .collect();
+        let mut worlds: Vec<Option<String>> = vec![None];
+        while !left.is_empty() {
+            let mut placed = None;
+            'frames: for (i, (id, _)) in left.iter().enumerate() {
+                for world in &worlds {
+                    if let Some(token) = self.frame_token(id, world.as_deref()).await {
+                        placed = Some((i, token));
+                        break 'frames;
+                    }
+                }
+            }
+            let Some((i, token)) = placed else { break };
+            let (id, session) = left.remove(i);
+            let url = self
+                .cdp
+                .call(Some(&session), "Page.getFrameTree", json!({}))
+                .await
+                .ok()
+                .and_then(|t| {
+                    t.pointer("/frameTree/frame/url")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            if !self.policy.allows(&url) {
+                continue;
+            }
+            let Ok(w) = self.walk(Some(&id)).await else {
+                continue;
+            };
+            refs.extend(w.targets(Some(&id)));
+            snapshot::splice_frame(lines, &token, w.lines);
+            worlds.push(Some(id));
+        }
+    }
+
+    /// The marker token the walker in `world` gave frame `frame`'s owner element, if any.
+    async fn frame_token(&self, frame: &str, world: Option<&str>) -> Option<String> {
+        let owner = self
+            .call("DOM.getFrameOwner", json!({"frameId": frame}))
+            .await
+            .ok()?;
+        let backend = owner.get("backendNodeId")?.as_i64()?;
+        let ctx = self.world(world).await.ok()?;
+        let node = self
+            .call(
+                "DOM.resolveNode",
+                json!({"backendNodeId": backend, "executionContextId": ctx}),
+            )
+            .await
+            .ok()?;
+        let object = node.pointer("/object/objectId")?.as_str()?.to_string();
+        let r = self
+            .call(
+                "Runtime.callFunctionOn",
+                json!({
+                    "objectId": object,
+                    "functionDeclaration": "function() { const S = globalThis.__trajforge; const t = S && S.frameTokens && S.frameTokens.get(this); return t === undefined ? null : t; }",
+                    "returnByValue": true,
+                }),
+            )
+            .await;
+        let _ = self
+            .call("Runtime.releaseObject", json!({"objectId": object}))
+            .await;
+        let token = r.ok()?.pointer("/result/value")?.as_u64()?;
+        Some(format!("{}:{token}", world.unwrap_or("")))
+    }
+
+    /// Where `frame`'s viewport starts in the page's (for input events). Its owner element
+    /// must sit in a document the page's world reaches (a sandboxed frame inside another
+    /// sandboxed frame is not placed).
+    async fn frame_origin(&self, frame: &str) -> Result<(f64, f64), BrowserError> {
+        let owner = self
+            .call("DOM.getFrameOwner", json!({"frameId": frame}))
+            .await?;
+        let backend = owner
+            .get("backendNodeId")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| BrowserError::Protocol {
+                method: "DOM.getFrameOwner".into(),
+                message: "no owner element".into(),
+            })?;
+        let ctx = self.world(None).await?;
+        let node = self
+            .call(
+                "DOM.resolveNode",
+                json!({"backendNodeId": backend, "executionContextId": ctx}),
+            )
+            .await?;
+        let object = str_field(
+            node.get("object").unwrap_or(&Value::Null),
+            "objectId",
+            "DOM.resolveNode",
+        )?;
+        let r = self
+            .call(
+                "Runtime.callFunctionOn",
+                json!({
+                    "objectId": object,
+                    "functionDeclaration": format!("function() {{ {FRAME_OFFSET_JS} const o = frameOffset(this); const r = this.getBoundingClientRect(); const cs = this.ownerDocument.defaultView.getComputedStyle(this); return [o[0] + r.left + this.clientLeft + parseFloat(cs.paddingLeft), o[1] + r.top + this.clientTop + parseFloat(cs.paddingTop)]; }}"),
+                    "returnByValue": true,
+                }),
+            )
+            .await;
+        let _ = self
+            .call("Runtime.releaseObject", json!({"objectId": object}))
+            .await;
+        let v = r?.pointer("/result/value").cloned().unwrap_or(Value::Null);
+        match (
+            v.get(0).and_then(Value::as_f64),
+            v.get(1).and_then(Value::as_f64),
+        ) {
+            (Some(x), Some(y)) => Ok((x, y)),
+            _ => Err(BrowserError::Protocol {
+                method: "click".into(),
+                message: "the frame of the element is not on screen".into(),
+            }),
+        }
     }
 
     /// Links of the page, absolute, in order: anchors without `download`, and the navigational
     /// `<link rel>`s (index, search, next, prev, contents, help) that reach index and search pages.
     pub async fn links(&self) -> Result<Vec<String>, BrowserError> {
+        // In trajforge's world: the page cannot redefine what this calls.
         let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({
-                    "expression": "JSON.stringify(Array.from(document.querySelectorAll('a[href], area[href], link[href][rel~=index], link[href][rel~=search], link[href][rel~=next], link[href][rel~=prev], link[href][rel~=contents], link[href][rel~=help]')).filter(a => !a.hasAttribute('download')).map(a => a.href))",
-                    "returnByValue": true
-                }),
+            .call_in_world(
+                None,
+                "function() { return JSON.stringify(Array.from(document.querySelectorAll('a[href], area[href], link[href][rel~=index], link[href][rel~=search], link[href][rel~=next], link[href][rel~=prev], link[href][rel~=contents], link[href][rel~=help]')).filter(a => !a.hasAttribute('download')).map(a => a.href)); }",
+                vec![],
             )
             .await?;
-        let text = r
-            .pointer("/result/value")
-            .and_then(Value::as_str)
-            .unwrap_or("[]");
-        Ok(serde_json::from_str(text).unwrap_or_default())
+        Ok(serde_json::from_str(r.as_str().unwrap_or("[]")).unwrap_or_default())
     }
 
     /// The document's MIME type.
@@ -329,91 +641,51 @@ impl Tab {
             .to_string())
     }
 
-    async fn object_of(&self, backend: i64) -> Result<String, BrowserError> {
-        let r = self
-            .call("DOM.resolveNode", json!({"backendNodeId": backend}))
-            .await?;
-        r.pointer("/object/objectId")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| BrowserError::Protocol {
-                method: "DOM.resolveNode".into(),
-                message: "no object for node".into(),
-            })
-    }
-
-    /// Call a function with `this` = the element; returns its JSON result.
+    /// Call `function` (taking `reveal` and then `args`, with `this` = the element) on the
+    /// element behind `target`, a ref of the latest snapshot; returns its JSON result.
     pub async fn call_on(
         &self,
-        backend: i64,
+        target: &RefTarget,
         function: &str,
         args: Vec<Value>,
     ) -> Result<Value, BrowserError> {
-        let object = self.object_of(backend).await?;
-        let arguments: Vec<Value> = args.into_iter().map(|v| json!({"value": v})).collect();
+        let mut all = vec![json!(target.id)];
+        all.extend(args);
         let r = self
-            .call(
-                "Runtime.callFunctionOn",
-                json!({
-                    "objectId": object,
-                    "functionDeclaration": function,
-                    "arguments": arguments,
-                    "returnByValue": true,
-                }),
-            )
-            .await;
-        let _ = self
-            .call("Runtime.releaseObject", json!({"objectId": object}))
-            .await;
-        let r = r?;
-        if let Some(ex) = r.get("exceptionDetails") {
-            return Err(BrowserError::Protocol {
-                method: "Runtime.callFunctionOn".into(),
-                message: ex
-                    .pointer("/exception/description")
-                    .and_then(Value::as_str)
-                    .unwrap_or("exception")
-                    .to_string(),
-            });
+            .call_in_world(target.frame.as_deref(), &call_on_source(function), all)
+            .await?;
+        if r.get("stale").and_then(Value::as_bool) == Some(true) {
+            return Err(BrowserError::StaleRef { id: target.id });
         }
-        Ok(r.pointer("/result/value").cloned().unwrap_or(Value::Null))
+        Ok(r.get("value").cloned().unwrap_or(Value::Null))
     }
 
     /// A real left click in the middle of the element, after scrolling it into view.
-    pub async fn click(&self, backend: i64) -> Result<(), BrowserError> {
-        let _ = self
-            .call(
-                "DOM.scrollIntoViewIfNeeded",
-                json!({"backendNodeId": backend}),
+    pub async fn click(&self, target: &RefTarget) -> Result<(), BrowserError> {
+        // One call in the page: scroll, drop `target` (links that would open a new tab open
+        // in this one; new tabs are closed unseen) and find the point to click, in the top
+        // viewport's coordinates (input events use them, also for elements in frames).
+        let point = self
+            .call_on(
+                target,
+                &format!("function(reveal) {{ reveal(); const a = this.closest && this.closest('a[target], area[target]'); if (a) a.removeAttribute('target'); const r = this.getClientRects()[0]; if (!r || (r.width === 0 && r.height === 0)) return null; {FRAME_OFFSET_JS} const o = frameOffset(this); return [r.left + r.width / 2 + o[0], r.top + r.height / 2 + o[1]]; }}"),
+                vec![],
             )
-            .await;
-        // Links that would open a new tab open in this one (new tabs are closed unseen).
-        self.call_on(
-            backend,
-            "function() { const a = this.closest && this.closest('a[target], area[target]'); if (a) a.removeAttribute('target'); }",
-            vec![],
-        )
-        .await?;
-        let q = self
-            .call("DOM.getContentQuads", json!({"backendNodeId": backend}))
             .await?;
-        let quad = q
-            .pointer("/quads/0")
-            .and_then(Value::as_array)
-            .filter(|q| q.len() == 8)
-            .ok_or_else(|| BrowserError::Protocol {
-                method: "DOM.getContentQuads".into(),
+        // A frame the page's world cannot reach (sandboxed) adds its own place on the page.
+        let (dx, dy) = match &target.frame {
+            Some(f) => self.frame_origin(f).await?,
+            None => (0.0, 0.0),
+        };
+        let (Some(x), Some(y)) = (
+            point.get(0).and_then(Value::as_f64).map(|x| x + dx),
+            point.get(1).and_then(Value::as_f64).map(|y| y + dy),
+        ) else {
+            return Err(BrowserError::Protocol {
+                method: "click".into(),
                 message: "the element is not visible (it has no box on screen)".into(),
-            })?;
-        let xs: Vec<f64> = quad.iter().step_by(2).filter_map(Value::as_f64).collect();
-        let ys: Vec<f64> = quad
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .filter_map(Value::as_f64)
-            .collect();
-        let x = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-        let y = ys.iter().sum::<f64>() / ys.len().max(1) as f64;
+            });
+        };
         self.call(
             "Input.dispatchMouseEvent",
             json!({"type": "mouseMoved", "x": x, "y": y}),
@@ -433,17 +705,11 @@ impl Tab {
     }
 
     /// Focus an editable element, select its content and type `text` over it.
-    pub async fn fill(&self, backend: i64, text: &str) -> Result<(), BrowserError> {
-        let _ = self
-            .call(
-                "DOM.scrollIntoViewIfNeeded",
-                json!({"backendNodeId": backend}),
-            )
-            .await;
+    pub async fn fill(&self, target: &RefTarget, text: &str) -> Result<(), BrowserError> {
         let ok = self
             .call_on(
-                backend,
-                "function() { const t = this.tagName; const editable = this.isContentEditable || t === 'TEXTAREA' || (t === 'INPUT' && !['checkbox','radio','submit','button','image','file','reset','hidden'].includes(this.type)); if (!editable || this.disabled || this.readOnly) return false; this.focus(); if (this.select) this.select(); else document.execCommand('selectAll'); return true; }",
+                target,
+                "function(reveal) { reveal(); const t = this.tagName; const editable = this.isContentEditable || t === 'TEXTAREA' || (t === 'INPUT' && !['checkbox','radio','submit','button','image','file','reset','hidden'].includes(this.type)); if (!editable || this.disabled || this.readOnly) return false; this.focus(); if (this.select) this.select(); else this.ownerDocument.execCommand('selectAll'); return true; }",
                 vec![],
             )
             .await?;
@@ -462,11 +728,15 @@ impl Tab {
     }
 
     /// Choose an option of a `<select>` by value or visible label.
-    pub async fn select_option(&self, backend: i64, value: &str) -> Result<String, BrowserError> {
+    pub async fn select_option(
+        &self,
+        target: &RefTarget,
+        value: &str,
+    ) -> Result<String, BrowserError> {
         let r = self
             .call_on(
-                backend,
-                "function(v) { if (this.tagName !== 'SELECT') return {error: 'the element is not a <select>'}; const o = Array.from(this.options).find(o => o.value === v || o.label === v || o.text.trim() === v); if (!o) return {error: 'no option with value or label ' + JSON.stringify(v) + '; options: ' + Array.from(this.options).map(o => JSON.stringify(o.label)).join(', ')}; this.value = o.value; this.dispatchEvent(new Event('input', {bubbles: true})); this.dispatchEvent(new Event('change', {bubbles: true})); return {label: o.label}; }",
+                target,
+                "function(reveal, v) { if (this.tagName !== 'SELECT') return {error: 'the element is not a <select>'}; const o = Array.from(this.options).find(o => o.value === v || o.label === v || o.text.trim() === v); if (!o) return {error: 'no option with value or label ' + JSON.stringify(v) + '; options: ' + Array.from(this.options).map(o => JSON.stringify(o.label)).join(', ')}; this.value = o.value; this.dispatchEvent(new Event('input', {bubbles: true})); this.dispatchEvent(new Event('change', {bubbles: true})); return {label: o.label}; }",
                 vec![json!(value)],
             )
             .await?;
@@ -670,6 +940,10 @@ fn pump(
                             return;
                         }
                         // An out-of-process frame or a worker: same guard, then let it run.
+                        if kind == "iframe" {
+                            // Its target id is its frame id: snapshots walk it through here.
+                            lock(&state.frame_sessions).insert(id.clone(), child.clone());
+                        }
                         let events = cdp.subscribe(&child);
                         tokio::spawn(pump(cdp.clone(), child.clone(), policy, state, events));
                         let s = Some(child.as_str());
@@ -687,6 +961,39 @@ fn pump(
     })
 }
 
+/// True for the request of a service worker's script (Chromium marks it with the
+/// `Service-Worker: script` header), refused so that no worker is ever registered.
+fn is_service_worker_script(p: &Value) -> bool {
+    p.pointer("/request/headers")
+        .and_then(Value::as_object)
+        .is_some_and(|h| {
+            h.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("service-worker") && v.as_str() == Some("script")
+            })
+        })
+}
+
+/// The body of a paused request (a form post, a fetch with a body), when it has one.
+fn request_body(p: &Value) -> Option<Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // `postDataEntries` keeps binary parts intact; `postData` is the same body as text.
+    if let Some(entries) = p
+        .pointer("/request/postDataEntries")
+        .and_then(Value::as_array)
+    {
+        let mut out = Vec::new();
+        for e in entries {
+            if let Some(bytes) = e.get("bytes").and_then(Value::as_str) {
+                out.extend(b64.decode(bytes).ok()?);
+            }
+        }
+        return Some(out);
+    }
+    p.pointer("/request/postData")
+        .and_then(Value::as_str)
+        .map(|t| t.as_bytes().to_vec())
+}
+
 async fn on_request(
     cdp: &Cdp,
     session: &str,
@@ -702,6 +1009,7 @@ async fn on_request(
         .pointer("/request/method")
         .and_then(Value::as_str)
         .unwrap_or("GET");
+    let request_body = request_body(p);
     let s = Some(session);
     let fail = || {
         cdp.call(
@@ -713,14 +1021,14 @@ async fn on_request(
     let at_response =
         p.get("responseStatusCode").is_some() || p.get("responseErrorReason").is_some();
     if !at_response {
-        if !policy.allows(url) {
+        if !policy.allows(url) || is_service_worker_script(p) {
             policy.note_blocked(url);
             fail().await?;
             return Ok(());
         }
         match policy.mode() {
             NetMode::Replay(rec) => {
-                let Some(r) = rec.lookup(method, url) else {
+                let Some(r) = rec.lookup_request(method, url, request_body.as_deref()) else {
                     policy.note_miss(url);
                     fail().await?;
                     return Ok(());
@@ -816,7 +1124,14 @@ async fn on_request(
                 Err(_) => None,
             }
         };
-        let _ = rec.add_response(method, url, status, headers, body.as_deref());
+        let _ = rec.add_response(
+            method,
+            url,
+            request_body.as_deref(),
+            status,
+            headers,
+            body.as_deref(),
+        );
     }
     cdp.call(s, "Fetch.continueRequest", json!({"requestId": id}))
         .await?;

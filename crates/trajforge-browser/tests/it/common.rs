@@ -94,3 +94,119 @@ pub fn without_refs(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// One request as a [`LogServer`] saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Request body as text.
+    pub body: String,
+}
+
+/// A loopback HTTP server for tests: fixed pages by path, `POST /echo` answering with the
+/// request body, and a log of every request it received (to prove what reached it).
+pub struct LogServer {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LogServer {
+    /// Serve `pages` (path, content type, body) on a free port of 127.0.0.1.
+    pub async fn start(pages: Vec<(&str, &str, String)>) -> LogServer {
+        use http_body_util::BodyExt;
+        let pages: std::sync::Arc<Vec<(String, String, String)>> = std::sync::Arc::new(
+            pages
+                .into_iter()
+                .map(|(p, t, b)| (p.to_string(), t.to_string(), b))
+                .collect(),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let pages = std::sync::Arc::clone(&pages);
+                let log = std::sync::Arc::clone(&log);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let pages = std::sync::Arc::clone(&pages);
+                            let log = std::sync::Arc::clone(&log);
+                            async move {
+                                let method = req.method().to_string();
+                                let path = req
+                                    .uri()
+                                    .path_and_query()
+                                    .map_or("/".to_string(), |p| p.to_string());
+                                let body = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let body = String::from_utf8_lossy(&body).to_string();
+                                log.lock().expect("log").push(Seen {
+                                    method: method.clone(),
+                                    path: path.clone(),
+                                    body: body.clone(),
+                                });
+                                let (status, ctype, text) = if method == "POST"
+                                    && path.starts_with("/echo")
+                                {
+                                    (
+                                        200,
+                                        "text/html".to_string(),
+                                        format!("<title>Echo</title><p>You sent {body}</p>"),
+                                    )
+                                } else {
+                                    let p = path.split('?').next().unwrap_or("/");
+                                    match pages.iter().find(|(pp, _, _)| pp == p) {
+                                        Some((_, t, b)) => (200, t.clone(), b.clone()),
+                                        None => (404, "text/plain".to_string(), "nope".to_string()),
+                                    }
+                                };
+                                let mut r = hyper::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::from(text),
+                                ));
+                                *r.status_mut() =
+                                    hyper::StatusCode::from_u16(status).expect("status");
+                                r.headers_mut().insert(
+                                    hyper::header::CONTENT_TYPE,
+                                    ctype.parse().expect("content type"),
+                                );
+                                Ok::<_, std::convert::Infallible>(r)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        LogServer { addr, seen, task }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:43123/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("log").clone()
+    }
+}
+
+impl Drop for LogServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -8,3 +8,5 @@ mod common;
 mod crawl_replay;
 mod env_actions;
 mod resilience;
+mod safety;
+mod snapshot;

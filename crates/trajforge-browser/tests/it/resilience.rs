@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use trajforge_browser::{BrowserEnvironment, EnvConfig, NetMode, StaticServer};
+use trajforge_browser::{BrowserEnvironment, CrawlConfig, EnvConfig, NetMode, StaticServer, crawl};
 
 use crate::common::{assert_group_gone, pool, site_dir};
 
@@ -92,4 +92,76 @@ async fn crashed_and_hung_browsers_are_replaced() {
     again.close().await;
     pool.shutdown().await;
     assert_group_gone(third).await;
+}
+
+fn recorded_urls(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("pages.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["url"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The crawl replaces a browser killed under it and finishes: the pages recorded before the
+/// crash stay, none is recorded twice, and the result is the same page set as without a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_killed_mid_crawl_is_replaced_and_the_crawl_finishes() {
+    let Some(dir) = site_dir() else { return };
+    let server = StaticServer::start(&dir, 0).await.expect("server");
+    let pool = pool(Duration::from_secs(20));
+    let config = |out: &std::path::Path| CrawlConfig {
+        start_url: format!("{}index.html", server.url()),
+        out: out.to_path_buf(),
+        max_pages: 200,
+        time_limit: Some(Duration::from_secs(120)),
+        max_snapshot_chars: 40_000,
+        static_site: true,
+    };
+    let reference = tempfile::tempdir().expect("tempdir");
+    let summary = crawl(&pool, &config(reference.path()))
+        .await
+        .expect("crawl");
+    let mut expected = recorded_urls(reference.path());
+    expected.sort();
+    assert_eq!(expected.len(), summary.pages);
+
+    // The pool hands the crawl this browser (it is the only one).
+    let victim = pool.acquire().await.expect("browser").browser().pid();
+    let replaced = pool.replaced();
+    let out = tempfile::tempdir().expect("tempdir");
+    let killer = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let urls = recorded_urls(out.path());
+            if urls.len() >= 5 || std::time::Instant::now() > deadline {
+                signal("-KILL", victim);
+                return urls;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let killed_config = config(out.path());
+    let (summary, before_kill) = tokio::join!(crawl(&pool, &killed_config), killer);
+    let summary = summary.expect("the crawl survives the crash");
+    assert!(
+        before_kill.len() < expected.len(),
+        "the kill came after the crawl: {before_kill:?}"
+    );
+    assert!(pool.replaced() > replaced, "the browser was not replaced");
+    assert_group_gone(victim).await;
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let urls = recorded_urls(out.path());
+    assert_eq!(
+        &urls[..before_kill.len()],
+        &before_kill[..],
+        "pages before the crash kept"
+    );
+    let mut sorted = urls.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), urls.len(), "a page recorded twice: {urls:?}");
+    assert_eq!(sorted, expected);
+    assert_eq!(summary.pages, expected.len());
+    pool.shutdown().await;
 }

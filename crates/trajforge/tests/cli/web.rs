@@ -2,8 +2,11 @@
 //! real browser and replayed offline, and the scripted web teacher (which knows the crawled
 //! page graph) behind the fake OpenAI-compatible server.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use trajforge_testkit::web::{GraphPage, WebTeacher};
@@ -22,11 +25,10 @@ fn status(run: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
-    let Some(html) = bidict_docs() else { return };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let site = tmp.path().join("site");
+/// Crawl `max_pages` pages of the bidict docs into `dir/site`; returns the folder and the
+/// page graph the scripted teacher navigates by.
+fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
+    let site = dir.join("site");
     let out = trajforge(
         &[
             "site",
@@ -36,9 +38,9 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
             "--out",
             site.to_str().expect("utf-8"),
             "--max-pages",
-            "30",
+            &max_pages.to_string(),
         ],
-        tmp.path(),
+        dir,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let pages: Vec<GraphPage> = std::fs::read_to_string(site.join("pages.jsonl"))
@@ -60,6 +62,14 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
             }
         })
         .collect();
+    (site, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
+    let Some(html) = bidict_docs() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (site, pages) = crawl_site(&html, tmp.path(), 30);
     assert_eq!(pages.len(), 30);
     let teacher = Arc::new(WebTeacher::new(pages));
     let server = FakeServer::start(Script::handler(move |req| teacher.answer(req))).await;
@@ -268,4 +278,143 @@ fn bad_site_input_is_refused_before_anything_starts() {
         assert!(stderr(&out).contains("hint: "), "{}", stderr(&out));
         assert!(!run.exists(), "RUN_DIR created for bad input");
     }
+}
+
+/// What a run produced, per job: its task, result, and per rollout the exit and final page.
+fn run_digest(run: &Path) -> BTreeMap<String, Value> {
+    let store = trajforge_store::Store::open(run).expect("store");
+    let jobs = store.jobs().expect("jobs");
+    let mut out = BTreeMap::new();
+    for t in store.trajectories(true).expect("trajectories") {
+        let job = jobs
+            .iter()
+            .find(|j| j.id == t.job_id)
+            .expect("job of trajectory");
+        let key = format!("{} #{} {}", job.key, t.attempt, t.rollout);
+        let entry = serde_json::json!({
+            "exit": t.exit_status,
+            "kept": t.kept,
+            "recall": t.recall,
+            "final_url": t.data.pointer("/outcome/final_url").cloned().unwrap_or(Value::Null),
+        });
+        assert!(
+            out.insert(key.clone(), entry).is_none(),
+            "{key} stored twice"
+        );
+    }
+    for j in &jobs {
+        out.insert(
+            format!("{} result", j.key),
+            serde_json::json!([j.status, j.result]),
+        );
+    }
+    out
+}
+
+/// Chromium processes started for a run whose temp folder is `tmp` (their profiles live there).
+fn browsers_under(tmp: &Path) -> Vec<u32> {
+    let needle = tmp.to_string_lossy().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajectories() {
+    let Some(html) = bidict_docs() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (site, pages) = crawl_site(&html, tmp.path(), 20);
+    let teacher = Arc::new(WebTeacher::new(pages));
+    // Slow answers, so that kills land in the middle of rollouts.
+    let server = FakeServer::start(Script::handler(move |req| {
+        teacher.answer(req).after(Duration::from_millis(50))
+    }))
+    .await;
+    let browser_tmp = tmp.path().join("browser-tmp");
+    std::fs::create_dir_all(&browser_tmp).expect("mkdir");
+    let n = 6;
+    let generate = |run_dir: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["web", "generate", "--site"])
+            .arg(&site)
+            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg(run_dir)
+            .args(["-n", &n.to_string(), "--start-pages", "3", "--seed", "5"])
+            .args([
+                "--max-steps",
+                "8",
+                "--concurrency",
+                "2",
+                "--backoff",
+                "0.01",
+            ])
+            .env("TMPDIR", &browser_tmp)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("TRAJFORGE_API_KEY");
+        cmd
+    };
+    let reference_dir = tmp.path().join("reference");
+    let mut cmd = generate(&reference_dir);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+        .await
+        .expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reference = run_digest(&reference_dir);
+    assert_eq!(status(&reference_dir)["done"].as_u64(), Some(n as u64));
+
+    let run_dir = tmp.path().join("killed");
+    let mut progress = Vec::new();
+    for kill_after_ms in [1500u64, 2500, 3500] {
+        let mut child = generate(&run_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+        // The browsers of the killed run go too: their DevTools pipe closed with it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !browsers_under(&browser_tmp).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "browsers left behind by the killed run: {:?}",
+                browsers_under(&browser_tmp)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if run_dir.join("trajforge.db").is_file() {
+            let d = run_digest(&run_dir);
+            let trajectories = d.keys().filter(|k| !k.ends_with(" result")).count();
+            let done = status(&run_dir)["done"].as_u64().unwrap_or(0);
+            progress.push((trajectories, done));
+        }
+    }
+    // The kills landed mid-run: trajectories were stored, yet the run was not finished.
+    assert!(
+        progress.iter().any(|&(t, done)| t > 0 && done < n as u64),
+        "{progress:?}"
+    );
+    let mut cmd = generate(&run_dir);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+        .await
+        .expect("join");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(status(&run_dir)["done"].as_u64(), Some(n as u64));
+    assert_eq!(run_digest(&run_dir), reference);
 }

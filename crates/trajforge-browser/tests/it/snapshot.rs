@@ -1,0 +1,212 @@
+//! The snapshot's guarantees on a page built to exercise them: hidden and ignored nodes
+//! dropped, roles, names and states, iframes merged (and actionable), stable refs, the
+//! walker invisible to the page, and the cut marker.
+
+use std::time::Duration;
+
+use serde_json::json;
+use trajforge_browser::{BrowserEnvironment, EnvConfig, NetMode, StaticServer};
+
+use crate::common::{assert_group_gone, pool, site_dir};
+
+const PAGE: &str = r#"<!doctype html><html><head><title>Snap</title>
+<style>.sr { position: absolute; clip: rect(0 0 0 0); width: 1px; height: 1px; overflow: hidden; }</style>
+</head><body>
+<nav aria-label="Main"><a href="a.html">Alpha</a> <a href="b.html" style="display:none">Hidden link</a>
+<span class="sr">Skip text</span></nav>
+<div hidden><button>Hidden attribute</button></div>
+<div aria-hidden="true"><button>Aria hidden</button></div>
+<div style="visibility:hidden"><button>Invisible</button>
+  <span style="visibility:visible"><a href="c.html">Shown inside invisible</a></span></div>
+<details><summary>More</summary><p>Folded text</p></details>
+<h2>Order <em>form</em></h2>
+<p>Some <b>bold</b>text and <code>code</code>.</p>
+<label>Name <input id="name" value="Ada"></label>
+<label><input type="checkbox" checked> Agree</label>
+<input type="password" aria-label="Secret" value="hunter2">
+<select aria-label="Size"><option>S</option><option selected>M</option></select>
+<button disabled>Off</button>
+<div role="button" tabindex="0" id="custom" onclick="document.getElementById('log').textContent = 'custom clicked, page global: ' + window.__trajforge">Custom</div>
+<p id="log">nothing yet</p>
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="A pixel">
+<iframe src="inner.html" style="margin-top: 40px; border: 5px solid black; padding: 7px"></iframe>
+<iframe src="boxed.html" sandbox="allow-scripts" style="border: 3px solid black; padding: 4px"></iframe>
+<script>window.__trajforge = 'page value';</script>
+</body></html>"#;
+
+const INNER: &str = r#"<!doctype html><title>Inner</title><body style="margin: 30px">
+<p id="state">frame idle</p>
+<button onclick="document.getElementById('state').textContent = 'frame clicked'">Inside frame</button>
+<a href="a.html" style="display:none">Hidden in frame</a>
+</body>"#;
+
+/// A sandboxed frame: the page's world cannot reach into its document.
+const BOXED: &str = r#"<!doctype html><title>Boxed</title><body style="margin: 20px">
+<p id="state">box idle</p>
+<button onclick="document.getElementById('state').textContent = 'box clicked'">Boxed button</button>
+</body>"#;
+
+fn ref_of(env: &BrowserEnvironment, role: &str, name: &str) -> String {
+    env.snapshot()
+        .refs
+        .iter()
+        .find(|(_, t)| t.role == role && t.name == name)
+        .map(|(r, _)| r.clone())
+        .unwrap_or_else(|| panic!("no {role} {name:?} in\n{}", env.snapshot().text))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_guarantees_on_a_crafted_page() {
+    if site_dir().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("snap.html"), PAGE).expect("write");
+    std::fs::write(dir.path().join("inner.html"), INNER).expect("write");
+    std::fs::write(dir.path().join("boxed.html"), BOXED).expect("write");
+    std::fs::write(dir.path().join("a.html"), "<title>A</title><p>A page</p>").expect("write");
+    let server = StaticServer::start(dir.path(), 0).await.expect("server");
+    let pool = pool(Duration::from_secs(20));
+    let mut env = BrowserEnvironment::start(
+        &pool,
+        &format!("{}snap.html", server.url()),
+        NetMode::Live { record: None },
+        EnvConfig::default(),
+    )
+    .await
+    .expect("start");
+    let text = env.snapshot().text.clone();
+    assert_eq!(env.snapshot().title, "Snap");
+    // Hidden and ignored nodes are dropped; visually clipped text is not hidden.
+    for gone in [
+        "Hidden link",
+        "Hidden attribute",
+        "Aria hidden",
+        "\"Invisible\"",
+        "Folded text",
+        "Hidden in frame",
+        "page value",
+    ] {
+        assert!(!text.contains(gone), "{gone} shown:\n{text}");
+    }
+    for line in [
+        "- navigation \"Main\":",
+        "- link \"Shown inside invisible\" [ref=e",
+        "- text: Skip text",
+        "- heading \"Order form\" [level=2]\n",
+        "- text: Some boldtext and",
+        "- code: code",
+        "- textbox \"Name\" [ref=e",
+        "]: Ada\n",
+        "- checkbox \"Agree\" [checked] [ref=e",
+        "- textbox \"Secret\" [ref=e",
+        "]: •••••••\n",
+        "- combobox \"Size\" [ref=e",
+        "- option \"M\" [selected]",
+        "- button \"Off\" [disabled] [ref=e",
+        "- button \"Custom\" [ref=e",
+        "- img \"A pixel\"",
+        // The frame's document is merged where the frame is.
+        "- paragraph: frame idle",
+        "- button \"Inside frame\" [ref=e",
+        "- paragraph: box idle",
+        "- button \"Boxed button\" [ref=e",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    assert!(
+        text.find("button \"Custom\"") < text.find("button \"Inside frame\"")
+            && text.find("button \"Inside frame\"") < text.find("button \"Boxed button\""),
+        "frames merged out of place:\n{text}"
+    );
+    // Every interactive element has a ref shown in the text, and only those.
+    let refs = env.snapshot().refs.clone();
+    assert_eq!(refs.len(), 11, "{refs:?}\n{text}");
+    for r in refs.keys() {
+        assert!(
+            text.contains(&format!("[ref={r}]")),
+            "{r} not shown:\n{text}"
+        );
+    }
+    assert!(!text.contains("hunter2"), "{text}");
+
+    // Refs are stable: the same elements keep their refs across snapshots and actions.
+    let custom = ref_of(&env, "button", "Custom");
+    let before = env.snapshot().refs.clone();
+    env.refresh().await.expect("refresh");
+    assert_eq!(env.snapshot().refs, before);
+    let obs = env.act("click", &json!({"ref": custom})).await;
+    assert!(!obs.error, "{}", obs.text);
+    // The walker's state lives in its own world: the page's global of the same name is intact.
+    assert!(
+        obs.text.contains("custom clicked, page global: page value"),
+        "{}",
+        obs.text
+    );
+    assert_eq!(ref_of(&env, "button", "Custom"), custom);
+
+    // A click inside the frame lands on the frame's element (frame offsets are applied).
+    let inside = ref_of(&env, "button", "Inside frame");
+    let obs = env.act("click", &json!({"ref": inside})).await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(obs.text.contains("frame clicked"), "{}", obs.text);
+    let boxed = ref_of(&env, "button", "Boxed button");
+    let obs = env.act("click", &json!({"ref": boxed})).await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(obs.text.contains("box clicked"), "{}", obs.text);
+
+    // Refs of a page left behind are never reused for other elements on the next pages.
+    let old = env.snapshot().refs.clone();
+    let obs = env
+        .act("click", &json!({"ref": ref_of(&env, "link", "Alpha")}))
+        .await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(
+        env.current_url().ends_with("/a.html"),
+        "{}",
+        env.current_url()
+    );
+    let obs = env.act("click", &json!({"ref": inside})).await;
+    assert!(
+        obs.error && obs.text.contains("unknown ref"),
+        "{}",
+        obs.text
+    );
+    let obs = env.act("go_back", &json!({})).await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(env.current_url().ends_with("/snap.html"));
+    for (r, t) in &env.snapshot().refs {
+        if let Some(o) = old.get(r) {
+            assert_eq!((&o.role, &o.name), (&t.role, &t.name), "{r} reused");
+        }
+    }
+
+    env.close().await;
+
+    // Past the size limit the text is cut with a visible marker; every ref stays usable.
+    let mut small = BrowserEnvironment::start(
+        &pool,
+        &format!("{}snap.html", server.url()),
+        NetMode::Live { record: None },
+        EnvConfig {
+            max_snapshot_chars: 200,
+            ..EnvConfig::default()
+        },
+    )
+    .await
+    .expect("small start");
+    assert!(small.snapshot().cut);
+    assert!(
+        small.snapshot().text.contains("[snapshot cut here:"),
+        "{}",
+        small.snapshot().text
+    );
+    assert_eq!(small.snapshot().refs.len(), 11);
+    let inside = ref_of(&small, "button", "Inside frame");
+    let obs = small.act("click", &json!({"ref": inside})).await;
+    assert!(!obs.error, "{}", obs.text);
+    let pid = small.browser_pid();
+    small.close().await;
+    pool.shutdown().await;
+    assert_group_gone(pid).await;
+}
