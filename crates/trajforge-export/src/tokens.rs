@@ -60,6 +60,9 @@ const PIECE_CACHE_MIN: usize = 256;
 /// Distinct pre-tokens kept before the cache starts over, so memory stays flat.
 const WORD_CACHE_MAX: usize = 1 << 18;
 
+/// Longest pre-token (bytes) whose count is cached.
+const WORD_CACHE_MAX_LEN: usize = 64;
+
 thread_local! {
     static WORDS: RefCell<WordCache> = RefCell::default();
 }
@@ -442,7 +445,11 @@ impl FastCount {
                 Some(&n) => n as usize,
                 None => {
                     let n = tokenizer.get_model().tokenize(word).map_err(encode)?.len();
-                    words.counts.insert(word.into(), n as u32);
+                    // Long "words" (a tokenizer without a pre-tokenizer sees whole pieces)
+                    // rarely repeat and would make the cache's memory grow with the data.
+                    if word.len() <= WORD_CACHE_MAX_LEN {
+                        words.counts.insert(word.into(), n as u32);
+                    }
                     n
                 }
             };
