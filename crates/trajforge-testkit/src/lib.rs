@@ -10,3 +10,36 @@ pub mod web;
 
 pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};
+
+use std::path::{Path, PathBuf};
+
+/// The reference Python environment of scripts/python-env.sh ($TRAJFORGE_PYTHON, else
+/// <repo>/.cache/py/bin/python) when it can `import` every module in `modules` (e.g.
+/// `"tokenizers, jinja2"`). Outside CI a missing one skips the calling test with a note;
+/// under CI (`CI` set) it fails the test, so a reference check is never silently lost.
+// The skip note goes to the test's output, where a reader of the test run looks for it.
+#[allow(clippy::print_stderr)]
+pub fn reference_python(modules: &str) -> Option<PathBuf> {
+    let py = std::env::var_os("TRAJFORGE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/py/bin/python")
+        });
+    let ok = std::process::Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: {} cannot import {modules}; run scripts/python-env.sh",
+        py.display()
+    );
+    eprintln!(
+        "skipping: {} cannot import {modules} (run scripts/python-env.sh)",
+        py.display()
+    );
+    None
+}

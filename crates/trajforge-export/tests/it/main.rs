@@ -13,32 +13,10 @@ use serde_json::{Value, json};
 use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
 use trajforge_export::StudentTokenizer;
 use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
+use trajforge_testkit::reference_python;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> Option<PathBuf> {
-    let py = std::env::var_os("TRAJFORGE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".cache/py/bin/python"));
-    let ok = Command::new(&py)
-        .args(["-c", "import tokenizers, jinja2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: {} lacks tokenizers/jinja2; run scripts/python-env.sh",
-        py.display()
-    );
-    eprintln!(
-        "skipping: {} lacks tokenizers/jinja2 (run scripts/python-env.sh)",
-        py.display()
-    );
-    None
 }
 
 fn require(path: PathBuf, how: &str) -> Option<PathBuf> {
@@ -274,7 +252,7 @@ fn compare(tok: &StudentTokenizer, tokenizer_json: &Path, py: &Path) {
 
 #[test]
 fn smollm2_gguf_counts_match_python_exactly() {
-    let (Some(py), Some(gguf)) = (python(), smollm2_gguf()) else {
+    let (Some(py), Some(gguf)) = (reference_python("tokenizers, jinja2"), smollm2_gguf()) else {
         return;
     };
     let tok = StudentTokenizer::load(&gguf).expect("load gguf");
@@ -290,7 +268,7 @@ fn smollm2_gguf_counts_match_python_exactly() {
 
 #[test]
 fn qwen3_counts_match_python_exactly() {
-    let (Some(py), Some(dir)) = (python(), qwen3_dir()) else {
+    let (Some(py), Some(dir)) = (reference_python("tokenizers, jinja2"), qwen3_dir()) else {
         return;
     };
     let tok = StudentTokenizer::load(&dir.join("tokenizer.json")).expect("load qwen3");

@@ -2,7 +2,6 @@
 //! scripts/python-env.sh ($TRAJFORGE_PYTHON, or <repo>/.cache/py). Outside CI a missing
 //! environment skips the test with a note; under CI (`CI` set) it fails.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 const SCRIPT: &str = r#"
@@ -32,30 +31,9 @@ assert text, "empty stream"
 print("ok", [m.id for m in client.models.list()])
 "#;
 
-fn python() -> Option<PathBuf> {
-    let python = match std::env::var_os("TRAJFORGE_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/py/bin/python"),
-    };
-    if python.is_file() {
-        return Some(python);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "no Python environment at {} under CI: scripts/test.sh creates it with scripts/python-env.sh",
-        python.display()
-    );
-    None
-}
-
-// The skip note goes to the test's output, where a reader of the test run looks for it.
-#[allow(clippy::print_stderr)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_client() {
-    let Some(python) = python() else {
-        eprintln!(
-            "skipped: no Python environment with the openai package (run scripts/python-env.sh)"
-        );
+    let Some(python) = trajforge_testkit::reference_python("openai") else {
         return;
     };
     let base = crate::server::start().await;

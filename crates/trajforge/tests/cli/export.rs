@@ -320,32 +320,6 @@ fn bad_input_is_refused_with_a_hint() {
     assert!(stderr(&out).contains("not a run folder"));
 }
 
-/// The Python interpreter with pyarrow (scripts/python-env.sh), or None outside CI.
-// Skip notes go to the test's output, where a reader of the test run looks for them.
-#[allow(clippy::print_stderr)]
-fn python() -> Option<PathBuf> {
-    let py = std::env::var_os("TRAJFORGE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".cache/py/bin/python"));
-    let ok = Command::new(&py)
-        .args(["-c", "import pyarrow.parquet"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: {} lacks pyarrow; run scripts/python-env.sh",
-        py.display()
-    );
-    eprintln!(
-        "skipping: {} lacks pyarrow (run scripts/python-env.sh)",
-        py.display()
-    );
-    None
-}
-
 #[allow(clippy::print_stderr)]
 fn qwen3_tokenizer() -> Option<PathBuf> {
     let dir = std::env::var_os("TRAJFORGE_TEST_DATA")
@@ -368,7 +342,9 @@ fn qwen3_tokenizer() -> Option<PathBuf> {
 
 #[test]
 fn parquet_files_load_in_pyarrow_with_nested_messages() {
-    let Some(py) = python() else { return };
+    let Some(py) = trajforge_testkit::reference_python("pyarrow.parquet") else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     for format in ["hermes", "openai", "sharegpt", "raw"] {
         let pq = dir.path().join(format!("{format}.parquet"));
