@@ -24,6 +24,9 @@ pub struct EnvConfig {
     pub nav_timeout: Duration,
     /// How long after an input event a navigation may still start.
     pub action_grace: Duration,
+    /// How long to wait for the load of an action expected to load a page (a link click, a
+    /// form submit): the browser may announce it late on a loaded machine.
+    pub navigation_grace: Duration,
 }
 
 impl Default for EnvConfig {
@@ -32,6 +35,7 @@ impl Default for EnvConfig {
             max_snapshot_chars: 12_000,
             nav_timeout: Duration::from_secs(20),
             action_grace: Duration::from_millis(30),
+            navigation_grace: Duration::from_secs(3),
         }
     }
 }
@@ -241,6 +245,15 @@ impl BrowserEnvironment {
         obs
     }
 
+    /// How long to wait for a navigation after an action.
+    fn grace(&self, navigates: bool) -> Duration {
+        if navigates {
+            self.config.navigation_grace
+        } else {
+            self.config.action_grace
+        }
+    }
+
     fn target(&self, args: &Value) -> Result<RefTarget, BrowserError> {
         let r = args.get("ref").and_then(Value::as_str).unwrap_or("").trim();
         if r.is_empty() {
@@ -262,7 +275,9 @@ impl BrowserEnvironment {
             "click" => {
                 let b = self.target(args)?;
                 let tab = self.tab()?;
-                tab.settle_after(grace, tab.click(&b)).await?;
+                let mark = tab.nav_mark();
+                let navigates = tab.click(&b).await?;
+                tab.settle(mark, self.grace(navigates)).await;
                 format!("Clicked {}.", self.describe(args))
             }
             "fill" => {
@@ -284,7 +299,9 @@ impl BrowserEnvironment {
             "press" => {
                 let key = text_arg("key").ok_or_else(|| bad("press needs `key`"))?;
                 let tab = self.tab()?;
-                tab.settle_after(grace, tab.press(&key)).await?;
+                let mark = tab.nav_mark();
+                let navigates = tab.press(&key).await?;
+                tab.settle(mark, self.grace(navigates)).await;
                 format!("Pressed {key}.")
             }
             "scroll" => {

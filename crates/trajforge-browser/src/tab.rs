@@ -18,8 +18,14 @@ use crate::snapshot::{self, RefTarget, Snapshot};
 #[derive(Default)]
 struct Nav {
     main_frame: Option<String>,
+    /// The main frame's URL, to tell a history-API navigation from a page re-stating its URL.
+    url: String,
+    /// Between the main frame's "started loading" and "stopped loading" (also announced for
+    /// same-document changes such as `history.replaceState`).
     loading: bool,
-    started: u64,
+    /// Navigations of the main frame so far: documents committed, and same-document changes of
+    /// the URL.
+    navigations: u64,
 }
 
 #[derive(Default)]
@@ -49,19 +55,69 @@ const BLOCKED: &str = "BlockedByClient";
 /// The name of trajforge's isolated world in every page (page scripts cannot reach it).
 const WORLD: &str = "trajforge";
 
+/// Defines `willNavigate(el, enter)`: whether activating `el` (a click, or Enter) should load a
+/// page: a link other than a fragment of this page, a submit button, or Enter in a form field,
+/// in the top document (a frame's own navigation is not the page's). Such actions wait for the
+/// load to start however late the browser announces it.
+const WILL_NAVIGATE_JS: &str = "const willNavigate = (el, enter) => { if (!el || !el.closest) return false; const win = el.ownerDocument.defaultView; if (!win || win !== win.top) return false; const link = el.closest('a[href], area[href]'); if (link) { if (link.hasAttribute('download')) return false; const raw = link.getAttribute('href').trim(); if (/^javascript:/i.test(raw)) return false; let u; try { u = new URL(link.href); } catch (e) { return false; } if (u.protocol !== 'http:' && u.protocol !== 'https:') return false; const here = new URL(el.ownerDocument.location.href); const frag = raw.includes('#'); u.hash = ''; here.hash = ''; return !(frag && u.href === here.href); } const c = el.closest('button, input'); const f = c && c.form; if (!f || c.disabled || (f.getAttribute('method') || '').toLowerCase() === 'dialog') return false; const t = (c.type || '').toLowerCase(); if (c.tagName === 'BUTTON') return t === 'submit'; if (t === 'submit' || t === 'image') return true; return enter && !['checkbox', 'radio', 'button', 'reset', 'file', 'hidden', 'range', 'color'].includes(t); };";
+
 /// Defines `frameOffset(el)`: where the viewport of `el`'s frame starts in the top viewport
 /// (input events use the top one), adding each frame element's border and padding, up to
 /// the first frame this world cannot look out of.
 const FRAME_OFFSET_JS: &str = "const frameOffset = (el) => { let x = 0, y = 0; let win = el.ownerDocument.defaultView; while (win) { let f = null; try { f = win.frameElement; } catch (e) { f = null; } if (!f) break; const fr = f.getBoundingClientRect(); const cs = f.ownerDocument.defaultView.getComputedStyle(f); x += fr.left + f.clientLeft + parseFloat(cs.paddingLeft); y += fr.top + f.clientTop + parseFloat(cs.paddingTop); win = f.ownerDocument.defaultView; } return [x, y]; };";
 
+/// The in-page half of a click, run on the element: drop `target` (links that would open a
+/// new tab open in this one; new tabs are closed unseen), centre the element when its middle
+/// is off screen or under something else (a sticky header), and arm a guard that keeps the
+/// coming press from the page unless it lands on the element.
+fn click_prepare_js() -> String {
+    format!(
+        r#"function(reveal) {{
+  reveal();
+  const a = this.closest && this.closest('a[target], area[target]');
+  if (a) a.removeAttribute('target');
+  let r = this.getClientRects()[0];
+  if (!r || (r.width === 0 && r.height === 0)) return null;
+  const root = this.getRootNode();
+  const h = root.elementFromPoint ? root.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2) : this;
+  if (!h || !(this.contains(h) || h.contains(this))) {{
+    this.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}});
+    r = this.getClientRects()[0] || r;
+  }}
+  const S = globalThis.__trajforge;
+  if (S.clickGuard) S.clickGuard.off();
+  const el = this, win = this.ownerDocument.defaultView, g = {{hit: null, other: ''}};
+  const types = ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click', 'auxclick', 'dblclick'];
+  const on = (e) => {{
+    if (!e.isTrusted) return;
+    if (g.hit === null) {{
+      g.hit = e.composedPath().includes(el);
+      const t = e.target;
+      if (!g.hit && t && t.tagName) g.other = '<' + t.tagName.toLowerCase() + (t.id ? ' id="' + t.id + '"' : '') + '> "' + (t.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60) + '"';
+    }}
+    if (!g.hit) {{ e.preventDefault(); e.stopImmediatePropagation(); }}
+  }};
+  for (const t of types) win.addEventListener(t, on, true);
+  S.clickGuard = {{g, off: () => {{ for (const t of types) win.removeEventListener(t, on, true); }}}};
+  {FRAME_OFFSET_JS}
+  {WILL_NAVIGATE_JS}
+  const o = frameOffset(this);
+  return [r.left + r.width / 2 + o[0], r.top + r.height / 2 + o[1], willNavigate(this, false)];
+}}"#
+    )
+}
+
+/// Disarm the click guard; `{missed: what}` when the press landed on something else.
+const CLICK_VERDICT_JS: &str = "function() { const S = globalThis.__trajforge; const c = S && S.clickGuard; if (!c) return null; c.off(); S.clickGuard = null; return c.g.hit === false ? {missed: c.g.other || 'another element'} : null; }";
+
 /// Wraps an action (a function declaration taking `reveal` and its arguments, with `this` =
 /// the element) so that it runs on the element behind a ref of the latest snapshot, or
-/// answers `stale`. `reveal()` scrolls the element into view when it is outside the
-/// viewport. Composed as text, not evaluated in the page: no `eval` that a page's
-/// Content-Security-Policy could forbid.
+/// answers `stale`. `reveal()` scrolls the element into view when its centre (where a click
+/// lands) is outside the viewport. Composed as text, not evaluated in the page: no `eval`
+/// that a page's Content-Security-Policy could forbid.
 fn call_on_source(action: &str) -> String {
     format!(
-        "function(id, ...args) {{ const S = globalThis.__trajforge; const el = S && S.els.get(id); if (!el || !el.isConnected) return {{stale: true}}; const reveal = () => {{ const r = el.getBoundingClientRect(); const w = el.ownerDocument.defaultView; if (r.bottom < 0 || r.right < 0 || r.top > w.innerHeight || r.left > w.innerWidth) el.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}}); }}; return {{value: ({action}).apply(el, [reveal, ...args])}}; }}"
+        "function(id, ...args) {{ const S = globalThis.__trajforge; const el = S && S.els.get(id); if (!el || !el.isConnected) return {{stale: true}}; const reveal = () => {{ const r = el.getBoundingClientRect(); const w = el.ownerDocument.defaultView; const x = r.left + r.width / 2, y = r.top + r.height / 2; if (y < 0 || x < 0 || y >= w.innerHeight || x >= w.innerWidth) el.scrollIntoView({{block: 'center', inline: 'center', behavior: 'instant'}}); }}; return {{value: ({action}).apply(el, [reveal, ...args])}}; }}"
     )
 }
 
@@ -157,7 +213,24 @@ impl Tab {
 
     /// Call a command in this page's session.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, BrowserError> {
-        self.cdp.call(Some(&self.session), method, params).await
+        // While a navigation swaps the page's renderer (an error page is one), the page
+        // refuses commands for a moment; they were not run, so asking again is safe.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self
+                .cdp
+                .call(Some(&self.session), method, params.clone())
+                .await
+            {
+                Err(BrowserError::Protocol { message, .. })
+                    if message.contains("Not attached to an active page")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Close the page and its browser context.
@@ -177,8 +250,8 @@ impl Tab {
             .await;
     }
 
-    fn nav_started(&self) -> u64 {
-        lock(&self.state.nav).started
+    fn navigations(&self) -> u64 {
+        lock(&self.state.nav).navigations
     }
 
     /// Navigate to an allowed URL and wait for the load.
@@ -189,7 +262,7 @@ impl Tab {
                 reason: format!("only {} may be opened", self.policy.origin()),
             });
         }
-        let before = self.nav_started();
+        let before = self.navigations();
         let r = self.call("Page.navigate", json!({"url": url})).await?;
         if let Some(err) = r
             .get("errorText")
@@ -202,29 +275,31 @@ impl Tab {
             });
         }
         if r.get("loaderId").is_some() {
-            self.wait_loaded(before, Duration::from_millis(500)).await;
+            // A new document is on its way: its load is announced however late, so wait for it.
+            self.wait_loaded(before, self.nav_timeout).await;
         }
         Ok(())
     }
 
-    /// After an action: wait up to `grace` for a navigation to start, then for it to finish.
+    /// After an action: wait up to `grace` for a navigation past mark `before` (a committed
+    /// document, or a change of URL within one), and for the page to stop loading.
     pub async fn wait_loaded(&self, before: u64, grace: Duration) {
         let start = Instant::now();
         let deadline = start + self.nav_timeout;
         loop {
             let notified = self.state.changed.notified();
-            let (started, loading) = {
+            let (navigated, loading) = {
                 let n = lock(&self.state.nav);
-                (n.started, n.loading)
+                (n.navigations > before, n.loading)
             };
             let now = Instant::now();
-            if !loading && (started > before || now >= start + grace) {
+            if !loading && (navigated || now >= start + grace) {
                 return;
             }
             if now >= deadline {
                 return;
             }
-            let wait_until = if loading || started > before {
+            let wait_until = if loading || navigated {
                 deadline
             } else {
                 (start + grace).min(deadline)
@@ -233,22 +308,33 @@ impl Tab {
         }
     }
 
-    /// Run `action`, then wait for any navigation it caused.
-    pub async fn settle_after<F, T>(&self, grace: Duration, action: F) -> Result<T, BrowserError>
-    where
-        F: std::future::Future<Output = Result<T, BrowserError>>,
-    {
-        let before = self.nav_started();
-        let out = action.await?;
+    /// A mark to pass to [`Tab::settle`] after an action: the navigations so far.
+    pub fn nav_mark(&self) -> u64 {
+        self.navigations()
+    }
+
+    /// After an action taken at `mark`: wait as [`Tab::wait_loaded`] does.
+    pub async fn settle(&self, mark: u64, grace: Duration) {
         // A round trip through the renderer first: a navigation the input started has
-        // normally been announced by the time it answers, so the grace can stay short.
+        // normally been announced by the time it answers, so a short grace is enough when
+        // none is expected.
         let _ = self
             .call(
                 "Runtime.evaluate",
                 json!({"expression": "0", "returnByValue": true}),
             )
             .await;
-        self.wait_loaded(before, grace).await;
+        self.wait_loaded(mark, grace).await;
+    }
+
+    /// Run `action`, then wait up to `grace` for any navigation it caused.
+    pub async fn settle_after<F, T>(&self, grace: Duration, action: F) -> Result<T, BrowserError>
+    where
+        F: std::future::Future<Output = Result<T, BrowserError>>,
+    {
+        let mark = self.nav_mark();
+        let out = action.await?;
+        self.settle(mark, grace).await;
         Ok(out)
     }
 
@@ -289,10 +375,20 @@ impl Tab {
         if url == "about:blank" {
             return Ok(false);
         }
-        let before = self.nav_started();
+        let before = self.navigations();
         self.call("Page.navigateToHistoryEntry", json!({"entryId": entry}))
             .await?;
-        self.wait_loaded(before, Duration::from_millis(300)).await;
+        // The entry becomes current when the navigation commits, which a loaded machine may
+        // announce late; only then can a load still running be waited for.
+        let deadline = Instant::now() + self.nav_timeout;
+        while Instant::now() < deadline {
+            let h = self.call("Page.getNavigationHistory", json!({})).await?;
+            if h.get("currentIndex").and_then(Value::as_u64) != Some(i as u64) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.wait_loaded(before, Duration::from_millis(30)).await;
         Ok(true)
     }
 
@@ -660,48 +756,72 @@ impl Tab {
         Ok(r.get("value").cloned().unwrap_or(Value::Null))
     }
 
-    /// A real left click in the middle of the element, after scrolling it into view.
-    pub async fn click(&self, target: &RefTarget) -> Result<(), BrowserError> {
-        // One call in the page: scroll, drop `target` (links that would open a new tab open
-        // in this one; new tabs are closed unseen) and find the point to click, in the top
-        // viewport's coordinates (input events use them, also for elements in frames).
-        let point = self
-            .call_on(
-                target,
-                &format!("function(reveal) {{ reveal(); const a = this.closest && this.closest('a[target], area[target]'); if (a) a.removeAttribute('target'); const r = this.getClientRects()[0]; if (!r || (r.width === 0 && r.height === 0)) return null; {FRAME_OFFSET_JS} const o = frameOffset(this); return [r.left + r.width / 2 + o[0], r.top + r.height / 2 + o[1]]; }}"),
-                vec![],
-            )
-            .await?;
+    /// A real left click in the middle of the element, after scrolling it into view; true
+    /// when the click should load a page (a link, a submit button).
+    ///
+    /// The press only counts if it lands on the element: when the page moved it away in the
+    /// meantime (results still being added, a banner sliding in), the page never sees that
+    /// press and the click is tried again, then reported as covered.
+    pub async fn click(&self, target: &RefTarget) -> Result<bool, BrowserError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (x, y, navigates) = self.click_point(target).await?;
+            for (kind, extra) in [
+                ("mouseMoved", json!({})),
+                ("mousePressed", json!({"button": "left", "clickCount": 1})),
+                ("mouseReleased", json!({"button": "left", "clickCount": 1})),
+            ] {
+                let mut params = json!({"type": kind, "x": x, "y": y});
+                if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+                    p.extend(e.clone());
+                }
+                self.call("Input.dispatchMouseEvent", params).await?;
+            }
+            // The guard's verdict; a document that went away (the click navigated) has none.
+            let verdict = self
+                .call_in_world(target.frame.as_deref(), CLICK_VERDICT_JS, vec![])
+                .await
+                .unwrap_or(Value::Null);
+            let Some(other) = verdict.get("missed").and_then(Value::as_str) else {
+                return Ok(navigates);
+            };
+            if attempt >= 3 {
+                return Err(BrowserError::Protocol {
+                    method: "click".into(),
+                    message: format!(
+                        "the click would land on {other}, which covers the element; close or scroll away what covers it"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Scroll the element into view, arm the guard, and find where to click: in the top
+    /// viewport's coordinates (input events use them, also for elements in frames), and
+    /// whether the click should load a page.
+    async fn click_point(&self, target: &RefTarget) -> Result<(f64, f64, bool), BrowserError> {
+        let point = self.call_on(target, &click_prepare_js(), vec![]).await?;
         // A frame the page's world cannot reach (sandboxed) adds its own place on the page.
         let (dx, dy) = match &target.frame {
             Some(f) => self.frame_origin(f).await?,
             None => (0.0, 0.0),
         };
-        let (Some(x), Some(y)) = (
-            point.get(0).and_then(Value::as_f64).map(|x| x + dx),
-            point.get(1).and_then(Value::as_f64).map(|y| y + dy),
-        ) else {
-            return Err(BrowserError::Protocol {
+        match (
+            point.get(0).and_then(Value::as_f64),
+            point.get(1).and_then(Value::as_f64),
+        ) {
+            (Some(x), Some(y)) => Ok((
+                x + dx,
+                y + dy,
+                point.get(2).and_then(Value::as_bool).unwrap_or(false),
+            )),
+            _ => Err(BrowserError::Protocol {
                 method: "click".into(),
                 message: "the element is not visible (it has no box on screen)".into(),
-            });
-        };
-        self.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": "mouseMoved", "x": x, "y": y}),
-        )
-        .await?;
-        self.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": "mousePressed", "x": x, "y": y, "button": "left", "clickCount": 1}),
-        )
-        .await?;
-        self.call(
-            "Input.dispatchMouseEvent",
-            json!({"type": "mouseReleased", "x": x, "y": y, "button": "left", "clickCount": 1}),
-        )
-        .await?;
-        Ok(())
+            }),
+        }
     }
 
     /// Focus an editable element, select its content and type `text` over it.
@@ -720,7 +840,7 @@ impl Tab {
             });
         }
         if text.is_empty() {
-            self.press("Delete").await?;
+            let _ = self.press("Delete").await?;
         } else {
             self.call("Input.insertText", json!({"text": text})).await?;
         }
@@ -752,8 +872,9 @@ impl Tab {
             .to_string())
     }
 
-    /// Press a key (Enter, Tab, Escape, arrows, ... or one character).
-    pub async fn press(&self, key: &str) -> Result<(), BrowserError> {
+    /// Press a key (Enter, Tab, Escape, arrows, ... or one character); true when it should
+    /// load a page (Enter on a link or in a form).
+    pub async fn press(&self, key: &str) -> Result<bool, BrowserError> {
         let (key, code, vk, text) = key_info(key).ok_or_else(|| BrowserError::Protocol {
             method: "press".into(),
             message: format!(
@@ -765,6 +886,7 @@ impl Tab {
                     .join(", ")
             ),
         })?;
+        let navigates = key == "Enter" && self.enter_navigates().await;
         let mut down =
             json!({"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": vk});
         if let Some(t) = &text {
@@ -776,7 +898,19 @@ impl Tab {
             json!({"type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": vk}),
         )
         .await?;
-        Ok(())
+        Ok(navigates)
+    }
+
+    /// Whether Enter on the focused element (followed into same-origin frames and shadow
+    /// roots) should load a page. Unknown counts as no: the action then only waits briefly.
+    async fn enter_navigates(&self) -> bool {
+        let f = format!(
+            "function() {{ {WILL_NAVIGATE_JS} let el = document.activeElement; for (let i = 0; el && i < 32; i++) {{ let inner = null; try {{ inner = el.shadowRoot ? el.shadowRoot.activeElement : (el.contentDocument ? el.contentDocument.activeElement : null); }} catch (e) {{ inner = null; }} if (!inner) break; el = inner; }} return willNavigate(el, true); }}"
+        );
+        matches!(
+            self.call_in_world(None, &f, vec![]).await,
+            Ok(Value::Bool(true))
+        )
     }
 
     /// Scroll the page by most of a screen; returns (scrollY, viewport height, page height).
@@ -880,12 +1014,21 @@ fn pump(
                     let frame = ev.params.get("frameId").and_then(Value::as_str);
                     let mut n = lock(&state.nav);
                     if frame.is_some() && frame == n.main_frame.as_deref() {
-                        if ev.method == "Page.frameStartedLoading" {
-                            n.loading = true;
-                            n.started += 1;
-                        } else {
-                            n.loading = false;
-                        }
+                        n.loading = ev.method == "Page.frameStartedLoading";
+                        drop(n);
+                        state.changed.notify_waiters();
+                    }
+                }
+                "Page.navigatedWithinDocument" => {
+                    // A fragment or history-API change of the URL: a navigation with no load
+                    // to wait for. Pages that only re-state their URL (`replaceState` on load,
+                    // perhaps announced after the next action) are not one.
+                    let frame = ev.params.get("frameId").and_then(Value::as_str);
+                    let url = ev.params.get("url").and_then(Value::as_str).unwrap_or("");
+                    let mut n = lock(&state.nav);
+                    if frame.is_some() && frame == n.main_frame.as_deref() && url != n.url {
+                        n.url = url.to_string();
+                        n.navigations += 1;
                         drop(n);
                         state.changed.notify_waiters();
                     }
@@ -895,7 +1038,13 @@ fn pump(
                     if f.get("parentId").is_none()
                         && let Some(id) = f.get("id").and_then(Value::as_str)
                     {
-                        lock(&state.nav).main_frame = Some(id.to_string());
+                        let mut n = lock(&state.nav);
+                        n.main_frame = Some(id.to_string());
+                        let part = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("");
+                        n.url = format!("{}{}", part("url"), part("urlFragment"));
+                        n.navigations += 1;
+                        drop(n);
+                        state.changed.notify_waiters();
                     }
                 }
                 "Page.javascriptDialogOpening" => {

@@ -207,6 +207,8 @@ pub async fn run_jobs(
     concurrency: usize,
     handler: JobHandler,
 ) -> Result<(), StoreError> {
+    // The run's wall time (and a GPU-hour cost) counts from here.
+    store.begin_session(&owner)?;
     // Keep our leases alive while jobs run.
     let renewer = {
         let (store, owner) = (Arc::clone(&store), owner.clone());

@@ -84,7 +84,8 @@ pub struct Status {
     pub tokens_by_stage: BTreeMap<String, u64>,
     /// Teacher time, seconds, summed over calls.
     pub model_seconds: f64,
-    /// Wall time from the first to the latest stage, seconds.
+    /// Wall time the run was worked on (each process from its start to its last commit;
+    /// idle time between invocations left out), seconds.
     pub wall_seconds: f64,
     /// Cost in dollars, when prices are known.
     pub cost: Option<f64>,
@@ -184,7 +185,10 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
             entry.kept += 1;
         }
     }
-    if first <= last {
+    if let Some(ms) = store.session_wall_ms()? {
+        s.wall_seconds = ms as f64 / 1000.0;
+    } else if first <= last {
+        // Stores from before sessions were recorded: the span of the stages is all we know.
         s.wall_seconds = (last - first) as f64 / 1000.0;
     }
     for t in store.trajectories(false)? {

@@ -223,6 +223,33 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// The session of `owner` was active at `now`.
+fn touch_session(tx: &rusqlite::Transaction<'_>, owner: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE sessions SET last_at = MAX(last_at, ?2) WHERE owner = ?1",
+        params![owner, now],
+    )
+    .map(|_| ())
+}
+
+/// Total length of the union of spans `(start, end)`, sorted by start.
+fn union_ms(spans: &[(i64, i64)]) -> i64 {
+    let mut total = 0;
+    let mut current: Option<(i64, i64)> = None;
+    for &(start, end) in spans {
+        let end = end.max(start);
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(0, |(s, e)| e - s)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -327,6 +354,13 @@ impl Store {
                  completion_tokens INTEGER NOT NULL,
                  model_seconds REAL NOT NULL,
                  created_at INTEGER NOT NULL
+             );
+             -- One row per process working on the run: when it started and when it last
+             -- committed something. Added without a schema bump: older stores gain it empty.
+             CREATE TABLE IF NOT EXISTS sessions (
+                 owner TEXT PRIMARY KEY,
+                 started_at INTEGER NOT NULL,
+                 last_at INTEGER NOT NULL
              );",
         );
         drop(conn);
@@ -578,6 +612,7 @@ impl Store {
                 "UPDATE jobs SET updated_at = ?1 WHERE id = ?2",
                 params![now, job],
             )?;
+            touch_session(&tx, owner, now)?;
             tx.commit()?;
             Ok(Ok(()))
         })();
@@ -617,6 +652,7 @@ impl Store {
                 "UPDATE jobs SET status = 'done', result = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
                 params![result, now, job],
             )?;
+            touch_session(&tx, owner, now)?;
             tx.commit()?;
             Ok(Ok(()))
         })();
@@ -956,6 +992,40 @@ impl Store {
         self.sql(r)
     }
 
+    /// Note that process `owner` starts working on the run now (its wall time counts from
+    /// here, not from its first committed stage).
+    pub fn begin_session(&self, owner: &str) -> Result<()> {
+        let now = now_ms();
+        let conn = self.lock();
+        let r = conn.execute(
+            "INSERT INTO sessions(owner, started_at, last_at) VALUES (?1, ?2, ?2)
+             ON CONFLICT(owner) DO NOTHING",
+            params![owner, now],
+        );
+        drop(conn);
+        self.sql(r).map(|_| ())
+    }
+
+    /// Wall time the run has been worked on, in milliseconds: the union of the sessions'
+    /// spans from start to last commit, so idle time between invocations and processes
+    /// working side by side are not counted twice. None when no session was recorded
+    /// (stores written before sessions were).
+    pub fn session_wall_ms(&self) -> Result<Option<i64>> {
+        let conn = self.lock();
+        let r = (|| {
+            let mut stmt =
+                conn.prepare("SELECT started_at, last_at FROM sessions ORDER BY started_at")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        drop(conn);
+        let spans = self.sql(r)?;
+        if spans.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(union_ms(&spans)))
+    }
+
     /// Total usage per stage name.
     pub fn usage_by_stage(&self) -> Result<Vec<(String, UsageRecord)>> {
         let conn = self.lock();
@@ -987,6 +1057,63 @@ mod tests {
 
     fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
         (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
+    }
+
+    #[test]
+    fn sessions_count_from_their_start_to_their_last_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.session_wall_ms().expect("wall"), None);
+        store.add_jobs(&jobs(1)).expect("add");
+        store.begin_session("w1").expect("begin");
+        std::thread::sleep(Duration::from_millis(30));
+        let job = store
+            .claim("w1", Duration::from_secs(60))
+            .expect("claim")
+            .expect("job");
+        store
+            .record_stage("w1", job.id, 1, "rollout1", &json!({}), None, None)
+            .expect("stage");
+        std::thread::sleep(Duration::from_millis(30));
+        store.finish("w1", job.id, "kept").expect("finish");
+        let wall = store.session_wall_ms().expect("wall").expect("a session");
+        // The first stage came 30 ms after the start: that time counts too.
+        assert!(wall >= 60, "{wall}");
+        // A later session that commits nothing adds nothing; reopening keeps the sessions.
+        store.begin_session("w2").expect("begin");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.session_wall_ms().expect("wall"), Some(wall));
+    }
+
+    #[test]
+    fn session_spans_are_merged() {
+        assert_eq!(union_ms(&[]), 0);
+        assert_eq!(union_ms(&[(0, 10), (20, 25)]), 15);
+        assert_eq!(union_ms(&[(0, 10), (5, 12), (6, 8)]), 12);
+        assert_eq!(union_ms(&[(0, 10), (10, 20)]), 20);
+        assert_eq!(
+            union_ms(&[(5, 3)]),
+            0,
+            "a span ending before it starts is empty"
+        );
+    }
+
+    proptest::proptest! {
+        /// The merged length equals the number of milliseconds some span covers.
+        #[test]
+        fn union_counts_each_covered_millisecond_once(
+            mut spans in proptest::collection::vec((0i64..200, 0i64..60), 0..12)
+        ) {
+            let spans: Vec<(i64, i64)> = {
+                spans.sort();
+                spans.iter().map(|&(s, len)| (s, s + len)).collect()
+            };
+            let covered = (0..260)
+                .filter(|&ms| spans.iter().any(|&(s, e)| s <= ms && ms < e))
+                .count() as i64;
+            proptest::prop_assert_eq!(union_ms(&spans), covered);
+        }
     }
 
     #[test]

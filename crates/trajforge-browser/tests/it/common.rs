@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use trajforge_browser::{BrowserPool, LaunchConfig};
+use trajforge_browser::{BrowserEnvironment, BrowserPool, EnvConfig, LaunchConfig, NetMode};
 
 /// The bidict HTML docs, or None (skip) when not fetched; under CI a missing site fails.
 pub fn site_dir() -> Option<PathBuf> {
@@ -79,6 +79,51 @@ pub async fn assert_group_gone(pgid: u32) {
         "orphan browser processes left in group {pgid}: {:?}",
         group_members(pgid)
     );
+}
+
+/// Refs with `role` and accessible `name` on the current page, in page order.
+pub fn refs_of(env: &BrowserEnvironment, role: &str, name: &str) -> Vec<String> {
+    let mut refs: Vec<String> = env
+        .snapshot()
+        .refs
+        .iter()
+        .filter(|(_, t)| t.role == role && t.name == name)
+        .map(|(r, _)| r.clone())
+        .collect();
+    refs.sort_by_key(|r| r[1..].parse::<u64>().unwrap_or(u64::MAX));
+    refs
+}
+
+/// The first ref with `role` and `name` on the current page.
+pub fn ref_of(env: &BrowserEnvironment, role: &str, name: &str) -> String {
+    refs_of(env, role, name)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no {role} {name:?} in\n{}", env.snapshot().text))
+}
+
+/// A folder holding `files` (name, content): a crafted site for the static server.
+pub fn crafted_site(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).expect("write");
+    }
+    dir
+}
+
+/// An episode on the live page `url`.
+pub async fn live_env(pool: &BrowserPool, url: &str, config: EnvConfig) -> BrowserEnvironment {
+    BrowserEnvironment::start(pool, url, NetMode::Live { record: None }, config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start on {url}: {e}"))
+}
+
+/// Close the episode and the pool, and check that no browser process is left.
+pub async fn close_all(mut env: BrowserEnvironment, pool: BrowserPool) {
+    let pid = env.browser_pid();
+    env.close().await;
+    pool.shutdown().await;
+    assert_group_gone(pid).await;
 }
 
 /// Remove `[ref=eN]` markers (ids differ between browser processes).

@@ -7,7 +7,7 @@ use trajforge_browser::{
     BrowserEnvironment, CrawlConfig, EnvConfig, NetMode, Recording, StaticServer, crawl, site_mode,
 };
 
-use crate::common::{assert_group_gone, pool, site_dir, without_refs};
+use crate::common::{close_all, pool, refs_of, site_dir, without_refs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_then_replay_offline() {
@@ -100,29 +100,38 @@ async fn crawl_then_replay_offline() {
         without_refs(&env.snapshot().text),
         without_refs(&index.snapshot)
     );
-    let intro = env
-        .snapshot()
-        .refs
-        .iter()
-        .find(|(_, t)| t.role == "link" && t.name == "Introduction")
-        .map(|(r, _)| r.clone())
-        .expect("Introduction link");
-    let obs = env.act("click", &json!({"ref": intro})).await;
-    assert!(!obs.error, "{}", obs.text);
-    assert!(
-        env.current_url().ends_with("/intro.html"),
-        "{}",
-        env.current_url()
-    );
+    // Two links lead there: one in the side bar, and one in the page body whose middle is
+    // just below the fold (a click there must scroll it into view first).
+    let mut intros = refs_of(&env, "link", "Introduction");
+    assert_eq!(intros.len(), 2, "{}", env.snapshot().text);
     let recorded = rec
         .pages()
         .iter()
         .find(|p| p.url.ends_with("/intro.html"))
         .expect("intro");
-    assert_eq!(
-        without_refs(&env.snapshot().text),
-        without_refs(&recorded.snapshot)
-    );
+    for i in 0..2 {
+        let obs = env.act("click", &json!({"ref": intros[i]})).await;
+        assert!(!obs.error, "{}", obs.text);
+        assert!(
+            env.current_url().ends_with("/intro.html"),
+            "link {i} led to {}",
+            env.current_url()
+        );
+        assert_eq!(
+            without_refs(&env.snapshot().text),
+            without_refs(&recorded.snapshot)
+        );
+        let obs = env.act("go_back", &json!({})).await;
+        assert!(!obs.error, "{}", obs.text);
+        assert!(
+            env.current_url().ends_with("/index.html"),
+            "{}",
+            env.current_url()
+        );
+        // Refs of the start page live on after going back only if the page was kept in
+        // the back/forward cache; take them from the new snapshot either way.
+        intros = refs_of(&env, "link", "Introduction");
+    }
     // A page that was never recorded is refused, not fetched.
     let obs = env.act("goto", &json!({"url": "/not-recorded.html"})).await;
     assert!(obs.error, "{}", obs.text);
@@ -132,8 +141,5 @@ async fn crawl_then_replay_offline() {
             .iter()
             .any(|u| u.ends_with("/not-recorded.html"))
     );
-    let pid = env.browser_pid();
-    env.close().await;
-    pool.shutdown().await;
-    assert_group_gone(pid).await;
+    close_all(env, pool).await;
 }

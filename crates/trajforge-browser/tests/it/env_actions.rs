@@ -4,20 +4,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trajforge_agent::Environment;
-use trajforge_browser::{BrowserEnvironment, Ending, EnvConfig, NetMode, StaticServer};
+use trajforge_browser::{BrowserEnvironment, Ending, EnvConfig, StaticServer};
 use trajforge_teacher::ToolCall;
 
-use crate::common::{assert_group_gone, pool, site_dir};
-
-fn ref_of(env: &BrowserEnvironment, role: &str, name: &str) -> String {
-    env.snapshot()
-        .refs
-        .iter()
-        .filter(|(_, t)| t.role == role && t.name == name)
-        .map(|(r, _)| r.clone())
-        .min_by_key(|r| r.len())
-        .unwrap_or_else(|| panic!("no {role} {name:?} in\n{}", env.snapshot().text))
-}
+use crate::common::{close_all, crafted_site, live_env, pool, ref_of, site_dir};
 
 async fn act(
     env: &mut BrowserEnvironment,
@@ -35,14 +25,7 @@ async fn actions_on_the_real_site() {
     let server = StaticServer::start(&dir, 0).await.expect("server");
     let pool = pool(Duration::from_secs(20));
     let start = format!("{}index.html", server.url());
-    let mut env = BrowserEnvironment::start(
-        &pool,
-        &start,
-        NetMode::Live { record: None },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("start");
+    let mut env = live_env(&pool, &start, EnvConfig::default()).await;
     assert_eq!(env.snapshot().title, "bidict");
     let stale = ref_of(&env, "link", "Introduction");
 
@@ -170,10 +153,7 @@ async fn actions_on_the_real_site() {
                 .iter()
                 .all(|u| !u.starts_with(&server.url()))
     );
-    let pid = env.browser_pid();
-    env.close().await;
-    pool.shutdown().await;
-    assert_group_gone(pid).await;
+    close_all(env, pool).await;
 }
 
 /// The real site has no drop-down list and no off-site embeds: one extra page exercises
@@ -193,19 +173,14 @@ async fn select_stale_node_popup_and_guard() {
     if site_dir().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("form.html"), FIXTURE).expect("write");
-    std::fs::write(dir.path().join("popup.html"), "<title>Popup</title>").expect("write");
+    let dir = crafted_site(&[
+        ("form.html", FIXTURE),
+        ("popup.html", "<title>Popup</title>"),
+    ]);
     let server = StaticServer::start(dir.path(), 0).await.expect("server");
     let pool = pool(Duration::from_secs(20));
-    let mut env = BrowserEnvironment::start(
-        &pool,
-        &format!("{}form.html", server.url()),
-        NetMode::Live { record: None },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("start");
+    let url = format!("{}form.html", server.url());
+    let mut env = live_env(&pool, &url, EnvConfig::default()).await;
     let select = ref_of(&env, "combobox", "Colour");
     // Typing in the note removes the button a second later, behind the snapshot's back.
     let note = ref_of(&env, "textbox", "Note");
@@ -247,8 +222,9 @@ async fn select_stale_node_popup_and_guard() {
     assert!(obs.error, "{}", obs.text);
     assert!(
         env.current_url().ends_with("/form.html"),
-        "{}",
-        env.current_url()
+        "{}\n{}",
+        env.current_url(),
+        obs.text
     );
     let blocked = env.policy().blocked();
     assert!(
@@ -272,8 +248,5 @@ async fn select_stale_node_popup_and_guard() {
     let outcome = env.finish().await;
     assert_eq!(outcome.infeasible.as_deref(), Some("no checkout"));
     assert_eq!(outcome.answer, None);
-    let pid = env.browser_pid();
-    env.close().await;
-    pool.shutdown().await;
-    assert_group_gone(pid).await;
+    close_all(env, pool).await;
 }

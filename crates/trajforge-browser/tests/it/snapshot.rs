@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use trajforge_browser::{BrowserEnvironment, EnvConfig, NetMode, StaticServer};
+use trajforge_browser::{EnvConfig, StaticServer};
 
-use crate::common::{assert_group_gone, pool, site_dir};
+use crate::common::{close_all, crafted_site, live_env, pool, ref_of, site_dir};
 
 const PAGE: &str = r#"<!doctype html><html><head><title>Snap</title>
 <style>.sr { position: absolute; clip: rect(0 0 0 0); width: 1px; height: 1px; overflow: hidden; }</style>
@@ -46,35 +46,21 @@ const BOXED: &str = r#"<!doctype html><title>Boxed</title><body style="margin: 2
 <button onclick="document.getElementById('state').textContent = 'box clicked'">Boxed button</button>
 </body>"#;
 
-fn ref_of(env: &BrowserEnvironment, role: &str, name: &str) -> String {
-    env.snapshot()
-        .refs
-        .iter()
-        .find(|(_, t)| t.role == role && t.name == name)
-        .map(|(r, _)| r.clone())
-        .unwrap_or_else(|| panic!("no {role} {name:?} in\n{}", env.snapshot().text))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_guarantees_on_a_crafted_page() {
     if site_dir().is_none() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("snap.html"), PAGE).expect("write");
-    std::fs::write(dir.path().join("inner.html"), INNER).expect("write");
-    std::fs::write(dir.path().join("boxed.html"), BOXED).expect("write");
-    std::fs::write(dir.path().join("a.html"), "<title>A</title><p>A page</p>").expect("write");
+    let dir = crafted_site(&[
+        ("snap.html", PAGE),
+        ("inner.html", INNER),
+        ("boxed.html", BOXED),
+        ("a.html", "<title>A</title><p>A page</p>"),
+    ]);
     let server = StaticServer::start(dir.path(), 0).await.expect("server");
     let pool = pool(Duration::from_secs(20));
-    let mut env = BrowserEnvironment::start(
-        &pool,
-        &format!("{}snap.html", server.url()),
-        NetMode::Live { record: None },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("start");
+    let url = format!("{}snap.html", server.url());
+    let mut env = live_env(&pool, &url, EnvConfig::default()).await;
     let text = env.snapshot().text.clone();
     assert_eq!(env.snapshot().title, "Snap");
     // Hidden and ignored nodes are dropped; visually clipped text is not hidden.
@@ -184,17 +170,11 @@ async fn snapshot_guarantees_on_a_crafted_page() {
     env.close().await;
 
     // Past the size limit the text is cut with a visible marker; every ref stays usable.
-    let mut small = BrowserEnvironment::start(
-        &pool,
-        &format!("{}snap.html", server.url()),
-        NetMode::Live { record: None },
-        EnvConfig {
-            max_snapshot_chars: 200,
-            ..EnvConfig::default()
-        },
-    )
-    .await
-    .expect("small start");
+    let config = EnvConfig {
+        max_snapshot_chars: 200,
+        ..EnvConfig::default()
+    };
+    let mut small = live_env(&pool, &url, config).await;
     assert!(small.snapshot().cut);
     assert!(
         small.snapshot().text.contains("[snapshot cut here:"),
@@ -205,8 +185,5 @@ async fn snapshot_guarantees_on_a_crafted_page() {
     let inside = ref_of(&small, "button", "Inside frame");
     let obs = small.act("click", &json!({"ref": inside})).await;
     assert!(!obs.error, "{}", obs.text);
-    let pid = small.browser_pid();
-    small.close().await;
-    pool.shutdown().await;
-    assert_group_gone(pid).await;
+    close_all(small, pool).await;
 }

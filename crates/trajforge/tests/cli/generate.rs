@@ -12,6 +12,7 @@ use serde_json::Value;
 use trajforge_testkit::svg::{Fate, SvgTeacher, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
+use crate::kill_once_stored;
 use crate::run::{sample_git_repo, work_dir};
 
 struct Scene {
@@ -230,16 +231,14 @@ async fn a_run_killed_at_any_moment_resumes_to_the_same_store_as_an_uninterrupte
     let slow = server_slow().await;
     let run_dir = scene.dir.path().join("killed");
     let mut progress = Vec::new();
-    for kill_after_ms in [400u64, 900, 1500] {
+    for _ in 0..3 {
         let mut cmd = generate_cmd(&scene, &slow, &run_dir, n, &[]);
         let mut child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
-        child.kill().expect("kill -9");
-        let _ = child.wait();
+        kill_once_stored(&mut child, &run_dir).await;
         if run_dir.join("trajforge.db").is_file() {
             let d = digest(&run_dir);
             let stages: u64 = d["stages"]
@@ -272,6 +271,33 @@ async fn a_run_killed_at_any_moment_resumes_to_the_same_store_as_an_uninterrupte
 
 async fn server_slow() -> FakeServer {
     server(0, 40).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_time_counts_from_the_start_of_the_run() {
+    // One function: its teacher calls follow one another, so the run's wall time is at least
+    // their sum. (It used to start at the first stage, committed only after rollout 1.)
+    let scene = scene();
+    let server = server(0, 30).await;
+    let run_dir = scene.dir.path().join("wall");
+    let out = output(generate_cmd(&scene, &server, &run_dir, 1, &[])).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = status_json(&run_dir);
+    let wall = status["wall_seconds"].as_f64().expect("wall");
+    let teacher = status["model_seconds"].as_f64().expect("teacher time");
+    assert!(teacher > 0.0, "{status}");
+    assert!(wall >= teacher, "wall {wall}s < teacher time {teacher}s");
+    // A resume with nothing left to do adds no wall time.
+    let out = output(generate_cmd(&scene, &server, &run_dir, 1, &[])).await;
+    assert!(out.status.success());
+    let again = status_json(&run_dir)["wall_seconds"]
+        .as_f64()
+        .expect("wall");
+    assert!((again - wall).abs() < 0.5, "{wall}s became {again}s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,8 @@ mod site;
 mod web;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// Run the binary with `args` and an isolated cache folder.
 pub fn trajforge(args: &[&str], cache: &Path) -> Output {
@@ -40,4 +41,29 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("root")
+}
+
+/// Trajectories stored in the run folder `run` so far (0 before its store exists).
+fn stored_trajectories(run: &Path) -> usize {
+    match trajforge_store::Store::open_existing(run) {
+        Ok(Some(store)) => store.trajectories(false).map_or(0, |t| t.len()),
+        _ => 0,
+    }
+}
+
+/// SIGKILL `child` as soon as it has stored a trajectory of its own in `run` (or exited):
+/// mid-run on a fast machine and on a loaded one alike, where a fixed delay could kill a
+/// slow start before any work.
+pub async fn kill_once_stored(child: &mut Child, run: &Path) {
+    let before = stored_trajectories(run);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().expect("try_wait").is_none() && stored_trajectories(run) <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no trajectory stored within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -13,7 +13,7 @@ use trajforge_testkit::web::{GraphPage, WebTeacher};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::site::bidict_docs;
-use crate::{stderr, trajforge};
+use crate::{kill_once_stored, stderr, trajforge};
 
 fn status(run: &std::path::Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
@@ -312,13 +312,6 @@ fn run_digest(run: &Path) -> BTreeMap<String, Value> {
 }
 
 /// Trajectories stored so far in a run that another process may be writing.
-fn stored_trajectories(run: &Path) -> usize {
-    match trajforge_store::Store::open_existing(run) {
-        Ok(Some(store)) => store.trajectories(false).map_or(0, |t| t.len()),
-        _ => 0,
-    }
-}
-
 /// Chromium processes started for a run whose temp folder is `tmp` (their profiles live there).
 fn browsers_under(tmp: &Path) -> Vec<u32> {
     let needle = tmp.to_string_lossy().to_string();
@@ -388,26 +381,12 @@ async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajecto
     let run_dir = tmp.path().join("killed");
     let mut progress = Vec::new();
     for _ in 0..3 {
-        let before = stored_trajectories(&run_dir);
         let mut child = generate(&run_dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        // Kill as soon as this run has stored something of its own: mid-run on a fast machine
-        // and on a loaded one alike (a fixed delay would kill a slow start before any work).
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        while child.try_wait().expect("try_wait").is_none()
-            && stored_trajectories(&run_dir) <= before
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no trajectory stored within 300 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_once_stored(&mut child, &run_dir).await;
         // The browsers of the killed run go too: their DevTools pipe closed with it.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !browsers_under(&browser_tmp).is_empty() {
