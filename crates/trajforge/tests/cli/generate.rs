@@ -12,7 +12,7 @@ use serde_json::Value;
 use trajforge_testkit::svg::{Fate, SvgTeacher, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
-use crate::kill_once_stored;
+use crate::{kill_once_stored, wait_until_stored};
 use crate::run::{sample_git_repo, work_dir};
 
 struct Scene {
@@ -499,12 +499,12 @@ async fn sigterm_lets_episodes_in_flight_finish_and_the_run_resumes() {
     let slow = server_slow().await;
     let run_dir = scene.dir.path().join("term");
     let mut cmd = generate_cmd(&scene, &slow, &run_dir, 6, &["--concurrency", "1"]);
-    let child = cmd
+    let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_until_stored(&mut child, &run_dir).await;
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

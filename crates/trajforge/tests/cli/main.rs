@@ -51,19 +51,21 @@ fn stored_trajectories(run: &Path) -> usize {
     }
 }
 
-/// SIGKILL `child` as soon as it has stored a trajectory of its own in `run` (or exited):
-/// mid-run on a fast machine and on a loaded one alike, where a fixed delay could kill a
-/// slow start before any work.
-pub async fn kill_once_stored(child: &mut Child, run: &Path) {
+/// Wait until `child` has stored a trajectory of its own in `run` (or exited): a moment
+/// mid-run on a fast machine and on a loaded one alike, where a fixed delay could catch a slow
+/// start before any work.
+pub async fn wait_until_stored(child: &mut Child, run: &Path) {
     let before = stored_trajectories(run);
     let deadline = Instant::now() + Duration::from_secs(300);
     while child.try_wait().expect("try_wait").is_none() && stored_trajectories(run) <= before {
-        assert!(
-            Instant::now() < deadline,
-            "no trajectory stored within 300 s"
-        );
+        assert!(Instant::now() < deadline, "no trajectory stored within 300 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// SIGKILL `child` as soon as it has stored a trajectory of its own in `run`.
+pub async fn kill_once_stored(child: &mut Child, run: &Path) {
+    wait_until_stored(child, run).await;
     let _ = child.kill();
     let _ = child.wait();
 }
