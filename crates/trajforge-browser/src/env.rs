@@ -25,7 +25,8 @@ pub struct EnvConfig {
     /// How long after an input event a navigation may still start.
     pub action_grace: Duration,
     /// How long to wait for the load of an action expected to load a page (a link click, a
-    /// form submit): the browser may announce it late on a loaded machine.
+    /// form submit, or any action the page answered by asking for a navigation): the browser
+    /// may announce it late on a loaded machine.
     pub navigation_grace: Duration,
 }
 
@@ -437,6 +438,7 @@ async fn open(
     let cdp = lease.browser().cdp().clone();
     let mut tab = Tab::open(&cdp, Arc::clone(policy)).await?;
     tab.nav_timeout = config.nav_timeout;
+    tab.navigation_grace = config.navigation_grace;
     Ok(tab)
 }
 

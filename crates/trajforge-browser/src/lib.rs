@@ -29,7 +29,7 @@ pub use net::{NetMode, NetPolicy, site_mode};
 pub use record::{PageRecord, Recorder, Recording, SiteMeta};
 pub use serve::StaticServer;
 pub use snapshot::Snapshot;
-pub use tab::Tab;
+pub use tab::{NavMark, Tab};
 
 use std::sync::{Mutex, MutexGuard};
 

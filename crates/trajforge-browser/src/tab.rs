@@ -26,6 +26,16 @@ struct Nav {
     /// Navigations of the main frame so far: documents committed, and same-document changes of
     /// the URL.
     navigations: u64,
+    /// Navigations the page asked for (a link, a form, a script setting `location`), counted
+    /// as the renderer asks: the browser may announce their start much later.
+    requested: u64,
+}
+
+/// Where the page's navigations stood before an action; see [`Tab::settle`].
+#[derive(Debug, Clone, Copy)]
+pub struct NavMark {
+    navigations: u64,
+    requested: u64,
 }
 
 #[derive(Default)]
@@ -48,6 +58,8 @@ pub struct Tab {
     next_ref: AtomicU64,
     /// Longest wait for a page load.
     pub nav_timeout: Duration,
+    /// How long an action the page answered by asking for a navigation waits for it to start.
+    pub navigation_grace: Duration,
 }
 
 const BLOCKED: &str = "BlockedByClient";
@@ -175,6 +187,7 @@ impl Tab {
             state,
             next_ref: AtomicU64::new(1),
             nav_timeout: Duration::from_secs(20),
+            navigation_grace: Duration::from_secs(3),
         };
         tab.call("Page.enable", json!({})).await?;
         tab.call(
@@ -308,23 +321,34 @@ impl Tab {
         }
     }
 
-    /// A mark to pass to [`Tab::settle`] after an action: the navigations so far.
-    pub fn nav_mark(&self) -> u64 {
-        self.navigations()
+    /// A mark to pass to [`Tab::settle`] after an action.
+    pub fn nav_mark(&self) -> NavMark {
+        let n = lock(&self.state.nav);
+        NavMark {
+            navigations: n.navigations,
+            requested: n.requested,
+        }
     }
 
-    /// After an action taken at `mark`: wait as [`Tab::wait_loaded`] does.
-    pub async fn settle(&self, mark: u64, grace: Duration) {
-        // A round trip through the renderer first: a navigation the input started has
-        // normally been announced by the time it answers, so a short grace is enough when
-        // none is expected.
+    /// After an action taken at `mark`: wait as [`Tab::wait_loaded`] does, up to `grace`, or
+    /// up to `navigation_grace` when the page asked for a navigation meanwhile (a script
+    /// setting `location` in a handler, a jump menu's `change`).
+    pub async fn settle(&self, mark: NavMark, grace: Duration) {
+        // A round trip through the renderer first: what the action made the page ask for has
+        // been reported by the time it answers.
         let _ = self
             .call(
                 "Runtime.evaluate",
                 json!({"expression": "0", "returnByValue": true}),
             )
             .await;
-        self.wait_loaded(mark, grace).await;
+        let asked = lock(&self.state.nav).requested > mark.requested;
+        let grace = if asked {
+            grace.max(self.navigation_grace)
+        } else {
+            grace
+        };
+        self.wait_loaded(mark.navigations, grace).await;
     }
 
     /// Run `action`, then wait up to `grace` for any navigation it caused.
@@ -1015,6 +1039,15 @@ fn pump(
                     let mut n = lock(&state.nav);
                     if frame.is_some() && frame == n.main_frame.as_deref() {
                         n.loading = ev.method == "Page.frameStartedLoading";
+                        drop(n);
+                        state.changed.notify_waiters();
+                    }
+                }
+                "Page.frameRequestedNavigation" => {
+                    let frame = ev.params.get("frameId").and_then(Value::as_str);
+                    let mut n = lock(&state.nav);
+                    if frame.is_some() && frame == n.main_frame.as_deref() {
+                        n.requested += 1;
                         drop(n);
                         state.changed.notify_waiters();
                     }

@@ -1,5 +1,6 @@
 //! Where clicks land and what actions load: late navigations are waited for, history-API and
-//! fragment changes are not waited out, a page re-stating its own URL is not a navigation, a
+//! fragment changes are not waited out, a page re-stating its own URL is not a navigation,
+//! navigations scripts ask for are waited for like links, a
 //! link whose middle is below the fold is scrolled to, and a press that would land on something
 //! the page moved into the way never reaches the page.
 
@@ -20,6 +21,9 @@ const PAGE: &str = r##"<!doctype html><html><head><title>Nav</title></head>
 <p><a id="spa" href="/app/inbox">App link</a></p>
 <p><a href="#end">Jump to end</a></p>
 <form action="found.html"><input aria-label="Query" name="q"></form>
+<p><select aria-label="Jump" onchange="location.href = this.value">
+  <option value="nav.html">Here</option><option value="found.html?via=menu">Found</option></select>
+<button onclick="location.href = 'found.html?via=button'">Go</button></p>
 <a href="edge.html" style="position: absolute; top: calc(100vh - 8px); left: 10px">Edge link</a>
 <div style="height: 200vh"></div>
 <p id="end">The end</p>
@@ -125,6 +129,24 @@ async fn navigations_started_by_actions() {
         obs.text
     );
     assert_eq!(env.snapshot().title, "Found");
+
+    // A jump menu and a button whose handlers set `location`: the page asks for the
+    // navigation, so the wait is as long as for a link.
+    reopen(&mut env, &start).await;
+    let obs = env
+        .act(
+            "select_option",
+            &json!({"ref": ref_of(&env, "combobox", "Jump"), "value": "Found"}),
+        )
+        .await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(env.current_url().ends_with("?via=menu"), "{}", obs.text);
+    reopen(&mut env, &start).await;
+    let obs = env
+        .act("click", &json!({"ref": ref_of(&env, "button", "Go")}))
+        .await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(env.current_url().ends_with("?via=button"), "{}", obs.text);
 
     // A link whose top is on screen but whose middle (where a click lands) is below it.
     reopen(&mut env, &start).await;

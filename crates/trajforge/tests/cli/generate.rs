@@ -12,8 +12,8 @@ use serde_json::Value;
 use trajforge_testkit::svg::{Fate, SvgTeacher, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
-use crate::{kill_once_stored, wait_until_stored};
 use crate::run::{sample_git_repo, work_dir};
+use crate::{kill_once_stored, wait_until_stored};
 
 struct Scene {
     dir: tempfile::TempDir,

@@ -58,7 +58,10 @@ pub async fn wait_until_stored(child: &mut Child, run: &Path) {
     let before = stored_trajectories(run);
     let deadline = Instant::now() + Duration::from_secs(300);
     while child.try_wait().expect("try_wait").is_none() && stored_trajectories(run) <= before {
-        assert!(Instant::now() < deadline, "no trajectory stored within 300 s");
+        assert!(
+            Instant::now() < deadline,
+            "no trajectory stored within 300 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
