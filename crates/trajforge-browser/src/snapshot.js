@@ -63,6 +63,79 @@ function (base) {
   const quote = (s) => '"' + s.replace(/"/g, '\\"') + '"';
   const attr = (el, a) => el.getAttribute(a);
 
+  // CSS that changes what the text reads as. `text-transform` is read once per element that
+  // holds text; generated content only for elements that some rule of their document gives
+  // `::before`/`::after` text (the rules are scanned once per document and walk).
+  const transforms = new Map();
+  function transformed(raw, el) {
+    if (!el || el.nodeType !== 1 || !/\S/.test(raw)) return raw;
+    let tt = transforms.get(el);
+    if (tt === undefined) { tt = getComputedStyle(el).textTransform; transforms.set(el, tt); }
+    switch (tt) {
+      case 'uppercase': return raw.toUpperCase();
+      case 'lowercase': return raw.toLowerCase();
+      case 'capitalize': return raw.replace(/(^|[^\p{L}\p{N}'’])(\p{Ll})/gu, (m, a, b) => a + b.toUpperCase());
+      default: return raw;
+    }
+  }
+
+  const generatedSelectors = new Map();
+  function generatedSelector(doc) {
+    const sels = [];
+    const scan = (rules) => {
+      for (const r of rules) {
+        if (!r.selectorText) { if (r.cssRules) scan(r.cssRules); continue; }
+        if (!/:(before|after)\b/i.test(r.selectorText)) continue;
+        const c = r.style && r.style.getPropertyValue('content');
+        if (!c || !/["']/.test(c)) continue;
+        for (const part of r.selectorText.split(',')) {
+          if (!/:(before|after)\b/i.test(part)) continue;
+          const base = part.replace(/::?(before|after)\b.*$/i, '').trim() || '*';
+          try { doc.createDocumentFragment().querySelector(base); sels.push(base); } catch (e) { /* not a selector on its own */ }
+        }
+      }
+    };
+    for (const sheet of doc.styleSheets) {
+      let rules = null;
+      try { rules = sheet.cssRules; } catch (e) { rules = null; } // another origin's sheet
+      if (rules) scan(rules);
+    }
+    return sels.length ? Array.from(new Set(sels)).join(', ') : null;
+  }
+
+  // The text `::before` or `::after` (`which`) adds to `el` when it is made of quoted strings
+  // only (content with counters, attributes or images is left out rather than shown in
+  // part); icon-font glyphs say nothing as text.
+  function generated(el, which) {
+    const doc = el.ownerDocument;
+    let sel = generatedSelectors.get(doc);
+    if (sel === undefined) { sel = generatedSelector(doc); generatedSelectors.set(doc, sel); }
+    if (!sel || !el.matches(sel)) return '';
+    const c = getComputedStyle(el, which).content;
+    if (!c || c === 'none' || c === 'normal') return '';
+    const strings = /"((?:[^"\\]|\\.)*)"/g;
+    const body = c.split(' / ')[0];
+    if (body.replace(strings, '').trim()) return '';
+    let out = '';
+    for (const m of body.matchAll(strings)) out += m[1].replace(/\\(.)/g, '$1');
+    return transformed(out.replace(/[\uE000-\uF8FF]/g, ''), el);
+  }
+
+  // An inline SVG's title: its own, or that of the symbol its only `<use>` shows (icon
+  // sprites name their symbols).
+  function svgTitle(el) {
+    const own = el.querySelector(':scope > title');
+    if (own) return own.textContent;
+    const uses = el.querySelectorAll(':scope > use');
+    if (uses.length !== 1) return '';
+    const ref = uses[0].getAttribute('href') || uses[0].getAttribute('xlink:href') || '';
+    if (!ref.startsWith('#')) return '';
+    const target = el.getRootNode().getElementById
+      ? el.getRootNode().getElementById(ref.slice(1)) : el.ownerDocument.getElementById(ref.slice(1));
+    const t = target && target.querySelector(':scope > title');
+    return t ? t.textContent : '';
+  }
+
   // Children in the rendered tree: an open shadow root replaces the light children, a slot
   // shows what is assigned to it, and a same-origin frame shows its document.
   function childrenOf(el) {
@@ -192,9 +265,9 @@ function (base) {
   function textOf(node, skip, budget) {
     let out = '';
     const add = (s) => { if (out.length < budget) out += s; };
-    const visit = (n) => {
+    const visit = (n, parent) => {
       if (out.length >= budget) return;
-      if (n.nodeType === 3) { add(n.data); return; }
+      if (n.nodeType === 3) { add(transformed(n.data, parent)); return; }
       if (n.nodeType !== 1 || n === skip) return;
       const tag = n.localName;
       if (SKIP.has(tag) || attr(n, 'aria-hidden') === 'true') return;
@@ -213,17 +286,21 @@ function (base) {
       }
       if (tag === 'select') { const o = n.selectedOptions[0]; add(' ' + (o ? o.label : '') + ' '); return; }
       if (tag === 'textarea') { add(' ' + n.value + ' '); return; }
-      if (tag === 'svg') { const t = n.querySelector(':scope > title'); if (t) add(t.textContent); return; }
+      if (tag === 'svg') { add(svgTitle(n)); return; }
       if (v === 'self') {
         // Invisible itself: only visible descendants count.
-        for (const c of childrenOf(n)) if (c.nodeType === 1) visit(c);
+        for (const c of childrenOf(n)) if (c.nodeType === 1) visit(c, n);
       } else {
-        for (const c of childrenOf(n)) visit(c);
+        add(generated(n, '::before'));
+        for (const c of childrenOf(n)) visit(c, n);
+        add(generated(n, '::after'));
       }
       if (block) add(' ');
     };
     if (node.nodeType === 1) {
-      for (const c of childrenOf(node)) visit(c);
+      add(generated(node, '::before'));
+      for (const c of childrenOf(node)) visit(c, node);
+      add(generated(node, '::after'));
     }
     return out;
   }
@@ -262,7 +339,7 @@ function (base) {
       case 'fieldset': { const l = el.querySelector(':scope > legend'); if (l) { const n = collapse(textOf(l, null, 1000)); if (n) return n; } break; }
       case 'figure': { const c = el.querySelector(':scope > figcaption'); if (c) { const n = collapse(textOf(c, null, 1000)); if (n) return n; } break; }
       case 'table': { const c = el.querySelector(':scope > caption'); if (c) { const n = collapse(textOf(c, null, 1000)); if (n) return n; } break; }
-      case 'svg': { const t = el.querySelector(':scope > title'); if (t) { const n = collapse(t.textContent); if (n) return n; } break; }
+      case 'svg': { const n = collapse(svgTitle(el)); if (n) return n; break; }
       case 'input': case 'textarea': {
         const t = attr(el, 'title') || attr(el, 'placeholder');
         if (t && t.trim()) return collapse(t);
@@ -354,13 +431,17 @@ function (base) {
   }
 
   function walkChildren(el, depth, out, shown) {
+    const before = shown && el.nodeType === 1 ? generated(el, '::before') : '';
+    if (before) pushText(out, depth, before);
     for (const c of childrenOf(el)) {
       if (c.nodeType === 3) {
-        if (shown) pushText(out, depth, c.data);
+        if (shown) pushText(out, depth, transformed(c.data, el));
       } else if (c.nodeType === 1) {
         visit(c, depth, out);
       }
     }
+    const after = shown && el.nodeType === 1 ? generated(el, '::after') : '';
+    if (after) pushText(out, depth, after);
     const tag = el.localName;
     if (tag === 'iframe' || tag === 'frame') {
       const doc = frameBody(el);

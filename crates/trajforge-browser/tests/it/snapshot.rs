@@ -9,8 +9,11 @@ use trajforge_browser::{EnvConfig, StaticServer};
 
 use crate::common::{close_all, crafted_site, live_env, pool, ref_of, site_dir};
 
-const PAGE: &str = r#"<!doctype html><html><head><title>Snap</title>
-<style>.sr { position: absolute; clip: rect(0 0 0 0); width: 1px; height: 1px; overflow: hidden; }</style>
+const PAGE: &str = r##"<!doctype html><html><head><title>Snap</title>
+<style>.sr { position: absolute; clip: rect(0 0 0 0); width: 1px; height: 1px; overflow: hidden; }
+.up { text-transform: uppercase; } .cap { text-transform: capitalize; }
+.note::before { content: "Note: "; } .ico::before { content: "\f101"; } li.step::after { content: " (" counter(list-item) ")"; }
+@media screen { .more::after { content: " \2192"; } }</style>
 </head><body>
 <nav aria-label="Main"><a href="a.html">Alpha</a> <a href="b.html" style="display:none">Hidden link</a>
 <span class="sr">Skip text</span></nav>
@@ -20,6 +23,11 @@ const PAGE: &str = r#"<!doctype html><html><head><title>Snap</title>
   <span style="visibility:visible"><a href="c.html">Shown inside invisible</a></span></div>
 <details><summary>More</summary><p>Folded text</p></details>
 <h2>Order <em>form</em></h2>
+<h3 class="up">Quiet title</h3>
+<p class="cap">hello wide world</p>
+<p class="note">Mind the gap</p>
+<p><span class="ico">Icon text</span> <span class="more">Read on</span></p>
+<ol><li class="step">First step</li></ol>
 <p>Some <b>bold</b>text and <code>code</code>.</p>
 <label>Name <input id="name" value="Ada"></label>
 <label><input type="checkbox" checked> Agree</label>
@@ -29,10 +37,12 @@ const PAGE: &str = r#"<!doctype html><html><head><title>Snap</title>
 <div role="button" tabindex="0" id="custom" onclick="document.getElementById('log').textContent = 'custom clicked, page global: ' + window.__trajforge">Custom</div>
 <p id="log">nothing yet</p>
 <img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt="A pixel">
+<svg style="display:none"><symbol id="i-star" viewBox="0 0 1 1"><title>Star</title><rect width="1" height="1"/></symbol></svg>
+<svg width="10" height="10"><use href="#i-star"/></svg>
 <iframe src="inner.html" style="margin-top: 40px; border: 5px solid black; padding: 7px"></iframe>
 <iframe src="boxed.html" sandbox="allow-scripts" style="border: 3px solid black; padding: 4px"></iframe>
 <script>window.__trajforge = 'page value';</script>
-</body></html>"#;
+</body></html>"##;
 
 const INNER: &str = r#"<!doctype html><title>Inner</title><body style="margin: 30px">
 <p id="state">frame idle</p>
@@ -92,6 +102,14 @@ async fn snapshot_guarantees_on_a_crafted_page() {
         "- button \"Off\" [disabled] [ref=e",
         "- button \"Custom\" [ref=e",
         "- img \"A pixel\"",
+        "- img \"Star\"",
+        // What CSS makes the text read as: transformed, and generated strings (not counters
+        // or icon-font glyphs).
+        "- heading \"QUIET TITLE\" [level=3]\n",
+        "- paragraph: Hello Wide World\n",
+        "- paragraph: Note: Mind the gap\n",
+        "- paragraph: Icon text Read on →\n",
+        "- listitem: First step\n",
         // The frame's document is merged where the frame is.
         "- paragraph: frame idle",
         "- button \"Inside frame\" [ref=e",
