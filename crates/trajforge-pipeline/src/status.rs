@@ -131,11 +131,8 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
         }
     }
     let stages = store.all_stages()?;
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
     let mut bug_of: BTreeMap<(i64, i64), String> = BTreeMap::new();
     for st in &stages {
-        first = first.min(st.created_at);
-        last = last.max(st.created_at);
         *s.stages.entry(st.stage.clone()).or_default() += 1;
         match st.stage.as_str() {
             // Web rollouts have no bug type: their yield is the coverage grid.
@@ -185,12 +182,8 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
             entry.kept += 1;
         }
     }
-    if let Some(ms) = store.session_wall_ms()? {
-        s.wall_seconds = ms as f64 / 1000.0;
-    } else if first <= last {
-        // Stores from before sessions were recorded: the span of the stages is all we know.
-        s.wall_seconds = (last - first) as f64 / 1000.0;
-    }
+    let stage_times: Vec<i64> = stages.iter().map(|st| st.created_at).collect();
+    s.wall_seconds = wall_ms(&store.session_spans()?, &stage_times) as f64 / 1000.0;
     for t in store.trajectories(false)? {
         *s.exits
             .entry(format!("{}/{}", t.rollout, t.exit_status))
@@ -217,6 +210,37 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
         s.tokens_per_kept = Some((s.prompt_tokens + s.completion_tokens) as f64 / kept as f64);
     }
     Ok(s)
+}
+
+/// Wall time worked on a run, in milliseconds: the union of the sessions' spans (sorted by
+/// start), plus, for stores written before sessions were recorded, the span of the stages
+/// committed before the first session (all that is known of that time).
+fn wall_ms(sessions: &[(i64, i64)], stage_times: &[i64]) -> i64 {
+    let first_session = sessions.first().map_or(i64::MAX, |s| s.0);
+    let earlier = stage_times.iter().filter(|&&t| t < first_session);
+    let legacy = match (earlier.clone().min(), earlier.max()) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0,
+    };
+    legacy + union_ms(sessions)
+}
+
+/// Total length of the union of spans `(start, end)`, sorted by start.
+fn union_ms(spans: &[(i64, i64)]) -> i64 {
+    let mut total = 0;
+    let mut current: Option<(i64, i64)> = None;
+    for &(start, end) in spans {
+        let end = end.max(start);
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(0, |(s, e)| e - s)
 }
 
 fn cost(s: &Status, p: Pricing) -> Option<f64> {
@@ -352,4 +376,47 @@ fn join(map: &BTreeMap<String, u64>) -> String {
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_spans_are_merged() {
+        assert_eq!(union_ms(&[]), 0);
+        assert_eq!(union_ms(&[(0, 10), (20, 25)]), 15);
+        assert_eq!(union_ms(&[(0, 10), (5, 12), (6, 8)]), 12);
+        assert_eq!(union_ms(&[(0, 10), (10, 20)]), 20);
+        assert_eq!(
+            union_ms(&[(5, 3)]),
+            0,
+            "a span ending before it starts is empty"
+        );
+    }
+
+    #[test]
+    fn stages_from_before_sessions_count_by_their_span() {
+        // An old store: no sessions, stages from 100 to 400.
+        assert_eq!(wall_ms(&[], &[100, 250, 400]), 300);
+        // Resumed by a version that records sessions: the old part plus the new session.
+        assert_eq!(wall_ms(&[(1000, 1500)], &[100, 400, 1200, 1500]), 800);
+        // Only sessions: the stages inside them add nothing.
+        assert_eq!(wall_ms(&[(0, 50), (100, 130)], &[40, 120]), 80);
+    }
+
+    proptest::proptest! {
+        /// The merged length equals the number of milliseconds some span covers.
+        #[test]
+        fn union_counts_each_covered_millisecond_once(
+            mut spans in proptest::collection::vec((0i64..200, 0i64..60), 0..12)
+        ) {
+            spans.sort();
+            let spans: Vec<(i64, i64)> = spans.iter().map(|&(s, len)| (s, s + len)).collect();
+            let covered = (0..260)
+                .filter(|&ms| spans.iter().any(|&(s, e)| s <= ms && ms < e))
+                .count() as i64;
+            proptest::prop_assert_eq!(union_ms(&spans), covered);
+        }
+    }
 }

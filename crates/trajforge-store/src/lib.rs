@@ -232,24 +232,6 @@ fn touch_session(tx: &rusqlite::Transaction<'_>, owner: &str, now: i64) -> rusql
     .map(|_| ())
 }
 
-/// Total length of the union of spans `(start, end)`, sorted by start.
-fn union_ms(spans: &[(i64, i64)]) -> i64 {
-    let mut total = 0;
-    let mut current: Option<(i64, i64)> = None;
-    for &(start, end) in spans {
-        let end = end.max(start);
-        current = match current {
-            Some((s, e)) if start <= e => Some((s, e.max(end))),
-            Some((s, e)) => {
-                total += e - s;
-                Some((start, end))
-            }
-            None => Some((start, end)),
-        };
-    }
-    total + current.map_or(0, |(s, e)| e - s)
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1006,24 +988,20 @@ impl Store {
         self.sql(r).map(|_| ())
     }
 
-    /// Wall time the run has been worked on, in milliseconds: the union of the sessions'
-    /// spans from start to last commit, so idle time between invocations and processes
-    /// working side by side are not counted twice. None when no session was recorded
-    /// (stores written before sessions were).
-    pub fn session_wall_ms(&self) -> Result<Option<i64>> {
+    /// When each process that worked on the run started and last committed something
+    /// (milliseconds since the epoch), by start. Empty for stores written before sessions
+    /// were recorded.
+    pub fn session_spans(&self) -> Result<Vec<(i64, i64)>> {
         let conn = self.lock();
         let r = (|| {
-            let mut stmt =
-                conn.prepare("SELECT started_at, last_at FROM sessions ORDER BY started_at")?;
+            let mut stmt = conn.prepare(
+                "SELECT started_at, MAX(started_at, last_at) FROM sessions ORDER BY started_at",
+            )?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })();
         drop(conn);
-        let spans = self.sql(r)?;
-        if spans.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(union_ms(&spans)))
+        self.sql(r)
     }
 
     /// Total usage per stage name.
@@ -1060,10 +1038,10 @@ mod tests {
     }
 
     #[test]
-    fn sessions_count_from_their_start_to_their_last_commit() {
+    fn sessions_span_from_their_start_to_their_last_commit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        assert_eq!(store.session_wall_ms().expect("wall"), None);
+        assert!(store.session_spans().expect("spans").is_empty());
         store.add_jobs(&jobs(1)).expect("add");
         store.begin_session("w1").expect("begin");
         std::thread::sleep(Duration::from_millis(30));
@@ -1076,44 +1054,18 @@ mod tests {
             .expect("stage");
         std::thread::sleep(Duration::from_millis(30));
         store.finish("w1", job.id, "kept").expect("finish");
-        let wall = store.session_wall_ms().expect("wall").expect("a session");
+        let spans = store.session_spans().expect("spans");
+        assert_eq!(spans.len(), 1);
         // The first stage came 30 ms after the start: that time counts too.
-        assert!(wall >= 60, "{wall}");
-        // A later session that commits nothing adds nothing; reopening keeps the sessions.
+        assert!(spans[0].1 - spans[0].0 >= 60, "{spans:?}");
+        // A later session that commits nothing spans nothing; reopening keeps the sessions.
         store.begin_session("w2").expect("begin");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.session_wall_ms().expect("wall"), Some(wall));
-    }
-
-    #[test]
-    fn session_spans_are_merged() {
-        assert_eq!(union_ms(&[]), 0);
-        assert_eq!(union_ms(&[(0, 10), (20, 25)]), 15);
-        assert_eq!(union_ms(&[(0, 10), (5, 12), (6, 8)]), 12);
-        assert_eq!(union_ms(&[(0, 10), (10, 20)]), 20);
-        assert_eq!(
-            union_ms(&[(5, 3)]),
-            0,
-            "a span ending before it starts is empty"
-        );
-    }
-
-    proptest::proptest! {
-        /// The merged length equals the number of milliseconds some span covers.
-        #[test]
-        fn union_counts_each_covered_millisecond_once(
-            mut spans in proptest::collection::vec((0i64..200, 0i64..60), 0..12)
-        ) {
-            let spans: Vec<(i64, i64)> = {
-                spans.sort();
-                spans.iter().map(|&(s, len)| (s, s + len)).collect()
-            };
-            let covered = (0..260)
-                .filter(|&ms| spans.iter().any(|&(s, e)| s <= ms && ms < e))
-                .count() as i64;
-            proptest::prop_assert_eq!(union_ms(&spans), covered);
-        }
+        let again = store.session_spans().expect("spans");
+        assert_eq!(again[0], spans[0]);
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[1].0, again[1].1);
     }
 
     #[test]
