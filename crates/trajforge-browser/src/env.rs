@@ -451,7 +451,9 @@ fn bad(message: &str) -> BrowserError {
 
 fn action_error(name: &str, e: &BrowserError) -> String {
     match e {
-        BrowserError::Protocol { method, message } if method == "argument" => {
+        // Bad arguments, and what an action found wrong with the element (not visible,
+        // covered, not editable): the model's to fix, said plainly.
+        BrowserError::Protocol { method, message } if method == "argument" || method == name => {
             format!("{name}: {message}.")
         }
         BrowserError::StaleRef { .. } => format!(

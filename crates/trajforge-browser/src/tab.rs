@@ -103,7 +103,10 @@ fn click_prepare_js() -> String {
   const on = (e) => {{
     if (!e.isTrusted) return;
     if (g.hit === null) {{
-      g.hit = e.composedPath().includes(el);
+      const path = e.composedPath();
+      // A press on one of the element's labels reaches it too (styled check boxes hide the
+      // real one under their label).
+      g.hit = path.includes(el) || Array.from(el.labels || []).some((l) => path.includes(l));
       const t = e.target;
       if (!g.hit && t && t.tagName) g.other = '<' + t.tagName.toLowerCase() + (t.id ? ' id="' + t.id + '"' : '') + '> "' + (t.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60) + '"';
     }}

@@ -168,6 +168,10 @@ const SHIFTING: &str = r#"<!doctype html><html><head><title>Shift</title></head>
 <p id="log">log:</p>
 <p><button onclick="document.getElementById('log').textContent += ' cover'">Covered</button></p>
 <p><button onclick="document.getElementById('veil').style.display = 'block'">Show veil</button></p>
+<p><label style="position: relative; display: inline-block">
+  <input type="checkbox" style="position: absolute; left: 0; top: 0; margin: 0; opacity: 0">
+  <span style="position: relative; display: inline-block; width: 120px; background: #ccc">Dark mode</span>
+</label></p>
 <div id="veil" style="position: fixed; inset: 0; display: none"
   onclick="document.getElementById('log').textContent += ' veil'"></div>
 <script>
@@ -199,6 +203,21 @@ async fn a_press_that_would_miss_is_kept_from_the_page() {
     assert!(!obs.error, "{}", obs.text);
     assert!(
         obs.text.contains("paragraph: log: button\n"),
+        "{}",
+        obs.text
+    );
+
+    // A styled check box: the real one hides under its label, and a press on the label
+    // reaches it.
+    let obs = env
+        .act(
+            "click",
+            &json!({"ref": ref_of(&env, "checkbox", "Dark mode")}),
+        )
+        .await;
+    assert!(!obs.error, "{}", obs.text);
+    assert!(
+        obs.text.contains("checkbox \"Dark mode\" [checked]"),
         "{}",
         obs.text
     );
