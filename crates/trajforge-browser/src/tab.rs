@@ -598,15 +598,9 @@ impl Tab {
             let Some(token) = self.frame_token(&id, world.as_deref()).await else {
                 continue;
             };
-            if !self.policy.allows(&url) {
-                continue;
+            if self.splice_walked(&id, &url, &token, lines, refs).await {
+                walked_by.insert(id.clone(), Some(id));
             }
-            let Ok(w) = self.walk(Some(&id)).await else {
-                continue;
-            };
-            refs.extend(w.targets(Some(&id)));
-            snapshot::splice_frame(lines, &token, w.lines);
-            walked_by.insert(id.clone(), Some(id));
         }
         // Out-of-process frames (sandboxed ones are isolated) are not in the page's frame
         // tree: each has its own session. Their owners sit in a document walked by the page's
@@ -639,16 +633,31 @@ impl Tab {
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            if !self.policy.allows(&url) {
-                continue;
+            if self.splice_walked(&id, &url, &token, lines, refs).await {
+                worlds.push(Some(id));
             }
-            let Ok(w) = self.walk(Some(&id)).await else {
-                continue;
-            };
-            refs.extend(w.targets(Some(&id)));
-            snapshot::splice_frame(lines, &token, w.lines);
-            worlds.push(Some(id));
         }
+    }
+
+    /// Walk frame `id` (at `url`) in its own world and put its lines where the marker
+    /// `token` stands; false, and nothing shown, when it left the origin or the walk failed.
+    async fn splice_walked(
+        &self,
+        id: &str,
+        url: &str,
+        token: &str,
+        lines: &mut Vec<snapshot::RawLine>,
+        refs: &mut Vec<snapshot::RefTarget>,
+    ) -> bool {
+        if !self.policy.allows(url) {
+            return false;
+        }
+        let Ok(w) = self.walk(Some(id)).await else {
+            return false;
+        };
+        refs.extend(w.targets(Some(id)));
+        snapshot::splice_frame(lines, token, w.lines);
+        true
     }
 
     /// The marker token the walker in `world` gave frame `frame`'s owner element, if any.

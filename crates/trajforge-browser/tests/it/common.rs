@@ -111,11 +111,21 @@ pub fn crafted_site(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// An episode on the live page `url`.
-pub async fn live_env(pool: &BrowserPool, url: &str, config: EnvConfig) -> BrowserEnvironment {
-    BrowserEnvironment::start(pool, url, NetMode::Live { record: None }, config)
+/// An episode on page `url`, live or replayed as `mode` says.
+pub async fn start_env(
+    pool: &BrowserPool,
+    url: &str,
+    mode: NetMode,
+    config: EnvConfig,
+) -> BrowserEnvironment {
+    BrowserEnvironment::start(pool, url, mode, config)
         .await
         .unwrap_or_else(|e| panic!("cannot start on {url}: {e}"))
+}
+
+/// An episode on the live page `url`.
+pub async fn live_env(pool: &BrowserPool, url: &str, config: EnvConfig) -> BrowserEnvironment {
+    start_env(pool, url, NetMode::Live { record: None }, config).await
 }
 
 /// Close the episode and the pool, and check that no browser process is left.

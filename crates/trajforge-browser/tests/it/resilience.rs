@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use trajforge_browser::{BrowserEnvironment, CrawlConfig, EnvConfig, NetMode, StaticServer, crawl};
+use trajforge_browser::{CrawlConfig, EnvConfig, StaticServer, crawl};
 
-use crate::common::{assert_group_gone, pool, site_dir};
+use crate::common::{assert_group_gone, live_env, pool, ref_of, site_dir};
 
 fn signal(sig: &str, pid: u32) {
     let ok = std::process::Command::new("kill")
@@ -16,15 +16,6 @@ fn signal(sig: &str, pid: u32) {
     assert!(ok, "kill {sig} {pid}");
 }
 
-fn link(env: &BrowserEnvironment, name: &str) -> String {
-    env.snapshot()
-        .refs
-        .iter()
-        .find(|(_, t)| t.role == "link" && t.name == name)
-        .map(|(r, _)| r.clone())
-        .unwrap_or_else(|| panic!("no link {name:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_and_hung_browsers_are_replaced() {
     let Some(dir) = site_dir() else { return };
@@ -32,20 +23,16 @@ async fn crashed_and_hung_browsers_are_replaced() {
     // A short call timeout so a frozen browser is noticed quickly.
     let pool = pool(Duration::from_secs(3));
     let start = format!("{}intro.html", server.url());
-    let mut env = BrowserEnvironment::start(
-        &pool,
-        &start,
-        NetMode::Live { record: None },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("start");
+    let mut env = live_env(&pool, &start, EnvConfig::default()).await;
 
     // Crash: kill the browser process itself mid-episode.
     let first = env.browser_pid();
     signal("-KILL", first);
     let obs = env
-        .act("click", &json!({"ref": link(&env, "Basic Usage")}))
+        .act(
+            "click",
+            &json!({"ref": ref_of(&env, "link", "Basic Usage")}),
+        )
         .await;
     assert!(obs.error && !obs.done, "{}", obs.text);
     assert!(obs.text.contains("restarted"), "{}", obs.text);
@@ -57,7 +44,10 @@ async fn crashed_and_hung_browsers_are_replaced() {
     );
     assert_group_gone(first).await;
     let obs = env
-        .act("click", &json!({"ref": link(&env, "Basic Usage")}))
+        .act(
+            "click",
+            &json!({"ref": ref_of(&env, "link", "Basic Usage")}),
+        )
         .await;
     assert!(!obs.error, "{}", obs.text);
     assert!(env.current_url().ends_with("/basic-usage.html"));
@@ -79,14 +69,7 @@ async fn crashed_and_hung_browsers_are_replaced() {
     let third = env.browser_pid();
     env.close().await;
     let launched = pool.launched();
-    let mut again = BrowserEnvironment::start(
-        &pool,
-        &start,
-        NetMode::Live { record: None },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("second episode");
+    let mut again = live_env(&pool, &start, EnvConfig::default()).await;
     assert_eq!(again.browser_pid(), third);
     assert_eq!(pool.launched(), launched);
     again.close().await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use trajforge_browser::{BrowserEnvironment, EnvConfig, NetMode, Recorder, Recording};
 
-use crate::common::{LogServer, assert_group_gone, pool, site_dir};
+use crate::common::{LogServer, assert_group_gone, pool, site_dir, start_env};
 
 const SW_PAGE: &str = r#"<!doctype html><title>SW</title>
 <p id="status">starting</p><p id="data">no data</p>
@@ -64,16 +64,10 @@ async fn a_service_worker_cannot_escape_live_or_replayed() {
     let pool = pool(Duration::from_secs(20));
 
     // Live, recording.
-    let mut env = BrowserEnvironment::start(
-        &pool,
-        &start,
-        NetMode::Live {
-            record: Some(Arc::clone(&recorder)),
-        },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("live start");
+    let live = NetMode::Live {
+        record: Some(Arc::clone(&recorder)),
+    };
+    let mut env = start_env(&pool, &start, live, EnvConfig::default()).await;
     let text = settle(&mut env).await;
     assert!(text.contains("data: from the site"), "{text}");
     assert!(
@@ -94,10 +88,7 @@ async fn a_service_worker_cannot_escape_live_or_replayed() {
     // Replayed: nothing reaches the site or the other origin.
     let before = site.seen().len();
     let rec = Arc::new(Recording::open(rec_dir.path()).expect("recording"));
-    let mut env =
-        BrowserEnvironment::start(&pool, &start, NetMode::Replay(rec), EnvConfig::default())
-            .await
-            .expect("replay start");
+    let mut env = start_env(&pool, &start, NetMode::Replay(rec), EnvConfig::default()).await;
     let text = settle(&mut env).await;
     assert!(text.contains("data: from the site"), "{text}");
     assert!(!text.contains("sw active"), "{text}");
@@ -153,16 +144,10 @@ async fn replay_tells_posts_apart_by_their_bodies() {
     let rec_dir = tempfile::tempdir().expect("tempdir");
     let recorder = Arc::new(Recorder::create(rec_dir.path()).expect("recorder"));
     let pool = pool(Duration::from_secs(20));
-    let mut env = BrowserEnvironment::start(
-        &pool,
-        &start,
-        NetMode::Live {
-            record: Some(Arc::clone(&recorder)),
-        },
-        EnvConfig::default(),
-    )
-    .await
-    .expect("live start");
+    let live = NetMode::Live {
+        record: Some(Arc::clone(&recorder)),
+    };
+    let mut env = start_env(&pool, &start, live, EnvConfig::default()).await;
     assert!(
         post(&mut env, &start, "one")
             .await
@@ -195,10 +180,7 @@ async fn replay_tells_posts_apart_by_their_bodies() {
         .expect("two");
     assert_ne!(one.body, two.body);
     let before = site.seen().len();
-    let mut env =
-        BrowserEnvironment::start(&pool, &start, NetMode::Replay(rec), EnvConfig::default())
-            .await
-            .expect("replay start");
+    let mut env = start_env(&pool, &start, NetMode::Replay(rec), EnvConfig::default()).await;
     // Each body gets its own recorded answer, in any order.
     assert!(
         post(&mut env, &start, "two")
