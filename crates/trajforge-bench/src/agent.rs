@@ -1147,23 +1147,13 @@ async fn measure(mut cmd: Command, log: &Path) -> Result<Child, String> {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-        let pid = child.id() as libc::pid_t;
-        let mut status: libc::c_int = 0;
-        // SAFETY: all-zero is a valid `rusage`; wait4 fills it in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our own unreaped child and the pointers are to live locals; `child`
-        // is never waited on through std, so the pid is reaped exactly once.
-        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let reaped = crate::reap(child);
         let wall = started.elapsed();
-        drop(child);
-        if rc != pid {
+        let Some(r) = reaped else {
             return Err(format!("wait4 failed for {:?}", cmd.get_program()));
-        }
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
         };
-        let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-        if !exited_ok {
+        let status = r.status;
+        if !r.exited_ok() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: String = text
                 .lines()
@@ -1182,8 +1172,8 @@ async fn measure(mut cmd: Command, log: &Path) -> Result<Child, String> {
         }
         Ok(Child {
             wall,
-            cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-            max_rss_kb: usage.ru_maxrss as u64,
+            cpu: r.cpu,
+            max_rss_kb: r.max_rss_kb,
             calls: 0,
         })
     })

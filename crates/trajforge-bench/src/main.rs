@@ -298,6 +298,48 @@ fn run_child(program: &Path, args: &[String]) -> Result<Measured, String> {
         .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let reaped = reap(child);
+    let wall = started.elapsed();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_file);
+    let Some(r) = reaped else {
+        return Err(format!("wait4 failed for {}", program.display()));
+    };
+    if !r.exited_ok() {
+        return Err(format!(
+            "{} {} failed:\n{stderr}",
+            program.display(),
+            args.join(" ")
+        ));
+    }
+    Ok(Measured {
+        wall,
+        cpu: r.cpu,
+        max_rss_kb: r.max_rss_kb,
+        stderr,
+    })
+}
+
+/// How a child process ended, with its resource use.
+pub(crate) struct Reaped {
+    /// The wait status.
+    pub status: libc::c_int,
+    /// User + system CPU time.
+    pub cpu: Duration,
+    /// Peak resident set, in KiB.
+    pub max_rss_kb: u64,
+}
+
+impl Reaped {
+    /// Exited with status 0.
+    pub fn exited_ok(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+}
+
+/// Wait for `child` with wait4, which also gives its CPU time and peak memory; `None` when
+/// the wait fails.
+pub(crate) fn reap(child: std::process::Child) -> Option<Reaped> {
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: all-zero is a valid `rusage`; wait4 fills it in.
@@ -305,28 +347,14 @@ fn run_child(program: &Path, args: &[String]) -> Result<Measured, String> {
     // SAFETY: `pid` is our own unreaped child; the pointers are to live locals. `child` is
     // not waited on through std afterwards, so the pid is reaped exactly once.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
     drop(child);
-    let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&stderr_file);
-    if rc != pid {
-        return Err(format!("wait4 failed for {}", program.display()));
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(format!(
-            "{} {} failed:\n{stderr}",
-            program.display(),
-            args.join(" ")
-        ));
-    }
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
-    Ok(Measured {
-        wall,
+    (rc == pid).then(|| Reaped {
+        status,
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss as u64,
-        stderr,
     })
 }
 

@@ -10,14 +10,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trajforge_agent::LoopConfig;
-use trajforge_menu::Menu;
-use trajforge_pipeline::code::{self, CodeConfig, Control, Worker};
-use trajforge_pipeline::demos;
-use trajforge_pipeline::prompts::Prompts;
-use trajforge_pipeline::sandbox::SandboxEnvs;
+use trajforge_pipeline::prepare::{Budget, CodeRunSpec, SandboxSpec};
+use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
-use trajforge_store::Store;
 use trajforge_teacher::{OpenAiTeacher, RequestLimiter, TeacherConfig};
 use trajforge_testkit::svg::SvgTeacher;
 use trajforge_testkit::{FakeServer, Script, ServerOptions};
@@ -103,8 +98,10 @@ struct Outcome {
     mean_in_flight: f64,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_run(
     env: &Environment,
+    repo: &Path,
     base: &Path,
     name: &str,
     functions: usize,
@@ -125,47 +122,39 @@ async fn one_run(
     config.backoff_base = Duration::from_millis(10);
     let teacher = Arc::new(OpenAiTeacher::new(config).map_err(|e| e.to_string())?);
 
-    let store = Arc::new(Store::open(&base.join(name)).map_err(|e| e.to_string())?);
-    let mut all = trajforge_ingest::scan(env.base_dir(), &trajforge_ingest::ScanOptions::default())
-        .map_err(|e| e.to_string())?
-        .functions;
-    trajforge_ingest::sample(&mut all, functions, 1);
-    let jobs: Vec<(String, serde_json::Value)> = all
-        .iter()
-        .map(|f| {
-            (
-                format!("{}@{}", f.id(), f.start_line),
-                serde_json::to_value(f).unwrap_or_default(),
-            )
-        })
-        .collect();
-    store.add_jobs(&jobs).map_err(|e| e.to_string())?;
-    let config = CodeConfig {
-        menu: Menu::builtin(),
-        demos: demos::default_pool(),
-        prompts: Prompts::default(),
-        loop_config: LoopConfig {
-            max_steps: 10,
-            ..LoopConfig::default()
-        },
+    let run = CodeRunSpec {
+        repo: repo.to_path_buf(),
+        out: base.join(name),
+        n: functions,
         threshold: 0.5,
         attempts: 1,
         seed: 1,
+        menu: None,
+        demos: None,
+        prompts: None,
         test_cmd: None,
-        selfcheck_tries: 3,
-    };
-    let worker: Arc<Worker> = Arc::new(Worker {
-        store: Arc::clone(&store),
+        max_steps: 10,
+        include_tests: false,
+        sandbox: SandboxSpec {
+            commit: "HEAD".into(),
+            setup: None,
+            command_timeout: Duration::from_secs(60),
+            work_dir: None,
+        },
+        budget: Budget::default(),
+    }
+    .load()
+    .map_err(|e| e.to_string())?;
+    let teacher = BuiltTeacher {
         teacher,
-        envs: Arc::new(SandboxEnvs::new(
-            env.clone(),
-            Duration::from_secs(60),
-            Duration::from_secs(240),
-        )),
-        config: Arc::new(config),
-        control: Arc::new(Control::default()),
-        owner: format!("bench:{}", std::process::id()),
-    });
+        remote: None,
+        model: "fake-model".into(),
+        url: server.url(),
+    };
+    let prepared = run
+        .prepare_in(env.clone(), &teacher)
+        .map_err(|e| e.to_string())?;
+    let store = Arc::clone(&prepared.store);
 
     // Sample the requests in flight every 5 ms; utilisation is measured between the moment
     // the slots first fill and the moment the queue of functions runs dry.
@@ -191,7 +180,8 @@ async fn one_run(
     };
     let cpu0 = cpu_seconds();
     let started = Instant::now();
-    code::run(Arc::clone(&worker), concurrency)
+    prepared
+        .drive(concurrency)
         .await
         .map_err(|e| e.to_string())?;
     let wall = started.elapsed().as_secs_f64();
@@ -265,6 +255,7 @@ pub fn run(args: PipelineArgs) -> Result<(), String> {
     );
     let instant = runtime.block_on(one_run(
         &env,
+        &repo,
         &base,
         "instant",
         args.functions,
@@ -292,6 +283,7 @@ pub fn run(args: PipelineArgs) -> Result<(), String> {
     let concurrency = args.slots * 3;
     let slots = runtime.block_on(one_run(
         &env,
+        &repo,
         &base,
         "slots",
         args.slot_functions,

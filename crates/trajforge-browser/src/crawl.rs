@@ -355,3 +355,106 @@ mod tests {
         assert_eq!(frontier_url("http://127.0.0.1:8000/x.zip", &o), None);
     }
 }
+
+/// Where a crawl starts: a URL, or a local folder of HTML served by the built-in static server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteSource {
+    /// An http(s) start URL; only its origin is crawled.
+    Url(String),
+    /// A folder served on 127.0.0.1, crawled from `start` (relative to it).
+    Dir {
+        /// The folder.
+        dir: PathBuf,
+        /// The start page, relative to the folder.
+        start: String,
+        /// The port (0: any free one).
+        port: u16,
+    },
+}
+
+/// Crawl `source` into `config.out` with one browser launched from `launch`, `concurrency`
+/// pages at once; `config.start_url` and `config.static_site` are set from the source.
+pub async fn crawl_site(
+    source: &SiteSource,
+    launch: crate::browser::LaunchConfig,
+    mut config: CrawlConfig,
+    concurrency: usize,
+) -> Result<CrawlSummary, BrowserError> {
+    let server = match source {
+        SiteSource::Dir { dir, port, .. } => {
+            Some(crate::serve::StaticServer::start(dir, *port).await?)
+        }
+        SiteSource::Url(url) => {
+            crate::env::check_start_url(url)?;
+            None
+        }
+    };
+    config.start_url = match (source, &server) {
+        (SiteSource::Dir { start, .. }, Some(s)) => {
+            format!("{}{}", s.url(), start.trim_start_matches('/'))
+        }
+        (SiteSource::Url(url), _) | (SiteSource::Dir { start: url, .. }, None) => url.clone(),
+    };
+    config.static_site = server.is_some();
+    let pool = BrowserPool::new(launch, 1);
+    let result = crawl_concurrent(&pool, &config, concurrency).await;
+    pool.shutdown().await;
+    result
+}
+
+impl CrawlSummary {
+    /// The summary as `site crawl --json` prints it, for the site folder `out`.
+    pub fn to_json(&self, out: &std::path::Path) -> serde_json::Value {
+        serde_json::json!({
+            "site_dir": out,
+            "origin": self.meta.origin,
+            "start_url": self.meta.start_url,
+            "pages": self.pages,
+            "pages_total": self.meta.pages,
+            "responses": self.meta.responses,
+            "blocked_requests": self.blocked,
+            "not_visited": self.left,
+            "failed": self.failed.iter().map(|(u, e)| serde_json::json!({"url": u, "error": e})).collect::<Vec<_>>(),
+            "timed_out": self.timed_out,
+            "seconds": self.elapsed.as_secs_f64(),
+            "pages_per_second": self.pages_per_second(),
+        })
+    }
+
+    /// Pages recorded per second of the crawl.
+    pub fn pages_per_second(&self) -> f64 {
+        self.pages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The summary as text, for the site folder `out`.
+    pub fn render(&self, out: &std::path::Path) -> String {
+        use std::fmt::Write;
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "crawled {} pages from {} in {:.1} s ({:.1} pages/s)",
+            self.pages,
+            self.meta.start_url,
+            self.elapsed.as_secs_f64(),
+            self.pages_per_second()
+        );
+        let _ = writeln!(
+            text,
+            "  responses recorded: {}, requests to other origins blocked: {}",
+            self.meta.responses, self.blocked
+        );
+        if self.left > 0 {
+            let why = if self.timed_out {
+                "time limit"
+            } else {
+                "page limit"
+            };
+            let _ = writeln!(text, "  not visited ({why}): {} links", self.left);
+        }
+        for (url, err) in &self.failed {
+            let _ = writeln!(text, "  failed: {url}: {err}");
+        }
+        let _ = writeln!(text, "site folder: {}", out.display());
+        text
+    }
+}

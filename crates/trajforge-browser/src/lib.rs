@@ -15,6 +15,7 @@ pub mod cdp;
 pub mod crawl;
 pub mod env;
 pub mod error;
+pub mod graph;
 pub mod net;
 pub mod record;
 pub mod serve;
@@ -22,9 +23,12 @@ pub mod snapshot;
 pub mod tab;
 
 pub use browser::{Browser, BrowserPool, LaunchConfig, Lease};
-pub use crawl::{CrawlConfig, CrawlSummary, DEFAULT_CONCURRENCY, crawl, crawl_concurrent};
+pub use crawl::{
+    CrawlConfig, CrawlSummary, DEFAULT_CONCURRENCY, SiteSource, crawl, crawl_concurrent, crawl_site,
+};
 pub use env::{BrowserEnvironment, Ending, EnvConfig};
 pub use error::BrowserError;
+pub use graph::SiteGraph;
 pub use net::{NetMode, NetPolicy, site_mode};
 pub use record::{PageRecord, Recorder, Recording, SiteMeta};
 pub use serve::StaticServer;

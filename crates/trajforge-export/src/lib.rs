@@ -14,6 +14,7 @@ pub mod convert;
 mod error;
 pub mod select;
 pub mod source;
+pub mod spec;
 pub mod template;
 pub mod tokens;
 pub mod write;
@@ -29,6 +30,7 @@ use trajforge_store::{Store, TrajectoryRow};
 pub use error::{ExportError, Result};
 pub use select::{Filters, Key, Plan};
 pub use source::Sample;
+pub use spec::{ExportSpec, SpecError};
 pub use tokens::{Measure, StudentTokenizer};
 pub use write::{Container, RowWriter};
 

@@ -12,6 +12,26 @@ mod tokenizer;
 
 pub use tokenizer::{GgufTokenizer, TokenizerError};
 
+/// File name of the default model that `scripts/install-model.sh` installs.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where `scripts/install-model.sh` puts the default model:
+/// `$TRAJFORGE_MODEL_DIR`, else `$HOME/.cache/trajforge/models`.
+pub fn default_model_path() -> PathBuf {
+    let dir = std::env::var_os("TRAJFORGE_MODEL_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from)
+                .join(".cache")
+                .join("trajforge")
+                .join("models")
+        });
+    dir.join(DEFAULT_MODEL_FILE)
+}
+
 /// Why a GGUF file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {

@@ -26,25 +26,7 @@ pub use teacher::{
 };
 pub use template::ChatTemplate;
 
-/// File name of the default model that `scripts/install-model.sh` installs.
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// Where `scripts/install-model.sh` puts the default model:
-/// `$TRAJFORGE_MODEL_DIR`, else `$HOME/.cache/trajforge/models`.
-pub fn default_model_path() -> PathBuf {
-    let dir = std::env::var_os("TRAJFORGE_MODEL_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map_or_else(|| PathBuf::from("."), PathBuf::from)
-                .join(".cache")
-                .join("trajforge")
-                .join("models")
-        });
-    dir.join(DEFAULT_MODEL_FILE)
-}
+pub use trajforge_gguf::{DEFAULT_MODEL_FILE, default_model_path};
 
 /// `local` gives the default model path, `local:PATH` gives PATH; anything else is `None`.
 pub fn parse_local_spec(spec: &str) -> Option<PathBuf> {

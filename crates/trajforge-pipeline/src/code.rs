@@ -6,17 +6,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
-use trajforge_agent::{BoxFuture, Environment, LoopConfig, Trajectory, run_episode};
+use trajforge_agent::{LoopConfig, Trajectory, run_episode};
 use trajforge_menu::Menu;
-use trajforge_store::{Job, Store, StoreError, TrajectoryRecord, UsageRecord};
-use trajforge_teacher::{ChatMessage, Teacher, Usage};
+use trajforge_store::{Job, StoreError, TrajectoryRecord, UsageRecord};
+use trajforge_teacher::{ChatMessage, Usage};
 
 use crate::demos::Demo;
+use crate::error::RunError;
 use crate::prompts::{Prompts, fill};
+use crate::runner::{JobHandler, STOPPED, Worker, run_jobs};
 use crate::testreport;
 
 /// Stage names as stored.
@@ -60,125 +61,8 @@ pub struct CodeConfig {
     pub selfcheck_tries: u32,
 }
 
-/// Creates fresh environments for rollouts and runs tests; the sandbox in production.
-pub trait EnvFactory: Send + Sync {
-    /// A fresh workspace of the repository at its base commit.
-    fn create(&self) -> BoxFuture<'_, Result<Box<dyn Environment>, String>>;
-    /// Run `cmd` in a fresh workspace with `patch` applied (none: the base); output and exit code.
-    fn run_tests<'a>(
-        &'a self,
-        patch: Option<&'a str>,
-        cmd: &'a str,
-    ) -> BoxFuture<'a, Result<(String, Option<i32>), String>>;
-}
-
-/// Shared controls of a run: stop flag and budgets.
-#[derive(Debug, Default)]
-pub struct Control {
-    stop: AtomicBool,
-    prompt_tokens: AtomicU64,
-    completion_tokens: AtomicU64,
-    /// Stop after this many tokens (prompt + completion), when set.
-    pub max_tokens: Option<u64>,
-    /// Stop when the cost (computed by `price`) exceeds this, when set.
-    pub max_cost: Option<f64>,
-    /// Dollars per million prompt and completion tokens.
-    pub price: Option<(f64, f64)>,
-    /// Why the run stopped early, if it did.
-    reason: std::sync::Mutex<Option<String>>,
-}
-
-impl Control {
-    /// Stop scheduling new work (Ctrl-C, budget).
-    pub fn stop(&self, reason: &str) {
-        if !self.stop.swap(true, Ordering::SeqCst)
-            && let Ok(mut r) = self.reason.lock()
-        {
-            *r = Some(reason.to_string());
-        }
-    }
-
-    /// Whether new work may start.
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Why the run was stopped.
-    pub fn reason(&self) -> Option<String> {
-        self.reason.lock().ok().and_then(|r| r.clone())
-    }
-
-    /// Count tokens against the budgets (tokens already spent before a resume included).
-    pub fn add(&self, usage: Usage) {
-        let p = self
-            .prompt_tokens
-            .fetch_add(usage.prompt_tokens, Ordering::SeqCst)
-            + usage.prompt_tokens;
-        let c = self
-            .completion_tokens
-            .fetch_add(usage.completion_tokens, Ordering::SeqCst)
-            + usage.completion_tokens;
-        if let Some(max) = self.max_tokens
-            && p + c >= max
-        {
-            self.stop(&format!("token budget reached ({} tokens)", p + c));
-        }
-        if let (Some(max), Some(cost)) = (self.max_cost, self.cost())
-            && cost >= max
-        {
-            self.stop(&format!("cost budget reached (${cost:.2})"));
-        }
-    }
-
-    /// Controls with budgets: `max_tokens`, `max_cost` (dollars), `price` per million tokens (in, out).
-    pub fn with_budgets(
-        max_tokens: Option<u64>,
-        max_cost: Option<f64>,
-        price: Option<(f64, f64)>,
-    ) -> Self {
-        Control {
-            max_tokens,
-            max_cost,
-            price,
-            ..Control::default()
-        }
-    }
-
-    /// Cost so far in dollars, when prices are known.
-    pub fn cost(&self) -> Option<f64> {
-        self.price.map(|(pin, pout)| {
-            (self.prompt_tokens.load(Ordering::SeqCst) as f64 * pin
-                + self.completion_tokens.load(Ordering::SeqCst) as f64 * pout)
-                / 1e6
-        })
-    }
-}
-
-/// One worker's view of a run; the defaults make it the code pipeline's, and the web
-/// pipeline uses it with its own environment factory and settings.
-pub struct Worker<F: ?Sized = dyn EnvFactory, C = CodeConfig> {
-    /// The store.
-    pub store: Arc<Store>,
-    /// The teacher.
-    pub teacher: Arc<dyn Teacher>,
-    /// Environments.
-    pub envs: Arc<F>,
-    /// Settings.
-    pub config: Arc<C>,
-    /// Stop flag and budgets.
-    pub control: Arc<Control>,
-    /// Lease owner name of this process.
-    pub owner: String,
-}
-
-/// The label `process` returns when the run was stopped before the job could finish.
-pub const STOPPED: &str = "stopped";
-
-/// How long a claimed job stays ours without renewal.
-pub const LEASE: Duration = Duration::from_secs(120);
-
 /// Run jobs until none is left or the run is stopped, `concurrency` at a time.
-pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), StoreError> {
+pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), RunError> {
     let w = Arc::clone(&worker);
     let handler: JobHandler = Arc::new(move |job: Job| {
         let w = Arc::clone(&w);
@@ -192,82 +76,6 @@ pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), StoreErr
         handler,
     )
     .await
-}
-
-/// Runs one claimed job to its result label ([`STOPPED`] when the run stopped between stages).
-pub type JobHandler =
-    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<String, StoreError>> + Send + Sync>;
-
-/// The job loop shared by the code and web pipelines: claim under a lease, process, finish
-/// (or release when stopped between stages), `concurrency` at a time, leases renewed.
-pub async fn run_jobs(
-    store: Arc<Store>,
-    control: Arc<Control>,
-    owner: String,
-    concurrency: usize,
-    handler: JobHandler,
-) -> Result<(), StoreError> {
-    // The run's wall time (and a GPU-hour cost) counts from here.
-    store.begin_session(&owner)?;
-    // Keep our leases alive while jobs run.
-    let renewer = {
-        let (store, owner) = (Arc::clone(&store), owner.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 4).await;
-                let _ = store.renew(&owner, LEASE);
-            }
-        })
-    };
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (store, control, owner, handler) = (
-            Arc::clone(&store),
-            Arc::clone(&control),
-            owner.clone(),
-            Arc::clone(&handler),
-        );
-        tasks.push(tokio::spawn(async move {
-            loop {
-                if control.stopped() {
-                    return Ok(());
-                }
-                let Some(job) = store.claim(&owner, LEASE)? else {
-                    return Ok(());
-                };
-                let id = job.id;
-                let result = handler(job).await?;
-                if result == STOPPED {
-                    // Stopped between stages: the job resumes from its committed stages later.
-                    store.release_job(&owner, id)?;
-                } else {
-                    store.finish(&owner, id, &result)?;
-                }
-            }
-        }));
-    }
-    let mut first_error = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                control.stop("store error");
-                first_error.get_or_insert(e);
-            }
-            Err(join) => {
-                control.stop("worker panicked");
-                first_error.get_or_insert(StoreError::Corrupt {
-                    path: store.path().to_path_buf(),
-                    message: format!("worker task failed: {join}"),
-                });
-            }
-        }
-    }
-    renewer.abort();
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// A deterministic draw in `0..n` from the seed, the job and the purpose.
@@ -518,7 +326,7 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Str
 }
 
 async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, String> {
-    let mut env = w.envs.create().await?;
+    let mut env = w.envs.create().await.map_err(|e| e.to_string())?;
     Ok(run_episode(
         w.teacher.as_ref(),
         env.as_mut(),
@@ -712,7 +520,7 @@ async fn tests_verdict(w: &Worker, cmd: &str, p1: &str, p2: &str) -> Value {
             let verdict = testreport::verdict(&base_r, &r1, &r2);
             json!({"verdict": verdict, "exit_codes": {"base": base.1, "p1": a.1, "p2": b.1}})
         }
-        (Err(e), _) | (_, Err(e)) => json!({"error": e}),
+        (Err(e), _) | (_, Err(e)) => json!({"error": e.to_string()}),
     }
 }
 

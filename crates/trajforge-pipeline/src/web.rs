@@ -10,13 +10,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use trajforge_agent::{BoxFuture, Environment, LoopConfig, Trajectory, run_episode};
+use trajforge_agent::{LoopConfig, Trajectory, run_episode};
 use trajforge_menu::TaskEntry;
 use trajforge_store::{Job, StoreError, TrajectoryRecord};
 use trajforge_teacher::{ChatMessage, Usage};
 
-use crate::code::{JobHandler, STOPPED, Worker, model_seconds, run_jobs, usage_record};
+use crate::code::{model_seconds, usage_record};
+use crate::envs::WebEnvFactory;
+use crate::error::RunError;
 use crate::prompts::{WebPrompts, fill};
+use crate::runner::{JobHandler, STOPPED, Worker, run_jobs};
 
 /// Stage names as stored.
 pub mod stage {
@@ -59,15 +62,6 @@ pub struct WebConfig {
     pub loop_config: LoopConfig,
     /// Minimum agreement for keeping the pair.
     pub threshold: f64,
-}
-
-/// Opens a browser environment on a start page; the browser pool in production.
-pub trait WebEnvFactory: Send + Sync {
-    /// A fresh browsing session on `start_url`.
-    fn open<'a>(
-        &'a self,
-        start_url: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn Environment>, String>>;
 }
 
 /// One worker's view of a web run.
@@ -121,7 +115,7 @@ pub fn plan(tasks: &[TaskEntry], pages: &[StartPage], n: usize, seed: u64) -> Ve
 }
 
 /// Run web jobs until none is left or the run is stopped, `concurrency` at a time.
-pub async fn run(worker: Arc<WebWorker>, concurrency: usize) -> Result<(), StoreError> {
+pub async fn run(worker: Arc<WebWorker>, concurrency: usize) -> Result<(), RunError> {
     let w = Arc::clone(&worker);
     let handler: JobHandler = Arc::new(move |job: Job| {
         let w = Arc::clone(&w);
@@ -345,7 +339,7 @@ fn record_rollout(
 }
 
 async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajectory, String> {
-    let mut env = w.envs.open(start_url).await?;
+    let mut env = w.envs.open(start_url).await.map_err(|e| e.to_string())?;
     Ok(run_episode(
         w.teacher.as_ref(),
         env.as_mut(),

@@ -452,7 +452,7 @@ mod tests {
         let err = run("[generate]\nrepo = \".\"\n\nthresold = 1\n", &["generate"]).unwrap_err();
         assert!(err.message.contains("line 4"), "{}", err.message);
         assert!(err.message.contains("--thresold"), "{}", err.message);
-        assert!(err.hint.unwrap().contains("threshold"));
+        assert!(err.hints[0].contains("threshold"));
         let err = run("nonsense = 1\n", &["status", "x"]).unwrap_err();
         assert!(err.message.contains("line 1"), "{}", err.message);
         let err = run("[generate]\nrepo = [\n", &["generate"]).unwrap_err();
@@ -500,6 +500,6 @@ mod tests {
             dir.path(),
         )
         .unwrap_err();
-        assert_eq!(err.code, crate::error::EXIT_INPUT);
+        assert_eq!(err.code(), crate::error::EXIT_INPUT);
     }
 }

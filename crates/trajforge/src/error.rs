@@ -1,46 +1,117 @@
-//! The one user-facing error type: a message, a hint of what to do, and an exit code.
+//! The one user-facing error type: what went wrong, why (the source chain), what to do about
+//! it (hints), and its kind, which decides the exit code. Every library error has one `From`
+//! here, so commands use `?` and the wording of hints lives in one place.
+//!
+//! Exit codes: 0 success, 1 failure while working, 2 bad input, 3 `run` ended without a submit,
+//! 130 a second Ctrl-C.
 
+use std::error::Error as StdError;
 use std::fmt;
+use std::path::Path;
+
+use trajforge_pipeline::RunError;
+use trajforge_pipeline::envs::RepoError;
+use trajforge_pipeline::teacher::TeacherSetupError;
+use trajforge_sandbox::SandboxError;
+use trajforge_teacher::TeacherError;
 
 /// Exit code for bad input: a wrong path, a malformed file, a bad option value.
 pub const EXIT_INPUT: i32 = 2;
 /// Exit code for a failure while doing the work.
 pub const EXIT_FAILURE: i32 = 1;
 
+/// What kind of error, and so the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input (exit code 2).
+    Input,
+    /// A failure while working (exit code 1).
+    Failure,
+    /// Nothing to print: the command already said what happened; exit with this code.
+    Silent(i32),
+}
+
 /// An error as the user sees it.
 #[derive(Debug)]
 pub struct CliError {
+    /// What kind of error it is.
+    pub kind: Kind,
     /// One line saying what went wrong, with the path, line or id involved.
     pub message: String,
+    /// The causes that the message does not already say, outermost first.
+    pub causes: Vec<String>,
     /// What to do about it.
-    pub hint: Option<String>,
-    /// Process exit code.
-    pub code: i32,
+    pub hints: Vec<String>,
 }
 
 impl CliError {
+    fn new(kind: Kind, message: impl fmt::Display) -> Self {
+        CliError {
+            kind,
+            message: message.to_string(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+        }
+    }
+
     /// Bad input (exit code 2).
     pub fn input(message: impl fmt::Display) -> Self {
-        CliError {
-            message: message.to_string(),
-            hint: None,
-            code: EXIT_INPUT,
-        }
+        Self::new(Kind::Input, message)
     }
 
     /// A failure while working (exit code 1).
     pub fn failure(message: impl fmt::Display) -> Self {
-        CliError {
-            message: message.to_string(),
-            hint: None,
-            code: EXIT_FAILURE,
+        Self::new(Kind::Failure, message)
+    }
+
+    /// Exit with `code` without a message (the command has reported the outcome itself).
+    pub fn silent(code: i32) -> Self {
+        Self::new(Kind::Silent(code), "")
+    }
+
+    /// A library error of `kind`, with its source chain.
+    pub fn from_error(kind: Kind, err: &(dyn StdError + 'static)) -> Self {
+        let mut e = Self::new(kind, err);
+        let mut source = err.source();
+        while let Some(s) = source {
+            let text = s.to_string();
+            // Most messages already quote their source; only what they leave out is added.
+            if !e.message.contains(&text) && !e.causes.iter().any(|c| c.contains(&text)) {
+                e.causes.push(text);
+            }
+            source = s.source();
         }
+        e
     }
 
     /// Attach a hint.
     pub fn hint(mut self, hint: impl fmt::Display) -> Self {
-        self.hint = Some(hint.to_string());
+        self.hints.push(hint.to_string());
         self
+    }
+
+    /// The process exit code.
+    pub fn code(&self) -> i32 {
+        match self.kind {
+            Kind::Input => EXIT_INPUT,
+            Kind::Failure => EXIT_FAILURE,
+            Kind::Silent(code) => code,
+        }
+    }
+
+    /// What goes to stderr: `error: ...`, `caused by: ...` lines, `hint: ...` lines.
+    pub fn render(&self) -> String {
+        if self.message.is_empty() && matches!(self.kind, Kind::Silent(_)) {
+            return String::new();
+        }
+        let mut out = format!("error: {}\n", self.message);
+        for cause in &self.causes {
+            out.push_str(&format!("caused by: {cause}\n"));
+        }
+        for hint in &self.hints {
+            out.push_str(&format!("hint: {hint}\n"));
+        }
+        out
     }
 }
 
@@ -56,25 +127,248 @@ impl From<trajforge_ingest::IngestError> for CliError {
             }
             E::Unreadable { .. } => "check the folder's permissions",
         };
-        CliError::input(err).hint(hint)
+        CliError::from_error(Kind::Input, &err).hint(hint)
     }
 }
 
 impl From<trajforge_menu::MenuError> for CliError {
     fn from(err: trajforge_menu::MenuError) -> Self {
-        CliError::input(err).hint("fix the menu file (see `trajforge menu --help` for its format)")
+        CliError::from_error(Kind::Input, &err)
+            .hint("fix the menu file (see `trajforge menu --help` for its format)")
+    }
+}
+
+impl From<RepoError> for CliError {
+    fn from(err: RepoError) -> Self {
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            RepoError::Missing { .. } => {
+                e(Kind::Input).hint("pass the folder of a git repository with --repo")
+            }
+            RepoError::NotADirectory { .. } => e(Kind::Input),
+            RepoError::Git(_) => e(Kind::Failure).hint("install git (scripts/setup.sh does)"),
+            RepoError::NotARepository { .. } => e(Kind::Input).hint(
+                "episodes start from a commit; make one with: git init && git add -A && git commit -m base",
+            ),
+            RepoError::NotTopLevel { .. } => e(Kind::Input).hint(
+                "pass the repository's top level, or make the folder a repository of its own (git init)",
+            ),
+        }
+    }
+}
+
+impl From<TeacherSetupError> for CliError {
+    fn from(err: TeacherSetupError) -> Self {
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            TeacherSetupError::Option(_) => e(Kind::Input),
+            TeacherSetupError::ModelRequired => e(Kind::Input).hint(
+                "pass the name the server serves (curl URL/models lists them), or use --teacher local",
+            ),
+            TeacherSetupError::Client(_) => e(Kind::Input).hint(
+                "pass the server's base URL including the API version, e.g. http://127.0.0.1:8000/v1",
+            ),
+            TeacherSetupError::Unreachable { url, source } => {
+                e(Kind::Failure).hint(unreachable_hint(url, source))
+            }
+            #[cfg(feature = "local")]
+            TeacherSetupError::Local(_) => e(Kind::Input).hint(
+                "scripts/install-model.sh installs the default model; or pass --teacher local:PATH.gguf",
+            ),
+            TeacherSetupError::LocalNotBuilt(_) => e(Kind::Input).hint(
+                "build trajforge with its default features (needs cmake and clang: scripts/setup.sh installs them): \
+                 cargo build --release -p trajforge; or serve a model and pass --teacher http://HOST:PORT/v1",
+            ),
+        }
+    }
+}
+
+fn unreachable_hint(url: &str, err: &TeacherError) -> String {
+    match err {
+        TeacherError::Status {
+            status: 401 | 403, ..
+        } => "the server refused the credentials: set TRAJFORGE_API_KEY (or OPENAI_API_KEY)"
+            .to_string(),
+        TeacherError::Status { status: 404, .. } => {
+            format!("no /models under {url}: the base URL usually ends in /v1")
+        }
+        _ => {
+            format!("is the server running and listening at {url}? (check with: curl {url}/models)")
+        }
+    }
+}
+
+/// The hint for a sandbox failure; `work_dir` is where snapshots and workspaces live.
+pub fn sandbox_hint(err: &SandboxError, work_dir: &Path) -> String {
+    match err {
+        SandboxError::BwrapMissing { .. } => "install bubblewrap: scripts/setup.sh does it".into(),
+        SandboxError::NotAccessible { .. } => format!(
+            "the sandbox runs as an unprivileged user that must reach {}; choose another --work-dir (e.g. under /var/tmp)",
+            work_dir.display()
+        ),
+        SandboxError::Git { .. } => "check that --commit names a commit of the repository".into(),
+        _ => "see the message above; `scripts/test.sh` runs the sandbox's own checks".into(),
+    }
+}
+
+impl From<RunError> for CliError {
+    fn from(err: RunError) -> Self {
+        use Kind::{Failure, Input};
+        const CRAWL_FIRST: &str = "crawl the site first: trajforge site crawl URL --out SITE_DIR";
+        let err = match err {
+            RunError::Menu(inner) => return inner.into(),
+            RunError::Repository(inner) => return inner.into(),
+            RunError::Ingest(inner) => return inner.into(),
+            RunError::Teacher(inner) => return inner.into(),
+            other => other,
+        };
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            RunError::Menu(_)
+            | RunError::Repository(_)
+            | RunError::Ingest(_)
+            | RunError::Teacher(_) => e(Failure),
+            RunError::Option(_) | RunError::Prompts(_) => e(Input),
+            RunError::Demos(_) => e(Input).hint("one JSON object per line with a \"text\" field"),
+            RunError::Sandbox { source, work_dir } => e(Failure).hint(sandbox_hint(source, work_dir)),
+            RunError::SetupFailed { .. } => {
+                e(Failure).hint("fix --setup; it runs once in the base snapshot with network access")
+            }
+            RunError::RunFolder(_) => e(Failure).hint("choose another --out folder"),
+            RunError::NotARunFolder(_) => {
+                e(Input).hint("pass the folder given to `trajforge generate --out`")
+            }
+            RunError::UnreadableSettings { .. } | RunError::Runtime(_) | RunError::OpenRun(_) => {
+                e(Failure)
+            }
+            RunError::SettingsConflict { .. } => e(Input).hint(
+                "use the run's original settings to resume it, or a new --out folder for a new run",
+            ),
+            RunError::NoFunctions { .. } => e(Input).hint(
+                "trajforge reads Python, Rust, JavaScript, TypeScript, Go, Java, C and C++; check `trajforge functions`",
+            ),
+            RunError::NoTasks => {
+                e(Input).hint("add [[task]] entries, or drop --menu to use the built-in ones")
+            }
+            RunError::BudgetSpent(_) => {
+                e(Input).hint("raise --max-tokens or --max-cost to continue this run")
+            }
+            RunError::NotASiteFolder(_) => e(Input).hint(
+                "crawl the site first: trajforge site crawl URL --out SITE_DIR (or --dir FOLDER for local HTML)",
+            ),
+            RunError::NotASite(_) => {
+                e(Input).hint("pass a folder written by `trajforge site crawl`, or the site's URL")
+            }
+            RunError::Site(_) => e(Input).hint(CRAWL_FIRST),
+            RunError::NoPages(_) => {
+                e(Input).hint("crawl it again: trajforge site crawl URL --out SITE_DIR")
+            }
+            RunError::Crawl(_) => e(Failure)
+                .hint("check that the site answers, then run the same command again"),
+            RunError::Store(_) | RunError::WorkerPanicked { .. } => {
+                e(Failure).hint("the run is resumable: run the same command again")
+            }
+        }
+    }
+}
+
+impl From<trajforge_store::StoreError> for CliError {
+    fn from(err: trajforge_store::StoreError) -> Self {
+        CliError::from_error(Kind::Failure, &err)
+    }
+}
+
+impl From<trajforge_browser::BrowserError> for CliError {
+    fn from(err: trajforge_browser::BrowserError) -> Self {
+        use trajforge_browser::BrowserError as B;
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            B::Launch { .. } => e(Kind::Failure).hint(
+                "install Chromium (scripts/setup.sh installs Debian's chromium) or pass --browser / set TRAJFORGE_CHROMIUM",
+            ),
+            B::Url { .. } => e(Kind::Input)
+                .hint("pass an absolute http(s) URL, e.g. http://127.0.0.1:8000/"),
+            B::Store { .. } => e(Kind::Input),
+            _ => e(Kind::Failure),
+        }
+    }
+}
+
+impl From<trajforge_export::SpecError> for CliError {
+    fn from(err: trajforge_export::SpecError) -> Self {
+        use trajforge_export::{ExportError, SpecError as S};
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            S::Out(_) | S::Rollouts(_) | S::Range { .. } | S::ExcludeFile { .. } => e(Kind::Input),
+            S::Mix(_) => e(Kind::Input).hint("write e.g. --mix t2=3000,t1=5000"),
+            S::NoTokenizer(_) => e(Kind::Input).hint(
+                "pass --tokenizer (tokenizer.json or a GGUF file), install the default model with \
+                 scripts/install-model.sh, or turn the limits off with --max-tokens 0 --max-tool-tokens 0",
+            ),
+            S::Tokenizer(_) => e(Kind::Input).hint(
+                "pass a Hugging Face tokenizer.json with its tokenizer_config.json, or a GGUF file",
+            ),
+            S::Export(inner) => e(Kind::Failure).hint(match inner {
+                ExportError::Io { .. } => "check that the output folder is writable",
+                ExportError::Template(_) => "the tokenizer's chat template cannot render these conversations; try another --tokenizer",
+                _ => "nothing was written; fix the cause and run the export again",
+            }),
+        }
     }
 }
 
 /// Writing to stdout failed; a closed pipe (`| head`) is not an error worth reporting.
 pub fn output(err: std::io::Error) -> CliError {
     if err.kind() == std::io::ErrorKind::BrokenPipe {
-        CliError {
-            message: String::new(),
-            hint: None,
-            code: 0,
-        }
+        CliError::silent(0)
     } else {
         CliError::failure(format!("cannot write output: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner detail")]
+    struct Inner;
+
+    #[test]
+    fn causes_the_message_leaves_out_are_shown_once() {
+        let e = CliError::from_error(Kind::Failure, &Outer(Inner)).hint("do this");
+        assert_eq!(e.code(), 1);
+        assert_eq!(
+            e.render(),
+            "error: outer\ncaused by: inner detail\nhint: do this\n"
+        );
+    }
+
+    #[test]
+    fn silent_errors_print_nothing_and_keep_their_code() {
+        let e = CliError::silent(3);
+        assert_eq!((e.render(), e.code()), (String::new(), 3));
+        assert_eq!(CliError::input("x").code(), 2);
+    }
+
+    #[test]
+    fn run_errors_keep_their_exit_codes_and_hints() {
+        let e: CliError = RunError::BudgetSpent("token budget reached (5 tokens)".into()).into();
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.render(),
+            "error: the budget is already spent: token budget reached (5 tokens)\n\
+             hint: raise --max-tokens or --max-cost to continue this run\n"
+        );
+        let e: CliError = RunError::WorkerPanicked {
+            message: "boom".into(),
+        }
+        .into();
+        assert_eq!(e.code(), 1);
+        assert!(e.render().starts_with("error: a worker panicked: boom\n"));
     }
 }

@@ -6,8 +6,10 @@
 // The binary is the one place that writes to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod args;
 mod cmd;
 mod config;
+mod episode;
 mod error;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -43,6 +45,7 @@ enum Command {
     /// Run one agent episode on a repository with a teacher model, watched live.
     Run(Box<cmd::run::Args>),
     /// Serve a local GGUF model as an OpenAI-compatible endpoint (chat completions with tools).
+    #[cfg(feature = "local")]
     Serve(cmd::serve::Args),
     /// Generate soft-verified trajectories from a repository (the main job; resumable).
     Generate(Box<cmd::generate::Args>),
@@ -90,6 +93,7 @@ fn main() {
         Command::Menu(args) => cmd::menu::run(args),
         Command::Recall(args) => cmd::recall::run(args),
         Command::Run(args) => cmd::run::run(*args),
+        #[cfg(feature = "local")]
         Command::Serve(args) => cmd::serve::run(args),
         Command::Generate(args) => cmd::generate::run(*args),
         Command::Status(args) => cmd::status::run(args),
@@ -104,14 +108,8 @@ fn main() {
 }
 
 fn report(err: &CliError) -> i32 {
-    if err.message.is_empty() {
-        return err.code;
-    }
-    eprintln!("error: {}", err.message);
-    if let Some(hint) = &err.hint {
-        eprintln!("hint: {hint}");
-    }
-    err.code
+    eprint!("{}", err.render());
+    err.code()
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trajforge_agent::{BoxFuture, EnvOutcome, Environment, LoopConfig, Observation};
 use trajforge_menu::Menu;
-use trajforge_pipeline::code::Control;
+use trajforge_pipeline::envs::{EnvError, WebEnvFactory};
 use trajforge_pipeline::prompts::WebPrompts;
-use trajforge_pipeline::web::{self, StartPage, WebConfig, WebEnvFactory, WebWorker};
+use trajforge_pipeline::runner::Control;
+use trajforge_pipeline::web::{self, StartPage, WebConfig, WebWorker};
 use trajforge_store::Store;
 use trajforge_teacher::{OpenAiTeacher, TeacherConfig, ToolCall, ToolSpec};
 use trajforge_testkit::web::{GraphPage, WebFate, WebTeacher, web_fate};
@@ -131,7 +132,7 @@ impl WebEnvFactory for GraphEnvs {
     fn open<'a>(
         &'a self,
         start_url: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn Environment>, String>> {
+    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
         Box::pin(async move {
             *self.opened.lock().unwrap() += 1;
             Ok(Box::new(GraphEnv {

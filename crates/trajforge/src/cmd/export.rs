@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use trajforge_export::select::{Filters, normalize_repo, parse_mix};
-use trajforge_export::{Container, Format, Options, StudentTokenizer};
-use trajforge_store::Store;
+use trajforge_export::{ExportSpec, Format};
+use trajforge_pipeline::prepare;
 
 use crate::error::CliError;
 
@@ -86,183 +85,49 @@ pub struct Args {
     pub json: bool,
 }
 
-fn filters(args: &Args) -> Result<Filters, CliError> {
-    let rollouts: Vec<String> = args
-        .rollouts
-        .split(',')
-        .map(|r| r.trim().to_lowercase())
-        .filter(|r| !r.is_empty())
-        .collect();
-    if rollouts.is_empty() || rollouts.iter().any(|r| r != "t1" && r != "t2") {
-        return Err(CliError::input(format!(
-            "--rollouts {:?}: list t1 and/or t2",
-            args.rollouts
-        )));
-    }
-    for (name, v) in [
-        ("--min-recall", args.min_recall),
-        ("--min-ratio", Some(args.min_ratio)),
-    ] {
-        if let Some(v) = v
-            && !(0.0..=1.0).contains(&v)
-        {
-            return Err(CliError::input(format!(
-                "{name} {v}: must be between 0 and 1"
-            )));
-        }
-    }
-    let mix = match &args.mix {
-        Some(spec) => parse_mix(spec).map_err(|e| {
-            CliError::input(format!("--mix: {e}")).hint("write e.g. --mix t2=3000,t1=5000")
-        })?,
-        None => Vec::new(),
-    };
-    let exclude_repos = match &args.exclude_repos {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or("").trim())
-            .filter(|l| !l.is_empty())
-            .map(normalize_repo)
-            .collect(),
-        None => Vec::new(),
-    };
-    let nonzero = |n: usize| (n > 0).then_some(n);
-    Ok(Filters {
-        rollouts,
-        min_recall: args.min_recall,
-        require_submit: args.require_submit,
-        max_patch_lines: nonzero(args.max_patch_lines),
-        max_tool_tokens: nonzero(args.max_tool_tokens.unwrap_or(DEFAULT_MAX_TOOL_TOKENS))
-            .map(|n| n as f64),
-        mix,
-        dedup: args.dedup,
-        exclude_repos,
-        max_tokens: nonzero(args.max_tokens),
-        min_ratio: args.min_ratio,
-    })
-}
-
-/// SERA's filter on the mean tokens of a tool response, for code runs.
-const DEFAULT_MAX_TOOL_TOKENS: usize = 600;
-
 /// Run `trajforge export`.
 pub fn run(args: Args) -> Result<(), CliError> {
-    if Container::from_path(&args.out).is_none() {
-        return Err(CliError::input(format!(
-            "--out {}: the file name must end in .jsonl or .parquet",
-            args.out.display()
-        )));
-    }
-    let mut filters = filters(&args)?;
-    let store = Store::open_existing(&args.run_dir)
-        .map_err(CliError::failure)?
-        .ok_or_else(|| {
-            CliError::input(format!(
-                "{}: not a run folder (no trajforge.db)",
-                args.run_dir.display()
-            ))
-            .hint("pass the folder given to `trajforge generate --out`")
-        })?;
-    // A web run (written by `web generate`) keeps its snapshots unless a limit is asked for.
-    let web_run = store.meta("site").map_err(CliError::failure)?.is_some();
-    if web_run && args.max_tool_tokens.is_none() {
-        filters.max_tool_tokens = None;
-    }
-    let needs_tokens = filters.max_tokens.is_some() || filters.max_tool_tokens.is_some();
-    let tokenizer_path = match &args.tokenizer {
-        Some(p) => Some(p.clone()),
-        None if needs_tokens => {
-            let p = trajforge_local::default_model_path();
-            if !p.is_file() {
-                return Err(CliError::input(format!(
-                    "token limits need a tokenizer and none was given (the default model {} is not installed)",
-                    p.display()
-                ))
-                .hint("pass --tokenizer (tokenizer.json or a GGUF file), install the default model with scripts/install-model.sh, or turn the limits off with --max-tokens 0 --max-tool-tokens 0"));
-            }
-            eprintln!("counting tokens with {}", p.display());
-            Some(p)
-        }
-        None => None,
-    };
-    let tokenizer = match &tokenizer_path {
-        Some(p) => Some(StudentTokenizer::load(p).map_err(|e| {
-            CliError::input(e).hint(
-                "pass a Hugging Face tokenizer.json with its tokenizer_config.json, or a GGUF file",
-            )
-        })?),
-        None => None,
-    };
-    if tokenizer.is_none() {
-        filters.max_tokens = None;
-        filters.max_tool_tokens = None;
-    }
     let format = match args.format {
         FormatArg::Hermes => Format::Hermes,
         FormatArg::Openai => Format::Openai,
         FormatArg::Sharegpt => Format::Sharegpt,
         FormatArg::Raw => Format::Raw,
     };
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    let opts = Options {
+    let spec = ExportSpec {
+        run_dir: args.run_dir.clone(),
         format,
         out: args.out.clone(),
-        filters,
-        tokenizer: tokenizer.as_ref(),
-        student: args.student.clone(),
-        run_dir: args.run_dir.clone(),
-        threads,
+        rollouts: args.rollouts,
+        min_recall: args.min_recall,
+        require_submit: args.require_submit,
+        max_patch_lines: args.max_patch_lines,
+        max_tool_tokens: args.max_tool_tokens,
+        mix: args.mix,
+        dedup: args.dedup,
+        exclude_repos: args.exclude_repos,
+        tokenizer: args.tokenizer,
+        max_tokens: args.max_tokens,
+        min_ratio: args.min_ratio,
+        student: args.student,
+        threads: args.threads,
     };
+    // Options are checked before the run folder is opened.
+    spec.check()?;
+    let store = prepare::open_existing_run(&args.run_dir)?;
     let started = Instant::now();
-    let summary = trajforge_export::export(&store, &opts).map_err(|e| {
-        let hint = match &e {
-            trajforge_export::ExportError::Io { .. } => "check that the output folder is writable",
-            trajforge_export::ExportError::Template(_) => "the tokenizer's chat template cannot render these conversations; try another --tokenizer",
-            _ => "nothing was written; fix the cause and run the export again",
-        };
-        CliError::failure(e).hint(hint)
+    let summary = spec.run(&store, &mut |p| {
+        eprintln!("counting tokens with {}", p.display());
     })?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         );
-        return Ok(());
-    }
-    println!(
-        "{} of {} trajectories written to {} ({} format, {:.1}s)",
-        summary.written,
-        summary.trajectories,
-        args.out.display(),
-        format.as_str(),
-        started.elapsed().as_secs_f64()
-    );
-    for (rollout, n) in &summary.by_rollout {
-        println!("  {rollout}: {n}");
-    }
-    if summary.truncated > 0 {
-        println!("  truncated: {}", summary.truncated);
-    }
-    if let Some(t) = &summary.tokens {
-        println!(
-            "tokens: {} total, mean {:.0}, median {}, max {}",
-            t.total, t.mean, t.median, t.max
+    } else {
+        print!(
+            "{}",
+            summary.render(&args.out, format, started.elapsed().as_secs_f64())
         );
-    }
-    let removed: Vec<String> = summary
-        .removed
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(name, n)| format!("{name} {n}"))
-        .collect();
-    if !removed.is_empty() {
-        println!("removed: {}", removed.join(", "));
-    }
-    for f in summary.files.iter().skip(1) {
-        println!("wrote {}", f.display());
     }
     Ok(())
 }

@@ -7,12 +7,24 @@ pub mod import;
 pub mod menu;
 pub mod recall;
 pub mod run;
+#[cfg(feature = "local")]
 pub mod serve;
 pub mod site;
 pub mod status;
 pub mod web;
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use trajforge_pipeline::prepare::PreparedRun;
+use trajforge_pipeline::progress::progress_line;
+use trajforge_pipeline::runner::Control;
+use trajforge_pipeline::status as run_status;
+use trajforge_pipeline::teacher::{BuiltTeacher, Preflight, TeacherSpec};
+
+use crate::error::CliError;
 
 /// Where trajforge keeps caches: `$TRAJFORGE_CACHE_DIR`, `$XDG_CACHE_HOME/trajforge`, or `~/.cache/trajforge`.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -40,6 +52,106 @@ pub async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = int.recv() => "Ctrl-C",
         _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Build the teacher and check that it answers, warning when the server does not list the model.
+pub fn teacher(
+    spec: &TeacherSpec,
+    runtime: &tokio::runtime::Runtime,
+    on_retry: Option<trajforge_teacher::RetryHook>,
+) -> Result<BuiltTeacher, CliError> {
+    let teacher = spec.build(on_retry)?;
+    if let Preflight::ModelNotListed { listed } = runtime.block_on(teacher.preflight())? {
+        eprintln!(
+            "warning: the server lists models {}, not {:?}; trying anyway",
+            listed.join(", "),
+            teacher.model
+        );
+    }
+    Ok(teacher)
+}
+
+/// Drive a prepared run with a live progress line and graceful Ctrl-C/SIGTERM, then print
+/// where it stands. `advice` is said when nothing was kept.
+pub fn drive(
+    runtime: &tokio::runtime::Runtime,
+    run: &PreparedRun,
+    concurrency: usize,
+    out: &Path,
+    advice: &str,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let result = runtime.block_on(async {
+        tokio::spawn(stop_on_signal(Arc::clone(&run.control)));
+        let progress = tokio::spawn(progress_loop(
+            Arc::clone(&run.store),
+            run.pricing,
+            run.jobs as u64,
+            started,
+            run.progress_kind(),
+        ));
+        let r = run.drive(concurrency).await;
+        progress.abort();
+        r
+    });
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    result?;
+    let report = run.status()?;
+    eprintln!("{}", run_status::render(&report, Some(run.threshold)));
+    if let Some(reason) = run.control.reason() {
+        eprintln!("stopped early: {reason}. Run the same command again to continue.");
+    }
+    if report.kept_t2 == 0 && report.done > 0 {
+        eprintln!("{advice}");
+    }
+    eprintln!(
+        "run folder: {} (trajforge status {} shows this report again)",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Stop scheduling on the first Ctrl-C or SIGTERM (episodes in flight finish); quit at once on
+/// the second. Either way the run stays resumable.
+async fn stop_on_signal(control: Arc<Control>) {
+    let signal = shutdown_signal().await;
+    control.stop(&format!("interrupted ({signal})"));
+    eprintln!(
+        "\nstopping: episodes in flight finish first; press Ctrl-C again to quit at once (the run stays resumable)"
+    );
+    shutdown_signal().await;
+    std::process::exit(130);
+}
+
+/// Print the progress line every second on a terminal (in place), else when it changes
+/// (at most every 5 s) or once a minute.
+async fn progress_loop(
+    store: Arc<trajforge_store::Store>,
+    pricing: run_status::Pricing,
+    total: u64,
+    started: Instant,
+    kind: trajforge_pipeline::progress::ProgressKind,
+) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = String::new();
+    let mut last_print = Instant::now() - Duration::from_secs(3600);
+    loop {
+        tokio::time::sleep(Duration::from_millis(if tty { 1000 } else { 5000 })).await;
+        let Ok(s) = run_status::status(&store, pricing) else {
+            continue;
+        };
+        let line = progress_line(&s, kind, total, started.elapsed().as_secs_f64());
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else if line != last_line || last_print.elapsed() > Duration::from_secs(60) {
+            eprintln!("{line}");
+            last_print = Instant::now();
+        }
+        last_line = line;
     }
 }
 

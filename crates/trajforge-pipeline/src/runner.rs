@@ -1,0 +1,306 @@
+//! The job runner shared by the code and web pipelines: stop flag and budgets ([`Control`]),
+//! one worker's view of a run ([`Worker`]), the claim/process/finish loop under leases
+//! ([`run_jobs`]), and who holds a lease ([`Owner`]).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use trajforge_agent::BoxFuture;
+use trajforge_store::{Job, Store, StoreError};
+use trajforge_teacher::{Teacher, Usage};
+
+use crate::error::RunError;
+
+/// Shared controls of a run: stop flag and budgets.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    /// Stop after this many tokens (prompt + completion), when set.
+    pub max_tokens: Option<u64>,
+    /// Stop when the cost (computed by `price`) exceeds this, when set.
+    pub max_cost: Option<f64>,
+    /// Dollars per million prompt and completion tokens.
+    pub price: Option<(f64, f64)>,
+    /// Why the run stopped early, if it did.
+    reason: std::sync::Mutex<Option<String>>,
+}
+
+impl Control {
+    /// Stop scheduling new work (Ctrl-C, budget).
+    pub fn stop(&self, reason: &str) {
+        if !self.stop.swap(true, Ordering::SeqCst)
+            && let Ok(mut r) = self.reason.lock()
+        {
+            *r = Some(reason.to_string());
+        }
+    }
+
+    /// Whether new work may start.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Why the run was stopped.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Count tokens against the budgets (tokens already spent before a resume included).
+    pub fn add(&self, usage: Usage) {
+        let p = self
+            .prompt_tokens
+            .fetch_add(usage.prompt_tokens, Ordering::SeqCst)
+            + usage.prompt_tokens;
+        let c = self
+            .completion_tokens
+            .fetch_add(usage.completion_tokens, Ordering::SeqCst)
+            + usage.completion_tokens;
+        if let Some(max) = self.max_tokens
+            && p + c >= max
+        {
+            self.stop(&format!("token budget reached ({} tokens)", p + c));
+        }
+        if let (Some(max), Some(cost)) = (self.max_cost, self.cost())
+            && cost >= max
+        {
+            self.stop(&format!("cost budget reached (${cost:.2})"));
+        }
+    }
+
+    /// Controls with budgets: `max_tokens`, `max_cost` (dollars), `price` per million tokens (in, out).
+    pub fn with_budgets(
+        max_tokens: Option<u64>,
+        max_cost: Option<f64>,
+        price: Option<(f64, f64)>,
+    ) -> Self {
+        Control {
+            max_tokens,
+            max_cost,
+            price,
+            ..Control::default()
+        }
+    }
+
+    /// Cost so far in dollars, when prices are known.
+    pub fn cost(&self) -> Option<f64> {
+        self.price.map(|(pin, pout)| {
+            (self.prompt_tokens.load(Ordering::SeqCst) as f64 * pin
+                + self.completion_tokens.load(Ordering::SeqCst) as f64 * pout)
+                / 1e6
+        })
+    }
+}
+
+/// One worker's view of a run: the store, the teacher, an environment factory `F` and the
+/// pipeline's settings `C` (the code pipeline's by default; the web pipeline names its own).
+pub struct Worker<F: ?Sized = dyn crate::envs::EnvFactory, C = crate::code::CodeConfig> {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The teacher.
+    pub teacher: Arc<dyn Teacher>,
+    /// Environments.
+    pub envs: Arc<F>,
+    /// Settings.
+    pub config: Arc<C>,
+    /// Stop flag and budgets.
+    pub control: Arc<Control>,
+    /// Lease owner name of this process.
+    pub owner: String,
+}
+
+/// The label `process` returns when the run was stopped before the job could finish.
+pub const STOPPED: &str = "stopped";
+
+/// How long a claimed job stays ours without renewal.
+pub const LEASE: Duration = Duration::from_secs(120);
+
+/// Runs one claimed job to its result label ([`STOPPED`] when the run stopped between stages).
+pub type JobHandler =
+    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<String, StoreError>> + Send + Sync>;
+
+/// The job loop shared by the code and web pipelines: claim under a lease, process, finish
+/// (or release when stopped between stages), `concurrency` at a time, leases renewed.
+pub async fn run_jobs(
+    store: Arc<Store>,
+    control: Arc<Control>,
+    owner: String,
+    concurrency: usize,
+    handler: JobHandler,
+) -> Result<(), RunError> {
+    // The run's wall time (and a GPU-hour cost) counts from here.
+    store.begin_session(&owner)?;
+    // Keep our leases alive while jobs run.
+    let renewer = {
+        let (store, owner) = (Arc::clone(&store), owner.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 4).await;
+                let _ = store.renew(&owner, LEASE);
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (store, control, owner, handler) = (
+            Arc::clone(&store),
+            Arc::clone(&control),
+            owner.clone(),
+            Arc::clone(&handler),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if control.stopped() {
+                    return Ok::<(), StoreError>(());
+                }
+                let Some(job) = store.claim(&owner, LEASE)? else {
+                    return Ok(());
+                };
+                let id = job.id;
+                let result = handler(job).await?;
+                if result == STOPPED {
+                    // Stopped between stages: the job resumes from its committed stages later.
+                    store.release_job(&owner, id)?;
+                } else {
+                    store.finish(&owner, id, &result)?;
+                }
+            }
+        }));
+    }
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                control.stop("store error");
+                first_error.get_or_insert(RunError::Store(e));
+            }
+            Err(join) => {
+                control.stop("worker panicked");
+                first_error.get_or_insert(RunError::WorkerPanicked {
+                    message: panic_message(join),
+                });
+            }
+        }
+    }
+    renewer.abort();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// What a failed worker task said: its panic message, or why it ended.
+fn panic_message(join: tokio::task::JoinError) -> String {
+    if !join.is_panic() {
+        return join.to_string();
+    }
+    let payload = join.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Who holds a lease: `host:pid:start`, so a later process can tell whether the holder still lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(String);
+
+impl Owner {
+    /// This process.
+    pub fn this_process() -> Owner {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Owner(format!("{}:{}:{start}", hostname(), std::process::id()))
+    }
+
+    /// The name stored with leases.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// A lease owner on this machine whose process is gone (never this process).
+    pub fn is_dead(owner: &str) -> bool {
+        let mut parts = owner.split(':');
+        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        host == hostname()
+            && pid != std::process::id().to_string()
+            && !Path::new("/proc").join(pid).exists()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_of_gone_processes_are_dead_and_this_one_is_not() {
+        let me = Owner::this_process();
+        assert!(!Owner::is_dead(me.name()));
+        // pid 0 is never a process of /proc; another host is never judged.
+        let host = hostname();
+        assert!(Owner::is_dead(&format!("{host}:999999999:1")));
+        assert!(!Owner::is_dead("another-host.invalid:999999999:1"));
+        assert!(!Owner::is_dead("garbage"));
+    }
+
+    #[test]
+    fn budgets_stop_the_run_with_a_reason() {
+        let c = Control::with_budgets(Some(100), None, None);
+        c.add(Usage {
+            prompt_tokens: 60,
+            completion_tokens: 30,
+        });
+        assert!(!c.stopped());
+        c.add(Usage {
+            prompt_tokens: 10,
+            completion_tokens: 0,
+        });
+        assert!(c.stopped());
+        assert_eq!(
+            c.reason().as_deref(),
+            Some("token budget reached (100 tokens)")
+        );
+        let c = Control::with_budgets(None, Some(1.0), Some((1.0, 2.0)));
+        c.add(Usage {
+            prompt_tokens: 500_000,
+            completion_tokens: 250_000,
+        });
+        assert!(c.stopped());
+        assert_eq!(c.cost(), Some(1.0));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_reported_as_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        store
+            .add_jobs(&[("a".into(), serde_json::json!({}))])
+            .expect("jobs");
+        let handler: JobHandler =
+            Arc::new(|_job| Box::pin(async { panic!("boom in the handler") }));
+        let control = Arc::new(Control::default());
+        let err = run_jobs(store, Arc::clone(&control), "t:1:1".into(), 1, handler)
+            .await
+            .expect_err("the panic is an error");
+        assert!(
+            matches!(&err, RunError::WorkerPanicked { message } if message == "boom in the handler"),
+            "{err:?}"
+        );
+        assert_eq!(control.reason().as_deref(), Some("worker panicked"));
+    }
+}

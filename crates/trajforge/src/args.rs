@@ -1,0 +1,151 @@
+//! Argument groups shared by several commands, declared once: the teacher, budgets and
+//! prices, and the repository's sandbox. Each maps to its library type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use trajforge_pipeline::prepare::{Budget, SandboxSpec};
+use trajforge_pipeline::teacher::TeacherSpec;
+use trajforge_teacher::{Sampling, ToolMode};
+
+/// How to reach the teacher model; shared by every command that runs one.
+#[derive(Debug, clap::Args)]
+pub struct TeacherArgs {
+    /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or `local[:PATH.gguf]`
+    /// for the embedded model running in-process (default: the model scripts/install-model.sh installs).
+    #[arg(long, value_name = "URL")]
+    pub teacher: String,
+    /// Model name the server serves (not needed with `--teacher local`).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// How tool calls travel: native `tool_calls`, or Qwen/Hermes `<tool_call>` text for servers without a tool parser.
+    #[arg(long, value_enum, default_value_t = Mode::Native)]
+    pub tool_mode: Mode,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.6)]
+    pub temperature: f32,
+    /// Nucleus sampling mass.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Most tokens generated per model call (the request's `max_tokens`).
+    #[arg(long = "max-completion-tokens", value_name = "N")]
+    pub max_tokens: Option<u32>,
+    /// Sampling seed sent to the server, for servers that honour it.
+    #[arg(long, value_name = "N")]
+    pub sampling_seed: Option<u64>,
+    /// Teacher requests in flight at most.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_requests: usize,
+    /// Timeout of one request to the teacher, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub request_timeout: u64,
+    /// Retries of a failed request (429, 5xx, timeouts, dropped connections).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub retries: u32,
+    /// First wait before a retry, in seconds; it doubles (with jitter) up to 60 s.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub backoff: f64,
+}
+
+/// Tool-call transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// OpenAI `tools` / `tool_calls`.
+    Native,
+    /// `<tool_call>{json}</tool_call>` text.
+    Hermes,
+}
+
+impl TeacherArgs {
+    /// The library's teacher specification.
+    pub fn spec(&self) -> TeacherSpec {
+        TeacherSpec {
+            url: self.teacher.clone(),
+            model: self.model.clone(),
+            tool_mode: match self.tool_mode {
+                Mode::Native => ToolMode::Native,
+                Mode::Hermes => ToolMode::Hermes,
+            },
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_p: self.top_p,
+                max_tokens: self.max_tokens,
+                seed: self.sampling_seed,
+                ..Sampling::default()
+            },
+            max_requests: self.max_requests,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            retries: self.retries,
+            backoff: self.backoff,
+        }
+    }
+}
+
+/// Budgets and prices, shared by `generate` and `web generate`.
+#[derive(Debug, clap::Args)]
+pub struct BudgetArgs {
+    /// Stop scheduling new work after this many tokens.
+    #[arg(long = "max-tokens", alias = "max-total-tokens", value_name = "TOKENS")]
+    pub max_total_tokens: Option<u64>,
+    /// Stop scheduling new work once the cost reaches this many dollars (needs prices).
+    #[arg(long, value_name = "DOLLARS")]
+    pub max_cost: Option<f64>,
+    #[command(flatten)]
+    pub prices: PriceArgs,
+}
+
+/// Prices, shared by `generate`, `web generate` and `status`.
+#[derive(Debug, clap::Args)]
+pub struct PriceArgs {
+    /// Dollars per million prompt tokens.
+    #[arg(long, value_name = "DOLLARS")]
+    pub price_in: Option<f64>,
+    /// Dollars per million completion tokens.
+    #[arg(long, value_name = "DOLLARS")]
+    pub price_out: Option<f64>,
+    /// Dollars per GPU hour (cost from the measured wall time).
+    #[arg(long, value_name = "DOLLARS")]
+    pub gpu_hour_price: Option<f64>,
+}
+
+impl BudgetArgs {
+    /// The library's budget.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            max_tokens: self.max_total_tokens,
+            max_cost: self.max_cost,
+            price_in: self.prices.price_in,
+            price_out: self.prices.price_out,
+            gpu_hour_price: self.prices.gpu_hour_price,
+        }
+    }
+}
+
+/// Where a repository's episodes run; shared by `run` and `generate`.
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Base commit (any revision) of the workspaces.
+    #[arg(long, default_value = "HEAD", value_name = "REV")]
+    pub commit: String,
+    /// A set-up command run once in the repository's environment, with network (e.g. `pip install -e .`).
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+    /// Wall-time limit of one command, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub command_timeout: u64,
+    /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+impl SandboxArgs {
+    /// The library's sandbox specification.
+    pub fn spec(&self) -> SandboxSpec {
+        SandboxSpec {
+            commit: self.commit.clone(),
+            setup: self.setup.clone(),
+            command_timeout: Duration::from_secs(self.command_timeout),
+            work_dir: self.work_dir.clone(),
+        }
+    }
+}
