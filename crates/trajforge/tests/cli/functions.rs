@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{repo_root, stderr, stdout, trajforge};
+use crate::{assert_success, repo_root, stderr, stdout, trajforge};
 
 fn sample_repo() -> String {
     repo_root()
@@ -21,7 +21,7 @@ fn lines(text: &str) -> Vec<serde_json::Value> {
 fn lists_functions_as_json_lines_with_summary_on_stderr() {
     let cache = tempfile::tempdir().expect("tempdir");
     let out = trajforge(&["functions", &sample_repo()], cache.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let text = stdout(&out);
     // Field order as documented, not only the set of fields.
     assert!(text.starts_with("{\"path\":"), "{text}");

@@ -13,7 +13,7 @@ use trajforge_testkit::svg::{Fate, SvgTeacher, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-use crate::{kill_once_stored, wait_until_stored};
+use crate::{assert_success, kill_once_stored, wait_until_stored};
 
 struct Scene {
     dir: tempfile::TempDir,
@@ -72,47 +72,38 @@ async fn output(mut cmd: Command) -> Output {
 fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
     let conn_path = run_dir.join("trajforge.db");
     assert!(conn_path.is_file(), "no store in {}", run_dir.display());
+    let status = status_json(run_dir, &[]);
+    [
+        "results",
+        "kept_t1",
+        "kept_t2",
+        "recall_histogram",
+        "rejections",
+        "stages",
+        "exits",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), status[k].clone()))
+    .collect()
+}
+
+/// `trajforge status --json` of a run, with `extra` options.
+fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .arg("status")
+        .args(["status", "--json"])
+        .args(extra)
         .arg(run_dir)
-        .arg("--json")
         .output()
         .expect("status");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
-    let mut d = BTreeMap::new();
-    d.insert("results".into(), status["results"].clone());
-    d.insert("kept_t1".into(), status["kept_t1"].clone());
-    d.insert("kept_t2".into(), status["kept_t2"].clone());
-    d.insert(
-        "recall_histogram".into(),
-        status["recall_histogram"].clone(),
-    );
-    d.insert("rejections".into(), status["rejections"].clone());
-    d.insert("stages".into(), status["stages"].clone());
-    d.insert("exits".into(), status["exits"].clone());
-    d
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).expect("status json")
 }
 
 fn job_results(run_dir: &Path) -> Vec<(String, String)> {
     // The store is SQLite: read it through the status JSON plus the jobs table via sqlite3 if
     // present would add a dependency; instead `status --json` gives counts, and the jobs'
     // functions and results come from the run's own export of jobs below.
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["status", "--json", "--jobs"])
-        .arg(run_dir)
-        .output()
-        .expect("status");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = status_json(run_dir, &["--jobs"]);
     v["jobs"]
         .as_array()
         .expect("jobs")
@@ -191,11 +182,7 @@ async fn a_run_keeps_exact_and_partial_pairs_and_rejects_the_rest_for_the_right_
 
     // Resuming a finished run does nothing new; changing the threshold is refused.
     let again = output(generate_cmd(&scene, &server, &run_dir, 12, &[])).await;
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert_success(&again);
     assert_eq!(digest(&run_dir), d);
     let refused = output(generate_cmd(
         &scene,
@@ -220,11 +207,7 @@ async fn a_run_killed_at_any_moment_resumes_to_the_same_store_as_an_uninterrupte
     let reference_dir = scene.dir.path().join("reference");
     let server = server(0, 0).await;
     let out = output(generate_cmd(&scene, &server, &reference_dir, n, &[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let reference = digest(&reference_dir);
 
     // Slow answers so kills land in the middle of episodes and stages.
@@ -260,11 +243,7 @@ async fn a_run_killed_at_any_moment_resumes_to_the_same_store_as_an_uninterrupte
         "{progress:?}"
     );
     let out = output(generate_cmd(&scene, &slow, &run_dir, n, &[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(digest(&run_dir), reference);
     assert_eq!(job_results(&run_dir), job_results(&reference_dir));
 }
@@ -281,12 +260,8 @@ async fn wall_time_counts_from_the_start_of_the_run() {
     let server = server(0, 30).await;
     let run_dir = scene.dir.path().join("wall");
     let out = output(generate_cmd(&scene, &server, &run_dir, 1, &[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status = status_json(&run_dir);
+    assert_success(&out);
+    let status = status_json(&run_dir, &[]);
     let wall = status["wall_seconds"].as_f64().expect("wall");
     let teacher = status["model_seconds"].as_f64().expect("teacher time");
     assert!(teacher > 0.0, "{status}");
@@ -294,7 +269,7 @@ async fn wall_time_counts_from_the_start_of_the_run() {
     // A resume with nothing left to do adds no wall time.
     let out = output(generate_cmd(&scene, &server, &run_dir, 1, &[])).await;
     assert!(out.status.success());
-    let again = status_json(&run_dir)["wall_seconds"]
+    let again = status_json(&run_dir, &[])["wall_seconds"]
         .as_f64()
         .expect("wall");
     assert!((again - wall).abs() < 0.5, "{wall}s became {again}s");
@@ -327,12 +302,8 @@ async fn the_behavioural_verdict_is_recorded_next_to_r() {
         &["--test-cmd", test_cmd],
     ))
     .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let status = status_json(&run_dir);
+    assert_success(&out);
+    let status = status_json(&run_dir, &[]);
     let verified = status["stages"]["verify"].as_u64().unwrap_or(0);
     assert!(verified > 0, "{status}");
     assert_eq!(
@@ -403,7 +374,7 @@ async fn a_trajforge_toml_holds_the_options_and_the_command_line_overrides_it() 
         stderr.contains("settings from") && stderr.contains("threshold"),
         "{stderr}"
     );
-    let status = status_json(&project.join("run"));
+    let status = status_json(&project.join("run"), &[]);
     assert_eq!(status["functions"].as_u64(), Some(2), "{status}");
 
     // The file said threshold 1.0; the command line's 0.5 wins, and resuming with another
@@ -423,29 +394,11 @@ async fn a_trajforge_toml_holds_the_options_and_the_command_line_overrides_it() 
     );
     // --no-config ignores it.
     let out = run(&["--no-config", "status", "run"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn status_json(run_dir: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["status", "--json"])
-        .arg(run_dir)
-        .output()
-        .expect("status");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status json")
+    assert_success(&out);
 }
 
 fn counts(run_dir: &Path) -> (u64, u64) {
-    let v = status_json(run_dir);
+    let v = status_json(run_dir, &[]);
     (
         v["done"].as_u64().expect("done"),
         v["functions"].as_u64().expect("functions"),
@@ -472,7 +425,7 @@ async fn a_token_budget_stops_scheduling_and_leaves_a_resumable_run() {
         .as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     assert!(stages >= 1, "{d:?}");
-    let status = status_json(&run_dir);
+    let status = status_json(&run_dir, &[]);
     assert_eq!(status["running"].as_u64(), Some(0), "{status}");
 
     // The same budget again: already spent, refused with what to do.
@@ -482,11 +435,7 @@ async fn a_token_budget_stops_scheduling_and_leaves_a_resumable_run() {
 
     // Without the budget, the run resumes and finishes every function.
     let out = output(generate_cmd(&scene, &server, &run_dir, 4, &[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(counts(&run_dir), (4, 4));
     for (function, result) in job_results(&run_dir) {
         assert_eq!(result, expected_result(&function), "{function}");
@@ -519,10 +468,6 @@ async fn sigterm_lets_episodes_in_flight_finish_and_the_run_resumes() {
     let (done, _) = counts(&run_dir);
     assert!(done < 6, "SIGTERM came too late to test anything: {stderr}");
     let out = output(generate_cmd(&scene, &slow, &run_dir, 6, &[])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(counts(&run_dir), (6, 6));
 }

@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 use trajforge_store::Store;
 
-use crate::{repo_root, stderr, stdout, trajforge};
+use crate::{assert_success, repo_root, stderr, stdout, trajforge};
 
 fn fixture(name: &str) -> PathBuf {
     repo_root()
@@ -45,7 +45,7 @@ fn json_of(out: &Output) -> Value {
 
 fn status(run: &Path, cache: &Path) -> Value {
     let out = trajforge(&["status", &run.display().to_string(), "--json"], cache);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     json_of(&out)
 }
 
@@ -54,7 +54,7 @@ fn each_format_lands_in_a_new_run_that_status_reads() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let out = import("sera", &[&sera()], &run, &["--json"], tmp.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let summary = json_of(&out);
     assert_eq!(
         (summary["added"].as_u64(), summary["skipped"].as_u64()),
@@ -105,9 +105,9 @@ fn importing_the_same_files_again_duplicates_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let first = import("sera", &[&sera()], &run, &[], tmp.path());
-    assert!(first.status.success(), "{}", stderr(&first));
+    assert_success(&first);
     let again = import("sera", &[&sera()], &run, &["--json"], tmp.path());
-    assert!(again.status.success(), "{}", stderr(&again));
+    assert_success(&again);
     let summary = json_of(&again);
     assert_eq!(
         (summary["added"].as_u64(), summary["duplicates"].as_u64()),
@@ -140,7 +140,7 @@ fn corrupt_records_are_skipped_with_their_line_and_reason() {
         &["--json"],
         tmp.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let err = stderr(&out);
     let b = bad.display();
     assert!(
@@ -240,7 +240,7 @@ fn a_generated_run_gains_the_records_and_keeps_its_settings() {
             .expect("job");
     }
     let out = import("sera", &[&sera()], &run, &["--json"], tmp.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     // The run's own threshold applies: r = 0.5 is below 0.75.
     assert_eq!(json_of(&out)["threshold"], 0.75);
     let s = status(&run, tmp.path());

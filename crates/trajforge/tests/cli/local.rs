@@ -1,6 +1,7 @@
 //! The embedded teacher through the real binary: `run --teacher local` on the sample
 //! repository with the installed SmolLM2 model, and `serve` answering and stopping on SIGTERM.
 
+use crate::assert_success;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -143,11 +144,7 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         .arg(format!("{base}/chat/completions"))
         .output()
         .expect("curl runs (scripts/setup.sh installs it)");
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
-    );
+    assert_success(&curl);
     let reply: Value = serde_json::from_slice(&curl.stdout).expect("JSON reply");
     let call = &reply["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "bash", "{reply}");

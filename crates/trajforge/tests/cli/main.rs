@@ -25,6 +25,16 @@ pub fn trajforge(args: &[&str], cache: &Path) -> Output {
         .expect("trajforge runs")
 }
 
+/// Assert that a command succeeded; its stderr is the failure message.
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Standard output as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")

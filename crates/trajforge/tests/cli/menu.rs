@@ -1,6 +1,6 @@
 //! `trajforge menu`: the built-in menus and user menu files.
 
-use crate::{stderr, stdout, trajforge};
+use crate::{assert_success, stderr, stdout, trajforge};
 
 #[test]
 fn text_output_snapshot_of_both_menus() {
@@ -55,7 +55,7 @@ fn user_menu_extends_and_errors_name_the_line() {
         ],
         cache.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert!(
         stdout(&out).contains(" 51  orm-query  (ORM query construction)"),
         "{}",

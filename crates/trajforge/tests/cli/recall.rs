@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{stderr, stdout, trajforge};
+use crate::{assert_success, stderr, stdout, trajforge};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -61,7 +61,7 @@ fn plain_and_json_on_git_diffs() {
     let (p1, p2) = patches(dir.path());
     let (p1, p2) = (p1.display().to_string(), p2.display().to_string());
     let out = trajforge(&["recall", &p1, &p2], cache.path());
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert_eq!(stdout(&out), "1\n");
     let out = trajforge(
         &["recall", &p2, &p1, "--json", "--threshold", "0.5"],

@@ -1,9 +1,9 @@
 //! `trajforge site crawl` / `site show` on the real bidict documentation site (Debian's
 //! python-bidict-doc, fetched by scripts/fetch-test-data.sh), with the real browser.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::{repo_root, stderr, stdout, trajforge};
+use crate::{assert_success, repo_root, stderr, stdout, trajforge};
 
 /// The site folder, or None (skip) when it or Chromium is missing; under CI that fails.
 #[allow(clippy::print_stderr)] // says why the test skips
@@ -25,27 +25,29 @@ pub fn bidict_docs() -> Option<PathBuf> {
     None
 }
 
+/// `site crawl --dir SITE --out OUT --json` with `extra` options, succeeded; its summary.
+pub fn crawl_dir(site: &Path, out: &Path, extra: &[&str], cache: &Path) -> serde_json::Value {
+    let mut args = vec![
+        "site",
+        "crawl",
+        "--dir",
+        site.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = trajforge(&args, cache);
+    assert_success(&out);
+    serde_json::from_str(&stdout(&out)).expect("json")
+}
+
 #[test]
 fn crawl_a_local_folder_then_show_it() {
     let Some(site) = bidict_docs() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let out_dir = tmp.path().join("site");
-    let out = trajforge(
-        &[
-            "site",
-            "crawl",
-            "--dir",
-            site.to_str().expect("utf-8"),
-            "--out",
-            out_dir.to_str().expect("utf-8"),
-            "--max-pages",
-            "12",
-            "--json",
-        ],
-        tmp.path(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let summary = crawl_dir(&site, &out_dir, &["--max-pages", "12"], tmp.path());
     assert_eq!(summary["pages"], 12, "{summary}");
     assert!(
         summary["not_visited"].as_u64().unwrap_or(0) > 0,
@@ -75,7 +77,7 @@ fn crawl_a_local_folder_then_show_it() {
         &["site", "show", out_dir.to_str().expect("utf-8")],
         tmp.path(),
     );
-    assert!(show.status.success(), "{}", stderr(&show));
+    assert_success(&show);
     let text = stdout(&show);
     assert!(
         text.contains(&format!("site {origin} (start /index.html)")),
@@ -91,22 +93,7 @@ fn crawl_a_local_folder_then_show_it() {
 
     // The time limit stops the crawl before the next page.
     let limited = tmp.path().join("limited");
-    let out = trajforge(
-        &[
-            "site",
-            "crawl",
-            "--dir",
-            site.to_str().expect("utf-8"),
-            "--out",
-            limited.to_str().expect("utf-8"),
-            "--time-limit",
-            "0s",
-            "--json",
-        ],
-        tmp.path(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let summary = crawl_dir(&site, &limited, &["--time-limit", "0s"], tmp.path());
     assert_eq!(summary["pages"], 0, "{summary}");
     assert_eq!(summary["timed_out"], true, "{summary}");
     assert_eq!(summary["not_visited"], 1, "{summary}");

@@ -13,7 +13,7 @@ use trajforge_testkit::web::{GraphPage, WebTeacher};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::site::bidict_docs;
-use crate::{kill_once_stored, stderr, trajforge};
+use crate::{assert_success, kill_once_stored, stderr, trajforge};
 
 fn status(run: &std::path::Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
@@ -21,7 +21,7 @@ fn status(run: &std::path::Path) -> Value {
         .arg(run)
         .output()
         .expect("status");
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
@@ -29,20 +29,7 @@ fn status(run: &std::path::Path) -> Value {
 /// page graph the scripted teacher navigates by.
 fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
     let site = dir.join("site");
-    let out = trajforge(
-        &[
-            "site",
-            "crawl",
-            "--dir",
-            html.to_str().expect("utf-8"),
-            "--out",
-            site.to_str().expect("utf-8"),
-            "--max-pages",
-            &max_pages.to_string(),
-        ],
-        dir,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::site::crawl_dir(html, &site, &["--max-pages", &max_pages.to_string()], dir);
     let pages: Vec<GraphPage> = std::fs::read_to_string(site.join("pages.jsonl"))
         .expect("pages")
         .lines()
@@ -98,7 +85,7 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
     };
     // A first part of the run, then the same command with a larger -n adds the rest.
     let out = generate("6").await.expect("join");
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let first = status(&run_dir);
     assert_eq!(
         (first["done"].as_u64(), first["kind"].as_str()),
@@ -161,7 +148,7 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
         ],
         tmp.path(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let rows: Vec<Value> = std::fs::read_to_string(&data)
         .expect("export")
         .lines()
@@ -238,13 +225,13 @@ async fn a_site_url_is_crawled_into_the_run_folder_once_then_replayed() {
     let out = generate(url.clone()).await.expect("join");
     let _ = server.kill();
     let _ = server.wait();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert!(stderr(&out).contains("crawled 5 pages"), "{}", stderr(&out));
     assert!(run_dir.join("site/site.json").is_file());
     assert_eq!(status(&run_dir)["results"]["kept"].as_u64(), Some(2));
     // The live server is gone: a resume with more tasks replays the recording.
     let out = generate(url).await.expect("join");
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert!(!stderr(&out).contains("crawling"), "{}", stderr(&out));
     assert_eq!(status(&run_dir)["done"].as_u64(), Some(2));
 }
@@ -374,7 +361,7 @@ async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajecto
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
         .await
         .expect("join");
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let reference = run_digest(&reference_dir);
     assert_eq!(status(&reference_dir)["done"].as_u64(), Some(n as u64));
 
@@ -413,7 +400,7 @@ async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajecto
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
         .await
         .expect("join");
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert_eq!(status(&run_dir)["done"].as_u64(), Some(n as u64));
     assert_eq!(run_digest(&run_dir), reference);
 }
