@@ -1,4 +1,5 @@
-//! The environment interface: what an agent can do and see, for code or for websites.
+//! The environment interface: what an agent can do and see, for code or for websites, and
+//! the error opening one can fail with.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,6 +9,40 @@ use trajforge_teacher::{ToolCall, ToolSpec};
 
 /// A boxed future, so environments stay object-safe (`&mut dyn Environment`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Any error of the library behind an environment (the sandbox, the browser), boxed so this
+/// core need not know those crates.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why an environment could not be opened or could not do its work outside the model's view
+/// (for example a test run on a patch); what environment factories return.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The library behind the environment failed; its error says what and where.
+    #[error(transparent)]
+    Backend(BoxError),
+    /// The thread running a blocking environment call panicked or was cancelled.
+    #[error("{what} worker failed: {source}")]
+    Worker {
+        /// Whose worker it was (`sandbox`, `browser`).
+        what: &'static str,
+        /// The join error; [`tokio::task::JoinError::is_panic`] tells a panic from a cancel.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl EnvError {
+    /// Wraps an error of the library behind the environment.
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        EnvError::Backend(err.into())
+    }
+
+    /// Whether a worker thread panicked (a bug, not a property of the task).
+    pub fn is_panic(&self) -> bool {
+        matches!(self, EnvError::Worker { source, .. } if source.is_panic())
+    }
+}
 
 /// What one tool call produced.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use trajforge_agent::{BoxFuture, Environment, RepoEnvironment};
+use trajforge_agent::{BoxFuture, Environment};
+use trajforge_repo_env::RepoEnvironment;
 use trajforge_sandbox::Environment as SandboxEnv;
 
 use crate::code::EnvFactory;

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use trajforge_agent::{Event, ExitStatus, LoopConfig, RepoEnvironment, Trajectory, run_episode};
+use trajforge_agent::{Event, ExitStatus, LoopConfig, Trajectory, run_episode};
+use trajforge_repo_env::RepoEnvironment;
 use trajforge_sandbox::{Environment, EnvironmentOptions, SandboxError};
 use trajforge_teacher::{
     OpenAiTeacher, RequestLimiter, Sampling, Teacher, TeacherConfig, TeacherError, ToolMode,
