@@ -119,3 +119,30 @@ pub trait Environment: Send {
     /// Collect the result of the episode (patch, final page, answer).
     fn finish(&mut self) -> BoxFuture<'_, EnvOutcome>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backend_error_reads_as_itself_and_a_panicked_worker_is_a_panic() {
+        let io = std::io::Error::other("workspace is busy");
+        let err = EnvError::backend(io);
+        assert_eq!(err.to_string(), "workspace is busy");
+        assert!(!err.is_panic());
+
+        let join = tokio::task::spawn_blocking(|| panic!("boom"))
+            .await
+            .expect_err("the task panicked");
+        let err = EnvError::Worker {
+            what: "sandbox",
+            source: join,
+        };
+        assert!(err.is_panic());
+        assert!(
+            err.to_string().starts_with("sandbox worker failed: "),
+            "{err}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}

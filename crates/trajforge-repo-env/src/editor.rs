@@ -208,7 +208,12 @@ impl Editor {
         }
     }
 
-    fn view<F: Files + ?Sized>(&mut self, files: &mut F, path: &str, range: Option<&[i64]>) -> EditResult {
+    fn view<F: Files + ?Sized>(
+        &mut self,
+        files: &mut F,
+        path: &str,
+        range: Option<&[i64]>,
+    ) -> EditResult {
         match files.is_dir(path) {
             Ok(true) => {
                 if range.is_some() {
@@ -281,7 +286,13 @@ impl Editor {
         }
     }
 
-    fn replace<F: Files + ?Sized>(&mut self, files: &mut F, path: &str, old: &str, new: &str) -> EditResult {
+    fn replace<F: Files + ?Sized>(
+        &mut self,
+        files: &mut F,
+        path: &str,
+        old: &str,
+        new: &str,
+    ) -> EditResult {
         let text = match Self::read_text(files, path) {
             Ok(t) => t,
             Err(e) => return e,
@@ -320,7 +331,13 @@ impl Editor {
         }
     }
 
-    fn insert<F: Files + ?Sized>(&mut self, files: &mut F, path: &str, line: i64, new: &str) -> EditResult {
+    fn insert<F: Files + ?Sized>(
+        &mut self,
+        files: &mut F,
+        path: &str,
+        line: i64,
+        new: &str,
+    ) -> EditResult {
         let text = match Self::read_text(files, path) {
             Ok(t) => t,
             Err(e) => return e,
