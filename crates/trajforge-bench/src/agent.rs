@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trajforge_agent::{
-    BoxFuture, EnvOutcome, ExitStatus, LoopConfig, Observation, RepoEnvironment, Trajectory,
-    run_episode,
+    BoxFuture, EnvOutcome, ExitStatus, LoopConfig, Observation, Trajectory, run_episode,
 };
+use trajforge_repo_env::RepoEnvironment;
 use trajforge_sandbox::{Environment, EnvironmentOptions, Workspace};
 use trajforge_teacher::{OpenAiTeacher, RequestLimiter, TeacherConfig, ToolCall, ToolSpec};
 use trajforge_testkit::{FakeServer, Reply, Script, ServerOptions, Step as FakeStep};

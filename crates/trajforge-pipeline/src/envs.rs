@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use trajforge_agent::{BoxFuture, Environment, RepoEnvironment};
+use trajforge_agent::{BoxFuture, Environment};
 use trajforge_browser::{BrowserEnvironment, BrowserError, BrowserPool, EnvConfig, NetMode};
+use trajforge_repo_env::RepoEnvironment;
 use trajforge_sandbox::{Environment as SandboxEnv, SandboxError};
 
 /// Why an environment could not be had or a test run could not be made.

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use trajforge_agent::{BoxFuture, EnvOutcome, Environment, Observation};
 use trajforge_sandbox::Session;
 use trajforge_teacher::{ToolCall, ToolSpec};
 
 use crate::editor::{self, Editor, Files};
-use crate::env::{BoxFuture, EnvOutcome, Environment, Observation};
+use crate::error::RepoEnvError;
 
 /// Longest `bash` observation shown to the model; the middle of longer output is dropped.
 pub const MAX_BASH_CHARS: usize = 16_000;
@@ -73,11 +74,11 @@ impl RepoEnvironment {
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Session) -> T + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, RepoEnvError> {
         let session = Arc::clone(&self.session);
         tokio::task::spawn_blocking(move || work(&mut lock(&session)))
             .await
-            .map_err(|e| format!("sandbox worker failed: {e}"))
+            .map_err(|source| RepoEnvError::Worker { source })
     }
 
     async fn bash(&mut self, arguments: &str) -> Observation {
@@ -118,7 +119,7 @@ impl RepoEnvironment {
                 }
             }
             Ok(Err(e)) => Observation::error(format!("The sandbox could not run the command: {e}")),
-            Err(e) => Observation::error(e),
+            Err(e) => Observation::error(e.to_string()),
         }
     }
 
@@ -134,7 +135,7 @@ impl RepoEnvironment {
         match result {
             Ok(r) if r.error => Observation::error(r.output),
             Ok(r) => Observation::ok(r.output),
-            Err(e) => Observation::error(e),
+            Err(e) => Observation::error(e.to_string()),
         }
     }
 
@@ -160,7 +161,7 @@ impl RepoEnvironment {
                 clip_middle(&diff, MAX_BASH_CHARS)
             )),
             Ok(Err(e)) => Observation::error(format!("Could not compute your change: {e}")),
-            Err(e) => Observation::error(e),
+            Err(e) => Observation::error(e.to_string()),
         }
     }
 }
@@ -198,7 +199,7 @@ impl Environment for RepoEnvironment {
                     ..EnvOutcome::default()
                 },
                 Err(e) => EnvOutcome {
-                    error: Some(e),
+                    error: Some(e.to_string()),
                     ..EnvOutcome::default()
                 },
             }
@@ -224,48 +225,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct SessionFiles<'a>(&'a mut Session);
 
 impl SessionFiles<'_> {
-    fn test(&mut self, flag: &str, path: &str) -> Result<bool, String> {
-        let out = self
-            .0
-            .run(&format!("test {flag} {}", quote(path)), None)
-            .map_err(|e| e.to_string())?;
+    fn test(&mut self, flag: &str, path: &str) -> Result<bool, RepoEnvError> {
+        let out = self.0.run(&format!("test {flag} {}", quote(path)), None)?;
         Ok(out.exit_code == Some(0))
     }
 }
 
 impl Files for SessionFiles<'_> {
-    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+    type Error = RepoEnvError;
+
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, RepoEnvError> {
         if !self.test("-f", path)? {
             return Ok(None);
         }
-        self.0.read_file(path).map(Some).map_err(|e| e.to_string())
+        Ok(Some(self.0.read_file(path)?))
     }
 
-    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), RepoEnvError> {
         if let Some((dir, _)) = path.rsplit_once('/')
             && !dir.is_empty()
         {
-            let out = self
-                .0
-                .run(&format!("mkdir -p -- {}", quote(dir)), None)
-                .map_err(|e| e.to_string())?;
+            let out = self.0.run(&format!("mkdir -p -- {}", quote(dir)), None)?;
             if out.exit_code != Some(0) {
-                return Err(out.output);
+                return Err(RepoEnvError::MakeDir {
+                    dir: dir.to_string(),
+                    output: out.output,
+                });
             }
         }
-        self.0.write_file(path, bytes).map_err(|e| e.to_string())
+        Ok(self.0.write_file(path, bytes)?)
     }
 
-    fn is_dir(&mut self, path: &str) -> Result<bool, String> {
+    fn is_dir(&mut self, path: &str) -> Result<bool, RepoEnvError> {
         self.test("-d", path)
     }
 
-    fn list(&mut self, path: &str, depth: usize) -> Result<Vec<String>, String> {
+    fn list(&mut self, path: &str, depth: usize) -> Result<Vec<String>, RepoEnvError> {
         let cmd = format!(
             "find {} -mindepth 1 -maxdepth {depth} -not -path '*/.*' -printf '%P\\t%y\\n' | LC_ALL=C sort",
             quote(path)
         );
-        let out = self.0.run(&cmd, None).map_err(|e| e.to_string())?;
+        let out = self.0.run(&cmd, None)?;
         Ok(out
             .output
             .lines()

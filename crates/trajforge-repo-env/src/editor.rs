@@ -3,6 +3,8 @@
 //! The editing logic runs here, on the host, on file contents it reads and writes through
 //! a [`Files`] implementation. For a repository workspace that implementation goes through
 //! the sandbox, so the host never follows a path or a symbolic link the model controls.
+//! The logic itself needs no sandbox (its tests use files in memory); it lives next to the
+//! repository environment because that is the only place it is offered.
 
 use std::collections::HashMap;
 
@@ -14,15 +16,17 @@ pub const MAX_OUTPUT_CHARS: usize = 16_000;
 
 /// How the editor reaches the files of a workspace.
 pub trait Files {
+    /// Why an access failed; its text is shown to the model after what the editor tried.
+    type Error: std::fmt::Display;
     /// The file's bytes, or `Ok(None)` when nothing exists at `path`.
-    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, String>;
+    fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, Self::Error>;
     /// Create or replace the file (creating parent folders).
-    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), String>;
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), Self::Error>;
     /// Whether `path` is a directory.
-    fn is_dir(&mut self, path: &str) -> Result<bool, String>;
+    fn is_dir(&mut self, path: &str) -> Result<bool, Self::Error>;
     /// Files and folders under `path`, at most `depth` levels deep, hidden entries left out,
     /// one relative path per entry, folders ending in `/`.
-    fn list(&mut self, path: &str, depth: usize) -> Result<Vec<String>, String>;
+    fn list(&mut self, path: &str, depth: usize) -> Result<Vec<String>, Self::Error>;
 }
 
 /// The JSON Schema of the tool's arguments, as the model sees it.
@@ -112,7 +116,7 @@ impl Editor {
     }
 
     /// Run one call with the model's raw JSON arguments.
-    pub fn call(&mut self, files: &mut dyn Files, arguments: &str) -> EditResult {
+    pub fn call<F: Files + ?Sized>(&mut self, files: &mut F, arguments: &str) -> EditResult {
         let args: Args = match serde_json::from_str(arguments) {
             Ok(args) => args,
             Err(e) => {
@@ -121,7 +125,7 @@ impl Editor {
         };
         let path = match self.resolve(&args.path) {
             Ok(p) => p,
-            Err(e) => return EditResult::err(e),
+            Err(e) => return e,
         };
         match args.command.as_str() {
             "view" => self.view(files, &path, args.view_range.as_deref()),
@@ -150,20 +154,21 @@ impl Editor {
     }
 
     /// Normalise a path: absolute under the root, or relative to it; `..` may not climb out.
-    fn resolve(&self, path: &str) -> Result<String, String> {
+    /// A path that leaves the workspace comes back as the error observation.
+    fn resolve(&self, path: &str) -> Result<String, EditResult> {
         let rel = if let Some(rest) = path.strip_prefix(&self.root) {
             if !(rest.is_empty() || rest.starts_with('/')) {
-                return Err(format!(
+                return Err(EditResult::err(format!(
                     "The path {path} is outside the workspace {}.",
                     self.root
-                ));
+                )));
             }
             rest.trim_start_matches('/').to_string()
         } else if path.starts_with('/') {
-            return Err(format!(
+            return Err(EditResult::err(format!(
                 "The path {path} is outside the workspace {}; use a path under it.",
                 self.root
-            ));
+            )));
         } else {
             path.to_string()
         };
@@ -173,10 +178,10 @@ impl Editor {
                 "" | "." => {}
                 ".." => {
                     if parts.pop().is_none() {
-                        return Err(format!(
+                        return Err(EditResult::err(format!(
                             "The path {path} climbs out of the workspace {}.",
                             self.root
-                        ));
+                        )));
                     }
                 }
                 p => parts.push(p),
@@ -189,7 +194,7 @@ impl Editor {
         }
     }
 
-    fn read_text(files: &mut dyn Files, path: &str) -> Result<String, EditResult> {
+    fn read_text<F: Files + ?Sized>(files: &mut F, path: &str) -> Result<String, EditResult> {
         match files.read(path) {
             Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|_| {
                 EditResult::err(format!(
@@ -203,7 +208,12 @@ impl Editor {
         }
     }
 
-    fn view(&mut self, files: &mut dyn Files, path: &str, range: Option<&[i64]>) -> EditResult {
+    fn view<F: Files + ?Sized>(
+        &mut self,
+        files: &mut F,
+        path: &str,
+        range: Option<&[i64]>,
+    ) -> EditResult {
         match files.is_dir(path) {
             Ok(true) => {
                 if range.is_some() {
@@ -254,7 +264,7 @@ impl Editor {
         EditResult::ok(out)
     }
 
-    fn create(&mut self, files: &mut dyn Files, path: &str, text: &str) -> EditResult {
+    fn create<F: Files + ?Sized>(&mut self, files: &mut F, path: &str, text: &str) -> EditResult {
         match files.read(path) {
             Ok(Some(_)) => {
                 return EditResult::err(format!(
@@ -276,7 +286,13 @@ impl Editor {
         }
     }
 
-    fn replace(&mut self, files: &mut dyn Files, path: &str, old: &str, new: &str) -> EditResult {
+    fn replace<F: Files + ?Sized>(
+        &mut self,
+        files: &mut F,
+        path: &str,
+        old: &str,
+        new: &str,
+    ) -> EditResult {
         let text = match Self::read_text(files, path) {
             Ok(t) => t,
             Err(e) => return e,
@@ -315,7 +331,13 @@ impl Editor {
         }
     }
 
-    fn insert(&mut self, files: &mut dyn Files, path: &str, line: i64, new: &str) -> EditResult {
+    fn insert<F: Files + ?Sized>(
+        &mut self,
+        files: &mut F,
+        path: &str,
+        line: i64,
+        new: &str,
+    ) -> EditResult {
         let text = match Self::read_text(files, path) {
             Ok(t) => t,
             Err(e) => return e,
@@ -348,7 +370,7 @@ impl Editor {
         ))
     }
 
-    fn undo(&mut self, files: &mut dyn Files, path: &str) -> EditResult {
+    fn undo<F: Files + ?Sized>(&mut self, files: &mut F, path: &str) -> EditResult {
         let Some(previous) = self.history.get_mut(path).and_then(Vec::pop) else {
             return EditResult::err(format!("No edit to undo for {path}."));
         };
@@ -365,9 +387,9 @@ impl Editor {
         }
     }
 
-    fn store(
+    fn store<F: Files + ?Sized>(
         &mut self,
-        files: &mut dyn Files,
+        files: &mut F,
         path: &str,
         old: &str,
         new: &str,
@@ -438,18 +460,19 @@ mod tests {
     struct Mem(BTreeMap<String, Vec<u8>>);
 
     impl Files for Mem {
-        fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        type Error = std::convert::Infallible;
+        fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>, Self::Error> {
             Ok(self.0.get(path).cloned())
         }
-        fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), String> {
+        fn write(&mut self, path: &str, bytes: &[u8]) -> Result<(), Self::Error> {
             self.0.insert(path.to_string(), bytes.to_vec());
             Ok(())
         }
-        fn is_dir(&mut self, path: &str) -> Result<bool, String> {
+        fn is_dir(&mut self, path: &str) -> Result<bool, Self::Error> {
             let prefix = format!("{path}/");
             Ok(self.0.keys().any(|k| k.starts_with(&prefix)))
         }
-        fn list(&mut self, path: &str, _depth: usize) -> Result<Vec<String>, String> {
+        fn list(&mut self, path: &str, _depth: usize) -> Result<Vec<String>, Self::Error> {
             let prefix = format!("{path}/");
             Ok(self
                 .0
