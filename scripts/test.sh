@@ -3,7 +3,9 @@
 #   1. system packages (scripts/setup.sh),
 #   2. pinned real-world test data (scripts/fetch-test-data.sh),
 #   3. the reference Python environment (scripts/python-env.sh, <repo>/.cache/py),
-#   4. cargo test over the whole workspace.
+#   4. cargo test over the whole workspace,
+#   5. the build without the embedded llama.cpp teacher (cargo feature `local`; no cmake or
+#      clang needed): the CLI compiles, and `--teacher local` says how to get a build with it.
 # Extra arguments are passed to `cargo test`, e.g. scripts/test.sh -- --nocapture
 set -euo pipefail
 
@@ -31,3 +33,7 @@ bash scripts/python-env.sh    # reference Python packages (openai client, tokeni
 export TRAJFORGE_PYTHON="${TRAJFORGE_PYTHON_ENV:-$ROOT/.cache/py}/bin/python"
 
 cargo test --workspace --all-targets --locked "$@"
+
+# Alone (not unified with the CLI's default features), the pipeline has no `local` feature.
+cargo test -p trajforge-pipeline --lib --locked "$@" teacher::
+cargo check -p trajforge --no-default-features --locked

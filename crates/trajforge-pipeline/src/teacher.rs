@@ -180,3 +180,56 @@ impl TeacherSpec {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(url: &str, model: Option<&str>) -> TeacherSpec {
+        TeacherSpec {
+            url: url.into(),
+            model: model.map(String::from),
+            tool_mode: ToolMode::Native,
+            sampling: Sampling::default(),
+            max_requests: 4,
+            request_timeout: Duration::from_secs(5),
+            retries: 0,
+            backoff: 1.0,
+        }
+    }
+
+    #[test]
+    fn local_specs_are_told_apart_from_urls() {
+        assert!(is_local("local"));
+        assert!(is_local(" local:/m/x.gguf "));
+        assert!(!is_local("http://127.0.0.1:8000/v1"));
+        assert!(!is_local("localhost:8000"));
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_anything_is_built() {
+        let err = spec("http://127.0.0.1:9/v1", None).build(None).err();
+        assert!(matches!(err, Some(TeacherSetupError::ModelRequired)), "{err:?}");
+        let mut s = spec("http://127.0.0.1:9/v1", Some("m"));
+        s.max_requests = 0;
+        assert!(matches!(s.build(None).err(), Some(TeacherSetupError::Option(_))));
+        let mut s = spec("http://127.0.0.1:9/v1", Some("m"));
+        s.sampling.temperature = 3.0;
+        let err = s.build(None).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("--temperature 3: must be between 0 and 2"));
+        let built = spec("http://127.0.0.1:9/v1", Some("m")).build(None);
+        assert!(built.is_ok_and(|b| b.remote.is_some() && b.model == "m"));
+    }
+
+    /// Built without the `local` feature (`cargo test -p trajforge-pipeline`, which
+    /// scripts/test.sh runs on its own), `--teacher local` says why it is not there.
+    #[cfg(not(feature = "local"))]
+    #[test]
+    fn local_without_the_feature_says_so() {
+        let err = spec("local", None).build(None).err();
+        assert!(
+            matches!(&err, Some(TeacherSetupError::LocalNotBuilt(s)) if s == "local"),
+            "{err:?}"
+        );
+    }
+}
