@@ -19,7 +19,7 @@ use trajforge_pipeline::sandbox::SandboxEnvs;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
 use trajforge_store::Store;
 use trajforge_teacher::{OpenAiTeacher, RequestLimiter, TeacherConfig};
-use trajforge_testkit::svg::SvgTeacher;
+use trajforge_testkit::code::CodeTeacher;
 use trajforge_testkit::{FakeServer, Script, ServerOptions};
 
 /// Options of the pipeline benchmark.
@@ -112,7 +112,7 @@ async fn one_run(
     server_options: ServerOptions,
     slots: usize,
 ) -> Result<Outcome, String> {
-    let teacher_script = Arc::new(SvgTeacher::new(0));
+    let teacher_script = Arc::new(CodeTeacher::new(0));
     let script = {
         let t = Arc::clone(&teacher_script);
         Script::handler(move |req| t.answer(req))
