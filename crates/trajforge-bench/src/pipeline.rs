@@ -14,7 +14,7 @@ use trajforge_pipeline::prepare::{Budget, CodeRunSpec, SandboxSpec};
 use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
 use trajforge_teacher::{OpenAiTeacher, RequestLimiter, TeacherConfig};
-use trajforge_testkit::svg::SvgTeacher;
+use trajforge_testkit::code::CodeTeacher;
 use trajforge_testkit::{FakeServer, Script, ServerOptions};
 
 /// Options of the pipeline benchmark.
@@ -109,7 +109,7 @@ async fn one_run(
     server_options: ServerOptions,
     slots: usize,
 ) -> Result<Outcome, String> {
-    let teacher_script = Arc::new(SvgTeacher::new(0));
+    let teacher_script = Arc::new(CodeTeacher::new(0));
     let script = {
         let t = Arc::clone(&teacher_script);
         Script::handler(move |req| t.answer(req))

@@ -4,7 +4,9 @@
 //!   across episodes; a crashed or hung browser is killed by process group and replaced.
 //! - [`Tab`]: one isolated browser context with a [`NetPolicy`]: same-origin only, and
 //!   either live (optionally recording every response) or replayed from a [`Recording`]
-//!   with the network blocked (CDP Fetch interception).
+//!   with the network blocked (CDP Fetch interception). Its files by concept: navigation,
+//!   scripts (the isolated world), frames (snapshots across iframes), actions (real input),
+//!   events and interception.
 //! - [`snapshot`]: the compact accessibility snapshot with stable `[ref=eN]` ids.
 //! - [`BrowserEnvironment`]: the agent [`trajforge_agent::Environment`] over a tab.
 //! - [`crawl`]: breadth-first same-origin crawl into a site folder; [`serve`]: a static

@@ -96,12 +96,8 @@ enum Visit<'t> {
     Skip,
     /// Look inside with the same scopes.
     Descend,
-    /// Enter a named scope.
-    Scope {
-        name: String,
-        kind: ScopeKind,
-        test: bool,
-    },
+    /// Enter a named scope (a test scope only by its attributes: `#[cfg(test)] mod`).
+    Scope { name: String, kind: ScopeKind },
     /// A function: record it and enter it as a scope.
     Function {
         name: String,
@@ -159,13 +155,13 @@ fn walk(tree: &Tree, grammar: Grammar, src: &[u8]) -> FileFunctions {
                 wrapper = Some((child_id, node.start_position().row));
                 descend = true;
             }
-            Visit::Scope { name, kind, test } => {
+            Visit::Scope { name, kind } => {
                 let (_, attr_test) = take_start(&mut wrapper, &mut attrs, node, depth);
                 entered = Some(Scope {
                     depth,
                     name,
                     kind,
-                    test: test || attr_test,
+                    test: attr_test,
                 });
                 descend = true;
             }
@@ -360,7 +356,6 @@ fn python<'t>(ctx: &Ctx<'_>, node: Node<'t>) -> Visit<'t> {
         "class_definition" => Visit::Scope {
             name: name_of(ctx, node, "name").unwrap_or_default(),
             kind: ScopeKind::Class,
-            test: false,
         },
         "decorated_definition" => match node.child_by_field_name("definition") {
             Some(def) => Visit::Wrapper { child_id: def.id() },
@@ -396,19 +391,16 @@ fn rust<'t>(ctx: &Ctx<'_>, node: Node<'t>) -> Visit<'t> {
                 .map(|t| type_name(ctx.text(t)))
                 .unwrap_or_default(),
             kind: ScopeKind::Class,
-            test: false,
         },
         "trait_item" => Visit::Scope {
             name: name_of(ctx, node, "name").unwrap_or_default(),
             kind: ScopeKind::Class,
-            test: false,
         },
         "mod_item" => {
             if node.child_by_field_name("body").is_some() {
                 Visit::Scope {
                     name: name_of(ctx, node, "name").unwrap_or_default(),
                     kind: ScopeKind::Namespace,
-                    test: false,
                 }
             } else {
                 Visit::Skip
@@ -500,12 +492,10 @@ fn javascript<'t>(ctx: &Ctx<'_>, node: Node<'t>) -> Visit<'t> {
         "class_declaration" | "class" | "abstract_class_declaration" => Visit::Scope {
             name: name_of(ctx, node, "name").unwrap_or_default(),
             kind: ScopeKind::Class,
-            test: false,
         },
         "internal_module" | "module" => Visit::Scope {
             name: name_of(ctx, node, "name").unwrap_or_default(),
             kind: ScopeKind::Namespace,
-            test: false,
         },
         "variable_declarator" => match node.child_by_field_name("value") {
             Some(value) if is_function_value(value) => {
@@ -611,13 +601,11 @@ fn java<'t>(ctx: &Ctx<'_>, node: Node<'t>) -> Visit<'t> {
         | "annotation_type_declaration" => Visit::Scope {
             name: name_of(ctx, node, "name").unwrap_or_default(),
             kind: ScopeKind::Class,
-            test: false,
         },
         // An anonymous class: its methods are methods, named under the enclosing function.
         "class_body" => Visit::Scope {
             name: String::new(),
             kind: ScopeKind::Class,
-            test: false,
         },
         "line_comment"
         | "block_comment"
@@ -647,7 +635,6 @@ fn c_family<'t>(ctx: &Ctx<'_>, node: Node<'t>) -> Visit<'t> {
                         .map(|n| type_name(ctx.text(n)))
                         .unwrap_or_default(),
                     kind: ScopeKind::Class,
-                    test: false,
                 }
             } else {
                 Visit::Skip
@@ -658,7 +645,6 @@ fn c_family<'t>(ctx: &Ctx<'_>, node: Node<'t>) -> Visit<'t> {
                 .unwrap_or_default()
                 .replace("::", "."),
             kind: ScopeKind::Namespace,
-            test: false,
         },
         "template_declaration" => {
             let mut cursor = node.walk();

@@ -155,13 +155,7 @@ impl Environment {
                     limits: &options.setup_limits,
                     root: Root::Bind(base.clone()),
                     network: true,
-                    argv: vec![
-                        "bash".into(),
-                        "--noprofile".into(),
-                        "--norc".into(),
-                        "-c".into(),
-                        cmd.into(),
-                    ],
+                    argv: spawn::bash(Some(cmd.into())),
                     stdin: false,
                 };
                 let out = workspace::run_oneshot(&spec, options.setup_limits.timeout)?;
@@ -415,13 +409,7 @@ exit 0
         limits: &limits,
         root: Root::Bind(base.to_owned()),
         network: false,
-        argv: vec![
-            "bash".into(),
-            "--noprofile".into(),
-            "--norc".into(),
-            "-c".into(),
-            script,
-        ],
+        argv: spawn::bash(Some(script)),
         stdin: false,
     };
     let out = workspace::run_oneshot(&spec, limits.timeout)?;

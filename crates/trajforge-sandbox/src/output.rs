@@ -79,6 +79,18 @@ impl Capture {
         );
         (text, true)
     }
+
+    /// [`Capture::finish`] for a command, with a note when it was killed at `timeout`.
+    pub(crate) fn finish_command(self, timed_out: bool, timeout: Duration) -> (String, bool) {
+        let (mut output, clipped) = self.finish();
+        if timed_out {
+            output.push_str(&format!(
+                "\n[trajforge: command timed out after {} s and was killed]",
+                timeout.as_secs_f64()
+            ));
+        }
+        (output, clipped)
+    }
 }
 
 /// Finds `__PREFIX<digits>__\n` markers in a byte stream, passing other bytes through.

@@ -209,13 +209,7 @@ impl Session {
             }
         };
         let duration = started.elapsed();
-        let (mut output, clipped) = capture.finish();
-        if timed_out {
-            output.push_str(&format!(
-                "\n[trajforge: command timed out after {} s and was killed]",
-                timeout.as_secs_f64()
-            ));
-        }
+        let (mut output, clipped) = capture.finish_command(timed_out, timeout);
         if restarted {
             output.push_str(RESTART_NOTE);
         }
@@ -302,7 +296,7 @@ impl Session {
             limits: &env.config.limits,
             root: self.ws.root(),
             network: false,
-            argv: vec!["bash".into(), "--noprofile".into(), "--norc".into()],
+            argv: spawn::bash(None),
             stdin: true,
         };
         let sandbox = spawn::start(&spec)?;

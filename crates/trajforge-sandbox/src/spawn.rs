@@ -54,6 +54,17 @@ pub(crate) struct Spec<'a> {
     pub stdin: bool,
 }
 
+/// The argv of a bash that reads no start-up files (so nothing of the image's or the
+/// repository's dotfiles runs): running `script` with `-c`, or commands from standard input.
+pub(crate) fn bash(script: Option<String>) -> Vec<String> {
+    let mut argv = vec!["bash".into(), "--noprofile".into(), "--norc".into()];
+    if let Some(script) = script {
+        argv.push("-c".into());
+        argv.push(script);
+    }
+    argv
+}
+
 /// A started sandbox: the bubblewrap process and our ends of its pipes.
 pub(crate) struct Sandbox {
     /// The outer bubblewrap process.

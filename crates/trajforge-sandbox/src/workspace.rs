@@ -145,13 +145,7 @@ impl Workspace {
             limits,
             root: self.inner.root(),
             network: false,
-            argv: vec![
-                "bash".into(),
-                "--noprofile".into(),
-                "--norc".into(),
-                "-c".into(),
-                cmd.into(),
-            ],
+            argv: spawn::bash(Some(cmd.into())),
             stdin: false,
         };
         run_oneshot(&spec, timeout.unwrap_or(limits.timeout))
@@ -173,13 +167,7 @@ impl Workspace {
             limits: &limits,
             root: self.inner.root(),
             network: false,
-            argv: vec![
-                "bash".into(),
-                "--noprofile".into(),
-                "--norc".into(),
-                "-c".into(),
-                script,
-            ],
+            argv: spawn::bash(Some(script)),
             stdin: false,
         };
         let out = run_oneshot(&spec, limits.timeout)?;
@@ -239,13 +227,7 @@ pub(crate) fn run_oneshot(spec: &spawn::Spec<'_>, timeout: Duration) -> Result<C
         }
     };
     let duration = started.elapsed();
-    let (mut output, clipped) = capture.finish();
-    if timed_out {
-        output.push_str(&format!(
-            "\n[trajforge: command timed out after {} s and was killed]",
-            timeout.as_secs_f64()
-        ));
-    }
+    let (output, clipped) = capture.finish_command(timed_out, timeout);
     Ok(CommandOutput {
         output,
         exit_code: if timed_out {

@@ -1,11 +1,18 @@
-//! Test support for trajforge: a scripted fake OpenAI-compatible chat-completions server,
-//! bound to 127.0.0.1 on a free port, that plays tool calls, malformed output, error
-//! statuses, slow answers and dropped connections so every path of the agent loop can be
-//! tested deterministically.
+//! Test support for trajforge:
+//!
+//! - [`FakeServer`]: a scripted fake OpenAI-compatible chat-completions server, bound to
+//!   127.0.0.1 on a free port, that plays tool calls, malformed output, error statuses,
+//!   slow answers and dropped connections so every path of the agent loop can be tested
+//!   deterministically ([`Script`], [`Step`]).
+//! - [`code`]: the scripted teacher of whole code runs (Soft-Verified Generation on a
+//!   Python repository), answering every stage from the request alone, with a known fate
+//!   per function.
+//! - [`web`]: the same for whole web runs over a crawled site's page graph.
+//! - [`reference_python`]: the reference Python environment for cross-checks.
 
+pub mod code;
 mod script;
 mod server;
-pub mod svg;
 pub mod web;
 
 pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
-use trajforge_testkit::svg::SvgTeacher;
+use trajforge_testkit::code::CodeTeacher;
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
@@ -35,7 +35,7 @@ fn run_dir() -> &'static Path {
             .enable_all()
             .build()
             .expect("runtime");
-        let teacher = Arc::new(SvgTeacher::new(0));
+        let teacher = Arc::new(CodeTeacher::new(0));
         let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
             teacher.answer(req)
         })));

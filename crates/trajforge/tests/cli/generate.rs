@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use trajforge_testkit::svg::{Fate, SvgTeacher, expected_result, fate};
+use trajforge_testkit::code::{CodeTeacher, Fate, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
@@ -29,7 +29,7 @@ fn scene() -> Scene {
 }
 
 async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
-    let teacher = Arc::new(SvgTeacher::new(fault_every));
+    let teacher = Arc::new(CodeTeacher::new(fault_every));
     FakeServer::start(Script::handler(move |req| {
         let step = teacher.answer(req);
         if delay_ms > 0 {

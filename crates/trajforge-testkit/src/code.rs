@@ -1,4 +1,5 @@
-//! A scripted teacher for whole Soft-Verified Generation runs on Python repositories.
+//! A scripted teacher for whole code runs (Soft-Verified Generation on Python
+//! repositories, the pipeline's `code` module), as [`web`](crate::web) is for web runs.
 //!
 //! It answers every stage from the content of the request alone (so many conversations can
 //! run at once and a resumed run gets the same answers): rollout 1 appends a comment to the
@@ -66,15 +67,15 @@ fn edit(function: &str, path: &str, comment: &str, offset: u32) -> String {
 
 /// Answers for a whole run; `fault_every` > 0 makes every n-th request fail (500 or a dropped connection).
 #[derive(Debug, Default)]
-pub struct SvgTeacher {
+pub struct CodeTeacher {
     requests: AtomicUsize,
     fault_every: usize,
 }
 
-impl SvgTeacher {
+impl CodeTeacher {
     /// A teacher that injects a fault into every `fault_every`-th request (0: never).
     pub fn new(fault_every: usize) -> Self {
-        SvgTeacher {
+        CodeTeacher {
             requests: AtomicUsize::new(0),
             fault_every,
         }
