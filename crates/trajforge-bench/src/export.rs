@@ -148,12 +148,9 @@ fn trajectory(i: usize, corpus: &[String]) -> Trajectory {
     }
 }
 
-/// SplitMix64's finaliser: a well-spread 64-bit value from any input.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+/// A well-spread 64-bit value from any input: one SplitMix64 step from state `x`.
+fn mix(x: u64) -> u64 {
+    trajforge_hash::SplitMix64::new(x).next_u64()
 }
 
 fn patch(i: usize) -> String {

@@ -1,40 +1,9 @@
 //! Deterministic shuffling and sampling, stable across platforms and releases.
 //!
-//! A hand-written SplitMix64 generator keeps samples reproducible forever for a given
-//! seed: a general-purpose RNG crate may change its streams between versions.
+//! The shuffle is trajforge-hash's SplitMix64-driven Fisher–Yates, so a sample drawn for
+//! a seed today is drawn again by every later release.
 
-/// SplitMix64: small, fast, and good enough to drive a Fisher-Yates shuffle.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (bound > 0), without modulo bias.
-    fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - (u64::MAX % bound);
-        loop {
-            let x = self.next();
-            if x < zone {
-                return x % bound;
-            }
-        }
-    }
-}
-
-/// Shuffle `items` in place, deterministically for `seed`.
-pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut rng = SplitMix64(seed);
-    for i in (1..items.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        items.swap(i, j);
-    }
-}
+pub use trajforge_hash::shuffle;
 
 /// Shuffle `items` with `seed` and keep the first `n` (all when fewer).
 pub fn sample<T>(items: &mut Vec<T>, n: usize, seed: u64) {
@@ -56,7 +25,14 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, (0..20).collect::<Vec<_>>());
         // The stream is part of the contract: a sample drawn today is drawn again tomorrow.
-        assert_eq!(SplitMix64(0).next(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(
+            trajforge_hash::SplitMix64::new(0).next_u64(),
+            0xE220_A839_7B1D_CDAF
+        );
+        // And so is the order (recorded from the release that drew today's samples).
+        let mut c: Vec<u32> = (0..20).collect();
+        sample(&mut c, 5, 3);
+        assert_eq!(c, [5, 9, 12, 11, 19]);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! loader for user files that extend or replace it. Every sample records the
 //! id of the entry that produced it, and [`Menu::fingerprint`] lets a resumed
 //! run notice that the menu changed underneath it.
+//! Its `{name}` template engine ([`template`]) also fills the pipeline's stage
+//! prompts, so menu entries and prompt files follow one placeholder syntax.
 //!
 //! # User menu files
 //!
@@ -69,12 +71,13 @@
 
 mod error;
 mod parse;
-mod template;
+pub mod template;
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use serde::Serialize;
+use trajforge_hash::Fnv1a64;
 
 pub use error::{MenuError, MenuProblem};
 
@@ -205,27 +208,27 @@ impl Menu {
     /// every field is length-prefixed so no two menus serialise alike.
     pub fn fingerprint(&self) -> String {
         let mut hash = Fnv1a64::new();
-        hash.field(b"trajforge-menu/1");
+        hash.write_field(b"trajforge-menu/1");
         for bug in &self.bugs {
-            hash.field(b"bug");
-            hash.field(bug.index.to_string().as_bytes());
-            hash.field(bug.id.as_bytes());
-            hash.field(bug.category.as_bytes());
-            hash.field(bug.prompt.as_bytes());
+            hash.write_field(b"bug");
+            hash.write_field(bug.index.to_string().as_bytes());
+            hash.write_field(bug.id.as_bytes());
+            hash.write_field(bug.category.as_bytes());
+            hash.write_field(bug.prompt.as_bytes());
         }
         for task in &self.tasks {
-            hash.field(b"task");
-            hash.field(task.index.to_string().as_bytes());
-            hash.field(task.id.as_bytes());
-            hash.field(task.intent.as_bytes());
-            hash.field(task.prompt.as_bytes());
-            hash.field(if task.answer {
+            hash.write_field(b"task");
+            hash.write_field(task.index.to_string().as_bytes());
+            hash.write_field(task.id.as_bytes());
+            hash.write_field(task.intent.as_bytes());
+            hash.write_field(task.prompt.as_bytes());
+            hash.write_field(if task.answer {
                 b"answer=true"
             } else {
                 b"answer=false"
             });
         }
-        format!("{:016x}", hash.0)
+        hash.hex()
     }
 
     fn apply_text(&mut self, text: &str, origin: &str) -> Result<(), MenuError> {
@@ -286,45 +289,5 @@ impl Menu {
             }
         }
         Ok(())
-    }
-}
-
-/// FNV-1a, 64-bit.
-struct Fnv1a64(u64);
-
-impl Fnv1a64 {
-    fn new() -> Self {
-        Fnv1a64(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn field(&mut self, bytes: &[u8]) {
-        self.bytes(bytes.len().to_string().as_bytes());
-        self.bytes(b":");
-        self.bytes(bytes);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv1a64_matches_reference_vectors() {
-        // Published FNV-1a 64 test vectors.
-        let digest = |s: &[u8]| {
-            let mut h = Fnv1a64::new();
-            h.bytes(s);
-            h.0
-        };
-        assert_eq!(digest(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(digest(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(digest(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! One scanner serves both validation (strict: stray braces are errors) and
 //! rendering (lenient: anything not recognised is copied through), so the two
-//! can never disagree about what counts as a placeholder.
+//! can never disagree about what counts as a placeholder. The menu's entries and
+//! the pipeline's stage prompts both use it.
 
 /// One piece of a scanned template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Piece<'a> {
+pub enum Piece<'a> {
     /// Plain text, copied as is.
     Text(&'a str),
     /// An escaped brace (`{{` or `}}`), rendered as the single character.
@@ -18,7 +19,7 @@ pub(crate) enum Piece<'a> {
 }
 
 /// Splits `template` into pieces, left to right.
-pub(crate) fn scan(template: &str) -> Vec<Piece<'_>> {
+pub fn scan(template: &str) -> Vec<Piece<'_>> {
     let bytes = template.as_bytes();
     let mut pieces = Vec::new();
     let mut text_start = 0;
@@ -61,7 +62,10 @@ pub(crate) fn scan(template: &str) -> Vec<Piece<'_>> {
 }
 
 /// Fills the known placeholders of `template`; unknown ones stay verbatim.
-pub(crate) fn render(template: &str, values: &[(&str, &str)]) -> String {
+///
+/// Single pass over the template: text inserted for one placeholder is never scanned for
+/// another (a patch may well contain `{task}`).
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     for piece in scan(template) {
         match piece {

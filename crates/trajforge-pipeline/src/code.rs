@@ -20,6 +20,9 @@ use crate::prompts::{Prompts, fill};
 use crate::runner::{JobHandler, STOPPED, Worker, run_jobs};
 use crate::testreport;
 
+/// A deterministic draw in `0..n` from the seed, the job and the purpose.
+pub(crate) use trajforge_hash::draw;
+
 /// Stage names as stored.
 pub mod stage {
     /// The first rollout.
@@ -76,25 +79,6 @@ pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), RunError
         handler,
     )
     .await
-}
-
-/// A deterministic draw in `0..n` from the seed, the job and the purpose.
-pub(crate) fn draw(seed: u64, key: &str, attempt: u32, purpose: &str, n: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in key
-        .bytes()
-        .chain([0])
-        .chain(purpose.bytes())
-        .chain(attempt.to_le_bytes())
-    {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // splitmix64 finaliser spreads the FNV state over all bits before the modulo.
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^= h >> 31;
-    (h % n.max(1) as u64) as usize
 }
 
 pub(crate) fn usage_record(u: Usage, seconds: f64) -> UsageRecord {

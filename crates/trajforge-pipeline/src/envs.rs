@@ -240,10 +240,6 @@ pub fn default_work_dir(repo: &Path) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/trajforge"));
     // FNV-1a: stable across runs and releases, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in repo.as_os_str().as_encoded_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = trajforge_hash::fnv1a64(repo.as_os_str().as_encoded_bytes());
     base.join(format!("env-{hash:016x}"))
 }

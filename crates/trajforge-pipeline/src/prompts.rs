@@ -2,6 +2,12 @@
 
 use std::path::Path;
 
+use trajforge_menu::template::{self, Piece};
+
+/// Fills `{name}` placeholders (`{{` and `}}` are literal braces), in one pass: the menu's
+/// template engine, so menu entries and stage prompts follow one syntax.
+pub use trajforge_menu::template::render as fill;
+
 /// Prompt templates; `{name}` placeholders are filled at each stage.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Prompts {
@@ -17,13 +23,13 @@ pub struct Prompts {
     pub rollout2: String,
 }
 
-/// (file name, field, required placeholders) of each overridable prompt.
+/// (file name, field, required placeholder names) of each overridable prompt.
 const FILES: [(&str, &str, &[&str]); 5] = [
-    ("rollout1.txt", "rollout1", &["{bug}"]),
-    ("selfcheck.txt", "selfcheck", &["{task}", "{patch}"]),
+    ("rollout1.txt", "rollout1", &["bug"]),
+    ("selfcheck.txt", "selfcheck", &["task", "patch"]),
     ("pr_system.txt", "pr_system", &[]),
-    ("pr.txt", "pr", &["{demo}", "{patch}"]),
-    ("rollout2.txt", "rollout2", &["{issue}"]),
+    ("pr.txt", "pr", &["demo", "patch"]),
+    ("rollout2.txt", "rollout2", &["issue"]),
 ];
 
 impl Default for Prompts {
@@ -105,8 +111,8 @@ impl Prompts {
     }
 }
 
-/// Read the prompt files of `files` (file name, field, required placeholders) found in `dir`,
-/// checking their placeholders, and hand each to `set`.
+/// Read the prompt files of `files` (file name, field, required placeholder names) found in
+/// `dir`, checking their placeholders, and hand each to `set`.
 fn load_files(
     dir: &Path,
     files: &[(&str, &str, &[&str])],
@@ -126,17 +132,20 @@ fn load_files(
             path: path.display().to_string(),
             source,
         })?;
-        for placeholder in *required {
-            if !text.contains(placeholder) {
-                return Err(PromptError::Missing {
-                    path: path.display().to_string(),
-                    placeholder: (*placeholder).to_string(),
-                });
-            }
+        if let Some(name) = required.iter().find(|name| !has_placeholder(&text, name)) {
+            return Err(PromptError::Missing {
+                path: path.display().to_string(),
+                placeholder: format!("{{{name}}}"),
+            });
         }
         set(field, text);
     }
     Ok(())
+}
+
+/// Whether `template` has a `{name}` placeholder that [`fill`] would replace.
+fn has_placeholder(template: &str, name: &str) -> bool {
+    template::scan(template).contains(&Piece::Placeholder(name))
 }
 
 /// Prompt templates of the web pipeline (SPEC.md section 6).
@@ -153,10 +162,10 @@ pub struct WebPrompts {
 }
 
 const WEB_FILES: [(&str, &str, &[&str]); 4] = [
-    ("web_rollout1.txt", "rollout1", &["{intent}"]),
+    ("web_rollout1.txt", "rollout1", &["intent"]),
     ("web_request_system.txt", "request_system", &[]),
-    ("web_request.txt", "request", &["{final_url}"]),
-    ("web_rollout2.txt", "rollout2", &["{request}"]),
+    ("web_request.txt", "request", &["final_url"]),
+    ("web_rollout2.txt", "rollout2", &["request"]),
 ];
 
 impl Default for WebPrompts {
@@ -198,32 +207,6 @@ impl WebPrompts {
     }
 }
 
-/// Fill `{name}` placeholders in one pass, so text inserted for one placeholder is never
-/// scanned for another (a patch may well contain `{task}`).
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open..];
-        match values
-            .iter()
-            .find(|(name, _)| after.starts_with(&format!("{{{name}}}")))
-        {
-            Some((name, value)) => {
-                out.push_str(value);
-                rest = &after[name.len() + 2..];
-            }
-            None => {
-                out.push('{');
-                rest = &after[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +217,104 @@ mod tests {
         assert_eq!(s, "a {y} b Y {z}");
     }
 
+    /// Every built-in prompt, filled with values full of braces, hashed (FNV-1a) with its
+    /// length; recorded from the release before the pipeline shared the menu's template
+    /// engine. A change here changes what the teacher is asked in every run.
+    #[test]
+    fn default_prompts_render_as_released() {
+        let value = |name: &str| format!("<{name} value with {{task}} and {{{{ and }}}}>");
+        let (p, w) = (Prompts::default(), WebPrompts::default());
+        let web = ["start_url", "start_title", "ending"];
+        let cases: [(&str, &str, &[&str], u64, usize); 9] = [
+            (
+                "rollout1",
+                &p.rollout1,
+                &["bug", "function", "path"],
+                0xb0bc_5188_ab4a_6922,
+                397,
+            ),
+            (
+                "selfcheck",
+                &p.selfcheck,
+                &["task", "steps", "patch"],
+                0x434a_d5e4_bec3_f725,
+                313,
+            ),
+            ("pr_system", &p.pr_system, &[], 0xe4e9_566f_04e0_e75d, 93),
+            (
+                "pr",
+                &p.pr,
+                &["demo", "task", "patch"],
+                0xd05e_19f7_8d63_6cdb,
+                844,
+            ),
+            (
+                "rollout2",
+                &p.rollout2,
+                &["issue"],
+                0xfa56_cf9d_ef87_ddbd,
+                318,
+            ),
+            (
+                "web_rollout1",
+                &w.rollout1,
+                &["intent", web[0], web[1], web[2]],
+                0x5a7f_090e_89fa_8c87,
+                321,
+            ),
+            (
+                "web_request_system",
+                &w.request_system,
+                &[],
+                0xf7b5_be5e_0eb3_4e6f,
+                101,
+            ),
+            (
+                "web_request",
+                &w.request,
+                &["start_title", "final_title", "final_url", "answer"],
+                0xa250_92dd_be54_2d38,
+                531,
+            ),
+            (
+                "web_rollout2",
+                &w.rollout2,
+                &["request", web[0], web[1], web[2]],
+                0xa6e3_1267_2c31_1a08,
+                342,
+            ),
+        ];
+        for (name, template, names, digest, len) in cases {
+            let values: Vec<(&str, String)> = names.iter().map(|n| (*n, value(n))).collect();
+            let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = fill(template, &values);
+            assert_eq!(
+                (trajforge_hash::fnv1a64(out.as_bytes()), out.len()),
+                (digest, len),
+                "{name} renders differently:\n{out}"
+            );
+            if name == "web_rollout2" {
+                assert!(out.starts_with(
+                    "You are using a web browser on the page \"<start_title value with {task} and \
+                     {{ and }}>\" (<start_url value with {task} and {{ and }}>)."
+                ));
+            }
+        }
+    }
+
+    /// Run folders store these fingerprints; recorded from the release that wrote them.
+    #[test]
+    fn default_prompt_fingerprints_are_pinned() {
+        assert_eq!(
+            crate::settings::fingerprint(&Prompts::default()),
+            "d729c58aca485691"
+        );
+        assert_eq!(
+            crate::settings::fingerprint(&WebPrompts::default()),
+            "b1df99f8755c08f6"
+        );
+    }
+
     #[test]
     fn defaults_have_their_placeholders() {
         let p = Prompts::default();
@@ -241,7 +322,7 @@ mod tests {
             let mut copy = p.clone();
             let text = copy.field_mut(field).clone();
             for r in required {
-                assert!(text.contains(r), "{field} lacks {r}");
+                assert!(has_placeholder(&text, r), "{field} lacks {{{r}}}");
             }
         }
     }

@@ -76,15 +76,7 @@ impl RunSettings {
 }
 
 /// A stable digest of any serialisable value (FNV-1a over its JSON).
-pub fn fingerprint<T: Serialize>(value: &T) -> String {
-    let text = serde_json::to_string(value).unwrap_or_default();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
+pub use trajforge_hash::fingerprint;
 
 #[cfg(test)]
 mod tests {

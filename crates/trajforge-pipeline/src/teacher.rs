@@ -209,14 +209,23 @@ mod tests {
     #[test]
     fn bad_options_are_refused_before_anything_is_built() {
         let err = spec("http://127.0.0.1:9/v1", None).build(None).err();
-        assert!(matches!(err, Some(TeacherSetupError::ModelRequired)), "{err:?}");
+        assert!(
+            matches!(err, Some(TeacherSetupError::ModelRequired)),
+            "{err:?}"
+        );
         let mut s = spec("http://127.0.0.1:9/v1", Some("m"));
         s.max_requests = 0;
-        assert!(matches!(s.build(None).err(), Some(TeacherSetupError::Option(_))));
+        assert!(matches!(
+            s.build(None).err(),
+            Some(TeacherSetupError::Option(_))
+        ));
         let mut s = spec("http://127.0.0.1:9/v1", Some("m"));
         s.sampling.temperature = 3.0;
         let err = s.build(None).err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("--temperature 3: must be between 0 and 2"));
+        assert_eq!(
+            err.as_deref(),
+            Some("--temperature 3: must be between 0 and 2")
+        );
         let built = spec("http://127.0.0.1:9/v1", Some("m")).build(None);
         assert!(built.is_ok_and(|b| b.remote.is_some() && b.model == "m"));
     }

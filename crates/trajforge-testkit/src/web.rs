@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
+use trajforge_hash::fnv1a64;
 
 use crate::Step;
 
@@ -40,7 +41,7 @@ pub enum WebFate {
 
 /// The fate of a target page, by its URL (origin ignored).
 pub fn web_fate(url: &str) -> WebFate {
-    match fnv(&strip_origins(url)) % 3 {
+    match fnv1a64(strip_origins(url).as_bytes()) % 3 {
         0 => WebFate::Exact,
         1 => WebFate::Detour,
         _ => WebFate::Wrong,
@@ -49,7 +50,7 @@ pub fn web_fate(url: &str) -> WebFate {
 
 /// Whether rollout 1 reports a task infeasible (by the task text, origins ignored).
 pub fn infeasible(task: &str) -> bool {
-    fnv(&strip_origins(task)).is_multiple_of(5)
+    fnv1a64(strip_origins(task).as_bytes()).is_multiple_of(5)
 }
 
 /// `text` with the scheme and host of every http(s) URL removed, so hashes do not depend on
@@ -81,16 +82,8 @@ fn strip_origins(text: &str) -> String {
 
 /// The tag the request writer gives a page (a hash of its URL without origin).
 fn tag(url: &str) -> String {
-    format!("{:08x}", fnv(&strip_origins(url)) & 0xffff_ffff)
-}
-
-fn fnv(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    let digest = fnv1a64(strip_origins(url).as_bytes());
+    format!("{:08x}", digest & 0xffff_ffff)
 }
 
 fn strip_fragment(url: &str) -> &str {
@@ -162,7 +155,10 @@ impl WebTeacher {
                 .map(|(u, _)| u)
                 .collect();
             if !at.is_empty() {
-                return Some(at[(fnv(&strip_origins(task)) % at.len() as u64) as usize].clone());
+                return Some(
+                    at[(fnv1a64(strip_origins(task).as_bytes()) % at.len() as u64) as usize]
+                        .clone(),
+                );
             }
         }
         None

@@ -554,6 +554,9 @@ fn fingerprint_is_stable_and_sensitive() {
     let fp = base.fingerprint();
     assert_eq!(fp.len(), 16);
     assert!(fp.chars().all(|c| c.is_ascii_hexdigit()));
+    // Recorded from the release that wrote today's run folders: a different value makes
+    // every existing run refuse to resume.
+    assert_eq!(fp, "c4b9794dc352e71b");
     assert_eq!(fp, Menu::builtin().fingerprint());
     assert_eq!(
         fp,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use trajforge_teacher::{ApiKey, OpenAiTeacher, Teacher, TeacherConfig, TeacherError};
 use trajforge_testkit::{FakeServer, Script, Step};
 
-use crate::{config, conversation};
+use crate::{ask, config, conversation};
 
 #[tokio::test]
 async fn context_overflow_is_typed_and_not_retried() {
@@ -14,11 +14,7 @@ async fn context_overflow_is_typed_and_not_retried() {
         Step::text("unused"),
     ]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let err = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect_err("must fail");
+    let err = ask(config(&server), &[]).await.expect_err("must fail");
     assert!(err.is_context_overflow(), "{err:?}");
     assert!(matches!(
         err,
@@ -45,11 +41,7 @@ async fn overflow_wordings_of_other_servers() {
             body: body.to_string(),
         };
         let server = FakeServer::start(Script::sequence(vec![step])).await;
-        let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-        let err = teacher
-            .complete(&conversation(), &[])
-            .await
-            .expect_err("must fail");
+        let err = ask(config(&server), &[]).await.expect_err("must fail");
         assert!(err.is_context_overflow(), "{body}: {err:?}");
     }
 }
@@ -61,11 +53,7 @@ async fn other_client_errors_are_not_retried() {
         Step::text("unused"),
     ]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let err = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect_err("must fail");
+    let err = ask(config(&server), &[]).await.expect_err("must fail");
     assert!(
         matches!(
             err,

@@ -6,7 +6,9 @@ mod retries;
 
 use std::time::Duration;
 
-use trajforge_teacher::{ChatMessage, TeacherConfig, ToolSpec};
+use trajforge_teacher::{
+    ChatMessage, Completion, OpenAiTeacher, Teacher, TeacherConfig, TeacherError, ToolSpec,
+};
 use trajforge_testkit::FakeServer;
 
 /// A config with small backoffs so retry tests stay fast, and no key from the environment.
@@ -46,4 +48,10 @@ pub fn conversation() -> Vec<ChatMessage> {
         ChatMessage::system("You are a careful engineer."),
         ChatMessage::user("Fix the bug."),
     ]
+}
+
+/// One completion of [`conversation`] offering `tools`, from a client built with `cfg`.
+pub async fn ask(cfg: TeacherConfig, tools: &[ToolSpec]) -> Result<Completion, TeacherError> {
+    let teacher = OpenAiTeacher::new(cfg).expect("client");
+    teacher.complete(&conversation(), tools).await
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 use trajforge_teacher::{ChatMessage, OpenAiTeacher, Role, Teacher, ToolMode};
 use trajforge_testkit::{FakeServer, Reply, Script, Step};
 
-use crate::{config, conversation, tools};
+use crate::{ask, config, conversation, tools};
 
 #[tokio::test]
 async fn native_tool_call_parsed() {
@@ -17,11 +17,7 @@ async fn native_tool_call_parsed() {
     let mut cfg = config(&server);
     cfg.sampling.top_p = Some(0.95);
     cfg.sampling.seed = Some(42);
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let done = teacher
-        .complete(&conversation(), &tools())
-        .await
-        .expect("completion");
+    let done = ask(cfg, &tools()).await.expect("completion");
 
     let calls = &done.message.tool_calls;
     assert_eq!(calls.len(), 1);
@@ -89,11 +85,7 @@ async fn malformed_native_arguments_are_reported_not_fatal() {
             .tool_call("submit", json!({})),
     )]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let done = teacher
-        .complete(&conversation(), &tools())
-        .await
-        .expect("completion");
+    let done = ask(config(&server), &tools()).await.expect("completion");
     let calls = &done.message.tool_calls;
     assert_eq!(calls.len(), 2);
     assert!(calls[0].is_malformed());
@@ -183,11 +175,7 @@ async fn native_mode_falls_back_to_tool_call_text() {
         json!({}),
     )]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let done = teacher
-        .complete(&conversation(), &tools())
-        .await
-        .expect("completion");
+    let done = ask(config(&server), &tools()).await.expect("completion");
     assert_eq!(done.message.tool_calls.len(), 1);
     assert_eq!(done.message.tool_calls[0].name, "submit");
     assert_eq!(done.message.content, None);

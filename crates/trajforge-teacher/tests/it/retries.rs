@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use trajforge_teacher::{OpenAiTeacher, RequestLimiter, Teacher, TeacherError};
 use trajforge_testkit::{FakeServer, Script, Step};
 
-use crate::{config, conversation};
+use crate::{ask, config, conversation};
 
 #[tokio::test]
 async fn server_error_then_success_is_retried() {
@@ -24,11 +24,7 @@ async fn server_error_then_success_is_retried() {
         assert!(e.reason.starts_with("HTTP 5"), "{}", e.reason);
         seen.fetch_add(1, Ordering::SeqCst);
     }));
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let done = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect("completion");
+    let done = ask(cfg, &[]).await.expect("completion");
     assert_eq!(done.message.content.as_deref(), Some("ok"));
     assert_eq!(done.attempts, 3);
     assert_eq!(server.chat_request_count(), 3);
@@ -40,11 +36,7 @@ async fn server_errors_exhaust_retries() {
     let server = FakeServer::start(Script::repeat(Step::status(502, "bad gateway"))).await;
     let mut cfg = config(&server);
     cfg.max_retries = 2;
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let err = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect_err("must fail");
+    let err = ask(cfg, &[]).await.expect_err("must fail");
     assert!(
         matches!(
             err,
@@ -111,11 +103,7 @@ async fn dropped_connection_is_retried() {
         Step::text("ok"),
     ]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let done = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect("completion");
+    let done = ask(config(&server), &[]).await.expect("completion");
     assert_eq!(done.attempts, 3);
     assert_eq!(done.message.content.as_deref(), Some("ok"));
 }
@@ -131,11 +119,7 @@ async fn connection_refused_is_a_typed_error() {
     cfg.api_key = None;
     cfg.max_retries = 1;
     cfg.backoff_base = Duration::from_millis(1);
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let err = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect_err("must fail");
+    let err = ask(cfg, &[]).await.expect_err("must fail");
     assert!(
         matches!(err, TeacherError::Connection { attempts: 2, .. }),
         "{err:?}"
@@ -172,11 +156,7 @@ async fn slow_answer_within_timeout_succeeds() {
         Step::text("slow").after(Duration::from_millis(200)),
     ]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let done = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect("completion");
+    let done = ask(config(&server), &[]).await.expect("completion");
     assert_eq!(done.attempts, 1);
     assert!(
         done.latency >= Duration::from_millis(190),
@@ -193,22 +173,14 @@ async fn malformed_bodies_are_retried_a_bounded_number_of_times() {
         Step::text("finally"),
     ]))
     .await;
-    let teacher = OpenAiTeacher::new(config(&server)).expect("client");
-    let done = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect("completion");
+    let done = ask(config(&server), &[]).await.expect("completion");
     assert_eq!(done.attempts, 3);
 
     let server = FakeServer::start(Script::repeat(Step::empty_choices())).await;
     let mut cfg = config(&server);
     cfg.max_retries = 6;
     cfg.max_malformed_retries = 1;
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let err = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect_err("must fail");
+    let err = ask(cfg, &[]).await.expect_err("must fail");
     assert!(
         matches!(err, TeacherError::Malformed { attempts: 2, .. }),
         "{err:?}"
