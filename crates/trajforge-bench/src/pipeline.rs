@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use trajforge_pipeline::prepare::{Budget, CodeRunSpec, SandboxSpec};
+use trajforge_pipeline::prepare::{Budget, CodeRunSpec, RunBasics, SandboxSpec};
 use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
 use trajforge_teacher::{OpenAiTeacher, RequestLimiter, TeacherConfig};
@@ -123,17 +123,20 @@ async fn one_run(
     let teacher = Arc::new(OpenAiTeacher::new(config).map_err(|e| e.to_string())?);
 
     let run = CodeRunSpec {
+        basics: RunBasics {
+            out: base.join(name),
+            n: functions,
+            threshold: 0.5,
+            seed: 1,
+            menu: None,
+            prompts: None,
+            max_steps: 10,
+            budget: Budget::default(),
+        },
         repo: repo.to_path_buf(),
-        out: base.join(name),
-        n: functions,
-        threshold: 0.5,
         attempts: 1,
-        seed: 1,
-        menu: None,
         demos: None,
-        prompts: None,
         test_cmd: None,
-        max_steps: 10,
         include_tests: false,
         sandbox: SandboxSpec {
             commit: "HEAD".into(),
@@ -141,7 +144,6 @@ async fn one_run(
             command_timeout: Duration::from_secs(60),
             work_dir: None,
         },
-        budget: Budget::default(),
     }
     .load()
     .map_err(|e| e.to_string())?;

@@ -180,16 +180,6 @@ pub fn check_settings(store: &Store, settings: &RunSettings, dir: &Path) -> Resu
     }
 }
 
-fn check_threshold(threshold: f64) -> Result<(), RunError> {
-    if (0.0..=1.0).contains(&threshold) {
-        Ok(())
-    } else {
-        Err(RunError::Option(format!(
-            "--threshold {threshold}: must be between 0 and 1"
-        )))
-    }
-}
-
 /// The job of one sampled function: its key (`path:name@line`, stable across releases) and payload.
 pub fn function_job(f: &Function) -> (String, Value) {
     (
@@ -224,37 +214,62 @@ pub enum PrepareEvent {
     },
 }
 
-/// Soft-Verified Generation on a repository, as asked for.
+/// What every run names, code or web: its folder, size, keep threshold, seed, user menu and
+/// prompts, step limit and budget.
 #[derive(Debug, Clone)]
-pub struct CodeRunSpec {
-    /// The repository (top level of a git repository).
-    pub repo: PathBuf,
+pub struct RunBasics {
     /// The run folder.
     pub out: PathBuf,
-    /// Functions to sample.
+    /// Jobs to run (functions or tasks).
     pub n: usize,
-    /// Line-recall threshold of a kept T2.
+    /// Score needed to keep a pair (line recall, or the web agreement).
     pub threshold: f64,
-    /// Attempts per function.
-    pub attempts: u32,
     /// Seed of the sample and the draws.
     pub seed: u64,
     /// A user menu file.
     pub menu: Option<PathBuf>,
-    /// A user demonstration file.
-    pub demos: Option<PathBuf>,
     /// A folder of prompt files.
     pub prompts: Option<PathBuf>,
-    /// Test command of the behavioural verdict.
-    pub test_cmd: Option<String>,
     /// Model calls per rollout.
     pub max_steps: usize,
+    /// Budgets and prices.
+    pub budget: Budget,
+}
+
+impl RunBasics {
+    /// Check the threshold, `n` and the budget; load the menu.
+    fn check(&self) -> Result<Menu, RunError> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(RunError::Option(format!(
+                "--threshold {}: must be between 0 and 1",
+                self.threshold
+            )));
+        }
+        self.budget.check()?;
+        Ok(match &self.menu {
+            Some(p) => Menu::load(p)?,
+            None => Menu::builtin(),
+        })
+    }
+}
+
+/// Soft-Verified Generation on a repository, as asked for.
+#[derive(Debug, Clone)]
+pub struct CodeRunSpec {
+    /// Folder, size, threshold, seed, menu, prompts, steps, budget.
+    pub basics: RunBasics,
+    /// The repository (top level of a git repository).
+    pub repo: PathBuf,
+    /// Attempts per function.
+    pub attempts: u32,
+    /// A user demonstration file.
+    pub demos: Option<PathBuf>,
+    /// Test command of the behavioural verdict.
+    pub test_cmd: Option<String>,
     /// Sample test files too.
     pub include_tests: bool,
     /// The repository's environment.
     pub sandbox: SandboxSpec,
-    /// Budgets and prices.
-    pub budget: Budget,
 }
 
 /// A code run whose inputs are loaded and checked, before anything is created.
@@ -270,20 +285,15 @@ pub struct CodeRun {
 impl CodeRunSpec {
     /// Check the options and load the menu, demonstrations and prompts; nothing is created.
     pub fn load(self) -> Result<CodeRun, RunError> {
-        check_threshold(self.threshold)?;
-        if self.n == 0 {
+        if self.basics.n == 0 {
             return Err(RunError::Option("-n must be at least 1".into()));
         }
-        self.budget.check()?;
-        let menu = match &self.menu {
-            Some(p) => Menu::load(p)?,
-            None => Menu::builtin(),
-        };
+        let menu = self.basics.check()?;
         let demos = match &self.demos {
             Some(p) => demos::load(p)?,
             None => demos::default_pool(),
         };
-        let prompts = match &self.prompts {
+        let prompts = match &self.basics.prompts {
             Some(dir) => Prompts::load(dir)?,
             None => Prompts::default(),
         };
@@ -311,7 +321,7 @@ impl CodeRun {
         teacher: &BuiltTeacher,
         on_event: &mut dyn FnMut(PrepareEvent),
     ) -> Result<PreparedRun, RunError> {
-        let store = open_run(&self.spec.out)?;
+        let store = open_run(&self.spec.basics.out)?;
         on_event(PrepareEvent::PreparingRepository {
             repo: self.repo.clone(),
             commit: self.spec.sandbox.commit.clone(),
@@ -326,7 +336,7 @@ impl CodeRun {
         environment: Environment,
         teacher: &BuiltTeacher,
     ) -> Result<PreparedRun, RunError> {
-        let store = open_run(&self.spec.out)?;
+        let store = open_run(&self.spec.basics.out)?;
         self.prepare_with(store, environment, teacher)
     }
 
@@ -343,16 +353,16 @@ impl CodeRun {
             menu: self.menu.fingerprint(),
             demos: demos::fingerprint(&self.demos),
             prompts: fingerprint(&self.prompts),
-            threshold: spec.threshold,
+            threshold: spec.basics.threshold,
             attempts: spec.attempts,
-            seed: spec.seed,
+            seed: spec.basics.seed,
             model: teacher.model.clone(),
             test_cmd: spec.test_cmd.clone(),
-            max_steps: spec.max_steps,
+            max_steps: spec.basics.max_steps,
             include_tests: spec.include_tests,
         };
-        check_settings(&store, &settings, &spec.out)?;
-        let pricing = spec.budget.pricing();
+        check_settings(&store, &settings, &spec.basics.out)?;
+        let pricing = spec.basics.budget.pricing();
         store_run_meta(&store, pricing, &teacher.url)?;
 
         // Sample from the base snapshot: the functions as they are at the base commit.
@@ -369,21 +379,21 @@ impl CodeRun {
             });
         }
         let available = functions.len();
-        trajforge_ingest::sample(&mut functions, spec.n, spec.seed);
+        trajforge_ingest::sample(&mut functions, spec.basics.n, spec.basics.seed);
         let jobs: Vec<(String, Value)> = functions.iter().map(function_job).collect();
-        let control = spec.budget.control(&store)?;
+        let control = spec.basics.budget.control(&store)?;
         let config = CodeConfig {
             menu: self.menu,
             demos: self.demos,
             prompts: self.prompts,
             loop_config: LoopConfig {
-                max_steps: spec.max_steps,
+                max_steps: spec.basics.max_steps,
                 max_context_tokens: None,
                 ..LoopConfig::default()
             },
-            threshold: spec.threshold,
+            threshold: spec.basics.threshold,
             attempts: spec.attempts,
-            seed: spec.seed,
+            seed: spec.basics.seed,
             test_cmd: spec.test_cmd.clone(),
             selfcheck_tries: 3,
         };
@@ -402,7 +412,7 @@ impl CodeRun {
             store,
             &jobs,
             pricing,
-            spec.threshold,
+            spec.basics.threshold,
             Plan::Code { available },
             Driver::Code(worker),
         )
@@ -422,32 +432,18 @@ fn store_run_meta(store: &Store, pricing: Pricing, teacher_url: &str) -> Result<
 /// Soft-Verified Generation on a website, as asked for.
 #[derive(Debug, Clone)]
 pub struct WebRunSpec {
+    /// Folder, size, threshold, seed, menu, prompts, steps, budget.
+    pub basics: RunBasics,
     /// A site folder written by `site crawl`, or an http(s) URL to crawl first.
     pub site: String,
-    /// The run folder.
-    pub out: PathBuf,
-    /// Tasks (intent x start page).
-    pub n: usize,
     /// Start pages, in crawl order.
     pub start_pages: usize,
-    /// Agreement needed to keep a pair.
-    pub threshold: f64,
-    /// Seed of the task draw.
-    pub seed: u64,
-    /// A user menu file.
-    pub menu: Option<PathBuf>,
-    /// A folder of prompt files.
-    pub prompts: Option<PathBuf>,
     /// Browser processes in the pool.
     pub browsers: usize,
     /// Browse the live site instead of the recording.
     pub live: bool,
-    /// Model calls per rollout.
-    pub max_steps: usize,
     /// Most pages when crawling a URL.
     pub max_pages: usize,
-    /// Budgets and prices.
-    pub budget: Budget,
 }
 
 /// A web run whose inputs are loaded and checked, before anything is created.
@@ -462,21 +458,16 @@ impl WebRunSpec {
     /// Check the options and the site argument, and load the menu and prompts; nothing is
     /// created and no teacher is contacted.
     pub fn load(self) -> Result<WebRun, RunError> {
-        check_threshold(self.threshold)?;
-        if self.n == 0 || self.start_pages == 0 {
+        if self.basics.n == 0 || self.start_pages == 0 {
             return Err(RunError::Option(
                 "-n and --start-pages must be at least 1".into(),
             ));
         }
-        self.budget.check()?;
-        let menu = match &self.menu {
-            Some(p) => Menu::load(p)?,
-            None => Menu::builtin(),
-        };
+        let menu = self.basics.check()?;
         if menu.tasks.is_empty() {
             return Err(RunError::NoTasks);
         }
-        let prompts = match &self.prompts {
+        let prompts = match &self.basics.prompts {
             Some(dir) => WebPrompts::load(dir)?,
             None => WebPrompts::default(),
         };
@@ -513,7 +504,7 @@ impl WebRun {
         on_event: &mut (dyn FnMut(PrepareEvent) + Send),
     ) -> Result<PreparedRun, RunError> {
         let spec = &self.spec;
-        let store = open_run(&spec.out)?;
+        let store = open_run(&spec.basics.out)?;
         let pool = Arc::new(BrowserPool::new(
             LaunchConfig::default(),
             spec.browsers.max(1),
@@ -541,12 +532,12 @@ impl WebRun {
             menu: self.menu.fingerprint(),
             demos: String::new(),
             prompts: fingerprint(&self.prompts),
-            threshold: spec.threshold,
+            threshold: spec.basics.threshold,
             attempts: 1,
-            seed: spec.seed,
+            seed: spec.basics.seed,
             model: teacher.model.clone(),
             test_cmd: None,
-            max_steps: spec.max_steps,
+            max_steps: spec.basics.max_steps,
             include_tests: false,
         };
         let mode = if spec.live {
@@ -559,15 +550,15 @@ impl WebRun {
         } else {
             NetMode::Replay(Arc::new(recording))
         };
-        check_settings(&store, &settings, &spec.out)?;
-        let pricing = spec.budget.pricing();
+        check_settings(&store, &settings, &spec.basics.out)?;
+        let pricing = spec.basics.budget.pricing();
         store_run_meta(&store, pricing, &teacher.url)?;
         store.set_meta("site", &site_dir.display().to_string())?;
 
-        let jobs = web::plan(&self.menu.tasks, &starts, spec.n, spec.seed);
-        let control = spec.budget.control(&store)?;
+        let jobs = web::plan(&self.menu.tasks, &starts, spec.basics.n, spec.basics.seed);
+        let control = spec.basics.budget.control(&store)?;
         let loop_config = LoopConfig {
-            max_steps: spec.max_steps,
+            max_steps: spec.basics.max_steps,
             system_prompt: web::SYSTEM_PROMPT.into(),
             max_context_tokens: None,
             ..LoopConfig::default()
@@ -581,7 +572,7 @@ impl WebRun {
                 tasks: self.menu.tasks,
                 prompts: self.prompts,
                 loop_config,
-                threshold: spec.threshold,
+                threshold: spec.basics.threshold,
             }),
             control,
             owner: Owner::this_process().name().to_string(),
@@ -590,11 +581,11 @@ impl WebRun {
             store,
             &jobs,
             pricing,
-            spec.threshold,
+            spec.basics.threshold,
             Plan::Web {
                 intents,
                 start_pages: starts.len(),
-                asked: spec.n,
+                asked: spec.basics.n,
             },
             Driver::Web(worker, pool),
         )
@@ -612,7 +603,7 @@ async fn site_folder(
     if given.is_dir() {
         return Ok(given.to_path_buf());
     }
-    let dir = spec.out.join("site");
+    let dir = spec.basics.out.join("site");
     if dir.join("site.json").is_file() {
         return Ok(dir);
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use trajforge_pipeline::prepare::{Budget, SandboxSpec};
+use trajforge_pipeline::prepare::{Budget, RunBasics, SandboxSpec};
 use trajforge_pipeline::teacher::TeacherSpec;
 use trajforge_teacher::{Sampling, ToolMode};
 
@@ -77,6 +77,43 @@ impl TeacherArgs {
             request_timeout: Duration::from_secs(self.request_timeout),
             retries: self.retries,
             backoff: self.backoff,
+        }
+    }
+}
+
+/// What every run names, shared by `generate` and `web generate`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The run folder (created; holds the store).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Score needed to keep a pair, 0 to 1: T2's line recall against T1 for code (SERA ran
+    /// 1.0, 0.5 and 0.0), the two rollouts' agreement for web.
+    #[arg(long, default_value_t = 0.5, value_name = "R")]
+    pub threshold: f64,
+    /// Seed of the sample and of the draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A TOML menu that extends or replaces the built-in one (bug types for code, navigation
+    /// intents for web).
+    #[arg(long, value_name = "FILE.toml")]
+    pub menu: Option<PathBuf>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
+impl RunArgs {
+    /// The library's run basics, with the command's own `n`, prompts folder and step limit.
+    pub fn basics(&self, n: usize, prompts: Option<PathBuf>, max_steps: usize) -> RunBasics {
+        RunBasics {
+            out: self.out.clone(),
+            n,
+            threshold: self.threshold,
+            seed: self.seed,
+            menu: self.menu.clone(),
+            prompts,
+            max_steps,
+            budget: self.budget.budget(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use trajforge_pipeline::prepare::{self, CodeRunSpec, Plan, PrepareEvent};
 
-use crate::args::{BudgetArgs, SandboxArgs, TeacherArgs};
+use crate::args::{RunArgs, SandboxArgs, TeacherArgs};
 use crate::error::CliError;
 
 /// Options of `trajforge generate`.
@@ -21,9 +21,8 @@ pub struct Args {
     pub repo: PathBuf,
     #[command(flatten)]
     pub teacher: TeacherArgs,
-    /// The run folder (created; holds the store).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Functions to sample.
     #[arg(
         short = 'n',
@@ -32,18 +31,9 @@ pub struct Args {
         value_name = "N"
     )]
     pub n: usize,
-    /// Line-recall threshold for keeping a T2 trajectory (SERA ran 1.0, 0.5 and 0.0).
-    #[arg(long, default_value_t = 0.5, value_name = "R")]
-    pub threshold: f64,
     /// Attempts (bug types drawn) per function before giving up.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub attempts: u32,
-    /// Seed of the sample and of the draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// A TOML bug-type menu that extends or replaces the built-in one.
-    #[arg(long, value_name = "FILE.toml")]
-    pub menu: Option<PathBuf>,
     /// Your own demonstration issues (JSONL with a "text" field) [default: the built-in pool].
     #[arg(long, value_name = "FILE.jsonl")]
     pub demos: Option<PathBuf>,
@@ -61,8 +51,6 @@ pub struct Args {
     pub max_steps: usize,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
-    #[command(flatten)]
-    pub budget: BudgetArgs,
     /// Sample test files too.
     #[arg(long)]
     pub include_tests: bool,
@@ -71,20 +59,15 @@ pub struct Args {
 /// Run `trajforge generate`.
 pub fn run(args: Args) -> Result<(), CliError> {
     let run = CodeRunSpec {
+        basics: args
+            .run
+            .basics(args.n, args.prompts.clone(), args.max_steps),
         repo: args.repo.clone(),
-        out: args.out.clone(),
-        n: args.n,
-        threshold: args.threshold,
         attempts: args.attempts,
-        seed: args.seed,
-        menu: args.menu.clone(),
         demos: args.demos.clone(),
-        prompts: args.prompts.clone(),
         test_cmd: args.test_cmd.clone(),
-        max_steps: args.max_steps,
         include_tests: args.include_tests,
         sandbox: args.sandbox.spec(),
-        budget: args.budget.budget(),
     }
     .load()?;
     let runtime = prepare::runtime(args.concurrency)?;
@@ -112,7 +95,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         &runtime,
         &prepared,
         args.concurrency,
-        &args.out,
+        &args.run.out,
         "No trajectory passed soft verification in this run. With a small teacher this is expected: it \
          rarely produces a fix that a second rollout reproduces. Point the same command at a capable model on \
          an OpenAI-compatible server, e.g. --teacher http://GPU-HOST:8000/v1 --model <served model name>.",

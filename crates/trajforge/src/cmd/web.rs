@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use trajforge_pipeline::prepare::{self, Plan, PrepareEvent, WebRunSpec};
 
-use crate::args::{BudgetArgs, TeacherArgs};
+use crate::args::{RunArgs, TeacherArgs};
 use crate::error::CliError;
 /// Options of `trajforge web`.
 #[derive(Debug, clap::Args)]
@@ -34,24 +34,14 @@ pub struct GenerateArgs {
     pub site: String,
     #[command(flatten)]
     pub teacher: TeacherArgs,
-    /// The run folder (created; holds the store).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Tasks (intent x start page) to run.
     #[arg(short = 'n', long = "tasks", default_value_t = 10, value_name = "N")]
     pub n: usize,
     /// Start pages, taken from the site's pages in crawl order (nearest the start first).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub start_pages: usize,
-    /// Agreement needed to keep a pair (0 to 1).
-    #[arg(long, default_value_t = 0.5, value_name = "R")]
-    pub threshold: f64,
-    /// Seed of the task draw.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// A TOML task menu that extends or replaces the built-in navigation intents.
-    #[arg(long, value_name = "FILE.toml")]
-    pub menu: Option<PathBuf>,
     /// A folder of prompt files overriding the defaults (web_rollout1.txt, web_request_system.txt, web_request.txt, web_rollout2.txt).
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
@@ -70,8 +60,6 @@ pub struct GenerateArgs {
     /// Most pages when crawling a URL given to --site.
     #[arg(long, default_value_t = 60, value_name = "N")]
     pub max_pages: usize,
-    #[command(flatten)]
-    pub budget: BudgetArgs,
 }
 
 /// Run `trajforge web ...`.
@@ -83,19 +71,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
 
 fn generate(args: GenerateArgs) -> Result<(), CliError> {
     let run = WebRunSpec {
+        basics: args
+            .run
+            .basics(args.n, args.prompts.clone(), args.max_steps),
         site: args.site.clone(),
-        out: args.out.clone(),
-        n: args.n,
         start_pages: args.start_pages,
-        threshold: args.threshold,
-        seed: args.seed,
-        menu: args.menu.clone(),
-        prompts: args.prompts.clone(),
         browsers: args.browsers.unwrap_or(args.concurrency),
         live: args.live,
-        max_steps: args.max_steps,
         max_pages: args.max_pages,
-        budget: args.budget.budget(),
     }
     .load()?;
     let runtime = prepare::runtime(args.concurrency)?;
@@ -132,7 +115,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         &runtime,
         &prepared,
         args.concurrency,
-        &args.out,
+        &args.run.out,
         "No pair of rollouts agreed in this run. With a small teacher this is expected; point the same \
          command at a capable model on an OpenAI-compatible server (--teacher URL --model NAME).",
     )
