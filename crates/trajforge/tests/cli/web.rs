@@ -27,7 +27,7 @@ fn status(run: &std::path::Path) -> Value {
 
 /// Crawl `max_pages` pages of the bidict docs into `dir/site`; returns the folder and the
 /// page graph the scripted teacher navigates by.
-fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
+pub(crate) fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
     let site = dir.join("site");
     let out = trajforge(
         &[
