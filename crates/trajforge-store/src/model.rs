@@ -514,6 +514,12 @@ impl RejectedStage {
             infeasible: None,
         }
     }
+
+    /// The same, with the error met.
+    pub fn error(mut self, error: impl fmt::Display) -> RejectedStage {
+        self.error = Some(error.to_string());
+        self
+    }
 }
 
 /// The `import` stage: where an imported trajectory came from.
