@@ -286,15 +286,16 @@ fn run_digest(run: &Path) -> BTreeMap<String, Value> {
     let jobs = store.jobs().expect("jobs");
     let mut out = BTreeMap::new();
     for t in store.trajectories(true).expect("trajectories") {
+        let m = &t.meta;
         let job = jobs
             .iter()
-            .find(|j| j.id == t.job_id)
+            .find(|j| j.id == m.job_id)
             .expect("job of trajectory");
-        let key = format!("{} #{} {}", job.key, t.attempt, t.rollout);
+        let key = format!("{} #{} {}", job.key, m.attempt, m.rollout);
         let entry = serde_json::json!({
-            "exit": t.exit_status,
-            "kept": t.kept,
-            "recall": t.recall,
+            "exit": m.exit_status,
+            "kept": m.kept,
+            "recall": m.recall,
             "final_url": t.data.pointer("/outcome/final_url").cloned().unwrap_or(Value::Null),
         });
         assert!(
