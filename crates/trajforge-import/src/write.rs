@@ -5,8 +5,9 @@
 //! with attempt 1 holding:
 //! - an `import` stage (format, file, line, rollout, exit, steps),
 //! - when the record has a reference patch (SERA's `target_patch`, the T1 patch): the record
-//!   is a `t2` trajectory and gets the pipeline's own `verify` stage (line recall r of its
-//!   patch against the reference), so it is kept exactly when a generated T2 would be;
+//!   is a `t2` trajectory and gets the same `verify` stage as the pipeline writes
+//!   ([`VerifyStage::of_patches`]: line recall r of its patch against the reference), so it
+//!   is kept exactly when a generated T2 would be;
 //! - otherwise it is a `t1` trajectory (no reference to verify against), kept when it was
 //!   submitted.
 

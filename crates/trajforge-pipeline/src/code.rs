@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
-use trajforge_agent::{
-    BoxFuture, Environment, ExitStatus, LoopConfig, Trajectory, run_episode,
-};
+use trajforge_agent::{BoxFuture, Environment, ExitStatus, LoopConfig, Trajectory, run_episode};
 use trajforge_menu::Menu;
 use trajforge_store::model::{
     CodeJob, CodeRollout, PrStage, RejectedStage, RolloutStage, SelfcheckAnswer, SelfcheckStage,
@@ -423,16 +421,16 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
             Some(Stage::Selfcheck(v)) => v.clone(),
             _ => {
                 let traj = load_trajectory(w, job, a, &Rollout::T1)?;
-                let (answer, tries, usage, secs) =
-                    match selfcheck(w, &task1, &p1, traj.as_ref()).await {
-                        Ok(r) => r,
-                        Err(e) => {
-                            last_reason = reject(
-                                RejectedStage::new(Outcome::SelfcheckTeacherError).error(e),
-                            )?;
-                            continue;
-                        }
-                    };
+                let (answer, tries, usage, secs) = match selfcheck(w, &task1, &p1, traj.as_ref())
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last_reason =
+                            reject(RejectedStage::new(Outcome::SelfcheckTeacherError).error(e))?;
+                        continue;
+                    }
+                };
                 w.control.add(usage);
                 let v = SelfcheckStage { answer, tries };
                 w.store.record_stage(
@@ -467,8 +465,7 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                 let (text, usage, secs) = match synthesize_pr(w, demo, &task1, &p1).await {
                     Ok(r) => r,
                     Err(e) => {
-                        last_reason =
-                            reject(RejectedStage::new(Outcome::PrTeacherError).error(e))?;
+                        last_reason = reject(RejectedStage::new(Outcome::PrTeacherError).error(e))?;
                         continue;
                     }
                 };
@@ -526,14 +523,8 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
             _ => {
                 let submitted = r2.exit == ExitLabel::Submitted;
                 let v = VerifyStage::of_patches(&p1, &p2, submitted, cfg.threshold);
-                w.store.record_stage(
-                    &w.owner,
-                    job,
-                    a,
-                    &Stage::Verify(v.clone()),
-                    None,
-                    None,
-                )?;
+                w.store
+                    .record_stage(&w.owner, job, a, &Stage::Verify(v.clone()), None, None)?;
                 w.store
                     .set_verdict(job, a, &Rollout::T2, v.kept(), v.recall())?;
                 v

@@ -113,10 +113,7 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
             JobStatus::Running => s.running += 1,
             _ => {
                 s.done += 1;
-                let result = j
-                    .result
-                    .clone()
-                    .unwrap_or_else(|| Outcome::from("unknown"));
+                let result = j.result.clone().unwrap_or_else(|| Outcome::from("unknown"));
                 if web {
                     let job = WebJob::deserialize(&j.payload).unwrap_or_default();
                     let or_unknown = |s: String| if s.is_empty() { "?".to_string() } else { s };

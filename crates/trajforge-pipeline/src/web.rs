@@ -312,13 +312,8 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
     let verify = match done.get(&StageName::Verify) {
         Some(Stage::Verify(v)) => v.clone(),
         _ => {
-            let v = VerifyStage::Agreement(verify(
-                &r1,
-                &r2,
-                &start_url,
-                wants_answer,
-                cfg.threshold,
-            ));
+            let v =
+                VerifyStage::Agreement(verify(&r1, &r2, &start_url, wants_answer, cfg.threshold));
             w.store
                 .record_stage(&w.owner, job, A, &Stage::Verify(v.clone()), None, None)?;
             let (kept, r) = (v.kept(), v.recall());
@@ -354,10 +349,7 @@ async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajector
     .await)
 }
 
-async fn write_request(
-    w: &WebWorker,
-    prompt: &str,
-) -> Result<(String, Usage, f64), StageError> {
+async fn write_request(w: &WebWorker, prompt: &str) -> Result<(String, Usage, f64), StageError> {
     let messages = [
         ChatMessage::system(&w.config.prompts.request_system),
         ChatMessage::user(prompt),

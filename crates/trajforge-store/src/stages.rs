@@ -36,8 +36,6 @@ impl Store {
     ///
     /// Recording the same (job, attempt, stage) again replaces it: a retried stage after a
     /// crash never duplicates anything.
-    // One call commits one stage atomically; bundling the parts into a struct would only move the list.
-    #[allow(clippy::too_many_arguments)]
     pub fn record_stage(
         &self,
         owner: &str,

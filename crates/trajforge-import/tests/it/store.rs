@@ -26,7 +26,11 @@ fn sera_records_are_verified_like_generated_t2_and_read_back_unchanged() {
     assert!(!trajs[1].meta.kept);
     for (t, r) in trajs.iter().zip(&parsed.records) {
         assert_eq!(
-            (t.meta.rollout.as_str(), t.meta.exit_status.as_str(), t.meta.attempt),
+            (
+                t.meta.rollout.as_str(),
+                t.meta.exit_status.as_str(),
+                t.meta.attempt
+            ),
             ("t2", "submitted", 1)
         );
         assert_eq!(t.meta.patch, r.trajectory.outcome.patch);

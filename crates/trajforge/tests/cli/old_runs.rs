@@ -38,7 +38,14 @@ fn stable_sample_repo(dir: &Path) -> PathBuf {
 }
 
 /// `generate` on the code fixture's settings (seed 3, one function at a time).
-fn generate(repo: &Path, work: &Path, server: &FakeServer, run: &Path, n: usize, extra: &[&str]) -> Output {
+fn generate(
+    repo: &Path,
+    work: &Path,
+    server: &FakeServer,
+    run: &Path,
+    n: usize,
+    extra: &[&str],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trajforge"))
         .args(["generate", "--repo"])
         .arg(repo)
@@ -128,7 +135,11 @@ fn checkpoint(db: &Path) {
         .arg("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
         .output()
         .expect("sqlite3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for ext in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{ext}", db.display()));
         if side.exists() {
@@ -142,7 +153,8 @@ fn checkpoint(db: &Path) {
 #[test]
 #[ignore = "writes fixtures; run by hand with TRAJFORGE_FIXTURES_OUT set"]
 fn make_fixtures() {
-    let out = PathBuf::from(std::env::var_os("TRAJFORGE_FIXTURES_OUT").expect("TRAJFORGE_FIXTURES_OUT"));
+    let out =
+        PathBuf::from(std::env::var_os("TRAJFORGE_FIXTURES_OUT").expect("TRAJFORGE_FIXTURES_OUT"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let rt = runtime();
 
@@ -155,7 +167,10 @@ fn make_fixtures() {
     let first = generate(&repo, &work, &server, &code, 4, &[]);
     assert!(first.status.success(), "{}", stderr(&first));
     let spent = {
-        let s = trajforge(&["status", code.to_str().expect("utf-8"), "--json"], tmp.path());
+        let s = trajforge(
+            &["status", code.to_str().expect("utf-8"), "--json"],
+            tmp.path(),
+        );
         let v: Value = serde_json::from_str(&stdout(&s)).expect("json");
         v["prompt_tokens"].as_u64().unwrap_or(0) + v["completion_tokens"].as_u64().unwrap_or(0)
     };
@@ -177,7 +192,16 @@ fn make_fixtures() {
             .arg(&site)
             .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
             .arg(&web)
-            .args(["-n", "8", "--start-pages", "2", "--seed", "5", "--max-steps", "8"])
+            .args([
+                "-n",
+                "8",
+                "--start-pages",
+                "2",
+                "--seed",
+                "5",
+                "--max-steps",
+                "8",
+            ])
             .args(["--concurrency", "1", "--backoff", "0.01"])
             .env_remove("OPENAI_API_KEY")
             .env_remove("TRAJFORGE_API_KEY")
@@ -197,10 +221,20 @@ fn make_fixtures() {
     };
     for (from, file) in [
         ("sera", fixture("sera/sera.jsonl")),
-        ("mini-swe-agent", fixture("mini-swe-agent/chunked_even.traj.json")),
+        (
+            "mini-swe-agent",
+            fixture("mini-swe-agent/chunked_even.traj.json"),
+        ),
     ] {
         let o = trajforge(
-            &["import", "--from", from, &file, "--into", imported.to_str().expect("utf-8")],
+            &[
+                "import",
+                "--from",
+                from,
+                &file,
+                "--into",
+                imported.to_str().expect("utf-8"),
+            ],
             tmp.path(),
         );
         assert!(o.status.success(), "{}", stderr(&o));
@@ -259,9 +293,10 @@ fn old_runs_report_and_export_as_the_release_that_wrote_them() {
 fn an_old_code_run_resumes_and_finishes() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = copy_fixture("code", tmp.path());
-    let before: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("code/status.json")).expect("pin"))
-            .expect("json");
+    let before: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("code/status.json")).expect("pin"),
+    )
+    .expect("json");
     assert!(before["pending"].as_u64().unwrap_or(0) >= 1, "{before}");
     let repo = stable_sample_repo(tmp.path());
     let work = work_dir(tmp.path());
@@ -270,16 +305,32 @@ fn an_old_code_run_resumes_and_finishes() {
     let out = generate(&repo, &work, &server, &run, 5, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("4 already done"), "{}", stderr(&out));
-    let s = trajforge(&["status", run.to_str().expect("utf-8"), "--json", "--jobs"], tmp.path());
+    let s = trajforge(
+        &["status", run.to_str().expect("utf-8"), "--json", "--jobs"],
+        tmp.path(),
+    );
     assert!(s.status.success(), "{}", stderr(&s));
     let v: Value = serde_json::from_str(&stdout(&s)).expect("json");
-    assert_eq!((v["done"].as_u64(), v["functions"].as_u64()), (Some(5), Some(5)), "{v}");
+    assert_eq!(
+        (v["done"].as_u64(), v["functions"].as_u64()),
+        (Some(5), Some(5)),
+        "{v}"
+    );
     for job in v["jobs"].as_array().expect("jobs") {
         let function = job["function"]["name"].as_str().unwrap_or("");
-        assert_eq!(job["result"].as_str(), Some(expected_result(function)), "{job}");
+        assert_eq!(
+            job["result"].as_str(),
+            Some(expected_result(function)),
+            "{job}"
+        );
     }
     // The finished jobs are untouched by the resume.
-    for (old, new) in before["jobs"].as_array().expect("jobs").iter().zip(v["jobs"].as_array().expect("jobs")) {
+    for (old, new) in before["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .zip(v["jobs"].as_array().expect("jobs"))
+    {
         if old["status"] == "done" {
             assert_eq!(old, new);
         }
