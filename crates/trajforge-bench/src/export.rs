@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
-use trajforge_store::{Store, TrajectoryRecord};
+use trajforge_store::model::{CodeRollout, RolloutStage};
+use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, Store, TrajectoryRecord};
 use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
 
 use crate::{Measured, cores, run_child, sibling_binary, verdict};
@@ -180,27 +181,27 @@ fn build_store(dir: &Path, n: usize, corpus: &[String]) -> Result<(), String> {
         let i = job.id as usize;
         let t = trajectory(i, corpus);
         let rec = TrajectoryRecord {
-            rollout: "t1".into(),
-            exit_status: "submitted".into(),
+            rollout: Rollout::T1,
+            exit_status: ExitLabel::Submitted,
             patch: t.outcome.patch.clone(),
             data: serde_json::to_value(&t).map_err(|e| e.to_string())?,
         };
+        let stage = Stage::Rollout1(RolloutStage::Code(CodeRollout {
+            bug: Some("generic".into()),
+            bug_index: Some(0),
+            task: String::new(),
+            exit: ExitLabel::Submitted,
+            patch: t.outcome.patch.clone(),
+            steps: t.steps.len(),
+        }));
         store
-            .record_stage(
-                owner,
-                job.id,
-                1,
-                "rollout1",
-                &json!({"bug": "generic", "bug_index": 0}),
-                Some(&rec),
-                None,
-            )
+            .record_stage(owner, job.id, 1, &stage, Some(&rec), None)
             .map_err(|e| e.to_string())?;
         store
-            .set_verdict(job.id, 1, "t1", true, None)
+            .set_verdict(job.id, 1, &Rollout::T1, true, None)
             .map_err(|e| e.to_string())?;
         store
-            .finish(owner, job.id, "kept")
+            .finish(owner, job.id, &Outcome::Kept)
             .map_err(|e| e.to_string())?;
     }
     Ok(())

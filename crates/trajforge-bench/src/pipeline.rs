@@ -212,7 +212,7 @@ async fn one_run(
     let mean_in_flight =
         samples.iter().map(|(n, _)| *n as f64).sum::<f64>() / samples.len().max(1) as f64;
     let trajectories = store.trajectories(true).map_err(|e| e.to_string())?;
-    let kept = trajectories.iter().filter(|t| t.kept).count() as u64;
+    let kept = trajectories.iter().filter(|t| t.meta.kept).count() as u64;
     let command_seconds: f64 = trajectories
         .iter()
         .flat_map(|t| t.data["steps"].as_array().cloned().unwrap_or_default())

@@ -25,7 +25,7 @@ use std::sync::mpsc;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use trajforge_store::{Store, TrajectoryRow};
+use trajforge_store::{ExitLabel, Rollout, Store, TrajectoryRow};
 
 pub use error::{ExportError, Result};
 pub use select::{Filters, Key, Plan};
@@ -125,21 +125,22 @@ pub fn run_settings(store: &Store) -> Result<Value> {
 
 /// Per-sample filters that need no tokens, in order; the first that removes it.
 fn cheap_filters(s: &Sample, f: &Filters, run_repo: Option<&str>) -> Option<&'static str> {
-    if !f.rollouts.contains(&s.rollout) {
+    let m = &s.meta;
+    if !f.rollouts.iter().any(|r| m.rollout == r.as_str()) {
         return Some("rollout");
     }
-    let verdict_ok = match (s.rollout.as_str(), f.min_recall) {
-        ("t2", Some(min)) => s.recall.is_some_and(|r| r >= min),
-        _ => s.kept,
+    let verdict_ok = match (&m.rollout, f.min_recall) {
+        (Rollout::T2, Some(min)) => m.recall.is_some_and(|r| r >= min),
+        _ => m.kept,
     };
     if !verdict_ok {
         return Some("verdict");
     }
-    if f.require_submit && s.exit_status != "submitted" {
+    if f.require_submit && m.exit_status != ExitLabel::Submitted {
         return Some("not_submitted");
     }
     if let Some(max) = f.max_patch_lines {
-        let lines = patch_lines(s.patch.as_deref());
+        let lines = patch_lines(m.patch.as_deref());
         if lines.is_none_or(|n| n > max) {
             return Some("patch_lines");
         }
@@ -178,7 +179,7 @@ fn key_of(
             Some(
                 tok.measure(&s.trajectory, f.max_tokens)
                     .map_err(|e| ExportError::Record {
-                        id: s.id,
+                        id: s.meta.id,
                         message: e.to_string(),
                     })?,
             )
@@ -186,15 +187,16 @@ fn key_of(
         _ => None,
     };
     Ok(Key {
-        id: s.id,
-        rollout: s.rollout.clone(),
+        id: s.meta.id,
+        rollout: s.meta.rollout.to_string(),
         removed,
         patch_hash: s
+            .meta
             .patch
             .as_deref()
             .map(|p| xxhash_rust::xxh3::xxh3_64(p.as_bytes())),
         measure,
-        recall: s.recall,
+        recall: s.meta.recall,
         menu_entry: s
             .menu_entry()
             .and_then(|m| m.get("id").and_then(Value::as_str).map(str::to_string)),
@@ -258,8 +260,8 @@ pub fn first_pass(
 fn meta_columns(s: &Sample, tokens: Option<usize>, ratio: f64) -> Value {
     json!({
         "id": s.sample_id(),
-        "rollout": s.rollout,
-        "recall": s.recall,
+        "rollout": s.meta.rollout,
+        "recall": s.meta.recall,
         "function": s.function_name(),
         "menu_entry": s.menu_entry(),
         "teacher": s.trajectory.teacher.model,
@@ -298,12 +300,13 @@ pub fn render_row(
             obj.insert("tools".into(), tools.into());
         }
         Format::Raw => {
-            obj.insert("job_id".into(), s.job_id.into());
-            obj.insert("attempt".into(), s.attempt.into());
-            obj.insert("exit_status".into(), s.exit_status.clone().into());
-            obj.insert("kept".into(), s.kept.into());
-            obj.insert("patch".into(), s.patch.clone().into());
-            obj.insert("patch_lines".into(), patch_lines(s.patch.as_deref()).into());
+            let m = &s.meta;
+            obj.insert("job_id".into(), m.job_id.into());
+            obj.insert("attempt".into(), m.attempt.into());
+            obj.insert("exit_status".into(), m.exit_status.as_str().into());
+            obj.insert("kept".into(), m.kept.into());
+            obj.insert("patch".into(), m.patch.clone().into());
+            obj.insert("patch_lines".into(), patch_lines(m.patch.as_deref()).into());
             obj.insert(
                 "tool_tokens_mean".into(),
                 measure.map(|m| m.tool_tokens_mean).into(),
@@ -356,11 +359,11 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Summary> {
     let mut failure: Option<ExportError> = None;
     let keep_data = opts.format == Format::Raw;
     store.for_each_trajectory(true, |row| {
-        let Some(&keep) = plan.selected.get(&row.id) else {
+        let Some(&keep) = plan.selected.get(&row.meta.id) else {
             return true;
         };
         let result = Sample::from_row(row, keep_data).and_then(|s| {
-            let row = render_row(&s, opts.format, keep, measures.get(&s.id), &run);
+            let row = render_row(&s, opts.format, keep, measures.get(&s.meta.id), &run);
             writer.write(row)
         });
         match result {

@@ -2,34 +2,21 @@
 
 use serde_json::Value;
 use trajforge_agent::Trajectory;
-use trajforge_store::TrajectoryRow;
+use trajforge_store::{StageName, TrajectoryMeta, TrajectoryRow};
 
 use crate::error::{ExportError, Result};
 
 /// A trajectory ready to filter and render.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// Trajectory row id.
-    pub id: i64,
-    /// The job.
-    pub job_id: i64,
-    /// Attempt number.
-    pub attempt: i64,
-    /// `t1` or `t2`.
-    pub rollout: String,
-    /// Exit status label.
-    pub exit_status: String,
-    /// The patch it produced.
-    pub patch: Option<String>,
-    /// Line recall (T2).
-    pub recall: Option<f64>,
-    /// The run's verdict.
-    pub kept: bool,
+    /// Where it belongs, how it ended, the run's verdict.
+    pub meta: TrajectoryMeta,
     /// The job's key, if a job row exists.
     pub job_key: Option<String>,
     /// The job payload (the sampled function for repository runs; `null` when absent).
     pub function: Value,
-    /// The attempt's stage results keyed by stage name (`null` when none).
+    /// The attempt's stage results keyed by stage name, as stored (`null` when none); `raw`
+    /// writes them unchanged.
     pub stages: Value,
     /// The trajectory.
     pub trajectory: Trajectory,
@@ -50,7 +37,7 @@ fn parse_json(id: i64, what: &str, text: Option<&str>) -> Result<Value> {
 impl Sample {
     /// Parse a streamed row; `keep_data` also keeps the stored JSON as it is (for `raw`).
     pub fn from_row(row: TrajectoryRow, keep_data: bool) -> Result<Sample> {
-        let id = row.id;
+        let id = row.meta.id;
         let data = if keep_data {
             Some(parse_json(id, "data", Some(&row.data))?)
         } else {
@@ -65,14 +52,7 @@ impl Sample {
             message: format!("not a trajectory record: {e}"),
         })?;
         Ok(Sample {
-            id,
-            job_id: row.job_id,
-            attempt: row.attempt,
-            rollout: row.rollout,
-            exit_status: row.exit_status,
-            patch: row.patch,
-            recall: row.recall,
-            kept: row.kept,
+            meta: row.meta,
             job_key: row.job_key,
             function: parse_json(id, "job payload", row.job_payload.as_deref())?,
             stages: parse_json(id, "stages", row.stages.as_deref())?,
@@ -92,7 +72,7 @@ impl Sample {
 
     /// The bug-type menu entry that produced the sample (`{"id", "index"}`), when recorded.
     pub fn menu_entry(&self) -> Option<Value> {
-        let r1 = self.stages.get("rollout1")?;
+        let r1 = self.stages.get(StageName::Rollout1.as_str())?;
         let id = r1.get("bug")?.clone();
         Some(
             serde_json::json!({"id": id, "index": r1.get("bug_index").cloned().unwrap_or(Value::Null)}),
@@ -110,7 +90,8 @@ impl Sample {
 
     /// A stable sample id: `job-attempt-rollout`.
     pub fn sample_id(&self) -> String {
-        format!("{}-{}-{}", self.job_id, self.attempt, self.rollout)
+        let m = &self.meta;
+        format!("{}-{}-{}", m.job_id, m.attempt, m.rollout)
     }
 }
 

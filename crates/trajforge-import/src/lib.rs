@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use trajforge_agent::Trajectory;
 
-pub use write::{IMPORT_STAGE, job_for, write};
+pub use write::{job_for, write};
 
 /// A source format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -5,22 +5,22 @@
 //! with attempt 1 holding:
 //! - an `import` stage (format, file, line, rollout, exit, steps),
 //! - when the record has a reference patch (SERA's `target_patch`, the T1 patch): the record
-//!   is a `t2` trajectory and gets the pipeline's own `verify` stage (line recall r of its
-//!   patch against the reference), so it is kept exactly when a generated T2 would be;
+//!   is a `t2` trajectory and gets the same `verify` stage as the pipeline writes
+//!   ([`VerifyStage::of_patches`]: line recall r of its patch against the reference), so it
+//!   is kept exactly when a generated T2 would be;
 //! - otherwise it is a `t1` trajectory (no reference to verify against), kept when it was
 //!   submitted.
 
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use trajforge_agent::ExitStatus;
-use trajforge_pipeline::code::{stage, verify};
-use trajforge_store::{ImportCounts, ImportedJob, Store, TrajectoryRecord};
+use trajforge_store::model::{ImportStage, VerifyStage};
+use trajforge_store::{
+    ExitLabel, ImportCounts, ImportedJob, Outcome, Rollout, Stage, Store, TrajectoryRecord,
+};
 
 use crate::{ImportError, Parsed, Record};
-
-/// Name of the stage recording where an imported trajectory came from.
-pub const IMPORT_STAGE: &str = "import";
 
 /// The job a record becomes; `file` is how its source is named in the store.
 pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
@@ -28,38 +28,41 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
     let submitted = t.exit == ExitStatus::Submitted;
     let patch = t.outcome.patch.clone();
     let rollout = if record.reference_patch.is_some() {
-        "t2"
+        Rollout::T2
     } else {
-        "t1"
+        Rollout::T1
     };
-    let source = json!({"format": record.format.name(), "file": file, "line": record.line});
+    let exit = ExitLabel::from(t.exit.label());
+    let import = ImportStage {
+        rollout: rollout.clone(),
+        exit: exit.clone(),
+        steps: t.steps.len(),
+        patch: patch.clone(),
+        format: record.format.name().to_string(),
+        file: file.to_string(),
+        line: record.line,
+    };
     let mut payload = Map::new();
-    payload.insert("import".into(), source.clone());
+    payload.insert(
+        "import".into(),
+        serde_json::json!({"format": import.format, "file": import.file, "line": import.line}),
+    );
     payload.extend(record.subject.clone());
-    let mut import_stage = json!({"rollout": rollout, "exit": t.exit.label(),
-                                  "steps": t.steps.len(), "patch": patch});
-    if let (Some(obj), Value::Object(src)) = (import_stage.as_object_mut(), source) {
-        obj.extend(src);
-    }
-    let mut stages = vec![(IMPORT_STAGE.to_string(), import_stage)];
+    let mut stages = vec![Stage::Import(import)];
     let (result, recall, kept) = match &record.reference_patch {
         Some(reference) => {
-            let v = verify(
+            let v = VerifyStage::of_patches(
                 reference,
                 patch.as_deref().unwrap_or(""),
                 submitted,
                 threshold,
             );
-            let out = (
-                v["result"].as_str().unwrap_or("verified").to_string(),
-                v["recall"].as_f64(),
-                v["kept"] == true,
-            );
-            stages.push((stage::VERIFY.to_string(), v));
+            let out = (v.result().clone(), v.recall(), v.kept());
+            stages.push(Stage::Verify(v));
             out
         }
-        None if submitted => ("imported".to_string(), None, true),
-        None => ("not_submitted".to_string(), None, false),
+        None if submitted => (Outcome::Imported, None, true),
+        None => (Outcome::NotSubmitted, None, false),
     };
     ImportedJob {
         key: record.key.clone(),
@@ -67,8 +70,8 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
         result,
         stages,
         trajectory: TrajectoryRecord {
-            rollout: rollout.into(),
-            exit_status: t.exit.label().into(),
+            rollout,
+            exit_status: exit,
             patch,
             data: record.data(),
         },

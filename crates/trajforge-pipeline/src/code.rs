@@ -8,38 +8,28 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
-use trajforge_agent::{LoopConfig, Trajectory, run_episode};
+use serde::Deserialize;
+use serde_json::Value;
+use trajforge_agent::{ExitStatus, LoopConfig, Trajectory, run_episode};
 use trajforge_menu::Menu;
-use trajforge_store::{Job, StoreError, TrajectoryRecord, UsageRecord};
-use trajforge_teacher::{ChatMessage, Usage};
+use trajforge_store::model::{
+    CodeJob, CodeRollout, PrStage, RejectedStage, RolloutStage, SelfcheckAnswer, SelfcheckStage,
+    TestExitCodes, TestsStage, VerifyStage,
+};
+use trajforge_store::{
+    ExitLabel, Job, Outcome, Rollout, Stage, StageName, StoreError, TrajectoryRecord, UsageRecord,
+};
+use trajforge_teacher::{ChatMessage, TeacherError, Usage};
 
 use crate::demos::Demo;
+use crate::envs::EnvError;
 use crate::error::RunError;
 use crate::prompts::{Prompts, fill};
-use crate::runner::{JobHandler, STOPPED, Worker, run_jobs};
+use crate::runner::{JobHandler, Worker, run_jobs};
 use crate::testreport;
 
 /// A deterministic draw in `0..n` from the seed, the job and the purpose.
 pub(crate) use trajforge_hash::draw;
-
-/// Stage names as stored.
-pub mod stage {
-    /// The first rollout.
-    pub const ROLLOUT1: &str = "rollout1";
-    /// The teacher's self-check of rollout 1.
-    pub const SELFCHECK: &str = "selfcheck";
-    /// The synthetic pull request text.
-    pub const PR: &str = "pr";
-    /// The second rollout.
-    pub const ROLLOUT2: &str = "rollout2";
-    /// Line-recall verification.
-    pub const VERIFY: &str = "verify";
-    /// The behavioural verdict of the test command.
-    pub const TESTS: &str = "tests";
-    /// Why an attempt ended without a kept pair.
-    pub const REJECTED: &str = "rejected";
-}
 
 /// Everything that fixes the meaning of a run's data.
 #[derive(Debug, Clone)]
@@ -93,20 +83,68 @@ pub(crate) fn model_seconds(t: &Trajectory) -> f64 {
     t.steps.iter().map(|s| s.model_time.as_secs_f64()).sum()
 }
 
-/// Run all stages of one job, resuming from what the store already holds; returns the job's result label.
-async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<String, StoreError> {
-    let function = payload["name"].as_str().unwrap_or_default().to_string();
-    let path = payload["path"].as_str().unwrap_or_default().to_string();
-    let mut done: HashMap<(i64, String), Value> = HashMap::new();
+/// Why a stage could not produce its result (the job is then rejected with the reason).
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The environment could not be created.
+    #[error(transparent)]
+    Environment(#[from] EnvError),
+    /// The teacher call failed.
+    #[error(transparent)]
+    Teacher(#[from] TeacherError),
+    /// The teacher answered with no text.
+    #[error("the teacher wrote an empty {0}")]
+    Empty(&'static str),
+}
+
+/// The stored label of an episode's exit status.
+pub fn exit_label(exit: &ExitStatus) -> ExitLabel {
+    ExitLabel::from(exit.label())
+}
+
+/// Commit a rollout stage with its trajectory and usage, and count its tokens.
+pub(crate) fn record_rollout<F: ?Sized, C>(
+    w: &Worker<F, C>,
+    job: i64,
+    attempt: i64,
+    stage: &Stage,
+    rollout: Rollout,
+    t: &Trajectory,
+) -> Result<(), StoreError> {
+    let rec = TrajectoryRecord {
+        rollout,
+        exit_status: exit_label(&t.exit),
+        patch: t.outcome.patch.clone(),
+        data: serde_json::to_value(t).unwrap_or(Value::Null),
+    };
+    w.control.add(t.usage);
+    w.store.record_stage(
+        &w.owner,
+        job,
+        attempt,
+        stage,
+        Some(&rec),
+        Some(usage_record(t.usage, model_seconds(t))),
+    )
+}
+
+/// Run all stages of one job, resuming from what the store already holds; returns the job's outcome.
+async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Outcome, StoreError> {
+    let CodeJob {
+        name: function,
+        path,
+    } = CodeJob::deserialize(payload).unwrap_or_default();
+    let mut done: HashMap<(i64, StageName), Stage> = HashMap::new();
     for s in w.store.stages(job)? {
-        done.insert((s.attempt, s.stage), s.payload);
+        done.insert((s.attempt, s.stage.name()), s.stage);
     }
     let cfg = &w.config;
-    let mut last_reason = "no_attempt".to_string();
+    let mut last_reason = Outcome::NoAttempt;
     for attempt in 1..=cfg.attempts.max(1) {
         let a = i64::from(attempt);
-        if let Some(r) = done.get(&(a, stage::REJECTED.to_string())) {
-            last_reason = r["reason"].as_str().unwrap_or("rejected").to_string();
+        let get = |name: StageName| done.get(&(a, name));
+        if let Some(Stage::Rejected(r)) = get(StageName::Rejected) {
+            last_reason = r.reason.clone();
             continue;
         }
         let bug = &cfg.menu.bugs[draw(cfg.seed, key, attempt, "bug", cfg.menu.bugs.len())];
@@ -118,199 +156,189 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Str
                 ("path", &path),
             ],
         );
-        let reject = |reason: &str, extra: Value| -> Result<String, StoreError> {
-            let mut p = json!({"reason": reason, "bug": bug.id});
-            if let (Some(obj), Value::Object(more)) = (p.as_object_mut(), extra) {
-                obj.extend(more);
-            }
+        let reject = |mut r: RejectedStage| -> Result<Outcome, StoreError> {
+            r.bug = Some(bug.id.clone());
+            let reason = r.reason.clone();
             w.store
-                .record_stage(&w.owner, job, a, stage::REJECTED, &p, None, None)?;
-            Ok(reason.to_string())
+                .record_stage(&w.owner, job, a, &Stage::Rejected(r), None, None)?;
+            Ok(reason)
         };
 
         // Rollout 1.
-        let r1 = match done.get(&(a, stage::ROLLOUT1.to_string())) {
-            Some(v) => v.clone(),
-            None => {
+        let r1 = match get(StageName::Rollout1) {
+            Some(Stage::Rollout1(RolloutStage::Code(v))) => v.clone(),
+            _ => {
                 if w.control.stopped() {
-                    return Ok(STOPPED.into());
+                    return Ok(Outcome::Stopped);
                 }
                 let t = match rollout(w, &task1).await {
                     Ok(t) => t,
                     Err(e) => {
-                        last_reason = reject("t1_environment_error", json!({"error": e}))?;
+                        last_reason =
+                            reject(RejectedStage::new(Outcome::T1EnvironmentError).error(e))?;
                         continue;
                     }
                 };
-                let v = json!({"bug": bug.id, "bug_index": bug.index, "task": task1,
-                               "exit": t.exit.label(), "patch": t.outcome.patch, "steps": t.steps.len()});
-                let rec = TrajectoryRecord {
-                    rollout: "t1".into(),
-                    exit_status: t.exit.label().into(),
+                let v = CodeRollout {
+                    bug: Some(bug.id.clone()),
+                    bug_index: Some(bug.index),
+                    task: task1.clone(),
+                    exit: exit_label(&t.exit),
                     patch: t.outcome.patch.clone(),
-                    data: serde_json::to_value(&t).unwrap_or(Value::Null),
+                    steps: t.steps.len(),
                 };
-                w.control.add(t.usage);
-                w.store.record_stage(
-                    &w.owner,
-                    job,
-                    a,
-                    stage::ROLLOUT1,
-                    &v,
-                    Some(&rec),
-                    Some(usage_record(t.usage, model_seconds(&t))),
-                )?;
+                let stage = Stage::Rollout1(RolloutStage::Code(v.clone()));
+                record_rollout(w, job, a, &stage, Rollout::T1, &t)?;
                 v
             }
         };
-        if r1["exit"] != "submitted" {
-            last_reason = reject("t1_not_submitted", json!({"exit": r1["exit"]}))?;
+        if r1.exit != ExitLabel::Submitted {
+            let mut r = RejectedStage::new(Outcome::T1NotSubmitted);
+            r.exit = Some(r1.exit.clone());
+            last_reason = reject(r)?;
             continue;
         }
-        let p1 = r1["patch"].as_str().unwrap_or("").to_string();
+        let p1 = r1.patch.clone().unwrap_or_default();
         if p1.trim().is_empty() {
-            last_reason = reject("p1_empty", json!({}))?;
+            last_reason = reject(RejectedStage::new(Outcome::P1Empty))?;
             continue;
         }
-        if !done.contains_key(&(a, stage::SELFCHECK.to_string()))
-            && w.store.has_other_t1_patch(job, &p1)?
-        {
-            last_reason = reject("p1_duplicate", json!({}))?;
+        if get(StageName::Selfcheck).is_none() && w.store.has_other_t1_patch(job, &p1)? {
+            last_reason = reject(RejectedStage::new(Outcome::P1Duplicate))?;
             continue;
         }
 
         // Self-check.
-        let sc = match done.get(&(a, stage::SELFCHECK.to_string())) {
-            Some(v) => v.clone(),
-            None => {
-                let traj = load_trajectory(w, job, a, "t1")?;
-                let (answer, tries, usage, secs) =
-                    match selfcheck(w, &task1, &p1, traj.as_ref()).await {
-                        Ok(r) => r,
-                        Err(e) => {
-                            last_reason = reject("selfcheck_teacher_error", json!({"error": e}))?;
-                            continue;
-                        }
-                    };
+        let sc = match get(StageName::Selfcheck) {
+            Some(Stage::Selfcheck(v)) => v.clone(),
+            _ => {
+                let traj = load_trajectory(w, job, a, &Rollout::T1)?;
+                let (answer, tries, usage, secs) = match selfcheck(w, &task1, &p1, traj.as_ref())
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last_reason =
+                            reject(RejectedStage::new(Outcome::SelfcheckTeacherError).error(e))?;
+                        continue;
+                    }
+                };
                 w.control.add(usage);
-                let v = json!({"answer": answer, "tries": tries});
+                let v = SelfcheckStage { answer, tries };
                 w.store.record_stage(
                     &w.owner,
                     job,
                     a,
-                    stage::SELFCHECK,
-                    &v,
+                    &Stage::Selfcheck(v.clone()),
                     None,
                     Some(usage_record(usage, secs)),
                 )?;
                 v
             }
         };
-        if sc["answer"] != "yes" {
-            let reason = if sc["answer"] == "no" {
-                "selfcheck_no"
-            } else {
-                "selfcheck_unparseable"
-            };
-            last_reason = reject(reason, json!({}))?;
-            continue;
+        match sc.answer {
+            SelfcheckAnswer::Yes => {}
+            SelfcheckAnswer::No => {
+                last_reason = reject(RejectedStage::new(Outcome::SelfcheckNo))?;
+                continue;
+            }
+            SelfcheckAnswer::Unparseable => {
+                last_reason = reject(RejectedStage::new(Outcome::SelfcheckUnparseable))?;
+                continue;
+            }
         }
-        w.store.set_verdict(job, a, "t1", true, None)?;
+        w.store.set_verdict(job, a, &Rollout::T1, true, None)?;
 
         // Synthetic PR.
-        let pr = match done.get(&(a, stage::PR.to_string())) {
-            Some(v) => v.clone(),
-            None => {
+        let pr = match get(StageName::Pr) {
+            Some(Stage::Pr(v)) => v.clone(),
+            _ => {
                 let demo = &cfg.demos[draw(cfg.seed, key, attempt, "demo", cfg.demos.len())];
                 let (text, usage, secs) = match synthesize_pr(w, demo, &task1, &p1).await {
                     Ok(r) => r,
                     Err(e) => {
-                        last_reason = reject("pr_teacher_error", json!({"error": e}))?;
+                        last_reason = reject(RejectedStage::new(Outcome::PrTeacherError).error(e))?;
                         continue;
                     }
                 };
                 w.control.add(usage);
-                let v = json!({"demo": demo.id, "text": text});
+                let v = PrStage {
+                    demo: demo.id.clone(),
+                    text,
+                };
                 w.store.record_stage(
                     &w.owner,
                     job,
                     a,
-                    stage::PR,
-                    &v,
+                    &Stage::Pr(v.clone()),
                     None,
                     Some(usage_record(usage, secs)),
                 )?;
                 v
             }
         };
-        let issue = pr["text"].as_str().unwrap_or("").to_string();
 
         // Rollout 2.
-        let r2 = match done.get(&(a, stage::ROLLOUT2.to_string())) {
-            Some(v) => v.clone(),
-            None => {
+        let r2 = match get(StageName::Rollout2) {
+            Some(Stage::Rollout2(RolloutStage::Code(v))) => v.clone(),
+            _ => {
                 if w.control.stopped() {
-                    return Ok(STOPPED.into());
+                    return Ok(Outcome::Stopped);
                 }
-                let task2 = fill(&cfg.prompts.rollout2, &[("issue", &issue)]);
+                let task2 = fill(&cfg.prompts.rollout2, &[("issue", &pr.text)]);
                 let t = match rollout(w, &task2).await {
                     Ok(t) => t,
                     Err(e) => {
-                        last_reason = reject("t2_environment_error", json!({"error": e}))?;
+                        last_reason =
+                            reject(RejectedStage::new(Outcome::T2EnvironmentError).error(e))?;
                         continue;
                     }
                 };
-                let v = json!({"task": task2, "exit": t.exit.label(), "patch": t.outcome.patch, "steps": t.steps.len()});
-                let rec = TrajectoryRecord {
-                    rollout: "t2".into(),
-                    exit_status: t.exit.label().into(),
+                let v = CodeRollout {
+                    bug: None,
+                    bug_index: None,
+                    task: task2,
+                    exit: exit_label(&t.exit),
                     patch: t.outcome.patch.clone(),
-                    data: serde_json::to_value(&t).unwrap_or(Value::Null),
+                    steps: t.steps.len(),
                 };
-                w.control.add(t.usage);
-                w.store.record_stage(
-                    &w.owner,
-                    job,
-                    a,
-                    stage::ROLLOUT2,
-                    &v,
-                    Some(&rec),
-                    Some(usage_record(t.usage, model_seconds(&t))),
-                )?;
+                let stage = Stage::Rollout2(RolloutStage::Code(v.clone()));
+                record_rollout(w, job, a, &stage, Rollout::T2, &t)?;
                 v
             }
         };
-        let p2 = r2["patch"].as_str().unwrap_or("").to_string();
+        let p2 = r2.patch.clone().unwrap_or_default();
 
         // Soft verification.
-        let verify = match done.get(&(a, stage::VERIFY.to_string())) {
-            Some(v) => v.clone(),
-            None => {
-                let v = verify(&p1, &p2, r2["exit"] == "submitted", cfg.threshold);
+        let verify = match get(StageName::Verify) {
+            Some(Stage::Verify(v)) => v.clone(),
+            _ => {
+                let submitted = r2.exit == ExitLabel::Submitted;
+                let v = VerifyStage::of_patches(&p1, &p2, submitted, cfg.threshold);
                 w.store
-                    .record_stage(&w.owner, job, a, stage::VERIFY, &v, None, None)?;
+                    .record_stage(&w.owner, job, a, &Stage::Verify(v.clone()), None, None)?;
                 w.store
-                    .set_verdict(job, a, "t2", v["kept"] == true, v["recall"].as_f64())?;
+                    .set_verdict(job, a, &Rollout::T2, v.kept(), v.recall())?;
                 v
             }
         };
 
         // Behavioural verdict next to r.
         if let Some(cmd) = &cfg.test_cmd
-            && !done.contains_key(&(a, stage::TESTS.to_string()))
+            && get(StageName::Tests).is_none()
             && !p2.trim().is_empty()
         {
             let v = tests_verdict(w, cmd, &p1, &p2).await;
             w.store
-                .record_stage(&w.owner, job, a, stage::TESTS, &v, None, None)?;
+                .record_stage(&w.owner, job, a, &Stage::Tests(v), None, None)?;
         }
-        return Ok(verify["result"].as_str().unwrap_or("verified").to_string());
+        return Ok(verify.result().clone());
     }
     Ok(last_reason)
 }
 
-async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, String> {
-    let mut env = w.envs.create().await.map_err(|e| e.to_string())?;
+async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, StageError> {
+    let mut env = w.envs.create().await.map_err(StageError::Environment)?;
     Ok(run_episode(
         w.teacher.as_ref(),
         env.as_mut(),
@@ -325,34 +353,11 @@ fn load_trajectory(
     w: &Worker,
     job: i64,
     attempt: i64,
-    rollout: &str,
+    rollout: &Rollout,
 ) -> Result<Option<Trajectory>, StoreError> {
     Ok(w.store
         .trajectory_data(job, attempt, rollout)?
         .and_then(|data| serde_json::from_value(data).ok()))
-}
-
-/// The soft-verification record: recall, precision, verdict, kept and the job's result label.
-pub fn verify(p1: &str, p2: &str, t2_submitted: bool, threshold: f64) -> Value {
-    match trajforge_patch::line_recall_str(p1, p2) {
-        Ok(r) => {
-            let verdict = r.verdict(threshold);
-            let kept = t2_submitted && verdict == trajforge_patch::Verdict::Kept;
-            let result = if !t2_submitted {
-                "t2_not_submitted"
-            } else {
-                match verdict {
-                    trajforge_patch::Verdict::Kept => "kept",
-                    trajforge_patch::Verdict::Rejected => "low_recall",
-                    trajforge_patch::Verdict::NotVerified => "p1_no_lines",
-                    trajforge_patch::Verdict::Skipped => "p2_empty",
-                }
-            };
-            json!({"recall": r.recall, "precision": r.precision, "matched": r.matched, "total": r.total,
-                   "candidate_total": r.candidate_total, "verdict": verdict.as_str(), "kept": kept, "result": result})
-        }
-        Err(e) => json!({"error": e.to_string(), "kept": false, "result": "patch_unparseable"}),
-    }
 }
 
 /// T1 as numbered action/observation pairs, for the self-check.
@@ -401,7 +406,7 @@ async fn selfcheck(
     task: &str,
     patch: &str,
     traj: Option<&Trajectory>,
-) -> Result<(&'static str, u32, Usage, f64), String> {
+) -> Result<(SelfcheckAnswer, u32, Usage, f64), StageError> {
     let mut usage = Usage::default();
     let mut secs = 0.0;
     let total_calls = traj.map_or(0, |t| t.steps.iter().map(|s| s.tools.len()).sum::<usize>());
@@ -420,18 +425,17 @@ async fn selfcheck(
         let c = w
             .teacher
             .complete(&[ChatMessage::user(prompt)], &[])
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         secs += started.elapsed().as_secs_f64();
         usage.prompt_tokens += c.usage.prompt_tokens;
         usage.completion_tokens += c.usage.completion_tokens;
         match parse_yes_no(c.message.content.as_deref().unwrap_or("")) {
-            Some(true) => return Ok(("yes", i + 1, usage, secs)),
-            Some(false) => return Ok(("no", i + 1, usage, secs)),
+            Some(true) => return Ok((SelfcheckAnswer::Yes, i + 1, usage, secs)),
+            Some(false) => return Ok((SelfcheckAnswer::No, i + 1, usage, secs)),
             None => {}
         }
     }
-    Ok(("unparseable", tries, usage, secs))
+    Ok((SelfcheckAnswer::Unparseable, tries, usage, secs))
 }
 
 async fn synthesize_pr(
@@ -439,7 +443,7 @@ async fn synthesize_pr(
     demo: &Demo,
     task: &str,
     patch: &str,
-) -> Result<(String, Usage, f64), String> {
+) -> Result<(String, Usage, f64), StageError> {
     let prompt = fill(
         &w.config.prompts.pr,
         &[("demo", &demo.text), ("task", task), ("patch", patch)],
@@ -449,14 +453,10 @@ async fn synthesize_pr(
         ChatMessage::user(prompt),
     ];
     let started = Instant::now();
-    let c = w
-        .teacher
-        .complete(&messages, &[])
-        .await
-        .map_err(|e| e.to_string())?;
+    let c = w.teacher.complete(&messages, &[]).await?;
     let text = clean_issue(c.message.content.as_deref().unwrap_or(""));
     if text.trim().is_empty() {
-        return Err("the teacher wrote an empty issue".into());
+        return Err(StageError::Empty("issue"));
     }
     Ok((text, c.usage, started.elapsed().as_secs_f64()))
 }
@@ -476,7 +476,12 @@ fn clean_issue(text: &str) -> String {
     t.to_string()
 }
 
-async fn tests_verdict(w: &Worker, cmd: &str, p1: &str, p2: &str) -> Value {
+async fn tests_verdict(w: &Worker, cmd: &str, p1: &str, p2: &str) -> TestsStage {
+    let failed = |e: String| TestsStage {
+        verdict: None,
+        exit_codes: None,
+        error: Some(e),
+    };
     // The base run is the same for every job: keep it in the run's metadata.
     let base = match w.store.meta("tests_base") {
         Ok(Some(v)) => serde_json::from_str::<(String, Option<i32>)>(&v).ok(),
@@ -491,7 +496,7 @@ async fn tests_verdict(w: &Worker, cmd: &str, p1: &str, p2: &str) -> Value {
                     .set_meta("tests_base", &serde_json::to_string(&b).unwrap_or_default());
                 b
             }
-            Err(e) => return json!({"error": format!("base run: {e}")}),
+            Err(e) => return failed(format!("base run: {e}")),
         },
     };
     let one = w.envs.run_tests(Some(p1), cmd).await;
@@ -502,9 +507,20 @@ async fn tests_verdict(w: &Worker, cmd: &str, p1: &str, p2: &str) -> Value {
             let r1 = testreport::parse(&a.0, a.1);
             let r2 = testreport::parse(&b.0, b.1);
             let verdict = testreport::verdict(&base_r, &r1, &r2);
-            json!({"verdict": verdict, "exit_codes": {"base": base.1, "p1": a.1, "p2": b.1}})
+            TestsStage {
+                // The report's verdict always has `agree`: the conversion cannot fail.
+                verdict: serde_json::to_value(&verdict)
+                    .and_then(serde_json::from_value)
+                    .ok(),
+                exit_codes: Some(TestExitCodes {
+                    base: base.1,
+                    p1: a.1,
+                    p2: b.1,
+                }),
+                error: None,
+            }
         }
-        (Err(e), _) | (_, Err(e)) => json!({"error": e.to_string()}),
+        (Err(e), _) | (_, Err(e)) => failed(e.to_string()),
     }
 }
 
@@ -543,20 +559,18 @@ mod tests {
 
     #[test]
     fn verification_labels() {
+        let verify = VerifyStage::of_patches;
         let p = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
         let q = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+c\n";
         let v = verify(p, p, true, 0.5);
-        assert_eq!(
-            (v["kept"].as_bool(), v["result"].as_str()),
-            (Some(true), Some("kept"))
-        );
+        assert_eq!((v.kept(), v.result()), (true, &Outcome::Kept));
         let v = verify(p, q, true, 0.75);
-        assert_eq!(v["recall"], 0.5);
-        assert_eq!(v["result"], "low_recall");
+        assert_eq!(v.recall(), Some(0.5));
+        assert_eq!(v.result(), &Outcome::LowRecall);
         let v = verify(p, p, false, 0.5);
-        assert_eq!(v["result"], "t2_not_submitted");
+        assert_eq!(v.result(), &Outcome::T2NotSubmitted);
         let v = verify(p, "", true, 0.5);
-        assert_eq!(v["result"], "p2_empty");
+        assert_eq!(v.result(), &Outcome::P2Empty);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use trajforge_agent::BoxFuture;
-use trajforge_store::{Job, Store, StoreError};
+use trajforge_store::{Job, Outcome, Store, StoreError};
 use trajforge_teacher::{Teacher, Usage};
 
 use crate::error::RunError;
@@ -112,15 +112,15 @@ pub struct Worker<F: ?Sized = dyn crate::envs::EnvFactory, C = crate::code::Code
     pub owner: String,
 }
 
-/// The label `process` returns when the run was stopped before the job could finish.
-pub const STOPPED: &str = "stopped";
+/// The outcome `process` returns when the run was stopped before the job could finish.
+pub const STOPPED: Outcome = Outcome::Stopped;
 
 /// How long a claimed job stays ours without renewal.
 pub const LEASE: Duration = Duration::from_secs(120);
 
-/// Runs one claimed job to its result label ([`STOPPED`] when the run stopped between stages).
+/// Runs one claimed job to its outcome ([`STOPPED`] when the run stopped between stages).
 pub type JobHandler =
-    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<String, StoreError>> + Send + Sync>;
+    Arc<dyn Fn(Job) -> BoxFuture<'static, Result<Outcome, StoreError>> + Send + Sync>;
 
 /// The job loop shared by the code and web pipelines: claim under a lease, process, finish
 /// (or release when stopped between stages), `concurrency` at a time, leases renewed.

@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use trajforge_store::{Store, StoreError};
-
-use crate::code::stage;
+use serde::{Deserialize, Serialize};
+use trajforge_store::model::{CodeRollout, RolloutStage, SelfcheckAnswer, WebJob};
+use trajforge_store::{JobStatus, Outcome, Rollout, Stage, Store, StoreError};
 
 /// Prices for cost figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -109,62 +108,63 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     let web = jobs.iter().any(|j| j.payload.get("intent").is_some());
     s.kind = if web { "web" } else { "code" }.into();
     for j in &jobs {
-        match j.status.as_str() {
-            "pending" => s.pending += 1,
-            "running" => s.running += 1,
+        match j.status {
+            JobStatus::Pending => s.pending += 1,
+            JobStatus::Running => s.running += 1,
             _ => {
                 s.done += 1;
-                let result = j.result.clone().unwrap_or_else(|| "unknown".into());
+                let result = j.result.clone().unwrap_or_else(|| Outcome::from("unknown"));
                 if web {
+                    let job = WebJob::deserialize(&j.payload).unwrap_or_default();
+                    let or_unknown = |s: String| if s.is_empty() { "?".to_string() } else { s };
                     let cell = s
                         .coverage
-                        .entry(j.payload["intent"].as_str().unwrap_or("?").to_string())
+                        .entry(or_unknown(job.intent))
                         .or_default()
-                        .entry(j.payload["start_url"].as_str().unwrap_or("?").to_string())
+                        .entry(or_unknown(job.start_url))
                         .or_default();
                     cell.tried += 1;
-                    cell.kept += u64::from(result == "kept");
-                    cell.infeasible += u64::from(result == "t1_infeasible");
+                    cell.kept += u64::from(result == Outcome::Kept);
+                    cell.infeasible += u64::from(result == Outcome::T1Infeasible);
                 }
-                *s.results.entry(result).or_default() += 1;
+                *s.results.entry(result.to_string()).or_default() += 1;
             }
         }
     }
     let stages = store.all_stages()?;
     let mut bug_of: BTreeMap<(i64, i64), String> = BTreeMap::new();
     for st in &stages {
-        *s.stages.entry(st.stage.clone()).or_default() += 1;
-        match st.stage.as_str() {
+        *s.stages.entry(st.stage.name().to_string()).or_default() += 1;
+        match &st.stage {
             // Web rollouts have no bug type: their yield is the coverage grid.
-            stage::ROLLOUT1 if !web => {
-                let bug = st.payload["bug"].as_str().unwrap_or("?").to_string();
+            Stage::Rollout1(r) if !web => {
+                let bug = match r {
+                    RolloutStage::Code(CodeRollout { bug: Some(b), .. }) => b.clone(),
+                    _ => "?".to_string(),
+                };
                 s.yield_by_entry.entry(bug.clone()).or_default().attempts += 1;
                 bug_of.insert((st.job_id, st.attempt), bug);
             }
-            stage::REJECTED => {
-                *s.rejections
-                    .entry(st.payload["reason"].as_str().unwrap_or("?").to_string())
-                    .or_default() += 1;
+            Stage::Rejected(r) => {
+                *s.rejections.entry(r.reason.to_string()).or_default() += 1;
             }
-            stage::VERIFY => {
-                // Line recall for code, agreement for web: both are "r".
-                let r = st.payload["recall"].as_f64().or(st.payload["r"].as_f64());
-                if let Some(r) = r {
+            Stage::Verify(v) => {
+                // Line recall for code, agreement for web: one field.
+                if let Some(r) = v.recall() {
                     let bucket = ((r * 10.0).floor() as usize).min(9);
                     s.recall_histogram[bucket] += 1;
                     if r >= 1.0 {
                         s.recall_exactly_one += 1;
                     }
                 }
-                let result = st.payload["result"].as_str().unwrap_or("?");
-                if result != "kept" {
-                    *s.rejections.entry(result.to_string()).or_default() += 1;
+                if *v.result() != Outcome::Kept {
+                    *s.rejections.entry(v.result().to_string()).or_default() += 1;
                 }
             }
-            stage::TESTS => {
-                if let Some(agree) = st.payload["verdict"]["agree"].as_bool() {
+            Stage::Tests(t) => {
+                if let Some(verdict) = &t.verdict {
                     s.tests_recorded += 1;
-                    s.tests_agree += u64::from(agree);
+                    s.tests_agree += u64::from(verdict.agree);
                 }
             }
             _ => {}
@@ -175,21 +175,21 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
             continue;
         };
         let entry = s.yield_by_entry.entry(bug.clone()).or_default();
-        if st.stage == stage::SELFCHECK && st.payload["answer"] == "yes" {
-            entry.selfcheck_yes += 1;
-        }
-        if st.stage == stage::VERIFY && st.payload["kept"] == true {
-            entry.kept += 1;
+        match &st.stage {
+            Stage::Selfcheck(c) if c.answer == SelfcheckAnswer::Yes => entry.selfcheck_yes += 1,
+            Stage::Verify(v) if v.kept() => entry.kept += 1,
+            _ => {}
         }
     }
     let stage_times: Vec<i64> = stages.iter().map(|st| st.created_at).collect();
     s.wall_seconds = wall_ms(&store.session_spans()?, &stage_times) as f64 / 1000.0;
     for t in store.trajectories(false)? {
+        let t = t.meta;
         *s.exits
             .entry(format!("{}/{}", t.rollout, t.exit_status))
             .or_default() += 1;
         if t.kept {
-            if t.rollout == "t1" {
+            if t.rollout == Rollout::T1 {
                 s.kept_t1 += 1;
             } else {
                 s.kept_t2 += 1;

@@ -9,31 +9,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use trajforge_agent::{LoopConfig, Trajectory, run_episode};
 use trajforge_menu::TaskEntry;
-use trajforge_store::{Job, StoreError, TrajectoryRecord};
+use trajforge_store::model::{
+    AgreementVerify, RejectedStage, RequestStage, RolloutStage, VerifyStage, WebJob, WebRollout,
+};
+use trajforge_store::{ExitLabel, Job, Outcome, Rollout, Stage, StageName, StoreError};
 use trajforge_teacher::{ChatMessage, Usage};
 
-use crate::code::{model_seconds, usage_record};
+use crate::code::{StageError, exit_label, record_rollout, usage_record};
 use crate::envs::WebEnvFactory;
 use crate::error::RunError;
 use crate::prompts::{WebPrompts, fill};
-use crate::runner::{JobHandler, STOPPED, Worker, run_jobs};
-
-/// Stage names as stored.
-pub mod stage {
-    /// The first rollout, from the vague intent.
-    pub const ROLLOUT1: &str = "rollout1";
-    /// The synthetic visitor request.
-    pub const REQUEST: &str = "request";
-    /// The second rollout, from the request alone.
-    pub const ROLLOUT2: &str = "rollout2";
-    /// The agreement score.
-    pub const VERIFY: &str = "verify";
-    /// Why the job ended without a kept pair.
-    pub const REJECTED: &str = "rejected";
-}
+use crate::runner::{JobHandler, Worker, run_jobs};
 
 /// The system prompt of web rollouts.
 pub const SYSTEM_PROMPT: &str = "You are a careful assistant using a web browser on behalf of a visitor. \
@@ -100,14 +90,15 @@ pub fn plan(tasks: &[TaskEntry], pages: &[StartPage], n: usize, seed: u64) -> Ve
             }
             let page = &pages[orders[k][round]];
             let task = &tasks[i];
+            let job = WebJob {
+                intent: task.id.clone(),
+                answer: task.answer,
+                start_url: page.url.clone(),
+                start_title: page.title.clone(),
+            };
             out.push((
                 format!("{}@{}", task.id, page.url),
-                json!({
-                    "intent": task.id,
-                    "answer": task.answer,
-                    "start_url": page.url,
-                    "start_title": page.title,
-                }),
+                serde_json::to_value(job).unwrap_or(Value::Null),
             ));
         }
     }
@@ -132,18 +123,18 @@ pub async fn run(worker: Arc<WebWorker>, concurrency: usize) -> Result<(), RunEr
 }
 
 /// What a rollout's stage record keeps of its outcome.
-fn rollout_record(t: &Trajectory, task: &str) -> Value {
-    json!({
-        "task": task,
-        "exit": t.exit.label(),
-        "final_url": t.outcome.final_url,
-        "title": t.outcome.title,
-        "answer": t.outcome.answer,
-        "infeasible": t.outcome.infeasible,
-        "visited": t.outcome.visited,
-        "steps": t.steps.len(),
-        "error": t.outcome.error,
-    })
+fn rollout_record(t: &Trajectory, task: &str) -> WebRollout {
+    WebRollout {
+        task: task.to_string(),
+        exit: exit_label(&t.exit),
+        final_url: t.outcome.final_url.clone(),
+        title: t.outcome.title.clone(),
+        answer: t.outcome.answer.clone(),
+        infeasible: t.outcome.infeasible.clone(),
+        visited: t.outcome.visited.clone(),
+        steps: t.steps.len(),
+        error: t.outcome.error.clone(),
+    }
 }
 
 fn ending(answer: bool) -> &'static str {
@@ -156,40 +147,38 @@ If the site cannot do this, call `report_infeasible` with the reason."
     }
 }
 
-/// Run all stages of one job, resuming from what the store already holds; returns its result label.
-async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<String, StoreError> {
+/// Run all stages of one job, resuming from what the store already holds; returns its outcome.
+async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, StoreError> {
     const A: i64 = 1; // one attempt per (intent, page): another attempt is another job
     let cfg = &w.config;
-    let mut done: HashMap<String, Value> = HashMap::new();
+    let mut done: HashMap<StageName, Stage> = HashMap::new();
     for s in w.store.stages(job)? {
         if s.attempt == A {
-            done.insert(s.stage, s.payload);
+            done.insert(s.stage.name(), s.stage);
         }
     }
-    if let Some(r) = done.get(stage::REJECTED) {
-        return Ok(r["reason"].as_str().unwrap_or("rejected").to_string());
+    if let Some(Stage::Rejected(r)) = done.get(&StageName::Rejected) {
+        return Ok(r.reason.clone());
     }
-    let intent_id = payload["intent"].as_str().unwrap_or_default();
-    let start_url = payload["start_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let start_title = payload["start_title"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let wants_answer = payload["answer"].as_bool().unwrap_or(false);
+    let WebJob {
+        intent: intent_id,
+        answer: wants_answer,
+        start_url,
+        start_title,
+    } = WebJob::deserialize(payload).unwrap_or_default();
     let Some(task) = cfg.tasks.iter().find(|t| t.id == intent_id) else {
-        return reject(w, job, "unknown_intent", json!({"intent": intent_id}));
+        let mut r = RejectedStage::new(Outcome::UnknownIntent);
+        r.intent = Some(intent_id);
+        return reject(w, job, r);
     };
     let end = ending(wants_answer);
 
     // Rollout 1, from the vague intent.
-    let r1 = match done.get(stage::ROLLOUT1) {
-        Some(v) => v.clone(),
-        None => {
+    let r1 = match done.get(&StageName::Rollout1) {
+        Some(Stage::Rollout1(RolloutStage::Web(v))) => v.clone(),
+        _ => {
             if w.control.stopped() {
-                return Ok(STOPPED.into());
+                return Ok(Outcome::Stopped);
             }
             let task1 = fill(
                 &cfg.prompts.rollout1,
@@ -202,30 +191,43 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<String, Sto
             );
             let t = match rollout(w, &start_url, &task1).await {
                 Ok(t) => t,
-                Err(e) => return reject(w, job, "t1_environment_error", json!({"error": e})),
+                Err(e) => {
+                    return reject(
+                        w,
+                        job,
+                        RejectedStage::new(Outcome::T1EnvironmentError).error(e),
+                    );
+                }
             };
-            record_rollout(w, job, stage::ROLLOUT1, "t1", &t, &task1)?
+            let v = rollout_record(&t, &task1);
+            let stage = Stage::Rollout1(RolloutStage::Web(v.clone()));
+            record_rollout(w, job, A, &stage, Rollout::T1, &t)?;
+            v
         }
     };
-    if let Some(reason) = r1["infeasible"].as_str() {
-        return reject(w, job, "t1_infeasible", json!({"infeasible": reason}));
+    if let Some(reason) = &r1.infeasible {
+        let mut r = RejectedStage::new(Outcome::T1Infeasible);
+        r.infeasible = Some(reason.clone());
+        return reject(w, job, r);
     }
-    if r1["exit"] != "submitted" {
-        return reject(w, job, "t1_not_finished", json!({"exit": r1["exit"]}));
+    if r1.exit != ExitLabel::Submitted {
+        let mut r = RejectedStage::new(Outcome::T1NotFinished);
+        r.exit = Some(r1.exit.clone());
+        return reject(w, job, r);
     }
-    let Some(final_url) = r1["final_url"].as_str().map(str::to_string) else {
-        return reject(w, job, "t1_no_final_page", json!({}));
+    let Some(final_url) = r1.final_url.clone() else {
+        return reject(w, job, RejectedStage::new(Outcome::T1NoFinalPage));
     };
 
     // The visitor's request, written from where rollout 1 ended.
-    let req = match done.get(stage::REQUEST) {
-        Some(v) => v.clone(),
-        None => {
-            let answer = match r1["answer"].as_str() {
+    let req = match done.get(&StageName::Request) {
+        Some(Stage::Request(v)) => v.clone(),
+        _ => {
+            let answer = match &r1.answer {
                 Some(a) if wants_answer => format!(" There they found the answer: {a}."),
                 _ => String::new(),
             };
-            let title = r1["title"].as_str().unwrap_or("(untitled)");
+            let title = r1.title.as_deref().unwrap_or("(untitled)");
             let prompt = fill(
                 &cfg.prompts.request,
                 &[
@@ -237,38 +239,45 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<String, Sto
             );
             let (text, usage, secs) = match write_request(w, &prompt).await {
                 Ok(r) => r,
-                Err(e) => return reject(w, job, "request_teacher_error", json!({"error": e})),
+                Err(e) => {
+                    return reject(
+                        w,
+                        job,
+                        RejectedStage::new(Outcome::RequestTeacherError).error(e),
+                    );
+                }
             };
             w.control.add(usage);
-            let v = json!({"text": text, "leaks_path": leaks_path(&text, &final_url, &start_url)});
+            let v = RequestStage {
+                leaks_path: leaks_path(&text, &final_url, &start_url),
+                text,
+            };
             w.store.record_stage(
                 &w.owner,
                 job,
                 A,
-                stage::REQUEST,
-                &v,
+                &Stage::Request(v.clone()),
                 None,
                 Some(usage_record(usage, secs)),
             )?;
             v
         }
     };
-    if req["leaks_path"] == true {
-        return reject(w, job, "request_leaks_path", json!({}));
+    if req.leaks_path {
+        return reject(w, job, RejectedStage::new(Outcome::RequestLeaksPath));
     }
-    let request = req["text"].as_str().unwrap_or_default().to_string();
 
     // Rollout 2, from the request alone.
-    let r2 = match done.get(stage::ROLLOUT2) {
-        Some(v) => v.clone(),
-        None => {
+    let r2 = match done.get(&StageName::Rollout2) {
+        Some(Stage::Rollout2(RolloutStage::Web(v))) => v.clone(),
+        _ => {
             if w.control.stopped() {
-                return Ok(STOPPED.into());
+                return Ok(Outcome::Stopped);
             }
             let task2 = fill(
                 &cfg.prompts.rollout2,
                 &[
-                    ("request", &request),
+                    ("request", &req.text),
                     ("start_url", &start_url),
                     ("start_title", &start_title),
                     ("ending", end),
@@ -276,70 +285,52 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<String, Sto
             );
             let t = match rollout(w, &start_url, &task2).await {
                 Ok(t) => t,
-                Err(e) => return reject(w, job, "t2_environment_error", json!({"error": e})),
+                Err(e) => {
+                    return reject(
+                        w,
+                        job,
+                        RejectedStage::new(Outcome::T2EnvironmentError).error(e),
+                    );
+                }
             };
-            record_rollout(w, job, stage::ROLLOUT2, "t2", &t, &task2)?
+            let v = rollout_record(&t, &task2);
+            let stage = Stage::Rollout2(RolloutStage::Web(v.clone()));
+            record_rollout(w, job, A, &stage, Rollout::T2, &t)?;
+            v
         }
     };
 
     // Judge-free verification: do the two rollouts agree?
-    let verify = match done.get(stage::VERIFY) {
-        Some(v) => v.clone(),
-        None => {
-            let v = verify(&r1, &r2, &start_url, wants_answer, cfg.threshold);
+    let verify = match done.get(&StageName::Verify) {
+        Some(Stage::Verify(v)) => v.clone(),
+        _ => {
+            let v =
+                VerifyStage::Agreement(verify(&r1, &r2, &start_url, wants_answer, cfg.threshold));
             w.store
-                .record_stage(&w.owner, job, A, stage::VERIFY, &v, None, None)?;
-            let kept = v["kept"] == true;
-            let r = v["r"].as_f64();
+                .record_stage(&w.owner, job, A, &Stage::Verify(v.clone()), None, None)?;
+            let (kept, r) = (v.kept(), v.recall());
             // Agreement vouches for both rollouts: no judge exists for either.
-            w.store.set_verdict(job, A, "t1", kept, r)?;
-            w.store.set_verdict(job, A, "t2", kept, r)?;
+            w.store.set_verdict(job, A, &Rollout::T1, kept, r)?;
+            w.store.set_verdict(job, A, &Rollout::T2, kept, r)?;
             v
         }
     };
-    Ok(verify["result"].as_str().unwrap_or("verified").to_string())
+    Ok(verify.result().clone())
 }
 
-fn reject(w: &WebWorker, job: i64, reason: &str, extra: Value) -> Result<String, StoreError> {
-    let mut p = json!({"reason": reason});
-    if let (Some(obj), Value::Object(more)) = (p.as_object_mut(), extra) {
-        obj.extend(more);
-    }
+fn reject(w: &WebWorker, job: i64, r: RejectedStage) -> Result<Outcome, StoreError> {
+    let reason = r.reason.clone();
     w.store
-        .record_stage(&w.owner, job, 1, stage::REJECTED, &p, None, None)?;
-    Ok(reason.to_string())
+        .record_stage(&w.owner, job, 1, &Stage::Rejected(r), None, None)?;
+    Ok(reason)
 }
 
-fn record_rollout(
-    w: &WebWorker,
-    job: i64,
-    stage_name: &str,
-    rollout: &str,
-    t: &Trajectory,
-    task: &str,
-) -> Result<Value, StoreError> {
-    let v = rollout_record(t, task);
-    let rec = TrajectoryRecord {
-        rollout: rollout.into(),
-        exit_status: t.exit.label().into(),
-        patch: None,
-        data: serde_json::to_value(t).unwrap_or(Value::Null),
-    };
-    w.control.add(t.usage);
-    w.store.record_stage(
-        &w.owner,
-        job,
-        1,
-        stage_name,
-        &v,
-        Some(&rec),
-        Some(usage_record(t.usage, model_seconds(t))),
-    )?;
-    Ok(v)
-}
-
-async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajectory, String> {
-    let mut env = w.envs.open(start_url).await.map_err(|e| e.to_string())?;
+async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajectory, StageError> {
+    let mut env = w
+        .envs
+        .open(start_url)
+        .await
+        .map_err(StageError::Environment)?;
     Ok(run_episode(
         w.teacher.as_ref(),
         env.as_mut(),
@@ -350,17 +341,13 @@ async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajector
     .await)
 }
 
-async fn write_request(w: &WebWorker, prompt: &str) -> Result<(String, Usage, f64), String> {
+async fn write_request(w: &WebWorker, prompt: &str) -> Result<(String, Usage, f64), StageError> {
     let messages = [
         ChatMessage::system(&w.config.prompts.request_system),
         ChatMessage::user(prompt),
     ];
     let started = Instant::now();
-    let c = w
-        .teacher
-        .complete(&messages, &[])
-        .await
-        .map_err(|e| e.to_string())?;
+    let c = w.teacher.complete(&messages, &[]).await?;
     let text = c
         .message
         .content
@@ -371,7 +358,7 @@ async fn write_request(w: &WebWorker, prompt: &str) -> Result<(String, Usage, f6
         .trim()
         .to_string();
     if text.is_empty() {
-        return Err("the teacher wrote an empty request".into());
+        return Err(StageError::Empty("request"));
     }
     Ok((text, c.usage, started.elapsed().as_secs_f64()))
 }
@@ -395,51 +382,42 @@ pub fn leaks_path(request: &str, final_url: &str, start_url: &str) -> bool {
 
 /// The verification record of a pair of rollout stage records.
 pub fn verify(
-    r1: &Value,
-    r2: &Value,
+    r1: &WebRollout,
+    r2: &WebRollout,
     start_url: &str,
     wants_answer: bool,
     threshold: f64,
-) -> Value {
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let view = |r: &Value| RolloutView {
-        visited: strings(&r["visited"]),
-        final_url: r["final_url"].as_str().map(str::to_string),
-        answer: r["answer"].as_str().map(str::to_string),
-        infeasible: r["infeasible"].is_string(),
+) -> AgreementVerify {
+    let view = |r: &WebRollout| RolloutView {
+        visited: r.visited.clone(),
+        final_url: r.final_url.clone(),
+        answer: r.answer.clone(),
+        infeasible: r.infeasible.is_some(),
     };
     let (a, b) = (view(r1), view(r2));
-    let finished = r2["exit"] == "submitted";
+    let finished = r2.exit == ExitLabel::Submitted;
     let agreement = agreement(&a, &b, start_url, wants_answer);
     let kept = finished && agreement.r >= threshold;
     let result = if !finished {
-        "t2_not_finished"
+        Outcome::T2NotFinished
     } else if b.infeasible {
-        "t2_infeasible"
+        Outcome::T2Infeasible
     } else if kept {
-        "kept"
+        Outcome::Kept
     } else {
-        "low_agreement"
+        Outcome::LowAgreement
     };
-    json!({
-        "r": agreement.r,
-        "same_final": agreement.same_final,
-        "visited_recall": agreement.visited_recall,
-        "same_answer": agreement.same_answer,
-        "t1_pages": agreement.t1_pages,
-        "shared_pages": agreement.shared_pages,
-        "threshold": threshold,
-        "kept": kept,
-        "result": result,
-    })
+    AgreementVerify {
+        recall: agreement.r,
+        same_final: agreement.same_final,
+        visited_recall: agreement.visited_recall,
+        same_answer: agreement.same_answer,
+        t1_pages: agreement.t1_pages,
+        shared_pages: agreement.shared_pages,
+        threshold,
+        kept,
+        result,
+    }
 }
 
 /// What the agreement score reads of one rollout.

@@ -2,9 +2,9 @@
 //! idempotent, atomic per file, and read back unchanged.
 
 use trajforge_agent::Trajectory;
-use trajforge_import::{Format, IMPORT_STAGE, Layout, parse_bytes, read_file, write};
+use trajforge_import::{Format, Layout, parse_bytes, read_file, write};
 use trajforge_pipeline::status::{Pricing, status};
-use trajforge_store::Store;
+use trajforge_store::{Outcome, StageName, Store};
 
 use crate::fixture;
 
@@ -20,16 +20,20 @@ fn sera_records_are_verified_like_generated_t2_and_read_back_unchanged() {
     let trajs = store.trajectories(true).expect("trajectories");
     assert_eq!(trajs.len(), 2);
     // chunked_even reproduces P1 (r = 1), split_into shares one of two lines (r = 0.5 < 0.75).
-    assert_eq!(trajs[0].recall, Some(1.0));
-    assert!(trajs[0].kept);
-    assert_eq!(trajs[1].recall, Some(0.5));
-    assert!(!trajs[1].kept);
+    assert_eq!(trajs[0].meta.recall, Some(1.0));
+    assert!(trajs[0].meta.kept);
+    assert_eq!(trajs[1].meta.recall, Some(0.5));
+    assert!(!trajs[1].meta.kept);
     for (t, r) in trajs.iter().zip(&parsed.records) {
         assert_eq!(
-            (t.rollout.as_str(), t.exit_status.as_str(), t.attempt),
+            (
+                t.meta.rollout.as_str(),
+                t.meta.exit_status.as_str(),
+                t.meta.attempt
+            ),
             ("t2", "submitted", 1)
         );
-        assert_eq!(t.patch, r.trajectory.outcome.patch);
+        assert_eq!(t.meta.patch, r.trajectory.outcome.patch);
         // The library-level round trip: what is read back is what was imported.
         let back: Trajectory = serde_json::from_value(t.data.clone()).expect("a trajectory");
         assert_eq!(back, r.trajectory);
@@ -39,16 +43,16 @@ fn sera_records_are_verified_like_generated_t2_and_read_back_unchanged() {
     assert_eq!(jobs[0].payload["name"], "chunked_even");
     assert_eq!(jobs[0].payload["import"]["line"], 1);
     assert_eq!(
-        (jobs[0].result.as_deref(), jobs[1].result.as_deref()),
-        (Some("kept"), Some("low_recall"))
+        (jobs[0].result.clone(), jobs[1].result.clone()),
+        (Some(Outcome::Kept), Some(Outcome::LowRecall))
     );
-    let stages: Vec<String> = store
+    let stages: Vec<StageName> = store
         .stages(jobs[1].id)
         .expect("stages")
         .into_iter()
-        .map(|s| s.stage)
+        .map(|s| s.stage.name())
         .collect();
-    assert_eq!(stages, [IMPORT_STAGE, "verify"]);
+    assert_eq!(stages, [StageName::Import, StageName::Verify]);
 
     // `status` sees them the way it sees generated pairs.
     let s = status(&store, Pricing::default()).expect("status");
@@ -82,7 +86,7 @@ fn importing_the_same_records_again_adds_nothing() {
     assert!(
         trajs
             .iter()
-            .all(|t| t.rollout == "t1" && t.kept && t.recall.is_none())
+            .all(|t| t.meta.rollout == "t1" && t.meta.kept && t.meta.recall.is_none())
     );
     let s = status(&store, Pricing::default()).expect("status");
     assert_eq!((s.kept_t1, s.kept_t2), (2, 0));

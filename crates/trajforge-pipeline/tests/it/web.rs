@@ -197,14 +197,14 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
     let mut seen = std::collections::BTreeMap::<String, u32>::new();
     for job in store.jobs().unwrap() {
         assert_eq!(job.status, "done", "{job:?}");
-        let result = job.result.clone().unwrap();
+        let result = job.result.clone().unwrap().to_string();
         *seen.entry(result.clone()).or_default() += 1;
         let stages = store.stages(job.id).unwrap();
         let get = |name: &str| {
             stages
                 .iter()
-                .find(|s| s.stage == name)
-                .map(|s| s.payload.clone())
+                .find(|s| s.stage.name() == name)
+                .map(|s| s.stage.to_json().unwrap())
         };
         if result == "t1_infeasible" {
             assert!(get("request").is_none());
@@ -217,7 +217,8 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
             !request["text"].as_str().unwrap().contains("http"),
             "{request}"
         );
-        let r = verify["r"].as_f64().unwrap();
+        // The agreement is stored in the field code runs use for line recall.
+        let r = verify["recall"].as_f64().unwrap();
         match web_fate(r1["final_url"].as_str().unwrap()) {
             WebFate::Exact => assert_eq!((result.as_str(), r), ("kept", 1.0), "{verify}"),
             WebFate::Detour => {

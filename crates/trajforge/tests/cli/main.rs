@@ -6,6 +6,7 @@ mod generate;
 mod import;
 mod local;
 mod menu;
+mod old_runs;
 mod readme;
 mod recall;
 mod run;

@@ -12,12 +12,18 @@ use crate::repo_root;
 
 /// A git repository made from the shipped sample (more-itertools), in a fresh folder.
 pub fn sample_git_repo(dir: &Path) -> PathBuf {
+    sample_git_repo_with_env(dir, &[])
+}
+
+/// [`sample_git_repo`] with extra environment for git (fixed dates give a fixed commit id).
+pub fn sample_git_repo_with_env(dir: &Path, envs: &[(&str, &str)]) -> PathBuf {
     let repo = dir.join("sample");
     copy_dir(&repo_root().join("examples/sample-repo"), &repo);
     let git = |args: &[&str]| {
         let out = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
             .args(args)
+            .envs(envs.iter().copied())
             .current_dir(&repo)
             .output()
             .expect("git");

@@ -27,7 +27,7 @@ fn status(run: &std::path::Path) -> Value {
 
 /// Crawl `max_pages` pages of the bidict docs into `dir/site`; returns the folder and the
 /// page graph the scripted teacher navigates by.
-fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
+pub(crate) fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
     let site = dir.join("site");
     crate::site::crawl_dir(html, &site, &["--max-pages", &max_pages.to_string()], dir);
     let pages: Vec<GraphPage> = std::fs::read_to_string(site.join("pages.jsonl"))
@@ -273,15 +273,16 @@ fn run_digest(run: &Path) -> BTreeMap<String, Value> {
     let jobs = store.jobs().expect("jobs");
     let mut out = BTreeMap::new();
     for t in store.trajectories(true).expect("trajectories") {
+        let m = &t.meta;
         let job = jobs
             .iter()
-            .find(|j| j.id == t.job_id)
+            .find(|j| j.id == m.job_id)
             .expect("job of trajectory");
-        let key = format!("{} #{} {}", job.key, t.attempt, t.rollout);
+        let key = format!("{} #{} {}", job.key, m.attempt, m.rollout);
         let entry = serde_json::json!({
-            "exit": t.exit_status,
-            "kept": t.kept,
-            "recall": t.recall,
+            "exit": m.exit_status,
+            "kept": m.kept,
+            "recall": m.recall,
             "final_url": t.data.pointer("/outcome/final_url").cloned().unwrap_or(Value::Null),
         });
         assert!(

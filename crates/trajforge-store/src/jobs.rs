@@ -1,0 +1,272 @@
+//! Jobs under leases: adding, claiming, renewing, reclaiming, releasing and finishing them.
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{JobStatus, Outcome};
+use crate::sessions::touch_session;
+use crate::{Result, Store, StoreError, now_ms};
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Job id (order of the sample).
+    pub id: i64,
+    /// Stable key (for a function: `path::name@line`).
+    pub key: String,
+    /// What to work on (JSON).
+    pub payload: serde_json::Value,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// Its result when done.
+    pub result: Option<Outcome>,
+}
+
+/// Counts for status displays.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Jobs not started.
+    pub pending: u64,
+    /// Jobs in flight.
+    pub running: u64,
+    /// Jobs finished.
+    pub done: u64,
+}
+
+impl Store {
+    /// Add jobs that are not there yet (by key); returns how many were added.
+    pub fn add_jobs(&self, jobs: &[(String, serde_json::Value)]) -> Result<usize> {
+        let mut conn = self.lock();
+        let now = now_ms();
+        let r = (|| {
+            let tx = conn.transaction()?;
+            let mut added = 0;
+            {
+                let next: i64 =
+                    tx.query_row("SELECT COALESCE(MAX(id) + 1, 0) FROM jobs", [], |r| {
+                        r.get(0)
+                    })?;
+                let mut id = next;
+                let mut insert = tx.prepare(
+                    "INSERT OR IGNORE INTO jobs(id, key, payload, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (key, payload) in jobs {
+                    let n = insert.execute(params![id, key, payload.to_string(), now])?;
+                    if n > 0 {
+                        added += 1;
+                        id += 1;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(added)
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// Claim the lowest pending job, or a running one whose lease expired, for `owner`.
+    pub fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Job>> {
+        let mut conn = self.lock();
+        let now = now_ms();
+        let until = now + lease.as_millis() as i64;
+        let r = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row = tx
+                .query_row(
+                    "SELECT id, key, payload FROM jobs
+                     WHERE status = 'pending' OR (status = 'running' AND lease_until < ?1)
+                     ORDER BY id LIMIT 1",
+                    [now],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((id, key, payload)) = row else {
+                tx.commit()?;
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_until = ?2, updated_at = ?3 WHERE id = ?4",
+                params![owner, until, now, id],
+            )?;
+            tx.commit()?;
+            Ok(Some((id, key, payload)))
+        })();
+        drop(conn);
+        let Some((id, key, payload)) = self.sql(r)? else {
+            return Ok(None);
+        };
+        let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: format!("job {id} payload: {e}"),
+        })?;
+        Ok(Some(Job {
+            id,
+            key,
+            payload,
+            status: JobStatus::Running,
+            result: None,
+        }))
+    }
+
+    /// Extend the leases of every job `owner` holds; returns how many.
+    pub fn renew(&self, owner: &str, lease: Duration) -> Result<usize> {
+        let conn = self.lock();
+        let until = now_ms() + lease.as_millis() as i64;
+        let r = conn.execute(
+            "UPDATE jobs SET lease_until = ?1 WHERE lease_owner = ?2 AND status = 'running'",
+            params![until, owner],
+        );
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// Hand back jobs held by owners for which `is_dead` is true (a crashed process's leases),
+    /// so they can be claimed at once instead of after the lease expires.
+    pub fn reclaim(&self, is_dead: impl Fn(&str) -> bool) -> Result<usize> {
+        let owners: Vec<String> = {
+            let conn = self.lock();
+            let r = (|| {
+                let mut stmt =
+                    conn.prepare("SELECT DISTINCT lease_owner FROM jobs WHERE status = 'running' AND lease_owner IS NOT NULL")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })();
+            drop(conn);
+            self.sql(r)?
+        };
+        let mut n = 0;
+        for owner in owners.into_iter().filter(|o| is_dead(o)) {
+            let conn = self.lock();
+            let r = conn.execute(
+                "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1 AND status = 'running'",
+                [&owner],
+            );
+            drop(conn);
+            n += self.sql(r)?;
+        }
+        Ok(n)
+    }
+
+    /// Hand back the jobs `owner` holds without finishing them (graceful stop).
+    pub fn release(&self, owner: &str) -> Result<usize> {
+        self.reclaim(|o| o == owner)
+    }
+
+    /// Hand back one job `owner` holds without finishing it, so it is claimed again later.
+    pub fn release_job(&self, owner: &str, job: i64) -> Result<bool> {
+        let conn = self.lock();
+        let r = conn.execute(
+            "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
+            params![job, owner],
+        );
+        drop(conn);
+        self.sql(r).map(|n| n > 0)
+    }
+
+    pub(crate) fn check_lease(
+        tx: &rusqlite::Transaction<'_>,
+        job: i64,
+        owner: &str,
+    ) -> rusqlite::Result<Option<Option<String>>> {
+        let holder: Option<String> = tx
+            .query_row("SELECT lease_owner FROM jobs WHERE id = ?1", [job], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        Ok(if holder.as_deref() == Some(owner) {
+            None
+        } else {
+            Some(holder)
+        })
+    }
+
+    /// Finish a job with a result label.
+    pub fn finish(&self, owner: &str, job: i64, result: &Outcome) -> Result<()> {
+        let mut conn = self.lock();
+        let now = now_ms();
+        let r = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(holder) = Self::check_lease(&tx, job, owner)? {
+                return Ok(Err(holder));
+            }
+            tx.execute(
+                "UPDATE jobs SET status = 'done', result = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
+                params![result.as_str(), now, job],
+            )?;
+            touch_session(&tx, owner, now)?;
+            tx.commit()?;
+            Ok(Ok(()))
+        })();
+        drop(conn);
+        self.sql(r)?
+            .map_err(|holder| StoreError::LeaseLost { job, holder })
+    }
+
+    /// Every job.
+    pub fn jobs(&self) -> Result<Vec<Job>> {
+        let conn = self.lock();
+        let r = (|| {
+            let mut stmt =
+                conn.prepare("SELECT id, key, payload, status, result FROM jobs ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        drop(conn);
+        self.sql(r)?
+            .into_iter()
+            .map(|(id, key, payload, status, result)| {
+                let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("job {id}: {e}"),
+                })?;
+                Ok(Job {
+                    id,
+                    key,
+                    payload,
+                    status: JobStatus::from(status),
+                    result: result.map(Outcome::from),
+                })
+            })
+            .collect()
+    }
+
+    /// Jobs per status.
+    pub fn counts(&self) -> Result<JobCounts> {
+        let conn = self.lock();
+        let r = (|| {
+            let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        drop(conn);
+        let mut counts = JobCounts::default();
+        for (status, n) in self.sql(r)? {
+            match status.as_str() {
+                "pending" => counts.pending = n as u64,
+                "running" => counts.running = n as u64,
+                "done" => counts.done = n as u64,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+}

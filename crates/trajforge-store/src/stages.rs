@@ -1,0 +1,177 @@
+//! Stage results, committed one transaction each with their trajectory and usage.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Stage, StageName};
+use crate::sessions::touch_session;
+use crate::{Result, Store, StoreError, TrajectoryRecord, now_ms};
+
+/// A stage result as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageRecord {
+    /// The job.
+    pub job_id: i64,
+    /// Attempt number (1-based).
+    pub attempt: i64,
+    /// The stage and its result.
+    pub stage: Stage,
+    /// When it was committed, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// Token usage of one teacher call or episode, for costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Teacher time in seconds.
+    pub model_seconds: f64,
+}
+
+impl Store {
+    /// Commit one stage's result, with its trajectory and usage, in one transaction.
+    ///
+    /// Recording the same (job, attempt, stage) again replaces it: a retried stage after a
+    /// crash never duplicates anything.
+    pub fn record_stage(
+        &self,
+        owner: &str,
+        job: i64,
+        attempt: i64,
+        stage: &Stage,
+        trajectory: Option<&TrajectoryRecord>,
+        usage: Option<UsageRecord>,
+    ) -> Result<()> {
+        let name = stage.name();
+        let payload = stage
+            .to_json()
+            .map_err(|e| self.corrupt(format!("stage {name} of job {job}: {e}")))?
+            .to_string();
+        let stage = name.as_str();
+        let mut conn = self.lock();
+        let now = now_ms();
+        let r = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(holder) = Self::check_lease(&tx, job, owner)? {
+                return Ok(Err(holder));
+            }
+            tx.execute(
+                "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(job_id, attempt, stage) DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at",
+                params![job, attempt, stage, payload, now],
+            )?;
+            if let Some(t) = trajectory {
+                tx.execute(
+                    "INSERT INTO trajectories(job_id, attempt, rollout, exit_status, patch, data, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(job_id, attempt, rollout) DO UPDATE SET exit_status = excluded.exit_status,
+                        patch = excluded.patch, data = excluded.data, recall = NULL, kept = 0, created_at = excluded.created_at",
+                    params![job, attempt, t.rollout.as_str(), t.exit_status.as_str(), t.patch, t.data.to_string(), now],
+                )?;
+            }
+            if let Some(u) = usage {
+                tx.execute(
+                    "DELETE FROM usage WHERE job_id = ?1 AND attempt = ?2 AND stage = ?3",
+                    params![job, attempt, stage],
+                )?;
+                tx.execute(
+                    "INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![job, attempt, stage, u.prompt_tokens as i64, u.completion_tokens as i64, u.model_seconds, now],
+                )?;
+            }
+            tx.execute(
+                "UPDATE jobs SET updated_at = ?1 WHERE id = ?2",
+                params![now, job],
+            )?;
+            touch_session(&tx, owner, now)?;
+            tx.commit()?;
+            Ok(Ok(()))
+        })();
+        drop(conn);
+        self.sql(r)?
+            .map_err(|holder| StoreError::LeaseLost { job, holder })
+    }
+
+    /// The stage results of a job, in commit order.
+    pub fn stages(&self, job: i64) -> Result<Vec<StageRecord>> {
+        self.query_stages(
+            "WHERE job_id = ?1 ORDER BY attempt, created_at, stage",
+            Some(job),
+        )
+    }
+
+    /// Every stage result of the run.
+    pub fn all_stages(&self) -> Result<Vec<StageRecord>> {
+        self.query_stages("ORDER BY job_id, attempt, created_at, stage", None)
+    }
+
+    fn query_stages(&self, clause: &str, job: Option<i64>) -> Result<Vec<StageRecord>> {
+        let conn = self.lock();
+        let sql =
+            format!("SELECT job_id, attempt, stage, payload, created_at FROM stages {clause}");
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql)?;
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            };
+            let rows = match job {
+                Some(j) => stmt
+                    .query_map([j], map)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                None => stmt
+                    .query_map([], map)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            Ok(rows)
+        })();
+        drop(conn);
+        self.sql(r)?
+            .into_iter()
+            .map(|(job_id, attempt, name, payload, created_at)| {
+                let name = StageName::from(name);
+                let stage = serde_json::from_str(&payload)
+                    .and_then(|v| Stage::from_json(name.clone(), v))
+                    .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
+                Ok(StageRecord {
+                    job_id,
+                    attempt,
+                    stage,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Total usage per stage name.
+    pub fn usage_by_stage(&self) -> Result<Vec<(String, UsageRecord)>> {
+        let conn = self.lock();
+        let r = (|| {
+            let mut stmt = conn.prepare(
+                "SELECT stage, SUM(prompt_tokens), SUM(completion_tokens), SUM(model_seconds) FROM usage GROUP BY stage ORDER BY stage",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    UsageRecord {
+                        prompt_tokens: r.get::<_, i64>(1)? as u64,
+                        completion_tokens: r.get::<_, i64>(2)? as u64,
+                        model_seconds: r.get::<_, f64>(3)?,
+                    },
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+}

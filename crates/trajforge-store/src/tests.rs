@@ -1,0 +1,245 @@
+//! Tests of the store as a whole.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+
+/// A stage this version does not know, with its payload as written.
+fn other(name: &str, payload: serde_json::Value) -> Stage {
+    Stage::Other(StageName::from(name), payload)
+}
+
+fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
+    (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
+}
+
+#[test]
+fn sessions_span_from_their_start_to_their_last_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    assert!(store.session_spans().expect("spans").is_empty());
+    store.add_jobs(&jobs(1)).expect("add");
+    store.begin_session("w1").expect("begin");
+    std::thread::sleep(Duration::from_millis(30));
+    let job = store
+        .claim("w1", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    store
+        .record_stage("w1", job.id, 1, &other("x", json!({})), None, None)
+        .expect("stage");
+    std::thread::sleep(Duration::from_millis(30));
+    store.finish("w1", job.id, &Outcome::Kept).expect("finish");
+    let spans = store.session_spans().expect("spans");
+    assert_eq!(spans.len(), 1);
+    // The first stage came 30 ms after the start: that time counts too.
+    assert!(spans[0].1 - spans[0].0 >= 60, "{spans:?}");
+    // A later session that commits nothing spans nothing; reopening keeps the sessions.
+    store.begin_session("w2").expect("begin");
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    let again = store.session_spans().expect("spans");
+    assert_eq!(again[0], spans[0]);
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[1].0, again[1].1);
+}
+
+#[test]
+fn jobs_are_added_once_and_claimed_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(store.add_jobs(&jobs(3)).expect("add"), 3);
+    assert_eq!(
+        store.add_jobs(&jobs(5)).expect("add"),
+        2,
+        "existing keys are not added again"
+    );
+    let a = store
+        .claim("w1", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    let b = store
+        .claim("w2", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    assert_eq!((a.id, b.id), (0, 1));
+    assert_eq!(a.payload, json!({"i": 0}));
+    let counts = store.counts().expect("counts");
+    assert_eq!((counts.pending, counts.running, counts.done), (3, 2, 0));
+}
+
+#[test]
+fn expired_or_dead_leases_are_reclaimed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.add_jobs(&jobs(1)).expect("add");
+    let job = store
+        .claim("dead", Duration::from_millis(0))
+        .expect("claim")
+        .expect("job");
+    std::thread::sleep(Duration::from_millis(5));
+    // The lease expired: another worker may take it, and the first one can no longer write.
+    let again = store
+        .claim("alive", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    assert_eq!(again.id, job.id);
+    let err = store
+        .record_stage("dead", job.id, 1, &other("x", json!({})), None, None)
+        .expect_err("lease lost");
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    // A dead owner's jobs go back to pending at once.
+    assert_eq!(store.reclaim(|o| o == "alive").expect("reclaim"), 1);
+    assert_eq!(store.counts().expect("counts").pending, 1);
+}
+
+#[test]
+fn stages_are_idempotent_and_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        store.add_jobs(&jobs(1)).expect("add");
+        let job = store
+            .claim("w", Duration::from_secs(60))
+            .expect("claim")
+            .expect("job");
+        let t = TrajectoryRecord {
+            rollout: Rollout::T1,
+            exit_status: ExitLabel::Submitted,
+            patch: Some("p".into()),
+            data: json!({"steps": 1}),
+        };
+        let u = UsageRecord {
+            prompt_tokens: 10,
+            completion_tokens: 2,
+            model_seconds: 0.5,
+        };
+        store
+            .record_stage(
+                "w",
+                job.id,
+                1,
+                &other("x", json!({"a": 1})),
+                Some(&t),
+                Some(u),
+            )
+            .expect("record");
+        store
+            .record_stage(
+                "w",
+                job.id,
+                1,
+                &other("x", json!({"a": 2})),
+                Some(&t),
+                Some(u),
+            )
+            .expect("record again");
+        store
+            .set_verdict(job.id, 1, &Rollout::T1, true, None)
+            .expect("verdict");
+        store.finish("w", job.id, &Outcome::Kept).expect("finish");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    let stages = store.all_stages().expect("stages");
+    assert_eq!(stages.len(), 1);
+    assert_eq!(stages[0].stage, other("x", json!({"a": 2})));
+    let trajs = store.trajectories(true).expect("trajectories");
+    assert_eq!(trajs.len(), 1);
+    assert!(trajs[0].meta.kept);
+    let mut streamed = Vec::new();
+    store
+        .for_each_trajectory(true, |row| {
+            streamed.push(row);
+            true
+        })
+        .expect("stream");
+    assert_eq!(streamed.len(), 1);
+    assert_eq!(streamed[0].data, r#"{"steps":1}"#);
+    assert_eq!(streamed[0].job_key.as_deref(), Some("f0"));
+    let stages: serde_json::Value =
+        serde_json::from_str(streamed[0].stages.as_deref().expect("stages")).expect("json");
+    assert_eq!(stages, json!({"x": {"a": 2}}));
+    assert_eq!(store.trajectory_count().expect("count"), 1);
+    assert_eq!(
+        store.usage_by_stage().expect("usage")[0].1.prompt_tokens,
+        10,
+        "usage is not double counted"
+    );
+    assert!(store.has_other_t1_patch(99, "p").expect("dup"));
+    assert!(!store.has_other_t1_patch(0, "p").expect("dup"));
+    assert_eq!(store.jobs().expect("jobs")[0].result, Some(Outcome::Kept));
+    assert!(
+        store
+            .claim("w", Duration::from_secs(1))
+            .expect("claim")
+            .is_none()
+    );
+}
+
+#[test]
+fn imported_jobs_are_added_once_and_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.add_jobs(&jobs(1)).expect("add");
+    let job = |key: &str| ImportedJob {
+        key: key.into(),
+        payload: json!({"k": key}),
+        result: Outcome::Kept,
+        stages: vec![other("import-x", json!({"line": 1}))],
+        trajectory: TrajectoryRecord {
+            rollout: Rollout::T2,
+            exit_status: ExitLabel::Submitted,
+            patch: Some("p".into()),
+            data: json!({"steps": []}),
+        },
+        recall: Some(0.5),
+        kept: true,
+    };
+    let c = store
+        .import_jobs(&[job("a"), job("b")], &[("kind", "import".into())])
+        .expect("import");
+    assert_eq!((c.added, c.duplicates), (2, 0));
+    let c = store
+        .import_jobs(&[job("b"), job("c")], &[])
+        .expect("import again");
+    assert_eq!((c.added, c.duplicates), (1, 1));
+    let all = store.jobs().expect("jobs");
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].key, "c");
+    assert_eq!(all[3].status, JobStatus::Done);
+    let trajs = store.trajectories(true).expect("trajectories");
+    assert_eq!(trajs.len(), 3);
+    assert_eq!(trajs[0].meta.recall, Some(0.5));
+    assert!(trajs.iter().all(|t| t.meta.kept && t.meta.attempt == 1));
+    assert_eq!(store.all_stages().expect("stages").len(), 3);
+    assert_eq!(store.meta("kind").expect("meta").as_deref(), Some("import"));
+    // Imported jobs are finished: a worker never claims them.
+    let claimed = store
+        .claim("w", Duration::from_secs(1))
+        .expect("claim")
+        .expect("the generated job");
+    assert_eq!(claimed.key, "f0");
+    assert!(
+        store
+            .claim("w", Duration::from_secs(1))
+            .expect("claim")
+            .is_none()
+    );
+}
+
+#[test]
+fn meta_round_trip_and_schema_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.set_meta("k", "v1").expect("set");
+    store.set_meta("k", "v2").expect("set");
+    assert_eq!(store.meta("k").expect("get").as_deref(), Some("v2"));
+    store.set_meta("schema_version", "999").expect("set");
+    drop(store);
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Version { found: 999, .. })
+    ));
+}

@@ -1,0 +1,297 @@
+//! Stored trajectories: verdicts, listing, streaming for exports, and imported jobs.
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ExitLabel, Outcome, Rollout, Stage, TrajectoryMeta};
+use crate::{Result, Store, TrajectoryRecord, now_ms};
+
+/// A stored trajectory with its verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredTrajectory {
+    /// Where it belongs, how it ended, the verdict.
+    #[serde(flatten)]
+    pub meta: TrajectoryMeta,
+    /// The whole trajectory (JSON).
+    pub data: serde_json::Value,
+}
+
+/// A stored trajectory as streamed for exports: JSON columns stay text, for the reader to parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrajectoryRow {
+    /// Where it belongs, how it ended, the verdict.
+    pub meta: TrajectoryMeta,
+    /// The whole trajectory (JSON text; `null` when streamed without data).
+    pub data: String,
+    /// The job's key, when the job row exists.
+    pub job_key: Option<String>,
+    /// The job's payload (JSON text).
+    pub job_payload: Option<String>,
+    /// The attempt's stage results as one JSON object keyed by stage name (JSON text, as
+    /// stored: exports write them unchanged).
+    pub stages: Option<String>,
+}
+
+/// The columns [`meta_of`] reads, then the data column, for a query on `trajectories t`.
+const META_COLUMNS: &str =
+    "t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.patch, t.recall, t.kept";
+
+/// A trajectory's metadata from the first columns of a row selected with [`META_COLUMNS`].
+fn meta_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryMeta> {
+    Ok(TrajectoryMeta {
+        id: r.get(0)?,
+        job_id: r.get(1)?,
+        attempt: r.get(2)?,
+        rollout: Rollout::from(r.get::<_, String>(3)?),
+        exit_status: ExitLabel::from(r.get::<_, String>(4)?),
+        patch: r.get(5)?,
+        recall: r.get(6)?,
+        kept: r.get::<_, i64>(7)? != 0,
+    })
+}
+
+/// A finished job brought in from elsewhere (an import), with everything the pipeline would
+/// have recorded for it, written by [`Store::import_jobs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedJob {
+    /// Stable key; a key already in the store is skipped (importing twice duplicates nothing).
+    pub key: String,
+    /// What the job was about (JSON).
+    pub payload: serde_json::Value,
+    /// The job's result.
+    pub result: Outcome,
+    /// Stage results of attempt 1, in order.
+    pub stages: Vec<Stage>,
+    /// The trajectory (attempt 1).
+    pub trajectory: TrajectoryRecord,
+    /// Its line recall, when it was verified against a reference.
+    pub recall: Option<f64>,
+    /// Whether it is kept for training.
+    pub kept: bool,
+}
+
+/// What [`Store::import_jobs`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCounts {
+    /// Jobs added.
+    pub added: usize,
+    /// Jobs whose key was already there.
+    pub duplicates: usize,
+}
+
+impl Store {
+    /// Mark a trajectory kept or not, with its recall.
+    pub fn set_verdict(
+        &self,
+        job: i64,
+        attempt: i64,
+        rollout: &Rollout,
+        kept: bool,
+        recall: Option<f64>,
+    ) -> Result<()> {
+        let conn = self.lock();
+        let r = conn.execute(
+            "UPDATE trajectories SET kept = ?1, recall = COALESCE(?2, recall) WHERE job_id = ?3 AND attempt = ?4 AND rollout = ?5",
+            params![kept as i64, recall, job, attempt, rollout.as_str()],
+        );
+        drop(conn);
+        self.sql(r).map(|_| ())
+    }
+
+    /// Every trajectory (data included when `with_data`).
+    pub fn trajectories(&self, with_data: bool) -> Result<Vec<StoredTrajectory>> {
+        let conn = self.lock();
+        let data_col = if with_data { "t.data" } else { "'null'" };
+        let sql = format!(
+            "SELECT {META_COLUMNS}, {data_col} FROM trajectories t ORDER BY t.job_id, t.attempt, t.rollout"
+        );
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| Ok((meta_of(r)?, r.get::<_, String>(8)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })();
+        drop(conn);
+        self.sql(r)?
+            .into_iter()
+            .map(|(meta, data)| {
+                let data = serde_json::from_str(&data)
+                    .map_err(|e| self.corrupt(format!("trajectory {}: {e}", meta.id)))?;
+                Ok(StoredTrajectory { meta, data })
+            })
+            .collect()
+    }
+
+    /// Visit every trajectory in order (job, attempt, rollout) with its job and its attempt's
+    /// stage results, one row at a time, so exports use memory independent of the run's size.
+    /// `visit` returns false to stop early.
+    pub fn for_each_trajectory(
+        &self,
+        with_data: bool,
+        mut visit: impl FnMut(TrajectoryRow) -> bool,
+    ) -> Result<()> {
+        let conn = self.lock();
+        let data_col = if with_data { "t.data" } else { "'null'" };
+        // Stages become one JSON object per row (SQLite's JSON functions), keyed by stage name.
+        let sql = format!(
+            "SELECT {META_COLUMNS}, {data_col},
+                    j.key, j.payload,
+                    (SELECT json_group_object(s.stage, json(s.payload)) FROM stages s
+                      WHERE s.job_id = t.job_id AND s.attempt = t.attempt)
+             FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
+             ORDER BY t.job_id, t.attempt, t.rollout"
+        );
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let row = TrajectoryRow {
+                    meta: meta_of(r)?,
+                    data: r.get(8)?,
+                    job_key: r.get(9)?,
+                    job_payload: r.get(10)?,
+                    stages: r.get(11)?,
+                };
+                if !visit(row) {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// Number of stored trajectories.
+    pub fn trajectory_count(&self) -> Result<u64> {
+        let conn = self.lock();
+        let r = conn.query_row("SELECT COUNT(*) FROM trajectories", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        drop(conn);
+        self.sql(r).map(|n| n as u64)
+    }
+
+    /// One trajectory's data, if stored.
+    pub fn trajectory_data(
+        &self,
+        job: i64,
+        attempt: i64,
+        rollout: &Rollout,
+    ) -> Result<Option<serde_json::Value>> {
+        let conn = self.lock();
+        let r = conn
+            .query_row(
+                "SELECT data FROM trajectories WHERE job_id = ?1 AND attempt = ?2 AND rollout = ?3",
+                params![job, attempt, rollout.as_str()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional();
+        drop(conn);
+        match self.sql(r)? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| self.corrupt(format!("trajectory of job {job}: {e}"))),
+        }
+    }
+
+    /// Whether another job already produced this exact P1 (byte-identical duplicates are discarded).
+    pub fn has_other_t1_patch(&self, job: i64, patch: &str) -> Result<bool> {
+        let conn = self.lock();
+        let r = conn
+            .query_row(
+                "SELECT 1 FROM trajectories WHERE rollout = 't1' AND patch = ?1 AND job_id != ?2 LIMIT 1",
+                params![patch, job],
+                |_| Ok(()),
+            )
+            .optional();
+        drop(conn);
+        Ok(self.sql(r)?.is_some())
+    }
+
+    /// Add finished jobs with their stages and trajectories, and set `meta` values, in one
+    /// transaction: either all of it is stored or nothing is. Jobs whose key exists are skipped.
+    pub fn import_jobs(
+        &self,
+        jobs: &[ImportedJob],
+        meta: &[(&str, String)],
+    ) -> Result<ImportCounts> {
+        // Payloads are serialized before the transaction, so a bad one stores nothing.
+        let stages = jobs
+            .iter()
+            .map(|job| {
+                job.stages
+                    .iter()
+                    .map(|s| {
+                        let name = s.name();
+                        let payload = s.to_json().map_err(|e| {
+                            self.corrupt(format!("stage {name} of import {}: {e}", job.key))
+                        })?;
+                        Ok((name, payload.to_string()))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut conn = self.lock();
+        let now = now_ms();
+        let r = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut counts = ImportCounts::default();
+            {
+                let mut id: i64 =
+                    tx.query_row("SELECT COALESCE(MAX(id) + 1, 0) FROM jobs", [], |r| {
+                        r.get(0)
+                    })?;
+                let mut job_insert = tx.prepare(
+                    "INSERT OR IGNORE INTO jobs(id, key, payload, status, result, updated_at) VALUES (?1, ?2, ?3, 'done', ?4, ?5)",
+                )?;
+                let mut stage_insert = tx.prepare(
+                    "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
+                )?;
+                let mut traj_insert = tx.prepare(
+                    "INSERT INTO trajectories(job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for (i, job) in jobs.iter().enumerate() {
+                    let n = job_insert.execute(params![
+                        id,
+                        job.key,
+                        job.payload.to_string(),
+                        job.result.as_str(),
+                        now
+                    ])?;
+                    if n == 0 {
+                        counts.duplicates += 1;
+                        continue;
+                    }
+                    for (stage, payload) in &stages[i] {
+                        stage_insert.execute(params![id, stage.as_str(), payload, now])?;
+                    }
+                    let t = &job.trajectory;
+                    traj_insert.execute(params![
+                        id,
+                        t.rollout.as_str(),
+                        t.exit_status.as_str(),
+                        t.patch,
+                        job.recall,
+                        job.kept as i64,
+                        t.data.to_string(),
+                        now
+                    ])?;
+                    counts.added += 1;
+                    id += 1;
+                }
+            }
+            for (key, value) in meta {
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+            tx.commit()?;
+            Ok(counts)
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+}
