@@ -356,6 +356,25 @@ pub fn normalise_arguments(args: Option<&Value>) -> Result<String, ArgumentsErro
     }
 }
 
+/// Split the embedded teacher's output into content and tool calls. With tools enabled its
+/// grammar makes the output either `<tool_call>` blocks or a message, so only a leading block
+/// counts; a block cut short by `max_tokens` becomes a call with `parse_error` set.
+pub fn grammar_output(
+    text: &str,
+    tools_enabled: bool,
+    next_id: &mut dyn FnMut() -> String,
+) -> (Option<String>, Vec<ToolCall>) {
+    if !tools_enabled {
+        return (Some(text.to_string()), Vec::new());
+    }
+    let (kept, calls) = parse_calls(text, CallSyntax::Grammar, next_id);
+    if calls.is_empty() {
+        (Some(kept), calls)
+    } else {
+        (None, calls)
+    }
+}
+
 /// Models sometimes wrap the JSON in a Markdown code fence inside the tags.
 fn strip_code_fence(s: &str) -> &str {
     let Some(body) = s.strip_prefix("```") else {
@@ -370,16 +389,16 @@ fn strip_code_fence(s: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn ids() -> impl FnMut() -> String {
+    fn ids(prefix: &'static str) -> impl FnMut() -> String {
         let mut n = 0;
         move || {
             n += 1;
-            format!("call_{n}")
+            format!("{prefix}{n}")
         }
     }
 
     fn free(text: &str) -> (String, Vec<ToolCall>) {
-        parse_calls(text, CallSyntax::Free, &mut ids())
+        parse_calls(text, CallSyntax::Free, &mut ids("call_"))
     }
 
     #[test]
@@ -467,5 +486,38 @@ mod tests {
             format!("Look.\n{call}\n{call}")
         );
         assert_eq!(assistant_text(String::new(), &[c]), call);
+    }
+
+    #[test]
+    fn parses_calls_and_keeps_raw_arguments() {
+        let text = "<tool_call>\n{\"name\": \"bash\", \"arguments\": {\"command\": \"ls -la\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"submit\", \"arguments\": {}}\n</tool_call>";
+        let (content, calls) = grammar_output(text, true, &mut ids("c"));
+        assert_eq!(content, None);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].name, "bash");
+        assert_eq!(calls[0].arguments, "{\"command\": \"ls -la\"}");
+        assert_eq!(calls[1].id, "c2");
+        assert!(!calls[1].is_malformed());
+    }
+
+    #[test]
+    fn truncated_call_is_malformed_and_messages_stay_text() {
+        let (_, calls) = grammar_output(
+            "<tool_call>\n{\"name\": \"bash\", \"argu",
+            true,
+            &mut ids("c"),
+        );
+        assert!(
+            calls[0]
+                .parse_error
+                .as_deref()
+                .unwrap()
+                .contains("max_tokens")
+        );
+        let (content, calls) = grammar_output("Hello <tool_call>", true, &mut ids("c"));
+        assert_eq!(content.as_deref(), Some("Hello <tool_call>"));
+        assert!(calls.is_empty());
+        let (content, _) = grammar_output("<tool_call>", false, &mut ids("c"));
+        assert_eq!(content.as_deref(), Some("<tool_call>"));
     }
 }
