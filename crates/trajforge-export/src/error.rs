@@ -26,7 +26,7 @@ pub enum ExportError {
     },
     /// The chat template failed to render a conversation.
     #[error("chat template: {0}")]
-    Template(String),
+    Template(#[source] trajforge_chat::TemplateError),
     /// Tokenizing failed.
     #[error("tokenizer: {0}")]
     Encode(String),

@@ -1,7 +1,8 @@
 //! Turn a run's trajectories into training data (SPEC.md section 5): select them with the
 //! filters SERA used, render them in a student's chat format (Qwen hermes for axolotl,
 //! OpenAI messages for TRL, ShareGPT for LLaMA-Factory, or everything raw), count tokens
-//! exactly with the student's tokenizer and chat template, truncate too-long ones after the
+//! exactly with the student's tokenizer and chat template (rendered by `trajforge-chat`, as
+//! the embedded teacher renders its prompts), truncate too-long ones after the
 //! last assistant turn that fits, and write JSONL or Parquet next to a dataset card and a
 //! trainer config.
 //!
@@ -15,7 +16,6 @@ mod error;
 pub mod select;
 pub mod source;
 pub mod spec;
-pub mod template;
 pub mod tokens;
 pub mod write;
 

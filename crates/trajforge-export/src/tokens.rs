@@ -16,14 +16,15 @@ use trajforge_agent::Trajectory;
 use trajforge_teacher::Role;
 use xxhash_rust::xxh3::{Xxh3Builder, xxh3_128};
 
-use crate::convert::{hermes_messages, openai_messages, tools_json};
+use trajforge_chat::ChatTemplate;
+
+use crate::convert::think_text;
 use crate::error::{ExportError, Result};
-use crate::template::HfTemplate;
 
 /// A tokenizer with its chat template.
 pub struct StudentTokenizer {
     tokenizer: Tokenizer,
-    template: HfTemplate,
+    template: ChatTemplate,
     /// Where it was loaded from.
     pub source: PathBuf,
     /// The counting path without `Encoding`s, when the tokenizer's added tokens allow it.
@@ -158,7 +159,7 @@ impl StudentTokenizer {
             let source = info
                 .chat_template
                 .ok_or_else(|| tok_err(path, "no tokenizer.chat_template in the file"))?;
-            let template = HfTemplate::new(
+            let template = ChatTemplate::new(
                 &source,
                 info.bos_token.as_deref(),
                 info.eos_token.as_deref(),
@@ -186,7 +187,7 @@ impl StudentTokenizer {
                     "no chat template (tokenizer_config.json \"chat_template\" or chat_template.jinja beside it)",
                 )
             })?;
-        let template = HfTemplate::new(
+        let template = ChatTemplate::new(
             &source,
             token_text(config.get("bos_token")).as_deref(),
             token_text(config.get("eos_token")).as_deref(),
@@ -195,7 +196,7 @@ impl StudentTokenizer {
         Ok(Self::new(tokenizer, template, &file))
     }
 
-    fn new(mut tokenizer: Tokenizer, template: HfTemplate, path: &Path) -> Self {
+    fn new(mut tokenizer: Tokenizer, template: ChatTemplate, path: &Path) -> Self {
         // A count is of the whole text: no truncation or padding from tokenizer.json.
         tokenizer.with_padding(None);
         // Only a limit can be refused, and this sets none.
@@ -210,7 +211,7 @@ impl StudentTokenizer {
     }
 
     /// The chat template.
-    pub fn template(&self) -> &HfTemplate {
+    pub fn template(&self) -> &ChatTemplate {
         &self.template
     }
 
@@ -236,29 +237,17 @@ impl StudentTokenizer {
 
     /// The messages and tools the template renders for the first `keep` messages:
     /// OpenAI form when the template handles tools, hermes text otherwise.
+    /// Assistant turns carry their reasoning in a think block ([`think_text`]).
     pub fn conversation(&self, t: &Trajectory, keep: usize) -> (Vec<Value>, Option<Vec<Value>>) {
-        if self.template.native_tools() {
-            let tools = (!t.tools.is_empty()).then(|| tools_json(t));
-            (openai_messages(t, keep), tools)
-        } else {
-            let msgs = hermes_messages(t, keep)
-                .into_iter()
-                .map(|mut m| {
-                    if let Some(o) = m.as_object_mut() {
-                        o.remove("train");
-                    }
-                    m
-                })
-                .collect();
-            (msgs, None)
-        }
+        let messages = &t.messages[..keep.min(t.messages.len())];
+        self.template.conversation(messages, &t.tools, &think_text)
     }
 
     /// Render the first `keep` messages with the chat template.
     pub fn render(&self, t: &Trajectory, keep: usize) -> Result<String> {
         let (msgs, tools) = self.conversation(t, keep);
         self.template
-            .render(&msgs, tools.as_deref())
+            .render(&msgs, tools.as_deref(), false)
             .map_err(ExportError::Template)
     }
 

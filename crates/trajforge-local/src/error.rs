@@ -65,12 +65,13 @@ pub enum LocalError {
         path: PathBuf,
     },
     /// The chat template does not compile or fails to render.
-    #[error("chat template of {path}: {message}")]
+    #[error("chat template of {path}: {source}")]
     Template {
         /// The file.
         path: PathBuf,
         /// The template engine's explanation.
-        message: String,
+        #[source]
+        source: trajforge_chat::TemplateError,
     },
     /// llama.cpp refused the model or the context.
     #[error(

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use trajforge_teacher::ToolSpec;
 
-use crate::template::{CALL_CLOSE, CALL_OPEN};
+use trajforge_chat::hermes::{CALL_CLOSE, CALL_OPEN, call_head};
 
 /// Which replies a tool-offering request allows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -56,10 +56,7 @@ pub fn tool_grammar(
     let mut alternatives = Vec::new();
     for (i, tool) in offered.iter().enumerate() {
         let args = g.schema(&tool.parameters, &format!("t{i}-args"), true);
-        let head = format!(
-            r#"{{"name": {}, "arguments": "#,
-            Value::String(tool.name.clone())
-        );
+        let head = call_head(&tool.name);
         alternatives.push(format!("{} {args} \"}}\"", lit(&head)));
     }
     g.rule("call-body", &alternatives.join(" | "));

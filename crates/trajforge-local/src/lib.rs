@@ -1,5 +1,6 @@
 //! The embedded local teacher: a GGUF model (by default SmolLM2-135M-Instruct) run
-//! in-process with llama.cpp, with the model's own chat template, grammar-constrained
+//! in-process with llama.cpp, with the model's own chat template (rendered by
+//! `trajforge-chat`, as exports render it), grammar-constrained
 //! hermes tool calls, KV-cache reuse across the steps of an episode, and an
 //! OpenAI-compatible HTTP server (`trajforge serve`).
 
@@ -9,7 +10,6 @@ mod gguf;
 mod grammar;
 mod server;
 mod teacher;
-mod template;
 
 use std::path::PathBuf;
 
@@ -21,10 +21,10 @@ pub use error::{INSTALL_HINT, LocalError};
 pub use gguf::{GgufInfo, read_gguf};
 pub use grammar::{ToolChoice, tool_grammar};
 pub use server::{ServeOptions, serve, wait_for_ctrl_c};
-pub use teacher::{
-    LocalOptions, LocalStats, LocalTeacher, MAX_DEFAULT_CTX, Reply, Started, parse_output,
-};
-pub use template::ChatTemplate;
+pub use teacher::{LocalOptions, LocalStats, LocalTeacher, MAX_DEFAULT_CTX, Reply, Started};
+pub use trajforge_chat::ChatTemplate;
+/// Split the model's output into content and tool calls (the grammar-constrained reading).
+pub use trajforge_chat::hermes::grammar_output as parse_output;
 
 pub use trajforge_gguf::{DEFAULT_MODEL_FILE, default_model_path};
 

@@ -18,9 +18,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use trajforge_chat::wire::{
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, ErrorBody,
+    PromptTokensDetails, WireMessage, WireTool, WireToolCall, WireToolChoice, WireUsage,
+};
 use trajforge_teacher::{ChatMessage, Role, Sampling, ToolCall, ToolSpec};
 
 use crate::engine::Event;
@@ -138,17 +143,13 @@ impl Body for ServerBody {
 
 type Resp = Response<ServerBody>;
 
-fn json_response(status: StatusCode, value: &Value) -> Resp {
-    let mut resp = Response::new(ServerBody::Full(Some(Bytes::from(value.to_string()))));
+fn json_response(status: StatusCode, value: &impl Serialize) -> Resp {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let mut resp = Response::new(ServerBody::Full(Some(Bytes::from(text))));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
-}
-
-/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
-fn error_body(message: &str, kind: &str, code: Option<&str>) -> Value {
-    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
 
 fn error_response(status: StatusCode, message: &str, code: Option<&str>) -> Resp {
@@ -159,7 +160,7 @@ fn error_response(status: StatusCode, message: &str, code: Option<&str>) -> Resp
     } else {
         "invalid_request_error"
     };
-    json_response(status, &error_body(message, kind, code))
+    json_response(status, &ErrorBody::new(message, kind, code))
 }
 
 /// HTTP status and error code for a failure of the teacher.
@@ -207,7 +208,7 @@ async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Result<Resp,
 }
 
 /// A parsed chat-completions request.
-struct ChatRequest {
+struct ChatRequestIn {
     messages: Vec<ChatMessage>,
     tools: Vec<ToolSpec>,
     tool_choice: ToolChoice,
@@ -251,7 +252,7 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
     };
     let request = match parse_request(&value, &state.teacher.options().sampling) {
         Ok(r) => r,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message, None),
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string(), None),
     };
     let teacher = &state.teacher;
     let sampling = teacher.sampling_params(&request.sampling);
@@ -286,7 +287,7 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
         return match generation {
             Ok(g) => {
                 let reply = teacher.finish(g, started.tools_enabled);
-                json_response(StatusCode::OK, &completion_json(&id, &state.model, &reply))
+                json_response(StatusCode::OK, &completion_of(&id, &state.model, &reply))
             }
             Err(e) => {
                 let (status, code) = classify(&e);
@@ -353,36 +354,38 @@ fn split_reply(reply: &Reply) -> (Option<String>, Vec<&ToolCall>) {
     (content, valid)
 }
 
-fn call_json(call: &ToolCall) -> Value {
-    json!({"id": call.id, "type": "function",
-           "function": {"name": call.name, "arguments": call.arguments}})
-}
-
-fn usage_json(reply: &Reply) -> Value {
+fn usage_of(reply: &Reply) -> WireUsage {
     let g = &reply.generation;
-    json!({
-        "prompt_tokens": g.prompt_tokens,
-        "completion_tokens": g.completion_tokens,
-        "total_tokens": g.prompt_tokens + g.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": g.prompt_reused},
-    })
+    WireUsage {
+        prompt_tokens: Some(g.prompt_tokens as u64),
+        completion_tokens: Some(g.completion_tokens as u64),
+        total_tokens: Some((g.prompt_tokens + g.completion_tokens) as u64),
+        prompt_tokens_details: Some(PromptTokensDetails {
+            cached_tokens: Some(g.prompt_reused as u64),
+        }),
+    }
 }
 
-fn completion_json(id: &str, model: &str, reply: &Reply) -> Value {
+fn completion_of(id: &str, model: &str, reply: &Reply) -> ChatResponse {
     let (content, calls) = split_reply(reply);
-    let mut message = json!({"role": "assistant", "content": content});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls.iter().map(|c| call_json(c)).collect());
+    let message = WireMessage {
+        content: content.map(Content::Text),
+        tool_calls: calls.into_iter().map(WireToolCall::from_call).collect(),
+        ..WireMessage::text(Role::Assistant, "")
+    };
+    ChatResponse {
+        id: id.to_string(),
+        object: "chat.completion".into(),
+        created: unix_time(),
+        model: model.to_string(),
+        choices: Some(vec![Choice {
+            index: 0,
+            message: Some(message),
+            logprobs: None,
+            finish_reason: Some(reply.finish_reason.to_string()),
+        }]),
+        usage: Some(usage_of(reply)),
     }
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": unix_time(),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": null,
-                     "finish_reason": reply.finish_reason}],
-        "usage": usage_json(reply),
-    })
 }
 
 /// Turns engine events into SSE chunks.
@@ -407,18 +410,38 @@ enum Shape {
 }
 
 impl StreamPump {
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
+    fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatChunk {
+        ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: finish.map(str::to_string),
+            }],
+            usage: None,
+        }
+    }
+
+    /// A chunk adding `text` to the content.
+    fn text(&self, text: String) -> ChatChunk {
+        self.chunk(
+            Delta {
+                content: Some(text),
+                ..Delta::default()
+            },
+            None,
+        )
     }
 
     /// Send one SSE event; false when the client has gone.
-    async fn send(&self, value: &Value) -> bool {
+    async fn send(&self, value: &impl Serialize) -> bool {
+        let text = serde_json::to_string(value).unwrap_or_default();
         self.tx
-            .send(Bytes::from(format!("data: {value}\n\n")))
+            .send(Bytes::from(format!("data: {text}\n\n")))
             .await
             .is_ok()
     }
@@ -430,7 +453,14 @@ impl StreamPump {
         teacher: Arc<LocalTeacher>,
     ) {
         if !self
-            .send(&self.chunk(json!({"role": "assistant", "content": ""}), None))
+            .send(&self.chunk(
+                Delta {
+                    role: Some(Role::Assistant),
+                    content: Some(String::new()),
+                    ..Delta::default()
+                },
+                None,
+            ))
             .await
         {
             return;
@@ -466,13 +496,11 @@ impl StreamPump {
                         };
                         if shape == Shape::Content {
                             let text = std::mem::take(&mut held);
-                            if !self.send(&self.chunk(json!({"content": text}), None)).await {
+                            if !self.send(&self.text(text)).await {
                                 return;
                             }
                         }
-                    } else if shape == Shape::Content
-                        && !self.send(&self.chunk(json!({"content": text}), None)).await
-                    {
+                    } else if shape == Shape::Content && !self.send(&self.text(text)).await {
                         return;
                     }
                 }
@@ -488,30 +516,32 @@ impl StreamPump {
                 {
                     // Text that was held back (calls that turned out malformed, or blank
                     // output) is sent now.
-                    if !self.send(&self.chunk(json!({"content": text}), None)).await {
+                    if !self.send(&self.text(text)).await {
                         return;
                     }
                 }
-                for (index, call) in calls.iter().enumerate() {
-                    let mut c = call_json(call);
-                    c["index"] = json!(index);
-                    if !self
-                        .send(&self.chunk(json!({"tool_calls": [c]}), None))
-                        .await
-                    {
+                for (index, call) in calls.into_iter().enumerate() {
+                    let delta = Delta {
+                        tool_calls: vec![WireToolCall {
+                            index: Some(index),
+                            ..WireToolCall::from_call(call)
+                        }],
+                        ..Delta::default()
+                    };
+                    if !self.send(&self.chunk(delta, None)).await {
                         return;
                     }
                 }
                 if !self
-                    .send(&self.chunk(json!({}), Some(reply.finish_reason)))
+                    .send(&self.chunk(Delta::default(), Some(reply.finish_reason)))
                     .await
                 {
                     return;
                 }
                 if self.include_usage {
-                    let mut usage = self.chunk(json!({}), None);
-                    usage["choices"] = json!([]);
-                    usage["usage"] = usage_json(&reply);
+                    let mut usage = self.chunk(Delta::default(), None);
+                    usage.choices.clear();
+                    usage.usage = Some(usage_of(&reply));
                     if !self.send(&usage).await {
                         return;
                     }
@@ -524,7 +554,7 @@ impl StreamPump {
                 } else {
                     "server_error"
                 };
-                if !self.send(&error_body(&e.to_string(), kind, code)).await {
+                if !self.send(&ErrorBody::new(e.to_string(), kind, code)).await {
                     return;
                 }
             }
@@ -533,263 +563,210 @@ impl StreamPump {
     }
 }
 
-/// Parse an OpenAI chat-completions body. `Err` is the message of a 400 answer.
-fn parse_request(body: &Value, defaults: &Sampling) -> Result<ChatRequest, String> {
-    let obj = body
-        .as_object()
-        .ok_or("request body must be a JSON object")?;
-    let raw_messages = match obj.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err("\"messages\" must not be empty".into()),
-        Some(_) => return Err("\"messages\" must be an array".into()),
-        None => return Err("missing required field \"messages\"".into()),
-    };
-    let mut messages = Vec::with_capacity(raw_messages.len());
-    for (i, m) in raw_messages.iter().enumerate() {
-        messages.push(parse_message(m, &messages).map_err(|e| format!("messages[{i}]: {e}"))?);
+/// Why a request is answered with 400.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// The body does not have the shape of a chat-completions request.
+    #[error("invalid request body: {0}")]
+    Shape(#[source] serde_json::Error),
+    /// A field has a value this server does not accept.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> RequestError {
+    RequestError::Invalid(message.into())
+}
+
+/// Parse an OpenAI chat-completions body.
+fn parse_request(body: &Value, defaults: &Sampling) -> Result<ChatRequestIn, RequestError> {
+    if !body.is_object() {
+        return Err(invalid("request body must be a JSON object"));
     }
-    let tools = match obj.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, t)| parse_tool(t).map_err(|e| format!("tools[{i}]: {e}")))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("\"tools\" must be an array".into()),
-    };
-    let tool_choice = match obj.get("tool_choice") {
-        None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
+    let wire: ChatRequest = serde_json::from_value(body.clone()).map_err(RequestError::Shape)?;
+    if wire.messages.is_empty() {
+        return Err(invalid("\"messages\" must not be empty"));
+    }
+    let mut messages = Vec::with_capacity(wire.messages.len());
+    for (i, m) in wire.messages.iter().enumerate() {
+        let msg =
+            parse_message(m, &messages).map_err(|e| invalid(format!("messages[{i}]: {e}")))?;
+        messages.push(msg);
+    }
+    let tools = wire
+        .tools
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, t)| parse_tool(t).map_err(|e| invalid(format!("tools[{i}]: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tool_choice = match &wire.tool_choice {
+        None => ToolChoice::Auto,
+        Some(WireToolChoice::Mode(s)) => match s.as_str() {
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
             "required" => ToolChoice::Required,
-            other => return Err(format!("unknown tool_choice {other:?}")),
+            other => return Err(invalid(format!("unknown tool_choice {other:?}"))),
         },
-        Some(Value::Object(o)) => match o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-        {
-            Some(name) => ToolChoice::Function(name.to_string()),
-            None => return Err("tool_choice object needs function.name".into()),
-        },
-        Some(_) => return Err("tool_choice must be a string or an object".into()),
+        Some(WireToolChoice::Function { function }) => ToolChoice::Function(function.name.clone()),
     };
     if let ToolChoice::Function(name) = &tool_choice
         && !tools.iter().any(|t| &t.name == name)
     {
-        return Err(format!(
+        return Err(invalid(format!(
             "tool_choice names {name:?}, which is not in \"tools\""
-        ));
+        )));
     }
     if tool_choice == ToolChoice::Required && tools.is_empty() {
-        return Err("tool_choice \"required\" needs \"tools\"".into());
+        return Err(invalid("tool_choice \"required\" needs \"tools\""));
     }
-    if let Some(n) = obj.get("n").filter(|n| !n.is_null())
-        && n.as_u64() != Some(1)
-    {
-        return Err("only n = 1 is supported".into());
+    if wire.n.is_some_and(|n| n != 1) {
+        return Err(invalid("only n = 1 is supported"));
     }
 
-    let number = |key: &str| -> Result<Option<f64>, String> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| format!("\"{key}\" must be a number")),
-        }
-    };
     let mut sampling = defaults.clone();
-    if let Some(t) = number("temperature")? {
+    if let Some(t) = wire.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err("\"temperature\" must be between 0 and 2".into());
+            return Err(invalid("\"temperature\" must be between 0 and 2"));
         }
-        sampling.temperature = t as f32;
+        sampling.temperature = t;
     }
-    if let Some(p) = number("top_p")? {
+    if let Some(p) = wire.top_p {
         if !(p > 0.0 && p <= 1.0) {
-            return Err("\"top_p\" must be in (0, 1]".into());
+            return Err(invalid("\"top_p\" must be in (0, 1]"));
         }
-        sampling.top_p = Some(p as f32);
+        sampling.top_p = Some(p);
     }
-    for key in ["max_completion_tokens", "max_tokens"] {
-        if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
-            let n = v
-                .as_u64()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("\"{key}\" must be a positive integer"))?;
+    for (key, value) in [
+        ("max_completion_tokens", wire.max_completion_tokens),
+        ("max_tokens", wire.max_tokens),
+    ] {
+        if let Some(n) = value {
+            if n < 1 {
+                return Err(invalid(format!("\"{key}\" must be a positive integer")));
+            }
             sampling.max_tokens = Some(u32::try_from(n).unwrap_or(u32::MAX));
             break;
         }
     }
-    if let Some(v) = obj.get("seed").filter(|v| !v.is_null()) {
-        let seed = v
+    if let Some(seed) = &wire.seed {
+        let seed = seed
             .as_u64()
-            .or_else(|| v.as_i64().map(|s| s as u64))
-            .ok_or("\"seed\" must be an integer")?;
+            .or_else(|| seed.as_i64().map(|s| s as u64))
+            .ok_or_else(|| invalid("\"seed\" must be an integer"))?;
         sampling.seed = Some(seed);
     }
-    sampling.stop = match obj.get("stop") {
-        None | Some(Value::Null) => defaults.stop.clone(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|s| {
-                s.as_str()
-                    .map(str::to_string)
-                    .ok_or("\"stop\" entries must be strings")
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("\"stop\" must be a string or an array of strings".into()),
+    sampling.stop = match wire.stop {
+        None => defaults.stop.clone(),
+        Some(stop) => stop.into_vec(),
     };
-    let stream = match obj.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err("\"stream\" must be a boolean".into()),
-    };
-    let include_usage = obj
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    // Off unless asked for: unlike OpenAI's default, because a small model asked for
-    // parallel calls keeps emitting them until max_tokens cuts the last one.
-    let parallel_tool_calls = obj
-        .get("parallel_tool_calls")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok(ChatRequest {
-        parallel_tool_calls,
+    Ok(ChatRequestIn {
+        // Off unless asked for: unlike OpenAI's default, because a small model asked for
+        // parallel calls keeps emitting them until max_tokens cuts the last one.
+        parallel_tool_calls: wire.parallel_tool_calls.unwrap_or(false),
         messages,
         tools,
         tool_choice,
         sampling,
-        stream,
-        include_usage,
+        stream: wire.stream,
+        include_usage: wire.stream_options.is_some_and(|o| o.include_usage),
     })
 }
 
 /// Text of a `content` field: a string, null, or a list of text parts.
-fn content_text(content: Option<&Value>) -> Result<Option<String>, String> {
+fn content_text(content: Option<&Content>) -> Result<Option<String>, RequestError> {
     match content {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Array(parts)) => {
+        None | Some(Content::Other(Value::Null)) => Ok(None),
+        Some(Content::Text(s)) => Ok(Some(s.clone())),
+        Some(Content::Parts(parts)) => {
             let mut out = String::new();
             for part in parts {
-                match (part.get("type").and_then(Value::as_str), part.get("text")) {
+                match (part.kind.as_deref(), &part.text) {
                     (Some("text"), Some(Value::String(t))) => out.push_str(t),
-                    (Some(kind), _) => {
-                        return Err(format!(
+                    (Some(kind), _) if kind != "text" => {
+                        return Err(invalid(format!(
                             "content part type {kind:?} is not supported (text only)"
-                        ));
+                        )));
                     }
-                    _ => return Err("content parts need \"type\" and \"text\"".into()),
+                    _ => return Err(invalid("content parts need \"type\" and \"text\"")),
                 }
             }
             Ok(Some(out))
         }
-        Some(_) => Err("\"content\" must be a string, null or an array of parts".into()),
+        Some(Content::Other(_)) => Err(invalid(
+            "\"content\" must be a string, null or an array of parts",
+        )),
     }
 }
 
-fn parse_message(m: &Value, earlier: &[ChatMessage]) -> Result<ChatMessage, String> {
-    let obj = m.as_object().ok_or("a message must be an object")?;
-    let role = match obj.get("role").and_then(Value::as_str) {
-        Some("system" | "developer") => Role::System,
-        Some("user") => Role::User,
-        Some("assistant") => Role::Assistant,
-        Some("tool" | "function") => Role::Tool,
-        Some(other) => return Err(format!("unknown role {other:?}")),
-        None => return Err("missing \"role\"".into()),
-    };
-    let content = content_text(obj.get("content"))?;
+fn parse_message(m: &WireMessage, earlier: &[ChatMessage]) -> Result<ChatMessage, RequestError> {
+    let role = m.role.ok_or_else(|| invalid("missing \"role\""))?;
+    let content = content_text(m.content.as_ref())?;
     let mut msg = ChatMessage::assistant(content, Vec::new());
     msg.role = role;
-    if role == Role::Assistant
-        && let Some(Value::Array(calls)) = obj.get("tool_calls")
-    {
-        for (i, call) in calls.iter().enumerate() {
+    if role == Role::Assistant {
+        for (i, call) in m.tool_calls.iter().enumerate() {
             msg.tool_calls
-                .push(parse_call(call).map_err(|e| format!("tool_calls[{i}]: {e}"))?);
+                .push(parse_call(call).map_err(|e| invalid(format!("tool_calls[{i}]: {e}")))?);
         }
     }
     if role == Role::Tool {
-        let id = obj
-            .get("tool_call_id")
-            .and_then(Value::as_str)
-            .map(String::from);
+        let id = m.tool_call_id.clone();
         // Clients often omit the tool name on results; recover it from the call it answers.
-        let name = obj
-            .get("name")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .or_else(|| {
-                let id = id.as_deref()?;
-                earlier
-                    .iter()
-                    .flat_map(|m| &m.tool_calls)
-                    .find(|c| c.id == id)
-                    .map(|c| c.name.clone())
-            });
+        let name = m.name.clone().or_else(|| {
+            let id = id.as_deref()?;
+            earlier
+                .iter()
+                .flat_map(|m| &m.tool_calls)
+                .find(|c| c.id == id)
+                .map(|c| c.name.clone())
+        });
         msg.tool_call_id = id;
         msg.name = name;
     } else if role != Role::Assistant && msg.content.is_none() {
-        return Err("\"content\" is required for this role".into());
+        return Err(invalid("\"content\" is required for this role"));
     }
     Ok(msg)
 }
 
-fn parse_call(call: &Value) -> Result<ToolCall, String> {
-    let function = call.get("function").ok_or("missing \"function\"")?;
+fn parse_call(call: &WireToolCall) -> Result<ToolCall, RequestError> {
+    let function = call
+        .function
+        .as_ref()
+        .ok_or_else(|| invalid("missing \"function\""))?;
     let name = function
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or("missing function.name")?;
-    let arguments = match function.get("arguments") {
+        .name
+        .as_deref()
+        .ok_or_else(|| invalid("missing function.name"))?;
+    let arguments = match &function.arguments {
         None | Some(Value::Null) => "{}".to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    let id = call
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let id = call.id.clone().unwrap_or_default();
     Ok(ToolCall::new(id, name, arguments))
 }
 
-fn parse_tool(t: &Value) -> Result<ToolSpec, String> {
-    let obj = t.as_object().ok_or("a tool must be an object")?;
-    if let Some(kind) = obj.get("type").and_then(Value::as_str)
+fn parse_tool(t: &WireTool) -> Result<ToolSpec, RequestError> {
+    if let Some(kind) = t.kind.as_deref()
         && kind != "function"
     {
-        return Err(format!(
+        return Err(invalid(format!(
             "tool type {kind:?} is not supported (function only)"
-        ));
+        )));
     }
-    let function = obj
-        .get("function")
-        .and_then(Value::as_object)
-        .ok_or("missing \"function\" object")?;
-    let name = function
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or("missing function.name")?;
-    let parameters = match function.get("parameters") {
+    let function = &t.function;
+    if function.name.is_empty() {
+        return Err(invalid("missing function.name"));
+    }
+    let parameters = match &function.parameters {
         None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
         Some(p @ Value::Object(_)) => p.clone(),
-        Some(_) => return Err("function.parameters must be an object".into()),
+        Some(_) => return Err(invalid("function.parameters must be an object")),
     };
     Ok(ToolSpec {
-        name: name.to_string(),
-        description: function
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        name: function.name.clone(),
+        description: function.description.clone().unwrap_or_default(),
         parameters,
     })
 }

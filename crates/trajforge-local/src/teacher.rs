@@ -5,18 +5,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use trajforge_teacher::{
-    ChatMessage, Completion, CompletionFuture, Sampling, Teacher, TeacherInfo, ToolCall, ToolMode,
-    ToolSpec, Usage,
+    ChatMessage, Completion, CompletionFuture, Sampling, Teacher, TeacherInfo, ToolMode, ToolSpec,
+    Usage,
 };
 
 use crate::engine::{self, EngineConfig, Event, Finish, Generation, Job, SamplingParams};
 use crate::error::LocalError;
 use crate::gguf::{GgufInfo, read_gguf};
 use crate::grammar::{ToolChoice, tool_grammar};
-use crate::template::{CALL_CLOSE, CALL_OPEN, ChatTemplate};
+use crate::parse_output;
+use trajforge_chat::ChatTemplate;
 
 /// Largest default context: the KV cache of longer ones costs memory for little use here.
 pub const MAX_DEFAULT_CTX: u32 = 8192;
@@ -135,9 +135,9 @@ impl LocalTeacher {
             })?;
         let template =
             ChatTemplate::new(source, info.bos_token.as_deref(), info.eos_token.as_deref())
-                .map_err(|message| LocalError::Template {
+                .map_err(|source| LocalError::Template {
                     path: path.to_path_buf(),
-                    message,
+                    source,
                 })?;
         let trained = info
             .context_length
@@ -210,10 +210,10 @@ impl LocalTeacher {
         tools: &[ToolSpec],
     ) -> Result<String, LocalError> {
         self.template
-            .render(messages, tools)
-            .map_err(|message| LocalError::Template {
+            .render_chat(messages, tools, true)
+            .map_err(|source| LocalError::Template {
                 path: self.path.clone(),
-                message,
+                source,
             })
     }
 
@@ -348,111 +348,5 @@ impl Teacher for LocalTeacher {
             // The model reads tool schemas and writes calls as hermes text.
             mode: ToolMode::Hermes,
         }
-    }
-}
-
-/// Split model output into content and tool calls. With tools enabled the grammar makes
-/// the output either `<tool_call>` blocks or a message, so only a leading block counts;
-/// a block cut short by `max_tokens` becomes a call with `parse_error` set.
-pub fn parse_output(
-    text: &str,
-    tools_enabled: bool,
-    next_id: &mut dyn FnMut() -> String,
-) -> (Option<String>, Vec<ToolCall>) {
-    let trimmed = text.trim_start();
-    if !tools_enabled || !trimmed.starts_with(CALL_OPEN) {
-        return (Some(text.to_string()), Vec::new());
-    }
-    let mut calls = Vec::new();
-    let mut rest = trimmed;
-    while let Some(after_open) = rest.trim_start().strip_prefix(CALL_OPEN) {
-        let (inner, next, closed) = match after_open.find(CALL_CLOSE) {
-            Some(close) => (
-                &after_open[..close],
-                &after_open[close + CALL_CLOSE.len()..],
-                true,
-            ),
-            None => (after_open, "", false),
-        };
-        calls.push(parse_call(inner.trim(), closed, next_id()));
-        rest = next;
-    }
-    (None, calls)
-}
-
-fn parse_call(body: &str, closed: bool, id: String) -> ToolCall {
-    let malformed = |why: String| ToolCall {
-        id: id.clone(),
-        name: String::new(),
-        arguments: body.to_string(),
-        parse_error: Some(why),
-    };
-    let value: Value = match serde_json::from_str(body) {
-        Ok(v) => v,
-        Err(e) if !closed => {
-            return malformed(format!(
-                "the reply reached max_tokens inside the tool call ({e})"
-            ));
-        }
-        Err(e) => return malformed(format!("tool call is not valid JSON: {e}")),
-    };
-    let Some(name) = value.get("name").and_then(Value::as_str) else {
-        return malformed("tool call has no \"name\" string".into());
-    };
-    let head = format!(
-        r#"{{"name": {}, "arguments": "#,
-        Value::String(name.to_string())
-    );
-    // Keep the arguments exactly as written (the grammar fixes the surrounding text).
-    let raw = body
-        .strip_prefix(&head)
-        .and_then(|r| r.strip_suffix('}'))
-        .map(str::trim)
-        .filter(|r| serde_json::from_str::<Value>(r).is_ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| value.get("arguments").map_or("{}".into(), Value::to_string));
-    ToolCall::new(id, name, raw)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn ids() -> impl FnMut() -> String {
-        let mut n = 0;
-        move || {
-            n += 1;
-            format!("c{n}")
-        }
-    }
-
-    #[test]
-    fn parses_calls_and_keeps_raw_arguments() {
-        let text = "<tool_call>\n{\"name\": \"bash\", \"arguments\": {\"command\": \"ls -la\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"submit\", \"arguments\": {}}\n</tool_call>";
-        let (content, calls) = parse_output(text, true, &mut ids());
-        assert_eq!(content, None);
-        assert_eq!(calls.len(), 2);
-        assert_eq!(calls[0].name, "bash");
-        assert_eq!(calls[0].arguments, "{\"command\": \"ls -la\"}");
-        assert_eq!(calls[1].id, "c2");
-        assert!(!calls[1].is_malformed());
-    }
-
-    #[test]
-    fn truncated_call_is_malformed_and_messages_stay_text() {
-        let (_, calls) = parse_output("<tool_call>\n{\"name\": \"bash\", \"argu", true, &mut ids());
-        assert!(
-            calls[0]
-                .parse_error
-                .as_deref()
-                .unwrap()
-                .contains("max_tokens")
-        );
-        let (content, calls) = parse_output("Hello <tool_call>", true, &mut ids());
-        assert_eq!(content.as_deref(), Some("Hello <tool_call>"));
-        assert!(calls.is_empty());
-        let (content, _) = parse_output("<tool_call>", false, &mut ids());
-        assert_eq!(content.as_deref(), Some("<tool_call>"));
     }
 }

@@ -7,7 +7,6 @@ mod client;
 mod error;
 mod key;
 mod limiter;
-mod text;
 mod types;
 mod wire;
 
@@ -15,11 +14,7 @@ pub use client::{CompletionFuture, OpenAiTeacher, RetryEvent, RetryHook, Teacher
 pub use error::TeacherError;
 pub use key::{API_KEY_ENV_VARS, ApiKey};
 pub use limiter::{RequestLimiter, RequestPermit};
-pub use types::{
-    ChatMessage, Completion, Role, Sampling, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage,
-};
-
-/// The system-prompt section hermes mode appends, for callers that count prompt tokens.
-pub fn hermes_tools_prompt(tools: &[ToolSpec]) -> String {
-    wire::hermes_tools_prompt(tools)
-}
+// The chat types are protocol, defined in trajforge-chat; re-exported so users of the
+// teacher need one import.
+pub use trajforge_chat::{ChatMessage, Role, Sampling, ToolCall, ToolMode, ToolSpec, Usage};
+pub use types::{Completion, TeacherInfo};

@@ -1,168 +1,42 @@
-//! The OpenAI chat-completions wire format: request bodies and response parsing.
+//! The OpenAI chat-completions exchange of the client: the request body for each tool mode
+//! and the reading of answers, over the wire structs of `trajforge-chat`.
 
-use serde_json::{Map, Value, json};
+use trajforge_chat::hermes::{self, CALL_OPEN, CallSyntax, normalise_arguments, split_think};
+use trajforge_chat::wire::{
+    ChatRequest, ChatResponse, Stop, WireMessage, WireTool, WireToolCall, WireToolChoice,
+};
+use trajforge_chat::{ChatMessage, Sampling, ToolCall, ToolMode, ToolSpec, Usage};
 
-use crate::text::{CALL_CLOSE, CALL_OPEN, normalise_arguments, parse_hermes_calls, split_think};
-use crate::types::{ChatMessage, Role, Sampling, ToolCall, ToolMode, ToolSpec, Usage};
-
-/// Build the JSON body of a chat-completions request.
+/// The body of a chat-completions request.
 pub(crate) fn build_request(
     model: &str,
     messages: &[ChatMessage],
     tools: &[ToolSpec],
     sampling: &Sampling,
     mode: ToolMode,
-) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    let wire_messages = match mode {
-        ToolMode::Native => messages.iter().map(native_message).collect(),
-        ToolMode::Hermes => hermes_messages(messages, tools),
+) -> ChatRequest {
+    let messages = match mode {
+        ToolMode::Native => messages.iter().map(WireMessage::native).collect(),
+        // No tool parser on the server: schemas in the system prompt, calls as text.
+        ToolMode::Hermes => hermes::turns(messages, tools, &hermes::plain_content)
+            .into_iter()
+            .map(|t| WireMessage::text(t.role, t.content))
+            .collect(),
     };
-    body.insert("messages".into(), Value::Array(wire_messages));
-    body.insert("temperature".into(), json!(sampling.temperature));
-    if let Some(top_p) = sampling.top_p {
-        body.insert("top_p".into(), json!(top_p));
+    let native_tools = mode == ToolMode::Native && !tools.is_empty();
+    ChatRequest {
+        model: model.to_string(),
+        messages,
+        temperature: Some(sampling.temperature),
+        top_p: sampling.top_p,
+        max_tokens: sampling.max_tokens.map(u64::from),
+        seed: sampling.seed.map(serde_json::Number::from),
+        stop: (!sampling.stop.is_empty()).then(|| Stop::Many(sampling.stop.clone())),
+        tools: native_tools.then(|| tools.iter().map(WireTool::from_spec).collect()),
+        tool_choice: native_tools.then(|| WireToolChoice::Mode("auto".into())),
+        stream: false,
+        ..ChatRequest::default()
     }
-    if let Some(max_tokens) = sampling.max_tokens {
-        body.insert("max_tokens".into(), json!(max_tokens));
-    }
-    if let Some(seed) = sampling.seed {
-        body.insert("seed".into(), json!(seed));
-    }
-    if !sampling.stop.is_empty() {
-        body.insert("stop".into(), json!(sampling.stop));
-    }
-    if mode == ToolMode::Native && !tools.is_empty() {
-        body.insert(
-            "tools".into(),
-            Value::Array(tools.iter().map(tool_schema).collect()),
-        );
-        body.insert("tool_choice".into(), json!("auto"));
-    }
-    body.insert("stream".into(), json!(false));
-    Value::Object(body)
-}
-
-/// `{"type": "function", "function": {...}}`, the form both modes show the model.
-fn tool_schema(tool: &ToolSpec) -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.parameters,
-        }
-    })
-}
-
-fn native_message(msg: &ChatMessage) -> Value {
-    let mut out = Map::new();
-    out.insert("role".into(), json!(msg.role.as_str()));
-    out.insert("content".into(), json!(msg.content));
-    if msg.role == Role::Assistant && !msg.tool_calls.is_empty() {
-        let calls: Vec<Value> = msg
-            .tool_calls
-            .iter()
-            .map(|c| {
-                json!({
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                })
-            })
-            .collect();
-        out.insert("tool_calls".into(), Value::Array(calls));
-    }
-    if let Some(id) = &msg.tool_call_id {
-        out.insert("tool_call_id".into(), json!(id));
-    }
-    if msg.role == Role::Tool
-        && let Some(name) = &msg.name
-    {
-        out.insert("name".into(), json!(name));
-    }
-    Value::Object(out)
-}
-
-/// The system-prompt section that teaches a model without a tool parser the tool format.
-pub(crate) fn hermes_tools_prompt(tools: &[ToolSpec]) -> String {
-    let mut out = String::from(
-        "# Tools\n\nYou may call one or more functions to help with the task.\n\n\
-         The available functions are described by JSON Schemas inside <tools></tools> tags:\n<tools>\n",
-    );
-    for tool in tools {
-        out.push_str(&tool_schema(tool).to_string());
-        out.push('\n');
-    }
-    out.push_str(
-        "</tools>\n\nTo call a function, answer with a JSON object holding the function name and \
-         its arguments inside <tool_call></tool_call> tags:\n<tool_call>\n\
-         {\"name\": <function-name>, \"arguments\": <arguments-json-object>}\n</tool_call>",
-    );
-    out
-}
-
-/// Render messages for a server without a tool parser: schemas in the system prompt,
-/// earlier calls as `<tool_call>` text, tool results as user `<tool_response>` turns.
-fn hermes_messages(messages: &[ChatMessage], tools: &[ToolSpec]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::with_capacity(messages.len() + 1);
-    let tools_prompt = (!tools.is_empty()).then(|| hermes_tools_prompt(tools));
-    let has_system = messages.first().is_some_and(|m| m.role == Role::System);
-    if !has_system && let Some(prompt) = &tools_prompt {
-        out.push(json!({"role": "system", "content": prompt}));
-    }
-    // Consecutive tool results become one user turn, as the Qwen chat template does.
-    let mut pending_responses: Vec<String> = Vec::new();
-    let flush = |pending: &mut Vec<String>, out: &mut Vec<Value>| {
-        if !pending.is_empty() {
-            out.push(json!({"role": "user", "content": pending.join("\n")}));
-            pending.clear();
-        }
-    };
-    for (i, msg) in messages.iter().enumerate() {
-        if msg.role == Role::Tool {
-            let content = msg.content.as_deref().unwrap_or("");
-            pending_responses.push(format!("<tool_response>\n{content}\n</tool_response>"));
-            continue;
-        }
-        flush(&mut pending_responses, &mut out);
-        let content = match msg.role {
-            Role::System if i == 0 => {
-                let base = msg.content.as_deref().unwrap_or("");
-                match &tools_prompt {
-                    Some(prompt) if base.is_empty() => prompt.clone(),
-                    Some(prompt) => format!("{base}\n\n{prompt}"),
-                    None => base.to_string(),
-                }
-            }
-            Role::Assistant => hermes_assistant_text(msg),
-            _ => msg.content.clone().unwrap_or_default(),
-        };
-        out.push(json!({"role": msg.role.as_str(), "content": content}));
-    }
-    flush(&mut pending_responses, &mut out);
-    out
-}
-
-fn hermes_assistant_text(msg: &ChatMessage) -> String {
-    let mut text = msg.content.clone().unwrap_or_default();
-    for call in &msg.tool_calls {
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        // Replay malformed calls verbatim so the model sees what it actually wrote.
-        let body = if call.is_malformed() {
-            call.arguments.clone()
-        } else {
-            let args: Value = serde_json::from_str(&call.arguments)
-                .unwrap_or_else(|_| Value::String(call.arguments.clone()));
-            // Written by hand so "name" comes first, as chat templates render it.
-            format!(r#"{{"name": {}, "arguments": {}}}"#, json!(call.name), args)
-        };
-        text.push_str(&format!("{CALL_OPEN}\n{body}\n{CALL_CLOSE}"));
-    }
-    text
 }
 
 /// A successfully parsed chat-completions response.
@@ -173,26 +47,39 @@ pub(crate) struct ParsedResponse {
     pub finish_reason: Option<String>,
 }
 
-/// Parse a 200 response body. `Err` describes why it is not a usable completion.
+/// Why a 200 answer is not a usable completion.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResponseError {
+    /// The body is not a chat-completions response.
+    #[error("not a chat completion: {0}")]
+    Shape(#[source] serde_json::Error),
+    #[error("response has no \"choices\" field")]
+    NoChoicesField,
+    #[error("response has no choices")]
+    NoChoices,
+    #[error("first choice has no message object")]
+    NoMessage,
+}
+
+/// Parse a 200 response body.
 pub(crate) fn parse_response(
-    body: &Value,
+    body: &serde_json::Value,
     mode: ToolMode,
     next_id: &mut dyn FnMut() -> String,
-) -> Result<ParsedResponse, String> {
-    let choice = match body.get("choices") {
-        Some(Value::Array(choices)) => choices.first().ok_or("response has no choices")?,
-        Some(_) => return Err("\"choices\" is not an array".to_string()),
-        None => return Err("response has no \"choices\" field".to_string()),
-    };
-    let message = choice
-        .get("message")
-        .and_then(Value::as_object)
-        .ok_or("first choice has no message object")?;
+) -> Result<ParsedResponse, ResponseError> {
+    let response: ChatResponse =
+        serde_json::from_value(body.clone()).map_err(ResponseError::Shape)?;
+    let mut choices = response.choices.ok_or(ResponseError::NoChoicesField)?;
+    if choices.is_empty() {
+        return Err(ResponseError::NoChoices);
+    }
+    let choice = choices.swap_remove(0);
+    let message = choice.message.ok_or(ResponseError::NoMessage)?;
 
-    let raw_content = content_text(message.get("content"));
-    let server_reasoning = ["reasoning_content", "reasoning"]
-        .iter()
-        .find_map(|k| message.get(*k).and_then(Value::as_str))
+    let raw_content = message.content.as_ref().and_then(|c| c.joined_text());
+    let server_reasoning = [&message.reasoning_content, &message.reasoning]
+        .into_iter()
+        .find_map(|r| r.as_deref())
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string);
@@ -209,10 +96,11 @@ pub(crate) fn parse_response(
         (a, b) => a.or(b),
     };
 
-    let mut tool_calls = match message.get("tool_calls") {
-        Some(Value::Array(calls)) => calls.iter().map(|c| native_call(c, next_id)).collect(),
-        _ => Vec::new(),
-    };
+    let mut tool_calls: Vec<ToolCall> = message
+        .tool_calls
+        .iter()
+        .map(|c| native_call(c, next_id))
+        .collect();
     // Hermes mode always parses the text; native mode falls back to it when the server
     // has no tool parser configured and passes the model's `<tool_call>` text through.
     let parse_text = mode == ToolMode::Hermes || tool_calls.is_empty();
@@ -220,71 +108,48 @@ pub(crate) fn parse_response(
         && let Some(text) = &content
         && text.contains(CALL_OPEN)
     {
-        let (kept, calls) = parse_hermes_calls(text, next_id);
+        let (kept, calls) = hermes::parse_calls(text, CallSyntax::Free, next_id);
         tool_calls.extend(calls);
         content = Some(kept);
     }
     let content = content.filter(|c| !c.trim().is_empty());
 
-    let usage = body.get("usage").map_or_else(Usage::default, |u| Usage {
-        prompt_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-        completion_tokens: u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
+    let usage = response.usage.map_or_else(Usage::default, |u| Usage {
+        prompt_tokens: u.prompt_tokens.unwrap_or(0),
+        completion_tokens: u.completion_tokens.unwrap_or(0),
     });
-    let finish_reason = choice
-        .get("finish_reason")
-        .and_then(Value::as_str)
-        .map(str::to_string);
     let mut message = ChatMessage::assistant(content, tool_calls);
     message.reasoning = reasoning;
     Ok(ParsedResponse {
         message,
         usage,
-        finish_reason,
+        finish_reason: choice.finish_reason,
     })
 }
 
-/// `content` is usually a string, sometimes an array of `{type: text, text}` parts.
-fn content_text(content: Option<&Value>) -> Option<String> {
-    match content? {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        _ => None,
-    }
-}
-
-fn native_call(call: &Value, next_id: &mut dyn FnMut() -> String) -> ToolCall {
+fn native_call(call: &WireToolCall, next_id: &mut dyn FnMut() -> String) -> ToolCall {
     let id = call
-        .get("id")
-        .and_then(Value::as_str)
+        .id
+        .clone()
         .filter(|s| !s.is_empty())
-        .map_or_else(&mut *next_id, str::to_string);
-    let function = call.get("function");
+        .unwrap_or_else(&mut *next_id);
+    let function = call.function.as_ref();
     let name = function
-        .and_then(|f| f.get("name"))
-        .and_then(Value::as_str)
+        .and_then(|f| f.name.as_deref())
         .unwrap_or("")
         .trim()
         .to_string();
-    let raw_args = function.and_then(|f| f.get("arguments"));
+    let raw_args = function.and_then(|f| f.arguments.as_ref());
     // Ollama sends arguments as an object, OpenAI as a string of JSON.
     let result = normalise_arguments(raw_args);
     let parse_error = if name.is_empty() {
         Some("tool call has no function name".to_string())
     } else {
-        result.as_ref().err().cloned()
+        result.as_ref().err().map(ToString::to_string)
     };
     let arguments = match (result, raw_args) {
         (Ok(a), _) => a,
-        (Err(_), Some(Value::String(s))) => s.clone(),
+        (Err(_), Some(serde_json::Value::String(s))) => s.clone(),
         (Err(_), Some(v)) => v.to_string(),
         (Err(_), None) => String::new(),
     };
@@ -323,21 +188,18 @@ pub(crate) fn mentions_context_overflow(body: &str) -> bool {
 
 /// The human-readable message of an error body (`error.message`, `message`, `detail`, or the text).
 pub(crate) fn error_message(body: &str) -> String {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let from_json = parsed.as_ref().and_then(|v| {
-        let err = v.get("error");
-        err.and_then(|e| e.get("message"))
-            .or(err)
-            .or_else(|| v.get("message"))
-            .or_else(|| v.get("detail"))
-            .and_then(|m| m.as_str().map(str::to_string))
-    });
+    let from_json = trajforge_chat::wire::ErrorBody::message_in(body);
     crate::error::truncate_body(&from_json.unwrap_or_else(|| body.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn body(request: ChatRequest) -> Value {
+        serde_json::to_value(request).unwrap_or_default()
+    }
 
     fn no_ids() -> impl FnMut() -> String {
         || "call_x".to_string()
@@ -385,7 +247,13 @@ mod tests {
             ChatMessage::assistant(None, vec![call.clone()]),
             ChatMessage::tool_result(&call, "out"),
         ];
-        let body = build_request("m", &msgs, &tools, &sampling, ToolMode::Native);
+        let body = body(build_request(
+            "m",
+            &msgs,
+            &tools,
+            &sampling,
+            ToolMode::Native,
+        ));
         assert_eq!(body["tools"][0]["function"]["name"], "bash");
         assert_eq!(body["tool_choice"], "auto");
         assert_eq!(body["seed"], 7);
@@ -414,7 +282,13 @@ mod tests {
             ChatMessage::tool_result(&a, "x"),
             ChatMessage::tool_result(&b, "y"),
         ];
-        let body = build_request("m", &msgs, &tools, &Sampling::default(), ToolMode::Hermes);
+        let body = body(build_request(
+            "m",
+            &msgs,
+            &tools,
+            &Sampling::default(),
+            ToolMode::Hermes,
+        ));
         let m = body["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(m.len(), 4);
         assert_eq!(m[0]["role"], "system");

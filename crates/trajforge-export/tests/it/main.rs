@@ -5,6 +5,8 @@
 // Skip notes go to the test's output, where a reader of the test run looks for them.
 #![allow(clippy::print_stderr)]
 
+mod same_prompt;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
