@@ -11,6 +11,7 @@
 
 mod convert;
 mod formats;
+pub mod session;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use trajforge_agent::Trajectory;
 
+pub use session::{FileReport, ImportReport, ImportRunError, import_files};
 pub use write::{job_for, write};
 
 /// A source format.

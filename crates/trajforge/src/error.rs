@@ -317,6 +317,24 @@ impl From<trajforge_export::SpecError> for CliError {
     }
 }
 
+impl From<trajforge_import::ImportRunError> for CliError {
+    fn from(err: trajforge_import::ImportRunError) -> Self {
+        use trajforge_import::ImportRunError as I;
+        const INTO: &str =
+            "--into takes a run folder (new or made by `trajforge generate` or `trajforge import`)";
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            I::Threshold(_) => e(Kind::Input),
+            I::Read(trajforge_import::ImportError::Read { .. }) => {
+                e(Kind::Input).hint("check the path; nothing was imported")
+            }
+            I::Read(_) => e(Kind::Failure),
+            I::NotAFolder(_) => e(Kind::Input).hint(INTO),
+            I::Store(_) => e(Kind::Failure).hint(INTO),
+        }
+    }
+}
+
 /// Writing to stdout failed; a closed pipe (`| head`) is not an error worth reporting.
 pub fn output(err: std::io::Error) -> CliError {
     if err.kind() == std::io::ErrorKind::BrokenPipe {

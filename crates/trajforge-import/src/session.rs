@@ -1,0 +1,230 @@
+//! One `import` as a whole: every file read and checked before the run is touched, the
+//! threshold taken from the run when not given, each file written in its own transaction
+//! with the run's import log, and a report of what happened to each file.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use trajforge_store::{Store, StoreError};
+
+use crate::{Format, ImportError, Parsed, read_file, write};
+
+/// What happened to one file.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Its records and skipped records.
+    pub parsed: Parsed,
+    /// Records added to the run.
+    pub added: usize,
+    /// Records the run already held.
+    pub duplicates: usize,
+    /// Why the file was not written (its transaction rolled back), if it was not.
+    pub error: Option<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// The files' format.
+    pub format: Format,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// The recall threshold used for records with a reference patch.
+    pub threshold: f64,
+    /// Every file, in the order given.
+    pub files: Vec<FileReport>,
+}
+
+/// Why an import could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportRunError {
+    /// The threshold is not a ratio.
+    #[error("--threshold {0}: must be between 0 and 1")]
+    Threshold(f64),
+    /// A file cannot be read (nothing was imported).
+    #[error(transparent)]
+    Read(ImportError),
+    /// `--into` is a file.
+    #[error("{}: not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    /// The run folder's store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Import `files` of `format` into the run folder `into` (created as an import run when new).
+pub fn import_files(
+    format: Format,
+    files: &[PathBuf],
+    into: &Path,
+    threshold: Option<f64>,
+) -> Result<ImportReport, ImportRunError> {
+    if let Some(t) = threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(ImportRunError::Threshold(t));
+    }
+    // Read everything before touching the run: a missing file leaves the run as it was.
+    let mut reports = Vec::with_capacity(files.len());
+    for path in files {
+        reports.push(FileReport {
+            path: path.clone(),
+            parsed: read_file(format, path).map_err(ImportRunError::Read)?,
+            added: 0,
+            duplicates: 0,
+            error: None,
+        });
+    }
+    let mut report = ImportReport {
+        format,
+        run_dir: into.to_path_buf(),
+        threshold: threshold.unwrap_or(0.5),
+        files: reports,
+    };
+    if report.records() == 0 {
+        return Ok(report);
+    }
+    if into.exists() && !into.is_dir() {
+        return Err(ImportRunError::NotAFolder(into.to_path_buf()));
+    }
+    let store = Store::open(into)?;
+    let new_run = store.meta("settings")?.is_none()
+        && store.meta("kind")?.is_none()
+        && store.counts()? == Default::default();
+    if threshold.is_none() {
+        report.threshold = run_threshold(&store).unwrap_or(report.threshold);
+    }
+    let mut log: Vec<Value> = store
+        .meta("imports")?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut mark_new_run = new_run;
+    for r in report.files.iter_mut() {
+        if r.parsed.records.is_empty() {
+            continue;
+        }
+        log.push(
+            json!({"format": format.name(), "file": r.path.display().to_string(),
+                        "records": r.parsed.records.len(), "skipped": r.parsed.skipped.len(),
+                        "threshold": report.threshold, "at_ms": now_ms()}),
+        );
+        let mut meta = vec![("imports", Value::Array(log.clone()).to_string())];
+        if mark_new_run {
+            // A run made by importing: no repository, no generation settings.
+            meta.push(("kind", "import".to_string()));
+        }
+        match write(&store, &r.path, &r.parsed, report.threshold, &meta) {
+            Ok(c) => {
+                mark_new_run = false;
+                r.added = c.added;
+                r.duplicates = c.duplicates;
+            }
+            Err(e) => {
+                // This file's transaction rolled back; the files before it stay imported.
+                log.pop();
+                r.error = Some(e.to_string());
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The threshold a generated run was started with.
+fn run_threshold(store: &Store) -> Option<f64> {
+    let settings: Value = serde_json::from_str(&store.meta("settings").ok()??).ok()?;
+    settings["threshold"].as_f64()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl ImportReport {
+    fn sum(&self, f: impl Fn(&FileReport) -> usize) -> usize {
+        self.files.iter().map(f).sum()
+    }
+
+    /// Valid records in all files.
+    pub fn records(&self) -> usize {
+        self.sum(|r| r.parsed.records.len())
+    }
+
+    /// The first file that could not be written.
+    pub fn failed(&self) -> Option<&FileReport> {
+        self.files.iter().find(|r| r.error.is_some())
+    }
+
+    /// The report as `import --json` prints it.
+    pub fn to_json(&self) -> Value {
+        let files: Vec<Value> = self
+            .files
+            .iter()
+            .map(|r| {
+                json!({
+                    "file": r.path.display().to_string(),
+                    "records": r.parsed.records.len(),
+                    "added": r.added,
+                    "duplicates": r.duplicates,
+                    "skipped": r.parsed.skipped,
+                    "error": r.error,
+                })
+            })
+            .collect();
+        json!({
+            "format": self.format.name(),
+            "run_dir": self.run_dir.display().to_string(),
+            "threshold": self.threshold,
+            "records": self.records(),
+            "added": self.sum(|r| r.added),
+            "duplicates": self.sum(|r| r.duplicates),
+            "skipped": self.sum(|r| r.parsed.skipped.len()),
+            "files": files,
+        })
+    }
+
+    /// The report as lines for stderr: each file's first `shown_skips` skipped records, its
+    /// counts, and a total when there are several files.
+    pub fn render(&self, shown_skips: usize) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for r in &self.files {
+            let p = r.path.display();
+            for s in r.parsed.skipped.iter().take(shown_skips) {
+                let _ = writeln!(out, "{p}:{}: skipped: {}", s.line, s.reason);
+            }
+            if r.parsed.skipped.len() > shown_skips {
+                let _ = writeln!(
+                    out,
+                    "{p}: ... {} more skipped (see --json)",
+                    r.parsed.skipped.len() - shown_skips
+                );
+            }
+            let status = match &r.error {
+                Some(e) => format!("not imported ({e})"),
+                None => format!("{} added, {} already in the run", r.added, r.duplicates),
+            };
+            let _ = writeln!(
+                out,
+                "{p}: {} records, {} skipped; {status}",
+                r.parsed.records.len(),
+                r.parsed.skipped.len()
+            );
+        }
+        if self.files.len() > 1 {
+            let _ = writeln!(
+                out,
+                "total: {} records, {} skipped; {} added, {} already in the run",
+                self.records(),
+                self.sum(|r| r.parsed.skipped.len()),
+                self.sum(|r| r.added),
+                self.sum(|r| r.duplicates)
+            );
+        }
+        out
+    }
+}
