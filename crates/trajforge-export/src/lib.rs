@@ -8,7 +8,8 @@
 //!
 //! Two streaming passes over the store keep memory flat: the first computes a small key per
 //! trajectory (verdicts, patch hash, token figures), the selection runs on the keys, and the
-//! second pass renders and writes the selected rows.
+//! second pass renders and writes the selected rows. [`spec::ExportSpec`] is an export as
+//! the command line asks for it: options checked, the tokenizer chosen, defaults by kind of run.
 
 pub mod card;
 pub mod convert;

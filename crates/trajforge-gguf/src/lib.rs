@@ -1,7 +1,8 @@
 //! A small pure-Rust GGUF header reader: a bad model file gets a precise error before
 //! llama.cpp (which only says "failed to load") sees it, the chat template is known up front,
 //! and the tokenizer vocabulary (`tokenizer.ggml.*`) can be turned into a Hugging Face
-//! `tokenizer.json` for exact token counts without loading the weights.
+//! `tokenizer.json` for exact token counts without loading the weights. It also knows where
+//! the default model is installed, for builds with and without the embedded teacher.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -7,7 +7,8 @@
 //! as a whole: a corrupt or unrecognised record is reported as [`Skipped`] with its line
 //! number and reason, and the others are kept. [`write`] stores one file's records in one
 //! transaction, one finished job per record, keyed by format and content hash so importing
-//! the same data twice adds nothing.
+//! the same data twice adds nothing. [`import_files`] is one import as a whole: every file read
+//! before the run is touched, one transaction per file, and a report of each.
 
 mod convert;
 mod formats;

@@ -1,7 +1,10 @@
-//! The `trajforge` command: wires the library crates to a command line.
+//! The `trajforge` command: a thin binary over the library crates. Each command in [`cmd`]
+//! maps its options (argument groups shared by commands live once in [`args`]) to a library
+//! call and prints the result.
 //!
-//! Only this crate prints. Library errors arrive typed; [`error::CliError`] turns them into
-//! one message with a hint and an exit code (0 success, 1 failure, 2 bad input).
+//! Only this crate prints. Library errors arrive typed; [`error::CliError`] turns each into
+//! one message with its causes, hints and an exit code (0 success, 1 failure, 2 bad input,
+//! 3 `run` without a submit).
 
 // The binary is the one place that writes to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
