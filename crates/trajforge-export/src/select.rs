@@ -60,22 +60,36 @@ pub const FILTER_ORDER: [&str; 9] = [
     "mix",
 ];
 
+/// What is wrong with a `--mix` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    /// A part without `=`.
+    #[error("{0:?}: expected ROLLOUT=COUNT")]
+    Pair(String),
+    /// A rollout other than t1 and t2.
+    #[error("{0:?}: the rollouts are t1 and t2")]
+    Rollout(String),
+    /// A count that is not a number.
+    #[error("{0:?}: not a count")]
+    Count(String),
+}
+
 /// Parse `t2=3000,t1=5000`.
-pub fn parse_mix(spec: &str) -> Result<Vec<(String, usize)>, String> {
+pub fn parse_mix(spec: &str) -> Result<Vec<(String, usize)>, MixError> {
     spec.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|part| {
             let (k, v) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected ROLLOUT=COUNT"))?;
+                .ok_or_else(|| MixError::Pair(part.to_string()))?;
             let k = k.trim().to_lowercase();
             if k != "t1" && k != "t2" {
-                return Err(format!("{k:?}: the rollouts are t1 and t2"));
+                return Err(MixError::Rollout(k));
             }
             let n = v
                 .trim()
                 .parse::<usize>()
-                .map_err(|_| format!("{v:?}: not a count"))?;
+                .map_err(|_| MixError::Count(v.to_string()))?;
             Ok((k, n))
         })
         .collect()

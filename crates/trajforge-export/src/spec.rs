@@ -69,7 +69,7 @@ pub enum SpecError {
     },
     /// `--mix` is malformed.
     #[error("--mix: {0}")]
-    Mix(String),
+    Mix(#[from] crate::select::MixError),
     /// The exclusion file cannot be read.
     #[error("{}: {source}", path.display())]
     ExcludeFile {

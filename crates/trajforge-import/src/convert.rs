@@ -1,5 +1,6 @@
 //! Messages in SWE-agent's history form and in OpenAI form, to trajforge's messages and steps.
 
+use crate::formats::Unrecognised;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -23,8 +24,8 @@ const MAPPED: &[&str] = &[
 pub(crate) fn message(
     index: usize,
     m: &Value,
-) -> Result<(ChatMessage, Map<String, Value>), String> {
-    let at = |what: String| format!("message {index}: {what}");
+) -> Result<(ChatMessage, Map<String, Value>), Unrecognised> {
+    let at = |what: String| Unrecognised(format!("message {index}: {what}"));
     let Value::Object(obj) = m else {
         return Err(at(format!("expected an object, found {}", kind_of(m))));
     };
@@ -320,15 +321,20 @@ mod tests {
 
     #[test]
     fn bad_messages_say_where() {
-        let err = message(7, &json!({"role": "robot"})).expect_err("bad role");
+        let err = message(7, &json!({"role": "robot"}))
+            .expect_err("bad role")
+            .0;
         assert_eq!(err, "message 7: unknown role \"robot\"");
-        let err = message(2, &json!({"role": "user", "content": 3})).expect_err("bad content");
+        let err = message(2, &json!({"role": "user", "content": 3}))
+            .expect_err("bad content")
+            .0;
         assert!(err.starts_with("message 2: `content` is a number"), "{err}");
         let err = message(
             1,
             &json!({"role": "assistant", "tool_calls": [{"id": "x"}]}),
         )
-        .expect_err("no name");
+        .expect_err("no name")
+        .0;
         assert!(err.contains("function.name"), "{err}");
     }
 

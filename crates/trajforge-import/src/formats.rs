@@ -26,7 +26,18 @@ pub(crate) struct Parts {
     pub subject: Map<String, Value>,
 }
 
-pub(crate) fn parse(format: Format, object: Map<String, Value>) -> Result<Parts, String> {
+/// Why a record is not a trajectory of its format, as the user is told in its skip reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Unrecognised(pub String);
+
+impl From<&str> for Unrecognised {
+    fn from(reason: &str) -> Self {
+        Unrecognised(reason.to_string())
+    }
+}
+
+pub(crate) fn parse(format: Format, object: Map<String, Value>) -> Result<Parts, Unrecognised> {
     match format {
         Format::Sera => sera(object),
         Format::SweAgent => swe_agent(object),
@@ -73,11 +84,14 @@ pub(crate) fn exit_status(label: &str) -> ExitStatus {
 }
 
 /// Take a string field out of `obj`; a non-string value is an error.
-fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, Unrecognised> {
     match obj.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("`{key}` is {}, not a string", kind_of(&other))),
+        Some(other) => Err(Unrecognised(format!(
+            "`{key}` is {}, not a string",
+            kind_of(&other)
+        ))),
     }
 }
 
@@ -85,7 +99,10 @@ fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, S
 type Converted = (Vec<ChatMessage>, Vec<Map<String, Value>>, Vec<Value>);
 
 /// Convert a list of history messages; `skip` drops (and returns) messages with no chat form.
-fn convert_messages(list: &[Value], skip: &dyn Fn(&Value) -> bool) -> Result<Converted, String> {
+fn convert_messages(
+    list: &[Value],
+    skip: &dyn Fn(&Value) -> bool,
+) -> Result<Converted, Unrecognised> {
     let mut messages = Vec::with_capacity(list.len());
     let mut extras = Vec::with_capacity(list.len());
     let mut dropped = Vec::new();
@@ -153,7 +170,7 @@ fn total_usage(steps: &[trajforge_agent::Step]) -> Usage {
     })
 }
 
-fn tools_of(v: Option<&Value>) -> Result<Vec<ToolSpec>, String> {
+fn tools_of(v: Option<&Value>) -> Result<Vec<ToolSpec>, Unrecognised> {
     let Some(Value::Array(list)) = v else {
         return Ok(Vec::new());
     };
@@ -165,7 +182,7 @@ fn tools_of(v: Option<&Value>) -> Result<Vec<ToolSpec>, String> {
             let name = f
                 .get("name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("tool {i} has no name"))?;
+                .ok_or_else(|| Unrecognised(format!("tool {i} has no name")))?;
             Ok(ToolSpec {
                 name: name.to_string(),
                 description: f
@@ -182,7 +199,7 @@ fn tools_of(v: Option<&Value>) -> Result<Vec<ToolSpec>, String> {
         .collect()
 }
 
-fn sera(mut obj: Map<String, Value>) -> Result<Parts, String> {
+fn sera(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
     if !["instance_id", "rollout_patch", "target_patch"]
         .iter()
         .any(|k| obj.contains_key(*k))
@@ -194,27 +211,27 @@ fn sera(mut obj: Map<String, Value>) -> Result<Parts, String> {
         } else {
             ""
         };
-        return Err(format!(
+        return Err(Unrecognised(format!(
             "no `instance_id`, `rollout_patch` or `target_patch`: not a SERA record{hint}"
-        ));
+        )));
     }
     let history: Vec<Value> = match obj.remove("messages") {
         Some(Value::String(text)) => match serde_json::from_str(&text) {
             Ok(Value::Array(list)) => list,
             Ok(other) => {
-                return Err(format!(
+                return Err(Unrecognised(format!(
                     "`messages` holds {}, not a list of messages",
                     kind_of(&other)
-                ));
+                )));
             }
-            Err(e) => return Err(format!("`messages` is not a JSON list: {e}")),
+            Err(e) => return Err(Unrecognised(format!("`messages` is not a JSON list: {e}"))),
         },
         Some(Value::Array(list)) => list,
         Some(other) => {
-            return Err(format!(
+            return Err(Unrecognised(format!(
                 "`messages` is {}, not a JSON string of the history",
                 kind_of(&other)
-            ));
+            )));
         }
         None => return Err("no `messages` (is this a SERA record?)".into()),
     };
@@ -284,15 +301,25 @@ fn maybe_json_string(v: Option<&Value>) -> Option<Value> {
     }
 }
 
-fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, String> {
+fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
     let trajectory_steps = match obj.remove("trajectory") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(list)) => list,
-        Some(other) => return Err(format!("`trajectory` is {}, not a list", kind_of(&other))),
+        Some(other) => {
+            return Err(Unrecognised(format!(
+                "`trajectory` is {}, not a list",
+                kind_of(&other)
+            )));
+        }
     };
     let history: Vec<Value> = match obj.remove("history") {
         Some(Value::Array(list)) => list,
-        Some(other) => return Err(format!("`history` is {}, not a list", kind_of(&other))),
+        Some(other) => {
+            return Err(Unrecognised(format!(
+                "`history` is {}, not a list",
+                kind_of(&other)
+            )));
+        }
         // Without a history, rebuild the conversation from the steps.
         None if !trajectory_steps.is_empty() => trajectory_steps
             .iter()
@@ -310,9 +337,9 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, String> {
             } else {
                 "a mini-swe-agent trajectory (use --from mini-swe-agent)"
             };
-            return Err(format!(
+            return Err(Unrecognised(format!(
                 "no `history` and no `trajectory` but `messages`: this looks like {hint}"
-            ));
+            )));
         }
         None => return Err("no `history` and no `trajectory` (is this a SWE-agent .traj?)".into()),
     };
@@ -320,7 +347,12 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, String> {
     let mut info = match obj.remove("info") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
-        Some(other) => return Err(format!("`info` is {}, not an object", kind_of(&other))),
+        Some(other) => {
+            return Err(Unrecognised(format!(
+                "`info` is {}, not an object",
+                kind_of(&other)
+            )));
+        }
     };
     let submission = take_str(&mut info, "submission")?;
     let exit = match take_str(&mut info, "exit_status")? {
@@ -438,11 +470,13 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, String> {
     })
 }
 
-fn mini(mut obj: Map<String, Value>) -> Result<Parts, String> {
+fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
     if let Some(Value::String(f)) = obj.get("trajectory_format")
         && !f.starts_with("mini-swe-agent")
     {
-        return Err(format!("trajectory_format {f:?} is not mini-swe-agent's"));
+        return Err(Unrecognised(format!(
+            "trajectory_format {f:?} is not mini-swe-agent's"
+        )));
     }
     let list = match obj.remove("messages") {
         Some(Value::Array(list)) => list,
@@ -452,7 +486,12 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, String> {
                     .into(),
             );
         }
-        Some(other) => return Err(format!("`messages` is {}, not a list", kind_of(&other))),
+        Some(other) => {
+            return Err(Unrecognised(format!(
+                "`messages` is {}, not a list",
+                kind_of(&other)
+            )));
+        }
         None if obj.contains_key("history") => {
             return Err("no `messages` but a `history`: this looks like a SWE-agent .traj (use --from swe-agent)".into());
         }
@@ -470,7 +509,12 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, String> {
     let mut info = match obj.remove("info") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
-        Some(other) => return Err(format!("`info` is {}, not an object", kind_of(&other))),
+        Some(other) => {
+            return Err(Unrecognised(format!(
+                "`info` is {}, not an object",
+                kind_of(&other)
+            )));
+        }
     };
     let submission = take_str(&mut info, "submission")?.or_else(|| {
         exit_extra
@@ -580,7 +624,7 @@ mod tests {
     fn wrong_format_is_named() {
         let sera_line = serde_json::json!({"messages": "[]", "instance_id": "x"});
         let o = sera_line.as_object().cloned().expect("object");
-        let err = mini(o).err().expect("rejected");
+        let err = mini(o).err().expect("rejected").0;
         assert!(err.contains("--from sera"), "{err}");
     }
 }

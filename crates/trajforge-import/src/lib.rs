@@ -243,7 +243,7 @@ fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document:
             reference_patch: parts.reference_patch,
             subject: parts.subject,
         }),
-        Err(reason) => skip(line, reason),
+        Err(reason) => skip(line, reason.0),
     }
 }
 

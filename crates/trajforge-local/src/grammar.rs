@@ -31,6 +31,11 @@ pub enum ToolChoice {
 /// Longest integer literal the grammar lets the model write (keeps it from looping on digits).
 const MAX_DIGITS: usize = 12;
 
+/// `tool_choice` names a function that is not among the tools.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tool_choice names {0:?}, which is not among the tools")]
+pub struct UnknownTool(pub String);
+
 /// The grammar for `tools` under `choice`, or `None` when the output is unconstrained.
 /// With `parallel` a reply may hold several calls; without, exactly one (small models
 /// otherwise keep emitting calls until max_tokens cuts the last one in half).
@@ -38,13 +43,14 @@ pub fn tool_grammar(
     tools: &[ToolSpec],
     choice: &ToolChoice,
     parallel: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, UnknownTool> {
     let offered: Vec<&ToolSpec> = match choice {
         ToolChoice::None => return Ok(None),
         ToolChoice::Function(name) => {
-            let tool = tools.iter().find(|t| &t.name == name).ok_or_else(|| {
-                format!("tool_choice names {name:?}, which is not among the tools")
-            })?;
+            let tool = tools
+                .iter()
+                .find(|t| &t.name == name)
+                .ok_or_else(|| UnknownTool(name.clone()))?;
             vec![tool]
         }
         ToolChoice::Auto | ToolChoice::Required => tools.iter().collect(),

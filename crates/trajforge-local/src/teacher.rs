@@ -253,8 +253,8 @@ impl LocalTeacher {
             tools
         };
         let prompt = self.render(messages, offered)?;
-        let grammar =
-            tool_grammar(offered, tool_choice, parallel).map_err(LocalError::InvalidRequest)?;
+        let grammar = tool_grammar(offered, tool_choice, parallel)
+            .map_err(|e| LocalError::InvalidRequest(e.to_string()))?;
         let (tx, rx) = unbounded_channel();
         self.jobs
             .send(Job {

@@ -75,10 +75,12 @@ mod tests {
 
     #[test]
     fn the_line_counts_stages_and_estimates_the_rest() {
-        let mut s = Status::default();
-        s.done = 2;
-        s.running = 1;
-        s.kept_t2 = 1;
+        let mut s = Status {
+            done: 2,
+            running: 1,
+            kept_t2: 1,
+            ..Status::default()
+        };
         s.stages.insert("rollout1".into(), 3);
         s.rejections.insert("selfcheck_no".into(), 1);
         s.prompt_tokens = 100;

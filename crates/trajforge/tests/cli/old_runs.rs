@@ -27,14 +27,13 @@ fn fixtures() -> PathBuf {
 /// The sample repository as a git repository whose base commit id is the same on every machine
 /// and every day (fixed dates), so the code fixture's settings check passes on resume.
 fn stable_sample_repo(dir: &Path) -> PathBuf {
-    let repo = crate::run::sample_git_repo_with_env(
+    crate::run::sample_git_repo_with_env(
         dir,
         &[
             ("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z"),
             ("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z"),
         ],
-    );
-    repo
+    )
 }
 
 /// `generate` on the code fixture's settings (seed 3, one function at a time).
