@@ -173,37 +173,28 @@ impl Store {
         self.sql(r).map(|n| n > 0)
     }
 
-    pub(crate) fn check_lease(
-        tx: &rusqlite::Transaction<'_>,
-        job: i64,
+    /// Run `body` in one immediate transaction that first checks `owner` still holds the lease
+    /// of `job`, then marks the owner's session active and commits; a lost lease commits nothing.
+    pub(crate) fn with_lease(
+        &self,
         owner: &str,
-    ) -> rusqlite::Result<Option<Option<String>>> {
-        let holder: Option<String> = tx
-            .query_row("SELECT lease_owner FROM jobs WHERE id = ?1", [job], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .flatten();
-        Ok(if holder.as_deref() == Some(owner) {
-            None
-        } else {
-            Some(holder)
-        })
-    }
-
-    /// Finish a job with a result label.
-    pub fn finish(&self, owner: &str, job: i64, result: &Outcome) -> Result<()> {
+        job: i64,
+        body: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<()>,
+    ) -> Result<()> {
         let mut conn = self.lock();
         let now = now_ms();
         let r = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Some(holder) = Self::check_lease(&tx, job, owner)? {
+            let holder: Option<String> = tx
+                .query_row("SELECT lease_owner FROM jobs WHERE id = ?1", [job], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .flatten();
+            if holder.as_deref() != Some(owner) {
                 return Ok(Err(holder));
             }
-            tx.execute(
-                "UPDATE jobs SET status = 'done', result = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
-                params![result.as_str(), now, job],
-            )?;
+            body(&tx, now)?;
             touch_session(&tx, owner, now)?;
             tx.commit()?;
             Ok(Ok(()))
@@ -211,6 +202,17 @@ impl Store {
         drop(conn);
         self.sql(r)?
             .map_err(|holder| StoreError::LeaseLost { job, holder })
+    }
+
+    /// Finish a job with a result label.
+    pub fn finish(&self, owner: &str, job: i64, result: &Outcome) -> Result<()> {
+        self.with_lease(owner, job, |tx, now| {
+            tx.execute(
+                "UPDATE jobs SET status = 'done', result = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
+                params![result.as_str(), now, job],
+            )?;
+            Ok(())
+        })
     }
 
     /// Every job.

@@ -4,8 +4,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Stage, StageName};
-use crate::sessions::touch_session;
-use crate::{Result, Store, StoreError, TrajectoryRecord, now_ms};
+use crate::{Result, Store, TrajectoryRecord};
 
 /// A stage result as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,13 +50,7 @@ impl Store {
             .map_err(|e| self.corrupt(format!("stage {name} of job {job}: {e}")))?
             .to_string();
         let stage = name.as_str();
-        let mut conn = self.lock();
-        let now = now_ms();
-        let r = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Some(holder) = Self::check_lease(&tx, job, owner)? {
-                return Ok(Err(holder));
-            }
+        self.with_lease(owner, job, |tx, now| {
             tx.execute(
                 "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(job_id, attempt, stage) DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at",
@@ -87,13 +80,8 @@ impl Store {
                 "UPDATE jobs SET updated_at = ?1 WHERE id = ?2",
                 params![now, job],
             )?;
-            touch_session(&tx, owner, now)?;
-            tx.commit()?;
-            Ok(Ok(()))
-        })();
-        drop(conn);
-        self.sql(r)?
-            .map_err(|holder| StoreError::LeaseLost { job, holder })
+            Ok(())
+        })
     }
 
     /// The stage results of a job, in commit order.
