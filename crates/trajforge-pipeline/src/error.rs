@@ -45,6 +45,9 @@ pub enum RunError {
         /// Where snapshots and workspaces live.
         work_dir: PathBuf,
     },
+    /// A workspace could not be made (other than by the sandbox itself).
+    #[error(transparent)]
+    Environment(crate::envs::EnvError),
     /// The set-up command failed.
     #[error("the set-up command failed (exit {exit_code:?}):\n{output}")]
     SetupFailed {

@@ -100,10 +100,7 @@ pub struct SandboxSpec {
 impl SandboxSpec {
     /// Prepare the repository's environment: the base snapshot at the commit, set up once.
     pub fn prepare(&self, repo: &Path) -> Result<Environment, RunError> {
-        let work_dir = self
-            .work_dir
-            .clone()
-            .unwrap_or_else(|| default_work_dir(repo));
+        let work_dir = self.work_dir(repo);
         let mut options = EnvironmentOptions::new(&work_dir);
         options.commit = Some(self.commit.clone());
         options.sandbox.limits.timeout = self.timeout();
@@ -118,6 +115,29 @@ impl SandboxSpec {
             });
         }
         Ok(environment)
+    }
+
+    /// Where snapshots and workspaces of `repo` live: `--work-dir`, else [`default_work_dir`].
+    pub fn work_dir(&self, repo: &Path) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| default_work_dir(repo))
+    }
+
+    /// A fresh workspace of `environment` as the agent's environment, with this spec's
+    /// command timeout; sandbox failures carry the work folder for their hint.
+    pub fn workspace(
+        &self,
+        environment: &Environment,
+        repo: &Path,
+    ) -> Result<trajforge_repo_env::RepoEnvironment, RunError> {
+        SandboxEnvs::workspace(environment, self.timeout()).map_err(|e| match e {
+            crate::envs::EnvError::Sandbox(source) => RunError::Sandbox {
+                source,
+                work_dir: self.work_dir(repo),
+            },
+            other => RunError::Environment(other),
+        })
     }
 
     /// The command timeout, at least a second.

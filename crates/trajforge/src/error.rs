@@ -230,6 +230,8 @@ impl From<RunError> for CliError {
             | RunError::Teacher(_) => e(Failure),
             RunError::Option(_) | RunError::Prompts(_) => e(Input),
             RunError::Demos(_) => e(Input).hint("one JSON object per line with a \"text\" field"),
+            RunError::Environment(_) => e(Failure)
+                .hint("see the message above; `scripts/test.sh` runs the sandbox's own checks"),
             RunError::Sandbox { source, work_dir } => e(Failure).hint(sandbox_hint(source, work_dir)),
             RunError::SetupFailed { .. } => {
                 e(Failure).hint("fix --setup; it runs once in the base snapshot with network access")

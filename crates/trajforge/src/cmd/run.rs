@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use trajforge_agent::{Event, ExitStatus, LoopConfig, run_episode};
-use trajforge_pipeline::envs::{SandboxEnvs, check_repository};
+use trajforge_pipeline::envs::check_repository;
 
 use crate::args::{SandboxArgs, TeacherArgs};
 use crate::episode::{print_event, summary, write_json_atomically};
@@ -111,19 +111,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         );
     }
     let environment = sandbox.prepare(&repo)?;
-    let mut env = SandboxEnvs::workspace(&environment, sandbox.timeout()).map_err(|e| {
-        let hint = match &e {
-            trajforge_pipeline::EnvError::Sandbox(s) => {
-                let work_dir = sandbox
-                    .work_dir
-                    .clone()
-                    .unwrap_or_else(|| trajforge_pipeline::envs::default_work_dir(&repo));
-                error::sandbox_hint(s, &work_dir)
-            }
-            _ => "see the message above; `scripts/test.sh` runs the sandbox's own checks".into(),
-        };
-        CliError::from_error(error::Kind::Failure, &e).hint(hint)
-    })?;
+    let mut env = sandbox.workspace(&environment, &repo)?;
 
     let color = std::io::stderr().is_terminal();
     let trajectory = runtime.block_on(async {
