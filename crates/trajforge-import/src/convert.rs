@@ -9,6 +9,9 @@ use trajforge_teacher::{ChatMessage, Role, ToolCall, Usage};
 
 use crate::kind_of;
 
+/// The type of a plain text content part.
+const TEXT_PART: &str = "text";
+
 /// Keys of a message that [`message`] maps into a [`ChatMessage`].
 const MAPPED: &[&str] = &[
     "role",
@@ -30,11 +33,15 @@ pub(crate) fn message(
         return Err(at(format!("expected an object, found {}", kind_of(m))));
     };
     let role = match obj.get("role").and_then(Value::as_str) {
-        Some("system") => Role::System,
+        Some("system" | "developer") => Role::System,
         Some("user") => Role::User,
         Some("assistant") => Role::Assistant,
         Some("tool") => Role::Tool,
         Some(other) => return Err(at(format!("unknown role {other:?}"))),
+        // Responses-API items (mini-swe-agent 2.x `litellm_response`) carry no role.
+        None if obj.contains_key("type") || obj.contains_key("output") => {
+            return responses_item(obj).map_err(at);
+        }
         None => return Err(at("no `role`".into())),
     };
     let mut extra: Map<String, Value> = obj
@@ -42,6 +49,10 @@ pub(crate) fn message(
         .filter(|(k, _)| !MAPPED.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // A Responses-API input message: `role` with `type: message` and typed content parts.
+    if obj.get("type").and_then(Value::as_str) == Some("message") {
+        extra.remove("type");
+    }
     let content = match obj.get("content") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -53,9 +64,13 @@ pub(crate) fn message(
                     p.get("type").and_then(Value::as_str),
                     p.get("text").and_then(Value::as_str),
                 ) {
-                    (Some("text"), Some(t)) => {
+                    (Some(TEXT_PART), Some(t)) => {
                         texts.push(t);
                         plain &= p.as_object().is_some_and(|o| o.len() == 2);
+                    }
+                    (Some("input_text" | "output_text"), Some(t)) => {
+                        texts.push(t);
+                        plain = false;
                     }
                     _ => plain = false,
                 }
@@ -148,6 +163,127 @@ pub(crate) fn message(
     Ok((msg, extra))
 }
 
+/// A Responses-API item as a chat message: a `response` object (its `output` holds the
+/// assistant's text, reasoning and `function_call`s), a `function_call_output` (a tool
+/// result), or a lone `function_call`. Fields with no place in the message stay in the extra.
+fn responses_item(obj: &Map<String, Value>) -> Result<(ChatMessage, Map<String, Value>), String> {
+    let kind = obj.get("type").and_then(Value::as_str);
+    let mut extra = obj.clone();
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(parts)) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    };
+    match kind {
+        Some("function_call_output") => {
+            let id = obj
+                .get("call_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let content = text(obj.get("output")).unwrap_or_default();
+            for k in ["type", "call_id"] {
+                extra.remove(k);
+            }
+            if obj.get("output").is_some_and(Value::is_string) {
+                extra.remove("output");
+            }
+            let mut msg = ChatMessage::user(content);
+            msg.role = Role::Tool;
+            msg.tool_call_id = (!id.is_empty()).then(|| id.to_string());
+            return Ok((msg, extra));
+        }
+        Some("function_call") => {
+            let call = function_call(obj)?;
+            for k in ["type", "call_id", "name", "arguments"] {
+                extra.remove(k);
+            }
+            return Ok((ChatMessage::assistant(None, vec![call]), extra));
+        }
+        _ => {}
+    }
+    let Some(Value::Array(items)) = obj.get("output") else {
+        return Err(format!(
+            "no `role`, and not a Responses-API item (type {})",
+            kind.map_or_else(|| "missing".to_string(), |k| format!("{k:?}"))
+        ));
+    };
+    let mut texts = Vec::new();
+    let mut reasoning = Vec::new();
+    let mut calls = Vec::new();
+    let mut plain = true;
+    for item in items {
+        let keys = item.as_object().map_or(0, Map::len);
+        match item.get("type").and_then(Value::as_str) {
+            Some("message") => {
+                if let Some(t) = text(item.get("content")) {
+                    texts.push(t);
+                }
+                let parts_plain = item
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ps| {
+                        ps.iter().all(|p| {
+                            p.as_object().is_some_and(|o| o.len() == 2)
+                                && p.get("type").and_then(Value::as_str) == Some("output_text")
+                        })
+                    });
+                plain &= parts_plain
+                    && keys == 3
+                    && item.get("role").and_then(Value::as_str) == Some("assistant");
+            }
+            Some("reasoning") => {
+                let summary = item.get("summary").and_then(Value::as_array);
+                if let Some(parts) = summary {
+                    reasoning.extend(
+                        parts
+                            .iter()
+                            .filter_map(|p| p.get("text").and_then(Value::as_str))
+                            .map(str::to_string),
+                    );
+                }
+                plain = false;
+            }
+            Some("function_call") => {
+                calls.push(function_call(item.as_object().unwrap_or(&Map::new()))?);
+                plain &= keys == 4;
+            }
+            _ => plain = false,
+        }
+    }
+    if plain {
+        extra.remove("output");
+    }
+    let content = (!texts.is_empty()).then(|| texts.join("\n"));
+    let mut msg = ChatMessage::assistant(content, calls);
+    msg.reasoning = (!reasoning.is_empty()).then(|| reasoning.join("\n"));
+    Ok((msg, extra))
+}
+
+/// A Responses-API `function_call` item as a tool call.
+fn function_call(item: &Map<String, Value>) -> Result<ToolCall, String> {
+    let name = item
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("a `function_call` with no `name`")?;
+    let id = item
+        .get("call_id")
+        .or_else(|| item.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let arguments = match item.get("arguments") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(other) => other.to_string(),
+    };
+    Ok(ToolCall::new(id, name, arguments))
+}
+
 /// Reasoning written inline as a leading `<think>...</think>` block (Qwen-style models, and
 /// OpenAI-messages training files) and the visible text after it; an empty part is none.
 fn split_think(text: &str) -> Option<(Option<String>, Option<String>)> {
@@ -158,6 +294,72 @@ fn split_think(text: &str) -> Option<(Option<String>, Option<String>)> {
         some(body[..end].trim()),
         some(body[end + "</think>".len()..].trim_start()),
     ))
+}
+
+/// A text action found in an assistant message: the calls it stands for and the message's
+/// text without the action (the thought).
+pub(crate) struct TextAction {
+    pub calls: Vec<crate::actions::Call>,
+    pub thought: Option<String>,
+}
+
+/// Assistant messages that act in text (a command line or a fenced block, no tool calls) as
+/// tool calls: `find` reads the action of message `i`; the user messages right after it
+/// (one per call) are the calls' results and become tool messages. The original content and
+/// role of every changed message stay in its extra.
+pub(crate) fn text_actions(
+    messages: &mut [ChatMessage],
+    extras: &mut [Map<String, Value>],
+    find: &dyn Fn(&ChatMessage, &Map<String, Value>) -> Option<TextAction>,
+) {
+    let mut i = 0;
+    while i < messages.len() {
+        let m = &messages[i];
+        if m.role != Role::Assistant || !m.tool_calls.is_empty() {
+            i += 1;
+            continue;
+        }
+        let Some(action) = find(m, &extras[i]) else {
+            i += 1;
+            continue;
+        };
+        let calls: Vec<ToolCall> = action
+            .calls
+            .into_iter()
+            .enumerate()
+            .map(|(j, (name, args))| {
+                ToolCall::new(
+                    format!("import-{i}-{j}"),
+                    name,
+                    Value::Object(args).to_string(),
+                )
+            })
+            .collect();
+        if action.thought != messages[i].content {
+            let original = messages[i]
+                .content
+                .clone()
+                .map_or(Value::Null, Value::String);
+            extras[i].entry("content").or_insert(original);
+            messages[i].content = action.thought.filter(|t| !t.is_empty());
+        }
+        let n = calls.len();
+        let mut answered = 0;
+        while answered < n
+            && let Some(j) = Some(i + 1 + answered).filter(|&j| j < messages.len())
+            && messages[j].role == Role::User
+            && extras[j].get("is_demo") != Some(&Value::Bool(true))
+        {
+            let call = &calls[answered];
+            extras[j].insert("role".into(), Value::String("user".into()));
+            messages[j].role = Role::Tool;
+            messages[j].tool_call_id = Some(call.id.clone());
+            messages[j].name = Some(call.name.clone());
+            answered += 1;
+        }
+        messages[i].tool_calls = calls;
+        i += 1 + answered;
+    }
 }
 
 /// What a format knows about each step beyond the messages.

@@ -16,7 +16,8 @@ use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
 use trajforge_teacher::{ChatMessage, Role, TeacherInfo, ToolMode, ToolSpec, Usage};
 
 use crate::convert::{self, StepInfo};
-use crate::{Format, kind_of};
+use crate::tools::{self, ToolSet};
+use crate::{Format, actions, kind_of};
 
 /// A parsed record before it gets its place in the file.
 pub(crate) struct Parts {
@@ -199,6 +200,139 @@ fn tools_of(v: Option<&Value>) -> Result<Vec<ToolSpec>, Unrecognised> {
         .collect()
 }
 
+/// Every tool call of the messages, in order.
+fn all_calls(messages: &[ChatMessage]) -> impl Iterator<Item = &trajforge_teacher::ToolCall> {
+    messages.iter().flat_map(|m| m.tool_calls.iter())
+}
+
+/// SWE-agent's default tools when the calls stay within them, else its command set.
+fn swe_agent_tool_set(messages: &[ChatMessage]) -> ToolSet {
+    if all_calls(messages)
+        .all(|c| matches!(c.name.as_str(), "bash" | "str_replace_editor" | "submit"))
+    {
+        ToolSet::SweAgentDefault
+    } else {
+        ToolSet::SweAgentCommands
+    }
+}
+
+/// A trajectory acts: a record whose assistant turns never call a tool nor run a command
+/// (a chat or dataset row) is not one.
+fn require_actions(messages: &[ChatMessage]) -> Result<(), Unrecognised> {
+    if !messages.iter().any(|m| m.role == Role::Assistant) {
+        return Err("not a trajectory: no assistant message".into());
+    }
+    if all_calls(messages).next().is_none() {
+        return Err("not a trajectory: no assistant message calls a tool or runs a command".into());
+    }
+    Ok(())
+}
+
+/// The role SWE-agent gives an observation: `tool` answering a function call, else `user`.
+fn observation_message(step: usize, observation: &str, call_id: Option<&str>) -> Value {
+    let mut m = Map::new();
+    m.insert(
+        "role".into(),
+        Value::String(if call_id.is_some() { "tool" } else { "user" }.into()),
+    );
+    m.insert("content".into(), Value::String(observation.to_string()));
+    if let Some(id) = call_id {
+        m.insert(
+            "tool_call_ids".into(),
+            Value::Array(vec![Value::String(id.to_string())]),
+        );
+    }
+    m.insert("trajectory_step".into(), step.into());
+    Value::Object(m)
+}
+
+/// Bring into the history what only SWE-agent's `trajectory[]` holds: steps after the last
+/// one the history has (often the final `submit`), and the observation of a history action
+/// that has none (a demonstration's last step). Returns the steps so used, which stay whole
+/// in `raw`.
+fn merge_steps(history: &mut Vec<Value>, steps: &[Value]) -> Vec<usize> {
+    let action_of = |v: &Value| {
+        v.get("action")
+            .and_then(Value::as_str)
+            .map(|a| a.trim().to_string())
+    };
+    let is_assistant = |v: &Value| v.get("role").and_then(Value::as_str) == Some("assistant");
+    let function_calling = history.iter().any(|m| {
+        m.get("tool_calls")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty())
+    });
+    let mut whole = Vec::new();
+    let mut cursor = 0;
+    for (k, step) in steps.iter().enumerate() {
+        let Some(action) = action_of(step) else {
+            continue;
+        };
+        let observation = step.get("observation").and_then(Value::as_str);
+        let found = (cursor..history.len()).find(|&h| {
+            is_assistant(&history[h]) && action_of(&history[h]).as_deref() == Some(action.as_str())
+        });
+        if let Some(h) = found {
+            cursor = h + 1;
+            let answered = history.get(h + 1).is_some_and(|n| {
+                matches!(n.get("role").and_then(Value::as_str), Some("tool" | "user"))
+                    && n.get("is_demo") != Some(&Value::Bool(true))
+            });
+            if !answered && let Some(text) = observation {
+                let id = history[h]
+                    .pointer("/tool_calls/0/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                history.insert(h + 1, observation_message(k, text, id.as_deref()));
+                cursor = h + 2;
+                whole.push(k);
+            }
+            continue;
+        }
+        // Past the end of the history: the step is not in it.
+        if (cursor..history.len()).any(|h| is_assistant(&history[h])) {
+            continue;
+        }
+        let thought = step
+            .get("thought")
+            .or_else(|| step.get("response"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut m = Map::new();
+        m.insert("role".into(), Value::String("assistant".into()));
+        m.insert("content".into(), thought);
+        m.insert("trajectory_step".into(), k.into());
+        let id = format!("import-step-{k}");
+        if function_calling {
+            let (name, args) = actions::swe_agent(&action);
+            let mut f = Map::new();
+            f.insert("name".into(), Value::String(name));
+            f.insert(
+                "arguments".into(),
+                Value::String(Value::Object(args).to_string()),
+            );
+            let mut call = Map::new();
+            call.insert("id".into(), Value::String(id.clone()));
+            call.insert("type".into(), Value::String("function".into()));
+            call.insert("function".into(), Value::Object(f));
+            m.insert("tool_calls".into(), Value::Array(vec![Value::Object(call)]));
+        } else {
+            m.insert("action".into(), Value::String(action.clone()));
+        }
+        history.push(Value::Object(m));
+        if let Some(text) = observation {
+            history.push(observation_message(
+                k,
+                text,
+                function_calling.then_some(id.as_str()),
+            ));
+        }
+        cursor = history.len();
+        whole.push(k);
+    }
+    whole
+}
+
 fn sera(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
     if !["instance_id", "rollout_patch", "target_patch"]
         .iter()
@@ -235,7 +369,18 @@ fn sera(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         }
         None => return Err("no `messages` (is this a SERA record?)".into()),
     };
-    let (messages, extras, _) = convert_messages(&history, &|_| false)?;
+    let (mut messages, mut extras, _) = convert_messages(&history, &|_| false)?;
+    convert::text_actions(&mut messages, &mut extras, &|_, e| {
+        let action = e.get("action").and_then(Value::as_str)?;
+        Some(convert::TextAction {
+            calls: vec![actions::swe_agent(action)],
+            thought: e
+                .get("thought")
+                .and_then(Value::as_str)
+                .map(|t| t.trim_end().to_string()),
+        })
+    });
+    require_actions(&messages)?;
     let rollout_patch = take_str(&mut obj, "rollout_patch")?;
     let target_patch = take_str(&mut obj, "target_patch")?;
     let problem = take_str(&mut obj, "problem_statement")?;
@@ -275,7 +420,7 @@ fn sera(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             version: 1,
             teacher: teacher(Format::Sera, None),
             task,
-            tools: Vec::new(),
+            tools: tools::attach(swe_agent_tool_set(&messages), all_calls(&messages)),
             messages,
             steps,
             exit,
@@ -326,7 +471,8 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             .flat_map(|s| {
                 let text = |k: &str| s.get(k).cloned().unwrap_or(Value::Null);
                 [
-                    serde_json::json!({"role": "assistant", "content": text("response")}),
+                    serde_json::json!({"role": "assistant", "content": text("thought"),
+                                       "action": text("action")}),
                     serde_json::json!({"role": "user", "content": text("observation")}),
                 ]
             })
@@ -343,7 +489,21 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         }
         None => return Err("no `history` and no `trajectory` (is this a SWE-agent .traj?)".into()),
     };
-    let (messages, extras, _) = convert_messages(&history, &|_| false)?;
+    let mut history = history;
+    let whole = merge_steps(&mut history, &trajectory_steps);
+    let (mut messages, mut extras, _) = convert_messages(&history, &|_| false)?;
+    convert::text_actions(&mut messages, &mut extras, &|m, e| {
+        let action = e.get("action").and_then(Value::as_str)?;
+        let thought = match e.get("thought").and_then(Value::as_str) {
+            Some(t) => Some(t.trim_end().to_string()),
+            None => m.content.clone(),
+        };
+        Some(convert::TextAction {
+            calls: vec![actions::swe_agent(action)],
+            thought,
+        })
+    });
+    require_actions(&messages)?;
     let mut info = match obj.remove("info") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
@@ -416,9 +576,12 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
     let duration = tool_times.iter().sum();
     let task = problem.unwrap_or_else(|| first_user_text(&messages, &extras));
     // What the steps hold beyond what the history and the durations already give.
+    // Steps whose turn or observation the history lacked stay whole.
     let step_rest: Vec<Value> = trajectory_steps
         .into_iter()
-        .map(|s| match s {
+        .enumerate()
+        .map(|(k, s)| match s {
+            Value::Object(m) if whole.contains(&k) => Value::Object(m),
             Value::Object(mut m) => {
                 for k in [
                     "response",
@@ -452,7 +615,7 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             version: 1,
             teacher: teacher(Format::SweAgent, model),
             task,
-            tools: Vec::new(),
+            tools: tools::attach(swe_agent_tool_set(&messages), all_calls(&messages)),
             messages,
             steps,
             exit,
@@ -498,9 +661,43 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         None => return Err("no `messages` (is this a mini-swe-agent trajectory?)".into()),
     };
     // Version 2 ends with an `exit` message holding the exit status and submission.
-    let (messages, extras, dropped) = convert_messages(&list, &|m| {
+    let (mut messages, mut extras, dropped) = convert_messages(&list, &|m| {
         m.get("role").and_then(Value::as_str) == Some("exit")
     })?;
+    // Text-based actions: 2.x records the parsed command in `extra.actions`; 1.x only has the
+    // fenced block in the text.
+    convert::text_actions(&mut messages, &mut extras, &|m, e| {
+        let text = m.content.as_deref().unwrap_or_default();
+        let block = actions::mini_block(text);
+        let recorded: Vec<String> = e
+            .get("extra")
+            .and_then(|x| x.get("actions"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.get("command").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let commands = if recorded.is_empty() {
+            vec![block.as_ref()?.0.clone()]
+        } else {
+            recorded
+        };
+        Some(convert::TextAction {
+            calls: commands
+                .into_iter()
+                .map(|c| {
+                    let mut args = Map::new();
+                    args.insert("command".into(), Value::String(c));
+                    ("bash".to_string(), args)
+                })
+                .collect(),
+            thought: block.map_or_else(|| m.content.clone(), |(_, around)| Some(around)),
+        })
+    });
+    require_actions(&messages)?;
     let exit_extra = dropped
         .last()
         .and_then(|m| m.get("extra"))
@@ -528,6 +725,28 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             .and_then(Value::as_str)
             .map(str::to_string)
     });
+    // A bare list of messages records no exit: it submitted when its last command is the
+    // submit command, and that command's output is the submission.
+    let last_call = messages.iter().rev().find_map(|m| m.tool_calls.last());
+    let submit_command = last_call
+        .and_then(|c| c.arguments_json().ok())
+        .and_then(|a| {
+            a.get("command")
+                .and_then(Value::as_str)
+                .map(actions::mini_submits)
+        })
+        .unwrap_or(false);
+    let listed_submission = || {
+        let id = last_call.map(|c| c.id.as_str())?;
+        messages
+            .iter()
+            .find(|m| m.role == Role::Tool && m.tool_call_id.as_deref() == Some(id))
+            .and_then(|m| m.content.clone())
+    };
+    let (label, submission) = match (label, submission) {
+        (None, None) if submit_command => (Some("Submitted".to_string()), listed_submission()),
+        other => other,
+    };
     let exit = match &label {
         Some(l) => {
             info.insert("exit_status".into(), Value::String(l.clone()));
@@ -541,11 +760,13 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         .and_then(|c| c.pointer("/model/model_name"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let tools = tools_of(obj.get("tools"))?;
-    if !tools.is_empty() {
+    let mut tools = tools_of(obj.get("tools"))?;
+    if tools.is_empty() {
+        tools = tools::attach(ToolSet::Mini, all_calls(&messages));
+    } else {
         obj.remove("tools");
     }
-    let steps = convert::steps(
+    let mut steps = convert::steps(
         &messages,
         &extras,
         &|_, e| {
@@ -562,6 +783,24 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         },
         submitted,
     );
+    // 2.x answers the submit command with its `exit` message, not a tool message: what it
+    // submitted is that command's output.
+    if let Some(out) = dropped
+        .last()
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_str)
+        && let Some(last) = steps.last_mut().and_then(|s| s.tools.last_mut())
+        && last.observation.error
+        && submit_command
+    {
+        last.observation = trajforge_agent::Observation {
+            text: out.to_string(),
+            exit_code: None,
+            error: false,
+            done: submitted,
+            duration: std::time::Duration::ZERO,
+        };
+    }
     let usage = total_usage(&steps);
     let started_at_ms = steps
         .iter()

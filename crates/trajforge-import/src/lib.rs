@@ -10,9 +10,11 @@
 //! the same data twice adds nothing. [`import_files`] is one import as a whole: every file read
 //! before the run is touched, one transaction per file, and a report of each.
 
+mod actions;
 mod convert;
 mod formats;
 pub mod session;
+mod tools;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +49,15 @@ impl Format {
             Format::Sera => "sera",
             Format::SweAgent => "swe-agent",
             Format::MiniSweAgent => "mini-swe-agent",
+        }
+    }
+
+    /// What its records are, for messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            Format::Sera => "a SERA record",
+            Format::SweAgent => "a SWE-agent .traj",
+            Format::MiniSweAgent => "a mini-swe-agent trajectory",
         }
     }
 
@@ -93,7 +104,8 @@ impl Layout {
 pub struct Record {
     /// 1-based line where the record starts.
     pub line: usize,
-    /// Stable key: format and a hash of the record's bytes.
+    /// Stable key: format and a hash of the record's content (not its bytes: the same record
+    /// pretty-printed or compact, with its keys in any order, has the same key).
     pub key: String,
     /// Its source format.
     pub format: Format,
@@ -128,6 +140,9 @@ pub struct Skipped {
     pub line: usize,
     /// Why.
     pub reason: String,
+    /// The format the record looks like, when it is not the one asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub looks_like: Option<Format>,
 }
 
 /// The records of one file.
@@ -179,6 +194,7 @@ pub fn parse_bytes(format: Format, bytes: &[u8], layout: Layout) -> Parsed {
                 parsed.skipped.push(Skipped {
                     line: 1,
                     reason: "empty file".into(),
+                    looks_like: None,
                 });
             } else {
                 one(format, bytes, start, &mut parsed, true);
@@ -198,7 +214,13 @@ pub fn parse_bytes(format: Format, bytes: &[u8], layout: Layout) -> Parsed {
 
 fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document: bool) {
     let bytes = bytes.trim_ascii();
-    let mut skip = |line: usize, reason: String| parsed.skipped.push(Skipped { line, reason });
+    let mut skip = |line: usize, reason: String| {
+        parsed.skipped.push(Skipped {
+            line,
+            reason,
+            looks_like: None,
+        })
+    };
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -219,31 +241,115 @@ fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document:
             return;
         }
     };
-    let Value::Object(object) = value else {
-        skip(
+    match value {
+        Value::Object(object) => record(format, object, line, parsed),
+        // mini-swe-agent's list of messages (its test data, `messages` saved alone).
+        Value::Array(items)
+            if format == Format::MiniSweAgent && items.first().is_some_and(is_message) =>
+        {
+            let mut object = Map::new();
+            object.insert("messages".into(), Value::Array(items));
+            record(format, object, line, parsed);
+        }
+        // A JSON array of records (a dataset's sample file).
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+            for item in items {
+                if let Value::Object(object) = item {
+                    record(format, object, line, parsed);
+                }
+            }
+        }
+        other => skip(
             line,
             format!(
                 "expected a JSON object per record, found {}",
-                kind_of(&value)
+                kind_of(&other)
             ),
-        );
-        return;
-    };
+        ),
+    }
+}
+
+/// An element of a list of messages (chat messages or Responses-API items), not a record.
+fn is_message(v: &Value) -> bool {
+    let has = |k: &str| v.get(k).is_some();
+    (has("role") || has("type") || has("object"))
+        && !has("messages")
+        && !has("history")
+        && !has("trajectory")
+}
+
+/// One record: parsed into its trajectory, or skipped with the reason and the format it
+/// looks like.
+fn record(format: Format, object: Map<String, Value>, line: usize, parsed: &mut Parsed) {
+    // The key is the record's content, whatever its layout: pretty or compact, any key order.
+    let key = format!(
+        "import:{}:{}",
+        format.name(),
+        trajforge_hash::fingerprint(&canonical(&Value::Object(object.clone())))
+    );
+    let looks_like = sniff(&object).filter(|&f| f != format);
     match formats::parse(format, object) {
         Ok(parts) => parsed.records.push(Record {
             line,
-            key: format!(
-                "import:{}:{:032x}",
-                format.name(),
-                xxhash_rust::xxh3::xxh3_128(bytes)
-            ),
+            key,
             format,
             trajectory: parts.trajectory,
             raw: parts.raw,
             reference_patch: parts.reference_patch,
             subject: parts.subject,
         }),
-        Err(reason) => skip(line, reason.0),
+        Err(reason) => {
+            let mut reason = reason.0;
+            if let Some(f) = looks_like
+                && !reason.contains("--from")
+            {
+                reason.push_str(&format!(
+                    " (this looks like {}: use --from {})",
+                    f.what(),
+                    f.name()
+                ));
+            }
+            parsed.skipped.push(Skipped {
+                line,
+                reason,
+                looks_like,
+            });
+        }
+    }
+}
+
+/// A JSON value with every object's keys in order, so equal content serialises equally.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The format a record looks like, from the fields each one has.
+pub(crate) fn sniff(object: &Map<String, Value>) -> Option<Format> {
+    let has = |k: &str| object.contains_key(k);
+    if has("history") || (has("trajectory") && has("info")) || has("replay_config") {
+        Some(Format::SweAgent)
+    } else if object.get("messages").is_some_and(Value::is_string)
+        || has("rollout_patch")
+        || has("target_patch")
+        || has("func_name")
+    {
+        Some(Format::Sera)
+    } else if object.get("messages").is_some_and(Value::is_array) || has("trajectory_format") {
+        Some(Format::MiniSweAgent)
+    } else {
+        None
     }
 }
 

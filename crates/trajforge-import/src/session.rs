@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use trajforge_store::{Store, StoreError};
 
-use crate::{Format, ImportError, Parsed, read_file, write};
+use crate::{Format, ImportError, Parsed, Skipped, read_file, write};
 
 /// What happened to one file.
 #[derive(Debug, Clone)]
@@ -52,6 +52,19 @@ pub enum ImportRunError {
     /// The run folder's store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// No file held a record of the format (each file's skipped records say why).
+    #[error("nothing to import: no valid {} record in {files} file(s){}", .format.name(),
+            .first.as_ref().map(|(p, s)| format!(" ({}:{}: {})", p.display(), s.line, s.reason)).unwrap_or_default())]
+    NothingToImport {
+        /// The format asked for.
+        format: Format,
+        /// Files read.
+        files: usize,
+        /// The first record refused, and its file.
+        first: Option<(PathBuf, Skipped)>,
+        /// The format most refused records look like, when another.
+        looks_like: Option<Format>,
+    },
 }
 
 /// Import `files` of `format` into the run folder `into` (created as an import run when new).
@@ -84,7 +97,7 @@ pub fn import_files(
         files: reports,
     };
     if report.records() == 0 {
-        return Ok(report);
+        return Err(report.nothing());
     }
     if into.exists() && !into.is_dir() {
         return Err(ImportRunError::NotAFolder(into.to_path_buf()));
@@ -145,6 +158,30 @@ fn now_ms() -> u64 {
 }
 
 impl ImportReport {
+    /// The error for an import that found no record.
+    fn nothing(&self) -> ImportRunError {
+        let skipped = || {
+            self.files
+                .iter()
+                .flat_map(|r| r.parsed.skipped.iter().map(move |s| (r, s)))
+        };
+        let mut counts: Vec<(Format, usize)> = Vec::new();
+        for (_, s) in skipped() {
+            if let Some(f) = s.looks_like {
+                match counts.iter_mut().find(|(g, _)| *g == f) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((f, 1)),
+                }
+            }
+        }
+        ImportRunError::NothingToImport {
+            format: self.format,
+            files: self.files.len(),
+            first: skipped().next().map(|(r, s)| (r.path.clone(), s.clone())),
+            looks_like: counts.iter().max_by_key(|(_, n)| *n).map(|(f, _)| *f),
+        }
+    }
+
     fn sum(&self, f: impl Fn(&FileReport) -> usize) -> usize {
         self.files.iter().map(f).sum()
     }

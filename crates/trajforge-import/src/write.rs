@@ -1,7 +1,7 @@
 //! Imported records as finished jobs of a run, looking to `status` and to exports like
 //! generated ones.
 //!
-//! One job per record, keyed `import:<format>:<xxh3-128 of the record's bytes>`, finished,
+//! One job per record, keyed `import:<format>:<fingerprint of the record's canonical JSON>`, finished,
 //! with attempt 1 holding:
 //! - an `import` stage (format, file, line, rollout, exit, steps),
 //! - when the record has a reference patch (SERA's `target_patch`, the T1 patch): the record
@@ -13,6 +13,7 @@
 
 use std::path::Path;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 use trajforge_agent::ExitStatus;
 use trajforge_store::model::{ImportStage, VerifyStage};
@@ -21,6 +22,22 @@ use trajforge_store::{
 };
 
 use crate::{ImportError, Parsed, Record};
+
+/// Where an imported job came from, as its payload records it under `import`.
+#[derive(Serialize)]
+struct Source<'a> {
+    format: &'a str,
+    file: &'a str,
+    line: usize,
+}
+
+/// An imported job's payload: its source and what the record is about.
+#[derive(Serialize)]
+struct Payload<'a> {
+    import: Source<'a>,
+    #[serde(flatten)]
+    subject: &'a Map<String, Value>,
+}
 
 /// The job a record becomes; `file` is how its source is named in the store.
 pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
@@ -42,12 +59,15 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
         file: file.to_string(),
         line: record.line,
     };
-    let mut payload = Map::new();
-    payload.insert(
-        "import".into(),
-        serde_json::json!({"format": import.format, "file": import.file, "line": import.line}),
-    );
-    payload.extend(record.subject.clone());
+    let payload = serde_json::to_value(Payload {
+        import: Source {
+            format: &import.format,
+            file: &import.file,
+            line: import.line,
+        },
+        subject: &record.subject,
+    })
+    .unwrap_or(Value::Null);
     let mut stages = vec![Stage::Import(import)];
     let (result, recall, kept) = match &record.reference_patch {
         Some(reference) => {
@@ -66,7 +86,7 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
     };
     ImportedJob {
         key: record.key.clone(),
-        payload: Value::Object(payload),
+        payload,
         result,
         stages,
         trajectory: TrajectoryRecord {

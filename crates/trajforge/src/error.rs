@@ -333,6 +333,17 @@ impl From<trajforge_import::ImportRunError> for CliError {
             I::Read(_) => e(Kind::Failure),
             I::NotAFolder(_) => e(Kind::Input).hint(INTO),
             I::Store(_) => e(Kind::Failure).hint(INTO),
+            I::NothingToImport {
+                looks_like: Some(f),
+                ..
+            } => e(Kind::Failure).hint(format!(
+                "the records look like {}: import them with --from {}",
+                f.what(),
+                f.name()
+            )),
+            I::NothingToImport { .. } => e(Kind::Failure).hint(
+                "check that --from names the files' format (sera, swe-agent or mini-swe-agent)",
+            ),
         }
     }
 }

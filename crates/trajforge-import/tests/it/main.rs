@@ -3,6 +3,7 @@
 
 mod fixtures;
 mod props;
+mod real;
 mod store;
 
 use std::path::PathBuf;

@@ -69,13 +69,5 @@ pub fn run(args: Args) -> Result<(), CliError> {
         ))
         .hint("nothing of that file was written; fix the cause and import it again (records already imported are not duplicated)"));
     }
-    if report.records() == 0 {
-        return Err(CliError::failure(format!(
-            "nothing to import: no valid {} record in {} file(s)",
-            format.name(),
-            report.files.len()
-        ))
-        .hint("check that --from names the files' format (sera, swe-agent or mini-swe-agent)"));
-    }
     Ok(())
 }

@@ -1,0 +1,274 @@
+//! Text actions as tool calls: SWE-agent's command lines (0.x, and the `action` its 1.x
+//! trajectory steps record) and mini-swe-agent's fenced command blocks.
+
+use serde_json::{Map, Value};
+
+/// A tool name and its JSON arguments.
+pub(crate) type Call = (String, Map<String, Value>);
+
+/// A SWE-agent action line as the tool call it stands for: its file-viewer and search
+/// commands with their arguments named as the tools name them, `submit`, and `bash` for
+/// anything else (the whole action as the command).
+pub(crate) fn swe_agent(action: &str) -> Call {
+    let action = action.trim_matches(|c: char| c == '\n' || c == '\r' || c == ' ');
+    let (first_line, rest) = action.split_once('\n').unwrap_or((action, ""));
+    let words = shell_words(first_line);
+    let word = |i: usize| words.get(i).cloned();
+    let mut args = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            args.insert(k.into(), Value::String(v));
+        }
+    };
+    let n = words.len();
+    let name = match (words.first().map(String::as_str), n) {
+        (Some("submit"), 1) => "submit",
+        (Some("scroll_up"), 1) => "scroll_up",
+        (Some("scroll_down"), 1) => "scroll_down",
+        (Some("goto"), 2) if rest.is_empty() => match word(1).and_then(|w| w.parse::<u64>().ok()) {
+            Some(line) => {
+                args.insert("line_number".into(), line.into());
+                "goto"
+            }
+            None => "bash",
+        },
+        (Some("open"), 2 | 3) if rest.is_empty() => {
+            put("path", word(1));
+            if let Some(line) = word(2) {
+                match line.parse::<u64>() {
+                    Ok(l) => {
+                        args.insert("line_number".into(), l.into());
+                    }
+                    Err(_) => put("line_number", Some(line)),
+                }
+            }
+            "open"
+        }
+        (Some("create"), 2) if rest.is_empty() => {
+            put("filename", word(1));
+            "create"
+        }
+        (Some(cmd @ ("search_dir" | "search_file" | "find_file")), 2 | 3) if rest.is_empty() => {
+            let (first, second) = match cmd {
+                "search_dir" => ("search_term", "dir"),
+                "search_file" => ("search_term", "file"),
+                _ => ("file_name", "dir"),
+            };
+            put(first, word(1));
+            put(second, word(2));
+            cmd
+        }
+        (Some("edit"), _) => match edit(&words, rest) {
+            Some(a) => {
+                args = a;
+                "edit"
+            }
+            None => "bash",
+        },
+        _ => "bash",
+    };
+    if name == "bash" {
+        args.clear();
+        args.insert("command".into(), Value::String(action.to_string()));
+    }
+    (name.to_string(), args)
+}
+
+/// `edit N:M` followed by the replacement and `end_of_edit`, or the search/replace form
+/// `edit 'search' 'replace' [True|False]`.
+fn edit(words: &[String], rest: &str) -> Option<Map<String, Value>> {
+    let mut args = Map::new();
+    if words.len() == 2
+        && let Some((a, b)) = words[1].split_once(':')
+        && let (Ok(start), Ok(end)) = (a.parse::<u64>(), b.parse::<u64>())
+    {
+        let body = rest.strip_suffix("end_of_edit")?;
+        let body = body.strip_suffix('\n').unwrap_or(body);
+        args.insert("start_line".into(), start.into());
+        args.insert("end_line".into(), end.into());
+        args.insert("replacement_text".into(), Value::String(body.to_string()));
+        return Some(args);
+    }
+    if rest.is_empty() && (3..=4).contains(&words.len()) {
+        args.insert("search".into(), Value::String(words[1].clone()));
+        args.insert("replace".into(), Value::String(words[2].clone()));
+        if let Some(all) = words.get(3) {
+            args.insert(
+                "replace-all".into(),
+                Value::Bool(all == "True" || all == "true"),
+            );
+        }
+        return Some(args);
+    }
+    None
+}
+
+/// Words of a command line as a POSIX shell splits them (quotes and backslashes).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some(n @ ('"' | '\\' | '$' | '`')) => cur.push(n),
+                            Some(n) => {
+                                cur.push('\\');
+                                cur.push(n);
+                            }
+                            None => cur.push('\\'),
+                        },
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// The languages of the fenced blocks mini-swe-agent runs: `bash` (1.x and the 2.x
+/// backticks configs) and `mswea_bash_command` (2.x text-based default).
+const MINI_FENCES: &[&str] = &["bash", "mswea_bash_command"];
+
+/// The one command of a mini-swe-agent text action and the text around it, or `None` when
+/// the text holds no such block or several (mini-swe-agent runs exactly one).
+pub(crate) fn mini_block(text: &str) -> Option<(String, String)> {
+    let mut found: Option<(usize, usize, String)> = None;
+    let mut count = 0;
+    let mut offset = 0;
+    while let Some(start) = text[offset..].find("```").map(|i| i + offset) {
+        let after = &text[start + 3..];
+        let line_end = after.find('\n')?;
+        let lang = after[..line_end].trim();
+        let body_start = start + 3 + line_end + 1;
+        let Some(close) = text[body_start..].find("```").map(|i| i + body_start) else {
+            break;
+        };
+        if MINI_FENCES.contains(&lang) {
+            count += 1;
+            found = Some((start, close + 3, text[body_start..close].trim().to_string()));
+        }
+        offset = close + 3;
+    }
+    let (start, end, command) = found.filter(|_| count == 1)?;
+    let around = format!("{}{}", text[..start].trim_end(), text[end..].trim_end());
+    Some((command, around.trim().to_string()))
+}
+
+/// The commands mini-swe-agent treats as submitting (the first line of the command).
+pub(crate) fn mini_submits(command: &str) -> bool {
+    let first = command.lines().next().unwrap_or_default().trim();
+    [
+        "MINI_SWE_AGENT_FINAL_OUTPUT",
+        "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
+    ]
+    .iter()
+    .any(|m| first == format!("echo {m}") || first == format!("echo '{m}'"))
+        || first.starts_with("echo MINI_SWE_AGENT_FINAL_OUTPUT")
+        || first.starts_with("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(action: &str) -> (String, Value) {
+        let (n, a) = swe_agent(action);
+        (n, Value::Object(a))
+    }
+
+    #[test]
+    fn swe_agent_commands_become_their_tools() {
+        assert_eq!(
+            call("edit 15:15\n    distance = abs(a - b)\nend_of_edit\n"),
+            (
+                "edit".into(),
+                json!({"start_line": 15, "end_line": 15, "replacement_text": "    distance = abs(a - b)"})
+            )
+        );
+        assert_eq!(
+            call("open \"tests/missing_colon.py\""),
+            ("open".into(), json!({"path": "tests/missing_colon.py"}))
+        );
+        assert_eq!(
+            call("open main.py 40"),
+            ("open".into(), json!({"path": "main.py", "line_number": 40}))
+        );
+        assert_eq!(
+            call("search_dir \"def foo\" src"),
+            (
+                "search_dir".into(),
+                json!({"search_term": "def foo", "dir": "src"})
+            )
+        );
+        assert_eq!(
+            call("find_file missing_colon.py"),
+            ("find_file".into(), json!({"file_name": "missing_colon.py"}))
+        );
+        assert_eq!(call("submit\n"), ("submit".into(), json!({})));
+        assert_eq!(
+            call("edit 'a: float' 'a: float:'"),
+            (
+                "edit".into(),
+                json!({"search": "a: float", "replace": "a: float:"})
+            )
+        );
+        assert_eq!(
+            call("python main.py\n"),
+            ("bash".into(), json!({"command": "python main.py"}))
+        );
+        // An edit without its terminator is not an edit the tool would run.
+        assert_eq!(call("edit 1:2\nx").0, "bash");
+        assert_eq!(call("goto x").0, "bash");
+    }
+
+    #[test]
+    fn mini_blocks() {
+        let (cmd, rest) = mini_block("THOUGHT: look.\n\n```bash\nls -la\n```").expect("one block");
+        assert_eq!((cmd.as_str(), rest.as_str()), ("ls -la", "THOUGHT: look."));
+        let (cmd, _) = mini_block("x\n```mswea_bash_command\necho hi\n```\n").expect("2.x block");
+        assert_eq!(cmd, "echo hi");
+        assert!(mini_block("```bash\na\n```\n```bash\nb\n```").is_none());
+        assert!(mini_block("```python\nprint(1)\n```").is_none());
+        assert!(mini_submits(
+            "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git diff"
+        ));
+        assert!(!mini_submits("ls"));
+    }
+}

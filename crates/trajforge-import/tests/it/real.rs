@@ -1,0 +1,406 @@
+//! Every real fixture (see fixtures/README.md) imports with its steps, tool calls,
+//! observations and final patch intact. What each file holds is read here from the source
+//! JSON itself, independently of the importer: the actions the agent took (its command lines,
+//! fenced commands or function calls), what each returned, and what it submitted.
+
+use serde_json::Value;
+use trajforge_agent::Trajectory;
+use trajforge_import::{Format, read_file};
+
+use crate::fixture;
+
+/// The real files: format and path under fixtures/.
+pub const REAL: &[(Format, &str)] = &[
+    (Format::SweAgent, "swe-agent/v0.4.0-missing-colon.traj"),
+    (Format::SweAgent, "swe-agent/v0.7.0-humanevalfix-demo.traj"),
+    (Format::SweAgent, "swe-agent/v1-missing-colon.traj"),
+    (Format::SweAgent, "swe-agent/v1-function-calling-demo.traj"),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/v1.9.1-local.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/v1.9.1-github_issue.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/v2.4.6-local.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/made-v1-text.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/made-v2-text.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/made-v2-toolcall.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/made-v2-responses.traj.json",
+    ),
+    (
+        Format::MiniSweAgent,
+        "mini-swe-agent/chunked_even.traj.json",
+    ),
+];
+
+/// One action of the source: the text it was given as, and what came back.
+#[derive(Debug)]
+struct Action {
+    /// A SWE-agent command line, or a shell command.
+    text: String,
+    /// The function call the source records for it (name and arguments), if any.
+    call: Option<(String, Value)>,
+    /// The observation, when the source records one.
+    observation: Option<String>,
+}
+
+/// A recorded OpenAI-style tool call as its name and parsed arguments.
+fn recorded_call(c: &Value) -> Option<(String, Value)> {
+    let f = &c["function"];
+    let args = match &f["arguments"] {
+        Value::String(s) => serde_json::from_str(s).ok()?,
+        other => other.clone(),
+    };
+    Some((f["name"].as_str()?.to_string(), args))
+}
+
+/// What a source file says happened.
+#[derive(Debug)]
+struct Expected {
+    /// Assistant turns, each with the actions it took.
+    turns: Vec<Vec<Action>>,
+    /// The submitted patch.
+    patch: Option<String>,
+}
+
+fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    }
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+/// SWE-agent: the steps of `trajectory[]`, or for a demonstration without steps, the
+/// actions of the history and the message after each.
+fn swe_agent(v: &Value) -> Expected {
+    let steps = v["trajectory"].as_array().cloned().unwrap_or_default();
+    // The function calls of the history's turns, in order (1.x, SERA).
+    let calls: Vec<Option<(String, Value)>> = v["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter(|m| m["role"] == "assistant")
+                .map(|m| m["tool_calls"].get(0).and_then(recorded_call))
+                .collect()
+        })
+        .unwrap_or_default();
+    let turns = if steps.is_empty() {
+        let history = v["history"].as_array().cloned().unwrap_or_default();
+        history
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m["role"] == "assistant")
+            .map(|(i, m)| {
+                vec![Action {
+                    text: m["action"].as_str().unwrap_or_default().trim().to_string(),
+                    call: m["tool_calls"].get(0).and_then(recorded_call),
+                    observation: history
+                        .get(i + 1)
+                        .filter(|n| n["role"] != "assistant")
+                        .and_then(|n| text_of(n.get("content"))),
+                }]
+            })
+            .collect()
+    } else {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                vec![Action {
+                    text: s["action"].as_str().unwrap_or_default().trim().to_string(),
+                    call: calls.get(k).cloned().flatten(),
+                    observation: s["observation"].as_str().map(str::to_string),
+                }]
+            })
+            .collect()
+    };
+    Expected {
+        turns,
+        patch: nonempty(v["info"]["submission"].as_str().map(str::to_string)),
+    }
+}
+
+/// The one command of a fenced ```bash / ```mswea_bash_command block.
+fn fenced(text: &str) -> Option<String> {
+    ["```bash\n", "```mswea_bash_command\n"]
+        .iter()
+        .find_map(|open| {
+            let start = text.find(open)? + open.len();
+            let end = text[start..].find("```")? + start;
+            Some(text[start..end].trim().to_string())
+        })
+}
+
+fn command_of(arguments: &Value) -> Option<String> {
+    let args: Value = serde_json::from_str(arguments.as_str()?).ok()?;
+    args["command"].as_str().map(str::to_string)
+}
+
+/// mini-swe-agent: every assistant turn (a message or a Responses-API response) with its
+/// commands, the observation messages after it, and the submission.
+fn mini(v: &Value) -> Expected {
+    let list = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .or_else(|| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut turns: Vec<Vec<Action>> = Vec::new();
+    let mut pending: Vec<Action> = Vec::new();
+    let mut answered = 0;
+    let flush = |turns: &mut Vec<Vec<Action>>, pending: &mut Vec<Action>| {
+        if !pending.is_empty() {
+            turns.push(std::mem::take(pending));
+        }
+    };
+    let mut exit: Option<&Value> = None;
+    for m in &list {
+        let assistant = m["role"] == "assistant" || m["object"] == "response";
+        if assistant {
+            flush(&mut turns, &mut pending);
+            answered = 0;
+            let mut commands: Vec<String> = m["extra"]["actions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["command"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if commands.is_empty() {
+                commands = m["tool_calls"]
+                    .as_array()
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|c| command_of(&c["function"]["arguments"]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            if commands.is_empty() {
+                commands = m["output"]
+                    .as_array()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|i| i["type"] == "function_call")
+                            .filter_map(|i| command_of(&i["arguments"]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            if commands.is_empty()
+                && let Some(c) = m["content"].as_str().and_then(fenced)
+            {
+                commands.push(c);
+            }
+            pending = commands
+                .into_iter()
+                .map(|text| Action {
+                    text,
+                    call: None,
+                    observation: None,
+                })
+                .collect();
+        } else if m["role"] == "exit" {
+            exit = Some(m);
+            if let Some(a) = pending.get_mut(answered) {
+                a.observation = text_of(m.get("content"));
+            }
+        } else if answered < pending.len() && m["role"] != "system" {
+            let text = text_of(m.get("output")).or_else(|| text_of(m.get("content")));
+            pending[answered].observation = text;
+            answered += 1;
+        }
+    }
+    flush(&mut turns, &mut pending);
+    let last = turns.last().and_then(|t| t.last());
+    let submitted_by_command = last.is_some_and(|a| {
+        a.text.starts_with("echo MINI_SWE_AGENT_FINAL_OUTPUT")
+            || a.text
+                .starts_with("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+    });
+    let patch = v["info"]["submission"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| exit.and_then(|e| e["extra"]["submission"].as_str().map(str::to_string)))
+        .or_else(|| {
+            submitted_by_command
+                .then(|| last.and_then(|a| a.observation.clone()))
+                .flatten()
+        });
+    Expected {
+        turns,
+        patch: nonempty(patch),
+    }
+}
+
+/// The argument values of a call, as text, to find in the source's command line.
+fn argument_texts(arguments: &str) -> Vec<String> {
+    let args: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
+    args.as_object()
+        .map(|o| {
+            o.values()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Differences between what the source holds and what was imported (empty when intact).
+fn compare(t: &Trajectory, e: &Expected) -> Vec<String> {
+    let mut problems = Vec::new();
+    let acting: Vec<_> = t.steps.iter().filter(|s| !s.tools.is_empty()).collect();
+    if acting.len() != e.turns.len() {
+        problems.push(format!(
+            "{} acting steps imported, the source has {} turns with actions",
+            acting.len(),
+            e.turns.len()
+        ));
+    }
+    for (i, (step, turn)) in acting.iter().zip(&e.turns).enumerate() {
+        if step.tools.len() != turn.len() {
+            problems.push(format!(
+                "step {i}: {} calls, source {}",
+                step.tools.len(),
+                turn.len()
+            ));
+            continue;
+        }
+        for (call, action) in step.tools.iter().zip(turn) {
+            let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+            let ok = match (&action.call, call.tool.as_str()) {
+                (Some((name, source_args)), _) => *name == call.tool && *source_args == args,
+                (None, tool) => match tool {
+                    "bash" => args["command"].as_str() == Some(action.text.trim()),
+                    "submit" => action.text.trim() == "submit",
+                    // A command's arguments are words of its line (an edit's text is its body).
+                    _ => {
+                        action.text.split_whitespace().next() == Some(call.tool.as_str())
+                            && argument_texts(&call.arguments)
+                                .iter()
+                                .all(|a| action.text.contains(a.as_str()))
+                    }
+                },
+            };
+            if !ok {
+                problems.push(format!(
+                    "step {i}: call {} {} does not match the action {:?}",
+                    call.tool, call.arguments, action.text
+                ));
+            }
+            if !t.tools.iter().any(|s| s.name == call.tool) {
+                problems.push(format!("step {i}: no schema for tool {}", call.tool));
+            }
+            if let Some(obs) = &action.observation
+                && !call.observation.text.contains(obs.trim())
+            {
+                problems.push(format!(
+                    "step {i}: observation {:?} lost (imported {:?})",
+                    obs.chars().take(60).collect::<String>(),
+                    call.observation.text.chars().take(60).collect::<String>()
+                ));
+            }
+        }
+    }
+    let patch = t.outcome.patch.clone().filter(|p| !p.trim().is_empty());
+    if patch != e.patch {
+        problems.push(format!(
+            "patch {:?}, source {:?}",
+            patch.map(|p| p.chars().take(40).collect::<String>()),
+            e.patch
+                .as_ref()
+                .map(|p| p.chars().take(40).collect::<String>())
+        ));
+    }
+    problems
+}
+
+/// What the source file holds, read independently of the importer.
+fn expected(format: Format, v: &Value) -> Expected {
+    match format {
+        Format::SweAgent => swe_agent(v),
+        Format::MiniSweAgent => mini(v),
+        Format::Sera => {
+            let history: Value =
+                serde_json::from_str(v["messages"].as_str().unwrap_or("[]")).unwrap_or_default();
+            let mut e = swe_agent(&serde_json::json!({"history": history}));
+            e.patch = nonempty(v["rollout_patch"].as_str().map(str::to_string));
+            e
+        }
+    }
+}
+
+#[test]
+fn every_real_file_imports_with_steps_calls_observations_and_patch_intact() {
+    let mut failures = Vec::new();
+    for &(format, name) in REAL {
+        let path = fixture(name);
+        let source: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("JSON");
+        let parsed = read_file(format, &path).expect("reads");
+        let [record] = parsed.records.as_slice() else {
+            failures.push(format!(
+                "{name}: {} records, skipped {:?}",
+                parsed.records.len(),
+                parsed.skipped
+            ));
+            continue;
+        };
+        let e = expected(format, &source);
+        assert!(!e.turns.is_empty(), "{name}: the source has actions");
+        let problems = compare(&record.trajectory, &e);
+        if !problems.is_empty() {
+            failures.push(format!("{name}:\n  {}", problems.join("\n  ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} real files lose something:\n{}",
+        failures.len(),
+        REAL.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn sera_records_keep_their_steps_calls_observations_and_patch() {
+    let path = fixture("sera/sera.jsonl");
+    let text = std::fs::read_to_string(&path).expect("fixture");
+    let parsed = read_file(Format::Sera, &path).expect("reads");
+    assert_eq!(parsed.records.len(), text.lines().count());
+    for (line, record) in text.lines().zip(&parsed.records) {
+        let source: Value = serde_json::from_str(line).expect("JSON");
+        let problems = compare(&record.trajectory, &expected(Format::Sera, &source));
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+}
