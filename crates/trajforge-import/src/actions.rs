@@ -1,10 +1,30 @@
 //! Text actions as tool calls: SWE-agent's command lines (0.x, and the `action` its 1.x
 //! trajectory steps record) and mini-swe-agent's fenced command blocks.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// A tool name and its JSON arguments.
-pub(crate) type Call = (String, Map<String, Value>);
+/// A tool name and its arguments, in the order the tool lists them.
+pub(crate) type Call = (String, Args);
+
+/// Named arguments in order (a JSON object keeps them sorted).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Args(pub Vec<(String, Value)>);
+
+impl Args {
+    fn insert(&mut self, key: &str, value: Value) {
+        self.0.push((key.to_string(), value));
+    }
+
+    /// The arguments as a JSON object text, keys in their order.
+    pub(crate) fn to_json(&self) -> String {
+        let fields: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
 
 /// A SWE-agent action line as the tool call it stands for: its file-viewer and search
 /// commands with their arguments named as the tools name them, `submit`, and `bash` for
@@ -14,10 +34,10 @@ pub(crate) fn swe_agent(action: &str) -> Call {
     let (first_line, rest) = action.split_once('\n').unwrap_or((action, ""));
     let words = shell_words(first_line);
     let word = |i: usize| words.get(i).cloned();
-    let mut args = Map::new();
+    let mut args = Args::default();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
-            args.insert(k.into(), Value::String(v));
+            args.insert(k, Value::String(v));
         }
     };
     let n = words.len();
@@ -27,7 +47,7 @@ pub(crate) fn swe_agent(action: &str) -> Call {
         (Some("scroll_down"), 1) => "scroll_down",
         (Some("goto"), 2) if rest.is_empty() => match word(1).and_then(|w| w.parse::<u64>().ok()) {
             Some(line) => {
-                args.insert("line_number".into(), line.into());
+                args.insert("line_number", line.into());
                 "goto"
             }
             None => "bash",
@@ -37,7 +57,7 @@ pub(crate) fn swe_agent(action: &str) -> Call {
             if let Some(line) = word(2) {
                 match line.parse::<u64>() {
                     Ok(l) => {
-                        args.insert("line_number".into(), l.into());
+                        args.insert("line_number", l.into());
                     }
                     Err(_) => put("line_number", Some(line)),
                 }
@@ -68,35 +88,32 @@ pub(crate) fn swe_agent(action: &str) -> Call {
         _ => "bash",
     };
     if name == "bash" {
-        args.clear();
-        args.insert("command".into(), Value::String(action.to_string()));
+        args = Args::default();
+        args.insert("command", Value::String(action.to_string()));
     }
     (name.to_string(), args)
 }
 
 /// `edit N:M` followed by the replacement and `end_of_edit`, or the search/replace form
 /// `edit 'search' 'replace' [True|False]`.
-fn edit(words: &[String], rest: &str) -> Option<Map<String, Value>> {
-    let mut args = Map::new();
+fn edit(words: &[String], rest: &str) -> Option<Args> {
+    let mut args = Args::default();
     if words.len() == 2
         && let Some((a, b)) = words[1].split_once(':')
         && let (Ok(start), Ok(end)) = (a.parse::<u64>(), b.parse::<u64>())
     {
         let body = rest.strip_suffix("end_of_edit")?;
         let body = body.strip_suffix('\n').unwrap_or(body);
-        args.insert("start_line".into(), start.into());
-        args.insert("end_line".into(), end.into());
-        args.insert("replacement_text".into(), Value::String(body.to_string()));
+        args.insert("start_line", start.into());
+        args.insert("end_line", end.into());
+        args.insert("replacement_text", Value::String(body.to_string()));
         return Some(args);
     }
     if rest.is_empty() && (3..=4).contains(&words.len()) {
-        args.insert("search".into(), Value::String(words[1].clone()));
-        args.insert("replace".into(), Value::String(words[2].clone()));
+        args.insert("search", Value::String(words[1].clone()));
+        args.insert("replace", Value::String(words[2].clone()));
         if let Some(all) = words.get(3) {
-            args.insert(
-                "replace-all".into(),
-                Value::Bool(all == "True" || all == "true"),
-            );
+            args.insert("replace-all", Value::Bool(all == "True" || all == "true"));
         }
         return Some(args);
     }
@@ -210,7 +227,16 @@ mod tests {
 
     fn call(action: &str) -> (String, Value) {
         let (n, a) = swe_agent(action);
-        (n, Value::Object(a))
+        (n, serde_json::from_str(&a.to_json()).expect("JSON"))
+    }
+
+    #[test]
+    fn arguments_keep_the_order_of_the_command_line() {
+        let (_, a) = swe_agent("edit 3:4\nx\nend_of_edit");
+        assert_eq!(
+            a.to_json(),
+            r#"{"start_line":3,"end_line":4,"replacement_text":"x"}"#
+        );
     }
 
     #[test]

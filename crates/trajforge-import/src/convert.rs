@@ -303,6 +303,9 @@ pub(crate) struct TextAction {
     pub thought: Option<String>,
 }
 
+/// Reads the text action of an assistant message, given the message and its extra fields.
+pub(crate) type FindAction = dyn Fn(&ChatMessage, &Map<String, Value>) -> Option<TextAction>;
+
 /// Assistant messages that act in text (a command line or a fenced block, no tool calls) as
 /// tool calls: `find` reads the action of message `i`; the user messages right after it
 /// (one per call) are the calls' results and become tool messages. The original content and
@@ -310,7 +313,7 @@ pub(crate) struct TextAction {
 pub(crate) fn text_actions(
     messages: &mut [ChatMessage],
     extras: &mut [Map<String, Value>],
-    find: &dyn Fn(&ChatMessage, &Map<String, Value>) -> Option<TextAction>,
+    find: &FindAction,
 ) {
     let mut i = 0;
     while i < messages.len() {
@@ -327,13 +330,7 @@ pub(crate) fn text_actions(
             .calls
             .into_iter()
             .enumerate()
-            .map(|(j, (name, args))| {
-                ToolCall::new(
-                    format!("import-{i}-{j}"),
-                    name,
-                    Value::Object(args).to_string(),
-                )
-            })
+            .map(|(j, (name, args))| ToolCall::new(format!("import-{i}-{j}"), name, args.to_json()))
             .collect();
         if action.thought != messages[i].content {
             let original = messages[i]

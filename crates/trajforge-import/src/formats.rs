@@ -307,10 +307,7 @@ fn merge_steps(history: &mut Vec<Value>, steps: &[Value]) -> Vec<usize> {
             let (name, args) = actions::swe_agent(&action);
             let mut f = Map::new();
             f.insert("name".into(), Value::String(name));
-            f.insert(
-                "arguments".into(),
-                Value::String(Value::Object(args).to_string()),
-            );
+            f.insert("arguments".into(), Value::String(args.to_json()));
             let mut call = Map::new();
             call.insert("id".into(), Value::String(id.clone()));
             call.insert("type".into(), Value::String("function".into()));
@@ -689,8 +686,7 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             calls: commands
                 .into_iter()
                 .map(|c| {
-                    let mut args = Map::new();
-                    args.insert("command".into(), Value::String(c));
+                    let args = actions::Args(vec![("command".to_string(), Value::String(c))]);
                     ("bash".to_string(), args)
                 })
                 .collect(),

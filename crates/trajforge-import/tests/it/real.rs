@@ -404,3 +404,151 @@ fn sera_records_keep_their_steps_calls_observations_and_patch() {
         assert!(problems.is_empty(), "{problems:#?}");
     }
 }
+
+#[test]
+fn the_same_record_in_another_layout_has_the_same_key() {
+    let pretty = fixture("swe-agent/v1-missing-colon.traj");
+    let value: Value =
+        serde_json::from_slice(&std::fs::read(&pretty).expect("fixture")).expect("JSON");
+    let compact = format!("{}\n", serde_json::to_string(&value).expect("JSON"));
+    let a = read_file(Format::SweAgent, &pretty).expect("reads");
+    let b = trajforge_import::parse_bytes(
+        Format::SweAgent,
+        compact.as_bytes(),
+        trajforge_import::Layout::Lines,
+    );
+    assert_eq!(b.records.len(), 1, "{:?}", b.skipped);
+    assert_eq!(a.records[0].key, b.records[0].key);
+    // Another record has another key.
+    let other = read_file(
+        Format::SweAgent,
+        &fixture("swe-agent/v0.4.0-missing-colon.traj"),
+    )
+    .expect("reads");
+    assert_ne!(a.records[0].key, other.records[0].key);
+}
+
+#[test]
+fn a_step_only_in_trajectory_is_imported_in_order_and_kept_whole_in_raw() {
+    let path = fixture("swe-agent/v1-missing-colon.traj");
+    let source: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("JSON");
+    let r = &read_file(Format::SweAgent, &path).expect("reads").records[0];
+    let t = &r.trajectory;
+    // The history stops before the final submit; trajectory[] has it.
+    assert_eq!(source["history"].as_array().map(Vec::len), Some(10));
+    assert_eq!(source["trajectory"][4]["action"], "submit");
+    let last = t.steps.last().expect("steps");
+    assert_eq!(last.tools[0].tool, "submit");
+    assert_eq!(
+        Some(last.tools[0].observation.text.as_str()),
+        source["trajectory"][4]["observation"].as_str()
+    );
+    assert!(last.tools[0].observation.done, "it submitted");
+    // The conversation ends on the submit and its result, as the agent lived it.
+    let n = t.messages.len();
+    assert_eq!(t.messages[n - 2].tool_calls[0].name, "submit");
+    assert_eq!(
+        t.messages[n - 1].tool_call_id.as_deref(),
+        Some(last.tools[0].id.as_str())
+    );
+    // The step stays whole in raw; steps the history holds keep only what it lacks.
+    assert_eq!(r.raw["trajectory"][4], source["trajectory"][4]);
+    assert!(r.raw["trajectory"][0].get("observation").is_none());
+    assert_eq!(
+        r.raw["trajectory"][0]["state"],
+        source["trajectory"][0]["state"]
+    );
+}
+
+#[test]
+fn text_actions_keep_the_original_text_and_role_in_raw() {
+    let path = fixture("mini-swe-agent/made-v2-text.traj.json");
+    let source: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("JSON");
+    let r = &read_file(Format::MiniSweAgent, &path)
+        .expect("reads")
+        .records[0];
+    let t = &r.trajectory;
+    let original = source["messages"][2]["content"].as_str().expect("text");
+    assert!(original.contains("```mswea_bash_command\ncat calc.py\n```"));
+    assert_eq!(
+        t.messages[2].content.as_deref(),
+        Some("THOUGHT: Let me look at the file first.")
+    );
+    assert_eq!(t.messages[2].tool_calls[0].name, "bash");
+    assert_eq!(
+        t.messages[2].tool_calls[0].arguments,
+        r#"{"command":"cat calc.py"}"#
+    );
+    assert_eq!(r.raw["message_fields"][2]["content"], original);
+    assert_eq!(r.raw["message_fields"][3]["role"], "user");
+    assert_eq!(t.messages[3].role, trajforge_teacher::Role::Tool);
+    assert_eq!(t.steps[0].tools[0].observation.exit_code, Some(0));
+    assert_eq!(
+        t.tools.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["bash"]
+    );
+}
+
+#[test]
+fn sources_without_schemas_get_their_tool_sets() {
+    let names = |format, name: &str| -> Vec<String> {
+        let r = &read_file(format, &fixture(name)).expect("reads").records[0];
+        r.trajectory.tools.iter().map(|s| s.name.clone()).collect()
+    };
+    assert_eq!(
+        names(Format::Sera, "sera/sera.jsonl"),
+        ["bash", "str_replace_editor", "submit"]
+    );
+    let old = names(Format::SweAgent, "swe-agent/v0.4.0-missing-colon.traj");
+    for tool in [
+        "open",
+        "goto",
+        "edit",
+        "search_dir",
+        "find_file",
+        "submit",
+        "bash",
+    ] {
+        assert!(old.iter().any(|n| n == tool), "{tool} in {old:?}");
+    }
+    assert_eq!(
+        names(
+            Format::MiniSweAgent,
+            "mini-swe-agent/v1.9.1-local.traj.json"
+        ),
+        ["bash"]
+    );
+}
+
+#[test]
+fn records_that_are_not_trajectories_are_refused_with_what_they_look_like() {
+    let chat = br#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}"#;
+    let p =
+        trajforge_import::parse_bytes(Format::MiniSweAgent, chat, trajforge_import::Layout::Lines);
+    assert!(p.records.is_empty());
+    assert!(
+        p.skipped[0].reason.contains("not a trajectory"),
+        "{:?}",
+        p.skipped
+    );
+    let sera_row = br#"{"instance_id": "x", "messages": "[]", "rollout_patch": ""}"#;
+    let p =
+        trajforge_import::parse_bytes(Format::SweAgent, sera_row, trajforge_import::Layout::Lines);
+    assert_eq!(
+        p.skipped[0].looks_like,
+        Some(Format::Sera),
+        "{:?}",
+        p.skipped
+    );
+    // SWE-agent steps with no action are no trajectory either.
+    let rows = br#"{"trajectory": [{"response": "hi"}], "info": {}}"#;
+    let p = trajforge_import::parse_bytes(Format::SweAgent, rows, trajforge_import::Layout::Lines);
+    assert!(p.records.is_empty(), "{:?}", p.records.len());
+    assert!(
+        p.skipped[0].reason.contains("not a trajectory"),
+        "{:?}",
+        p.skipped
+    );
+}

@@ -337,3 +337,125 @@ fn import_export_import_keeps_the_conversations() {
         assert_eq!(ta, tb);
     }
 }
+
+#[test]
+fn the_same_trajectory_in_another_layout_is_not_added_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let pretty = fixture("swe-agent/v1-missing-colon.traj");
+    let value: Value =
+        serde_json::from_slice(&std::fs::read(&pretty).expect("fixture")).expect("JSON");
+    let compact = tmp.path().join("runs.jsonl");
+    std::fs::write(&compact, format!("{value}\n")).expect("write");
+    let first = import(
+        "swe-agent",
+        &[&pretty.display().to_string()],
+        &run,
+        &[],
+        tmp.path(),
+    );
+    assert_success(&first);
+    let again = import(
+        "swe-agent",
+        &[&compact.display().to_string()],
+        &run,
+        &["--json"],
+        tmp.path(),
+    );
+    assert_success(&again);
+    let summary = json_of(&again);
+    assert_eq!(
+        (summary["added"].as_u64(), summary["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+}
+
+#[test]
+fn a_dataset_row_is_refused_with_its_line_and_the_format_it_looks_like() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let rows = tmp.path().join("rows.jsonl");
+    std::fs::write(
+        &rows,
+        "\n{\"instance_id\": \"a__b-1\", \"messages\": \"[]\", \"rollout_patch\": \"\"}\n",
+    )
+    .expect("write");
+    let out = import(
+        "swe-agent",
+        &[&rows.display().to_string()],
+        &run,
+        &[],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:2:", rows.display())),
+        "the file and line are named: {err}"
+    );
+    assert!(err.contains("error: nothing to import"), "{err}");
+    assert!(
+        err.contains("--from sera"),
+        "the hint names the format: {err}"
+    );
+    assert!(!run.exists(), "no run folder for nothing");
+}
+
+#[test]
+fn text_action_runs_export_with_their_tool_calls_and_schemas() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let old = fixture("swe-agent/v0.4.0-missing-colon.traj");
+    assert_success(&import(
+        "swe-agent",
+        &[&old.display().to_string()],
+        &run,
+        &[],
+        tmp.path(),
+    ));
+    let out = tmp.path().join("data").join("train.jsonl");
+    std::fs::create_dir_all(out.parent().expect("parent")).expect("mkdir");
+    let export = trajforge(
+        &[
+            "export",
+            &run.display().to_string(),
+            "--format",
+            "openai",
+            "--out",
+            &out.display().to_string(),
+            "--max-tool-tokens",
+            "0",
+        ],
+        tmp.path(),
+    );
+    assert_success(&export);
+    let row: Value = serde_json::from_str(
+        std::fs::read_to_string(&out)
+            .expect("data")
+            .lines()
+            .next()
+            .expect("a row"),
+    )
+    .expect("JSON");
+    let source: Value =
+        serde_json::from_slice(&std::fs::read(&old).expect("fixture")).expect("JSON");
+    let calls: Vec<&str> = row["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["tool_calls"].as_array().into_iter().flatten())
+        .filter_map(|c| c["function"]["name"].as_str())
+        .collect();
+    let actions = source["trajectory"].as_array().expect("steps");
+    assert_eq!(calls.len(), actions.len(), "{calls:?}");
+    assert_eq!(calls.last(), Some(&"submit"));
+    let tools: Vec<&str> = row["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    for c in &calls {
+        assert!(tools.contains(c), "{c} has a schema: {tools:?}");
+    }
+}
