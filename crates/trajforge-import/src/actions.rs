@@ -207,17 +207,16 @@ pub(crate) fn mini_block(text: &str) -> Option<(String, String)> {
     Some((command, around.trim().to_string()))
 }
 
-/// The commands mini-swe-agent treats as submitting (the first line of the command).
+/// Whether a command is mini-swe-agent's submit command (its first line echoes the marker:
+/// `MINI_SWE_AGENT_FINAL_OUTPUT` in 1.x, `COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT` in later ones).
 pub(crate) fn mini_submits(command: &str) -> bool {
-    let first = command.lines().next().unwrap_or_default().trim();
+    let first = command.trim_start();
     [
         "MINI_SWE_AGENT_FINAL_OUTPUT",
         "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
     ]
     .iter()
-    .any(|m| first == format!("echo {m}") || first == format!("echo '{m}'"))
-        || first.starts_with("echo MINI_SWE_AGENT_FINAL_OUTPUT")
-        || first.starts_with("echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+    .any(|m| first.starts_with(&format!("echo {m}")))
 }
 
 #[cfg(test)]

@@ -2,14 +2,18 @@
 //!
 //! - SERA: `messages` (a JSON string, or a list, of SWE-agent history messages),
 //!   `instance_id`, `rollout_patch`, `func_name`, `func_path`, `problem_statement`,
-//!   `target_patch`, `docker_image`.
+//!   `target_patch`, `docker_image`. Tools: SWE-agent's defaults (see [`crate::tools`]).
 //! - SWE-agent `.traj`: `history` (role, content, thought, action, tool_calls,
 //!   tool_call_ids, message_type, ...), `trajectory[]` (response, thought, action,
 //!   observation, execution_time, ...), `info` (submission, exit_status, model_stats, ...).
+//!   0.x text actions (the history's `action`) become tool calls ([`crate::actions`]); steps
+//!   only `trajectory[]` holds are added in order and stay whole in `raw`.
 //! - mini-swe-agent: `messages[]` in OpenAI form, each with an optional `extra`, a final
 //!   `exit` message in version 2, `info` (exit_status, submission, model_stats, config),
-//!   `trajectory_format` ("mini-swe-agent-1", "mini-swe-agent-1.1"). A line holding only
-//!   `messages` (and optionally `tools`), as OpenAI-messages training files do, reads too.
+//!   `trajectory_format` ("mini-swe-agent-1", "mini-swe-agent-1.1"). Text actions (a fenced
+//!   command) become `bash` calls; Responses-API items and a bare list of messages read too.
+//!   A line holding only `messages` (and optionally `tools`), as OpenAI-messages training
+//!   files do, reads too.
 
 use serde_json::{Map, Value};
 use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};

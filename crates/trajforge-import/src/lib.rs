@@ -3,11 +3,14 @@
 //!
 //! Each source record becomes a [`Trajectory`] (messages, steps with their tool calls and
 //! observations, exit status, patch, usage) plus a `raw` JSON object holding every source
-//! field the trajectory has no place for, so nothing is lost. [`parse_bytes`] never fails
+//! field the trajectory has no place for, so nothing is lost. Text actions become tool calls
+//! and sources without tool schemas get those of their tool set, so every import has tool
+//! use the exports can show. [`parse_bytes`] never fails
 //! as a whole: a corrupt or unrecognised record is reported as [`Skipped`] with its line
-//! number and reason, and the others are kept. [`write`] stores one file's records in one
-//! transaction, one finished job per record, keyed by format and content hash so importing
-//! the same data twice adds nothing. [`import_files`] is one import as a whole: every file read
+//! number and reason (and the format it looks like), and the others are kept. [`write`]
+//! stores one file's records in one transaction, one finished job per record, keyed by format
+//! and a hash of the record's canonical JSON, so importing the same data twice, in any layout,
+//! adds nothing. [`import_files`] is one import as a whole: every file read
 //! before the run is touched, one transaction per file, and a report of each.
 
 mod actions;
@@ -33,9 +36,11 @@ pub enum Format {
     /// SERA's released records: one JSON object per line, `messages` a JSON string of the
     /// SWE-agent history, with `rollout_patch` (P2) and `target_patch` (P1).
     Sera,
-    /// SWE-agent's `.traj` document: `history`, `trajectory[]` steps and `info`.
+    /// SWE-agent's `.traj` document: `history`, `trajectory[]` steps and `info` (0.x text
+    /// actions and 1.x function calling, runs and demonstrations).
     SweAgent,
-    /// mini-swe-agent's trajectory document: `messages[]` in OpenAI form and `info`.
+    /// mini-swe-agent's trajectory document: `messages[]` and `info` (1.x and 2.x; text
+    /// actions, tool calls, Responses-API items), or a bare list of messages.
     MiniSweAgent,
 }
 

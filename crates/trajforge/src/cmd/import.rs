@@ -15,9 +15,11 @@ const SHOWN_SKIPS: usize = 20;
 pub enum Source {
     /// SERA's JSON Lines records (`messages` string, `rollout_patch`, `target_patch`, ...).
     Sera,
-    /// SWE-agent `.traj` files (`history`, `trajectory`, `info`), or JSON Lines of them.
+    /// SWE-agent `.traj` files (`history`, `trajectory`, `info`; 0.x text actions or 1.x
+    /// function calls), or JSON Lines of them.
     SweAgent,
-    /// mini-swe-agent trajectory files (`messages`, `info`), or JSON Lines of them.
+    /// mini-swe-agent trajectory files (`messages`, `info`; 1.x or 2.x, text, tool-call or
+    /// Responses-API form) or bare lists of messages, or JSON Lines of them.
     MiniSweAgent,
 }
 
