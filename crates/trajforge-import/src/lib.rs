@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use trajforge_agent::Trajectory;
 
-pub use session::{FileReport, ImportReport, ImportRunError, import_files};
+pub use session::{FileReport, FileSummary, ImportReport, ImportRunError, Summary, import_files};
 pub use write::{job_for, write};
 
 /// A source format.

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use trajforge_store::{Store, StoreError};
 
 use crate::{Format, ImportError, Parsed, Skipped, read_file, write};
@@ -35,6 +36,55 @@ pub struct ImportReport {
     pub threshold: f64,
     /// Every file, in the order given.
     pub files: Vec<FileReport>,
+}
+
+/// One import of one file, as the run's `imports` log records it.
+#[derive(Debug, Clone, Serialize)]
+struct LogEntry {
+    format: Format,
+    file: String,
+    records: usize,
+    skipped: usize,
+    threshold: f64,
+    at_ms: u64,
+}
+
+/// What an import did, as `import --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    /// The files' format.
+    pub format: Format,
+    /// The run folder.
+    pub run_dir: String,
+    /// The recall threshold used.
+    pub threshold: f64,
+    /// Valid records in all files.
+    pub records: usize,
+    /// Records added.
+    pub added: usize,
+    /// Records the run already held.
+    pub duplicates: usize,
+    /// Records skipped.
+    pub skipped: usize,
+    /// Each file.
+    pub files: Vec<FileSummary<'a>>,
+}
+
+/// One file of a [`Summary`].
+#[derive(Debug, Serialize)]
+pub struct FileSummary<'a> {
+    /// The file.
+    pub file: String,
+    /// Valid records in it.
+    pub records: usize,
+    /// Records added.
+    pub added: usize,
+    /// Records the run already held.
+    pub duplicates: usize,
+    /// Records skipped, with their lines and reasons.
+    pub skipped: &'a [Skipped],
+    /// Why the file was not written, if it was not.
+    pub error: Option<&'a str>,
 }
 
 /// Why an import could not be made.
@@ -109,6 +159,7 @@ pub fn import_files(
     if threshold.is_none() {
         report.threshold = run_threshold(&store).unwrap_or(report.threshold);
     }
+    // Entries written by other versions are kept as they are.
     let mut log: Vec<Value> = store
         .meta("imports")?
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -118,11 +169,15 @@ pub fn import_files(
         if r.parsed.records.is_empty() {
             continue;
         }
-        log.push(
-            json!({"format": format.name(), "file": r.path.display().to_string(),
-                        "records": r.parsed.records.len(), "skipped": r.parsed.skipped.len(),
-                        "threshold": report.threshold, "at_ms": now_ms()}),
-        );
+        let entry = LogEntry {
+            format,
+            file: r.path.display().to_string(),
+            records: r.parsed.records.len(),
+            skipped: r.parsed.skipped.len(),
+            threshold: report.threshold,
+            at_ms: now_ms(),
+        };
+        log.push(serde_json::to_value(entry).unwrap_or(Value::Null));
         let mut meta = vec![("imports", Value::Array(log.clone()).to_string())];
         if mark_new_run {
             // A run made by importing: no repository, no generation settings.
@@ -197,31 +252,28 @@ impl ImportReport {
     }
 
     /// The report as `import --json` prints it.
-    pub fn to_json(&self) -> Value {
-        let files: Vec<Value> = self
-            .files
-            .iter()
-            .map(|r| {
-                json!({
-                    "file": r.path.display().to_string(),
-                    "records": r.parsed.records.len(),
-                    "added": r.added,
-                    "duplicates": r.duplicates,
-                    "skipped": r.parsed.skipped,
-                    "error": r.error,
+    pub fn summary(&self) -> Summary<'_> {
+        Summary {
+            format: self.format,
+            run_dir: self.run_dir.display().to_string(),
+            threshold: self.threshold,
+            records: self.records(),
+            added: self.sum(|r| r.added),
+            duplicates: self.sum(|r| r.duplicates),
+            skipped: self.sum(|r| r.parsed.skipped.len()),
+            files: self
+                .files
+                .iter()
+                .map(|r| FileSummary {
+                    file: r.path.display().to_string(),
+                    records: r.parsed.records.len(),
+                    added: r.added,
+                    duplicates: r.duplicates,
+                    skipped: &r.parsed.skipped,
+                    error: r.error.as_deref(),
                 })
-            })
-            .collect();
-        json!({
-            "format": self.format.name(),
-            "run_dir": self.run_dir.display().to_string(),
-            "threshold": self.threshold,
-            "records": self.records(),
-            "added": self.sum(|r| r.added),
-            "duplicates": self.sum(|r| r.duplicates),
-            "skipped": self.sum(|r| r.parsed.skipped.len()),
-            "files": files,
-        })
+                .collect(),
+        }
     }
 
     /// The report as lines for stderr: each file's first `shown_skips` skipped records, its

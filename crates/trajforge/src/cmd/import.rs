@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let report = import_files(format, &args.files, &args.into, args.threshold)?;
     eprint!("{}", report.render(SHOWN_SKIPS));
     if args.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&report.summary()).unwrap_or_default();
         writeln!(std::io::stdout().lock(), "{text}").map_err(crate::error::output)?;
     }
     if let Some(r) = report.failed() {
