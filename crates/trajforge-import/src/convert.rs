@@ -397,9 +397,10 @@ pub(crate) fn steps(
                 Some(j) => {
                     used[j] = true;
                     let ex = extras.get(j).unwrap_or(&empty);
+                    let text = messages[j].content.clone().unwrap_or_default();
                     Observation {
-                        text: messages[j].content.clone().unwrap_or_default(),
-                        exit_code: exit_code(ex),
+                        exit_code: exit_code(ex).or_else(|| tagged_exit_code(&text)),
+                        text,
                         error: false,
                         done: false,
                         duration: Duration::ZERO,
@@ -443,6 +444,13 @@ fn exit_code(extra: &Map<String, Value>) -> Option<i32> {
         .or_else(|| extra.get("returncode"))
         .and_then(Value::as_i64)
         .and_then(|c| i32::try_from(c).ok())
+}
+
+/// The exit code mini-swe-agent writes at the head of an observation
+/// (`<returncode>1</returncode>`), for files that record it nowhere else (1.x).
+fn tagged_exit_code(text: &str) -> Option<i32> {
+    let rest = text.trim_start().strip_prefix("<returncode>")?;
+    rest[..rest.find("</returncode>")?].trim().parse().ok()
 }
 
 /// Token counts from an OpenAI-style `usage` object.

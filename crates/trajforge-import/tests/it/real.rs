@@ -492,6 +492,24 @@ fn text_actions_keep_the_original_text_and_role_in_raw() {
 }
 
 #[test]
+fn exit_codes_come_from_the_observation_when_nothing_else_records_them() {
+    let r = &read_file(
+        Format::MiniSweAgent,
+        &fixture("mini-swe-agent/made-v1-text.traj.json"),
+    )
+    .expect("reads")
+    .records[0];
+    let codes: Vec<Option<i32>> = r
+        .trajectory
+        .steps
+        .iter()
+        .map(|s| s.tools[0].observation.exit_code)
+        .collect();
+    // cat, the crash, the fix, the check; the submission carries no code.
+    assert_eq!(codes, [Some(0), Some(1), Some(0), Some(0), None]);
+}
+
+#[test]
 fn sources_without_schemas_get_their_tool_sets() {
     let names = |format, name: &str| -> Vec<String> {
         let r = &read_file(format, &fixture(name)).expect("reads").records[0];
