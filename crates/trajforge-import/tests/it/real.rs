@@ -570,3 +570,65 @@ fn records_that_are_not_trajectories_are_refused_with_what_they_look_like() {
         p.skipped
     );
 }
+
+#[test]
+fn every_source_field_without_a_place_stays_in_raw_untouched() {
+    // Keys that become the message itself (role, text, calls) or the trajectory's own fields.
+    const MESSAGE: &[&str] = &[
+        "role",
+        "content",
+        "tool_calls",
+        "tool_call_id",
+        "tool_call_ids",
+        "name",
+        "reasoning_content",
+        "output",
+        "call_id",
+        "arguments",
+        "type",
+    ];
+    const TOP: &[&str] = &["messages", "history", "trajectory", "info", "tools"];
+    const INFO: &[&str] = &["submission", "exit_status"];
+    for &(format, name) in REAL {
+        let path = fixture(name);
+        let source: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("JSON");
+        let r = &read_file(format, &path).expect("reads").records[0];
+        let list = source
+            .get("history")
+            .or_else(|| source.get("messages"))
+            .unwrap_or(&source)
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let fields = &r.raw["message_fields"];
+        for (i, m) in list.iter().enumerate().filter(|(_, m)| m["role"] != "exit") {
+            for (k, v) in m.as_object().expect("message") {
+                if !MESSAGE.contains(&k.as_str()) {
+                    assert_eq!(&fields[i][k], v, "{name}: message {i} field {k}");
+                }
+            }
+        }
+        if let Some(top) = source.as_object() {
+            for (k, v) in top {
+                if !TOP.contains(&k.as_str()) {
+                    assert_eq!(&r.raw[k], v, "{name}: field {k}");
+                }
+            }
+        }
+        if let Some(info) = source["info"].as_object() {
+            for (k, v) in info {
+                if !INFO.contains(&k.as_str()) {
+                    assert_eq!(&r.raw["info"][k], v, "{name}: info.{k}");
+                }
+            }
+        }
+        if let Some(steps) = source["trajectory"].as_array() {
+            assert_eq!(
+                r.raw["trajectory"].as_array().map(Vec::len),
+                Some(steps.len()),
+                "{name}"
+            );
+        }
+    }
+}
