@@ -102,7 +102,8 @@ pub enum ImportRunError {
     /// The run folder's store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// No file held a record of the format (each file's skipped records say why).
+    /// No file held a record of the format (each file's skipped records say why); see
+    /// [`ImportReport::nothing`].
     #[error("nothing to import: no valid {} record in {files} file(s){}", .format.name(),
             .first.as_ref().map(|(p, s)| format!(" ({}:{}: {})", p.display(), s.line, s.reason)).unwrap_or_default())]
     NothingToImport {
@@ -147,7 +148,7 @@ pub fn import_files(
         files: reports,
     };
     if report.records() == 0 {
-        return Err(report.nothing());
+        return Ok(report);
     }
     if into.exists() && !into.is_dir() {
         return Err(ImportRunError::NotAFolder(into.to_path_buf()));
@@ -213,8 +214,12 @@ fn now_ms() -> u64 {
 }
 
 impl ImportReport {
-    /// The error for an import that found no record.
-    fn nothing(&self) -> ImportRunError {
+    /// The error to report when no file held a record of the format (nothing was written),
+    /// naming the first refused record and the format most of them look like.
+    pub fn nothing(&self) -> Option<ImportRunError> {
+        if self.records() > 0 {
+            return None;
+        }
         let skipped = || {
             self.files
                 .iter()
@@ -229,12 +234,12 @@ impl ImportReport {
                 }
             }
         }
-        ImportRunError::NothingToImport {
+        Some(ImportRunError::NothingToImport {
             format: self.format,
             files: self.files.len(),
             first: skipped().next().map(|(r, s)| (r.path.clone(), s.clone())),
             looks_like: counts.iter().max_by_key(|(_, n)| *n).map(|(f, _)| *f),
-        }
+        })
     }
 
     fn sum(&self, f: impl Fn(&FileReport) -> usize) -> usize {

@@ -71,5 +71,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
         ))
         .hint("nothing of that file was written; fix the cause and import it again (records already imported are not duplicated)"));
     }
+    if let Some(nothing) = report.nothing() {
+        return Err(nothing.into());
+    }
     Ok(())
 }
