@@ -368,7 +368,11 @@ fn sera(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
                 kind_of(&other)
             )));
         }
-        None => return Err("no `messages` (is this a SERA record?)".into()),
+        None => {
+            return Err(
+                "not a trajectory: no `messages` (a SERA record holds its history there)".into(),
+            );
+        }
     };
     let (mut messages, mut extras, _) = convert_messages(&history, &|_| false)?;
     convert::text_actions(&mut messages, &mut extras, &|_, e| {
@@ -488,7 +492,7 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
                 "no `history` and no `trajectory` but `messages`: this looks like {hint}"
             )));
         }
-        None => return Err("no `history` and no `trajectory` (is this a SWE-agent .traj?)".into()),
+        None => return Err("not a trajectory: no `history` and no `trajectory` (a SWE-agent .traj holds its turns there)".into()),
     };
     let mut history = history;
     let whole = merge_steps(&mut history, &trajectory_steps);
@@ -659,7 +663,10 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         None if obj.contains_key("history") => {
             return Err("no `messages` but a `history`: this looks like a SWE-agent .traj (use --from swe-agent)".into());
         }
-        None => return Err("no `messages` (is this a mini-swe-agent trajectory?)".into()),
+        None => return Err(
+            "not a trajectory: no `messages` (a mini-swe-agent trajectory holds its turns there)"
+                .into(),
+        ),
     };
     // Version 2 ends with an `exit` message holding the exit status and submission.
     let (mut messages, mut extras, dropped) = convert_messages(&list, &|m| {
