@@ -78,6 +78,13 @@ pub(crate) fn swe_agent(action: &str) -> Call {
             put(second, word(2));
             cmd
         }
+        (Some("str_replace_editor"), _) => match str_replace_editor(&shell_words(action)) {
+            Some(a) => {
+                args = a;
+                "str_replace_editor"
+            }
+            None => "bash",
+        },
         (Some("edit"), _) => match edit(&words, rest) {
             Some(a) => {
                 args = a;
@@ -118,6 +125,35 @@ fn edit(words: &[String], rest: &str) -> Option<Args> {
         return Some(args);
     }
     None
+}
+
+/// SWE-agent 1.x's editor as its action line writes it:
+/// `str_replace_editor COMMAND PATH [--file_text T] [--old_str O] [--new_str N]
+/// [--insert_line L] [--view_range A B]`.
+fn str_replace_editor(words: &[String]) -> Option<Args> {
+    let mut args = Args::default();
+    let [_, command, path, flags @ ..] = words else {
+        return None;
+    };
+    args.insert("command", Value::String(command.clone()));
+    args.insert("path", Value::String(path.clone()));
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        let key = flag.strip_prefix("--")?;
+        match key {
+            "view_range" => {
+                let a: i64 = rest.next()?.parse().ok()?;
+                let b: i64 = rest.next()?.parse().ok()?;
+                args.insert(key, Value::Array(vec![a.into(), b.into()]));
+            }
+            "insert_line" => args.insert(key, rest.next()?.parse::<i64>().ok()?.into()),
+            "file_text" | "old_str" | "new_str" => {
+                args.insert(key, Value::String(rest.next()?.clone()));
+            }
+            _ => return None,
+        }
+    }
+    Some(args)
 }
 
 /// Words of a command line as a POSIX shell splits them (quotes and backslashes).
@@ -278,6 +314,23 @@ mod tests {
             call("python main.py\n"),
             ("bash".into(), json!({"command": "python main.py"}))
         );
+        assert_eq!(
+            call("str_replace_editor view /testbed/a.py --view_range 3 9"),
+            (
+                "str_replace_editor".into(),
+                json!({"command": "view", "path": "/testbed/a.py", "view_range": [3, 9]})
+            )
+        );
+        assert_eq!(
+            call(
+                "str_replace_editor str_replace /t/a.py --old_str 'x = 1\ny = 2' --new_str 'x = 3'"
+            ),
+            (
+                "str_replace_editor".into(),
+                json!({"command": "str_replace", "path": "/t/a.py", "old_str": "x = 1\ny = 2", "new_str": "x = 3"})
+            )
+        );
+        assert_eq!(call("str_replace_editor view").0, "bash");
         // An edit without its terminator is not an edit the tool would run.
         assert_eq!(call("edit 1:2\nx").0, "bash");
         assert_eq!(call("goto x").0, "bash");
