@@ -1,4 +1,4 @@
-//! `trajforge import` on the fixtures of trajforge-import (a real mini-swe-agent trajectory and
+//! `trajforge import` on the fixtures of trajforge-import (real SWE-agent and mini-swe-agent files, and
 //! SERA / SWE-agent records built after their schemas from episodes run on the sample
 //! repository; see crates/trajforge-import/fixtures/README.md), then `export` and back.
 
