@@ -43,6 +43,11 @@ pub(crate) fn swe_agent(action: &str) -> Call {
     let n = words.len();
     let name = match (words.first().map(String::as_str), n) {
         (Some("submit"), 1) => "submit",
+        // SWE-agent's CTF mode submits the flag found.
+        (Some("submit"), 2) if rest.is_empty() => {
+            put("flag", word(1));
+            "submit"
+        }
         (Some("scroll_up"), 1) => "scroll_up",
         (Some("scroll_down"), 1) => "scroll_down",
         (Some("goto"), 2) if rest.is_empty() => match word(1).and_then(|w| w.parse::<u64>().ok()) {
@@ -303,6 +308,10 @@ mod tests {
             ("find_file".into(), json!({"file_name": "missing_colon.py"}))
         );
         assert_eq!(call("submit\n"), ("submit".into(), json!({})));
+        assert_eq!(
+            call("submit 'flag{d31}'\n"),
+            ("submit".into(), json!({"flag": "flag{d31}"}))
+        );
         assert_eq!(
             call("edit 'a: float' 'a: float:'"),
             (

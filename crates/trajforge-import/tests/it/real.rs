@@ -13,6 +13,10 @@ use crate::fixture;
 pub const REAL: &[(Format, &str)] = &[
     (Format::SweAgent, "swe-agent/v0.4.0-missing-colon.traj"),
     (Format::SweAgent, "swe-agent/v0.7.0-humanevalfix-demo.traj"),
+    (
+        Format::SweAgent,
+        "swe-agent/v0.7.0-ctf-networking-demo.traj",
+    ),
     (Format::SweAgent, "swe-agent/v1-missing-colon.traj"),
     (Format::SweAgent, "swe-agent/v1-function-calling-demo.traj"),
     (
@@ -302,7 +306,6 @@ fn compare(t: &Trajectory, e: &Expected) -> Vec<String> {
                 (Some((name, source_args)), _) => *name == call.tool && *source_args == args,
                 (None, tool) => match tool {
                     "bash" => args["command"].as_str() == Some(action.text.trim()),
-                    "submit" => action.text.trim() == "submit",
                     // A command's arguments are words of its line (an edit's text is its body).
                     _ => {
                         action.text.split_whitespace().next() == Some(call.tool.as_str())
