@@ -345,7 +345,8 @@ pub(crate) fn text_actions(
         while answered < n
             && let Some(j) = Some(i + 1 + answered).filter(|&j| j < messages.len())
             && messages[j].role == Role::User
-            && extras[j].get("is_demo") != Some(&Value::Bool(true))
+            // A demonstration's observations answer only the demonstration's actions.
+            && extras[j].get("is_demo") == extras[i].get("is_demo")
         {
             let call = &calls[answered];
             extras[j].insert("role".into(), Value::String("user".into()));
