@@ -64,13 +64,37 @@ pub fn render_call(call: &ToolCall) -> String {
     let body = if call.is_malformed() {
         call.arguments.clone()
     } else {
-        let args = match serde_json::from_str::<Value>(&call.arguments) {
-            Ok(v) => v.to_string(),
-            Err(_) => Value::String(call.arguments.clone()).to_string(),
-        };
+        let args = compact_json(&call.arguments)
+            .unwrap_or_else(|| Value::String(call.arguments.clone()).to_string());
         format!("{}{args}}}", call_head(&call.name))
     };
     format!("{CALL_OPEN}\n{body}\n{CALL_CLOSE}")
+}
+
+/// `text` as compact JSON with its keys in the order they were written (`None` when it is not
+/// JSON): only the whitespace between tokens goes, so arguments keep the model's key order
+/// rather than the sorted order a round trip through `serde_json::Value` gives.
+pub fn compact_json(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 /// An assistant turn as hermes text: `text`, then one block per call. The first block follows
@@ -388,6 +412,16 @@ fn strip_code_fence(s: &str) -> &str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_keep_the_written_key_order() {
+        let call = ToolCall::new("c", "edit", "{\"path\": \"a b.py\",\n \"command\": \"view\", \"x\": [1, {\"z\": 1, \"a\": \"q\\\" \"}]}");
+        assert_eq!(
+            render_call(&call),
+            "<tool_call>\n{\"name\": \"edit\", \"arguments\": {\"path\":\"a b.py\",\"command\":\"view\",\"x\":[1,{\"z\":1,\"a\":\"q\\\" \"}]}}\n</tool_call>"
+        );
+        assert_eq!(compact_json("not json"), None);
+    }
 
     fn ids(prefix: &'static str) -> impl FnMut() -> String {
         let mut n = 0;
