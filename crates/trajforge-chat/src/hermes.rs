@@ -415,7 +415,11 @@ mod tests {
 
     #[test]
     fn calls_keep_the_written_key_order() {
-        let call = ToolCall::new("c", "edit", "{\"path\": \"a b.py\",\n \"command\": \"view\", \"x\": [1, {\"z\": 1, \"a\": \"q\\\" \"}]}");
+        let call = ToolCall::new(
+            "c",
+            "edit",
+            "{\"path\": \"a b.py\",\n \"command\": \"view\", \"x\": [1, {\"z\": 1, \"a\": \"q\\\" \"}]}",
+        );
         assert_eq!(
             render_call(&call),
             "<tool_call>\n{\"name\": \"edit\", \"arguments\": {\"path\":\"a b.py\",\"command\":\"view\",\"x\":[1,{\"z\":1,\"a\":\"q\\\" \"}]}}\n</tool_call>"

@@ -427,11 +427,23 @@ mod tests {
     fn alternation_is_detected_by_a_probe() {
         // Gemma's rule, as its template states it.
         let gemma = "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}<start_of_turn>{{ message['role'] }}\n{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
-        assert!(ChatTemplate::new(gemma, None, None).unwrap().requires_alternation());
-        assert!(!ChatTemplate::new(CHATML, None, None).unwrap().requires_alternation());
+        assert!(
+            ChatTemplate::new(gemma, None, None)
+                .unwrap()
+                .requires_alternation()
+        );
+        assert!(
+            !ChatTemplate::new(CHATML, None, None)
+                .unwrap()
+                .requires_alternation()
+        );
         // A template that fails on everything demands nothing in particular.
         let broken = "{{ raise_exception('no') }}";
-        assert!(!ChatTemplate::new(broken, None, None).unwrap().requires_alternation());
+        assert!(
+            !ChatTemplate::new(broken, None, None)
+                .unwrap()
+                .requires_alternation()
+        );
     }
 
     #[test]

@@ -97,7 +97,8 @@ fn file_name(opts: &Options<'_>) -> String {
 }
 
 /// The first line of every card, by which a later export knows the card is its own to replace.
-pub const CARD_MARK: &str = "<!-- dataset card written by trajforge export; each export into this folder rewrites it -->";
+pub const CARD_MARK: &str =
+    "<!-- dataset card written by trajforge export; each export into this folder rewrites it -->";
 /// The first line of every axolotl config written.
 const CONFIG_MARK: &str = "# axolotl config written by trajforge export";
 /// The key in a `dataset_info.json` entry that says trajforge wrote it (LLaMA-Factory ignores
@@ -138,8 +139,8 @@ fn ours(path: &std::path::Path, kind: Companion) -> bool {
                     && text.contains("Agent trajectories made by trajforge"))
         }
         Companion::Config => text.starts_with(CONFIG_MARK),
-        Companion::Info => serde_json::from_str::<serde_json::Map<String, Value>>(&text)
-            .is_ok_and(|m| {
+        Companion::Info => {
+            serde_json::from_str::<serde_json::Map<String, Value>>(&text).is_ok_and(|m| {
                 !m.is_empty()
                     && m.values().all(|e| {
                         e.get(INFO_MARK).and_then(Value::as_str) == Some("trajforge export")
@@ -147,7 +148,8 @@ fn ours(path: &std::path::Path, kind: Companion) -> bool {
                                 && e.get("tags") == dataset_info_tags().get("tags")
                                 && m.len() == 1
                     })
-            }),
+            })
+        }
     }
 }
 
@@ -310,7 +312,11 @@ exported in the `{}` format for fine-tuning `{}`.\n",
             .map_or("(not recorded)".to_string(), Value::to_string)
     };
     if let Some(site) = site {
-        let _ = writeln!(out, "- site: `{site}` (snapshot fingerprint `{}`)", text("commit"));
+        let _ = writeln!(
+            out,
+            "- site: `{site}` (snapshot fingerprint `{}`)",
+            text("commit")
+        );
         let _ = writeln!(
             out,
             "- intent menu fingerprint: `{}`; prompts: `{}`",

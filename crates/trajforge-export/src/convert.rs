@@ -136,15 +136,16 @@ pub fn sharegpt(t: &Trajectory, keep: usize) -> ShareGpt {
     let mut system = String::new();
     let mut turns: Vec<(&'static str, String)> = Vec::new();
     let model_side = |f: &str| matches!(f, "gpt" | "function_call");
-    let push = |from: &'static str, value: String, turns: &mut Vec<(&'static str, String)>| {
-        match turns.last_mut() {
+    let push =
+        |from: &'static str, value: String, turns: &mut Vec<(&'static str, String)>| match turns
+            .last_mut()
+        {
             Some((last, text)) if model_side(last) == model_side(from) => {
                 text.push_str("\n\n");
                 text.push_str(&value);
             }
             _ => turns.push((from, value)),
-        }
-    };
+        };
     for (i, m) in msgs.iter().enumerate() {
         match m.role {
             Role::System if i == 0 => system = m.content.clone().unwrap_or_default(),
@@ -234,7 +235,11 @@ mod tests {
 
     #[test]
     fn sharegpt_alternates_and_ends_on_a_model_turn() {
-        let call = trajforge_teacher::ToolCall::new("c1", "edit", r#"{"path": "a.py", "command": "view"}"#);
+        let call = trajforge_teacher::ToolCall::new(
+            "c1",
+            "edit",
+            r#"{"path": "a.py", "command": "view"}"#,
+        );
         let mut t = trajectory(vec![
             ChatMessage::system("sys"),
             ChatMessage::user("demo"),
