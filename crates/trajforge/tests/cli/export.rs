@@ -835,6 +835,12 @@ fn an_export_never_replaces_a_file_it_did_not_write() {
         assert!(!out.exists(), "{name}: the data file was written");
         std::fs::remove_file(&user_file).expect("rm");
     }
+    // A card of an earlier version (no mark line) is trajforge's own: replaced.
+    std::fs::write(
+        dir.path().join("README.md"),
+        "---\nconfigs:\n- config_name: default\n  data_files: data.jsonl\ntags:\n- trajforge\n---\n\n# data\n\nAgent trajectories made by trajforge with Soft-Verified Generation\n",
+    )
+    .expect("write");
     // Its own files are replaced by the next export, and the card says so on its first line.
     let mut args = vec!["--format", "sharegpt", "--out", o];
     args.extend(no_tokens());
@@ -844,6 +850,22 @@ fn an_export_never_replaces_a_file_it_did_not_write() {
     assert!(
         card.starts_with("<!-- dataset card written by trajforge export"),
         "{card}"
+    );
+    let info: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("dataset_info.json")).expect("info"),
+    )
+    .expect("json");
+    assert_eq!(info["data"]["written_by"], "trajforge export", "{info}");
+    // A folder of its own beside the user's README works, and leaves it alone.
+    std::fs::write(dir.path().join("README.md"), "mine\n").expect("write");
+    let own = dir.path().join("my-dataset/data.jsonl");
+    let mut args = vec!["--format", "raw", "--out", own.to_str().expect("utf-8")];
+    args.extend(no_tokens());
+    export_ok(&args);
+    assert!(dir.path().join("my-dataset/README.md").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("README.md")).expect("read"),
+        "mine\n"
     );
 }
 
