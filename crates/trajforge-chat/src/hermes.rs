@@ -230,7 +230,8 @@ pub fn split_think(content: &str) -> (Option<String>, String) {
 pub enum CallSyntax {
     /// Text of any model behind any server: blocks anywhere in the text (the rest is kept as
     /// content), a block missing its closing tag runs to the next opening tag or the end,
-    /// code fences and `"parameters"` are accepted, arguments become compact JSON.
+    /// code fences and `"parameters"` are accepted, arguments become compact JSON (keys in the
+    /// order written).
     Free,
     /// Output of the embedded teacher under its tool grammar: calls only when the text starts
     /// with a block, one block after the other; arguments are kept byte for byte as written
@@ -327,8 +328,21 @@ fn parse_block(inner: &str, closed: bool, syntax: CallSyntax, id: String) -> Too
     match syntax {
         CallSyntax::Free => {
             // Some models write "parameters" instead of "arguments"; both mean the same here.
-            let args = obj.get("arguments").or_else(|| obj.get("parameters"));
-            match normalise_arguments(args) {
+            let key = if obj.contains_key("arguments") {
+                "arguments"
+            } else {
+                "parameters"
+            };
+            match normalise_arguments(obj.get(key)) {
+                // An object is kept as written, compacted (a `Value` would sort its keys).
+                Ok(arguments) if obj.get(key).is_some_and(Value::is_object) => {
+                    let written = serde_json::from_str::<
+                        std::collections::HashMap<String, &serde_json::value::RawValue>,
+                    >(raw)
+                    .ok()
+                    .and_then(|m| m.get(key).and_then(|v| compact_json(v.get())));
+                    ToolCall::new(id, name, written.unwrap_or(arguments))
+                }
                 Ok(arguments) => ToolCall::new(id, name, arguments),
                 Err(why) => malformed(name, why.to_string()),
             }
@@ -425,6 +439,12 @@ mod tests {
             "<tool_call>\n{\"name\": \"edit\", \"arguments\": {\"path\":\"a b.py\",\"command\":\"view\",\"x\":[1,{\"z\":1,\"a\":\"q\\\" \"}]}}\n</tool_call>"
         );
         assert_eq!(compact_json("not json"), None);
+        let (_, calls) = parse_calls(
+            "<tool_call>\n{\"name\": \"edit\", \"arguments\": {\"path\": \"a.py\", \"command\": \"view\"}}\n</tool_call>",
+            CallSyntax::Free,
+            &mut || "c".to_string(),
+        );
+        assert_eq!(calls[0].arguments, r#"{"path":"a.py","command":"view"}"#);
     }
 
     fn ids(prefix: &'static str) -> impl FnMut() -> String {
