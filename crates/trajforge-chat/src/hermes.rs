@@ -64,13 +64,37 @@ pub fn render_call(call: &ToolCall) -> String {
     let body = if call.is_malformed() {
         call.arguments.clone()
     } else {
-        let args = match serde_json::from_str::<Value>(&call.arguments) {
-            Ok(v) => v.to_string(),
-            Err(_) => Value::String(call.arguments.clone()).to_string(),
-        };
+        let args = compact_json(&call.arguments)
+            .unwrap_or_else(|| Value::String(call.arguments.clone()).to_string());
         format!("{}{args}}}", call_head(&call.name))
     };
     format!("{CALL_OPEN}\n{body}\n{CALL_CLOSE}")
+}
+
+/// `text` as compact JSON with its keys in the order they were written (`None` when it is not
+/// JSON): only the whitespace between tokens goes, so arguments keep the model's key order
+/// rather than the sorted order a round trip through `serde_json::Value` gives.
+pub fn compact_json(text: &str) -> Option<String> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 /// An assistant turn as hermes text: `text`, then one block per call. The first block follows
@@ -206,7 +230,8 @@ pub fn split_think(content: &str) -> (Option<String>, String) {
 pub enum CallSyntax {
     /// Text of any model behind any server: blocks anywhere in the text (the rest is kept as
     /// content), a block missing its closing tag runs to the next opening tag or the end,
-    /// code fences and `"parameters"` are accepted, arguments become compact JSON.
+    /// code fences and `"parameters"` are accepted, arguments become compact JSON (keys in the
+    /// order written).
     Free,
     /// Output of the embedded teacher under its tool grammar: calls only when the text starts
     /// with a block, one block after the other; arguments are kept byte for byte as written
@@ -303,8 +328,21 @@ fn parse_block(inner: &str, closed: bool, syntax: CallSyntax, id: String) -> Too
     match syntax {
         CallSyntax::Free => {
             // Some models write "parameters" instead of "arguments"; both mean the same here.
-            let args = obj.get("arguments").or_else(|| obj.get("parameters"));
-            match normalise_arguments(args) {
+            let key = if obj.contains_key("arguments") {
+                "arguments"
+            } else {
+                "parameters"
+            };
+            match normalise_arguments(obj.get(key)) {
+                // An object is kept as written, compacted (a `Value` would sort its keys).
+                Ok(arguments) if obj.get(key).is_some_and(Value::is_object) => {
+                    let written = serde_json::from_str::<
+                        std::collections::HashMap<String, &serde_json::value::RawValue>,
+                    >(raw)
+                    .ok()
+                    .and_then(|m| m.get(key).and_then(|v| compact_json(v.get())));
+                    ToolCall::new(id, name, written.unwrap_or(arguments))
+                }
                 Ok(arguments) => ToolCall::new(id, name, arguments),
                 Err(why) => malformed(name, why.to_string()),
             }
@@ -388,6 +426,26 @@ fn strip_code_fence(s: &str) -> &str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_keep_the_written_key_order() {
+        let call = ToolCall::new(
+            "c",
+            "edit",
+            "{\"path\": \"a b.py\",\n \"command\": \"view\", \"x\": [1, {\"z\": 1, \"a\": \"q\\\" \"}]}",
+        );
+        assert_eq!(
+            render_call(&call),
+            "<tool_call>\n{\"name\": \"edit\", \"arguments\": {\"path\":\"a b.py\",\"command\":\"view\",\"x\":[1,{\"z\":1,\"a\":\"q\\\" \"}]}}\n</tool_call>"
+        );
+        assert_eq!(compact_json("not json"), None);
+        let (_, calls) = parse_calls(
+            "<tool_call>\n{\"name\": \"edit\", \"arguments\": {\"path\": \"a.py\", \"command\": \"view\"}}\n</tool_call>",
+            CallSyntax::Free,
+            &mut || "c".to_string(),
+        );
+        assert_eq!(calls[0].arguments, r#"{"path":"a.py","command":"view"}"#);
+    }
 
     fn ids(prefix: &'static str) -> impl FnMut() -> String {
         let mut n = 0;

@@ -147,6 +147,22 @@ impl ChatTemplate {
         }
     }
 
+    /// True when the template refuses two user turns in a row (Gemma's and Mistral's raise
+    /// "roles must alternate"): a probe of two user turns fails to render where one renders.
+    /// Such students need consecutive same-role turns merged.
+    pub fn requires_alternation(&self) -> bool {
+        let user = |text: &str| json!({"role": "user", "content": text});
+        let system = json!({"role": "system", "content": "s"});
+        // Some templates want a system turn first; the probe tries both openings.
+        [vec![], vec![system]].into_iter().any(|head| {
+            let mut one = head.clone();
+            one.push(user("a"));
+            let mut two = one.clone();
+            two.push(user("b"));
+            self.render(&one, None, true).is_ok() && self.render(&two, None, true).is_err()
+        })
+    }
+
     /// Render a conversation as the model sees it; with `add_generation_prompt` the text
     /// ends with the opening of the next assistant turn.
     pub fn render_chat(
@@ -405,6 +421,29 @@ mod tests {
         assert!(out.ends_with(
             "<|im_start|>user\n<tool_response>\na.py\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
         ), "{out}");
+    }
+
+    #[test]
+    fn alternation_is_detected_by_a_probe() {
+        // Gemma's rule, as its template states it.
+        let gemma = "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}<start_of_turn>{{ message['role'] }}\n{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
+        assert!(
+            ChatTemplate::new(gemma, None, None)
+                .unwrap()
+                .requires_alternation()
+        );
+        assert!(
+            !ChatTemplate::new(CHATML, None, None)
+                .unwrap()
+                .requires_alternation()
+        );
+        // A template that fails on everything demands nothing in particular.
+        let broken = "{{ raise_exception('no') }}";
+        assert!(
+            !ChatTemplate::new(broken, None, None)
+                .unwrap()
+                .requires_alternation()
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use trajforge_store::Store;
 
+use crate::error::ExportError;
 use crate::select::{FILTER_ORDER, Key, Plan};
 use crate::write::write_text;
 use crate::{Format, Options, Result, Summary, companion_dir};
@@ -53,7 +54,12 @@ pub fn summarize(store: &Store, keys: &[Key], plan: &Plan, opts: &Options<'_>) -
         ..Summary::default()
     };
     let mut tokens = Vec::new();
+    let mut starts = std::collections::BTreeSet::new();
     for k in keys.iter().filter(|k| plan.selected.contains_key(&k.id)) {
+        if let Some((intent, start)) = &k.web {
+            *s.intents.entry(intent.clone()).or_default() += 1;
+            starts.insert(start.clone());
+        }
         s.written += 1;
         *s.by_rollout.entry(k.rollout.clone()).or_default() += 1;
         *s.teachers.entry(k.teacher.clone()).or_default() += 1;
@@ -73,6 +79,8 @@ pub fn summarize(store: &Store, keys: &[Key], plan: &Plan, opts: &Options<'_>) -
         }
     }
     s.tokens = stats(tokens);
+    s.start_pages = starts.len() as u64;
+    s.notes = crate::select::notes(keys, &opts.filters, s.written);
     s.removed = FILTER_ORDER
         .iter()
         .map(|n| (n.to_string(), plan.removed.get(n).copied().unwrap_or(0)))
@@ -88,25 +96,108 @@ fn file_name(opts: &Options<'_>) -> String {
         .unwrap_or_default()
 }
 
-/// Write the card and the trainer files; returns the summary with their paths.
-pub fn write_companions(opts: &Options<'_>, summary: &Summary, run: &Value) -> Result<Summary> {
-    let mut summary = summary.clone();
+/// The first line of every card, by which a later export knows the card is its own to replace.
+pub const CARD_MARK: &str =
+    "<!-- dataset card written by trajforge export; each export into this folder rewrites it -->";
+/// The first line of every axolotl config written.
+const CONFIG_MARK: &str = "# axolotl config written by trajforge export";
+/// The key in a `dataset_info.json` entry that says trajforge wrote it (LLaMA-Factory ignores
+/// keys it does not know).
+const INFO_MARK: &str = "written_by";
+
+/// The companion files of an export: (path, kind), beside the data file.
+fn companions(opts: &Options<'_>) -> Vec<(std::path::PathBuf, Companion)> {
     let dir = companion_dir(&opts.out);
-    let card_path = dir.join("README.md");
-    write_text(&card_path, &card(opts, &summary, run))?;
-    summary.files.push(card_path);
-    if let Some(config) = axolotl_config(opts) {
-        let path = dir.join("axolotl.yaml");
-        write_text(&path, &config)?;
-        summary.files.push(path);
+    let mut out = vec![(dir.join("README.md"), Companion::Card)];
+    if axolotl_config(opts).is_some() {
+        out.push((dir.join("axolotl.yaml"), Companion::Config));
     }
     if opts.format == Format::Sharegpt {
-        let path = dir.join("dataset_info.json");
-        let text = serde_json::to_string_pretty(&dataset_info(opts)).unwrap_or_default();
-        write_text(&path, &format!("{text}\n"))?;
+        out.push((dir.join("dataset_info.json"), Companion::Info));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Companion {
+    Card,
+    Config,
+    Info,
+}
+
+/// Whether the file at `path` (which exists) was written by trajforge export.
+fn ours(path: &std::path::Path, kind: Companion) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    match kind {
+        // Cards of earlier versions had no mark line but this sentence.
+        Companion::Card => {
+            text.lines().next() == Some(CARD_MARK)
+                || (text.starts_with("---\nconfigs:")
+                    && text.contains("\n- trajforge\n")
+                    && text.contains("Agent trajectories made by trajforge"))
+        }
+        Companion::Config => text.starts_with(CONFIG_MARK),
+        Companion::Info => {
+            serde_json::from_str::<serde_json::Map<String, Value>>(&text).is_ok_and(|m| {
+                !m.is_empty()
+                    && m.values().all(|e| {
+                        e.get(INFO_MARK).and_then(Value::as_str) == Some("trajforge export")
+                            || e.get("formatting") == Some(&json!("sharegpt"))
+                                && e.get("tags") == dataset_info_tags().get("tags")
+                                && m.len() == 1
+                    })
+            })
+        }
+    }
+}
+
+/// Refuse before anything is written when a companion file would replace a file that
+/// trajforge did not write (the user's own README.md, say).
+pub fn check_companions(opts: &Options<'_>) -> Result<()> {
+    for (path, kind) in companions(opts) {
+        if path.exists() && (path.is_dir() || !ours(&path, kind)) {
+            return Err(ExportError::WouldOverwrite { path });
+        }
+    }
+    Ok(())
+}
+
+/// Write the card and the trainer files; returns the summary with their paths.
+pub fn write_companions(
+    opts: &Options<'_>,
+    summary: &Summary,
+    run: &Value,
+    site: Option<&str>,
+) -> Result<Summary> {
+    let mut summary = summary.clone();
+    for (path, kind) in companions(opts) {
+        // Checked again just before writing: the folder may have changed during the export.
+        if path.exists() && !ours(&path, kind) {
+            return Err(ExportError::WouldOverwrite { path });
+        }
+        let text = match kind {
+            Companion::Card => card(opts, &summary, run, site),
+            Companion::Config => axolotl_config(opts).unwrap_or_default(),
+            Companion::Info => {
+                let text = serde_json::to_string_pretty(&dataset_info(opts)).unwrap_or_default();
+                format!("{text}\n")
+            }
+        };
+        write_text(&path, &text)?;
         summary.files.push(path);
     }
     Ok(summary)
+}
+
+/// The ShareGPT tags of our LLaMA-Factory registration.
+fn dataset_info_tags() -> Value {
+    json!({"tags": {
+        "role_tag": "from", "content_tag": "value", "user_tag": "human",
+        "assistant_tag": "gpt", "observation_tag": "observation",
+        "function_tag": "function_call", "system_tag": "system",
+    }})
 }
 
 /// The dataset name LLaMA-Factory and the card use: the data file's stem.
@@ -124,11 +215,8 @@ pub fn dataset_info(opts: &Options<'_>) -> Value {
             "file_name": file_name(opts),
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
-            "tags": {
-                "role_tag": "from", "content_tag": "value", "user_tag": "human",
-                "assistant_tag": "gpt", "observation_tag": "observation",
-                "function_tag": "function_call", "system_tag": "system",
-            },
+            "tags": dataset_info_tags()["tags"],
+            INFO_MARK: "trajforge export",
         }
     })
 }
@@ -150,7 +238,7 @@ pub fn axolotl_config(opts: &Options<'_>) -> Option<String> {
         Format::Sharegpt | Format::Raw => return None,
     };
     Some(format!(
-        "# axolotl config written by trajforge export: SERA's SFT recipe (SPEC.md section 5).\n\
+        "{CONFIG_MARK}: SERA's SFT recipe (SPEC.md section 5).\n\
 # Global batch 32 = micro_batch_size x gradient_accumulation_steps x GPUs; this file assumes\n\
 # 1 GPU: divide gradient_accumulation_steps by your GPU count.\n\
 base_model: {student}\n\
@@ -188,9 +276,10 @@ fn ds_type(opts: &Options<'_>) -> &'static str {
 }
 
 /// The dataset card.
-pub fn card(opts: &Options<'_>, s: &Summary, run: &Value) -> String {
+pub fn card(opts: &Options<'_>, s: &Summary, run: &Value, site: Option<&str>) -> String {
     let f = &opts.filters;
     let mut out = String::new();
+    let _ = writeln!(out, "{CARD_MARK}");
     let _ = writeln!(out, "---");
     let _ = writeln!(
         out,
@@ -218,31 +307,58 @@ exported in the `{}` format for fine-tuning `{}`.\n",
             .to_string()
     };
     let _ = writeln!(out, "- run folder: `{}`", opts.run_dir.display());
-    let _ = writeln!(
-        out,
-        "- repository: `{}` at commit `{}`",
-        text("repo"),
-        text("commit")
-    );
-    let _ = writeln!(
-        out,
-        "- bug-type menu fingerprint: `{}`; demonstrations: `{}`; prompts: `{}`",
-        text("menu"),
-        text("demos"),
-        text("prompts")
-    );
     let num = |k: &str| {
         run.get(k)
             .map_or("(not recorded)".to_string(), Value::to_string)
     };
-    let _ = writeln!(
-        out,
-        "- run threshold r >= {}; attempts per function {}; seed {}; step limit {}",
-        num("threshold"),
-        num("attempts"),
-        num("seed"),
-        num("max_steps")
-    );
+    if let Some(site) = site {
+        let _ = writeln!(
+            out,
+            "- site: `{site}` (snapshot fingerprint `{}`)",
+            text("commit")
+        );
+        let _ = writeln!(
+            out,
+            "- intent menu fingerprint: `{}`; prompts: `{}`",
+            text("menu"),
+            text("prompts")
+        );
+        let _ = writeln!(
+            out,
+            "- agreement threshold r >= {}; seed {}; step limit {}",
+            num("threshold"),
+            num("seed"),
+            num("max_steps")
+        );
+        let _ = writeln!(
+            out,
+            "- {} intents from {} start pages in the rows written",
+            s.intents.len(),
+            s.start_pages
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "- repository: `{}` at commit `{}`",
+            text("repo"),
+            text("commit")
+        );
+        let _ = writeln!(
+            out,
+            "- bug-type menu fingerprint: `{}`; demonstrations: `{}`; prompts: `{}`",
+            text("menu"),
+            text("demos"),
+            text("prompts")
+        );
+        let _ = writeln!(
+            out,
+            "- run threshold r >= {}; attempts per function {}; seed {}; step limit {}",
+            num("threshold"),
+            num("attempts"),
+            num("seed"),
+            num("max_steps")
+        );
+    }
     let _ = writeln!(out, "- trajforge {}\n", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(out, "## Teacher\n");
     for (model, n) in &s.teachers {
@@ -251,12 +367,17 @@ exported in the `{}` format for fine-tuning `{}`.\n",
     if s.teachers.is_empty() {
         let _ = writeln!(out, "- (no rows)");
     }
-    let _ = writeln!(out, "\n## Menu entries\n");
-    if s.menu_entries.is_empty() {
+    let (entries_title, entries, column) = if site.is_some() {
+        ("Intents", &s.intents, "intent")
+    } else {
+        ("Menu entries", &s.menu_entries, "entry")
+    };
+    let _ = writeln!(out, "\n## {entries_title}\n");
+    if entries.is_empty() {
         let _ = writeln!(out, "(none recorded)");
     } else {
-        let _ = writeln!(out, "| entry | rows |\n|---|---|");
-        for (m, n) in &s.menu_entries {
+        let _ = writeln!(out, "| {column} | rows |\n|---|---|");
+        for (m, n) in entries {
             let _ = writeln!(out, "| {m} | {n} |");
         }
     }
@@ -273,9 +394,11 @@ exported in the `{}` format for fine-tuning `{}`.\n",
     let setting = |name: &str| -> String {
         match name {
             "rollout" => f.rollouts.join(","),
-            "verdict" => match f.min_recall {
-                Some(r) => format!("T1 self-check passed; T2 r >= {r}"),
-                None => "the run's verdicts (T1 self-check, T2 r >= run threshold)".into(),
+            "verdict" => match (f.min_recall, site.is_some()) {
+                (Some(r), false) => format!("T1 self-check passed; T2 r >= {r}"),
+                (None, false) => "the run's verdicts (T1 self-check, T2 r >= run threshold)".into(),
+                (Some(r), true) => format!("T2 agreement r >= {r}"),
+                (None, true) => "the run's verdicts (rollouts agree: r >= run threshold)".into(),
             },
             "not_submitted" => {
                 if f.require_submit {
@@ -350,7 +473,14 @@ exported in the `{}` format for fine-tuning `{}`.\n",
             let _ = writeln!(out, "Not counted (no tokenizer).");
         }
     }
-    let _ = writeln!(out, "\n## Line recall r of the T2 rows\n");
+    if site.is_some() {
+        let _ = writeln!(
+            out,
+            "\n## Agreement r of the T2 rows\n\nr is the run's agreement score between rollout 1 (from the intent) and rollout 2 (from the visitor's request alone); the README's web section defines it.\n"
+        );
+    } else {
+        let _ = writeln!(out, "\n## Line recall r of the T2 rows\n");
+    }
     let _ = writeln!(out, "| r | rows |\n|---|---|");
     for (i, n) in s.recall_histogram.iter().enumerate() {
         let hi = if i == 9 {
@@ -368,16 +498,34 @@ exported in the `{}` format for fine-tuning `{}`.\n",
             Format::Hermes =>
                 "Qwen hermes: `messages` of `{role, content, train}`; tool schemas in the system prompt, calls as `<tool_call>` blocks, results as `<tool_response>` user turns; `train` is true on assistant turns only. Train with `axolotl.yaml`.",
             Format::Openai =>
-                "OpenAI messages (`tool_calls`, `role: tool`) with the `tools` list per row (TRL `SFTTrainer`; in Parquet `tools` is JSON text). Train with `axolotl.yaml` or TRL.",
+                "OpenAI messages (`tool_calls` with `arguments` as the JSON text the model wrote, `role: tool` results named after their tool) with the `tools` list per row, ready for `apply_chat_template(messages, tools=tools)` (TRL `SFTTrainer`; in Parquet each tool is an Arrow JSON value, which `datasets` loads as the same nested dicts). Train with `axolotl.yaml` or TRL.",
             Format::Sharegpt =>
-                "ShareGPT conversations (human / gpt / function_call / observation) with `system` and `tools` (JSON text); register with `dataset_info.json` in LLaMA-Factory.",
+                "ShareGPT conversations (human / gpt / function_call / observation, alternating, ending on a model turn) with `system` and `tools` (JSON text, as LLaMA-Factory reads it); register with `dataset_info.json` in LLaMA-Factory.",
             Format::Raw =>
                 "Every field the store holds: verdicts, stages, patch, the whole trajectory with steps, timings and usage (in Parquet the nested parts are JSON text).",
         }
     );
     let _ = writeln!(
         out,
-        "\nEvery assistant turn keeps its reasoning in one `<think>` block. Each row also has `id`, `rollout`, `recall`, `function`, `menu_entry`, `teacher`, `tokens` and `truncation_ratio` (kept messages / all messages)."
+        "\nEvery assistant turn keeps its reasoning in one `<think>` block. Each row also has `id`, `rollout`, `recall`, `function`, `menu_entry`, `teacher`, `tokens` and `truncation_ratio` (kept messages / all messages){}.",
+        if site.is_some() {
+            "; rows of this web run also have `site`, `intent`, `start_url` and `final_url`"
+        } else {
+            ""
+        }
     );
+    if s.merged_turns {
+        let _ = writeln!(
+            out,
+            "\nConsecutive user turns were merged into one (the student's chat template demands alternating roles)."
+        );
+    }
+    if s.trailing_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} rows ended on an observation; the turns after their last model turn were left out (LLaMA-Factory drops rows that do not end on a model turn).",
+            s.trailing_dropped
+        );
+    }
     out
 }

@@ -53,24 +53,99 @@ pub fn hermes_messages(t: &Trajectory, keep: usize) -> Vec<Value> {
         .collect()
 }
 
-/// ShareGPT (LLaMA-Factory): `(system, conversations, tools JSON)`. Turns alternate
-/// human/observation and gpt/function_call; neighbours on the same side are merged, as
-/// LLaMA-Factory rejects two in a row. A call turn's reasoning (and any visible text) goes
-/// in its `<think>` block, which LLaMA-Factory's function formatter keeps as the thought.
-pub fn sharegpt(t: &Trajectory, keep: usize) -> (String, Vec<Value>, String) {
+/// Make a trajectory ready for training formats: every tool result names its tool (taken from
+/// the call it answers, by id or else by position), and with `merge_users` consecutive user
+/// turns (a demonstration turn followed by the task) become one, for chat templates that demand
+/// alternating roles.
+pub fn prepare(t: &mut Trajectory, merge_users: bool) {
+    let mut calls: Vec<(String, String)> = Vec::new();
+    let mut answered = 0usize;
+    for m in t.messages.iter_mut() {
+        match m.role {
+            Role::Assistant => {
+                calls = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| (c.id.clone(), c.name.clone()))
+                    .collect();
+                answered = 0;
+            }
+            Role::Tool => {
+                if m.name.as_deref().is_none_or(str::is_empty) {
+                    let by_id = m
+                        .tool_call_id
+                        .as_deref()
+                        .and_then(|id| calls.iter().find(|(c, _)| c == id));
+                    if let Some((_, name)) = by_id.or_else(|| calls.get(answered)) {
+                        m.name = Some(name.clone());
+                    }
+                }
+                answered += 1;
+            }
+            _ => {}
+        }
+    }
+    if merge_users {
+        let mut merged: Vec<ChatMessage> = Vec::with_capacity(t.messages.len());
+        for m in t.messages.drain(..) {
+            match merged.last_mut() {
+                Some(last) if last.role == Role::User && m.role == Role::User => {
+                    let text = [last.content.as_deref(), m.content.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n\n");
+                    last.content = Some(text);
+                }
+                _ => merged.push(m),
+            }
+        }
+        t.messages = merged;
+    }
+}
+
+/// A ShareGPT row's parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareGpt {
+    /// The system prompt.
+    pub system: String,
+    /// `{from, value}` turns, alternating and ending on a model turn.
+    pub conversations: Vec<Value>,
+    /// The tool schemas as JSON text (LLaMA-Factory parses the column itself).
+    pub tools: String,
+    /// Turns after the last model turn that were left out (observations, user text).
+    pub dropped: usize,
+}
+
+/// One call as LLaMA-Factory's function formatter reads it: `{"name": ..., "arguments": ...}`,
+/// the arguments as the model wrote them (key order kept).
+fn call_json(c: &trajforge_teacher::ToolCall) -> String {
+    let args = hermes::compact_json(&c.arguments)
+        .unwrap_or_else(|| Value::String(c.arguments.clone()).to_string());
+    format!("{}{args}}}", hermes::call_head(&c.name))
+}
+
+/// ShareGPT (LLaMA-Factory). Turns alternate human/observation and gpt/function_call;
+/// neighbours on the same side are merged, as LLaMA-Factory rejects two in a row, and turns
+/// after the last model turn are dropped (LLaMA-Factory drops a row with an odd number of
+/// turns). A call turn's reasoning (and any visible text) goes in its `<think>` block, which
+/// LLaMA-Factory's function formatter keeps as the thought.
+pub fn sharegpt(t: &Trajectory, keep: usize) -> ShareGpt {
     let msgs = &t.messages[..keep.min(t.messages.len())];
     let mut system = String::new();
     let mut turns: Vec<(&'static str, String)> = Vec::new();
-    let push = |from: &'static str, value: String, turns: &mut Vec<(&'static str, String)>| {
-        let side = |f: &str| matches!(f, "gpt" | "function_call");
-        match turns.last_mut() {
-            Some((last, text)) if side(last) == side(from) => {
+    let model_side = |f: &str| matches!(f, "gpt" | "function_call");
+    let push =
+        |from: &'static str, value: String, turns: &mut Vec<(&'static str, String)>| match turns
+            .last_mut()
+        {
+            Some((last, text)) if model_side(last) == model_side(from) => {
                 text.push_str("\n\n");
                 text.push_str(&value);
             }
             _ => turns.push((from, value)),
-        }
-    };
+        };
     for (i, m) in msgs.iter().enumerate() {
         match m.role {
             Role::System if i == 0 => system = m.content.clone().unwrap_or_default(),
@@ -91,19 +166,11 @@ pub fn sharegpt(t: &Trajectory, keep: usize) -> (String, Vec<Value>, String) {
                     .filter(|s| !s.is_empty())
                     .collect::<Vec<_>>()
                     .join("\n\n");
-                let calls: Vec<Value> = m
-                    .tool_calls
-                    .iter()
-                    .map(|c| {
-                        let args = serde_json::from_str::<Value>(&c.arguments)
-                            .unwrap_or_else(|_| Value::String(c.arguments.clone()));
-                        json!({"name": c.name, "arguments": args})
-                    })
-                    .collect();
+                let calls: Vec<String> = m.tool_calls.iter().map(call_json).collect();
                 let calls = if calls.len() == 1 {
-                    calls[0].to_string()
+                    calls.concat()
                 } else {
-                    Value::Array(calls).to_string()
+                    format!("[{}]", calls.join(", "))
                 };
                 let think = if reasoning.is_empty() {
                     "<think>\n\n</think>".to_string()
@@ -114,12 +181,21 @@ pub fn sharegpt(t: &Trajectory, keep: usize) -> (String, Vec<Value>, String) {
             }
         }
     }
+    let mut dropped = 0;
+    while turns.last().is_some_and(|(from, _)| !model_side(from)) {
+        turns.pop();
+        dropped += 1;
+    }
     let conversations = turns
         .into_iter()
         .map(|(from, value)| json!({"from": from, "value": value}))
         .collect();
-    let tools = Value::Array(tools_json(t)).to_string();
-    (system, conversations, tools)
+    ShareGpt {
+        system,
+        conversations,
+        tools: Value::Array(tools_json(t)).to_string(),
+        dropped,
+    }
 }
 
 #[cfg(test)]
@@ -135,5 +211,58 @@ mod tests {
         assert_eq!(think_text(&m), "<think>\nlook first\n</think>\n\nok");
         let inline = ChatMessage::assistant(Some("<think>x</think> y".into()), vec![]);
         assert_eq!(think_text(&inline), "<think>x</think> y");
+    }
+
+    fn trajectory(messages: Vec<ChatMessage>) -> Trajectory {
+        Trajectory {
+            version: 1,
+            teacher: trajforge_teacher::TeacherInfo {
+                base_url: String::new(),
+                model: "m".into(),
+                mode: trajforge_teacher::ToolMode::Native,
+            },
+            task: "task".into(),
+            tools: Vec::new(),
+            messages,
+            steps: Vec::new(),
+            exit: trajforge_agent::ExitStatus::Submitted,
+            outcome: trajforge_agent::EnvOutcome::default(),
+            usage: trajforge_teacher::Usage::default(),
+            started_at_ms: 0,
+            duration: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn sharegpt_alternates_and_ends_on_a_model_turn() {
+        let call = trajforge_teacher::ToolCall::new(
+            "c1",
+            "edit",
+            r#"{"path": "a.py", "command": "view"}"#,
+        );
+        let mut t = trajectory(vec![
+            ChatMessage::system("sys"),
+            ChatMessage::user("demo"),
+            ChatMessage::user("task"),
+            ChatMessage::assistant(None, vec![call.clone()]),
+            ChatMessage::tool_result(&call, "a.py: 3 lines"),
+        ]);
+        t.messages[4].name = None;
+        prepare(&mut t, true);
+        assert_eq!(t.messages.len(), 4);
+        assert_eq!(t.messages[1].content.as_deref(), Some("demo\n\ntask"));
+        assert_eq!(t.messages[3].name.as_deref(), Some("edit"));
+        let row = sharegpt(&t, usize::MAX);
+        assert_eq!(row.dropped, 1);
+        let froms: Vec<&str> = row
+            .conversations
+            .iter()
+            .map(|c| c["from"].as_str().unwrap())
+            .collect();
+        assert_eq!(froms, ["human", "function_call"]);
+        assert_eq!(
+            row.conversations[1]["value"],
+            "<think>\n\n</think>\n\n{\"name\": \"edit\", \"arguments\": {\"path\":\"a.py\",\"command\":\"view\"}}"
+        );
     }
 }

@@ -38,6 +38,13 @@ pub enum ExportError {
         /// The I/O or encoding error.
         message: String,
     },
+    /// A companion file (dataset card, trainer config, dataset_info.json) would replace a file
+    /// that trajforge did not write; nothing was written.
+    #[error("{}: exists and was not written by trajforge; the export would replace it", path.display())]
+    WouldOverwrite {
+        /// The file in the way.
+        path: PathBuf,
+    },
     /// The options contradict each other or a value is malformed.
     #[error("{0}")]
     Options(String),

@@ -31,7 +31,7 @@ use trajforge_store::{ExitLabel, Rollout, Store, TrajectoryRow};
 pub use error::{ExportError, Result};
 pub use select::{Filters, Key, Plan};
 pub use source::Sample;
-pub use spec::{ExportSpec, SpecError};
+pub use spec::{ExportSpec, MergeTurns, SpecError};
 pub use tokens::{Measure, StudentTokenizer};
 pub use write::{Container, RowWriter};
 
@@ -89,6 +89,8 @@ pub struct Options<'a> {
     pub run_dir: PathBuf,
     /// Worker threads of the counting pass.
     pub threads: usize,
+    /// Merge consecutive user turns (for chat templates that demand alternating roles).
+    pub merge_turns: bool,
 }
 
 /// Figures of a finished export.
@@ -114,6 +116,25 @@ pub struct Summary {
     pub menu_entries: BTreeMap<String, u64>,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// ShareGPT rows that had turns after their last model turn left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_dropped: u64,
+    /// Whether consecutive user turns were merged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merged_turns: bool,
+    /// Rows per intent (web runs).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub intents: BTreeMap<String, u64>,
+    /// Distinct start pages of the rows written (web runs).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_pages: u64,
+    /// Why the filters that removed most rows removed them, and how to keep those rows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<select::FilterNote>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The run's settings as stored by `generate` (`null` for imports without them).
@@ -167,14 +188,11 @@ pub fn patch_lines(patch: Option<&str>) -> Option<usize> {
 }
 
 /// The first pass's key of one row.
-fn key_of(
-    row: TrajectoryRow,
-    f: &Filters,
-    tokenizer: Option<&StudentTokenizer>,
-    run_repo: Option<&str>,
-) -> Result<Key> {
-    let s = Sample::from_row(row, false)?;
-    let removed = cheap_filters(&s, f, run_repo);
+fn key_of(row: TrajectoryRow, cx: &PassContext<'_>) -> Result<Key> {
+    let (f, tokenizer) = (cx.filters, cx.tokenizer);
+    let mut s = Sample::from_row(row, false)?;
+    convert::prepare(&mut s.trajectory, cx.merge_turns);
+    let removed = cheap_filters(&s, f, cx.run_repo);
     let measure = match (removed, tokenizer) {
         (None, Some(tok)) => {
             Some(
@@ -202,17 +220,28 @@ fn key_of(
             .menu_entry()
             .and_then(|m| m.get("id").and_then(Value::as_str).map(str::to_string)),
         teacher: s.trajectory.teacher.model.clone(),
+        patch_lines: patch_lines(s.meta.patch.as_deref()),
+        web: s.web_task(cx.site).map(|w| (w.intent, w.start_url)),
     })
 }
 
+/// What the first pass needs besides the rows.
+#[derive(Debug, Clone, Copy)]
+pub struct PassContext<'a> {
+    /// Selection.
+    pub filters: &'a Filters,
+    /// Tokenizer for token figures (none: no token filters).
+    pub tokenizer: Option<&'a StudentTokenizer>,
+    /// The run's repository, for the exclusion list.
+    pub run_repo: Option<&'a str>,
+    /// The site of a web run.
+    pub site: Option<&'a str>,
+    /// Merge consecutive user turns before counting.
+    pub merge_turns: bool,
+}
+
 /// First pass: a key per trajectory, counted on `threads` workers while the store streams.
-pub fn first_pass(
-    store: &Store,
-    f: &Filters,
-    tokenizer: Option<&StudentTokenizer>,
-    run_repo: Option<&str>,
-    threads: usize,
-) -> Result<Vec<Key>> {
+pub fn first_pass(store: &Store, cx: &PassContext<'_>, threads: usize) -> Result<Vec<Key>> {
     let threads = threads.max(1);
     let (row_tx, row_rx) = mpsc::sync_channel::<TrajectoryRow>(threads * 8);
     let row_rx = std::sync::Mutex::new(row_rx);
@@ -230,7 +259,7 @@ pub fn first_pass(
                         Err(_) => return,
                     };
                     let Ok(row) = row else { return };
-                    if key_tx.send(key_of(row, f, tokenizer, run_repo)).is_err() {
+                    if key_tx.send(key_of(row, cx)).is_err() {
                         return;
                     }
                 }
@@ -257,9 +286,10 @@ pub fn first_pass(
     }
 }
 
-/// Columns every format carries.
-fn meta_columns(s: &Sample, tokens: Option<usize>, ratio: f64) -> Value {
-    json!({
+/// Columns every format carries; a web run's rows also say where their task was
+/// (`site`, `intent`, `start_url`, `final_url`).
+fn meta_columns(s: &Sample, tokens: Option<usize>, ratio: f64, site: Option<&str>) -> Value {
+    let mut row = json!({
         "id": s.sample_id(),
         "rollout": s.meta.rollout,
         "recall": s.meta.recall,
@@ -268,7 +298,36 @@ fn meta_columns(s: &Sample, tokens: Option<usize>, ratio: f64) -> Value {
         "teacher": s.trajectory.teacher.model,
         "tokens": tokens,
         "truncation_ratio": ratio,
-    })
+    });
+    if let (Some(task), Some(obj)) = (s.web_task(site), row.as_object_mut()) {
+        obj.insert("site".into(), task.site.into());
+        obj.insert("intent".into(), task.intent.into());
+        obj.insert("start_url".into(), task.start_url.into());
+        obj.insert("final_url".into(), task.final_url.into());
+    }
+    row
+}
+
+/// The site of a web run (the URL it browsed; `None` for other runs).
+pub fn web_site(store: &Store, run: &Value) -> Result<Option<String>> {
+    if store.meta("site")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        run.get("repo")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    ))
+}
+
+/// A rendered row and the turns left out of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// The row.
+    pub row: Value,
+    /// ShareGPT turns after the last model turn that were left out.
+    pub dropped: usize,
 }
 
 /// The row of `s` in `format`, keeping its first `keep` messages.
@@ -278,13 +337,15 @@ pub fn render_row(
     keep: usize,
     measure: Option<&Measure>,
     run: &Value,
-) -> Value {
+    site: Option<&str>,
+) -> Rendered {
     let keep = keep.min(s.trajectory.messages.len());
     let t = &s.trajectory;
     let ratio = measure.map_or(1.0, Measure::ratio);
-    let mut row = meta_columns(s, measure.map(|m| m.tokens), ratio);
+    let mut row = meta_columns(s, measure.map(|m| m.tokens), ratio, site);
+    let mut dropped = 0;
     let Some(obj) = row.as_object_mut() else {
-        return row;
+        return Rendered { row, dropped };
     };
     match format {
         Format::Openai => {
@@ -295,10 +356,11 @@ pub fn render_row(
             obj.insert("messages".into(), convert::hermes_messages(t, keep).into());
         }
         Format::Sharegpt => {
-            let (system, conversations, tools) = convert::sharegpt(t, keep);
-            obj.insert("conversations".into(), conversations.into());
-            obj.insert("system".into(), system.into());
-            obj.insert("tools".into(), tools.into());
+            let share = convert::sharegpt(t, keep);
+            dropped = share.dropped;
+            obj.insert("conversations".into(), share.conversations.into());
+            obj.insert("system".into(), share.system.into());
+            obj.insert("tools".into(), share.tools.into());
         }
         Format::Raw => {
             let m = &s.meta;
@@ -329,7 +391,7 @@ pub fn render_row(
             obj.insert("trajectory".into(), data);
         }
     }
-    row
+    Rendered { row, dropped }
 }
 
 /// Run a whole export: both passes, the data file, the card and the trainer config.
@@ -341,14 +403,20 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Summary> {
         ))
     })?;
     let run = run_settings(store)?;
+    let site = web_site(store, &run)?;
+    // Nothing is written when a companion file would replace a file trajforge did not write.
+    card::check_companions(opts)?;
     let run_repo = run.get("repo").and_then(Value::as_str).map(str::to_string);
-    let mut keys = first_pass(
-        store,
-        &opts.filters,
-        opts.tokenizer,
-        run_repo.as_deref(),
-        opts.threads,
-    )?;
+    // Raw rows keep the trajectory as stored, so its message count must stay the stored one.
+    let merge = opts.merge_turns && opts.format != Format::Raw;
+    let cx = PassContext {
+        filters: &opts.filters,
+        tokenizer: opts.tokenizer,
+        run_repo: run_repo.as_deref(),
+        site: site.as_deref(),
+        merge_turns: merge,
+    };
+    let mut keys = first_pass(store, &cx, opts.threads)?;
     let plan = select::plan(&mut keys, &opts.filters);
     let measures: std::collections::HashMap<i64, Measure> = keys
         .iter()
@@ -356,16 +424,28 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Summary> {
         .filter_map(|k| k.measure.map(|m| (k.id, m)))
         .collect();
 
-    let mut writer = RowWriter::create(&opts.out, container, opts.format)?;
+    let mut writer = RowWriter::create(&opts.out, container, opts.format, site.is_some())?;
     let mut failure: Option<ExportError> = None;
     let keep_data = opts.format == Format::Raw;
+    let mut trailing_dropped = 0u64;
     store.for_each_trajectory(true, |row| {
         let Some(&keep) = plan.selected.get(&row.meta.id) else {
             return true;
         };
-        let result = Sample::from_row(row, keep_data).and_then(|s| {
-            let row = render_row(&s, opts.format, keep, measures.get(&s.meta.id), &run);
-            writer.write(row)
+        let result = Sample::from_row(row, keep_data).and_then(|mut s| {
+            convert::prepare(&mut s.trajectory, merge);
+            let r = render_row(
+                &s,
+                opts.format,
+                keep,
+                measures.get(&s.meta.id),
+                &run,
+                site.as_deref(),
+            );
+            if r.dropped > 0 {
+                trailing_dropped += 1;
+            }
+            writer.write(r.row)
         });
         match result {
             Ok(()) => true,
@@ -380,8 +460,10 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Summary> {
     }
     writer.finish()?;
 
-    let summary = card::summarize(store, &keys, &plan, opts)?;
-    card::write_companions(opts, &summary, &run)
+    let mut summary = card::summarize(store, &keys, &plan, opts)?;
+    summary.trailing_dropped = trailing_dropped;
+    summary.merged_turns = merge;
+    card::write_companions(opts, &summary, &run, site.as_deref())
 }
 
 /// Where the card and configs of an export go: beside the data file.

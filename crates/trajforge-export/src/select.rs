@@ -135,6 +135,10 @@ pub struct Key {
     pub menu_entry: Option<String>,
     /// Teacher model.
     pub teacher: String,
+    /// Changed lines of the patch (`None` when it does not parse).
+    pub patch_lines: Option<usize>,
+    /// Intent and start page (web runs).
+    pub web: Option<(String, String)>,
 }
 
 impl Key {
@@ -142,6 +146,123 @@ impl Key {
     pub fn ratio(&self) -> f64 {
         self.measure.map_or(1.0, |m| m.ratio())
     }
+}
+
+/// Why a filter removed rows, by how much, and the option that keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilterNote {
+    /// The filter.
+    pub filter: String,
+    /// Rows it removed.
+    pub removed: u64,
+    /// What the removed rows had against the limit, e.g. "mean 1432 tokens per tool response
+    /// (limit 600)".
+    pub found: String,
+    /// The option that keeps them.
+    pub keep_with: String,
+}
+
+/// Notes for the filters that removed rows when most rows were removed (at least half of
+/// the trajectories), so an almost empty export says why.
+pub fn notes(keys: &[Key], f: &Filters, written: u64) -> Vec<FilterNote> {
+    let total = keys.len() as u64;
+    if total == 0 || written * 2 > total {
+        return Vec::new();
+    }
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    FILTER_ORDER
+        .iter()
+        .filter_map(|&name| {
+            let removed: Vec<&Key> = keys.iter().filter(|k| k.removed == Some(name)).collect();
+            if removed.is_empty() {
+                return None;
+            }
+            let (found, keep_with) = match name {
+                "rollout" => (
+                    format!("rollouts other than {}", f.rollouts.join(",")),
+                    "--rollouts t1,t2".to_string(),
+                ),
+                "verdict" => (
+                    match f.min_recall {
+                        Some(r) => format!("T2 recall below {r} or T1 self-check failed"),
+                        None => "rejected by the run's verdict (T1 self-check, T2 r below the run's threshold)".to_string(),
+                    },
+                    "--min-recall R (T2 rows with r >= R)".to_string(),
+                ),
+                "not_submitted" => (
+                    "episodes that ended without a submit".to_string(),
+                    "--require-submit false".to_string(),
+                ),
+                "patch_lines" => {
+                    let lines: Vec<f64> = removed
+                        .iter()
+                        .filter_map(|k| k.patch_lines.map(|n| n as f64))
+                        .collect();
+                    (
+                        format!(
+                            "mean {:.0} changed lines per patch (limit {})",
+                            mean(&lines),
+                            f.max_patch_lines.unwrap_or(0)
+                        ),
+                        "--max-patch-lines N (0: off)".to_string(),
+                    )
+                }
+                "excluded_repo" => (
+                    "repositories in the exclusion list".to_string(),
+                    "leave out --exclude-repos".to_string(),
+                ),
+                "duplicate_patch" => (
+                    "patches identical to an earlier row's".to_string(),
+                    "--dedup false".to_string(),
+                ),
+                "tool_tokens" => {
+                    let found: Vec<f64> = removed
+                        .iter()
+                        .filter_map(|k| k.measure.map(|m| m.tool_tokens_mean))
+                        .collect();
+                    (
+                        format!(
+                            "mean {:.0} tokens per tool response (limit {:.0})",
+                            mean(&found),
+                            f.max_tool_tokens.unwrap_or(0.0)
+                        ),
+                        "--max-tool-tokens N above that mean (0: off)".to_string(),
+                    )
+                }
+                "too_long" => {
+                    let found: Vec<f64> = removed
+                        .iter()
+                        .filter_map(|k| k.measure.map(|m| m.total_tokens as f64))
+                        .collect();
+                    (
+                        format!(
+                            "mean {:.0} tokens per sample (limit {}, truncated kept down to ratio {})",
+                            mean(&found),
+                            f.max_tokens.unwrap_or(0),
+                            f.min_ratio
+                        ),
+                        "--max-tokens N (0: off) or a lower --min-ratio".to_string(),
+                    )
+                }
+                _ => (
+                    "over the --mix caps".to_string(),
+                    "raise or leave out --mix".to_string(),
+                ),
+            };
+            Some(FilterNote {
+                filter: name.to_string(),
+                removed: removed.len() as u64,
+                found,
+                keep_with,
+            })
+        })
+        .collect()
 }
 
 /// The decision: which ids are written, and how many each filter removed.
@@ -238,6 +359,8 @@ mod tests {
             recall: None,
             menu_entry: None,
             teacher: "m".into(),
+            patch_lines: Some(2),
+            web: None,
         }
     }
 

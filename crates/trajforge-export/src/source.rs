@@ -2,9 +2,23 @@
 
 use serde_json::Value;
 use trajforge_agent::Trajectory;
+use trajforge_store::model::{WebJob, WebRollout};
 use trajforge_store::{StageName, TrajectoryMeta, TrajectoryRow};
 
 use crate::error::{ExportError, Result};
+
+/// What a web sample was asked to do and where it ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WebTask {
+    /// The site (the base URL the run browsed).
+    pub site: String,
+    /// The intent's menu id.
+    pub intent: String,
+    /// The start page.
+    pub start_url: String,
+    /// The page the episode ended on.
+    pub final_url: Option<String>,
+}
 
 /// A trajectory ready to filter and render.
 #[derive(Debug, Clone)]
@@ -86,6 +100,27 @@ impl Sample {
             .find_map(|k| self.function.get(*k).and_then(Value::as_str))
             .map(str::to_string)
             .or_else(|| run_repo.map(str::to_string))
+    }
+
+    /// The task of a web run's sample, from the job and the rollout that made it (`None` for
+    /// repository runs and imports).
+    pub fn web_task(&self, site: Option<&str>) -> Option<WebTask> {
+        let site = site?;
+        let job = WebJob::deserialize(&self.function).ok()?;
+        let stage = match self.meta.rollout {
+            trajforge_store::Rollout::T2 => StageName::Rollout2,
+            _ => StageName::Rollout1,
+        };
+        let rollout = self
+            .stages
+            .get(stage.as_str())
+            .and_then(|v| WebRollout::deserialize(v).ok());
+        Some(WebTask {
+            site: site.to_string(),
+            intent: job.intent,
+            start_url: job.start_url,
+            final_url: rollout.and_then(|r| r.final_url),
+        })
     }
 
     /// A stable sample id: `job-attempt-rollout`.

@@ -10,6 +10,18 @@ use trajforge_store::Store;
 use crate::select::{Filters, normalize_repo, parse_mix};
 use crate::{Container, ExportError, Format, Options, StudentTokenizer, Summary};
 
+/// Whether consecutive user turns are merged into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeTurns {
+    /// When the tokenizer's chat template refuses two user turns in a row (Gemma, Mistral).
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
 /// SERA's filter on the mean tokens of a tool response, for code runs.
 pub const DEFAULT_MAX_TOOL_TOKENS: usize = 600;
 
@@ -48,6 +60,8 @@ pub struct ExportSpec {
     pub student: String,
     /// Counting threads (none: all cores).
     pub threads: Option<usize>,
+    /// Merging of consecutive user turns.
+    pub merge_turns: MergeTurns,
 }
 
 /// Why an export could not be made.
@@ -185,6 +199,13 @@ impl ExportSpec {
         let threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
+        let merge_turns = match self.merge_turns {
+            MergeTurns::On => true,
+            MergeTurns::Off => false,
+            MergeTurns::Auto => tokenizer
+                .as_ref()
+                .is_some_and(|t| t.template().requires_alternation()),
+        };
         let opts = Options {
             format: self.format,
             out: self.out.clone(),
@@ -193,6 +214,7 @@ impl ExportSpec {
             student: self.student.clone(),
             run_dir: self.run_dir.clone(),
             threads,
+            merge_turns,
         };
         Ok(crate::export(store, &opts)?)
     }
@@ -232,6 +254,26 @@ impl Summary {
             .collect();
         if !removed.is_empty() {
             let _ = writeln!(text, "removed: {}", removed.join(", "));
+        }
+        for n in &self.notes {
+            let _ = writeln!(
+                text,
+                "  {} removed {}: {}; to keep them: {}",
+                n.filter, n.removed, n.found, n.keep_with
+            );
+        }
+        if self.trailing_dropped > 0 {
+            let _ = writeln!(
+                text,
+                "{} rows ended on an observation: the turns after their last model turn were left out",
+                self.trailing_dropped
+            );
+        }
+        if self.merged_turns {
+            let _ = writeln!(
+                text,
+                "consecutive user turns merged (the chat template demands alternating roles)"
+            );
         }
         for f in self.files.iter().skip(1) {
             let _ = writeln!(text, "wrote {}", f.display());

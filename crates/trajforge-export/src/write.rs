@@ -130,13 +130,13 @@ impl std::fmt::Debug for RowWriter {
 }
 
 impl RowWriter {
-    /// Start writing `path` in `container`.
-    pub fn create(path: &Path, container: Container, format: Format) -> Result<Self> {
+    /// Start writing `path` in `container`; `web` adds the columns of a web run's task.
+    pub fn create(path: &Path, container: Container, format: Format, web: bool) -> Result<Self> {
         let (guard, file) = AtomicFile::new(path)?;
         let inner = match container {
             Container::Jsonl => Inner::Jsonl(BufWriter::with_capacity(1 << 20, file)),
             Container::Parquet => {
-                let schema = Arc::new(schema(format));
+                let schema = Arc::new(schema(format, web));
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .build();
@@ -232,22 +232,45 @@ fn list_of(fields: Vec<Field>) -> DataType {
     )))
 }
 
-/// Columns every format carries, so users can filter without the raw export.
-fn meta_fields() -> Vec<Field> {
-    vec![
+/// Columns every format carries, so users can filter without the raw export; `web` adds a
+/// web run's task.
+fn meta_fields(web: bool) -> Vec<Field> {
+    let mut fields = vec![
         utf8("id", false),
         utf8("rollout", false),
         Field::new("recall", DataType::Float64, true),
         utf8("function", true),
-        utf8("menu_entry", true),
+        json_field("menu_entry", true),
         utf8("teacher", true),
         Field::new("tokens", DataType::Int64, true),
         Field::new("truncation_ratio", DataType::Float64, false),
-    ]
+    ];
+    if web {
+        fields.extend([
+            utf8("site", false),
+            utf8("intent", false),
+            utf8("start_url", false),
+            utf8("final_url", true),
+        ]);
+    }
+    fields
+}
+
+/// A string column holding JSON, marked with Arrow's canonical `arrow.json` extension type so
+/// readers that know it (pyarrow, `datasets`' `Json` feature) give back the nested value.
+fn json_field(name: &str, nullable: bool) -> Field {
+    utf8(name, nullable).with_metadata(
+        [
+            ("ARROW:extension:name".to_string(), "arrow.json".to_string()),
+            ("ARROW:extension:metadata".to_string(), String::new()),
+        ]
+        .into_iter()
+        .collect::<std::collections::HashMap<String, String>>(),
+    )
 }
 
 /// The Arrow schema of a format's Parquet file.
-pub fn schema(format: Format) -> Schema {
+pub fn schema(format: Format, web: bool) -> Schema {
     let mut fields = match format {
         Format::Openai => vec![
             Field::new(
@@ -276,7 +299,13 @@ pub fn schema(format: Format) -> Schema {
                 ]),
                 false,
             ),
-            utf8("tools", false),
+            // Tool schemas are free-form JSON; each is one JSON value, so the column loads as
+            // the list of dicts `apply_chat_template(messages, tools=...)` takes.
+            Field::new(
+                "tools",
+                DataType::List(Arc::new(json_field("item", false))),
+                false,
+            ),
         ],
         Format::Hermes => vec![Field::new(
             "messages",
@@ -306,25 +335,31 @@ pub fn schema(format: Format) -> Schema {
             Field::new("tool_tokens_mean", DataType::Float64, true),
             Field::new("total_tokens", DataType::Int64, true),
             utf8("job_key", true),
-            utf8("job", true),
-            utf8("stages", true),
-            utf8("run", true),
-            utf8("trajectory", false),
+            json_field("job", true),
+            json_field("stages", true),
+            json_field("run", true),
+            json_field("trajectory", false),
         ],
     };
-    fields.extend(meta_fields());
+    fields.extend(meta_fields(web));
     Schema::new(fields)
 }
 
 /// Free-form values (tool schemas, raw records) become JSON text in Parquet, where a column
-/// needs one fixed type.
+/// needs one fixed type; their fields carry the `arrow.json` extension type ([`json_field`]).
 fn parquet_row(format: Format, mut row: Value) -> Value {
     let keys: &[&str] = match format {
-        Format::Openai => &["tools"],
         Format::Raw => &["job", "stages", "run", "trajectory", "menu_entry"],
         _ => &[],
     };
     if let Some(obj) = row.as_object_mut() {
+        if format == Format::Openai
+            && let Some(Value::Array(tools)) = obj.get_mut("tools")
+        {
+            for t in tools.iter_mut() {
+                *t = Value::String(t.to_string());
+            }
+        }
         let mut stringify = |k: &str| {
             if let Some(v) = obj.get_mut(k)
                 && !v.is_string()

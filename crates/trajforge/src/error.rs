@@ -310,6 +310,10 @@ impl From<trajforge_export::SpecError> for CliError {
             S::Tokenizer(_) => e(Kind::Input).hint(
                 "pass a Hugging Face tokenizer.json with its tokenizer_config.json, or a GGUF file",
             ),
+            S::Export(ExportError::WouldOverwrite { .. }) => e(Kind::Input).hint(
+                "nothing was written; export into a folder of its own (e.g. --out my-dataset/data.jsonl), \
+                 or move that file away",
+            ),
             S::Export(inner) => e(Kind::Failure).hint(match inner {
                 ExportError::Io { .. } => "check that the output folder is writable",
                 ExportError::Template(_) => "the tokenizer's chat template cannot render these conversations; try another --tokenizer",

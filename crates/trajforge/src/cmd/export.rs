@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use trajforge_export::{ExportSpec, Format};
+use trajforge_export::{ExportSpec, Format, MergeTurns};
 use trajforge_pipeline::prepare;
 
 use crate::error::CliError;
@@ -21,6 +21,17 @@ pub enum FormatArg {
     Raw,
 }
 
+/// When to merge consecutive user turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MergeArg {
+    /// When the tokenizer's chat template refuses two user turns in a row (Gemma, Mistral).
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
 /// Options of `trajforge export`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -29,7 +40,9 @@ lines per patch, at most 600 tokens per tool response on average, identical patc
 sample with too-long samples cut after the last assistant turn that fits and kept down to a ratio of 0.88. \
 Set a limit to 0 (or a switch to false) to turn that filter off. Token counts are exact for --tokenizer \
 [default: the installed default model's GGUF]. The data is written to a temporary file and renamed; \
-README.md (dataset card), axolotl.yaml and, for sharegpt, dataset_info.json are written beside it."
+README.md (dataset card), axolotl.yaml and, for sharegpt, dataset_info.json are written beside it. \
+Those never replace a file trajforge did not write: if one is in the way the export stops before \
+writing anything (exit code 2); export into a folder of its own, e.g. --out my-dataset/data.jsonl."
 )]
 pub struct Args {
     /// The run folder given to `generate --out` (or `import`).
@@ -80,6 +93,10 @@ pub struct Args {
     /// Worker threads for token counting [default: all cores].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Merge consecutive user turns (e.g. a demonstration turn and the task) into one, for
+    /// chat templates that demand alternating roles; auto: when the --tokenizer's template refuses two user turns in a row.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub merge_turns: MergeArg,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -110,6 +127,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
         min_ratio: args.min_ratio,
         student: args.student,
         threads: args.threads,
+        merge_turns: match args.merge_turns {
+            MergeArg::Auto => MergeTurns::Auto,
+            MergeArg::On => MergeTurns::On,
+            MergeArg::Off => MergeTurns::Off,
+        },
     };
     // Options are checked before the run folder is opened.
     spec.check()?;
