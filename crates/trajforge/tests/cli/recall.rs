@@ -3,26 +3,24 @@
 use std::path::Path;
 use std::process::Command;
 
+use trajforge_testkit::run_ok;
+
 use crate::{assert_success, stderr, stdout, trajforge};
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "-c",
-            "core.autocrlf=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "core.autocrlf=false",
+            ])
+            .args(args)
+            .current_dir(dir),
+        &format!("git {args:?}"),
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }

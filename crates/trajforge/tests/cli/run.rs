@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::json;
-use trajforge_testkit::{FakeServer, Reply, Script, Step};
+use trajforge_testkit::{FakeServer, Reply, Script, Step, run_ok};
 
 use crate::repo_root;
 
@@ -20,17 +20,13 @@ pub fn sample_git_repo_with_env(dir: &Path, envs: &[(&str, &str)]) -> PathBuf {
     let repo = dir.join("sample");
     copy_dir(&repo_root().join("examples/sample-repo"), &repo);
     let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .envs(envs.iter().copied())
-            .current_dir(&repo)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .envs(envs.iter().copied())
+                .current_dir(&repo),
+            &format!("git {args:?}"),
         );
     };
     git(&["init", "-q"]);
