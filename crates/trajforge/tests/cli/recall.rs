@@ -5,7 +5,7 @@ use std::process::Command;
 
 use trajforge_testkit::run_ok;
 
-use crate::{assert_success, stderr, stdout, trajforge};
+use crate::{assert_success, input_error, stdout, trajforge};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = run_ok(
@@ -91,8 +91,7 @@ fn malformed_patch_names_the_line_and_exits_2() {
         ],
         cache.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let err = input_error(&out);
     assert!(
         err.contains("bad.diff") && err.contains("P2") && err.contains("line 3"),
         "{err}"
@@ -101,7 +100,7 @@ fn malformed_patch_names_the_line_and_exits_2() {
         &["recall", "/nope/p1.diff", &good.display().to_string()],
         cache.path(),
     );
-    assert_eq!(missing.status.code(), Some(2));
+    input_error(&missing);
 }
 
 #[test]
