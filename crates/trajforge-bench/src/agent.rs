@@ -940,15 +940,15 @@ fn compare_mini(args: &AgentArgs, root: &Path, repo: &Path) -> Result<Vec<Row>, 
                 let mut child = measure(cmd, &compare.join(format!("ours-{tag}.log"))).await?;
                 let traj: Value = read_json(&out)?;
                 child.calls = traj["steps"].as_array().map_or(0, Vec::len);
-                let exit = traj["exit"]["status"].as_str().unwrap_or("?").to_string();
-                if exit != "submitted" || child.calls != n + 2 {
-                    return Err(format!(
-                        "trajforge run: {} model calls, exit {exit} (expected {} and submitted); log in {}",
-                        child.calls,
-                        n + 2,
-                        compare.display()
-                    ));
-                }
+                let exit = traj["exit"]["status"].as_str().unwrap_or("?");
+                check_compared_episode(
+                    "trajforge run",
+                    child.calls,
+                    exit,
+                    "submitted",
+                    n + 2,
+                    &compare,
+                )?;
                 ours.entry(n).or_default().push(child);
 
                 // mini-swe-agent
@@ -973,15 +973,15 @@ fn compare_mini(args: &AgentArgs, root: &Path, repo: &Path) -> Result<Vec<Row>, 
                 child.calls = traj["info"]["model_stats"]["api_calls"]
                     .as_u64()
                     .unwrap_or(0) as usize;
-                let exit = traj["info"]["exit_status"].as_str().unwrap_or("?").to_string();
-                if exit != "Submitted" || child.calls != n + 2 {
-                    return Err(format!(
-                        "mini-swe-agent: {} model calls, exit {exit} (expected {} and Submitted); log in {}",
-                        child.calls,
-                        n + 2,
-                        compare.display()
-                    ));
-                }
+                let exit = traj["info"]["exit_status"].as_str().unwrap_or("?");
+                check_compared_episode(
+                    "mini-swe-agent",
+                    child.calls,
+                    exit,
+                    "Submitted",
+                    n + 2,
+                    &compare,
+                )?;
                 theirs.entry(n).or_default().push(child);
             }
         }
@@ -1061,6 +1061,25 @@ fn compare_mini(args: &AgentArgs, root: &Path, repo: &Path) -> Result<Vec<Row>, 
 
 /// The scripted episode for the comparison: the number of cheap steps is the number at the end
 /// of the model name (`cheap-50`); a request offering `str_replace_editor` comes from trajforge.
+/// Fails a comparison episode of `who` that made other than `want_calls` model calls or
+/// ended other than `want_exit`; its log is in `dir`.
+fn check_compared_episode(
+    who: &str,
+    calls: usize,
+    exit: &str,
+    want_exit: &str,
+    want_calls: usize,
+    dir: &Path,
+) -> Result<(), String> {
+    if exit != want_exit || calls != want_calls {
+        return Err(format!(
+            "{who}: {calls} model calls, exit {exit} (expected {want_calls} and {want_exit}); log in {}",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 fn compare_step(body: &Value) -> FakeStep {
     let steps = body["model"]
         .as_str()

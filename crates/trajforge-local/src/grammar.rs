@@ -329,15 +329,18 @@ mod tests {
         ]
     }
 
+    /// The grammar for [`tools`] under `choice`, which must have one.
+    fn grammar(choice: &ToolChoice, parallel: bool) -> String {
+        tool_grammar(&tools(), choice, parallel)
+            .expect("grammar")
+            .expect("a grammar for this choice")
+    }
+
     #[test]
     fn required_grammar_mentions_every_tool_and_no_message() {
-        let g = tool_grammar(&tools(), &ToolChoice::Required, false)
-            .unwrap()
-            .unwrap();
+        let g = grammar(&ToolChoice::Required, false);
         assert!(g.starts_with("root ::= call\n"), "{g}");
-        let p = tool_grammar(&tools(), &ToolChoice::Required, true)
-            .unwrap()
-            .unwrap();
+        let p = grammar(&ToolChoice::Required, true);
         assert!(p.starts_with("root ::= call (\"\\n\" call)*"), "{p}");
         assert!(
             g.contains(r#""{\"name\": \"str_replace_editor\", \"arguments\": ""#),
@@ -349,9 +352,7 @@ mod tests {
 
     #[test]
     fn auto_allows_a_message_and_none_has_no_grammar() {
-        let g = tool_grammar(&tools(), &ToolChoice::Auto, false)
-            .unwrap()
-            .unwrap();
+        let g = grammar(&ToolChoice::Auto, false);
         assert!(g.contains("root ::= calls | message"), "{g}");
         assert_eq!(
             tool_grammar(&tools(), &ToolChoice::None, true).unwrap(),
@@ -366,9 +367,7 @@ mod tests {
     #[test]
     fn forced_function_must_exist() {
         assert!(tool_grammar(&tools(), &ToolChoice::Function("nope".into()), true).is_err());
-        let g = tool_grammar(&tools(), &ToolChoice::Function("bash".into()), true)
-            .unwrap()
-            .unwrap();
+        let g = grammar(&ToolChoice::Function("bash".into()), true);
         assert!(!g.contains("submit"), "{g}");
     }
 

@@ -81,7 +81,7 @@ use trajforge_hash::Fnv1a64;
 
 pub use error::{MenuError, MenuProblem};
 
-use parse::{MenuFile, Mode, Source};
+use parse::{KindList, MenuFile, Mode, RawBug, RawTask, Source};
 
 /// The built-in bug-type menu, as TOML in the user file format.
 pub const BUILTIN_BUGS_TOML: &str = include_str!("../menus/bugs.toml");
@@ -242,52 +242,98 @@ impl Menu {
             line,
             problem: MenuProblem::EmptyReplacement { kind },
         };
+        let replace = file.mode == Mode::Replace;
         if let Some(list) = file.bugs {
-            if file.mode == Mode::Replace {
-                if list.entries.is_empty() {
-                    return Err(empty_replacement("bug", list.line));
-                }
-                self.bugs.clear();
-            }
-            for raw in list.entries {
-                match self.bugs.iter_mut().find(|b| b.id == raw.id) {
-                    Some(existing) => {
-                        existing.category = raw.category;
-                        existing.prompt = raw.prompt;
-                    }
-                    None => self.bugs.push(BugEntry {
-                        id: raw.id,
-                        index: self.bugs.len(),
-                        category: raw.category,
-                        prompt: raw.prompt,
-                    }),
-                }
-            }
+            merge(&mut self.bugs, list, replace).map_err(|line| empty_replacement("bug", line))?;
         }
         if let Some(list) = file.tasks {
-            if file.mode == Mode::Replace {
-                if list.entries.is_empty() {
-                    return Err(empty_replacement("task", list.line));
-                }
-                self.tasks.clear();
-            }
-            for raw in list.entries {
-                match self.tasks.iter_mut().find(|t| t.id == raw.id) {
-                    Some(existing) => {
-                        existing.intent = raw.intent;
-                        existing.prompt = raw.prompt;
-                        existing.answer = raw.answer;
-                    }
-                    None => self.tasks.push(TaskEntry {
-                        id: raw.id,
-                        index: self.tasks.len(),
-                        intent: raw.intent,
-                        prompt: raw.prompt,
-                        answer: raw.answer,
-                    }),
-                }
-            }
+            merge(&mut self.tasks, list, replace)
+                .map_err(|line| empty_replacement("task", line))?;
         }
         Ok(())
     }
+}
+
+/// A menu entry as files merge it: known by its id, built from what a file wrote.
+trait Merged {
+    /// The entry as written in a file.
+    type Raw;
+    /// The entry's id.
+    fn id(&self) -> &str;
+    /// The entry's position in the menu.
+    fn index(&self) -> usize;
+    /// The id of an entry as written.
+    fn raw_id(raw: &Self::Raw) -> &str;
+    /// The entry at `index` from what a file wrote.
+    fn from_raw(raw: Self::Raw, index: usize) -> Self;
+}
+
+impl Merged for BugEntry {
+    type Raw = RawBug;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> usize {
+        self.index
+    }
+    fn raw_id(raw: &RawBug) -> &str {
+        &raw.id
+    }
+    fn from_raw(raw: RawBug, index: usize) -> Self {
+        BugEntry {
+            id: raw.id,
+            index,
+            category: raw.category,
+            prompt: raw.prompt,
+        }
+    }
+}
+
+impl Merged for TaskEntry {
+    type Raw = RawTask;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> usize {
+        self.index
+    }
+    fn raw_id(raw: &RawTask) -> &str {
+        &raw.id
+    }
+    fn from_raw(raw: RawTask, index: usize) -> Self {
+        TaskEntry {
+            id: raw.id,
+            index,
+            intent: raw.intent,
+            prompt: raw.prompt,
+            answer: raw.answer,
+        }
+    }
+}
+
+/// Merges one kind's entries from a file into `entries`. With `replace` the current entries
+/// go first (an empty list is refused: `Err` with the line of its key). An entry whose id is
+/// already there takes that entry's place and index; a new one is appended.
+fn merge<E: Merged>(
+    entries: &mut Vec<E>,
+    list: KindList<E::Raw>,
+    replace: bool,
+) -> Result<(), usize> {
+    if replace {
+        if list.entries.is_empty() {
+            return Err(list.line);
+        }
+        entries.clear();
+    }
+    for raw in list.entries {
+        let id = E::raw_id(&raw);
+        match entries.iter().position(|e| e.id() == id) {
+            Some(at) => {
+                let index = entries[at].index();
+                entries[at] = E::from_raw(raw, index);
+            }
+            None => entries.push(E::from_raw(raw, entries.len())),
+        }
+    }
+    Ok(())
 }

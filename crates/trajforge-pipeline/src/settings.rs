@@ -35,42 +35,29 @@ impl RunSettings {
     /// The differences that forbid resuming: each as "name: stored → requested".
     pub fn conflicts(&self, requested: &RunSettings) -> Vec<String> {
         let mut out = Vec::new();
-        let mut check = |name: &str, a: String, b: String| {
+        // Compared as shown to the user, so the message says exactly what differs.
+        let mut check = |name: &str, a: &dyn std::fmt::Display, b: &dyn std::fmt::Display| {
+            let (a, b) = (a.to_string(), b.to_string());
             if a != b {
                 out.push(format!("{name}: {a} → {b}"));
             }
         };
-        check("commit", self.commit.clone(), requested.commit.clone());
-        check("menu", self.menu.clone(), requested.menu.clone());
-        check("demos", self.demos.clone(), requested.demos.clone());
-        check("prompts", self.prompts.clone(), requested.prompts.clone());
-        check(
-            "threshold",
-            self.threshold.to_string(),
-            requested.threshold.to_string(),
-        );
-        check(
-            "attempts",
-            self.attempts.to_string(),
-            requested.attempts.to_string(),
-        );
-        check("seed", self.seed.to_string(), requested.seed.to_string());
-        check("model", self.model.clone(), requested.model.clone());
+        let (s, r) = (self, requested);
+        check("commit", &s.commit, &r.commit);
+        check("menu", &s.menu, &r.menu);
+        check("demos", &s.demos, &r.demos);
+        check("prompts", &s.prompts, &r.prompts);
+        check("threshold", &s.threshold, &r.threshold);
+        check("attempts", &s.attempts, &r.attempts);
+        check("seed", &s.seed, &r.seed);
+        check("model", &s.model, &r.model);
         check(
             "test command",
-            format!("{:?}", self.test_cmd),
-            format!("{:?}", requested.test_cmd),
+            &format!("{:?}", s.test_cmd),
+            &format!("{:?}", r.test_cmd),
         );
-        check(
-            "max steps",
-            self.max_steps.to_string(),
-            requested.max_steps.to_string(),
-        );
-        check(
-            "include tests",
-            self.include_tests.to_string(),
-            requested.include_tests.to_string(),
-        );
+        check("max steps", &s.max_steps, &r.max_steps);
+        check("include tests", &s.include_tests, &r.include_tests);
         out
     }
 }

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use trajforge_sandbox::{Environment, EnvironmentOptions, Workspace};
+use trajforge_sandbox::Environment;
 
 /// Short wall-time limit for attack commands.
 const T: Option<Duration> = Some(Duration::from_secs(10));
@@ -60,20 +60,12 @@ fn survivors(marker: &str) -> Vec<u32> {
     }
 }
 
-/// An environment over a small repository and one workspace in it.
-fn setup(tmp: &Path) -> (Environment, Workspace) {
-    let repo = small_repo(tmp);
-    let env = prepare(tmp, &repo, "HEAD~1", None);
-    let ws = env.create_workspace().expect("workspace");
-    (env, ws)
-}
-
 #[test]
 fn cannot_read_outside_the_workspace() {
     let tmp = open_tempdir();
     let secret = tmp.path().join("host-secret.txt");
     fs::write(&secret, "TOPSECRET-4711\n").expect("write secret");
-    let (env, ws) = setup(tmp.path());
+    let (env, ws) = small_workspace(tmp.path(), "HEAD~1");
     let repo = tmp.path().join("repo");
     let cmd = format!(
         "cat {secret}; ls -la {tmpdir}; cat {repo}/README; cat {base}/README; cat /etc/shadow /etc/gshadow; \
@@ -122,7 +114,7 @@ fn cannot_read_outside_the_workspace() {
 #[test]
 fn cannot_write_outside_the_workspace() {
     let tmp = open_tempdir();
-    let (env, ws) = setup(tmp.path());
+    let (env, ws) = small_workspace(tmp.path(), "HEAD~1");
     let host_marker = format!("/tmp/trajforge-escape-{}", std::process::id());
     let cmd = format!(
         "echo x > /usr/evil-tf; touch /etc/evil-tf; mkdir /evil-tf; echo x > {host_marker}; \
@@ -160,7 +152,7 @@ fn cannot_write_outside_the_workspace() {
 #[test]
 fn cannot_reach_the_network() {
     let tmp = open_tempdir();
-    let (_env, ws) = setup(tmp.path());
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD~1");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
@@ -189,7 +181,7 @@ fn cannot_see_host_processes_or_environment() {
     // SAFETY: see the crate attribute above; nothing reads the environment concurrently.
     unsafe { std::env::set_var("TRAJFORGE_API_KEY", "sk-escape-test-secret") };
     let tmp = open_tempdir();
-    let (_env, ws) = setup(tmp.path());
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD~1");
     let mut s = ws.session().expect("session");
     let out = s
         .run("ps -eo pid,comm --no-headers; echo ==; env; echo ==; tr '\\0' '\\n' < /proc/1/environ; echo ==; cat /proc/*/cmdline | tr '\\0' ' '", T)
@@ -252,7 +244,7 @@ fn cannot_see_host_processes_or_environment() {
 #[test]
 fn fork_bombs_hit_the_process_limit() {
     let tmp = open_tempdir();
-    let (_env, ws) = setup(tmp.path());
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD~1");
     let mut s = ws.session().expect("session");
     // Bounded probe first: at most 300 sleeping children, then clean up.
     let probe = "python3 - <<'EOF'\nimport os, time, signal\npids = []\nfor i in range(300):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    pids.append(pid)\nprint('forked', len(pids))\nfor p in pids:\n    os.kill(p, signal.SIGKILL)\nEOF";
@@ -299,7 +291,7 @@ fn fork_bombs_hit_the_process_limit() {
 #[test]
 fn memory_and_disk_limits_hold() {
     let tmp = open_tempdir();
-    let (_env, ws) = setup(tmp.path());
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD~1");
     let mut s = ws.session().expect("session");
     // Bounded probe: 64 MiB works, 1 GiB (twice the limit) is refused.
     let out = s
@@ -349,9 +341,8 @@ fn memory_and_disk_limits_hold() {
 #[test]
 fn nothing_outlives_its_command() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
+    let repo = tmp.path().join("repo");
     let pid = std::process::id();
     // One-shot command leaving a background child.
     let m1 = format!("1000.{pid}1");
@@ -396,8 +387,7 @@ fn nothing_outlives_its_command() {
 
     // With keep_background the child lives on (proving the check can see it) until the
     // session ends.
-    let mut options = EnvironmentOptions::new(tmp.path().join("env"));
-    options.sandbox.limits = test_limits();
+    let mut options = test_options(tmp.path().join("env"));
     options.sandbox.keep_background = true;
     let keep_env = Environment::prepare(&repo, None, &options).expect("reuse");
     let ws2 = keep_env.create_workspace().expect("workspace");

@@ -34,9 +34,7 @@ fn disk_usage(path: &Path) -> u64 {
 #[test]
 fn session_keeps_cwd_and_variables_and_reports_exit_codes() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
     let mut s = ws.session().expect("session");
     let t = Duration::from_secs(10);
     assert_eq!(
@@ -94,9 +92,7 @@ fn session_keeps_cwd_and_variables_and_reports_exit_codes() {
 #[test]
 fn session_per_command_overhead_is_small() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
     let started = Instant::now();
     let mut s = ws.session().expect("session");
     let startup = started.elapsed();
@@ -125,9 +121,7 @@ fn session_per_command_overhead_is_small() {
 #[test]
 fn output_is_clipped_with_a_note() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
     let mut s = ws.session().expect("session");
     let out = s.run("seq 1 100000; echo done", None).expect("run");
     assert!(out.clipped);
@@ -146,9 +140,7 @@ fn output_is_clipped_with_a_note() {
 #[test]
 fn timeouts_kill_the_command_and_keep_or_restart_the_shell() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
     let mut s = ws.session().expect("session");
     s.run("cd src; export KEEP=1", None).expect("run");
     let started = Instant::now();
@@ -195,9 +187,7 @@ fn timeouts_kill_the_command_and_keep_or_restart_the_shell() {
 #[test]
 fn diff_covers_new_deleted_modified_and_binary_files() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD~1", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (env, ws) = small_workspace(tmp.path(), "HEAD~1");
     assert_eq!(ws.diff().expect("empty diff"), "");
     let mut s = ws.session().expect("session");
     let out = s
@@ -248,9 +238,7 @@ fn diff_covers_new_deleted_modified_and_binary_files() {
 #[test]
 fn dropping_a_workspace_removes_its_directories() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
     let dir = ws.path().to_owned();
     let mut s = ws.session().expect("session");
     s.run("mkdir -p a/b && echo x > a/b/c && rm README", None)
@@ -272,8 +260,7 @@ fn setup_runs_once_with_network_and_is_shared_read_only() {
         "set -e; echo ping > /dev/tcp/127.0.0.1/{port}; python3 -m venv --without-pip .venv; \
          mkdir -p build && echo artefact > build/out.txt; echo 'generated' >> README"
     );
-    let mut options = EnvironmentOptions::new(tmp.path().join("env"));
-    options.sandbox.limits = test_limits();
+    let options = test_options(tmp.path().join("env"));
     let env = Environment::prepare(&repo, Some(&setup), &options).expect("prepare with set-up");
     assert!(!env.reused());
     let (mut conn, _) = listener.accept().expect("set-up reached the network");
@@ -304,8 +291,7 @@ fn setup_runs_once_with_network_and_is_shared_read_only() {
         Environment::open(&tmp.path().join("env"), options.sandbox.clone()).expect("open");
     assert_eq!(reopened.commit(), env.commit());
     // A failing set-up is reported with its output.
-    let mut bad = EnvironmentOptions::new(tmp.path().join("env-bad"));
-    bad.sandbox.limits = test_limits();
+    let bad = test_options(tmp.path().join("env-bad"));
     let err = Environment::prepare(&repo, Some("echo nope; exit 4"), &bad).expect_err("must fail");
     let text = err.to_string();
     assert!(
@@ -392,9 +378,7 @@ fn workspace_creation_is_fast_and_small_on_a_big_repository() {
 #[test]
 fn files_can_be_read_and_written_through_the_session() {
     let tmp = open_tempdir();
-    let repo = small_repo(tmp.path());
-    let env = prepare(tmp.path(), &repo, "HEAD", None);
-    let ws = env.create_workspace().expect("workspace");
+    let (_env, ws) = small_workspace(tmp.path(), "HEAD");
     let mut s = ws.session().expect("session");
     assert_eq!(
         s.read_file("/workspace/blob.bin").expect("read"),

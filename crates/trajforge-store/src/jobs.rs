@@ -132,17 +132,10 @@ impl Store {
     /// Hand back jobs held by owners for which `is_dead` is true (a crashed process's leases),
     /// so they can be claimed at once instead of after the lease expires.
     pub fn reclaim(&self, is_dead: impl Fn(&str) -> bool) -> Result<usize> {
-        let owners: Vec<String> = {
-            let conn = self.lock();
-            let r = (|| {
-                let mut stmt =
-                    conn.prepare("SELECT DISTINCT lease_owner FROM jobs WHERE status = 'running' AND lease_owner IS NOT NULL")?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<Vec<String>>>()
-            })();
-            drop(conn);
-            self.sql(r)?
-        };
+        let owners: Vec<String> = self.select_all(
+            "SELECT DISTINCT lease_owner FROM jobs WHERE status = 'running' AND lease_owner IS NOT NULL",
+            |r| r.get::<_, String>(0),
+        )?;
         let mut n = 0;
         for owner in owners.into_iter().filter(|o| is_dead(o)) {
             let conn = self.lock();
@@ -217,11 +210,9 @@ impl Store {
 
     /// Every job.
     pub fn jobs(&self) -> Result<Vec<Job>> {
-        let conn = self.lock();
-        let r = (|| {
-            let mut stmt =
-                conn.prepare("SELECT id, key, payload, status, result FROM jobs ORDER BY id")?;
-            let rows = stmt.query_map([], |r| {
+        self.select_all(
+            "SELECT id, key, payload, status, result FROM jobs ORDER BY id",
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -229,39 +220,32 @@ impl Store {
                     r.get::<_, String>(3)?,
                     r.get::<_, Option<String>>(4)?,
                 ))
+            },
+        )?
+        .into_iter()
+        .map(|(id, key, payload, status, result)| {
+            let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                message: format!("job {id}: {e}"),
             })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })();
-        drop(conn);
-        self.sql(r)?
-            .into_iter()
-            .map(|(id, key, payload, status, result)| {
-                let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("job {id}: {e}"),
-                })?;
-                Ok(Job {
-                    id,
-                    key,
-                    payload,
-                    status: JobStatus::from(status),
-                    result: result.map(Outcome::from),
-                })
+            Ok(Job {
+                id,
+                key,
+                payload,
+                status: JobStatus::from(status),
+                result: result.map(Outcome::from),
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// Jobs per status.
     pub fn counts(&self) -> Result<JobCounts> {
-        let conn = self.lock();
-        let r = (|| {
-            let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })();
-        drop(conn);
+        let rows = self.select_all("SELECT status, COUNT(*) FROM jobs GROUP BY status", |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
         let mut counts = JobCounts::default();
-        for (status, n) in self.sql(r)? {
+        for (status, n) in rows {
             match status.as_str() {
                 "pending" => counts.pending = n as u64,
                 "running" => counts.running = n as u64,

@@ -140,6 +140,23 @@ impl Store {
         })
     }
 
+    /// Every row `sql` (without parameters) selects, each read by `row`; the connection is
+    /// held only while reading.
+    pub(crate) fn select_all<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let conn = self.lock();
+        let r = (|| {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([], row)?;
+            rows.collect::<rusqlite::Result<Vec<T>>>()
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+
     /// A corrupt-record error on this database.
     pub(crate) fn corrupt(&self, message: String) -> StoreError {
         StoreError::Corrupt {

@@ -36,15 +36,9 @@ impl Store {
     /// (milliseconds since the epoch), by start. Empty for stores written before sessions
     /// were recorded.
     pub fn session_spans(&self) -> Result<Vec<(i64, i64)>> {
-        let conn = self.lock();
-        let r = (|| {
-            let mut stmt = conn.prepare(
-                "SELECT started_at, MAX(started_at, last_at) FROM sessions ORDER BY started_at",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })();
-        drop(conn);
-        self.sql(r)
+        self.select_all(
+            "SELECT started_at, MAX(started_at, last_at) FROM sessions ORDER BY started_at",
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
     }
 }

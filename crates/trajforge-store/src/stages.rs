@@ -142,12 +142,9 @@ impl Store {
 
     /// Total usage per stage name.
     pub fn usage_by_stage(&self) -> Result<Vec<(String, UsageRecord)>> {
-        let conn = self.lock();
-        let r = (|| {
-            let mut stmt = conn.prepare(
-                "SELECT stage, SUM(prompt_tokens), SUM(completion_tokens), SUM(model_seconds) FROM usage GROUP BY stage ORDER BY stage",
-            )?;
-            let rows = stmt.query_map([], |r| {
+        self.select_all(
+            "SELECT stage, SUM(prompt_tokens), SUM(completion_tokens), SUM(model_seconds) FROM usage GROUP BY stage ORDER BY stage",
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     UsageRecord {
@@ -156,10 +153,7 @@ impl Store {
                         model_seconds: r.get::<_, f64>(3)?,
                     },
                 ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })();
-        drop(conn);
-        self.sql(r)
+            },
+        )
     }
 }

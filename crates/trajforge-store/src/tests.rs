@@ -11,6 +11,29 @@ fn other(name: &str, payload: serde_json::Value) -> Stage {
     Stage::Other(StageName::from(name), payload)
 }
 
+/// A new store in a fresh folder, holding [`jobs`]`(n)`.
+fn store_with_jobs(n: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.add_jobs(&jobs(n)).expect("add");
+    (dir, store)
+}
+
+/// The job `owner` claims next for `lease`, failing when there is none.
+fn claim(store: &Store, owner: &str, lease: Duration) -> Job {
+    store.claim(owner, lease).expect("claim").expect("job")
+}
+
+/// Asserts that no job is left for a worker to claim.
+fn assert_nothing_to_claim(store: &Store) {
+    assert!(
+        store
+            .claim("w", Duration::from_secs(1))
+            .expect("claim")
+            .is_none()
+    );
+}
+
 fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
     (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
 }
@@ -23,10 +46,7 @@ fn sessions_span_from_their_start_to_their_last_commit() {
     store.add_jobs(&jobs(1)).expect("add");
     store.begin_session("w1").expect("begin");
     std::thread::sleep(Duration::from_millis(30));
-    let job = store
-        .claim("w1", Duration::from_secs(60))
-        .expect("claim")
-        .expect("job");
+    let job = claim(&store, "w1", Duration::from_secs(60));
     store
         .record_stage("w1", job.id, 1, &other("x", json!({})), None, None)
         .expect("stage");
@@ -56,14 +76,8 @@ fn jobs_are_added_once_and_claimed_in_order() {
         2,
         "existing keys are not added again"
     );
-    let a = store
-        .claim("w1", Duration::from_secs(60))
-        .expect("claim")
-        .expect("job");
-    let b = store
-        .claim("w2", Duration::from_secs(60))
-        .expect("claim")
-        .expect("job");
+    let a = claim(&store, "w1", Duration::from_secs(60));
+    let b = claim(&store, "w2", Duration::from_secs(60));
     assert_eq!((a.id, b.id), (0, 1));
     assert_eq!(a.payload, json!({"i": 0}));
     let counts = store.counts().expect("counts");
@@ -72,19 +86,11 @@ fn jobs_are_added_once_and_claimed_in_order() {
 
 #[test]
 fn expired_or_dead_leases_are_reclaimed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    store.add_jobs(&jobs(1)).expect("add");
-    let job = store
-        .claim("dead", Duration::from_millis(0))
-        .expect("claim")
-        .expect("job");
+    let (_dir, store) = store_with_jobs(1);
+    let job = claim(&store, "dead", Duration::from_millis(0));
     std::thread::sleep(Duration::from_millis(5));
     // The lease expired: another worker may take it, and the first one can no longer write.
-    let again = store
-        .claim("alive", Duration::from_secs(60))
-        .expect("claim")
-        .expect("job");
+    let again = claim(&store, "alive", Duration::from_secs(60));
     assert_eq!(again.id, job.id);
     let err = store
         .record_stage("dead", job.id, 1, &other("x", json!({})), None, None)
@@ -97,50 +103,44 @@ fn expired_or_dead_leases_are_reclaimed() {
 
 #[test]
 fn stages_are_idempotent_and_survive_reopening() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let store = Store::open(dir.path()).expect("open");
-        store.add_jobs(&jobs(1)).expect("add");
-        let job = store
-            .claim("w", Duration::from_secs(60))
-            .expect("claim")
-            .expect("job");
-        let t = TrajectoryRecord {
-            rollout: Rollout::T1,
-            exit_status: ExitLabel::Submitted,
-            patch: Some("p".into()),
-            data: json!({"steps": 1}),
-        };
-        let u = UsageRecord {
-            prompt_tokens: 10,
-            completion_tokens: 2,
-            model_seconds: 0.5,
-        };
-        store
-            .record_stage(
-                "w",
-                job.id,
-                1,
-                &other("x", json!({"a": 1})),
-                Some(&t),
-                Some(u),
-            )
-            .expect("record");
-        store
-            .record_stage(
-                "w",
-                job.id,
-                1,
-                &other("x", json!({"a": 2})),
-                Some(&t),
-                Some(u),
-            )
-            .expect("record again");
-        store
-            .set_verdict(job.id, 1, &Rollout::T1, true, None)
-            .expect("verdict");
-        store.finish("w", job.id, &Outcome::Kept).expect("finish");
-    }
+    let (dir, store) = store_with_jobs(1);
+    let job = claim(&store, "w", Duration::from_secs(60));
+    let t = TrajectoryRecord {
+        rollout: Rollout::T1,
+        exit_status: ExitLabel::Submitted,
+        patch: Some("p".into()),
+        data: json!({"steps": 1}),
+    };
+    let u = UsageRecord {
+        prompt_tokens: 10,
+        completion_tokens: 2,
+        model_seconds: 0.5,
+    };
+    store
+        .record_stage(
+            "w",
+            job.id,
+            1,
+            &other("x", json!({"a": 1})),
+            Some(&t),
+            Some(u),
+        )
+        .expect("record");
+    store
+        .record_stage(
+            "w",
+            job.id,
+            1,
+            &other("x", json!({"a": 2})),
+            Some(&t),
+            Some(u),
+        )
+        .expect("record again");
+    store
+        .set_verdict(job.id, 1, &Rollout::T1, true, None)
+        .expect("verdict");
+    store.finish("w", job.id, &Outcome::Kept).expect("finish");
+    drop(store);
     let store = Store::open(dir.path()).expect("reopen");
     let stages = store.all_stages().expect("stages");
     assert_eq!(stages.len(), 1);
@@ -170,19 +170,12 @@ fn stages_are_idempotent_and_survive_reopening() {
     assert!(store.has_other_t1_patch(99, "p").expect("dup"));
     assert!(!store.has_other_t1_patch(0, "p").expect("dup"));
     assert_eq!(store.jobs().expect("jobs")[0].result, Some(Outcome::Kept));
-    assert!(
-        store
-            .claim("w", Duration::from_secs(1))
-            .expect("claim")
-            .is_none()
-    );
+    assert_nothing_to_claim(&store);
 }
 
 #[test]
 fn imported_jobs_are_added_once_and_done() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    store.add_jobs(&jobs(1)).expect("add");
+    let (_dir, store) = store_with_jobs(1);
     let job = |key: &str| ImportedJob {
         key: key.into(),
         payload: json!({"k": key}),
@@ -216,17 +209,9 @@ fn imported_jobs_are_added_once_and_done() {
     assert_eq!(store.all_stages().expect("stages").len(), 3);
     assert_eq!(store.meta("kind").expect("meta").as_deref(), Some("import"));
     // Imported jobs are finished: a worker never claims them.
-    let claimed = store
-        .claim("w", Duration::from_secs(1))
-        .expect("claim")
-        .expect("the generated job");
+    let claimed = claim(&store, "w", Duration::from_secs(1));
     assert_eq!(claimed.key, "f0");
-    assert!(
-        store
-            .claim("w", Duration::from_secs(1))
-            .expect("claim")
-            .is_none()
-    );
+    assert_nothing_to_claim(&store);
 }
 
 #[test]

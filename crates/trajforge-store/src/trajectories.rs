@@ -100,18 +100,11 @@ impl Store {
 
     /// Every trajectory (data included when `with_data`).
     pub fn trajectories(&self, with_data: bool) -> Result<Vec<StoredTrajectory>> {
-        let conn = self.lock();
         let data_col = if with_data { "t.data" } else { "'null'" };
         let sql = format!(
             "SELECT {META_COLUMNS}, {data_col} FROM trajectories t ORDER BY t.job_id, t.attempt, t.rollout"
         );
-        let r = (|| {
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| Ok((meta_of(r)?, r.get::<_, String>(8)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })();
-        drop(conn);
-        self.sql(r)?
+        self.select_all(&sql, |r| Ok((meta_of(r)?, r.get::<_, String>(8)?)))?
             .into_iter()
             .map(|(meta, data)| {
                 let data = serde_json::from_str(&data)

@@ -197,6 +197,15 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    /// A bash tool with an open schema.
+    fn bash_tool() -> ToolSpec {
+        ToolSpec {
+            name: "bash".into(),
+            description: "run".into(),
+            parameters: json!({"type": "object"}),
+        }
+    }
+
     fn body(request: ChatRequest) -> Value {
         serde_json::to_value(request).unwrap_or_default()
     }
@@ -229,11 +238,7 @@ mod tests {
 
     #[test]
     fn native_request_has_tools_and_sampling() {
-        let tools = [ToolSpec {
-            name: "bash".into(),
-            description: "run".into(),
-            parameters: json!({"type": "object"}),
-        }];
+        let tools = [bash_tool()];
         let sampling = Sampling {
             top_p: Some(0.9),
             seed: Some(7),
@@ -269,11 +274,7 @@ mod tests {
 
     #[test]
     fn hermes_request_without_system_and_merged_results() {
-        let tools = [ToolSpec {
-            name: "bash".into(),
-            description: "run".into(),
-            parameters: json!({"type": "object"}),
-        }];
+        let tools = [bash_tool()];
         let a = ToolCall::new("c1", "bash", r#"{"command":"ls"}"#);
         let b = ToolCall::new("c2", "bash", r#"{"command":"pwd"}"#);
         let msgs = [

@@ -9,12 +9,15 @@
 //!   per function.
 //! - [`web`]: the same for whole web runs over a crawled site's page graph.
 //! - [`reference_python`]: the reference Python environment for cross-checks.
+//! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr.
 
 pub mod code;
+mod process;
 mod script;
 mod server;
 pub mod web;
 
+pub use process::run_ok;
 pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};
 

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use trajforge_browser::{BrowserEnvironment, EnvConfig, StaticServer};
+use trajforge_browser::{BrowserEnvironment, EnvConfig};
 
-use crate::common::{close_all, crafted_site, live_env, pool, ref_of, site_dir};
+use crate::common::{ActOk, close_all, crafted_site, ref_of, served_env, site_dir};
 
 /// A navigation grace far longer than any wait these actions should need, so that waiting it
 /// out is told apart from settling early without timing anything tightly.
@@ -46,8 +46,7 @@ setTimeout(() => history.replaceState(null, '', location.href), 300);
 </body></html>"##;
 
 async fn reopen(env: &mut BrowserEnvironment, url: &str) {
-    let obs = env.act("goto", &json!({"url": url})).await;
-    assert!(!obs.error, "{}", obs.text);
+    env.act_ok("goto", json!({"url": url})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,31 +62,22 @@ async fn navigations_started_by_actions() {
         ("edge.html", &edge),
         ("found.html", &found),
     ]);
-    let server = StaticServer::start(dir.path(), 0).await.expect("server");
-    let pool = pool(Duration::from_secs(20));
-    let start = format!("{}nav.html", server.url());
     let config = EnvConfig {
         navigation_grace: LONG_GRACE,
         ..EnvConfig::default()
     };
-    let mut env = live_env(&pool, &start, config).await;
+    let (_server, pool, mut env, start) = served_env(dir.path(), "nav.html", config).await;
 
     // A link whose page loads 0.7 s after the click (a 30 ms grace used to miss it), while
     // the start page re-states its URL: the observation is of the new page.
-    let obs = env
-        .act("click", &json!({"ref": ref_of(&env, "link", "Slow link")}))
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("link", "Slow link").await;
     assert!(env.current_url().ends_with("/slow.html"), "{}", obs.text);
     assert_eq!(env.snapshot().title, "Slow");
     assert!(obs.text.contains("Slow page"), "{}", obs.text);
 
     // A router's pushState ends the wait: no page load is coming.
     reopen(&mut env, &start).await;
-    let obs = env
-        .act("click", &json!({"ref": ref_of(&env, "link", "App link")}))
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("link", "App link").await;
     assert!(env.current_url().ends_with("/app/inbox"), "{}", obs.text);
     assert_eq!(env.snapshot().title, "Inbox");
     assert!(
@@ -98,13 +88,7 @@ async fn navigations_started_by_actions() {
 
     // A link to a fragment of the same page is not waited for either.
     reopen(&mut env, &start).await;
-    let obs = env
-        .act(
-            "click",
-            &json!({"ref": ref_of(&env, "link", "Jump to end")}),
-        )
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("link", "Jump to end").await;
     assert!(env.current_url().ends_with("/nav.html#end"), "{}", obs.text);
     assert!(
         obs.duration < LONG_GRACE / 2,
@@ -114,15 +98,12 @@ async fn navigations_started_by_actions() {
 
     // Enter in a form field submits it, and the result page is what is observed.
     reopen(&mut env, &start).await;
-    let obs = env
-        .act(
-            "fill",
-            &json!({"ref": ref_of(&env, "textbox", "Query"), "text": "bidict"}),
-        )
-        .await;
-    assert!(!obs.error, "{}", obs.text);
-    let obs = env.act("press", &json!({"key": "Enter"})).await;
-    assert!(!obs.error, "{}", obs.text);
+    env.act_ok(
+        "fill",
+        json!({"ref": ref_of(&env, "textbox", "Query"), "text": "bidict"}),
+    )
+    .await;
+    let obs = env.act_ok("press", json!({"key": "Enter"})).await;
     assert!(
         env.current_url().ends_with("/found.html?q=bidict"),
         "{}",
@@ -134,26 +115,19 @@ async fn navigations_started_by_actions() {
     // navigation, so the wait is as long as for a link.
     reopen(&mut env, &start).await;
     let obs = env
-        .act(
+        .act_ok(
             "select_option",
-            &json!({"ref": ref_of(&env, "combobox", "Jump"), "value": "Found"}),
+            json!({"ref": ref_of(&env, "combobox", "Jump"), "value": "Found"}),
         )
         .await;
-    assert!(!obs.error, "{}", obs.text);
     assert!(env.current_url().ends_with("?via=menu"), "{}", obs.text);
     reopen(&mut env, &start).await;
-    let obs = env
-        .act("click", &json!({"ref": ref_of(&env, "button", "Go")}))
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("button", "Go").await;
     assert!(env.current_url().ends_with("?via=button"), "{}", obs.text);
 
     // A link whose top is on screen but whose middle (where a click lands) is below it.
     reopen(&mut env, &start).await;
-    let obs = env
-        .act("click", &json!({"ref": ref_of(&env, "link", "Edge link")}))
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("link", "Edge link").await;
     assert!(env.current_url().ends_with("/edge.html"), "{}", obs.text);
 
     close_all(env, pool).await;
@@ -191,16 +165,11 @@ async fn a_press_that_would_miss_is_kept_from_the_page() {
         return;
     }
     let dir = crafted_site(&[("shift.html", SHIFTING)]);
-    let server = StaticServer::start(dir.path(), 0).await.expect("server");
-    let pool = pool(Duration::from_secs(20));
-    let url = format!("{}shift.html", server.url());
-    let mut env = live_env(&pool, &url, EnvConfig::default()).await;
+    let (_server, pool, mut env, _) =
+        served_env(dir.path(), "shift.html", EnvConfig::default()).await;
     // The first press lands on the banner: the page never sees it, and the click is taken
     // again where the button now is.
-    let obs = env
-        .act("click", &json!({"ref": ref_of(&env, "button", "Shifty")}))
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("button", "Shifty").await;
     assert!(
         obs.text.contains("paragraph: log: button\n"),
         "{}",
@@ -209,13 +178,7 @@ async fn a_press_that_would_miss_is_kept_from_the_page() {
 
     // A styled check box: the real one hides under its label, and a press on the label
     // reaches it.
-    let obs = env
-        .act(
-            "click",
-            &json!({"ref": ref_of(&env, "checkbox", "Dark mode")}),
-        )
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.click_ok("checkbox", "Dark mode").await;
     assert!(
         obs.text.contains("checkbox \"Dark mode\" [checked]"),
         "{}",
@@ -225,13 +188,7 @@ async fn a_press_that_would_miss_is_kept_from_the_page() {
     // Something covering the element for good: an error observation naming it, and no
     // click reaches the page.
     let covered = ref_of(&env, "button", "Covered");
-    let obs = env
-        .act(
-            "click",
-            &json!({"ref": ref_of(&env, "button", "Show veil")}),
-        )
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    env.click_ok("button", "Show veil").await;
     let obs = env.act("click", &json!({"ref": covered})).await;
     assert!(obs.error && !obs.done, "{}", obs.text);
     assert!(obs.text.contains("covers the element"), "{}", obs.text);

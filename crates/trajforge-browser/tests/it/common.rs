@@ -1,9 +1,13 @@
 //! Shared helpers: where the site and the browser are, and process checks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use trajforge_browser::{BrowserEnvironment, BrowserPool, EnvConfig, LaunchConfig, NetMode};
+use serde_json::{Value, json};
+use trajforge_agent::Observation;
+use trajforge_browser::{
+    BrowserEnvironment, BrowserPool, EnvConfig, LaunchConfig, NetMode, StaticServer,
+};
 
 /// The bidict HTML docs, or None (skip) when not fetched; under CI a missing site fails.
 pub fn site_dir() -> Option<PathBuf> {
@@ -102,6 +106,27 @@ pub fn ref_of(env: &BrowserEnvironment, role: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {role} {name:?} in\n{}", env.snapshot().text))
 }
 
+/// Test shorthands on an episode.
+pub trait ActOk {
+    /// Performs `action` with `args`, failing the test when the observation is an error.
+    async fn act_ok(&mut self, action: &str, args: Value) -> Observation;
+    /// Clicks the first element with `role` and `name`, failing the test on an error.
+    async fn click_ok(&mut self, role: &str, name: &str) -> Observation;
+}
+
+impl ActOk for BrowserEnvironment {
+    async fn act_ok(&mut self, action: &str, args: Value) -> Observation {
+        let obs = self.act(action, &args).await;
+        assert!(!obs.error, "{}", obs.text);
+        obs
+    }
+
+    async fn click_ok(&mut self, role: &str, name: &str) -> Observation {
+        let target = ref_of(self, role, name);
+        self.act_ok("click", json!({"ref": target})).await
+    }
+}
+
 /// A folder holding `files` (name, content): a crafted site for the static server.
 pub fn crafted_site(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -126,6 +151,20 @@ pub async fn start_env(
 /// An episode on the live page `url`.
 pub async fn live_env(pool: &BrowserPool, url: &str, config: EnvConfig) -> BrowserEnvironment {
     start_env(pool, url, NetMode::Live { record: None }, config).await
+}
+
+/// A static server over `dir`, a pool with one browser (20 s call timeout), a live episode
+/// on `page` of the server, and that page's URL.
+pub async fn served_env(
+    dir: &Path,
+    page: &str,
+    config: EnvConfig,
+) -> (StaticServer, BrowserPool, BrowserEnvironment, String) {
+    let server = StaticServer::start(dir, 0).await.expect("server");
+    let pool = pool(Duration::from_secs(20));
+    let start = format!("{}{page}", server.url());
+    let env = live_env(&pool, &start, config).await;
+    (server, pool, env, start)
 }
 
 /// Close the episode and the pool, and check that no browser process is left.

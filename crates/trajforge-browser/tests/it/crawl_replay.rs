@@ -7,7 +7,7 @@ use trajforge_browser::{
     BrowserEnvironment, CrawlConfig, EnvConfig, NetMode, Recording, StaticServer, crawl, site_mode,
 };
 
-use crate::common::{close_all, pool, refs_of, site_dir, without_refs};
+use crate::common::{ActOk, close_all, pool, refs_of, site_dir, without_refs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crawl_then_replay_offline() {
@@ -110,8 +110,7 @@ async fn crawl_then_replay_offline() {
         .find(|p| p.url.ends_with("/intro.html"))
         .expect("intro");
     for i in 0..2 {
-        let obs = env.act("click", &json!({"ref": intros[i]})).await;
-        assert!(!obs.error, "{}", obs.text);
+        env.act_ok("click", json!({"ref": intros[i]})).await;
         assert!(
             env.current_url().ends_with("/intro.html"),
             "link {i} led to {}",
@@ -121,8 +120,7 @@ async fn crawl_then_replay_offline() {
             without_refs(&env.snapshot().text),
             without_refs(&recorded.snapshot)
         );
-        let obs = env.act("go_back", &json!({})).await;
-        assert!(!obs.error, "{}", obs.text);
+        env.act_ok("go_back", json!({})).await;
         assert!(
             env.current_url().ends_with("/index.html"),
             "{}",

@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use trajforge_agent::Environment;
-use trajforge_browser::{BrowserEnvironment, Ending, EnvConfig, StaticServer};
+use trajforge_browser::{BrowserEnvironment, Ending, EnvConfig};
 use trajforge_teacher::ToolCall;
 
-use crate::common::{close_all, crafted_site, live_env, pool, ref_of, site_dir};
+use crate::common::{close_all, crafted_site, ref_of, served_env, site_dir};
 
 async fn act(
     env: &mut BrowserEnvironment,
@@ -19,23 +19,29 @@ async fn act(
     obs
 }
 
+/// [`act`], failing the test when the observation is an error.
+async fn act_ok(
+    env: &mut BrowserEnvironment,
+    name: &str,
+    args: Value,
+) -> trajforge_agent::Observation {
+    let obs = act(env, name, args).await;
+    assert!(!obs.error, "{}", obs.text);
+    obs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_on_the_real_site() {
     let Some(dir) = site_dir() else { return };
-    let server = StaticServer::start(&dir, 0).await.expect("server");
-    let pool = pool(Duration::from_secs(20));
-    let start = format!("{}index.html", server.url());
-    let mut env = live_env(&pool, &start, EnvConfig::default()).await;
+    let (server, pool, mut env, start) = served_env(&dir, "index.html", EnvConfig::default()).await;
     assert_eq!(env.snapshot().title, "bidict");
     let stale = ref_of(&env, "link", "Introduction");
 
     // fill + press: the Sphinx search form, whose results are rendered by the page's JS.
     let search = ref_of(&env, "textbox", "Search");
-    let obs = act(&mut env, "fill", json!({"ref": search, "text": "inverse"})).await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = act_ok(&mut env, "fill", json!({"ref": search, "text": "inverse"})).await;
     assert!(obs.text.contains("textbox \"Search\""), "{}", obs.text);
-    let obs = act(&mut env, "press", json!({"key": "Enter"})).await;
-    assert!(!obs.error, "{}", obs.text);
+    act_ok(&mut env, "press", json!({"key": "Enter"})).await;
     assert!(
         env.current_url().contains("search.html?q=inverse"),
         "{}",
@@ -70,8 +76,7 @@ async fn actions_on_the_real_site() {
         .map(|(r, _)| r.clone())
         .max_by_key(|r| r[1..].parse::<u64>().unwrap_or(0))
         .expect("a result link");
-    let obs = act(&mut env, "click", json!({"ref": result})).await;
-    assert!(!obs.error, "{}", obs.text);
+    act_ok(&mut env, "click", json!({"ref": result})).await;
     assert!(
         env.current_url().contains("other-functionality.html"),
         "{}",
@@ -88,8 +93,7 @@ async fn actions_on_the_real_site() {
     assert!(!obs.text.contains("showing 0-"), "{}", obs.text);
 
     // go_back returns to the search page.
-    let obs = act(&mut env, "go_back", json!({})).await;
-    assert!(!obs.error, "{}", obs.text);
+    act_ok(&mut env, "go_back", json!({})).await;
     assert!(
         env.current_url().contains("search.html"),
         "{}",
@@ -97,8 +101,7 @@ async fn actions_on_the_real_site() {
     );
 
     // goto: relative same-origin works; other origins and file:// are refused.
-    let obs = act(&mut env, "goto", json!({"url": "api.html"})).await;
-    assert!(!obs.error, "{}", obs.text);
+    act_ok(&mut env, "goto", json!({"url": "api.html"})).await;
     assert!(env.current_url().ends_with("/api.html"));
     for url in [
         "https://github.com/jab/bidict",
@@ -177,10 +180,8 @@ async fn select_stale_node_popup_and_guard() {
         ("form.html", FIXTURE),
         ("popup.html", "<title>Popup</title>"),
     ]);
-    let server = StaticServer::start(dir.path(), 0).await.expect("server");
-    let pool = pool(Duration::from_secs(20));
-    let url = format!("{}form.html", server.url());
-    let mut env = live_env(&pool, &url, EnvConfig::default()).await;
+    let (_server, pool, mut env, _) =
+        served_env(dir.path(), "form.html", EnvConfig::default()).await;
     let select = ref_of(&env, "combobox", "Colour");
     // Typing in the note removes the button a second later, behind the snapshot's back.
     let note = ref_of(&env, "textbox", "Note");
@@ -189,13 +190,12 @@ async fn select_stale_node_popup_and_guard() {
     let gone = ref_of(&env, "button", "Vanishing");
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    let obs = act(
+    let obs = act_ok(
         &mut env,
         "select_option",
         json!({"ref": select, "value": "Blue"}),
     )
     .await;
-    assert!(!obs.error, "{}", obs.text);
     assert!(obs.text.contains("combobox \"Colour\""), "{}", obs.text);
     assert!(obs.text.contains(": Blue"), "{}", obs.text);
     let obs = act(
@@ -213,8 +213,7 @@ async fn select_stale_node_popup_and_guard() {
 
     // A pop-up is closed before it loads; the episode stays on its page.
     let pop = ref_of(&env, "button", "Pop");
-    let obs = act(&mut env, "click", json!({"ref": pop})).await;
-    assert!(!obs.error, "{}", obs.text);
+    act_ok(&mut env, "click", json!({"ref": pop})).await;
     assert!(env.current_url().ends_with("/form.html"));
     // A link to another origin is blocked and the agent stays on the site.
     let elsewhere = ref_of(&env, "link", "Elsewhere");

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use trajforge_browser::{CrawlConfig, EnvConfig, StaticServer, crawl};
 
-use crate::common::{assert_group_gone, live_env, pool, ref_of, site_dir};
+use crate::common::{ActOk, assert_group_gone, live_env, pool, ref_of, site_dir};
 
 fn signal(sig: &str, pid: u32) {
     let ok = std::process::Command::new("kill")
@@ -43,13 +43,7 @@ async fn crashed_and_hung_browsers_are_replaced() {
         env.current_url()
     );
     assert_group_gone(first).await;
-    let obs = env
-        .act(
-            "click",
-            &json!({"ref": ref_of(&env, "link", "Basic Usage")}),
-        )
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    env.click_ok("link", "Basic Usage").await;
     assert!(env.current_url().ends_with("/basic-usage.html"));
 
     // Hang: freeze the browser; the call times out and the browser is replaced.
@@ -61,8 +55,7 @@ async fn crashed_and_hung_browsers_are_replaced() {
     assert!(obs.text.contains("restarted"), "{}", obs.text);
     assert_eq!(env.restarts(), 2);
     assert_group_gone(second).await;
-    let obs = env.act("goto", &json!({"url": "api.html"})).await;
-    assert!(!obs.error, "{}", obs.text);
+    env.act_ok("goto", json!({"url": "api.html"})).await;
     assert!(pool.replaced() >= 2);
 
     // The next episode reuses the (replacement) browser instead of launching one.

@@ -5,9 +5,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use trajforge_browser::{BrowserEnvironment, EnvConfig, NetMode, Recorder, Recording};
+use trajforge_browser::{BrowserEnvironment, BrowserPool, EnvConfig, NetMode, Recorder, Recording};
 
-use crate::common::{LogServer, assert_group_gone, pool, site_dir, start_env};
+use crate::common::{ActOk, LogServer, close_all, pool, site_dir, start_env};
+
+/// A recorder in a fresh folder, and a live episode on `start` recording into it.
+async fn recording_env(
+    pool: &BrowserPool,
+    start: &str,
+) -> (tempfile::TempDir, Arc<Recorder>, BrowserEnvironment) {
+    let rec_dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Arc::new(Recorder::create(rec_dir.path()).expect("recorder"));
+    let live = NetMode::Live {
+        record: Some(Arc::clone(&recorder)),
+    };
+    let env = start_env(pool, start, live, EnvConfig::default()).await;
+    (rec_dir, recorder, env)
+}
 
 const SW_PAGE: &str = r#"<!doctype html><title>SW</title>
 <p id="status">starting</p><p id="data">no data</p>
@@ -59,15 +73,10 @@ async fn a_service_worker_cannot_escape_live_or_replayed() {
     ])
     .await;
     let start = format!("{}sw.html", site.url());
-    let rec_dir = tempfile::tempdir().expect("tempdir");
-    let recorder = Arc::new(Recorder::create(rec_dir.path()).expect("recorder"));
     let pool = pool(Duration::from_secs(20));
 
     // Live, recording.
-    let live = NetMode::Live {
-        record: Some(Arc::clone(&recorder)),
-    };
-    let mut env = start_env(&pool, &start, live, EnvConfig::default()).await;
+    let (rec_dir, recorder, mut env) = recording_env(&pool, &start).await;
     let text = settle(&mut env).await;
     assert!(text.contains("data: from the site"), "{text}");
     assert!(
@@ -103,18 +112,14 @@ async fn a_service_worker_cannot_escape_live_or_replayed() {
         "the other origin was reached: {:?}",
         other.seen()
     );
-    let pid = env.browser_pid();
-    env.close().await;
-    pool.shutdown().await;
-    assert_group_gone(pid).await;
+    close_all(env, pool).await;
 }
 
 const FORM: &str = r#"<!doctype html><title>Form</title>
 <form method="post" action="/echo"><label>Word <input name="w"></label><button>Send</button></form>"#;
 
 async fn post(env: &mut BrowserEnvironment, start: &str, word: &str) -> String {
-    let obs = env.act("goto", &json!({"url": start})).await;
-    assert!(!obs.error, "{}", obs.text);
+    env.act_ok("goto", json!({"url": start})).await;
     let field = env
         .snapshot()
         .refs
@@ -122,10 +127,9 @@ async fn post(env: &mut BrowserEnvironment, start: &str, word: &str) -> String {
         .find(|(_, t)| t.role == "textbox" && t.name == "Word")
         .map(|(r, _)| r.clone())
         .unwrap_or_else(|| panic!("no field in {}", env.snapshot().text));
-    let obs = env.act("fill", &json!({"ref": field, "text": word})).await;
-    assert!(!obs.error, "{}", obs.text);
-    let obs = env.act("press", &json!({"key": "Enter"})).await;
-    assert!(!obs.error, "{}", obs.text);
+    env.act_ok("fill", json!({"ref": field, "text": word}))
+        .await;
+    env.act_ok("press", json!({"key": "Enter"})).await;
     assert!(
         env.current_url().ends_with("/echo"),
         "{}",
@@ -141,13 +145,8 @@ async fn replay_tells_posts_apart_by_their_bodies() {
     }
     let site = LogServer::start(vec![("/form.html", "text/html", FORM.to_string())]).await;
     let start = format!("{}form.html", site.url());
-    let rec_dir = tempfile::tempdir().expect("tempdir");
-    let recorder = Arc::new(Recorder::create(rec_dir.path()).expect("recorder"));
     let pool = pool(Duration::from_secs(20));
-    let live = NetMode::Live {
-        record: Some(Arc::clone(&recorder)),
-    };
-    let mut env = start_env(&pool, &start, live, EnvConfig::default()).await;
+    let (rec_dir, recorder, mut env) = recording_env(&pool, &start).await;
     assert!(
         post(&mut env, &start, "one")
             .await
@@ -199,8 +198,5 @@ async fn replay_tells_posts_apart_by_their_bodies() {
             .contains("You sent w=one")
     );
     assert_eq!(site.seen().len(), before, "replay reached the site");
-    let pid = env.browser_pid();
-    env.close().await;
-    pool.shutdown().await;
-    assert_group_gone(pid).await;
+    close_all(env, pool).await;
 }

@@ -2,12 +2,10 @@
 //! dropped, roles, names and states, iframes merged (and actionable), stable refs, the
 //! walker invisible to the page, and the cut marker.
 
-use std::time::Duration;
-
 use serde_json::json;
-use trajforge_browser::{EnvConfig, StaticServer};
+use trajforge_browser::EnvConfig;
 
-use crate::common::{close_all, crafted_site, live_env, pool, ref_of, site_dir};
+use crate::common::{ActOk, close_all, crafted_site, live_env, ref_of, served_env, site_dir};
 
 const PAGE: &str = r##"<!doctype html><html><head><title>Snap</title>
 <style>.sr { position: absolute; clip: rect(0 0 0 0); width: 1px; height: 1px; overflow: hidden; }
@@ -67,10 +65,8 @@ async fn snapshot_guarantees_on_a_crafted_page() {
         ("boxed.html", BOXED),
         ("a.html", "<title>A</title><p>A page</p>"),
     ]);
-    let server = StaticServer::start(dir.path(), 0).await.expect("server");
-    let pool = pool(Duration::from_secs(20));
-    let url = format!("{}snap.html", server.url());
-    let mut env = live_env(&pool, &url, EnvConfig::default()).await;
+    let (_server, pool, mut env, url) =
+        served_env(dir.path(), "snap.html", EnvConfig::default()).await;
     let text = env.snapshot().text.clone();
     assert_eq!(env.snapshot().title, "Snap");
     // Hidden and ignored nodes are dropped; visually clipped text is not hidden.
@@ -139,8 +135,7 @@ async fn snapshot_guarantees_on_a_crafted_page() {
     let before = env.snapshot().refs.clone();
     env.refresh().await.expect("refresh");
     assert_eq!(env.snapshot().refs, before);
-    let obs = env.act("click", &json!({"ref": custom})).await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.act_ok("click", json!({"ref": custom})).await;
     // The walker's state lives in its own world: the page's global of the same name is intact.
     assert!(
         obs.text.contains("custom clicked, page global: page value"),
@@ -151,20 +146,15 @@ async fn snapshot_guarantees_on_a_crafted_page() {
 
     // A click inside the frame lands on the frame's element (frame offsets are applied).
     let inside = ref_of(&env, "button", "Inside frame");
-    let obs = env.act("click", &json!({"ref": inside})).await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.act_ok("click", json!({"ref": inside})).await;
     assert!(obs.text.contains("frame clicked"), "{}", obs.text);
     let boxed = ref_of(&env, "button", "Boxed button");
-    let obs = env.act("click", &json!({"ref": boxed})).await;
-    assert!(!obs.error, "{}", obs.text);
+    let obs = env.act_ok("click", json!({"ref": boxed})).await;
     assert!(obs.text.contains("box clicked"), "{}", obs.text);
 
     // Refs of a page left behind are never reused for other elements on the next pages.
     let old = env.snapshot().refs.clone();
-    let obs = env
-        .act("click", &json!({"ref": ref_of(&env, "link", "Alpha")}))
-        .await;
-    assert!(!obs.error, "{}", obs.text);
+    env.click_ok("link", "Alpha").await;
     assert!(
         env.current_url().ends_with("/a.html"),
         "{}",
@@ -176,8 +166,7 @@ async fn snapshot_guarantees_on_a_crafted_page() {
         "{}",
         obs.text
     );
-    let obs = env.act("go_back", &json!({})).await;
-    assert!(!obs.error, "{}", obs.text);
+    env.act_ok("go_back", json!({})).await;
     assert!(env.current_url().ends_with("/snap.html"));
     for (r, t) in &env.snapshot().refs {
         if let Some(o) = old.get(r) {
@@ -201,7 +190,6 @@ async fn snapshot_guarantees_on_a_crafted_page() {
     );
     assert_eq!(small.snapshot().refs.len(), 11);
     let inside = ref_of(&small, "button", "Inside frame");
-    let obs = small.act("click", &json!({"ref": inside})).await;
-    assert!(!obs.error, "{}", obs.text);
+    small.act_ok("click", json!({"ref": inside})).await;
     close_all(small, pool).await;
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
 use trajforge_export::StudentTokenizer;
 use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
-use trajforge_testkit::reference_python;
+use trajforge_testkit::{reference_python, run_ok};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -212,20 +212,16 @@ fn compare(tok: &StudentTokenizer, tokenizer_json: &Path, py: &Path) {
                          "tool_tokens": (m.tool_tokens_mean * n_tools).round() as u64, "n_tools": tool_texts.len()}));
     }
     std::fs::write(dir.path().join("in.jsonl"), lines).expect("write");
-    let out = Command::new(py)
-        .arg(root().join("scripts/hf_export_reference.py"))
-        .arg("conversations")
-        .arg(tokenizer_json)
-        .arg(dir.path().join("template.json"))
-        .arg(dir.path().join("in.jsonl"))
-        .arg(max.to_string())
-        .arg(dir.path().join("out.jsonl"))
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(py)
+            .arg(root().join("scripts/hf_export_reference.py"))
+            .arg("conversations")
+            .arg(tokenizer_json)
+            .arg(dir.path().join("template.json"))
+            .arg(dir.path().join("in.jsonl"))
+            .arg(max.to_string())
+            .arg(dir.path().join("out.jsonl")),
+        "hf_export_reference.py",
     );
     let theirs: Vec<Value> = std::fs::read_to_string(dir.path().join("out.jsonl"))
         .expect("read")

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use trajforge_ingest::{FunctionKind, Language, ScanOptions, scan};
+use trajforge_testkit::run_ok;
 
 type Key = (String, u32, u32);
 
@@ -25,15 +26,9 @@ fn test_data() -> PathBuf {
 /// Functions per file as Python's `ast` sees them (through scripts/py_functions.py).
 fn ast_functions(root: &Path) -> (BTreeMap<String, BTreeSet<Key>>, BTreeSet<String>) {
     let script = crate::repo_root().join("scripts/py_functions.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(root)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "py_functions.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("python3").arg(&script).arg(root),
+        "py_functions.py failed",
     );
     let mut by_file: BTreeMap<String, BTreeSet<Key>> = BTreeMap::new();
     let mut skipped = BTreeSet::new();

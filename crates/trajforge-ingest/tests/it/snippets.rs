@@ -20,49 +20,26 @@ fn render(language: Language, file: &str, tsx: bool) -> String {
     out
 }
 
-#[test]
-fn python() {
-    insta::assert_snapshot!(render(Language::Python, "sample.py", false));
+/// One snapshot test per language: `name: (language, fixture file, tsx)`.
+macro_rules! snapshot_tests {
+    ($($name:ident: ($language:expr, $file:literal, $tsx:literal),)*) => {$(
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(stringify!($name), render($language, $file, $tsx));
+        }
+    )*};
 }
 
-#[test]
-fn rust() {
-    insta::assert_snapshot!(render(Language::Rust, "sample.rs", false));
-}
-
-#[test]
-fn javascript() {
-    insta::assert_snapshot!(render(Language::JavaScript, "sample.js", false));
-}
-
-#[test]
-fn typescript() {
-    insta::assert_snapshot!(render(Language::TypeScript, "sample.ts", false));
-}
-
-#[test]
-fn tsx() {
-    insta::assert_snapshot!(render(Language::TypeScript, "sample.tsx", true));
-}
-
-#[test]
-fn go() {
-    insta::assert_snapshot!(render(Language::Go, "sample.go", false));
-}
-
-#[test]
-fn java() {
-    insta::assert_snapshot!(render(Language::Java, "Sample.java", false));
-}
-
-#[test]
-fn c() {
-    insta::assert_snapshot!(render(Language::C, "sample.c", false));
-}
-
-#[test]
-fn cpp() {
-    insta::assert_snapshot!(render(Language::Cpp, "sample.cpp", false));
+snapshot_tests! {
+    python: (Language::Python, "sample.py", false),
+    rust: (Language::Rust, "sample.rs", false),
+    javascript: (Language::JavaScript, "sample.js", false),
+    typescript: (Language::TypeScript, "sample.ts", false),
+    tsx: (Language::TypeScript, "sample.tsx", true),
+    go: (Language::Go, "sample.go", false),
+    java: (Language::Java, "Sample.java", false),
+    c: (Language::C, "sample.c", false),
+    cpp: (Language::Cpp, "sample.cpp", false),
 }
 
 #[test]

@@ -239,18 +239,10 @@ async fn models_and_errors() {
     let e: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(e["error"]["code"], "context_length_exceeded");
 
-    let resp = client()
-        .get(format!("{base}/v1/nothing"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 404);
-    let resp = client()
-        .get(format!("{base}/v1/chat/completions"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 405);
+    for (path, status) in [("/v1/nothing", 404), ("/v1/chat/completions", 405)] {
+        let resp = client().get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "GET {path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,6 +102,23 @@ fn sentences(text: &str) -> usize {
         .count()
 }
 
+/// Asserts that the rendered prompt of entry `id` has no placeholder or brace left.
+#[track_caller]
+fn assert_no_braces(id: &str, text: &str) {
+    assert!(!text.contains('{') && !text.contains('}'), "{id}: {text}");
+}
+
+/// Asserts that no two of `texts` (id, prompt) share an 8-word run.
+#[track_caller]
+fn assert_no_shared_runs(what: &str, texts: &[(&str, &str)]) {
+    let shared = shared_ngrams(texts, 8);
+    assert!(
+        shared.is_empty(),
+        "{what} share 8-word runs:\n{}",
+        shared.join("\n")
+    );
+}
+
 #[test]
 fn builtin_has_51_bug_entries_indexed_in_order() {
     let menu = Menu::builtin();
@@ -141,11 +158,7 @@ fn builtin_bug_prompts_render_completely() {
     let menu = Menu::builtin();
     for bug in &menu.bugs {
         let text = bug.render("pkg/parser.py::Parser.parse_header", "pkg/parser.py");
-        assert!(
-            !text.contains('{') && !text.contains('}'),
-            "{}: {text}",
-            bug.id
-        );
+        assert_no_braces(&bug.id, &text);
         assert!(
             text.contains("pkg/parser.py::Parser.parse_header"),
             "{}",
@@ -172,12 +185,7 @@ fn builtin_bug_prompts_are_individually_written() {
         .iter()
         .map(|b| (b.id.as_str(), b.prompt.as_str()))
         .collect();
-    let shared = shared_ngrams(&texts, 8);
-    assert!(
-        shared.is_empty(),
-        "prompts share 8-word runs:\n{}",
-        shared.join("\n")
-    );
+    assert_no_shared_runs("prompts", &texts);
     let prompts: HashSet<&str> = texts.iter().map(|(_, p)| *p).collect();
     assert_eq!(prompts.len(), texts.len());
 }
@@ -261,11 +269,7 @@ fn builtin_task_prompts_render_completely_and_differ() {
     let menu = Menu::builtin();
     for task in &menu.tasks {
         let text = task.render("https://example.test/docs/", "Example Docs");
-        assert!(
-            !text.contains('{') && !text.contains('}'),
-            "{}: {text}",
-            task.id
-        );
+        assert_no_braces(&task.id, &text);
         assert!(
             text.contains("https://example.test/docs/") || text.contains("Example Docs"),
             "{} does not mention its start page",
@@ -277,12 +281,7 @@ fn builtin_task_prompts_render_completely_and_differ() {
         .iter()
         .map(|t| (t.id.as_str(), t.prompt.as_str()))
         .collect();
-    let shared = shared_ngrams(&texts, 8);
-    assert!(
-        shared.is_empty(),
-        "task prompts share 8-word runs:\n{}",
-        shared.join("\n")
-    );
+    assert_no_shared_runs("task prompts", &texts);
 }
 
 #[test]

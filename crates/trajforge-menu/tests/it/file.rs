@@ -19,19 +19,21 @@ fn load_err(text: &str) -> (MenuError, String) {
     (err, path.display().to_string())
 }
 
-/// The line and problem of an `Invalid` error, failing otherwise.
-fn invalid(text: &str) -> (usize, MenuProblem, String) {
+/// The problem of an `Invalid` error reported at `line` of the file, failing otherwise.
+#[track_caller]
+fn invalid_at(text: &str, line: usize) -> MenuProblem {
     match load_err(text) {
         (
             MenuError::Invalid {
                 origin,
-                line,
+                line: at,
                 problem,
             },
             path,
         ) => {
             assert_eq!(origin, path);
-            (line, problem, path)
+            assert_eq!(at, line, "{problem:?}");
+            problem
         }
         (other, _) => panic!("expected an invalid-menu error, got {other:?}"),
     }
@@ -215,27 +217,24 @@ fn duplicate_key_is_a_syntax_error_at_the_second_key() {
 
 #[test]
 fn unknown_top_level_key() {
-    let (line, problem, _) = invalid("mode = \"extend\"\nmodes = \"replace\"\n");
-    assert_eq!(line, 2);
     assert_eq!(
-        problem,
+        invalid_at("mode = \"extend\"\nmodes = \"replace\"\n", 2),
         MenuProblem::UnknownKey {
             key: "modes".into()
         }
     );
-    let (line, problem, _) = invalid(&format!("{GOOD_BUG}\n[[bugs]]\nid = \"y\"\n"));
-    assert_eq!(line, 7);
-    assert_eq!(problem, MenuProblem::UnknownKey { key: "bugs".into() });
+    assert_eq!(
+        invalid_at(&format!("{GOOD_BUG}\n[[bugs]]\nid = \"y\"\n"), 7),
+        MenuProblem::UnknownKey { key: "bugs".into() }
+    );
 }
 
 #[test]
 fn unknown_field_in_entry() {
     let text =
         "[[bug]]\nid = \"x\"\ncategory = \"X\"\nprompt = \"{function} {path}\"\nseverity = 3\n";
-    let (line, problem, _) = invalid(text);
-    assert_eq!(line, 5);
     assert_eq!(
-        problem,
+        invalid_at(text, 5),
         MenuProblem::UnknownField {
             entry: "bug entry \"x\"".into(),
             field: "severity".into(),
@@ -250,8 +249,7 @@ fn unknown_field_in_entry() {
         )
     );
     // `index` is assigned, never written.
-    let (line, problem, _) = invalid("[[task]]\nid = \"t\"\nindex = 4\n");
-    assert_eq!(line, 3);
+    let problem = invalid_at("[[task]]\nid = \"t\"\nindex = 4\n", 3);
     assert!(
         matches!(problem, MenuProblem::UnknownField { ref field, .. } if field == "index"),
         "{problem:?}"
@@ -262,10 +260,8 @@ fn unknown_field_in_entry() {
 fn wrong_types() {
     let text =
         "[[task]]\nid = \"t\"\nintent = \"T\"\nprompt = \"At {start_url}\"\nanswer = \"yes\"\n";
-    let (line, problem, _) = invalid(text);
-    assert_eq!(line, 5);
     assert_eq!(
-        problem,
+        invalid_at(text, 5),
         MenuProblem::WrongType {
             what: "task entry \"t\": field `answer`".into(),
             expected: "a boolean",
@@ -273,66 +269,33 @@ fn wrong_types() {
         }
     );
 
-    let (line, problem, _) = invalid("\n[[bug]]\nid = 7\n");
-    assert_eq!(line, 3);
-    assert!(
-        matches!(
-            problem,
-            MenuProblem::WrongType {
-                expected: "a string",
-                found: "integer",
-                ..
-            }
+    // (file, line, expected type when pinned, found type)
+    for (text, line, expected, found) in [
+        ("\n[[bug]]\nid = 7\n", 3, Some("a string"), "integer"),
+        (
+            "mode = \"extend\"\nbug = \"everything\"\n",
+            2,
+            None,
+            "string",
         ),
-        "{problem:?}"
-    );
-
-    let (line, problem, _) = invalid("mode = \"extend\"\nbug = \"everything\"\n");
-    assert_eq!(line, 2);
-    assert!(
-        matches!(
-            problem,
+        ("\n\n[bug]\nid = \"x\"\n", 3, None, "table"),
+        ("mode = true\n", 1, None, "boolean"),
+        ("\nbug = [1]\n", 2, Some("a table"), "integer"),
+    ] {
+        match invalid_at(text, line) {
             MenuProblem::WrongType {
-                found: "string",
+                expected: e,
+                found: f,
                 ..
+            } => {
+                assert_eq!(f, found, "{text:?}");
+                if let Some(expected) = expected {
+                    assert_eq!(e, expected, "{text:?}");
+                }
             }
-        ),
-        "{problem:?}"
-    );
-
-    let (line, problem, _) = invalid("\n\n[bug]\nid = \"x\"\n");
-    assert_eq!(line, 3);
-    assert!(
-        matches!(problem, MenuProblem::WrongType { found: "table", .. }),
-        "{problem:?}"
-    );
-
-    let (line, problem, _) = invalid("mode = true\n");
-    assert_eq!(line, 1);
-    assert!(
-        matches!(
-            problem,
-            MenuProblem::WrongType {
-                found: "boolean",
-                ..
-            }
-        ),
-        "{problem:?}"
-    );
-
-    let (line, problem, _) = invalid("\nbug = [1]\n");
-    assert_eq!(line, 2);
-    assert!(
-        matches!(
-            problem,
-            MenuProblem::WrongType {
-                expected: "a table",
-                found: "integer",
-                ..
-            }
-        ),
-        "{problem:?}"
-    );
+            other => panic!("{text:?}: expected a wrong-type problem, got {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -340,33 +303,30 @@ fn missing_field_points_at_the_entry_header() {
     let text = format!(
         "{GOOD_BUG}\n# a second entry\n[[bug]]\nid = \"no-category\"\nprompt = \"{{function}} in {{path}}\"\n"
     );
-    let (line, problem, _) = invalid(&text);
-    assert_eq!(line, 8);
     assert_eq!(
-        problem,
+        invalid_at(&text, 8),
         MenuProblem::MissingField {
             entry: "bug entry \"no-category\"".into(),
             field: "category"
         }
     );
 
-    let (line, problem, _) = invalid(
-        "[[task]]\nid = \"t\"\nintent = \"T\"\n\n[[task]]\nintent = \"no id\"\nprompt = \"{start_url}\"\n",
-    );
     // The first entry lacks its prompt; it is reported first.
-    assert_eq!(line, 1);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[task]]\nid = \"t\"\nintent = \"T\"\n\n[[task]]\nintent = \"no id\"\nprompt = \"{start_url}\"\n",
+            1
+        ),
         MenuProblem::MissingField {
             entry: "task entry \"t\"".into(),
             field: "prompt"
         }
     );
-
-    let (line, problem, _) = invalid("[[task]]\nintent = \"no id\"\nprompt = \"{start_url}\"\n");
-    assert_eq!(line, 1);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[task]]\nintent = \"no id\"\nprompt = \"{start_url}\"\n",
+            1
+        ),
         MenuProblem::MissingField {
             entry: "task entry #1".into(),
             field: "id"
@@ -376,10 +336,8 @@ fn missing_field_points_at_the_entry_header() {
 
 #[test]
 fn unknown_mode() {
-    let (line, problem, _) = invalid("# comment\nmode = \"merge\"\n");
-    assert_eq!(line, 2);
     assert_eq!(
-        problem,
+        invalid_at("# comment\nmode = \"merge\"\n", 2),
         MenuProblem::UnknownMode {
             mode: "merge".into()
         }
@@ -394,10 +352,8 @@ fn unknown_mode() {
 #[test]
 fn duplicate_ids_within_a_file() {
     let text = format!("{GOOD_BUG}{GOOD_BUG}");
-    let (line, problem, _) = invalid(&text);
-    assert_eq!(line, 8);
     assert_eq!(
-        problem,
+        invalid_at(&text, 8),
         MenuProblem::DuplicateId {
             entry: "bug entry \"orm-query\"".into(),
             first_line: 3
@@ -410,21 +366,21 @@ fn duplicate_ids_within_a_file() {
 
 #[test]
 fn empty_prompt_and_other_empty_text() {
-    let (line, problem, _) =
-        invalid("[[bug]]\nid = \"x\"\ncategory = \"X\"\nprompt = \"\"\"\n   \n\"\"\"\n");
-    assert_eq!(line, 4);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[bug]]\nid = \"x\"\ncategory = \"X\"\nprompt = \"\"\"\n   \n\"\"\"\n",
+            4
+        ),
         MenuProblem::EmptyField {
             entry: "bug entry \"x\"".into(),
             field: "prompt"
         }
     );
-    let (line, problem, _) =
-        invalid("[[task]]\nid = \"t\"\nintent = \" \"\nprompt = \"{start_url}\"\n");
-    assert_eq!(line, 3);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[task]]\nid = \"t\"\nintent = \" \"\nprompt = \"{start_url}\"\n",
+            3
+        ),
         MenuProblem::EmptyField {
             entry: "task entry \"t\"".into(),
             field: "intent"
@@ -434,11 +390,11 @@ fn empty_prompt_and_other_empty_text() {
 
 #[test]
 fn invalid_id() {
-    let (line, problem, _) =
-        invalid("[[bug]]\ncategory = \"X\"\nid = \"ORM Query\"\nprompt = \"{function} {path}\"\n");
-    assert_eq!(line, 3);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[bug]]\ncategory = \"X\"\nid = \"ORM Query\"\nprompt = \"{function} {path}\"\n",
+            3
+        ),
         MenuProblem::InvalidId {
             entry: "bug entry #1".into(),
             id: "ORM Query".into()
@@ -448,23 +404,21 @@ fn invalid_id() {
 
 #[test]
 fn bug_prompt_must_name_function_and_path() {
-    let (line, problem, _) = invalid(
-        "[[bug]]\nid = \"x\"\ncategory = \"X\"\n\nprompt = \"Something is wrong in {path}.\"\n",
-    );
-    assert_eq!(line, 5);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[bug]]\nid = \"x\"\ncategory = \"X\"\n\nprompt = \"Something is wrong in {path}.\"\n",
+            5
+        ),
         MenuProblem::MissingPlaceholder {
             entry: "bug entry \"x\"".into(),
             required: "{function}".into()
         }
     );
-    let (line, problem, _) = invalid(
-        "[[bug]]\nid = \"x\"\nprompt = \"Something is wrong in {function}.\"\ncategory = \"X\"\n",
-    );
-    assert_eq!(line, 3);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[bug]]\nid = \"x\"\nprompt = \"Something is wrong in {function}.\"\ncategory = \"X\"\n",
+            3
+        ),
         MenuProblem::MissingPlaceholder {
             entry: "bug entry \"x\"".into(),
             required: "{path}".into()
@@ -474,11 +428,11 @@ fn bug_prompt_must_name_function_and_path() {
 
 #[test]
 fn task_prompt_must_name_the_start_page() {
-    let (line, problem, _) =
-        invalid("[[task]]\nid = \"t\"\nintent = \"T\"\nprompt = \"Find the pricing.\"\n");
-    assert_eq!(line, 4);
     assert_eq!(
-        problem,
+        invalid_at(
+            "[[task]]\nid = \"t\"\nintent = \"T\"\nprompt = \"Find the pricing.\"\n",
+            4
+        ),
         MenuProblem::MissingPlaceholder {
             entry: "task entry \"t\"".into(),
             required: "{start_url} or {start_title}".into()
@@ -510,10 +464,8 @@ prompt = "Something may be off in how {func} (in {path}) builds database queries
 #[test]
 fn unknown_placeholder_in_multiline_prompt_points_at_its_line() {
     let text = "[[task]]\nid = \"t\"\nintent = \"T\"\nprompt = \"\"\"\nStart at {start_url}.\nThen look for {product}.\n\"\"\"\n";
-    let (line, problem, _) = invalid(text);
-    assert_eq!(line, 6);
     assert_eq!(
-        problem,
+        invalid_at(text, 6),
         MenuProblem::UnknownPlaceholder {
             entry: "task entry \"t\"".into(),
             name: "product".into(),
@@ -525,10 +477,8 @@ fn unknown_placeholder_in_multiline_prompt_points_at_its_line() {
 #[test]
 fn stray_brace_is_rejected_with_its_line() {
     let text = "[[bug]]\nid = \"x\"\ncategory = \"X\"\nprompt = '''\n{function} in {path}\nreturns {\"a\": 1}\n'''\n";
-    let (line, problem, _) = invalid(text);
-    assert_eq!(line, 6);
     assert_eq!(
-        problem,
+        invalid_at(text, 6),
         MenuProblem::StrayBrace {
             entry: "bug entry \"x\"".into(),
             brace: '{'
@@ -538,9 +488,10 @@ fn stray_brace_is_rejected_with_its_line() {
 
 #[test]
 fn replace_with_an_empty_list_is_rejected() {
-    let (line, problem, _) = invalid("mode = \"replace\"\n\nbug = []\n");
-    assert_eq!(line, 3);
-    assert_eq!(problem, MenuProblem::EmptyReplacement { kind: "bug" });
+    assert_eq!(
+        invalid_at("mode = \"replace\"\n\nbug = []\n", 3),
+        MenuProblem::EmptyReplacement { kind: "bug" }
+    );
     // Under extend an empty list is harmless.
     assert_eq!(
         Menu::from_toml_str("task = []\n", "m").expect("loads"),

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use trajforge_patch::{FilePatch, FileStatus, LineKind, Patch, changed_lines, line_recall, parse};
+use trajforge_testkit::run_ok;
 
 /// A scratch directory removed on drop (tempfile is not a dependency of this crate).
 struct Scratch(PathBuf);
@@ -30,8 +31,8 @@ impl Drop for Scratch {
 
 /// Runs git with a neutral configuration, so the user's settings cannot change the output.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "core.autocrlf=false", "-c", "core.quotePath=true"])
+    let mut git = Command::new("git");
+    git.args(["-c", "core.autocrlf=false", "-c", "core.quotePath=true"])
         .args([
             "-c",
             "diff.mnemonicPrefix=false",
@@ -51,14 +52,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_AUTHOR_NAME", "Test")
         .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
         .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid");
+    let out = run_ok(&mut git, &format!("git {args:?}"));
     String::from_utf8(out.stdout).expect("git output is UTF-8")
 }
 

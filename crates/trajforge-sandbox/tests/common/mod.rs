@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use trajforge_sandbox::{Environment, EnvironmentOptions, Limits};
+use trajforge_sandbox::{Environment, EnvironmentOptions, Limits, Workspace};
 
 /// Fails loudly when bubblewrap is missing: CI installs it.
 pub fn require_bwrap() {
@@ -75,11 +75,25 @@ pub fn test_limits() -> Limits {
     }
 }
 
+/// Environment options for `dir` with the small [`test_limits`].
+pub fn test_options(dir: PathBuf) -> EnvironmentOptions {
+    let mut options = EnvironmentOptions::new(dir);
+    options.sandbox.limits = test_limits();
+    options
+}
+
 /// Prepares an environment for `repo` at `rev` under `root/env`.
 pub fn prepare(root: &Path, repo: &Path, rev: &str, setup: Option<&str>) -> Environment {
     require_bwrap();
-    let mut options = EnvironmentOptions::new(root.join("env"));
+    let mut options = test_options(root.join("env"));
     options.commit = Some(rev.to_owned());
-    options.sandbox.limits = test_limits();
     Environment::prepare(repo, setup, &options).expect("prepare environment")
+}
+
+/// An environment over [`small_repo`] (in `root/repo`) at `rev`, and one workspace in it.
+pub fn small_workspace(root: &Path, rev: &str) -> (Environment, Workspace) {
+    let repo = small_repo(root);
+    let env = prepare(root, &repo, rev, None);
+    let ws = env.create_workspace().expect("workspace");
+    (env, ws)
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use trajforge_teacher::{OpenAiTeacher, RequestLimiter, Teacher, TeacherError};
+use trajforge_teacher::{
+    Completion, OpenAiTeacher, RequestLimiter, Teacher, TeacherConfig, TeacherError,
+};
 use trajforge_testkit::{FakeServer, Script, Step};
 
 use crate::{ask, config, conversation};
@@ -52,23 +54,33 @@ async fn server_errors_exhaust_retries() {
     assert!(err.to_string().contains("bad gateway"));
 }
 
-#[tokio::test]
-async fn retry_after_is_honoured() {
+/// One completion of [`conversation`] with `cfg`, and how long it took (client set-up
+/// excluded).
+async fn timed_ask(cfg: TeacherConfig) -> (Result<Completion, TeacherError>, Duration) {
+    let teacher = OpenAiTeacher::new(cfg).expect("client");
+    let started = Instant::now();
+    let result = teacher.complete(&conversation(), &[]).await;
+    (result, started.elapsed())
+}
+
+/// How long a completion takes when the first answer is a 429 with `retry_after` and the
+/// second succeeds, with the client's backoff capped at `backoff_max`.
+async fn wait_after_429(retry_after: &str, backoff_max: Duration) -> Duration {
     let server = FakeServer::start(Script::sequence(vec![
-        Step::too_many_requests("1"),
+        Step::too_many_requests(retry_after),
         Step::text("ok"),
     ]))
     .await;
     let mut cfg = config(&server);
-    cfg.backoff_max = Duration::from_secs(5);
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let started = Instant::now();
-    let done = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect("completion");
-    let elapsed = started.elapsed();
-    assert_eq!(done.attempts, 2);
+    cfg.backoff_max = backoff_max;
+    let (done, elapsed) = timed_ask(cfg).await;
+    assert_eq!(done.expect("completion").attempts, 2);
+    elapsed
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let elapsed = wait_after_429("1", Duration::from_secs(5)).await;
     // Jittered backoff alone would wait at most 5 ms here.
     assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
@@ -76,21 +88,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn retry_after_is_capped_by_backoff_max() {
-    let server = FakeServer::start(Script::sequence(vec![
-        Step::too_many_requests("Fri, 31 Dec 2100 23:59:59 GMT"),
-        Step::text("ok"),
-    ]))
-    .await;
-    let mut cfg = config(&server);
-    cfg.backoff_max = Duration::from_millis(300);
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let started = Instant::now();
-    let done = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect("completion");
-    let elapsed = started.elapsed();
-    assert_eq!(done.attempts, 2);
+    let elapsed = wait_after_429("Fri, 31 Dec 2100 23:59:59 GMT", Duration::from_millis(300)).await;
     assert!(elapsed >= Duration::from_millis(290), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
@@ -133,13 +131,8 @@ async fn timeouts_are_retried_then_fail_typed() {
     let mut cfg = config(&server);
     cfg.request_timeout = Duration::from_millis(150);
     cfg.max_retries = 2;
-    let teacher = OpenAiTeacher::new(cfg).expect("client");
-    let started = Instant::now();
-    let err = teacher
-        .complete(&conversation(), &[])
-        .await
-        .expect_err("must time out");
-    let elapsed = started.elapsed();
+    let (err, elapsed) = timed_ask(cfg).await;
+    let err = err.expect_err("must time out");
     assert!(
         matches!(err, TeacherError::Timeout { attempts: 3, .. }),
         "{err:?}"

@@ -12,6 +12,14 @@ use trajforge_testkit::{FakeServer, Script};
 use crate::run::{sample_git_repo, work_dir};
 use crate::{repo_root, stderr, stdout};
 
+/// Asserts that `text` (the export's `what`) contains every one of `needles`.
+#[track_caller]
+fn assert_mentions(what: &str, text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{what} lacks {needle}:\n{text}");
+    }
+}
+
 /// One run shared by every test of this module (generating it takes a while).
 fn run_dir() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
@@ -176,30 +184,34 @@ fn the_defaults_follow_the_run_verdicts_and_write_card_and_config() {
         "low-recall T2 and self-check-no T1 are removed: {removed:?}"
     );
     let card = std::fs::read_to_string(dir.path().join("README.md")).expect("card");
-    for needle in [
-        "## Provenance",
-        "fake-model",
-        "## Filters",
-        "| verdict |",
-        "## Line recall r",
-        "submit required",
-    ] {
-        assert!(card.contains(needle), "card lacks {needle}:\n{card}");
-    }
+    assert_mentions(
+        "card",
+        &card,
+        &[
+            "## Provenance",
+            "fake-model",
+            "## Filters",
+            "| verdict |",
+            "## Line recall r",
+            "submit required",
+        ],
+    );
     let config = std::fs::read_to_string(dir.path().join("axolotl.yaml")).expect("config");
-    for needle in [
-        "base_model: Qwen/Qwen3-32B",
-        "num_epochs: 3",
-        "learning_rate: 1.0e-5",
-        "warmup_steps: 48",
-        "adam_beta2: 0.95",
-        "weight_decay: 0.01",
-        "sequence_len: 32768",
-        "message_field_training: train",
-        "path: ./hermes.jsonl",
-    ] {
-        assert!(config.contains(needle), "config lacks {needle}:\n{config}");
-    }
+    assert_mentions(
+        "config",
+        &config,
+        &[
+            "base_model: Qwen/Qwen3-32B",
+            "num_epochs: 3",
+            "learning_rate: 1.0e-5",
+            "warmup_steps: 48",
+            "adam_beta2: 0.95",
+            "weight_decay: 0.01",
+            "sequence_len: 32768",
+            "message_field_training: train",
+            "path: ./hermes.jsonl",
+        ],
+    );
 }
 
 #[test]
@@ -397,37 +409,20 @@ fn a_real_tokenizer_counts_truncates_and_orders() {
     let out = dir.path().join("t.jsonl");
     let o = out.to_str().expect("utf-8");
     let t = tok.to_str().expect("utf-8");
-    let full = export_ok(&["--format", "openai", "--out", o, "--tokenizer", t]);
+    let openai = ["--format", "openai", "--out", o, "--tokenizer", t];
+    let full = export_ok(&openai);
     let rows = jsonl(&out);
     assert!(
         rows.iter()
             .all(|r| r["truncation_ratio"] == 1.0 && r["tokens"].as_u64().is_some_and(|n| n > 100))
     );
-    let max = rows
-        .iter()
-        .filter_map(|r| r["tokens"].as_u64())
-        .max()
-        .expect("rows");
-    let min = rows
-        .iter()
-        .filter_map(|r| r["tokens"].as_u64())
-        .min()
-        .expect("rows");
+    let tokens: Vec<u64> = rows.iter().filter_map(|r| r["tokens"].as_u64()).collect();
+    let max = *tokens.iter().max().expect("rows");
+    let min = *tokens.iter().min().expect("rows");
     // A limit between the shortest and the longest: the longer ones are cut, and with
     // --min-ratio 0 every cut one is kept; each cut one ends with an assistant turn.
     let limit = ((min + max) / 2).to_string();
-    let cut = export_ok(&[
-        "--format",
-        "openai",
-        "--out",
-        o,
-        "--tokenizer",
-        t,
-        "--max-tokens",
-        &limit,
-        "--min-ratio",
-        "0",
-    ]);
+    let cut = export_ok(&[&openai[..], &["--max-tokens", &limit, "--min-ratio", "0"]].concat());
     let rows = jsonl(&out);
     let truncated: Vec<&Value> = rows
         .iter()
@@ -441,16 +436,7 @@ fn a_real_tokenizer_counts_truncates_and_orders() {
     }
     assert_eq!(cut["truncated"].as_u64(), Some(truncated.len() as u64));
     // At the default ratio of 0.88 these short episodes lose too much when cut: all go.
-    let strict = export_ok(&[
-        "--format",
-        "openai",
-        "--out",
-        o,
-        "--tokenizer",
-        t,
-        "--max-tokens",
-        &limit,
-    ]);
+    let strict = export_ok(&[&openai[..], &["--max-tokens", &limit]].concat());
     let removed: Vec<(String, u64)> =
         serde_json::from_value(strict["removed"].clone()).expect("removed");
     let too_long = removed

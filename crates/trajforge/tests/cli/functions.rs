@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::{assert_success, repo_root, stderr, stdout, trajforge};
+use crate::{assert_success, input_error, repo_root, stderr, stdout, trajforge};
 
 fn sample_repo() -> String {
     repo_root()
@@ -99,37 +99,28 @@ fn include_tests_and_lang_filter() {
         &["functions", &sample_repo(), "--lang", "cobol"],
         cache.path(),
     );
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        stderr(&bad).contains("unknown language"),
-        "{}",
-        stderr(&bad)
-    );
+    let err = input_error(&bad);
+    assert!(err.contains("unknown language"), "{err}");
 }
 
 #[test]
 fn bad_paths_exit_2_with_one_line_error_and_hint() {
     let cache = tempfile::tempdir().expect("tempdir");
     let missing = trajforge(&["functions", "/definitely/not/here"], cache.path());
-    assert_eq!(missing.status.code(), Some(2));
-    let err = stderr(&missing);
+    let err = input_error(&missing);
     assert!(
         err.starts_with("error: /definitely/not/here: no such directory\nhint: "),
         "{err}"
     );
     let file = repo_root().join("Cargo.toml").display().to_string();
     let not_dir = trajforge(&["functions", &file], cache.path());
-    assert_eq!(not_dir.status.code(), Some(2));
-    assert!(
-        stderr(&not_dir).contains("is a file, not a directory"),
-        "{}",
-        stderr(&not_dir)
-    );
+    let err = input_error(&not_dir);
+    assert!(err.contains("is a file, not a directory"), "{err}");
     let bad_size = trajforge(
         &["functions", &sample_repo(), "--max-file-size", "huge"],
         cache.path(),
     );
-    assert_eq!(bad_size.status.code(), Some(2));
+    input_error(&bad_size);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use trajforge_testkit::code::{CodeTeacher, Fate, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-use crate::{assert_success, kill_once_stored, wait_until_stored};
+use crate::{assert_success, input_error, kill_once_stored, wait_until_stored};
 
 struct Scene {
     dir: tempfile::TempDir,
@@ -192,8 +192,7 @@ async fn a_run_keeps_exact_and_partial_pairs_and_rejects_the_rest_for_the_right_
         &["--threshold", "1.0"],
     ))
     .await;
-    assert_eq!(refused.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&refused.stderr);
+    let err = input_error(&refused);
     assert!(
         err.contains("threshold: 0.5 → 1") && err.contains("hint:"),
         "{err}"
@@ -335,11 +334,9 @@ fn bad_settings_fail_fast() {
         "--threshold",
         "2",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--threshold 2"));
+    assert!(input_error(&out).contains("--threshold 2"));
     let out = run(&["status", "/definitely/not/a/run"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a run folder"));
+    assert!(input_error(&out).contains("not a run folder"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,14 +377,12 @@ async fn a_trajforge_toml_holds_the_options_and_the_command_line_overrides_it() 
     // The file said threshold 1.0; the command line's 0.5 wins, and resuming with another
     // threshold is refused, which shows the file's value was the one recorded.
     let out = run(&["generate", "--threshold", "0.5"]).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("threshold"));
+    assert!(input_error(&out).contains("threshold"));
 
     // A typo in the file is named with its line.
     std::fs::write(project.join("trajforge.toml"), "[generate]\nthresold = 1\n").expect("write");
     let out = run(&["generate"]).await;
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = input_error(&out);
     assert!(
         stderr.contains("line 2") && stderr.contains("--thresold"),
         "{stderr}"
@@ -430,8 +425,7 @@ async fn a_token_budget_stops_scheduling_and_leaves_a_resumable_run() {
 
     // The same budget again: already spent, refused with what to do.
     let out = output(generate_cmd(&scene, &server, &run_dir, 4, &budget)).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-tokens"));
+    assert!(input_error(&out).contains("--max-tokens"));
 
     // Without the budget, the run resumes and finishes every function.
     let out = output(generate_cmd(&scene, &server, &run_dir, 4, &[])).await;

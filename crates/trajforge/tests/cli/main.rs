@@ -36,6 +36,15 @@ pub fn assert_success(out: &Output) {
     );
 }
 
+/// Assert that a command was refused for its input (exit status 2); its stderr, which is
+/// the failure message, is returned.
+#[track_caller]
+pub fn input_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 /// Standard output as text.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")

@@ -1,6 +1,6 @@
 //! `trajforge menu`: the built-in menus and user menu files.
 
-use crate::{assert_success, stderr, stdout, trajforge};
+use crate::{assert_success, input_error, stdout, trajforge};
 
 #[test]
 fn text_output_snapshot_of_both_menus() {
@@ -72,8 +72,7 @@ fn user_menu_extends_and_errors_name_the_line() {
         &["menu", "--menu", &bad.display().to_string()],
         cache.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let err = input_error(&out);
     assert!(
         err.contains("bad.toml:5:") && err.contains("{func}"),
         "{err}"

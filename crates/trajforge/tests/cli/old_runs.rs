@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use trajforge_testkit::code::{CodeTeacher, expected_result};
 use trajforge_testkit::web::WebTeacher;
-use trajforge_testkit::{FakeServer, Script};
+use trajforge_testkit::{FakeServer, Script, run_ok};
 
 use crate::run::work_dir;
 use crate::site::bidict_docs;
@@ -129,15 +129,11 @@ fn copy_fixture(kind: &str, dir: &Path) -> PathBuf {
 
 /// Checkpoint a run's database into its one file (no -wal/-shm beside it).
 fn checkpoint(db: &Path) {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
-        .output()
-        .expect("sqlite3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("sqlite3")
+            .arg(db)
+            .arg("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;"),
+        "sqlite3",
     );
     for ext in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{ext}", db.display()));

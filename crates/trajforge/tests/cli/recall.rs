@@ -3,26 +3,24 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{assert_success, stderr, stdout, trajforge};
+use trajforge_testkit::run_ok;
+
+use crate::{assert_success, input_error, stdout, trajforge};
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.invalid",
-            "-c",
-            "core.autocrlf=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "core.autocrlf=false",
+            ])
+            .args(args)
+            .current_dir(dir),
+        &format!("git {args:?}"),
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }
@@ -93,8 +91,7 @@ fn malformed_patch_names_the_line_and_exits_2() {
         ],
         cache.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let err = input_error(&out);
     assert!(
         err.contains("bad.diff") && err.contains("P2") && err.contains("line 3"),
         "{err}"
@@ -103,7 +100,7 @@ fn malformed_patch_names_the_line_and_exits_2() {
         &["recall", "/nope/p1.diff", &good.display().to_string()],
         cache.path(),
     );
-    assert_eq!(missing.status.code(), Some(2));
+    input_error(&missing);
 }
 
 #[test]

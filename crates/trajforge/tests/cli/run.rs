@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::json;
-use trajforge_testkit::{FakeServer, Reply, Script, Step};
+use trajforge_testkit::{FakeServer, Reply, Script, Step, run_ok};
 
 use crate::repo_root;
 
@@ -20,17 +20,13 @@ pub fn sample_git_repo_with_env(dir: &Path, envs: &[(&str, &str)]) -> PathBuf {
     let repo = dir.join("sample");
     copy_dir(&repo_root().join("examples/sample-repo"), &repo);
     let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .envs(envs.iter().copied())
-            .current_dir(&repo)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .envs(envs.iter().copied())
+                .current_dir(&repo),
+            &format!("git {args:?}"),
         );
     };
     git(&["init", "-q"]);
@@ -75,6 +71,16 @@ async fn trajforge_async(args: Vec<String>, envs: Vec<(&'static str, &'static st
     .expect("join")
 }
 
+/// A temporary folder holding the sample repository, a work folder for the sandbox and
+/// the path for the trajectory: (folder, repository, work folder, trajectory file).
+fn episode_scene() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = sample_git_repo(dir.path());
+    let work = work_dir(dir.path());
+    let out = dir.path().join("traj.json");
+    (dir, repo, work, out)
+}
+
 fn run_args(server: &FakeServer, repo: &Path, work: &Path, out: &Path) -> Vec<String> {
     [
         "run",
@@ -100,10 +106,7 @@ fn run_args(server: &FakeServer, repo: &Path, work: &Path, out: &Path) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_episode_edits_runs_and_submits() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = sample_git_repo(dir.path());
-    let work = work_dir(dir.path());
-    let out = dir.path().join("traj.json");
+    let (_dir, repo, work, out) = episode_scene();
     let script = Script::sequence(vec![
         Step::Reply(
             Reply::new()
@@ -210,10 +213,7 @@ async fn a_real_episode_edits_runs_and_submits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_cannot_touch_the_host_outside_the_workspace() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = sample_git_repo(dir.path());
-    let work = work_dir(dir.path());
-    let out = dir.path().join("traj.json");
+    let (dir, repo, work, out) = episode_scene();
     let marker = dir.path().join("host-marker.txt");
     std::fs::write(&marker, "host secret").expect("marker");
     let attack = format!(
@@ -253,10 +253,7 @@ async fn a_command_cannot_touch_the_host_outside_the_workspace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_calls_end_the_episode_with_exit_3() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = sample_git_repo(dir.path());
-    let work = work_dir(dir.path());
-    let out = dir.path().join("traj.json");
+    let (_dir, repo, work, out) = episode_scene();
     let bad = || Step::Reply(Reply::new().raw_tool_call("bash", "{\"command\": "));
     let server = FakeServer::start(Script::sequence(vec![bad(), bad(), bad()])).await;
     let output = trajforge_async(run_args(&server, &repo, &work, &out), vec![]).await;

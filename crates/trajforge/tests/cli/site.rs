@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{assert_success, repo_root, stderr, stdout, trajforge};
+use crate::{assert_success, input_error, repo_root, stderr, stdout, trajforge};
 
 /// The site folder, or None (skip) when it or Chromium is missing; under CI that fails.
 #[allow(clippy::print_stderr)] // says why the test skips
@@ -124,7 +124,7 @@ fn bad_input_is_reported_with_a_hint() {
     );
     assert!(stderr(&out).contains("hint:"));
     let out = trajforge(&["site", "crawl", "--out", o], tmp.path());
-    assert_eq!(out.status.code(), Some(2));
+    input_error(&out);
     let missing = tmp.path().join("nope");
     let out = trajforge(
         &[
@@ -137,18 +137,14 @@ fn bad_input_is_reported_with_a_hint() {
         ],
         tmp.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not a folder"), "{}", stderr(&out));
+    let err = input_error(&out);
+    assert!(err.contains("not a folder"), "{err}");
     let out = trajforge(
         &["site", "show", missing.to_str().expect("utf-8")],
         tmp.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("site crawl --out"),
-        "{}",
-        stderr(&out)
-    );
+    let err = input_error(&out);
+    assert!(err.contains("site crawl --out"), "{err}");
     let out = trajforge(
         &[
             "site",
@@ -161,5 +157,5 @@ fn bad_input_is_reported_with_a_hint() {
         ],
         tmp.path(),
     );
-    assert_eq!(out.status.code(), Some(2));
+    input_error(&out);
 }

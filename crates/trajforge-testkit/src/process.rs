@@ -1,0 +1,18 @@
+//! Running helper programs (git, python, sqlite3) from tests.
+
+use std::process::{Command, Output};
+
+/// Runs `command` to its end and returns its output; the test fails, naming `what` and
+/// showing the command's stderr, when it cannot start or exits unsuccessfully.
+#[track_caller]
+pub fn run_ok(command: &mut Command, what: &str) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
