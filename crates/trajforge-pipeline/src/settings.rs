@@ -29,6 +29,9 @@ pub struct RunSettings {
     pub max_steps: usize,
     /// Whether test files were sampled.
     pub include_tests: bool,
+    /// Whether web pairs ending on different pages may be kept (absent in runs before it: no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_different_final: bool,
 }
 
 impl RunSettings {
@@ -71,6 +74,11 @@ impl RunSettings {
             self.include_tests.to_string(),
             requested.include_tests.to_string(),
         );
+        check(
+            "keep different final",
+            self.keep_different_final.to_string(),
+            requested.keep_different_final.to_string(),
+        );
         out
     }
 }
@@ -96,6 +104,7 @@ mod tests {
             test_cmd: None,
             max_steps: 115,
             include_tests: false,
+            keep_different_final: false,
         }
     }
 

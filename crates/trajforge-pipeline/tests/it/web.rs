@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trajforge_agent::{BoxFuture, EnvOutcome, Environment, LoopConfig, Observation};
 use trajforge_menu::Menu;
-use trajforge_pipeline::envs::{EnvError, WebEnvFactory};
+use trajforge_pipeline::envs::{EnvError, WebEnvFactory, WebSession};
 use trajforge_pipeline::prompts::WebPrompts;
 use trajforge_pipeline::runner::Control;
 use trajforge_pipeline::web::{self, StartPage, WebConfig, WebWorker};
@@ -129,21 +129,31 @@ struct GraphEnvs {
 }
 
 impl WebEnvFactory for GraphEnvs {
-    fn open<'a>(
-        &'a self,
-        start_url: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
+    fn open<'a>(&'a self, start_url: &'a str) -> BoxFuture<'a, Result<WebSession, EnvError>> {
         Box::pin(async move {
             *self.opened.lock().unwrap() += 1;
-            Ok(Box::new(GraphEnv {
-                pages: Arc::clone(&self.pages),
-                url: start_url.to_string(),
-                visited: vec![start_url.to_string()],
-                answer: None,
-                infeasible: None,
-            }) as Box<dyn Environment>)
+            let title = self
+                .pages
+                .iter()
+                .find(|p| p.url == start_url)
+                .map_or("", |p| p.title.as_str());
+            Ok(WebSession {
+                observation: format!("URL: {start_url}\nTitle: {title}\n\n{}", snapshot(title)),
+                env: Box::new(GraphEnv {
+                    pages: Arc::clone(&self.pages),
+                    url: start_url.to_string(),
+                    visited: vec![start_url.to_string()],
+                    answer: None,
+                    infeasible: None,
+                }),
+            })
         })
     }
+}
+
+/// The snapshot line the graph site shows for a page titled `title`.
+fn snapshot(title: &str) -> String {
+    format!("- heading \"{title}\" [ref=e1]")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +177,7 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
             title: p.title.clone(),
         })
         .collect();
-    let jobs = web::plan(&menu.tasks, &starts, 40, 11);
+    let jobs = web::plan(&menu.tasks, &starts, 40, 11, web::TaskDraw::SitePaths);
     assert_eq!(jobs.len(), 40);
     store.add_jobs(&jobs).unwrap();
 
@@ -188,6 +198,7 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
             prompts: WebPrompts::default(),
             loop_config,
             threshold: 0.5,
+            keep_different_final: false,
         }),
         control: Arc::new(Control::default()),
         owner: "test".into(),
