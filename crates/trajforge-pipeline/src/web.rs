@@ -123,7 +123,8 @@ pub fn plan(
         return Vec::new();
     }
     let mut intents: Vec<usize> = (0..tasks.len()).collect();
-    intents.sort_by_key(|&i| trajforge_hash::draw(seed, &tasks[i].id, 0, "intent-order", usize::MAX));
+    intents
+        .sort_by_key(|&i| trajforge_hash::draw(seed, &tasks[i].id, 0, "intent-order", usize::MAX));
     let orders: Vec<Vec<usize>> = intents
         .iter()
         .map(|&i| {
@@ -735,7 +736,10 @@ mod tests {
         );
         // Same path.
         let a = agreement(&t1, &t1.clone(), S, false);
-        assert_eq!((a.r, a.same_final, a.visited_recall), (1.0, true, Some(1.0)));
+        assert_eq!(
+            (a.r, a.same_final, a.visited_recall),
+            (1.0, true, Some(1.0))
+        );
         // Same final page by another way: recall 1/2 (b only), final same -> 0.75.
         let t2 = view(
             &[
@@ -759,7 +763,10 @@ mod tests {
         let q1 = view(&[S], S, Some("It costs $29 per month"));
         let q2 = view(&[S], S, Some("$29"));
         let a = agreement(&q1, &q2, S, true);
-        assert_eq!((a.r, a.same_answer, a.visited_recall), (1.0, Some(true), None));
+        assert_eq!(
+            (a.r, a.same_answer, a.visited_recall),
+            (1.0, Some(true), None)
+        );
         let q3 = view(&[S], S, Some("$49"));
         assert_eq!(agreement(&q1, &q3, S, true).r, 0.5);
         // Rollout 2 giving up agrees with nothing.
@@ -781,9 +788,21 @@ mod tests {
         // 1. The same way to the same page.
         check(&walk(&["a", "b"]), &walk(&["a", "b"]), false, 1.0, "kept");
         // 2. Rollout 1 took a detour first: route {c, a, b}, rollout 2 was on a and b.
-        check(&walk(&["c", "a", "b"]), &walk(&["a", "b"]), false, (1.0 + 2.0 / 3.0) / 2.0, "kept");
+        check(
+            &walk(&["c", "a", "b"]),
+            &walk(&["a", "b"]),
+            false,
+            (1.0 + 2.0 / 3.0) / 2.0,
+            "kept",
+        );
         // 3. Rollout 2 passed through rollout 1's final page and ended elsewhere.
-        check(&walk(&["a", "b"]), &walk(&["a", "b", "d"]), false, 0.5, "different_final");
+        check(
+            &walk(&["a", "b"]),
+            &walk(&["a", "b", "d"]),
+            false,
+            0.5,
+            "different_final",
+        );
         // 4. Rollout 1 never left the start page; rollout 2 went elsewhere.
         check(&walk(&[]), &walk(&["x"]), false, 0.0, "low_agreement");
         // 5. Both answered on the start page (rollout 2 after a look around).
@@ -818,7 +837,10 @@ mod tests {
             ..HALF
         };
         let v = verify(&t1, &t2, S, false, asked);
-        assert_eq!((v.kept, v.result.as_str(), v.keep_different_final), (true, "kept", true));
+        assert_eq!(
+            (v.kept, v.result.as_str(), v.keep_different_final),
+            (true, "kept", true)
+        );
         // Below the threshold the option changes nothing.
         let far = record(&walk(&["z"]));
         let v = verify(&t1, &far, S, false, asked);
@@ -891,7 +913,10 @@ mod tests {
             assert_eq!(&big[..small.len()], &small[..]);
             let keys: BTreeSet<&String> = big.iter().map(|(k, _)| k).collect();
             assert_eq!(keys.len(), big.len(), "no pair twice");
-            assert_eq!(plan(&menu.tasks, &pages, 10_000, 7, order).len(), n_tasks * 5);
+            assert_eq!(
+                plan(&menu.tasks, &pages, 10_000, 7, order).len(),
+                n_tasks * 5
+            );
             assert_ne!(
                 plan(&menu.tasks, &pages, 8, 1, order),
                 plan(&menu.tasks, &pages, 8, 2, order)
@@ -903,23 +928,56 @@ mod tests {
     fn draws_follow_site_paths_not_ports() {
         let menu = trajforge_menu::Menu::builtin();
         let n = menu.tasks.len() * 3;
-        let a = plan(&menu.tasks, &pages_at("http://127.0.0.1:41000"), n, 7, TaskDraw::SitePaths);
-        let b = plan(&menu.tasks, &pages_at("http://localhost:52000"), n, 7, TaskDraw::SitePaths);
+        let a = plan(
+            &menu.tasks,
+            &pages_at("http://127.0.0.1:41000"),
+            n,
+            7,
+            TaskDraw::SitePaths,
+        );
+        let b = plan(
+            &menu.tasks,
+            &pages_at("http://localhost:52000"),
+            n,
+            7,
+            TaskDraw::SitePaths,
+        );
         assert_eq!(drawn(&a), drawn(&b));
         // Job keys still name the full start URL, as stored runs have them.
-        assert!(a[0].0.ends_with(&format!("@{}", WebJob::deserialize(&a[0].1).unwrap().start_url)));
+        assert!(a[0].0.ends_with(&format!(
+            "@{}",
+            WebJob::deserialize(&a[0].1).unwrap().start_url
+        )));
         // The order of runs created before it follows the port (kept for their resumes).
-        let old_a = plan(&menu.tasks, &pages_at("http://127.0.0.1:41000"), n, 7, TaskDraw::StartUrls);
-        let old_b = plan(&menu.tasks, &pages_at("http://127.0.0.1:41001"), n, 7, TaskDraw::StartUrls);
+        let old_a = plan(
+            &menu.tasks,
+            &pages_at("http://127.0.0.1:41000"),
+            n,
+            7,
+            TaskDraw::StartUrls,
+        );
+        let old_b = plan(
+            &menu.tasks,
+            &pages_at("http://127.0.0.1:41001"),
+            n,
+            7,
+            TaskDraw::StartUrls,
+        );
         assert_ne!(drawn(&old_a), drawn(&old_b));
         assert_eq!(site_path("http://h:1/a/b.html?x=1#top"), "/a/b.html?x=1");
         assert_eq!(TaskDraw::from_meta(None), TaskDraw::StartUrls);
-        assert_eq!(TaskDraw::from_meta(Some(TaskDraw::SITE_PATHS)), TaskDraw::SitePaths);
+        assert_eq!(
+            TaskDraw::from_meta(Some(TaskDraw::SITE_PATHS)),
+            TaskDraw::SitePaths
+        );
     }
 
     #[test]
     fn the_task_message_ends_with_the_start_page() {
-        let m = task_message("Find the pricing.\n", "URL: http://h/\nTitle: Home\n\n- link \"Pricing\" [ref=e3]");
+        let m = task_message(
+            "Find the pricing.\n",
+            "URL: http://h/\nTitle: Home\n\n- link \"Pricing\" [ref=e3]",
+        );
         assert_eq!(
             m,
             "Find the pricing.\n\nURL: http://h/\nTitle: Home\n\n- link \"Pricing\" [ref=e3]"
@@ -931,8 +989,12 @@ mod tests {
     }
 
     fn any_view() -> impl Strategy<Value = RolloutView> {
-        (proptest::collection::vec(0u8..6, 0..6), 0u8..6, any::<bool>()).prop_map(
-            |(pages, f, yes)| {
+        (
+            proptest::collection::vec(0u8..6, 0..6),
+            0u8..6,
+            any::<bool>(),
+        )
+            .prop_map(|(pages, f, yes)| {
                 let mut visited = vec!["http://h/p0".to_string()];
                 visited.extend(urls(&pages));
                 RolloutView {
@@ -941,8 +1003,7 @@ mod tests {
                     answer: Some(if yes { "x y z" } else { "other" }.into()),
                     infeasible: false,
                 }
-            },
-        )
+            })
     }
 
     proptest! {
