@@ -66,10 +66,10 @@ pub type WebWorker = Worker<dyn WebEnvFactory, WebConfig>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskDraw {
     /// By the start page's path and query on the site ([`site_path`]): the same seed draws
-    /// the same tasks wherever the site is served. Runs created since issue 14.
+    /// the same tasks wherever the site is served. Every run created now.
     SitePaths,
-    /// By the start page's full URL, port included: runs created before, which have no
-    /// [`TaskDraw::META_KEY`].
+    /// By the start page's full URL, port included: runs created by earlier releases (0.1
+    /// included), which have no [`TaskDraw::META_KEY`].
     StartUrls,
 }
 

@@ -336,101 +336,37 @@ fn an_old_code_run_resumes_and_finishes() {
     }
 }
 
-/// The web fixture resumes: its site crawled again on the port it was recorded from (so the
-/// settings check sees the same pages), a larger `-n` adds only the new tasks, drawn in the
-/// order the run was created with (the full start URLs of the 0.1 draw), and the stored
-/// verifications are read as they are, never rescored.
+/// The web fixture's jobs are what the 0.1 draw (by full start URL) plans for its settings
+/// (seed 5, two start pages, 8 tasks), which is the order `web generate` keeps for a run that
+/// has no `task_draw` meta: a resume of it plans the jobs it already holds, under the same
+/// keys, and adds only new ones.
 #[test]
-fn an_old_web_run_resumes_with_its_own_jobs_and_verdicts() {
-    let Some(html) = bidict_docs() else { return };
+fn an_old_web_run_plans_the_jobs_it_holds() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = copy_fixture("web", tmp.path());
-    let site = tmp.path().join("site");
-    // The fixture's site was served on this port (its status pins the start URLs).
-    crate::site::crawl_dir(
-        &html,
-        &site,
-        &["--max-pages", "8", "--port", "43537"],
-        tmp.path(),
-    );
-    let pages: Vec<trajforge_testkit::web::GraphPage> = crate::web::crawl_graph(&site);
-    let verify_before = verify_records(&run);
-    assert_eq!(verify_before.len(), 6);
-    let rt = runtime();
-    let teacher = Arc::new(WebTeacher::new(pages));
-    let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
-        teacher.answer(req)
-    })));
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["web", "generate", "--site"])
-        .arg(&site)
-        .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
-        .arg(&run)
-        .args(["-n", "10", "--start-pages", "2", "--seed", "5"])
-        .args([
-            "--max-steps",
-            "8",
-            "--concurrency",
-            "1",
-            "--backoff",
-            "0.01",
-        ])
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAJFORGE_API_KEY")
-        .output()
-        .expect("trajforge runs");
-    let text = stderr(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("2 new"), "{text}");
-    assert!(text.contains("8 already done"), "{text}");
-    let s = trajforge(
-        &["status", run.to_str().expect("utf-8"), "--json", "--jobs"],
-        tmp.path(),
-    );
-    assert!(s.status.success(), "{}", stderr(&s));
-    let v: Value = serde_json::from_str(&stdout(&s)).expect("json");
-    assert_eq!(
-        (v["done"].as_u64(), v["functions"].as_u64()),
-        (Some(10), Some(10)),
-        "{v}"
-    );
-    let before: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("web/status.json")).expect("pin"),
-    )
-    .expect("json");
-    let jobs = v["jobs"].as_array().expect("jobs");
-    for old in before["jobs"].as_array().expect("jobs") {
-        assert!(jobs.contains(old), "{old} changed or lost");
-    }
-    // The stored verifications are untouched; the new ones carry the current scoring.
-    let after = verify_records(&run);
-    for (job, record) in &verify_before {
-        assert_eq!(after.get(job), Some(record), "job {job} rescored");
-        assert!(record.get("scoring").is_none(), "{record}");
-    }
-    let new: Vec<&Value> = after
-        .iter()
-        .filter(|(job, _)| !verify_before.contains_key(*job))
-        .map(|(_, r)| r)
+    let store = trajforge_store::Store::open(&copy_fixture("web", tmp.path())).expect("store");
+    let stored: Vec<(String, Value)> = store
+        .jobs()
+        .expect("jobs")
+        .into_iter()
+        .map(|j| (j.key, j.payload))
         .collect();
-    for record in new {
-        assert_eq!(record["scoring"], 2, "{record}");
-    }
-    // The run keeps its 0.1 task order.
-    let store = trajforge_store::Store::open(&run).expect("store");
     assert_eq!(store.meta("task_draw").expect("meta"), None);
-}
-
-/// The `verify` stage records of a run, by job id, as stored.
-fn verify_records(run: &Path) -> std::collections::BTreeMap<i64, Value> {
-    let store = trajforge_store::Store::open(run).expect("store");
-    let mut out = std::collections::BTreeMap::new();
-    for job in store.jobs().expect("jobs") {
-        for s in store.stages(job.id).expect("stages") {
-            if s.stage.name() == "verify" {
-                out.insert(job.id, s.stage.to_json().expect("json"));
-            }
+    let mut starts: Vec<trajforge_pipeline::web::StartPage> = Vec::new();
+    for (_, p) in &stored {
+        let page = trajforge_pipeline::web::StartPage {
+            url: p["start_url"].as_str().expect("url").to_string(),
+            title: p["start_title"].as_str().expect("title").to_string(),
+        };
+        if !starts.contains(&page) {
+            starts.push(page);
         }
     }
-    out
+    assert_eq!(starts.len(), 2);
+    let menu = trajforge_menu::Menu::builtin();
+    let order = trajforge_pipeline::web::TaskDraw::from_meta(None);
+    let planned = trajforge_pipeline::web::plan(&menu.tasks, &starts, 8, 5, order);
+    assert_eq!(planned, stored);
+    // A larger -n extends that list: the stored jobs come first, unchanged.
+    let more = trajforge_pipeline::web::plan(&menu.tasks, &starts, 12, 5, order);
+    assert_eq!(&more[..8], &stored[..]);
 }

@@ -25,11 +25,18 @@ fn status(run: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-/// Crawl `max_pages` pages of the bidict docs into `dir/site`; returns the folder and the
-/// page graph the scripted teacher navigates by.
+/// Crawl `max_pages` pages of the bidict docs into `dir/site`, breadth first; returns the
+/// folder and the page graph the scripted teacher navigates by.
 pub(crate) fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
     let site = dir.join("site");
-    crate::site::crawl_dir(html, &site, &["--max-pages", &max_pages.to_string()], dir);
+    // One tab: the pages (and so the start pages and tasks) are the same on every run; with
+    // several tabs the first N pages recorded depend on which loads finish first.
+    crate::site::crawl_dir(
+        html,
+        &site,
+        &["--max-pages", &max_pages.to_string(), "--concurrency", "1"],
+        dir,
+    );
     let pages = crawl_graph(&site);
     (site, pages)
 }
@@ -276,7 +283,15 @@ async fn the_same_site_on_another_port_draws_the_same_tasks() {
         let summary = crate::site::crawl_dir(
             &html,
             &site,
-            &["--max-pages", "8", "--port", &port.to_string()],
+            // One tab: pages are recorded in breadth-first order, the same on both ports.
+            &[
+                "--max-pages",
+                "8",
+                "--port",
+                &port.to_string(),
+                "--concurrency",
+                "1",
+            ],
             tmp.path(),
         );
         assert_eq!(
