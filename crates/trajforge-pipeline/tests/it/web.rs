@@ -328,7 +328,7 @@ mod status {
 /// page. Under the earlier score both had r = 0.5 and were kept at threshold 0.5.
 fn disagreeing_teacher(req: &Value) -> Step {
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    if !req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+    if req["tools"].as_array().is_none_or(|t| t.is_empty()) {
         return Step::text("Where can I read about the second topic?");
     }
     let task = messages[1]["content"].as_str().unwrap_or("");
