@@ -182,6 +182,18 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
     }
 }
 
+/// A teacher whose rollouts answer at once, and whose request writer writes a plain request.
+async fn answering_at_once() -> FakeServer {
+    FakeServer::start(Script::handler(|req| {
+        if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+            trajforge_testkit::Step::tool_call("answer", serde_json::json!({"text": "bidict"}))
+        } else {
+            trajforge_testkit::Step::text("Where do I start with this library?")
+        }
+    }))
+    .await
+}
+
 /// A free loopback port.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -215,15 +227,7 @@ async fn a_site_url_is_crawled_into_the_run_folder_once_then_replayed() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let fake = FakeServer::start(Script::handler(|req| {
-        // Any rollout answers at once; the request writer writes a plain request.
-        if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
-            trajforge_testkit::Step::tool_call("answer", serde_json::json!({"text": "bidict"}))
-        } else {
-            trajforge_testkit::Step::text("Where do I start with this library?")
-        }
-    }))
-    .await;
+    let fake = answering_at_once().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = tmp.path().join("run");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
@@ -268,14 +272,7 @@ fn site_path(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_site_on_another_port_draws_the_same_tasks() {
     let Some(html) = bidict_docs() else { return };
-    let fake = FakeServer::start(Script::handler(|req| {
-        if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
-            trajforge_testkit::Step::tool_call("answer", serde_json::json!({"text": "bidict"}))
-        } else {
-            trajforge_testkit::Step::text("Where do I start with this library?")
-        }
-    }))
-    .await;
+    let fake = answering_at_once().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut drawn = Vec::new();
     for (name, port) in [("a", free_port()), ("b", free_port())] {
