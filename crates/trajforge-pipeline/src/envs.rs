@@ -49,13 +49,19 @@ pub trait EnvFactory: Send + Sync {
     ) -> BoxFuture<'a, Result<TestRun, EnvError>>;
 }
 
+/// A browsing session just opened on its start page.
+pub struct WebSession {
+    /// The environment the agent acts in.
+    pub env: Box<dyn Environment>,
+    /// The start page as the model sees it (URL, title, snapshot), for the task message:
+    /// the first model call sees the page it is asked to act on.
+    pub observation: String,
+}
+
 /// Opens a browser environment on a start page; the browser pool in production.
 pub trait WebEnvFactory: Send + Sync {
     /// A fresh browsing session on `start_url`.
-    fn open<'a>(
-        &'a self,
-        start_url: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>>;
+    fn open<'a>(&'a self, start_url: &'a str) -> BoxFuture<'a, Result<WebSession, EnvError>>;
 }
 
 /// Fresh sandboxed workspaces of one prepared repository environment.
@@ -144,10 +150,7 @@ impl BrowserEnvs {
 }
 
 impl WebEnvFactory for BrowserEnvs {
-    fn open<'a>(
-        &'a self,
-        start_url: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
+    fn open<'a>(&'a self, start_url: &'a str) -> BoxFuture<'a, Result<WebSession, EnvError>> {
         Box::pin(async move {
             let env = BrowserEnvironment::start(
                 &self.pool,
@@ -156,7 +159,10 @@ impl WebEnvFactory for BrowserEnvs {
                 EnvConfig::default(),
             )
             .await?;
-            Ok(Box::new(env) as Box<dyn Environment>)
+            Ok(WebSession {
+                observation: env.observation(),
+                env: Box::new(env),
+            })
         })
     }
 }

@@ -25,7 +25,7 @@ pub mod testreport;
 pub mod web;
 
 pub use code::CodeConfig;
-pub use envs::{EnvError, EnvFactory, WebEnvFactory};
+pub use envs::{EnvError, EnvFactory, WebEnvFactory, WebSession};
 pub use error::RunError;
 pub use prepare::{Budget, CodeRunSpec, PreparedRun, SandboxSpec, WebRunSpec};
 pub use runner::{Control, Owner, Worker};

@@ -380,6 +380,7 @@ impl CodeRun {
             test_cmd: spec.test_cmd.clone(),
             max_steps: spec.basics.max_steps,
             include_tests: spec.include_tests,
+            keep_different_final: false,
         };
         check_settings(&store, &settings, &spec.basics.out)?;
         let pricing = spec.basics.budget.pricing();
@@ -464,6 +465,8 @@ pub struct WebRunSpec {
     pub live: bool,
     /// Most pages when crawling a URL.
     pub max_pages: usize,
+    /// Keep pairs whose rollouts end on different pages when they reach the threshold.
+    pub keep_different_final: bool,
 }
 
 /// A web run whose inputs are loaded and checked, before anything is created.
@@ -559,6 +562,7 @@ impl WebRun {
             test_cmd: None,
             max_steps: spec.basics.max_steps,
             include_tests: false,
+            keep_different_final: spec.keep_different_final,
         };
         let mode = if spec.live {
             drop(recording);
@@ -570,12 +574,25 @@ impl WebRun {
         } else {
             NetMode::Replay(Arc::new(recording))
         };
+        // A run created now draws its tasks by site path; one created before keeps the order
+        // its stored jobs were drawn in.
+        let created = store.meta("settings")?.is_none();
         check_settings(&store, &settings, &spec.basics.out)?;
+        if created {
+            store.set_meta(web::TaskDraw::META_KEY, web::TaskDraw::SITE_PATHS)?;
+        }
+        let order = web::TaskDraw::from_meta(store.meta(web::TaskDraw::META_KEY)?.as_deref());
         let pricing = spec.basics.budget.pricing();
         store_run_meta(&store, pricing, &teacher.url)?;
         store.set_meta("site", &site_dir.display().to_string())?;
 
-        let jobs = web::plan(&self.menu.tasks, &starts, spec.basics.n, spec.basics.seed);
+        let jobs = web::plan(
+            &self.menu.tasks,
+            &starts,
+            spec.basics.n,
+            spec.basics.seed,
+            order,
+        );
         let control = spec.basics.budget.control(&store)?;
         let loop_config = LoopConfig {
             max_steps: spec.basics.max_steps,
@@ -593,6 +610,7 @@ impl WebRun {
                 prompts: self.prompts,
                 loop_config,
                 threshold: spec.basics.threshold,
+                keep_different_final: spec.keep_different_final,
             }),
             control,
             owner: Owner::this_process().name().to_string(),

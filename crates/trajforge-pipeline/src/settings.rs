@@ -29,6 +29,9 @@ pub struct RunSettings {
     pub max_steps: usize,
     /// Whether test files were sampled.
     pub include_tests: bool,
+    /// Whether web pairs ending on different pages may be kept (absent in runs before it: no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_different_final: bool,
 }
 
 impl RunSettings {
@@ -58,6 +61,11 @@ impl RunSettings {
         );
         check("max steps", &s.max_steps, &r.max_steps);
         check("include tests", &s.include_tests, &r.include_tests);
+        check(
+            "keep different final",
+            &s.keep_different_final,
+            &r.keep_different_final,
+        );
         out
     }
 }
@@ -83,6 +91,7 @@ mod tests {
             test_cmd: None,
             max_steps: 115,
             include_tests: false,
+            keep_different_final: false,
         }
     }
 

@@ -52,32 +52,86 @@ pub struct WebConfig {
     pub loop_config: LoopConfig,
     /// Minimum agreement for keeping the pair.
     pub threshold: f64,
+    /// Keep pairs whose rollouts end on different pages when they reach the threshold
+    /// (`--keep-different-final`); off, such a pair is rejected as `different_final`.
+    pub keep_different_final: bool,
 }
 
 /// One worker's view of a web run.
 pub type WebWorker = Worker<dyn WebEnvFactory, WebConfig>;
 
+/// How [`plan`] orders each intent's start pages. Part of a run's meaning: a run keeps the
+/// order it was created with (stored in its meta under [`TaskDraw::META_KEY`]), so that a
+/// resume plans the jobs it already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskDraw {
+    /// By the start page's path and query on the site ([`site_path`]): the same seed draws
+    /// the same tasks wherever the site is served. Every run created now.
+    SitePaths,
+    /// By the start page's full URL, port included: runs created by earlier releases (0.1
+    /// included), which have no [`TaskDraw::META_KEY`].
+    StartUrls,
+}
+
+impl TaskDraw {
+    /// The run meta key that names the order of a run created with [`TaskDraw::SitePaths`].
+    pub const META_KEY: &'static str = "task_draw";
+    /// Its value.
+    pub const SITE_PATHS: &'static str = "site-paths";
+
+    /// The order of a run whose meta holds `stored` under [`TaskDraw::META_KEY`].
+    pub fn from_meta(stored: Option<&str>) -> TaskDraw {
+        match stored {
+            Some(Self::SITE_PATHS) => TaskDraw::SitePaths,
+            _ => TaskDraw::StartUrls,
+        }
+    }
+
+    fn page_key(self, url: &str) -> String {
+        match self {
+            TaskDraw::SitePaths => site_path(url),
+            TaskDraw::StartUrls => url.to_string(),
+        }
+    }
+}
+
+/// A page's place on its site: the URL's path and query, without scheme, host, port or
+/// fragment (`http://127.0.0.1:8000/docs/a.html?x=1#top` gives `/docs/a.html?x=1`).
+/// Text that is not an absolute URL is used as it is.
+pub fn site_path(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        Err(_) => url.trim().to_string(),
+    }
+}
+
 /// The jobs of a web run: `n` (intent, start page) pairs, every intent tried once before any
 /// is tried twice, each intent's start pages in a seeded order. Deterministic for a seed, and
-/// a larger `n` extends a smaller one's list. At most intents x pages jobs.
-pub fn plan(tasks: &[TaskEntry], pages: &[StartPage], n: usize, seed: u64) -> Vec<(String, Value)> {
+/// a larger `n` extends a smaller one's list. At most intents x pages jobs. Job keys are
+/// `intent@start URL`, as every release wrote them.
+pub fn plan(
+    tasks: &[TaskEntry],
+    pages: &[StartPage],
+    n: usize,
+    seed: u64,
+    order: TaskDraw,
+) -> Vec<(String, Value)> {
     if tasks.is_empty() || pages.is_empty() {
         return Vec::new();
     }
     let mut intents: Vec<usize> = (0..tasks.len()).collect();
-    intents.sort_by_key(|&i| crate::code::draw(seed, &tasks[i].id, 0, "intent-order", usize::MAX));
+    intents
+        .sort_by_key(|&i| trajforge_hash::draw(seed, &tasks[i].id, 0, "intent-order", usize::MAX));
     let orders: Vec<Vec<usize>> = intents
         .iter()
         .map(|&i| {
             let mut p: Vec<usize> = (0..pages.len()).collect();
             p.sort_by_key(|&j| {
-                crate::code::draw(
-                    seed,
-                    &format!("{}@{}", tasks[i].id, pages[j].url),
-                    0,
-                    "page",
-                    usize::MAX,
-                )
+                let key = format!("{}@{}", tasks[i].id, order.page_key(&pages[j].url));
+                trajforge_hash::draw(seed, &key, 0, "page", usize::MAX)
             });
             p
         })
@@ -122,10 +176,10 @@ pub async fn run(worker: Arc<WebWorker>, concurrency: usize) -> Result<(), RunEr
     .await
 }
 
-/// What a rollout's stage record keeps of its outcome.
-fn rollout_record(t: &Trajectory, task: &str) -> WebRollout {
+/// What a rollout's stage record keeps of its outcome (its task: the whole task message).
+fn rollout_record(t: &Trajectory) -> WebRollout {
     WebRollout {
-        task: task.to_string(),
+        task: t.task.clone(),
         exit: exit_label(&t.exit),
         final_url: t.outcome.final_url.clone(),
         title: t.outcome.title.clone(),
@@ -199,7 +253,7 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                     );
                 }
             };
-            let v = rollout_record(&t, &task1);
+            let v = rollout_record(&t);
             let stage = Stage::Rollout1(RolloutStage::Web(v.clone()));
             record_rollout(w, job, A, &stage, Rollout::T1, &t)?;
             v
@@ -293,7 +347,7 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                     );
                 }
             };
-            let v = rollout_record(&t, &task2);
+            let v = rollout_record(&t);
             let stage = Stage::Rollout2(RolloutStage::Web(v.clone()));
             record_rollout(w, job, A, &stage, Rollout::T2, &t)?;
             v
@@ -304,8 +358,11 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
     let verify = match done.get(&StageName::Verify) {
         Some(Stage::Verify(v)) => v.clone(),
         _ => {
-            let v =
-                VerifyStage::Agreement(verify(&r1, &r2, &start_url, wants_answer, cfg.threshold));
+            let rule = KeepRule {
+                threshold: cfg.threshold,
+                keep_different_final: cfg.keep_different_final,
+            };
+            let v = VerifyStage::Agreement(verify(&r1, &r2, &start_url, wants_answer, rule));
             w.store
                 .record_stage(&w.owner, job, A, &Stage::Verify(v.clone()), None, None)?;
             let (kept, r) = (v.kept(), v.recall());
@@ -325,20 +382,29 @@ fn reject(w: &WebWorker, job: i64, r: RejectedStage) -> Result<Outcome, StoreErr
     Ok(reason)
 }
 
+/// One rollout from `start_url`. The task message ends with the start page as the model
+/// sees it (URL, title, snapshot), so the first call is not blind; the trajectory's task
+/// and first user turn are that whole message.
 async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajectory, StageError> {
-    let mut env = w
+    let mut session = w
         .envs
         .open(start_url)
         .await
         .map_err(StageError::Environment)?;
+    let message = task_message(task, &session.observation);
     Ok(run_episode(
         w.teacher.as_ref(),
-        env.as_mut(),
-        task,
+        session.env.as_mut(),
+        &message,
         &w.config.loop_config,
         &mut |_| {},
     )
     .await)
+}
+
+/// The task message of a rollout: the stage prompt, a blank line, the start page.
+pub fn task_message(prompt: &str, first_observation: &str) -> String {
+    format!("{}\n\n{}", prompt.trim_end(), first_observation.trim())
 }
 
 async fn write_request(w: &WebWorker, prompt: &str) -> Result<(String, Usage, f64), StageError> {
@@ -380,13 +446,31 @@ pub fn leaks_path(request: &str, final_url: &str, start_url: &str) -> bool {
     path.contains('/') && path != start && lower.contains(&path)
 }
 
+/// What decides whether an agreeing pair is kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeepRule {
+    /// Minimum agreement r.
+    pub threshold: f64,
+    /// Keep pairs that end on different pages when r reaches the threshold.
+    pub keep_different_final: bool,
+}
+
+/// The version of the agreement's definition [`agreement`] computes, stored with each
+/// verification (records without one were scored before it, and are never rescored).
+pub const SCORING: u32 = 2;
+
 /// The verification record of a pair of rollout stage records.
+///
+/// The pair is kept when rollout 2 answered (not infeasible), r reaches the threshold, and
+/// both rollouts ended on the same page (or `keep_different_final` is set). The result names
+/// the first reason that fails: `t2_not_finished`, `t2_infeasible`, `low_agreement` (r below
+/// the threshold), `different_final` (r reached it, but the final pages differ).
 pub fn verify(
     r1: &WebRollout,
     r2: &WebRollout,
     start_url: &str,
     wants_answer: bool,
-    threshold: f64,
+    rule: KeepRule,
 ) -> AgreementVerify {
     let view = |r: &WebRollout| RolloutView {
         visited: r.visited.clone(),
@@ -397,15 +481,16 @@ pub fn verify(
     let (a, b) = (view(r1), view(r2));
     let finished = r2.exit == ExitLabel::Submitted;
     let agreement = agreement(&a, &b, start_url, wants_answer);
-    let kept = finished && agreement.r >= threshold;
     let result = if !finished {
         Outcome::T2NotFinished
     } else if b.infeasible {
         Outcome::T2Infeasible
-    } else if kept {
-        Outcome::Kept
-    } else {
+    } else if agreement.r < rule.threshold {
         Outcome::LowAgreement
+    } else if !agreement.same_final && !rule.keep_different_final {
+        Outcome::DifferentFinal
+    } else {
+        Outcome::Kept
     };
     AgreementVerify {
         recall: agreement.r,
@@ -414,9 +499,11 @@ pub fn verify(
         same_answer: agreement.same_answer,
         t1_pages: agreement.t1_pages,
         shared_pages: agreement.shared_pages,
-        threshold,
-        kept,
+        threshold: rule.threshold,
+        kept: result == Outcome::Kept,
         result,
+        scoring: Some(SCORING),
+        keep_different_final: rule.keep_different_final,
     }
 }
 
@@ -440,20 +527,29 @@ pub struct Agreement {
     pub r: f64,
     /// Both ended on the same page (URLs normalised).
     pub same_final: bool,
-    /// Share of the pages rollout 1 visited (start page excluded) that rollout 2 visited too;
-    /// 1 when rollout 1 never left the start page.
-    pub visited_recall: f64,
+    /// Share of rollout 1's route (the pages it was on other than the start page, its final
+    /// page included) that rollout 2 was on too; `None` when that route is empty (rollout 1
+    /// never left the start page): the part is then left out of r, never counted as 1.
+    pub visited_recall: Option<f64>,
     /// Both gave the same answer, when the task asks for one.
     pub same_answer: Option<bool>,
-    /// Pages rollout 1 visited, start page excluded.
+    /// Pages of rollout 1's route.
     pub t1_pages: usize,
-    /// Of those, the ones rollout 2 visited.
+    /// Of those, the ones rollout 2 was on.
     pub shared_pages: usize,
 }
 
-/// Agreement of rollout 2 with rollout 1: the mean of "same final page", the recall of
-/// rollout 1's pages in rollout 2, and "same answer" when the task asks for one. A rollout 2
-/// that reports the task infeasible, when rollout 1 did not, agrees on nothing (r = 0).
+/// Agreement of rollout 2 with rollout 1 (scoring 2; the README's "Agreement" section has
+/// worked examples). r is the mean of the parts that apply:
+/// - final page: 1 when both ended on the same page (URLs normalised), else 0;
+/// - route recall: the share of rollout 1's route that rollout 2 was on, where a route is
+///   the set of pages a rollout was on, start page excluded, final page included; left out
+///   when rollout 1's route is empty, so a rollout 1 that never left the start page earns
+///   rollout 2 nothing but the final-page part;
+/// - answer: 1 when both gave the same answer, when the task asks for one.
+///
+/// A rollout 2 that reports the task infeasible, when rollout 1 did not, agrees on nothing
+/// (r = 0). Whether a pair is kept also requires the same final page: see [`verify`].
 pub fn agreement(
     t1: &RolloutView,
     t2: &RolloutView,
@@ -461,7 +557,7 @@ pub fn agreement(
     wants_answer: bool,
 ) -> Agreement {
     let start = normalize_url(start_url);
-    let pages = |v: &RolloutView| -> BTreeSet<String> {
+    let route = |v: &RolloutView| -> BTreeSet<String> {
         v.visited
             .iter()
             .chain(v.final_url.iter())
@@ -469,13 +565,9 @@ pub fn agreement(
             .filter(|u| *u != start)
             .collect()
     };
-    let (p1, p2) = (pages(t1), pages(t2));
+    let (p1, p2) = (route(t1), route(t2));
     let shared = p1.intersection(&p2).count();
-    let visited_recall = if p1.is_empty() {
-        1.0
-    } else {
-        shared as f64 / p1.len() as f64
-    };
+    let visited_recall = (!p1.is_empty()).then(|| shared as f64 / p1.len() as f64);
     let same_final = match (&t1.final_url, &t2.final_url) {
         (Some(a), Some(b)) => normalize_url(a) == normalize_url(b),
         _ => false,
@@ -484,10 +576,11 @@ pub fn agreement(
         (Some(a), Some(b)) => same_answer(a, b),
         _ => false,
     });
-    let mut parts = vec![f64::from(u8::from(same_final)), visited_recall];
-    if let Some(s) = same_answer {
-        parts.push(f64::from(u8::from(s)));
-    }
+    let parts: Vec<f64> = [Some(f64::from(u8::from(same_final))), visited_recall]
+        .into_iter()
+        .chain([same_answer.map(|s| f64::from(u8::from(s)))])
+        .flatten()
+        .collect();
     let r = if t2.infeasible && !t1.infeasible {
         0.0
     } else {
@@ -578,6 +671,44 @@ mod tests {
 
     const S: &str = "http://127.0.0.1:8000/";
 
+    fn page(name: &str) -> String {
+        format!("http://127.0.0.1:8000/{name}.html")
+    }
+
+    /// A rollout that walked from the start page through `pages` and ended on the last one
+    /// (on the start page when `pages` is empty).
+    fn walk(pages: &[&str]) -> RolloutView {
+        let urls: Vec<String> = pages.iter().map(|p| page(p)).collect();
+        let mut visited = vec![S.to_string()];
+        visited.extend(urls.iter().cloned());
+        RolloutView {
+            final_url: Some(urls.last().cloned().unwrap_or_else(|| S.to_string())),
+            visited,
+            answer: None,
+            infeasible: false,
+        }
+    }
+
+    /// The stage record of a finished rollout with this view.
+    fn record(v: &RolloutView) -> WebRollout {
+        WebRollout {
+            task: "t".into(),
+            exit: ExitLabel::Submitted,
+            final_url: v.final_url.clone(),
+            title: None,
+            answer: v.answer.clone(),
+            infeasible: v.infeasible.then(|| "no".to_string()),
+            visited: v.visited.clone(),
+            steps: v.visited.len(),
+            error: None,
+        }
+    }
+
+    const HALF: KeepRule = KeepRule {
+        threshold: 0.5,
+        keep_different_final: false,
+    };
+
     #[test]
     fn urls_normalise_to_page_identities() {
         assert_eq!(
@@ -605,7 +736,10 @@ mod tests {
         );
         // Same path.
         let a = agreement(&t1, &t1.clone(), S, false);
-        assert_eq!((a.r, a.same_final, a.visited_recall), (1.0, true, 1.0));
+        assert_eq!(
+            (a.r, a.same_final, a.visited_recall),
+            (1.0, true, Some(1.0))
+        );
         // Same final page by another way: recall 1/2 (b only), final same -> 0.75.
         let t2 = view(
             &[
@@ -625,17 +759,102 @@ mod tests {
             None,
         );
         assert_eq!(agreement(&t1, &t3, S, false).r, 0.0);
-        // Answers count when asked for.
+        // Answers count when asked for (both answered on the start page: no route part).
         let q1 = view(&[S], S, Some("It costs $29 per month"));
         let q2 = view(&[S], S, Some("$29"));
         let a = agreement(&q1, &q2, S, true);
-        assert_eq!((a.r, a.same_answer), (1.0, Some(true)));
+        assert_eq!(
+            (a.r, a.same_answer, a.visited_recall),
+            (1.0, Some(true), None)
+        );
         let q3 = view(&[S], S, Some("$49"));
-        assert!((agreement(&q1, &q3, S, true).r - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(agreement(&q1, &q3, S, true).r, 0.5);
         // Rollout 2 giving up agrees with nothing.
         let mut gave_up = t1.clone();
         gave_up.infeasible = true;
         assert_eq!(agreement(&t1, &gave_up, S, false).r, 0.0);
+    }
+
+    /// The README's worked examples, one by one, with the verdict at threshold 0.5.
+    #[test]
+    fn the_readme_examples() {
+        let check = |t1: &RolloutView, t2: &RolloutView, answer: bool, r: f64, result: &str| {
+            let v = verify(&record(t1), &record(t2), S, answer, HALF);
+            assert!((v.recall - r).abs() < 1e-9, "r {} != {r}: {v:?}", v.recall);
+            assert_eq!(v.result, result, "{v:?}");
+            assert_eq!(v.kept, result == "kept");
+            assert_eq!(v.scoring, Some(SCORING));
+        };
+        // 1. The same way to the same page.
+        check(&walk(&["a", "b"]), &walk(&["a", "b"]), false, 1.0, "kept");
+        // 2. Rollout 1 took a detour first: route {c, a, b}, rollout 2 was on a and b.
+        check(
+            &walk(&["c", "a", "b"]),
+            &walk(&["a", "b"]),
+            false,
+            (1.0 + 2.0 / 3.0) / 2.0,
+            "kept",
+        );
+        // 3. Rollout 2 passed through rollout 1's final page and ended elsewhere.
+        check(
+            &walk(&["a", "b"]),
+            &walk(&["a", "b", "d"]),
+            false,
+            0.5,
+            "different_final",
+        );
+        // 4. Rollout 1 never left the start page; rollout 2 went elsewhere.
+        check(&walk(&[]), &walk(&["x"]), false, 0.0, "low_agreement");
+        // 5. Both answered on the start page (rollout 2 after a look around).
+        check(&walk(&[]), &walk(&[]), false, 1.0, "kept");
+        let mut back = walk(&["x"]);
+        back.visited.push(S.to_string());
+        back.final_url = Some(S.to_string());
+        check(&walk(&[]), &back, false, 1.0, "kept");
+        // 6. An answer asked for: same page and route, different answers.
+        let mut a1 = walk(&["a"]);
+        a1.answer = Some("$29 per month".into());
+        let mut a2 = walk(&["a"]);
+        a2.answer = Some("$49".into());
+        check(&a1, &a2, true, 2.0 / 3.0, "kept");
+        // 7. Elsewhere with the same answer: r = 1/3 (answer only).
+        let mut a3 = walk(&["z"]);
+        a3.answer = a1.answer.clone();
+        check(&a1, &a3, true, 1.0 / 3.0, "low_agreement");
+        // 8. Rollout 2 reported the task infeasible.
+        let mut no = walk(&["a"]);
+        no.infeasible = true;
+        check(&a1, &no, false, 0.0, "t2_infeasible");
+    }
+
+    #[test]
+    fn different_final_pages_are_kept_only_when_asked() {
+        let (t1, t2) = (record(&walk(&["a", "b"])), record(&walk(&["a", "b", "d"])));
+        let v = verify(&t1, &t2, S, false, HALF);
+        assert_eq!((v.kept, v.result.as_str()), (false, "different_final"));
+        let asked = KeepRule {
+            keep_different_final: true,
+            ..HALF
+        };
+        let v = verify(&t1, &t2, S, false, asked);
+        assert_eq!(
+            (v.kept, v.result.as_str(), v.keep_different_final),
+            (true, "kept", true)
+        );
+        // Below the threshold the option changes nothing.
+        let far = record(&walk(&["z"]));
+        let v = verify(&t1, &far, S, false, asked);
+        assert_eq!((v.kept, v.result.as_str()), (false, "low_agreement"));
+        // Threshold 0 keeps everything that ended on the same page, and nothing else.
+        let zero = KeepRule {
+            threshold: 0.0,
+            keep_different_final: false,
+        };
+        assert_eq!(verify(&t1, &far, S, false, zero).result, "different_final");
+        let mut gave_up = walk(&["a", "b"]);
+        gave_up.infeasible = true;
+        let v = verify(&t1, &record(&gave_up), S, false, zero);
+        assert_eq!((v.kept, v.result.as_str()), (false, "t2_infeasible"));
     }
 
     #[test]
@@ -659,47 +878,192 @@ mod tests {
         ));
     }
 
+    fn pages_at(origin: &str) -> Vec<StartPage> {
+        (0..5)
+            .map(|i| StartPage {
+                url: format!("{origin}/p{i}.html?v={i}"),
+                title: format!("P{i}"),
+            })
+            .collect()
+    }
+
+    /// (intent, site path) of each planned job, in order.
+    fn drawn(jobs: &[(String, Value)]) -> Vec<(String, String)> {
+        jobs.iter()
+            .map(|(_, p)| {
+                let j = WebJob::deserialize(p).unwrap();
+                (j.intent, site_path(&j.start_url))
+            })
+            .collect()
+    }
+
     #[test]
     fn plans_cover_every_intent_before_repeating_and_extend_stably() {
         let menu = trajforge_menu::Menu::builtin();
-        let pages: Vec<StartPage> = (0..5)
-            .map(|i| StartPage {
-                url: format!("http://h/p{i}"),
-                title: format!("P{i}"),
-            })
-            .collect();
+        let pages = pages_at("http://h");
         let n_tasks = menu.tasks.len();
-        let small = plan(&menu.tasks, &pages, n_tasks, 7);
-        let intents: BTreeSet<&str> = small
-            .iter()
-            .map(|(_, p)| p["intent"].as_str().unwrap())
-            .collect();
-        assert_eq!(intents.len(), n_tasks);
-        let big = plan(&menu.tasks, &pages, n_tasks * 2 + 3, 7);
-        assert_eq!(&big[..small.len()], &small[..]);
-        let keys: BTreeSet<&String> = big.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys.len(), big.len(), "no pair twice");
-        assert_eq!(plan(&menu.tasks, &pages, 10_000, 7).len(), n_tasks * 5);
-        assert_ne!(
-            plan(&menu.tasks, &pages, 8, 1),
-            plan(&menu.tasks, &pages, 8, 2)
+        for order in [TaskDraw::SitePaths, TaskDraw::StartUrls] {
+            let small = plan(&menu.tasks, &pages, n_tasks, 7, order);
+            let intents: BTreeSet<&str> = small
+                .iter()
+                .map(|(_, p)| p["intent"].as_str().unwrap())
+                .collect();
+            assert_eq!(intents.len(), n_tasks);
+            let big = plan(&menu.tasks, &pages, n_tasks * 2 + 3, 7, order);
+            assert_eq!(&big[..small.len()], &small[..]);
+            let keys: BTreeSet<&String> = big.iter().map(|(k, _)| k).collect();
+            assert_eq!(keys.len(), big.len(), "no pair twice");
+            assert_eq!(
+                plan(&menu.tasks, &pages, 10_000, 7, order).len(),
+                n_tasks * 5
+            );
+            assert_ne!(
+                plan(&menu.tasks, &pages, 8, 1, order),
+                plan(&menu.tasks, &pages, 8, 2, order)
+            );
+        }
+    }
+
+    #[test]
+    fn draws_follow_site_paths_not_ports() {
+        let menu = trajforge_menu::Menu::builtin();
+        let n = menu.tasks.len() * 3;
+        let a = plan(
+            &menu.tasks,
+            &pages_at("http://127.0.0.1:41000"),
+            n,
+            7,
+            TaskDraw::SitePaths,
         );
+        let b = plan(
+            &menu.tasks,
+            &pages_at("http://localhost:52000"),
+            n,
+            7,
+            TaskDraw::SitePaths,
+        );
+        assert_eq!(drawn(&a), drawn(&b));
+        // Job keys still name the full start URL, as stored runs have them.
+        assert!(a[0].0.ends_with(&format!(
+            "@{}",
+            WebJob::deserialize(&a[0].1).unwrap().start_url
+        )));
+        // The order of runs created before it follows the port (kept for their resumes).
+        let old_a = plan(
+            &menu.tasks,
+            &pages_at("http://127.0.0.1:41000"),
+            n,
+            7,
+            TaskDraw::StartUrls,
+        );
+        let old_b = plan(
+            &menu.tasks,
+            &pages_at("http://127.0.0.1:41001"),
+            n,
+            7,
+            TaskDraw::StartUrls,
+        );
+        assert_ne!(drawn(&old_a), drawn(&old_b));
+        assert_eq!(site_path("http://h:1/a/b.html?x=1#top"), "/a/b.html?x=1");
+        assert_eq!(TaskDraw::from_meta(None), TaskDraw::StartUrls);
+        assert_eq!(
+            TaskDraw::from_meta(Some(TaskDraw::SITE_PATHS)),
+            TaskDraw::SitePaths
+        );
+    }
+
+    #[test]
+    fn the_task_message_ends_with_the_start_page() {
+        let m = task_message(
+            "Find the pricing.\n",
+            "URL: http://h/\nTitle: Home\n\n- link \"Pricing\" [ref=e3]",
+        );
+        assert_eq!(
+            m,
+            "Find the pricing.\n\nURL: http://h/\nTitle: Home\n\n- link \"Pricing\" [ref=e3]"
+        );
+    }
+
+    fn urls(v: &[u8]) -> Vec<String> {
+        v.iter().map(|i| format!("http://h/p{i}")).collect()
+    }
+
+    fn any_view() -> impl Strategy<Value = RolloutView> {
+        (
+            proptest::collection::vec(0u8..6, 0..6),
+            0u8..6,
+            any::<bool>(),
+        )
+            .prop_map(|(pages, f, yes)| {
+                let mut visited = vec!["http://h/p0".to_string()];
+                visited.extend(urls(&pages));
+                RolloutView {
+                    visited,
+                    final_url: Some(format!("http://h/p{f}")),
+                    answer: Some(if yes { "x y z" } else { "other" }.into()),
+                    infeasible: false,
+                }
+            })
     }
 
     proptest! {
         #[test]
-        fn agreement_is_a_score(
-            a in proptest::collection::vec(0u8..6, 0..6),
-            b in proptest::collection::vec(0u8..6, 0..6),
-            fa in 0u8..6, fb in 0u8..6, ans in any::<bool>(),
-        ) {
-            let urls = |v: &[u8]| v.iter().map(|i| format!("http://h/p{i}")).collect::<Vec<_>>();
-            let t1 = RolloutView { visited: urls(&a), final_url: Some(format!("http://h/p{fa}")), answer: Some("x y z".into()), infeasible: false };
-            let t2 = RolloutView { visited: urls(&b), final_url: Some(format!("http://h/p{fb}")), answer: Some("x y z".into()), infeasible: false };
+        fn agreement_is_a_score(t1 in any_view(), t2 in any_view(), ans in any::<bool>()) {
             let g = agreement(&t1, &t2, "http://h/p0", ans);
             prop_assert!((0.0..=1.0).contains(&g.r));
             prop_assert_eq!(agreement(&t1, &t1, "http://h/p0", ans).r, 1.0);
             prop_assert!(g.shared_pages <= g.t1_pages);
+            prop_assert_eq!(g.visited_recall.is_none(), g.t1_pages == 0);
+        }
+
+        /// Rollouts that end on different pages are never kept, whatever the threshold,
+        /// unless the user asks for it; asking keeps exactly those that reach the threshold.
+        #[test]
+        fn different_final_pages_are_never_kept_by_default(
+            t1 in any_view(), t2 in any_view(), ans in any::<bool>(), threshold in 0.0f64..=1.0,
+        ) {
+            let (r1, r2) = (record(&t1), record(&t2));
+            let rule = KeepRule { threshold, keep_different_final: false };
+            let v = verify(&r1, &r2, "http://h/p0", ans, rule);
+            if !v.same_final {
+                prop_assert!(!v.kept);
+            }
+            prop_assert_eq!(v.kept, v.result == Outcome::Kept);
+            let asked = verify(&r1, &r2, "http://h/p0", ans, KeepRule { keep_different_final: true, ..rule });
+            prop_assert_eq!(asked.kept, v.recall >= threshold);
+        }
+
+        /// A rollout 1 that never left the start page gives a rollout 2 that ended elsewhere
+        /// no credit but the answer's.
+        #[test]
+        fn a_start_page_only_rollout_1_gives_no_free_credit(
+            t2 in any_view(), stays in proptest::collection::vec(Just(0u8), 0..3), ans in any::<bool>(),
+        ) {
+            let mut visited = vec!["http://h/p0".to_string()];
+            visited.extend(urls(&stays));
+            let t1 = RolloutView { visited, final_url: Some("http://h/p0".into()), answer: Some("x y z".into()), infeasible: false };
+            let g = agreement(&t1, &t2, "http://h/p0", ans);
+            prop_assert_eq!(g.visited_recall, None);
+            if !g.same_final {
+                let answer_share = if ans && g.same_answer == Some(true) { 0.5 } else { 0.0 };
+                prop_assert_eq!(g.r, answer_share);
+            }
+        }
+
+        /// Rollout 2 walking rollout 1's whole route and then on to another page is not kept.
+        #[test]
+        fn passing_through_and_ending_elsewhere_is_not_kept(
+            t1 in any_view(), extra in 1u8..6, threshold in 0.0f64..=1.0,
+        ) {
+            let last = t1.final_url.clone().unwrap();
+            let elsewhere = format!("http://h/q{extra}");
+            let mut visited = t1.visited.clone();
+            visited.push(last);
+            visited.push(elsewhere.clone());
+            let t2 = RolloutView { visited, final_url: Some(elsewhere), ..t1.clone() };
+            let v = verify(&record(&t1), &record(&t2), "http://h/p0", false, KeepRule { threshold, keep_different_final: false });
+            prop_assert!(!v.kept);
+            prop_assert!(!v.same_final);
         }
 
         #[test]
@@ -707,6 +1071,13 @@ mod tests {
             let u = format!("http://Host.example/{path}?{q}#{frag}");
             let once = normalize_url(&u);
             prop_assert_eq!(normalize_url(&once), once);
+        }
+
+        #[test]
+        fn site_paths_ignore_the_origin(path in "[a-z/]{0,12}", port in 1u16.., q in "[a-z=]{0,6}") {
+            let a = site_path(&format!("http://127.0.0.1:{port}/{path}?{q}"));
+            let b = site_path(&format!("https://example.org/{path}?{q}#x"));
+            prop_assert_eq!(a, b);
         }
     }
 }

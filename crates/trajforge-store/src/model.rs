@@ -159,6 +159,8 @@ labels! {
         T2Infeasible = "t2_infeasible",
         /// Agreement below the threshold (web).
         LowAgreement = "low_agreement",
+        /// Agreement at the threshold, but the rollouts ended on different pages (web).
+        DifferentFinal = "different_final",
         /// An imported trajectory without a reference, kept because it submitted.
         Imported = "imported",
         /// An imported trajectory without a reference that did not submit.
@@ -343,6 +345,11 @@ pub struct UnparseableVerify {
 }
 
 /// Judge-free agreement of the two rollouts (web).
+///
+/// Records written before the agreement had a version (trajforge 0.1 and the releases up to
+/// issue 14) have no `scoring` field: their score gave an empty route of rollout 1 a
+/// `visited_recall` of 1 and did not require the same final page. They are read as written
+/// and never rescored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgreementVerify {
     /// The agreement score, the same field as code's line recall (0.1 wrote it as `r`).
@@ -350,8 +357,9 @@ pub struct AgreementVerify {
     pub recall: f64,
     /// Both ended on the same page.
     pub same_final: bool,
-    /// Share of rollout 1's pages rollout 2 visited.
-    pub visited_recall: f64,
+    /// Share of rollout 1's pages rollout 2 visited; `None` (since scoring 2) when rollout 1
+    /// never left its start page, so the part is left out of the score.
+    pub visited_recall: Option<f64>,
     /// Both gave the same answer, when one is asked for.
     pub same_answer: Option<bool>,
     /// Pages rollout 1 visited, start page excluded.
@@ -364,6 +372,12 @@ pub struct AgreementVerify {
     pub kept: bool,
     /// The job's result.
     pub result: Outcome,
+    /// Version of the score's definition (absent: the definition before scoring 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<u32>,
+    /// Whether pairs ending on different pages could be kept (`--keep-different-final`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_different_final: bool,
 }
 
 /// The `verify` stage of either pipeline.
@@ -699,11 +713,23 @@ mod tests {
     fn web_agreement_written_as_r_reads_as_recall() {
         let old = json!({"r": 0.75, "same_final": true, "visited_recall": 0.5, "same_answer": null,
                          "t1_pages": 2, "shared_pages": 1, "threshold": 0.5, "kept": true, "result": "kept"});
-        let v = Stage::from_json(StageName::Verify, old).expect("verify");
+        let v = Stage::from_json(StageName::Verify, old.clone()).expect("verify");
         let Stage::Verify(v) = v else {
             panic!("not verify")
         };
         assert_eq!((v.recall(), v.kept()), (Some(0.75), true));
+        // Read as written: no scoring version, and written back the same way.
+        let Stage::Verify(VerifyStage::Agreement(a)) =
+            Stage::from_json(StageName::Verify, old).expect("verify")
+        else {
+            panic!("not agreement")
+        };
+        assert_eq!(
+            (a.scoring, a.keep_different_final, a.visited_recall),
+            (None, false, Some(0.5))
+        );
+        let back = serde_json::to_value(&a).expect("json");
+        assert!(back.get("scoring").is_none() && back.get("keep_different_final").is_none());
     }
 
     #[test]

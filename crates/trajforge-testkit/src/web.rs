@@ -255,6 +255,9 @@ impl WebTeacher {
             .find(|m| m["role"] == "user")
             .and_then(|m| m["content"].as_str())
             .unwrap_or("");
+        // The task message ends with the start page's snapshot: decide by the prompt alone, so
+        // that fates do not depend on how the browser rendered the page.
+        let task = task.split(START_PAGE).next().unwrap_or(task);
         if !has_tools {
             // The request writer: the final page's title and tag, nothing of the path.
             let title = between(task, "ended on the page \"", "\"").unwrap_or("the page");
@@ -291,6 +294,10 @@ impl WebTeacher {
         }
     }
 }
+
+/// Where a rollout's task message turns to the start page's observation (URL, title,
+/// snapshot) that the web pipeline appends to the prompt.
+const START_PAGE: &str = "\n\nURL: http";
 
 /// The text between the first `open` and the next `close` after it.
 fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {

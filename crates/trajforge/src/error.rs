@@ -3,7 +3,8 @@
 //! here, so commands use `?` and the wording of hints lives in one place.
 //!
 //! Exit codes: 0 success, 1 failure while working, 2 bad input, 3 `run` ended without a submit,
-//! 130 a second Ctrl-C.
+//! 130 a second Ctrl-C, 141 stdout closed by its reader (`| head`): the command stops quietly,
+//! as a Unix tool killed by SIGPIPE does (128 + 13).
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -352,13 +353,27 @@ impl From<trajforge_import::ImportRunError> for CliError {
     }
 }
 
-/// Writing to stdout failed; a closed pipe (`| head`) is not an error worth reporting.
+/// Exit code when stdout was closed by its reader: 128 + SIGPIPE, what a shell reports for
+/// a Unix tool killed by the signal.
+pub const EXIT_CLOSED_STDOUT: i32 = 141;
+
+/// Writing to stdout failed; a closed pipe (`| head`) is not an error worth reporting, the
+/// command ends quietly with [`EXIT_CLOSED_STDOUT`]. Every write to stdout maps its error here.
 pub fn output(err: std::io::Error) -> CliError {
     if err.kind() == std::io::ErrorKind::BrokenPipe {
-        CliError::silent(0)
+        CliError::silent(EXIT_CLOSED_STDOUT)
     } else {
         CliError::failure(format!("cannot write output: {err}"))
     }
+}
+
+/// Print `text` to stdout and flush it; a closed stdout is [`output`]'s quiet exit, never a
+/// panic (as `print!` would).
+pub fn print(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).map_err(output)?;
+    out.flush().map_err(output)
 }
 
 #[cfg(test)]

@@ -7,14 +7,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trajforge_agent::{BoxFuture, EnvOutcome, Environment, LoopConfig, Observation};
 use trajforge_menu::Menu;
-use trajforge_pipeline::envs::{EnvError, WebEnvFactory};
+use trajforge_pipeline::envs::{EnvError, WebEnvFactory, WebSession};
 use trajforge_pipeline::prompts::WebPrompts;
 use trajforge_pipeline::runner::Control;
 use trajforge_pipeline::web::{self, StartPage, WebConfig, WebWorker};
-use trajforge_store::Store;
+use trajforge_store::model::{Stage, VerifyStage};
+use trajforge_store::{Outcome, Store};
 use trajforge_teacher::{OpenAiTeacher, TeacherConfig, ToolCall, ToolSpec};
 use trajforge_testkit::web::{GraphPage, WebFate, WebTeacher, web_fate};
-use trajforge_testkit::{FakeServer, Script};
+use trajforge_testkit::{FakeServer, Script, Step};
 
 /// A small documentation-like site: a home page, four sections, pages under each.
 fn graph() -> Vec<GraphPage> {
@@ -129,21 +130,70 @@ struct GraphEnvs {
 }
 
 impl WebEnvFactory for GraphEnvs {
-    fn open<'a>(
-        &'a self,
-        start_url: &'a str,
-    ) -> BoxFuture<'a, Result<Box<dyn Environment>, EnvError>> {
+    fn open<'a>(&'a self, start_url: &'a str) -> BoxFuture<'a, Result<WebSession, EnvError>> {
         Box::pin(async move {
             *self.opened.lock().unwrap() += 1;
-            Ok(Box::new(GraphEnv {
-                pages: Arc::clone(&self.pages),
-                url: start_url.to_string(),
-                visited: vec![start_url.to_string()],
-                answer: None,
-                infeasible: None,
-            }) as Box<dyn Environment>)
+            let title = self
+                .pages
+                .iter()
+                .find(|p| p.url == start_url)
+                .map_or("", |p| p.title.as_str());
+            Ok(WebSession {
+                observation: format!("URL: {start_url}\nTitle: {title}\n\n{}", snapshot(title)),
+                env: Box::new(GraphEnv {
+                    pages: Arc::clone(&self.pages),
+                    url: start_url.to_string(),
+                    visited: vec![start_url.to_string()],
+                    answer: None,
+                    infeasible: None,
+                }),
+            })
         })
     }
+}
+
+/// The snapshot line the graph site shows for a page titled `title`.
+fn snapshot(title: &str) -> String {
+    format!("- heading \"{title}\" [ref=e1]")
+}
+
+/// A teacher client of the fake server at `url`.
+fn teacher(url: String) -> Arc<OpenAiTeacher> {
+    let mut tc = TeacherConfig::new(url, "fake-model");
+    tc.api_key = None;
+    tc.backoff_base = Duration::from_millis(5);
+    Arc::new(OpenAiTeacher::new(tc).unwrap())
+}
+
+/// A worker of a web run in `store` on the graph site, at threshold 0.5.
+fn worker(
+    store: &Arc<Store>,
+    teacher: Arc<OpenAiTeacher>,
+    tasks: &Menu,
+    keep_different_final: bool,
+) -> Arc<WebWorker> {
+    let mut loop_config = LoopConfig {
+        max_steps: 8,
+        ..LoopConfig::default()
+    };
+    loop_config.system_prompt = web::SYSTEM_PROMPT.into();
+    Arc::new(WebWorker {
+        store: Arc::clone(store),
+        teacher,
+        envs: Arc::new(GraphEnvs {
+            pages: Arc::new(graph()),
+            opened: Mutex::new(0),
+        }),
+        config: Arc::new(WebConfig {
+            tasks: tasks.tasks.clone(),
+            prompts: WebPrompts::default(),
+            loop_config,
+            threshold: 0.5,
+            keep_different_final,
+        }),
+        control: Arc::new(Control::default()),
+        owner: "test".into(),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,10 +201,6 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
     let pages = graph();
     let fake = Arc::new(WebTeacher::new(pages.clone()));
     let server = FakeServer::start(Script::handler(move |req| fake.answer(req))).await;
-    let mut tc = TeacherConfig::new(server.url(), "fake-model");
-    tc.api_key = None;
-    tc.backoff_base = Duration::from_millis(5);
-    let teacher = Arc::new(OpenAiTeacher::new(tc).unwrap());
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -167,31 +213,10 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
             title: p.title.clone(),
         })
         .collect();
-    let jobs = web::plan(&menu.tasks, &starts, 40, 11);
+    let jobs = web::plan(&menu.tasks, &starts, 40, 11, web::TaskDraw::SitePaths);
     assert_eq!(jobs.len(), 40);
     store.add_jobs(&jobs).unwrap();
-
-    let mut loop_config = LoopConfig {
-        max_steps: 8,
-        ..LoopConfig::default()
-    };
-    loop_config.system_prompt = web::SYSTEM_PROMPT.into();
-    let worker = Arc::new(WebWorker {
-        store: Arc::clone(&store),
-        teacher,
-        envs: Arc::new(GraphEnvs {
-            pages: Arc::new(pages),
-            opened: Mutex::new(0),
-        }),
-        config: Arc::new(WebConfig {
-            tasks: menu.tasks.clone(),
-            prompts: WebPrompts::default(),
-            loop_config,
-            threshold: 0.5,
-        }),
-        control: Arc::new(Control::default()),
-        owner: "test".into(),
-    });
+    let worker = worker(&store, teacher(server.url()), &menu, false);
     web::run(Arc::clone(&worker), 4).await.unwrap();
 
     let mut seen = std::collections::BTreeMap::<String, u32>::new();
@@ -238,6 +263,31 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
             "{outcome} never happened: {seen:?}"
         );
     }
+    // Every rollout's first call saw its start page: the task message ends with the page's
+    // URL, title and snapshot, and the stored trajectory's first user turn is that message.
+    let rollouts: Vec<Value> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r["tools"].as_array().is_some_and(|t| !t.is_empty()))
+        .collect();
+    assert!(!rollouts.is_empty());
+    for req in &rollouts {
+        let task = req["messages"][1]["content"].as_str().unwrap();
+        let start = task.split("(").nth(1).unwrap().split(')').next().unwrap();
+        let title = pages.iter().find(|p| p.url == start).unwrap().title.clone();
+        assert!(
+            task.ends_with(&format!(
+                "URL: {start}\nTitle: {title}\n\n{}",
+                snapshot(&title)
+            )),
+            "{task}"
+        );
+    }
+    for t in store.trajectories(true).unwrap() {
+        let task = t.data["task"].as_str().unwrap();
+        assert_eq!(t.data["messages"][1]["content"].as_str(), Some(task));
+        assert!(task.contains("\nURL: http://site.test/"), "{task}");
+    }
     // Both rollouts of kept pairs are marked kept; the status sees a web run with coverage.
     let status = trajforge_pipeline::status::status(&store, Default::default()).unwrap();
     assert_eq!(status.kind, "web");
@@ -270,4 +320,112 @@ mod status {
         let text = trajforge_pipeline::status::render(s, Some(0.5));
         text.starts_with("tasks: 40") && text.contains("coverage, intent x start page")
     }
+}
+
+/// The two pairs the agreement must not keep, run through the pipeline with a scripted
+/// teacher: rollout 1 never leaves its start page (section 0) and rollout 2 goes to a topic;
+/// rollout 1 goes to a topic (section 1) and rollout 2 passes through it and ends on the home
+/// page. Under the earlier score both had r = 0.5 and were kept at threshold 0.5.
+fn disagreeing_teacher(req: &Value) -> Step {
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    if req["tools"].as_array().is_none_or(|t| t.is_empty()) {
+        return Step::text("Where can I read about the second topic?");
+    }
+    let task = messages[1]["content"].as_str().unwrap_or("");
+    let step = messages.iter().filter(|m| m["role"] == "assistant").count();
+    let rollout2 = task.contains("A visitor asks you:");
+    let gotos: &[&str] = match (task.contains("(http://site.test/s0/)"), rollout2) {
+        (true, false) => &[],
+        (true, true) => &["http://site.test/s0/p1.html"],
+        (false, false) => &["http://site.test/s1/p1.html"],
+        (false, true) => &["http://site.test/s1/p1.html", "http://site.test/"],
+    };
+    match gotos.get(step) {
+        Some(url) => Step::tool_call("goto", json!({"url": url})),
+        None => Step::tool_call("answer", json!({"text": "here"})),
+    }
+}
+
+/// Runs the two disagreeing jobs; their agreement records by start page.
+async fn run_disagreeing(keep_different_final: bool) -> Vec<(String, Outcome, AgreementView)> {
+    let server = FakeServer::start(Script::handler(disagreeing_teacher)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let menu = Menu::builtin();
+    let intent = menu.tasks.iter().find(|t| !t.answer).unwrap();
+    let jobs: Vec<(String, Value)> = ["http://site.test/s0/", "http://site.test/s1/"]
+        .iter()
+        .map(|url| {
+            let job = json!({"intent": intent.id, "answer": false, "start_url": url, "start_title": "Section"});
+            (format!("{}@{url}", intent.id), job)
+        })
+        .collect();
+    store.add_jobs(&jobs).unwrap();
+    let w = worker(&store, teacher(server.url()), &menu, keep_different_final);
+    web::run(w, 2).await.unwrap();
+    let mut out = Vec::new();
+    for job in store.jobs().unwrap() {
+        let verify = store
+            .stages(job.id)
+            .unwrap()
+            .into_iter()
+            .find_map(|s| match s.stage {
+                Stage::Verify(VerifyStage::Agreement(v)) => Some(v),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no agreement record: {job:?}"));
+        assert_eq!(job.result.as_ref(), Some(&verify.result));
+        // Both rollouts carry the pair's verdict.
+        for t in store.trajectories(false).unwrap() {
+            if t.meta.job_id == job.id {
+                assert_eq!(t.meta.kept, verify.kept, "{:?}", t.meta);
+            }
+        }
+        let start = job.key.split_once('@').unwrap().1.to_string();
+        out.push((
+            start,
+            verify.result.clone(),
+            (
+                verify.recall,
+                verify.same_final,
+                verify.visited_recall,
+                verify.kept,
+            ),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// What a test reads of an agreement record: r, same final, route recall, kept.
+type AgreementView = (f64, bool, Option<f64>, bool);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairs_that_end_on_different_pages_are_rejected_with_their_reason() {
+    let got = run_disagreeing(false).await;
+    assert_eq!(
+        got,
+        vec![
+            // Rollout 1 stayed on the start page: no route to recall, no free credit.
+            (
+                "http://site.test/s0/".to_string(),
+                Outcome::LowAgreement,
+                (0.0, false, None, false)
+            ),
+            // Rollout 2 passed rollout 1's final page and went on: r reaches 0.5, but the
+            // final pages differ.
+            (
+                "http://site.test/s1/".to_string(),
+                Outcome::DifferentFinal,
+                (0.5, false, Some(1.0), false)
+            ),
+        ]
+    );
+    // Asked for, the pair that reached the threshold is kept; the other is not.
+    let got = run_disagreeing(true).await;
+    assert_eq!(got[0].1, Outcome::LowAgreement);
+    assert_eq!(
+        (got[1].1.clone(), got[1].2),
+        (Outcome::Kept, (0.5, false, Some(1.0), true))
+    );
 }

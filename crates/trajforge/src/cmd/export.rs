@@ -141,15 +141,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
         eprintln!("counting tokens with {}", p.display());
     })?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        );
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        crate::error::print(&format!("{text}\n"))
     } else {
-        print!(
-            "{}",
-            summary.render(&args.out, format, started.elapsed().as_secs_f64())
-        );
+        crate::error::print(&summary.render(&args.out, format, started.elapsed().as_secs_f64()))
     }
-    Ok(())
 }

@@ -137,11 +137,11 @@ fn run_crawl(args: CrawlArgs) -> Result<(), CliError> {
     let summary = runtime.block_on(crawl_site(&source, launch, config, args.concurrency))?;
     if args.json {
         let v = summary.to_json(&args.out);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+        crate::error::print(&format!("{text}\n"))
     } else {
-        print!("{}", summary.render(&args.out));
+        crate::error::print(&summary.render(&args.out))
     }
-    Ok(())
 }
 
 fn run_show(args: ShowArgs) -> Result<(), CliError> {
@@ -150,14 +150,11 @@ fn run_show(args: ShowArgs) -> Result<(), CliError> {
     })?;
     let report = rec.report();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        crate::error::print(&format!("{text}\n"))
     } else {
-        print!("{}", report.render());
+        crate::error::print(&report.render())
     }
-    Ok(())
 }
 
 #[cfg(test)]

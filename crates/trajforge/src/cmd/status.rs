@@ -48,12 +48,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 map.insert("jobs".into(), jobs.into());
             }
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        crate::error::print(&format!("{text}\n"))
     } else {
-        print!("{}", status::render(&report, threshold));
+        crate::error::print(&status::render(&report, threshold))
     }
-    Ok(())
 }

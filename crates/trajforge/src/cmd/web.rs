@@ -24,9 +24,14 @@ enum Command {
 #[command(
     after_help = "Tasks are navigation intents from the menu crossed with start pages of the site. Rollout 1 \
 follows the vague intent; the teacher writes the request a visitor would have made to reach where it ended; \
-rollout 2 starts from the same page with only that request. The pair is kept when the two rollouts agree \
-(same final page, shared pages, same answer) at least --threshold. Every stage is committed to \
-RUN_DIR/trajforge.db: run the same command again to resume."
+rollout 2 starts from the same page with only that request. Each rollout's first message shows its start \
+page (URL, title, snapshot). The agreement r is the mean of: same final page (0 or 1), the share of the pages \
+rollout 1 went through (start page excluded, final page included) that rollout 2 also went through (left out \
+when rollout 1 never left the start page), and the same answer (when the intent asks for one). A pair is kept \
+when r >= --threshold and both rollouts ended on the same page (--keep-different-final drops that second \
+condition); otherwise its result says why (low_agreement, different_final). Tasks are drawn by the start \
+pages' paths, so the same --seed draws the same tasks wherever the site is served. Every stage is committed \
+to RUN_DIR/trajforge.db: run the same command again to resume."
 )]
 pub struct GenerateArgs {
     /// A site folder written by `trajforge site crawl` (replayed offline), or a URL (crawled into RUN_DIR/site first).
@@ -60,6 +65,9 @@ pub struct GenerateArgs {
     /// Most pages when crawling a URL given to --site.
     #[arg(long, default_value_t = 60, value_name = "N")]
     pub max_pages: usize,
+    /// Also keep pairs whose rollouts end on different pages when their agreement reaches --threshold (by default such a pair is rejected as different_final).
+    #[arg(long)]
+    pub keep_different_final: bool,
 }
 
 /// Run `trajforge web ...`.
@@ -79,6 +87,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         browsers: args.browsers.unwrap_or(args.concurrency),
         live: args.live,
         max_pages: args.max_pages,
+        keep_different_final: args.keep_different_final,
     }
     .load()?;
     let runtime = prepare::runtime(args.concurrency)?;

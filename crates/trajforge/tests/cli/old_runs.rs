@@ -363,3 +363,38 @@ fn an_old_code_run_resumes_and_finishes() {
         }
     }
 }
+
+/// The web fixture's jobs are what the 0.1 draw (by full start URL) plans for its settings
+/// (seed 5, two start pages, 8 tasks), which is the order `web generate` keeps for a run that
+/// has no `task_draw` meta: a resume of it plans the jobs it already holds, under the same
+/// keys, and adds only new ones.
+#[test]
+fn an_old_web_run_plans_the_jobs_it_holds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = trajforge_store::Store::open(&copy_fixture("web", tmp.path())).expect("store");
+    let stored: Vec<(String, Value)> = store
+        .jobs()
+        .expect("jobs")
+        .into_iter()
+        .map(|j| (j.key, j.payload))
+        .collect();
+    assert_eq!(store.meta("task_draw").expect("meta"), None);
+    let mut starts: Vec<trajforge_pipeline::web::StartPage> = Vec::new();
+    for (_, p) in &stored {
+        let page = trajforge_pipeline::web::StartPage {
+            url: p["start_url"].as_str().expect("url").to_string(),
+            title: p["start_title"].as_str().expect("title").to_string(),
+        };
+        if !starts.contains(&page) {
+            starts.push(page);
+        }
+    }
+    assert_eq!(starts.len(), 2);
+    let menu = trajforge_menu::Menu::builtin();
+    let order = trajforge_pipeline::web::TaskDraw::from_meta(None);
+    let planned = trajforge_pipeline::web::plan(&menu.tasks, &starts, 8, 5, order);
+    assert_eq!(planned, stored);
+    // A larger -n extends that list: the stored jobs come first, unchanged.
+    let more = trajforge_pipeline::web::plan(&menu.tasks, &starts, 12, 5, order);
+    assert_eq!(&more[..8], &stored[..]);
+}

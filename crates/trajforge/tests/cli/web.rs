@@ -25,12 +25,25 @@ fn status(run: &std::path::Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-/// Crawl `max_pages` pages of the bidict docs into `dir/site`; returns the folder and the
-/// page graph the scripted teacher navigates by.
+/// Crawl `max_pages` pages of the bidict docs into `dir/site`, breadth first; returns the
+/// folder and the page graph the scripted teacher navigates by.
 pub(crate) fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf, Vec<GraphPage>) {
     let site = dir.join("site");
-    crate::site::crawl_dir(html, &site, &["--max-pages", &max_pages.to_string()], dir);
-    let pages: Vec<GraphPage> = std::fs::read_to_string(site.join("pages.jsonl"))
+    // One tab: the pages (and so the start pages and tasks) are the same on every run; with
+    // several tabs the first N pages recorded depend on which loads finish first.
+    crate::site::crawl_dir(
+        html,
+        &site,
+        &["--max-pages", &max_pages.to_string(), "--concurrency", "1"],
+        dir,
+    );
+    let pages = crawl_graph(&site);
+    (site, pages)
+}
+
+/// The page graph of a crawled site folder, as the scripted teacher navigates it.
+pub(crate) fn crawl_graph(site: &Path) -> Vec<GraphPage> {
+    std::fs::read_to_string(site.join("pages.jsonl"))
         .expect("pages")
         .lines()
         .map(|l| {
@@ -48,8 +61,7 @@ pub(crate) fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf,
                     .unwrap_or_default(),
             }
         })
-        .collect();
-    (site, pages)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,6 +182,18 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
     }
 }
 
+/// A teacher whose rollouts answer at once, and whose request writer writes a plain request.
+async fn answering_at_once() -> FakeServer {
+    FakeServer::start(Script::handler(|req| {
+        if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+            trajforge_testkit::Step::tool_call("answer", serde_json::json!({"text": "bidict"}))
+        } else {
+            trajforge_testkit::Step::text("Where do I start with this library?")
+        }
+    }))
+    .await
+}
+
 /// A free loopback port.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -203,37 +227,124 @@ async fn a_site_url_is_crawled_into_the_run_folder_once_then_replayed() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let fake = FakeServer::start(Script::handler(|req| {
-        // Any rollout answers at once; the request writer writes a plain request.
-        if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
-            trajforge_testkit::Step::tool_call("answer", serde_json::json!({"text": "bidict"}))
-        } else {
-            trajforge_testkit::Step::text("Where do I start with this library?")
-        }
-    }))
-    .await;
+    let fake = answering_at_once().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = tmp.path().join("run");
-    let generate = |site: String| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-        cmd.args(["web", "generate", "--site", &site, "--teacher", &fake.url()])
-            .args(["--model", "m", "--out"])
-            .arg(&run_dir)
-            .args(["-n", "2", "--start-pages", "1", "--max-pages", "5"]);
-        tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
-    };
-    let out = generate(url.clone()).await.expect("join");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+    cmd.args(["web", "generate", "--site", &url, "--teacher", &fake.url()])
+        .args(["--model", "m", "--out"])
+        .arg(&run_dir)
+        .args(["-n", "2", "--start-pages", "1", "--max-pages", "5"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+        .await
+        .expect("join");
     let _ = server.kill();
     let _ = server.wait();
     assert_success(&out);
     assert!(stderr(&out).contains("crawled 5 pages"), "{}", stderr(&out));
     assert!(run_dir.join("site/site.json").is_file());
     assert_eq!(status(&run_dir)["results"]["kept"].as_u64(), Some(2));
-    // The live server is gone: a resume with more tasks replays the recording.
-    let out = generate(url).await.expect("join");
+    // The live server is gone: a resume with more tasks replays the recording. Its stdout is
+    // closed from the start (`| head -1`): the run is not disturbed by it.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+    cmd.args(["web", "generate", "--site", &url, "--teacher", &fake.url()])
+        .args(["--model", "m", "--out"])
+        .arg(&run_dir)
+        .args(["-n", "2", "--start-pages", "1", "--max-pages", "5"]);
+    let out = tokio::task::spawn_blocking(move || crate::stdout::with_stdout_closed(&mut cmd))
+        .await
+        .expect("join");
     assert_success(&out);
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("crawling"), "{}", stderr(&out));
     assert_eq!(status(&run_dir)["done"].as_u64(), Some(2));
+}
+
+/// The path and query of a URL (what task draws depend on).
+fn site_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/')
+        .map_or("/".to_string(), |i| rest[i..].to_string())
+}
+
+/// The same site served on two ports, crawled from each, gives the same tasks for the same
+/// seed; every rollout's first message shows its start page as the browser snapshot it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_site_on_another_port_draws_the_same_tasks() {
+    let Some(html) = bidict_docs() else { return };
+    let fake = answering_at_once().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut drawn = Vec::new();
+    for (name, port) in [("a", free_port()), ("b", free_port())] {
+        let site = tmp.path().join(format!("site-{name}"));
+        let summary = crate::site::crawl_dir(
+            &html,
+            &site,
+            // One tab: pages are recorded in breadth-first order, the same on both ports.
+            &[
+                "--max-pages",
+                "8",
+                "--port",
+                &port.to_string(),
+                "--concurrency",
+                "1",
+            ],
+            tmp.path(),
+        );
+        assert_eq!(
+            summary["origin"],
+            format!("http://127.0.0.1:{port}"),
+            "{summary}"
+        );
+        let run_dir = tmp.path().join(format!("run-{name}"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["web", "generate", "--site"])
+            .arg(&site)
+            .args(["--teacher", &fake.url(), "--model", "m", "--out"])
+            .arg(&run_dir)
+            .args(["-n", "8", "--start-pages", "5", "--seed", "9"])
+            .args(["--concurrency", "2", "--backoff", "0.01"]);
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+            .await
+            .expect("join");
+        assert_success(&out);
+        let store = trajforge_store::Store::open(&run_dir).expect("store");
+        let jobs: Vec<(String, String)> = store
+            .jobs()
+            .expect("jobs")
+            .iter()
+            .map(|j| {
+                let url = j.payload["start_url"].as_str().expect("start url");
+                assert!(url.contains(&format!(":{port}/")), "{url}");
+                (
+                    j.payload["intent"].as_str().expect("intent").to_string(),
+                    site_path(url),
+                )
+            })
+            .collect();
+        assert_eq!(jobs.len(), 8);
+        // The first model call of each rollout saw the start page: URL, title, snapshot refs.
+        for t in store.trajectories(true).expect("trajectories") {
+            let task = t.data["messages"][1]["content"].as_str().expect("task");
+            let job = store
+                .jobs()
+                .expect("jobs")
+                .into_iter()
+                .find(|j| j.id == t.meta.job_id)
+                .expect("job");
+            let start = job.payload["start_url"].as_str().expect("start");
+            assert!(
+                task.contains(&format!("\n\nURL: {start}\nTitle: ")),
+                "{task}"
+            );
+            assert!(task.contains("[ref=e"), "{task}");
+            assert_eq!(t.data["task"].as_str(), Some(task));
+        }
+        drawn.push(jobs);
+    }
+    let starts: std::collections::BTreeSet<&String> = drawn[0].iter().map(|(_, p)| p).collect();
+    assert!(starts.len() > 1, "one start page only: {:?}", drawn[0]);
+    assert_eq!(drawn[0], drawn[1]);
 }
 
 #[test]

@@ -1,0 +1,95 @@
+//! A closed stdout never panics a command: what a reader that stops early (`| head -1`)
+//! does to it ends the command quietly with exit code 141, nothing on stderr.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::{repo_root, stderr};
+
+/// The exit code of a command whose stdout was closed by its reader (128 + SIGPIPE).
+const CLOSED: i32 = 141;
+
+/// Run the binary with `args` and a stdout pipe whose reader is already gone, so that its
+/// first write fails (the same for output of any size).
+pub(crate) fn with_stdout_closed(cmd: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    cmd.stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("trajforge runs")
+}
+
+fn trajforge(args: &[&str], cache: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+    cmd.args(args).env("TRAJFORGE_CACHE_DIR", cache);
+    cmd
+}
+
+#[track_caller]
+fn closed_quietly(out: &Output) {
+    assert_eq!(out.status.code(), Some(CLOSED), "{}", stderr(out));
+    assert!(!stderr(out).contains("panicked"), "{}", stderr(out));
+    assert!(!stderr(out).contains("error"), "{}", stderr(out));
+}
+
+/// `functions | head -1`: the reader takes one line of many and goes.
+#[test]
+fn functions_piped_into_head_ends_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let crates = repo_root().join("crates");
+    let mut child = trajforge(&["functions", crates.to_str().expect("utf-8")], tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("line");
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is dropped here: the rest of the output (megabytes) meets a closed pipe.
+    let out = child.wait_with_output().expect("wait");
+    closed_quietly(&out);
+}
+
+/// Every command that prints a report: status (text and JSON), site show, menu, export.
+#[test]
+fn reports_to_a_closed_stdout_end_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("web");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    std::fs::copy(
+        repo_root().join("crates/trajforge/tests/fixtures/runs-0.1/web/trajforge.db"),
+        run.join("trajforge.db"),
+    )
+    .expect("copy");
+    let run = run.to_str().expect("utf-8");
+    let data = tmp.path().join("out").join("data.jsonl");
+    let data = data.to_str().expect("utf-8");
+    for args in [
+        vec!["status", run],
+        vec!["status", run, "--json", "--jobs"],
+        vec!["menu"],
+        vec!["menu", "--json"],
+        vec![
+            "export",
+            run,
+            "--format",
+            "raw",
+            "--out",
+            data,
+            "--max-tokens",
+            "0",
+            "--max-tool-tokens",
+            "0",
+            "--json",
+        ],
+    ] {
+        let out = with_stdout_closed(&mut trajforge(&args, tmp.path()));
+        closed_quietly(&out);
+    }
+    // The export was written before its summary met the closed pipe.
+    assert!(std::fs::metadata(data).expect("export").len() > 0);
+}
