@@ -11,6 +11,7 @@ pub mod run;
 pub mod serve;
 pub mod site;
 pub mod status;
+pub mod tasks;
 pub mod web;
 
 use std::io::IsTerminal;
