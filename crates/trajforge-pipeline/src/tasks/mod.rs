@@ -494,35 +494,21 @@ async fn process(ctx: &Ctx, job: Job) -> Result<Outcome, StoreError> {
         message: format!("job {}: {e}", job.id),
     })?;
     let mut usage = None;
+    // A merge's own message may say only "Merge branch ...": the merged commits say more.
+    let merged = if change.merge {
+        history::merged_messages(&ctx.repo, &change).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let message = statement::from_commit(&change.message, change.merge, &merged);
     let (text, written) = match ctx.statement {
-        StatementSource::Commit => {
-            let merged = if change.merge {
-                history::merged_messages(&ctx.repo, &change).unwrap_or_default()
-            } else {
-                String::new()
-            };
-            (
-                Some(statement::from_commit(
-                    &change.message,
-                    change.merge,
-                    &merged,
-                )),
-                None,
-            )
-        }
+        StatementSource::Commit => (Some(message), None),
         StatementSource::Teacher => {
             let Some(teacher) = &ctx.teacher else {
                 ctx.control.stop("no teacher for the statements");
                 return Ok(STOPPED);
             };
-            match statement::write(
-                teacher.as_ref(),
-                &change.message,
-                &change.gold,
-                &change.test,
-            )
-            .await
-            {
+            match statement::write(teacher.as_ref(), &message, &change.gold, &change.test).await {
                 Ok(w) => {
                     usage = Some(UsageRecord {
                         prompt_tokens: w.prompt_tokens,

@@ -11,6 +11,7 @@ mod readme;
 mod recall;
 mod run;
 mod site;
+mod tasks;
 mod web;
 
 use std::path::{Path, PathBuf};
