@@ -266,7 +266,8 @@ fn file_hash(p: &Path) -> String {
     format!("{:016x}", trajforge_hash::fnv1a64(&bytes))
 }
 
-fn screening_counts(s: &Screening) -> ScreeningCounts {
+/// The counts of a screening.
+pub fn screening_counts(s: &Screening) -> ScreeningCounts {
     ScreeningCounts {
         commits: s.commits,
         tasks: s.tasks.len(),
@@ -600,4 +601,41 @@ fn outcome(record: &MinedRecord) -> Outcome {
 /// The 12-character commit id used in instance ids.
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
+}
+
+/// `label n, label n` (or `none`).
+pub fn counts(map: &BTreeMap<String, usize>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The end-of-session summary in words.
+pub fn render(s: &MineSummary, dir: &Path) -> String {
+    let p = &s.progress;
+    let mut out = format!(
+        "mined {} of {} changes: {} hard, {} soft (soft because: {}), dropped: {}\n",
+        p.done,
+        p.jobs,
+        p.hard,
+        p.soft,
+        counts(&s.soft_reasons),
+        counts(&p.dropped)
+    );
+    out.push_str(&format!(
+        "wrote {} tasks to {} (run folder {})",
+        s.written,
+        s.out.display(),
+        dir.display()
+    ));
+    if let Some(reason) = &s.stopped {
+        out.push_str(&format!(
+            "\nstopped early: {reason}. Run the same command again to continue."
+        ));
+    }
+    out
 }

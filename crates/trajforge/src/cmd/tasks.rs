@@ -9,7 +9,7 @@ use trajforge_eval::Limits;
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::tasks::history::Start;
 use trajforge_pipeline::tasks::statement::StatementSource;
-use trajforge_pipeline::tasks::{MineRun, MineSpec, MineSummary, progress_of};
+use trajforge_pipeline::tasks::{self, MineSpec, progress_of, screening_counts};
 
 use crate::args::TeacherArgs;
 use crate::error::CliError;
@@ -92,6 +92,9 @@ pub struct MineArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Only screen the window and print the counts: no store, no statements, no tests.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where problem statements come from.
@@ -115,7 +118,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         Statement::Teacher => StatementSource::Teacher,
         Statement::Commit => StatementSource::Commit,
     };
-    if statement == StatementSource::Teacher && args.teacher.is_none() {
+    if statement == StatementSource::Teacher && args.teacher.is_none() && !args.dry_run {
         return Err(CliError::input("problem statements by the teacher need --teacher (and --model)")
             .hint("give --teacher URL --model NAME, or use --statement commit to take the commit messages"));
     }
@@ -139,6 +142,25 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         command_timeout: Duration::from_secs(args.command_timeout),
         work_dir: args.work_dir.clone(),
     };
+    if args.dry_run {
+        let started = Instant::now();
+        let (_, _, screening) = spec.screen()?;
+        let counts = screening_counts(&screening);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&counts).unwrap_or_default()
+            );
+        }
+        eprintln!(
+            "screened {} first-parent commits in {:.2}s: {} changes would be mined; skipped {}",
+            counts.commits,
+            started.elapsed().as_secs_f64(),
+            counts.tasks,
+            tasks::counts(&counts.skipped)
+        );
+        return Ok(());
+    }
     let runtime = prepare::runtime(args.concurrency)?;
     let teacher = match (&args.teacher, statement) {
         (Some(t), StatementSource::Teacher) => Some(super::teacher(&t.spec(), &runtime, None)?),
@@ -152,10 +174,10 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         run.added,
         super::generate::resumed(run.reclaimed),
         run.already_done,
-        counts(&run.skipped)
+        tasks::counts(&run.skipped)
     );
     let result = runtime.block_on(async {
-        tokio::spawn(stop_on_signal(run.control()));
+        tokio::spawn(super::stop_on_signal(run.control()));
         let progress = tokio::spawn(progress_loop(run.store()));
         let r = run.drive(args.concurrency).await;
         progress.abort();
@@ -172,7 +194,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         );
     }
-    eprintln!("{}", render(&summary, &run));
+    eprintln!("{}", tasks::render(&summary, &run.dir));
     Ok(())
 }
 
@@ -199,48 +221,4 @@ async fn progress_loop(store: Arc<trajforge_store::Store>) {
         }
         last = line;
     }
-}
-
-/// Stop scheduling on Ctrl-C or SIGTERM (changes in flight finish); quit at once on the second.
-async fn stop_on_signal(control: Arc<trajforge_pipeline::Control>) {
-    let signal = super::shutdown_signal().await;
-    control.stop(&format!("interrupted ({signal})"));
-    eprintln!("\nstopping: changes in flight finish first; press Ctrl-C again to quit at once");
-    super::shutdown_signal().await;
-    std::process::exit(130);
-}
-
-fn counts(map: &std::collections::BTreeMap<String, usize>) -> String {
-    if map.is_empty() {
-        return "none".into();
-    }
-    map.iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn render(s: &MineSummary, run: &MineRun) -> String {
-    let p = &s.progress;
-    let mut out = format!(
-        "mined {} of {} changes: {} hard, {} soft (soft because: {}), dropped: {}\n",
-        p.done,
-        p.jobs,
-        p.hard,
-        p.soft,
-        counts(&s.soft_reasons),
-        counts(&p.dropped)
-    );
-    out.push_str(&format!(
-        "wrote {} tasks to {} (run folder {})",
-        s.written,
-        s.out.display(),
-        run.dir.display()
-    ));
-    if let Some(reason) = &s.stopped {
-        out.push_str(&format!(
-            "\nstopped early: {reason}. Run the same command again to continue."
-        ));
-    }
-    out
 }
