@@ -81,5 +81,18 @@ done
 N=$(ls "$TMP/patches" | wc -l)
 printf 'tasks mine with tests: %.1f s for %d changes with tests (4 runs each) and %d without\n' "$MINE" "$N" "$(($(wc -l < "$TMP/tasks.jsonl") - N))"
 printf 'the same %d test runs on the host: %.1f s\n' "$((4 * N))" "$RAW"
-printf 'overhead of trajforge (sandbox, snapshots, parsing, store): %.1f s = %.1f%% of the wall time\n' \
+printf 'overhead of trajforge against the host runs (sandbox, snapshots, parsing, store): %.1f s = %.1f%% of the wall time\n' \
     "$(echo "$MINE - $RAW" | bc -l)" "$(echo "100 * ($MINE - $RAW) / $MINE" | bc -l)"
+# Inside each validation: the four sandboxed test runs against the whole validation
+# (snapshot of the base commit, set-up, runs, parsing, clean-up), as recorded in the store.
+python3 - "$TMP/tasks.run/trajforge.db" "$MINE" <<'PY'
+import json, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT payload FROM stages WHERE stage = 'task'").fetchall()
+vs = [json.loads(p)["validation"] for (p,) in rows if json.loads(p).get("validation")]
+tests = sum(v["test_seconds"] for v in vs); total = sum(v["total_seconds"] for v in vs)
+wall = float(sys.argv[2])
+print(f"validations: {len(vs)}; test runs {tests:.1f} s of {total:.1f} s validating "
+      f"(our overhead {100 * (total - tests) / total:.1f}%); outside validation {wall - total:.1f} s "
+      f"of {wall:.1f} s wall (start-up, screening, statements, store): total overhead "
+      f"{100 * (wall - tests) / wall:.1f}% (target < 5%: {'ok' if (wall - tests) / wall < 0.05 else 'MISSED'})")
+PY
