@@ -462,7 +462,7 @@ async fn synthesize_pr(
 }
 
 /// Remove wrappers models like to add around the issue text.
-fn clean_issue(text: &str) -> String {
+pub(crate) fn clean_issue(text: &str) -> String {
     let mut t = text.trim();
     for tag in ["issue", "example_issue"] {
         let open = format!("<{tag}>");

@@ -20,6 +20,7 @@ pub mod prompts;
 pub mod runner;
 pub mod settings;
 pub mod status;
+pub mod tasks;
 pub mod teacher;
 pub mod testreport;
 pub mod web;

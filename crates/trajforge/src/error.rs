@@ -12,6 +12,7 @@ use std::path::Path;
 
 use trajforge_pipeline::RunError;
 use trajforge_pipeline::envs::RepoError;
+use trajforge_pipeline::tasks::MineError;
 use trajforge_pipeline::teacher::TeacherSetupError;
 use trajforge_sandbox::SandboxError;
 use trajforge_teacher::TeacherError;
@@ -271,6 +272,23 @@ impl From<RunError> for CliError {
             RunError::Store(_) | RunError::WorkerPanicked { .. } => {
                 e(Failure).hint("the run is resumable: run the same command again")
             }
+        }
+    }
+}
+
+impl From<MineError> for CliError {
+    fn from(err: MineError) -> Self {
+        match err {
+            MineError::Run(e) => e.into(),
+            MineError::Store(e) => e.into(),
+            MineError::OutputExists(ref path) => CliError::from_error(Kind::Input, &err).hint(format!(
+                "trajforge never replaces a file it did not write: remove {} or choose another --out",
+                path.display()
+            )),
+            MineError::UnknownRevision(_) | MineError::NoTeacher => {
+                CliError::from_error(Kind::Input, &err)
+            }
+            other => CliError::from_error(Kind::Failure, &other),
         }
     }
 }

@@ -62,6 +62,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Import SERA, SWE-agent or mini-swe-agent trajectories into a run, to filter and export them.
     Import(cmd::import::Args),
+    /// Held-out tasks from the repository's history: `tasks mine` (SWE-bench instances; resumable).
+    Tasks(cmd::tasks::Args),
     /// Export a run's trajectories as training data (hermes, openai, sharegpt, raw; JSONL or Parquet).
     Export(Box<cmd::export::Args>),
 }
@@ -106,6 +108,7 @@ fn main() {
         Command::Web(args) => cmd::web::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Export(args) => cmd::export::run(*args),
+        Command::Tasks(args) => cmd::tasks::run(args),
     };
     if let Err(err) = result {
         std::process::exit(report(&err));

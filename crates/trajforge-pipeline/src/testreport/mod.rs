@@ -44,6 +44,8 @@ mod tap;
 mod terminal;
 mod unittest;
 
+pub use unittest::FAILED_IMPORT;
+
 use terminal::{clean_line, indent_of};
 
 /// Outcome of one test in one run.

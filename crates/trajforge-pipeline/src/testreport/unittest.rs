@@ -4,6 +4,9 @@
 
 use super::{Outcome, Parser, Pending, strip_tag};
 
+/// The prefix of the test unittest reports for a module it could not import.
+pub const FAILED_IMPORT: &str = "unittest.loader._FailedTest.";
+
 impl Parser {
     pub(super) fn unittest_result(s: &str) -> Option<Outcome> {
         match s {
@@ -28,14 +31,19 @@ impl Parser {
     /// text after the closing parenthesis.
     fn unittest_head(t: &str) -> Option<(String, &str)> {
         let (name, rest) = t.split_once(" (")?;
+        let close = rest.find(')')?;
+        let path = &rest[..close];
+        // A module that failed to import: `tests.test_x (unittest.loader._FailedTest.tests.test_x)`,
+        // keyed by that path so a reader can tell which module's tests it stands for.
+        if path.strip_prefix(FAILED_IMPORT) == Some(name) {
+            return Some((path.to_string(), &rest[close + 1..]));
+        }
         let mut first = name.chars();
         if !first.next().is_some_and(|c| c.is_alphabetic() || c == '_')
             || !name.chars().all(|c| c.is_alphanumeric() || c == '_')
         {
             return None;
         }
-        let close = rest.find(')')?;
-        let path = &rest[..close];
         if !path.contains('.')
             || path.starts_with('.')
             || path.ends_with('.')
@@ -108,6 +116,27 @@ impl Parser {
 mod tests {
     use super::super::tests::{assert_tests, get};
     use super::super::{Outcome, Outcome::*, parse};
+
+    #[test]
+    fn a_module_that_fails_to_import_is_an_error_keyed_by_its_failed_test() {
+        // Python 3.11's own output for a test module whose import fails.
+        let out = "\
+tests.test_new (unittest.loader._FailedTest.tests.test_new) ... ERROR
+test_f (tests.test_old.U.test_f) ... ok
+
+======================================================================
+ERROR: tests.test_new (unittest.loader._FailedTest.tests.test_new)
+----------------------------------------------------------------------
+ImportError: Failed to import test module: tests.test_new
+";
+        assert_tests(
+            &parse(out, Some(1)),
+            &[
+                ("tests.test_old.U.test_f", Passed),
+                ("unittest.loader._FailedTest.tests.test_new", Error),
+            ],
+        );
+    }
 
     #[test]
     fn unittest_pre_311_and_311_forms_map_to_the_same_key() {

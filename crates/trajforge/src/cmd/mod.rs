@@ -11,6 +11,7 @@ pub mod run;
 pub mod serve;
 pub mod site;
 pub mod status;
+pub mod tasks;
 pub mod web;
 
 use std::io::IsTerminal;
@@ -117,7 +118,7 @@ pub fn drive(
 
 /// Stop scheduling on the first Ctrl-C or SIGTERM (episodes in flight finish); quit at once on
 /// the second. Either way the run stays resumable.
-async fn stop_on_signal(control: Arc<Control>) {
+pub(crate) async fn stop_on_signal(control: Arc<Control>) {
     let signal = shutdown_signal().await;
     control.stop(&format!("interrupted ({signal})"));
     eprintln!(

@@ -12,6 +12,7 @@ mod recall;
 mod run;
 mod site;
 mod stdout;
+mod tasks;
 mod web;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ fn every_option_of_every_command_is_documented() {
         "site crawl",
         "site show",
         "web generate",
+        "tasks mine",
     ] {
         assert!(
             readme.contains(&format!("### `trajforge {command}")),

@@ -1,0 +1,18 @@
+//! Held-out evaluation: the task file (SWE-bench's instance format plus trajforge's own fields),
+//! the result row written per task and seed, SWE-bench predictions, and reading and writing
+//! them as JSON Lines; and the pure parts of mining tasks from history (splitting a change
+//! into gold and test patches, classifying files, skip reasons, the statement leak check).
+//! A leaf crate: mining and running live in the pipeline, which fills these types; `eval
+//! compare` and other harnesses read them.
+
+pub mod change;
+pub mod jsonl;
+pub mod leak;
+pub mod result;
+pub mod task;
+
+pub use change::{FileClass, Limits, SkipReason, SplitChange, classify, screen};
+pub use jsonl::{JsonlError, read_jsonl, write_jsonl};
+pub use leak::leaked_lines;
+pub use result::{Prediction, TaskResult};
+pub use task::{Task, TaskKind};
