@@ -3,10 +3,12 @@
 //! them as JSON Lines. A leaf crate: mining and running live in the pipeline, which fills
 //! these types; `eval compare` and other harnesses read them.
 
+pub mod compare;
 pub mod jsonl;
 pub mod result;
 pub mod task;
 
+pub use compare::{CompareError, CompareOptions, Comparison, compare, compare_dirs, render};
 pub use jsonl::{JsonlError, read_jsonl, write_jsonl};
-pub use result::{Prediction, TaskResult};
+pub use result::{Prediction, RESULTS_FILE, TaskResult};
 pub use task::{Task, TaskKind};
