@@ -29,6 +29,9 @@ pub struct RunSettings {
     pub max_steps: usize,
     /// Whether test files were sampled.
     pub include_tests: bool,
+    /// Fingerprint of the functions left out for held-out tasks (`--exclude-tasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
 }
 
 impl RunSettings {
@@ -71,6 +74,11 @@ impl RunSettings {
             self.include_tests.to_string(),
             requested.include_tests.to_string(),
         );
+        check(
+            "excluded functions (--exclude-tasks)",
+            self.excluded.clone().unwrap_or_else(|| "none".into()),
+            requested.excluded.clone().unwrap_or_else(|| "none".into()),
+        );
         out
     }
 }
@@ -96,6 +104,7 @@ mod tests {
             test_cmd: None,
             max_steps: 115,
             include_tests: false,
+            excluded: None,
         }
     }
 

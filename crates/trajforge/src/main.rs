@@ -60,6 +60,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Import SERA, SWE-agent or mini-swe-agent trajectories into a run, to filter and export them.
     Import(cmd::import::Args),
+    /// Evaluate models on held-out tasks: `eval compare` pairs two evaluations and gives a verdict.
+    Eval(cmd::eval::Args),
     /// Export a run's trajectories as training data (hermes, openai, sharegpt, raw; JSONL or Parquet).
     Export(Box<cmd::export::Args>),
 }
@@ -103,6 +105,7 @@ fn main() {
         Command::Site(args) => cmd::site::run(args),
         Command::Web(args) => cmd::web::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Export(args) => cmd::export::run(*args),
     };
     if let Err(err) = result {
