@@ -574,6 +574,16 @@ fn points(x: f64) -> String {
     }
 }
 
+/// A difference in points with its sign: "+5.0", "-7.3", "0.0".
+fn signed(x: f64) -> String {
+    let p = points(x);
+    if p == "0.0" || p.starts_with('-') {
+        p
+    } else {
+        format!("+{p}")
+    }
+}
+
 fn verdict_text(metric: Metric, d: Difference, power: Option<Power>) -> String {
     let ci = format!("95% CI [{}, {}]", points(d.ci_low), points(d.ci_high));
     let (subject, more, less) = match metric {
@@ -596,10 +606,15 @@ fn verdict_text(metric: Metric, d: Difference, power: Option<Power>) -> String {
             };
             let mut s = format!(
                 "no difference the data can show ({what} {} points, {ci})",
-                points(d.estimate)
+                signed(d.estimate)
             );
             if let Some(p) = power {
-                let detect = points(p.detect);
+                let d = p.detect * 100.0;
+                let detect = if (d - d.round()).abs() < 1e-9 {
+                    format!("{d:.0}")
+                } else {
+                    format!("{d:.1}")
+                };
                 match p.more_tasks() {
                     0 => s.push_str(&format!(
                         "; {} tasks are enough to detect {detect} points, so any difference is likely smaller",
@@ -679,7 +694,7 @@ pub fn render(c: &Comparison) -> String {
     let row = |name: &str, a: String, b: String, d: Option<Difference>| match d {
         Some(d) => format!(
             "{name:<12}{a:>9}{b:>9}{:>9}   [{}, {}]\n",
-            points(d.estimate),
+            signed(d.estimate),
             points(d.ci_low),
             points(d.ci_high)
         ),

@@ -235,7 +235,7 @@ fn a_small_mixed_difference_is_no_difference_with_a_task_estimate() {
     assert!(
         c.verdict
             .text
-            .ends_with("about 115 more tasks would be needed to detect 5.0 points"),
+            .ends_with("about 115 more tasks would be needed to detect 5 points"),
         "{}",
         c.verdict.text
     );

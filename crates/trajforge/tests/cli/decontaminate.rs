@@ -18,6 +18,7 @@ use crate::{assert_success, repo_root, stderr, stdout};
 /// The git bundle of more-itertools with its full history: `$TRAJFORGE_MORE_ITERTOOLS_BUNDLE`,
 /// else `shared/data/more-itertools.bundle` in the nearest folder above the repository that
 /// has one (`../shared` beside the main checkout, `../../shared` beside a worktree).
+#[allow(clippy::print_stderr)] // says why the test skips
 pub fn more_itertools_bundle() -> Option<PathBuf> {
     const REL: &str = "shared/data/more-itertools.bundle";
     let root = repo_root();
