@@ -12,6 +12,7 @@ use trajforge_testkit::FakeServer;
 use trajforge_testkit::Script;
 use trajforge_testkit::code::CodeTeacher;
 
+use crate::recall::git;
 use crate::run::work_dir;
 use crate::{assert_success, repo_root, stderr, stdout};
 
@@ -37,20 +38,6 @@ pub fn more_itertools_bundle() -> Option<PathBuf> {
         eprintln!("skipped: no more-itertools bundle at {}", path.display());
         None
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// The held-out task of first-parent commit `commit`: its source diff as the gold patch.
@@ -100,16 +87,14 @@ async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_ar
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = dir.path().join("more-itertools");
-    let clone = Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&bundle)
-        .arg(&repo)
-        .output()
-        .expect("git clone");
-    assert!(
-        clone.status.success(),
-        "{}",
-        String::from_utf8_lossy(&clone.stderr)
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            &bundle.display().to_string(),
+            "more-itertools",
+        ],
     );
     // Three later merges that each change one function of more.py (interleave_evenly,
     // sliced, chunked); the split is the parent of the first.
@@ -134,30 +119,29 @@ async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_ar
     let teacher = Arc::new(CodeTeacher::new(0));
     let server = FakeServer::start(Script::handler(move |req| teacher.answer(req))).await;
     let run_dir = dir.path().join("run");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-    cmd.args(["generate", "--repo"])
-        .arg(&repo)
-        .args(["--commit", &split, "--exclude-tasks"])
-        .arg(&tasks_file)
-        .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
-        .arg(&run_dir)
-        // Every function is sampled; the budget stops the run after its first episode.
-        .args([
-            "-n",
-            "100000",
-            "--concurrency",
-            "1",
-            "--max-tokens",
-            "1",
-            "--work-dir",
-        ])
-        .arg(work_dir(dir.path()))
-        .env("TRAJFORGE_CACHE_DIR", &cache)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAJFORGE_API_KEY");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
-        .await
-        .expect("join");
+    let work = work_dir(dir.path());
+    let generate = |tasks_file: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["generate", "--repo"])
+            .arg(&repo)
+            .args(["--commit", &split, "--exclude-tasks"])
+            .arg(tasks_file)
+            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg(&run_dir)
+            // Every function is sampled; the budget stops the run after its first episode.
+            .args(["-n", "100000", "--concurrency", "1", "--max-tokens", "1"])
+            .arg("--work-dir")
+            .arg(&work)
+            .env("TRAJFORGE_CACHE_DIR", &cache)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("TRAJFORGE_API_KEY");
+        async move {
+            tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+                .await
+                .expect("join")
+        }
+    };
+    let out = generate(&tasks_file).await;
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let available = at_split.len() - touched.len();
@@ -195,20 +179,7 @@ async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_ar
 
     // A resume with another task set would change the run's meaning: refused.
     write_jsonl(&tasks_file, &tasks[..1]).expect("write tasks");
-    let mut again = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-    again
-        .args(["generate", "--repo"])
-        .arg(&repo)
-        .args(["--commit", &split, "--exclude-tasks"])
-        .arg(&tasks_file)
-        .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
-        .arg(&run_dir)
-        .args(["-n", "100000", "--work-dir"])
-        .arg(work_dir(dir.path()))
-        .env("TRAJFORGE_CACHE_DIR", &cache);
-    let out = tokio::task::spawn_blocking(move || again.output().expect("trajforge runs"))
-        .await
-        .expect("join");
+    let out = generate(&tasks_file).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("excluded functions (--exclude-tasks)"),

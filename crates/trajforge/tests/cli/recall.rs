@@ -5,7 +5,8 @@ use std::process::Command;
 
 use crate::{assert_success, stderr, stdout, trajforge};
 
-fn git(dir: &Path, args: &[&str]) -> String {
+/// Runs git in `dir` with a fixed identity; its standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args([
             "-c",
