@@ -146,6 +146,18 @@ proptest! {
     }
 
     #[test]
+    fn all_resolved_against_none_resolved_over_enough_tasks_is_significant(
+        tasks in 12usize..80,
+        seeds in 1u32..4,
+    ) {
+        let c = compare(("none", &uniform(tasks, seeds, false)), ("all", &uniform(tasks, seeds, true)), &quick())
+            .expect("compare");
+        prop_assert_eq!(c.verdict.outcome, Outcome::Better);
+        prop_assert!(c.mcnemar.expect("hard").p_value < 0.001);
+        prop_assert_eq!(c.changes.len(), tasks);
+    }
+
+    #[test]
     fn mcnemar_is_symmetric_and_at_most_one(b in 0usize..400, c in 0usize..400) {
         let p = mcnemar_exact(b, c);
         prop_assert_eq!(p, mcnemar_exact(c, b));
