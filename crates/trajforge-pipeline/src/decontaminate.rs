@@ -13,7 +13,7 @@
 //! Sampled functions are left out when their path and qualified name equal a touched one's,
 //! whatever their lines at the commit `generate` samples from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,7 +63,8 @@ pub enum ExcludeError {
 /// The functions held-out tasks touch, by (path, qualified name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TouchedFunctions {
-    keys: BTreeSet<(String, String)>,
+    /// Qualified names by file path.
+    keys: BTreeMap<String, BTreeSet<String>>,
     tasks: usize,
 }
 
@@ -76,7 +77,7 @@ impl TouchedFunctions {
 
     /// What the gold patches of `tasks` touch in `repo`.
     pub fn from_tasks(repo: &Path, tasks: &[Task]) -> Result<Self, ExcludeError> {
-        let mut keys = BTreeSet::new();
+        let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for task in tasks {
             let patch =
                 trajforge_patch::parse(&task.patch).map_err(|source| ExcludeError::Patch {
@@ -97,7 +98,9 @@ impl TouchedFunctions {
                     Some(path) => read_at(repo, task, path)?,
                     None => String::new(),
                 };
-                keys.extend(touched_in_file(file, &old));
+                for (path, name) in touched_in_file(file, &old) {
+                    keys.entry(path).or_default().insert(name);
+                }
             }
         }
         Ok(TouchedFunctions {
@@ -108,16 +111,14 @@ impl TouchedFunctions {
 
     /// Whether `f` is one of them.
     pub fn contains(&self, f: &Function) -> bool {
-        // Avoids allocating a key per sampled function.
         self.keys
-            .range((f.path.clone(), f.name.clone())..)
-            .next()
-            .is_some_and(|(p, n)| *p == f.path && *n == f.name)
+            .get(&f.path)
+            .is_some_and(|names| names.contains(&f.name))
     }
 
     /// Distinct (path, name) pairs.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.values().map(BTreeSet::len).sum()
     }
 
     /// Whether no function is touched.
@@ -359,7 +360,7 @@ mod tests {
     #[test]
     fn contains_matches_path_and_name() {
         let t = TouchedFunctions {
-            keys: [("m.py".to_string(), "b".to_string())].into(),
+            keys: [("m.py".to_string(), ["b".to_string()].into())].into(),
             tasks: 1,
         };
         let f = |path: &str, name: &str| Function {
