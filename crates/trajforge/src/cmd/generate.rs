@@ -12,7 +12,7 @@ use crate::error::CliError;
 #[command(
     after_help = "Every stage is committed to RUN_DIR/trajforge.db before the next starts: run the same \
 command again to resume after a crash, kill or Ctrl-C. Settings that change the data's meaning (commit, menu, \
-demonstrations, prompts, threshold, attempts, seed, model, test command) cannot change on resume; \
+demonstrations, prompts, threshold, attempts, seed, model, test command, functions excluded by --exclude-tasks) cannot change on resume; \
 concurrency and budgets can, and a larger -n adds functions."
 )]
 pub struct Args {
