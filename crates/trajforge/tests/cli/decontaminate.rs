@@ -40,6 +40,21 @@ pub fn more_itertools_bundle() -> Option<PathBuf> {
     }
 }
 
+/// A clone of the more-itertools bundle in `dir` (`None` when there is no bundle).
+fn more_itertools_clone(dir: &Path) -> Option<PathBuf> {
+    let bundle = more_itertools_bundle()?;
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            &bundle.display().to_string(),
+            "more-itertools",
+        ],
+    );
+    Some(dir.join("more-itertools"))
+}
+
 /// The held-out task of first-parent commit `commit`: its source diff as the gold patch.
 fn task(repo: &Path, commit: &str) -> Task {
     let base = git(repo, &["rev-parse", &format!("{commit}^1")])
@@ -82,20 +97,10 @@ fn listed(repo: &Path, cache: &Path) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_are() {
-    let Some(bundle) = more_itertools_bundle() else {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(repo) = more_itertools_clone(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = dir.path().join("more-itertools");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            &bundle.display().to_string(),
-            "more-itertools",
-        ],
-    );
     // Three later merges that each change one function of more.py (interleave_evenly,
     // sliced, chunked); the split is the parent of the first.
     let commits = ["b363d6b", "c2859de", "9ddc55c"];
@@ -190,20 +195,10 @@ async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_ar
 
 #[test]
 fn a_task_whose_base_commit_is_not_in_the_repository_is_an_input_error() {
-    let Some(bundle) = more_itertools_bundle() else {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(repo) = more_itertools_clone(dir.path()) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = dir.path().join("more-itertools");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            &bundle.display().to_string(),
-            "more-itertools",
-        ],
-    );
     let mut t = task(&repo, "c2859de");
     t.base_commit = "0123456789abcdef0123456789abcdef01234567".into();
     let tasks_file = dir.path().join("tasks.jsonl");
