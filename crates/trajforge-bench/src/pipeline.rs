@@ -138,6 +138,7 @@ async fn one_run(
         demos: None,
         test_cmd: None,
         include_tests: false,
+        exclude_tasks: None,
         sandbox: SandboxSpec {
             commit: "HEAD".into(),
             setup: None,

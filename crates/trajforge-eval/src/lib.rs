@@ -6,6 +6,7 @@
 //! compare` and other harnesses read them.
 
 pub mod change;
+pub mod compare;
 pub mod jsonl;
 pub mod leak;
 pub mod result;
@@ -14,5 +15,6 @@ pub mod task;
 pub use change::{FileClass, Limits, SkipReason, SplitChange, classify, screen};
 pub use jsonl::{JsonlError, read_jsonl, write_jsonl};
 pub use leak::leaked_lines;
-pub use result::{Prediction, TaskResult};
+pub use compare::{CompareError, CompareOptions, Comparison, compare, compare_dirs, render};
+pub use result::{Prediction, RESULTS_FILE, TaskResult};
 pub use task::{Task, TaskKind};

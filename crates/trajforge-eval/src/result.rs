@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::TaskKind;
 
+/// The file in an evaluation folder that holds its [`TaskResult`] rows, one per line.
+pub const RESULTS_FILE: &str = "results.jsonl";
+
 /// One task attempted once (one seed) by one model: the row `eval compare` pairs up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {

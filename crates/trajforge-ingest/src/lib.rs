@@ -240,17 +240,34 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Scan, IngestError> {
 ///
 /// `tsx` selects the TSX grammar for TypeScript.
 pub fn extract_source(language: Language, source: &str, tsx: bool) -> FileFunctions {
-    let grammar = match language {
-        Language::Python => lang::Grammar::Python,
-        Language::Rust => lang::Grammar::Rust,
-        Language::JavaScript => lang::Grammar::JavaScript,
-        Language::TypeScript if tsx => lang::Grammar::Tsx,
-        Language::TypeScript => lang::Grammar::TypeScript,
-        Language::Go => lang::Grammar::Go,
-        Language::Java => lang::Grammar::Java,
-        Language::C => lang::Grammar::C,
-        Language::Cpp => lang::Grammar::Cpp,
+    extract_grammar(
+        match language {
+            Language::Python => lang::Grammar::Python,
+            Language::Rust => lang::Grammar::Rust,
+            Language::JavaScript => lang::Grammar::JavaScript,
+            Language::TypeScript if tsx => lang::Grammar::Tsx,
+            Language::TypeScript => lang::Grammar::TypeScript,
+            Language::Go => lang::Grammar::Go,
+            Language::Java => lang::Grammar::Java,
+            Language::C => lang::Grammar::C,
+            Language::Cpp => lang::Grammar::Cpp,
+        },
+        source,
+    )
+}
+
+/// Parse one file's source with the grammar its path names, as a scan would (a `.h` header
+/// as C++, whose grammar reads C declarations too), test code included; `None` for a file no
+/// grammar reads. For sources that are not in a folder, such as `git show REV:path`.
+pub fn extract_path(path: &str, source: &str) -> Option<FileFunctions> {
+    let grammar = match lang::detect(Path::new(path))? {
+        lang::Detected::Known(g) => g,
+        lang::Detected::Header => lang::Grammar::Cpp,
     };
+    Some(extract_grammar(grammar, source))
+}
+
+fn extract_grammar(grammar: lang::Grammar, source: &str) -> FileFunctions {
     alloc::install();
     let mut parser = tree_sitter::Parser::new();
     match parser.set_language(&grammar.ts_language()) {

@@ -84,6 +84,9 @@ pub enum RunError {
         /// Each difference as "name: stored → requested".
         conflicts: Vec<String>,
     },
+    /// The held-out tasks of `--exclude-tasks` could not be read.
+    #[error(transparent)]
+    ExcludeTasks(#[from] crate::decontaminate::ExcludeError),
     /// The repository has no function to sample.
     #[error("{}: no functions found at {commit}", repo.display())]
     NoFunctions {

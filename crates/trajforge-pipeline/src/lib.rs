@@ -11,6 +11,7 @@
 //! their options to these types and show the results.
 
 pub mod code;
+pub mod decontaminate;
 pub mod demos;
 pub mod envs;
 pub mod error;

@@ -13,6 +13,8 @@ use trajforge_browser::{
     BrowserPool, CrawlConfig, EnvConfig, LaunchConfig, NetMode, Recorder, Recording,
 };
 use trajforge_ingest::{Function, ScanOptions};
+
+use crate::decontaminate::TouchedFunctions;
 use trajforge_menu::Menu;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
 use trajforge_store::Store;
@@ -288,6 +290,8 @@ pub struct CodeRunSpec {
     pub test_cmd: Option<String>,
     /// Sample test files too.
     pub include_tests: bool,
+    /// Held-out tasks (JSON Lines) whose gold patches' functions are never sampled.
+    pub exclude_tasks: Option<PathBuf>,
     /// The repository's environment.
     pub sandbox: SandboxSpec,
 }
@@ -300,6 +304,7 @@ pub struct CodeRun {
     menu: Menu,
     demos: Vec<Demo>,
     prompts: Prompts,
+    excluded: Option<TouchedFunctions>,
 }
 
 impl CodeRunSpec {
@@ -318,12 +323,17 @@ impl CodeRunSpec {
             None => Prompts::default(),
         };
         let repo = check_repository(&self.repo)?;
+        let excluded = match &self.exclude_tasks {
+            Some(file) => Some(TouchedFunctions::from_tasks_file(&repo, file)?),
+            None => None,
+        };
         Ok(CodeRun {
             spec: self,
             repo,
             menu,
             demos,
             prompts,
+            excluded,
         })
     }
 }
@@ -381,6 +391,7 @@ impl CodeRun {
             max_steps: spec.basics.max_steps,
             include_tests: spec.include_tests,
             keep_different_final: false,
+            excluded: self.excluded.as_ref().map(TouchedFunctions::fingerprint),
         };
         check_settings(&store, &settings, &spec.basics.out)?;
         let pricing = spec.basics.budget.pricing();
@@ -393,6 +404,11 @@ impl CodeRun {
         };
         let mut functions =
             trajforge_ingest::scan(environment.base_dir(), &scan_options)?.functions;
+        let found = functions.len();
+        if let Some(touched) = &self.excluded {
+            functions.retain(|f| !touched.contains(f));
+        }
+        let excluded = found - functions.len();
         if functions.is_empty() {
             return Err(RunError::NoFunctions {
                 repo: self.repo.clone(),
@@ -434,7 +450,10 @@ impl CodeRun {
             &jobs,
             pricing,
             spec.basics.threshold,
-            Plan::Code { available },
+            Plan::Code {
+                available,
+                excluded,
+            },
             Driver::Code(worker),
         )
     }
@@ -563,6 +582,7 @@ impl WebRun {
             max_steps: spec.basics.max_steps,
             include_tests: false,
             keep_different_final: spec.keep_different_final,
+            excluded: None,
         };
         let mode = if spec.live {
             drop(recording);
@@ -685,8 +705,10 @@ fn site_fingerprint(recording: &Recording, live: bool) -> String {
 pub enum Plan {
     /// Sampled functions of a repository.
     Code {
-        /// Functions the repository has at the base commit.
+        /// Functions the repository has at the base commit that may be sampled.
         available: usize,
+        /// Functions left out because held-out tasks touch them (`--exclude-tasks`).
+        excluded: usize,
     },
     /// Navigation tasks on a site.
     Web {

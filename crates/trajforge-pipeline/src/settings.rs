@@ -32,6 +32,9 @@ pub struct RunSettings {
     /// Whether web pairs ending on different pages may be kept (absent in runs before it: no).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_different_final: bool,
+    /// Fingerprint of the functions left out for held-out tasks (`--exclude-tasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
 }
 
 impl RunSettings {
@@ -66,6 +69,11 @@ impl RunSettings {
             &s.keep_different_final,
             &r.keep_different_final,
         );
+        check(
+            "excluded functions (--exclude-tasks)",
+            self.excluded.clone().unwrap_or_else(|| "none".into()),
+            requested.excluded.clone().unwrap_or_else(|| "none".into()),
+        );
         out
     }
 }
@@ -92,6 +100,7 @@ mod tests {
             max_steps: 115,
             include_tests: false,
             keep_different_final: false,
+            excluded: None,
         }
     }
 

@@ -251,6 +251,18 @@ impl From<RunError> for CliError {
             RunError::NoFunctions { .. } => e(Input).hint(
                 "trajforge reads Python, Rust, JavaScript, TypeScript, Go, Java, C and C++; check `trajforge functions`",
             ),
+            RunError::ExcludeTasks(inner) => {
+                use trajforge_pipeline::decontaminate::ExcludeError as X;
+                match inner {
+                    X::Read(_) | X::Patch { .. } => e(Input).hint(
+                        "--exclude-tasks takes a task file written by `trajforge tasks mine` (or SWE-bench instances), one JSON object per line",
+                    ),
+                    X::UnknownCommit { .. } | X::MissingFile { .. } => e(Input).hint(
+                        "the tasks must come from this repository's history; fetch the commits they name, or pass the right --repo",
+                    ),
+                    X::Git(_) => e(Failure).hint("install git (scripts/setup.sh does)"),
+                }
+            }
             RunError::NoTasks => {
                 e(Input).hint("add [[task]] entries, or drop --menu to use the built-in ones")
             }
@@ -370,6 +382,33 @@ impl From<trajforge_import::ImportRunError> for CliError {
         }
     }
 }
+
+impl From<trajforge_eval::CompareError> for CliError {
+    fn from(err: trajforge_eval::CompareError) -> Self {
+        use trajforge_eval::CompareError as C;
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            C::MissingDir { .. } => {
+                e(Kind::Input).hint("pass two folders written by `trajforge eval --out`")
+            }
+            C::NoResults { .. } => e(Kind::Input).hint(
+                "pass the folder given to `trajforge eval --out`; it writes results.jsonl as tasks finish",
+            ),
+            C::Read(trajforge_eval::JsonlError::Io { .. }) => {
+                e(Kind::Input).hint("check the file's permissions")
+            }
+            C::Read(trajforge_eval::JsonlError::Record { .. }) => e(Kind::Input)
+                .hint("each line of results.jsonl must be a result row as `trajforge eval` writes it"),
+            C::Duplicate { .. } => e(Kind::Input).hint(
+                "a results file holds one row per task and seed; was it edited or concatenated by hand?",
+            ),
+            C::NothingShared { .. } => e(Kind::Input).hint(
+                "compare two evaluations of the same task file and seeds (trajforge eval --tasks ... --seeds N)",
+            ),
+        }
+    }
+}
+
 
 /// Exit code when stdout was closed by its reader: 128 + SIGPIPE, what a shell reports for
 /// a Unix tool killed by the signal.

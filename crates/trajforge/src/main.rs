@@ -64,6 +64,8 @@ enum Command {
     Import(cmd::import::Args),
     /// Held-out tasks from the repository's history: `tasks mine` (SWE-bench instances; resumable).
     Tasks(cmd::tasks::Args),
+    /// Evaluate models on held-out tasks: `eval compare` pairs two evaluations and gives a verdict.
+    Eval(cmd::eval::Args),
     /// Export a run's trajectories as training data (hermes, openai, sharegpt, raw; JSONL or Parquet).
     Export(Box<cmd::export::Args>),
 }
@@ -107,6 +109,7 @@ fn main() {
         Command::Site(args) => cmd::site::run(args),
         Command::Web(args) => cmd::web::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Export(args) => cmd::export::run(*args),
         Command::Tasks(args) => cmd::tasks::run(args),
     };

@@ -67,3 +67,25 @@ fn empty_and_garbage_inputs_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn extract_path_picks_the_grammar_from_the_name() {
+    let names = |path: &str, source: &str| {
+        trajforge_ingest::extract_path(path, source)
+            .map(|f| f.functions.into_iter().map(|f| f.name).collect::<Vec<_>>())
+    };
+    let python = "class A:\n    def m(self):\n        pass\n";
+    assert_eq!(names("pkg/a.py", python), Some(vec!["A.m".to_string()]));
+    let same = extract_source(Language::Python, python, false);
+    assert_eq!(trajforge_ingest::extract_path("a.py", python), Some(same));
+    assert_eq!(
+        names("x.tsx", "const f = () => <div/>;\n"),
+        Some(vec!["f".to_string()])
+    );
+    assert_eq!(
+        names("lib.h", "int add(int a, int b) { return a + b; }\n"),
+        Some(vec!["add".to_string()])
+    );
+    assert_eq!(names("README.md", "# not code\n"), None);
+    assert_eq!(names("types.d.ts", "declare function f(): void;\n"), None);
+}

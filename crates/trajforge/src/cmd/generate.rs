@@ -12,7 +12,7 @@ use crate::error::CliError;
 #[command(
     after_help = "Every stage is committed to RUN_DIR/trajforge.db before the next starts: run the same \
 command again to resume after a crash, kill or Ctrl-C. Settings that change the data's meaning (commit, menu, \
-demonstrations, prompts, threshold, attempts, seed, model, test command) cannot change on resume; \
+demonstrations, prompts, threshold, attempts, seed, model, test command, functions excluded by --exclude-tasks) cannot change on resume; \
 concurrency and budgets can, and a larger -n adds functions."
 )]
 pub struct Args {
@@ -54,6 +54,10 @@ pub struct Args {
     /// Sample test files too.
     #[arg(long)]
     pub include_tests: bool,
+    /// Never sample a function that these held-out tasks' gold patches touch (a `tasks mine`
+    /// or SWE-bench-format JSONL file; see the README's decontamination recipe).
+    #[arg(long, value_name = "TASKS.jsonl")]
+    pub exclude_tasks: Option<PathBuf>,
 }
 
 /// Run `trajforge generate`.
@@ -67,6 +71,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         demos: args.demos.clone(),
         test_cmd: args.test_cmd.clone(),
         include_tests: args.include_tests,
+        exclude_tasks: args.exclude_tasks.clone(),
         sandbox: args.sandbox.spec(),
     }
     .load()?;
@@ -80,12 +85,20 @@ pub fn run(args: Args) -> Result<(), CliError> {
             );
         }
     })?;
-    let available = match prepared.plan {
-        Plan::Code { available } => available,
-        Plan::Web { .. } => 0,
+    let (available, excluded) = match prepared.plan {
+        Plan::Code {
+            available,
+            excluded,
+        } => (available, excluded),
+        Plan::Web { .. } => (0, 0),
+    };
+    let excluded = if args.exclude_tasks.is_some() {
+        format!(", {excluded} more left out as touched by the held-out tasks")
+    } else {
+        String::new()
     };
     eprintln!(
-        "{} functions sampled of {available} ({} new{}); {} already done",
+        "{} functions sampled of {available}{excluded} ({} new{}); {} already done",
         prepared.jobs,
         prepared.added,
         resumed(prepared.reclaimed),

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod eval;
+pub mod eval_compare;
 pub mod export;
 pub mod functions;
 pub mod generate;

@@ -228,6 +228,7 @@ fn a_generated_run_gains_the_records_and_keeps_its_settings() {
         max_steps: 115,
         include_tests: false,
         keep_different_final: false,
+        excluded: None,
     };
     let stored = serde_json::to_string(&settings).expect("json");
     {

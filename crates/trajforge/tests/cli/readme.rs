@@ -14,6 +14,7 @@ fn every_option_of_every_command_is_documented() {
         "run",
         "generate",
         "status",
+        "eval compare",
         "export",
         "import",
         "site crawl",
