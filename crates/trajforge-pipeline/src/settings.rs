@@ -71,8 +71,8 @@ impl RunSettings {
         );
         check(
             "excluded functions (--exclude-tasks)",
-            self.excluded.clone().unwrap_or_else(|| "none".into()),
-            requested.excluded.clone().unwrap_or_else(|| "none".into()),
+            &s.excluded.as_deref().unwrap_or("none"),
+            &r.excluded.as_deref().unwrap_or("none"),
         );
         out
     }

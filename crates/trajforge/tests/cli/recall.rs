@@ -7,7 +7,8 @@ use trajforge_testkit::run_ok;
 
 use crate::{assert_success, input_error, stdout, trajforge};
 
-fn git(dir: &Path, args: &[&str]) -> String {
+/// Runs git in `dir` with a fixed identity; its standard output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = run_ok(
         Command::new("git")
             .args([
