@@ -5,8 +5,11 @@
 
 pub mod jsonl;
 pub mod result;
+pub mod score;
+pub mod summary;
 pub mod task;
 
 pub use jsonl::{JsonlError, read_jsonl, write_jsonl};
 pub use result::{Prediction, TaskResult};
+pub use summary::{Summary, Totals, summarize, totals};
 pub use task::{Task, TaskKind};

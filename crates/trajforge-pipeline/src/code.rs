@@ -338,19 +338,30 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
 }
 
 async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, StageError> {
-    let mut env = w.envs.create().await.map_err(StageError::Environment)?;
-    Ok(run_episode(
+    rollout_in(
         w.teacher.as_ref(),
-        env.as_mut(),
+        w.envs.as_ref(),
         task,
         &w.config.loop_config,
-        &mut |_| {},
     )
-    .await)
+    .await
 }
 
-fn load_trajectory(
-    w: &Worker,
+/// One episode of the rollout harness (tools, prompts, limits) on `task` in a fresh
+/// environment of `envs`: what `generate`'s rollouts and `eval` run.
+pub(crate) async fn rollout_in(
+    teacher: &dyn trajforge_teacher::Teacher,
+    envs: &dyn crate::envs::EnvFactory,
+    task: &str,
+    loop_config: &LoopConfig,
+) -> Result<Trajectory, StageError> {
+    let mut env = envs.create().await.map_err(StageError::Environment)?;
+    Ok(run_episode(teacher, env.as_mut(), task, loop_config, &mut |_| {}).await)
+}
+
+/// The stored trajectory of a job's rollout, when there is one that reads back.
+pub(crate) fn load_trajectory<F: ?Sized, C>(
+    w: &Worker<F, C>,
     job: i64,
     attempt: i64,
     rollout: &Rollout,

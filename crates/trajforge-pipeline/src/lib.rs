@@ -14,6 +14,7 @@ pub mod code;
 pub mod demos;
 pub mod envs;
 pub mod error;
+pub mod eval;
 pub mod prepare;
 pub mod progress;
 pub mod prompts;

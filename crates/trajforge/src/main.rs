@@ -56,6 +56,8 @@ enum Command {
     Site(cmd::site::Args),
     /// Soft-Verified Generation on a website: `web generate` (resumable).
     Web(cmd::web::Args),
+    /// Evaluate a model on held-out tasks: resolved (tests) and line recall per task and seed (resumable).
+    Eval(Box<cmd::eval::Args>),
     /// Show where a run stands: stages, kept and rejected, recall histogram, tokens and cost.
     Status(cmd::status::Args),
     /// Import SERA, SWE-agent or mini-swe-agent trajectories into a run, to filter and export them.
@@ -99,6 +101,7 @@ fn main() {
         #[cfg(feature = "local")]
         Command::Serve(args) => cmd::serve::run(args),
         Command::Generate(args) => cmd::generate::run(*args),
+        Command::Eval(args) => cmd::eval::run(*args),
         Command::Status(args) => cmd::status::run(args),
         Command::Site(args) => cmd::site::run(args),
         Command::Web(args) => cmd::web::run(args),

@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     })?;
     let available = match prepared.plan {
         Plan::Code { available } => available,
-        Plan::Web { .. } => 0,
+        Plan::Web { .. } | Plan::Eval { .. } => 0,
     };
     eprintln!(
         "{} functions sampled of {available} ({} new{}); {} already done",
