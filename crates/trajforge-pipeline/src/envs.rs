@@ -110,7 +110,10 @@ impl EnvFactory for SandboxEnvs {
         patch: Option<&'a str>,
         cmd: &'a str,
     ) -> BoxFuture<'a, Result<TestRun, EnvError>> {
-        let steps = patch.map(|p| Prep::Apply(p.to_string())).into_iter().collect();
+        let steps = patch
+            .map(|p| Prep::Apply(p.to_string()))
+            .into_iter()
+            .collect();
         Box::pin(self.run_after(steps, cmd.to_string()))
     }
 }

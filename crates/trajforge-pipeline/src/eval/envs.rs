@@ -95,7 +95,10 @@ mod tests {
         assert!(a.starts_with("/w/commits/0123456789ab-"), "{}", a.display());
         assert_eq!(a, snapshot_dir(w, "0123456789abcdef", None));
         assert_ne!(a, snapshot_dir(w, "0123456789abcdee", None));
-        assert_ne!(a, snapshot_dir(w, "0123456789abcdef", Some("pip install -e .")));
+        assert_ne!(
+            a,
+            snapshot_dir(w, "0123456789abcdef", Some("pip install -e ."))
+        );
         // Revision names with slashes stay one folder deep.
         let b = snapshot_dir(w, "origin/main~3", None);
         assert_eq!(b.parent(), Some(Path::new("/w/commits")));

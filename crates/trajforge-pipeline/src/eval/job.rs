@@ -67,14 +67,7 @@ pub(super) async fn process(
                 &w.config.prompts.rollout2,
                 &[("issue", &task.problem_statement)],
             );
-            match rollout_in(
-                w.teacher.as_ref(),
-                &envs,
-                &prompt,
-                &w.config.loop_config,
-            )
-            .await
-            {
+            match rollout_in(w.teacher.as_ref(), &envs, &prompt, &w.config.loop_config).await {
                 Ok(t) => {
                     let v = CodeRollout {
                         bug: None,
@@ -323,7 +316,10 @@ diff --git a/tests/test_new.py b/tests/test_new.py\nnew file mode 100644\n--- /d
     fn the_restore_script_quotes_every_path() {
         assert_eq!(restore_script("/workspace", &[]), None);
         let s = restore_script("/workspace", &["tests/it's.py".into()]).expect("script");
-        assert!(s.starts_with("cd '/workspace' && for p in 'tests/it'\\''s.py'; do"), "{s}");
+        assert!(
+            s.starts_with("cd '/workspace' && for p in 'tests/it'\\''s.py'; do"),
+            "{s}"
+        );
     }
 
     #[test]

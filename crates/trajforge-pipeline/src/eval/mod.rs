@@ -294,4 +294,3 @@ pub(crate) async fn run(worker: Arc<EvalWorker>, concurrency: usize) -> Result<(
 pub fn is_eval(store: &trajforge_store::Store) -> bool {
     matches!(store.meta(KIND_META), Ok(Some(k)) if k == KIND_EVAL)
 }
-

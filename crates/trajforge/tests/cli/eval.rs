@@ -385,7 +385,11 @@ async fn an_agent_that_edits_the_tests_to_pass_them_does_not_pass() {
         );
     }
     for r in &results {
-        assert_eq!((r.resolved, r.error.as_deref()), (Some(false), None), "{r:?}");
+        assert_eq!(
+            (r.resolved, r.error.as_deref()),
+            (Some(false), None),
+            "{r:?}"
+        );
     }
 }
 
