@@ -4,7 +4,7 @@ use crate::task::Task;
 
 /// The task's FAIL_TO_PASS and PASS_TO_PASS tests that did not pass, in task order; a test
 /// the run did not report (it could not even be collected) did not pass.
-pub fn failing_tests<'a>(task: &'a Task, passed: impl Fn(&str) -> bool) -> Vec<&'a str> {
+pub fn failing_tests(task: &Task, passed: impl Fn(&str) -> bool) -> Vec<&str> {
     task.fail_to_pass
         .iter()
         .chain(&task.pass_to_pass)

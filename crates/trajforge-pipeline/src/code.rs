@@ -17,7 +17,7 @@ use trajforge_store::model::{
     TestExitCodes, TestsStage, VerifyStage,
 };
 use trajforge_store::{
-    ExitLabel, Job, Outcome, Rollout, Stage, StageName, StoreError, TrajectoryRecord, UsageRecord,
+    ExitLabel, Outcome, Rollout, Stage, StageName, StoreError, TrajectoryRecord, UsageRecord,
 };
 use trajforge_teacher::{ChatMessage, TeacherError, Usage};
 
@@ -25,7 +25,7 @@ use crate::demos::Demo;
 use crate::envs::EnvError;
 use crate::error::RunError;
 use crate::prompts::{Prompts, fill};
-use crate::runner::{JobHandler, Worker, run_jobs};
+use crate::runner::{Worker, run_worker};
 use crate::testreport;
 
 /// A deterministic draw in `0..n` from the seed, the job and the purpose.
@@ -56,18 +56,9 @@ pub struct CodeConfig {
 
 /// Run jobs until none is left or the run is stopped, `concurrency` at a time.
 pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), RunError> {
-    let w = Arc::clone(&worker);
-    let handler: JobHandler = Arc::new(move |job: Job| {
-        let w = Arc::clone(&w);
-        Box::pin(async move { process(&w, job.id, &job.key, &job.payload).await })
-    });
-    run_jobs(
-        Arc::clone(&worker.store),
-        Arc::clone(&worker.control),
-        worker.owner.clone(),
-        concurrency,
-        handler,
-    )
+    run_worker(worker, concurrency, |w, job| {
+        Box::pin(process(w, job.id, &job.key, &job.payload))
+    })
     .await
 }
 

@@ -275,18 +275,9 @@ impl EvalRun {
 
 /// Run an evaluation's jobs, `concurrency` at a time, until none is left or it is stopped.
 pub(crate) async fn run(worker: Arc<EvalWorker>, concurrency: usize) -> Result<(), RunError> {
-    let w = Arc::clone(&worker);
-    let handler: crate::runner::JobHandler = Arc::new(move |j: trajforge_store::Job| {
-        let w = Arc::clone(&w);
-        Box::pin(async move { job::process(&w, j.id, &j.payload).await })
-    });
-    crate::runner::run_jobs(
-        Arc::clone(&worker.store),
-        Arc::clone(&worker.control),
-        worker.owner.clone(),
-        concurrency,
-        handler,
-    )
+    crate::runner::run_worker(worker, concurrency, |w, j| {
+        Box::pin(job::process(w, j.id, &j.payload))
+    })
     .await
 }
 

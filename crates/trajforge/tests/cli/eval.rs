@@ -195,8 +195,8 @@ async fn teacher(agent: Agent, tasks: &[Task], delay: Duration) -> FakeServer {
         let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
         let command = match agent {
             Agent::Gold => Some(format!(
-                "cd /workspace && echo {} | base64 -d | git apply && git diff --stat",
-                b64(&task.patch)
+                "cd /workspace && git apply <<'TRAJFORGE_GOLD'\n{}TRAJFORGE_GOLD\ngit diff --stat",
+                task.patch
             )),
             Agent::Nothing => None,
             Agent::EditsTests => {
@@ -217,25 +217,6 @@ async fn teacher(agent: Agent, tasks: &[Task], delay: Duration) -> FakeServer {
         step.after(delay)
     }))
     .await
-}
-
-fn b64(text: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in text.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 async fn output(mut cmd: Command) -> Output {
