@@ -230,8 +230,11 @@ fn baseline(repo: &Path, tasks: &[Task], seeds: u32) -> Result<Measured, String>
                 }
             }
             let test_started = Instant::now();
+            // The system's python3, as the sandbox sees it (a version manager's shim on the
+            // host PATH would add its own start-up time to the baseline).
             let out = Command::new("bash")
                 .args(["-c", t.test_cmd.as_deref().unwrap_or("true")])
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
                 .current_dir(repo)
                 .output()
                 .map_err(|e| e.to_string())?;
