@@ -92,7 +92,13 @@ mod tests {
     fn each_commit_and_setup_has_its_own_folder() {
         let w = Path::new("/w");
         let a = snapshot_dir(w, "0123456789abcdef", None);
-        assert!(a.starts_with("/w/commits/0123456789ab-"), "{}", a.display());
+        assert!(
+            a.display()
+                .to_string()
+                .starts_with("/w/commits/0123456789ab-"),
+            "{}",
+            a.display()
+        );
         assert_eq!(a, snapshot_dir(w, "0123456789abcdef", None));
         assert_ne!(a, snapshot_dir(w, "0123456789abcdee", None));
         assert_ne!(
