@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod eval;
 mod export;
 mod local;
 mod pipeline;
@@ -53,6 +54,9 @@ enum Bench {
     Local(local::LocalArgs),
     /// Code pipeline: overhead per kept trajectory, and teacher slots kept busy (issue 5).
     Pipeline(pipeline::PipelineArgs),
+    /// Evaluation: overhead per (task, seed) row against an instant fake teacher, next to the bare
+    /// checkout + patches + tests baseline.
+    Eval(eval::EvalArgs),
     /// Export: N trajectories with exact token counts and truncation against Python tokenizers + jinja2.
     Export(export::ExportArgs),
     /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Bench::Agent(args) => agent::run(args),
         Bench::Local(args) => local::run(args),
         Bench::Pipeline(args) => pipeline::run(args),
+        Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),
         Bench::Export(args) => export::run(args),
     };

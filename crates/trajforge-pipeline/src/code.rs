@@ -17,7 +17,7 @@ use trajforge_store::model::{
     TestExitCodes, TestsStage, VerifyStage,
 };
 use trajforge_store::{
-    ExitLabel, Job, Outcome, Rollout, Stage, StageName, StoreError, TrajectoryRecord, UsageRecord,
+    ExitLabel, Outcome, Rollout, Stage, StageName, StoreError, TrajectoryRecord, UsageRecord,
 };
 use trajforge_teacher::{ChatMessage, TeacherError, Usage};
 
@@ -25,7 +25,7 @@ use crate::demos::Demo;
 use crate::envs::EnvError;
 use crate::error::RunError;
 use crate::prompts::{Prompts, fill};
-use crate::runner::{JobHandler, Worker, run_jobs};
+use crate::runner::{Worker, run_worker};
 use crate::testreport;
 
 /// A deterministic draw in `0..n` from the seed, the job and the purpose.
@@ -56,18 +56,9 @@ pub struct CodeConfig {
 
 /// Run jobs until none is left or the run is stopped, `concurrency` at a time.
 pub async fn run(worker: Arc<Worker>, concurrency: usize) -> Result<(), RunError> {
-    let w = Arc::clone(&worker);
-    let handler: JobHandler = Arc::new(move |job: Job| {
-        let w = Arc::clone(&w);
-        Box::pin(async move { process(&w, job.id, &job.key, &job.payload).await })
-    });
-    run_jobs(
-        Arc::clone(&worker.store),
-        Arc::clone(&worker.control),
-        worker.owner.clone(),
-        concurrency,
-        handler,
-    )
+    run_worker(worker, concurrency, |w, job| {
+        Box::pin(process(w, job.id, &job.key, &job.payload))
+    })
     .await
 }
 
@@ -338,19 +329,30 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
 }
 
 async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, StageError> {
-    let mut env = w.envs.create().await.map_err(StageError::Environment)?;
-    Ok(run_episode(
+    rollout_in(
         w.teacher.as_ref(),
-        env.as_mut(),
+        w.envs.as_ref(),
         task,
         &w.config.loop_config,
-        &mut |_| {},
     )
-    .await)
+    .await
 }
 
-fn load_trajectory(
-    w: &Worker,
+/// One episode of the rollout harness (tools, prompts, limits) on `task` in a fresh
+/// environment of `envs`: what `generate`'s rollouts and `eval` run.
+pub(crate) async fn rollout_in(
+    teacher: &dyn trajforge_teacher::Teacher,
+    envs: &dyn crate::envs::EnvFactory,
+    task: &str,
+    loop_config: &LoopConfig,
+) -> Result<Trajectory, StageError> {
+    let mut env = envs.create().await.map_err(StageError::Environment)?;
+    Ok(run_episode(teacher, env.as_mut(), task, loop_config, &mut |_| {}).await)
+}
+
+/// The stored trajectory of a job's rollout, when there is one that reads back.
+pub(crate) fn load_trajectory<F: ?Sized, C>(
+    w: &Worker<F, C>,
     job: i64,
     attempt: i64,
     rollout: &Rollout,

@@ -26,6 +26,14 @@ pub enum EnvError {
         /// What `git apply` said.
         output: String,
     },
+    /// A command readying a workspace for a test run failed.
+    #[error("preparing the workspace failed (exit {exit_code:?}): {output}")]
+    PrepFailed {
+        /// Its exit code.
+        exit_code: Option<i32>,
+        /// What it printed.
+        output: String,
+    },
     /// The blocking task that did the work ended abnormally.
     #[error("sandbox worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
@@ -108,31 +116,65 @@ impl EnvFactory for SandboxEnvs {
         patch: Option<&'a str>,
         cmd: &'a str,
     ) -> BoxFuture<'a, Result<TestRun, EnvError>> {
+        let steps = patch
+            .map(|p| Prep::Apply(p.to_string()))
+            .into_iter()
+            .collect();
+        Box::pin(self.run_after(steps, cmd.to_string()))
+    }
+}
+
+/// One step readying a fresh workspace before a test command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prep {
+    /// Apply this patch (`git apply`); failing is [`EnvError::PatchDoesNotApply`].
+    Apply(String),
+    /// Run this shell command; a non-zero exit is [`EnvError::PrepFailed`].
+    Run(String),
+}
+
+impl SandboxEnvs {
+    /// The prepared repository environment the workspaces come from.
+    pub fn environment(&self) -> &SandboxEnv {
+        &self.env
+    }
+
+    /// Run `cmd` in a fresh workspace after `steps`, in order; its output and exit code.
+    pub async fn run_after(&self, steps: Vec<Prep>, cmd: String) -> Result<TestRun, EnvError> {
         let env = self.env.clone();
-        let timeout = self.test_timeout;
-        let patch = patch.map(String::from);
-        let cmd = cmd.to_string();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let ws = env.create_workspace()?;
-                let mut session = ws.session()?;
-                if let Some(patch) = patch {
-                    session.write_file("/tmp/trajforge.patch", patch.as_bytes())?;
-                    let out = session.run(
-                        "git apply --whitespace=nowarn /tmp/trajforge.patch && rm /tmp/trajforge.patch",
-                        None,
-                    )?;
-                    if out.exit_code != Some(0) {
-                        return Err(EnvError::PatchDoesNotApply {
-                            output: out.output.trim().to_string(),
-                        });
+        let (step_timeout, timeout) = (self.command_timeout, self.test_timeout);
+        tokio::task::spawn_blocking(move || {
+            let ws = env.create_workspace()?;
+            let mut session = ws.session()?;
+            for step in steps {
+                match step {
+                    Prep::Apply(patch) => {
+                        session.write_file("/tmp/trajforge.patch", patch.as_bytes())?;
+                        let out = session.run(
+                            "git apply --whitespace=nowarn /tmp/trajforge.patch && rm /tmp/trajforge.patch",
+                            None,
+                        )?;
+                        if out.exit_code != Some(0) {
+                            return Err(EnvError::PatchDoesNotApply {
+                                output: out.output.trim().to_string(),
+                            });
+                        }
+                    }
+                    Prep::Run(command) => {
+                        let out = session.run(&command, Some(step_timeout))?;
+                        if out.exit_code != Some(0) {
+                            return Err(EnvError::PrepFailed {
+                                exit_code: out.exit_code,
+                                output: out.output.trim().to_string(),
+                            });
+                        }
                     }
                 }
-                let out = session.run(&cmd, Some(timeout))?;
-                Ok((out.output, out.exit_code))
-            })
-            .await?
+            }
+            let out = session.run(&cmd, Some(timeout))?;
+            Ok((out.output, out.exit_code))
         })
+        .await?
     }
 }
 

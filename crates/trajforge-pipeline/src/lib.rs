@@ -15,6 +15,7 @@ pub mod decontaminate;
 pub mod demos;
 pub mod envs;
 pub mod error;
+pub mod eval;
 pub mod prepare;
 pub mod progress;
 pub mod prompts;

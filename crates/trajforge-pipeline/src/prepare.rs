@@ -719,11 +719,19 @@ pub enum Plan {
         /// Tasks asked for (`-n`).
         asked: usize,
     },
+    /// Held-out tasks, each attempted once per seed.
+    Eval {
+        /// Tasks in the task file.
+        tasks: usize,
+        /// Attempts per task.
+        seeds: u32,
+    },
 }
 
-enum Driver {
+pub(crate) enum Driver {
     Code(Arc<Worker>),
     Web(Arc<WebWorker>, Arc<BrowserPool>),
+    Eval(Arc<crate::eval::EvalWorker>),
 }
 
 /// A run ready to be driven: its store holds the settings and the jobs, and leases of dead
@@ -751,7 +759,7 @@ pub struct PreparedRun {
 }
 
 impl PreparedRun {
-    fn new(
+    pub(crate) fn new(
         store: Arc<Store>,
         jobs: &[(String, Value)],
         pricing: Pricing,
@@ -765,6 +773,7 @@ impl PreparedRun {
         let control = match &driver {
             Driver::Code(w) => Arc::clone(&w.control),
             Driver::Web(w, _) => Arc::clone(&w.control),
+            Driver::Eval(w) => Arc::clone(&w.control),
         };
         Ok(PreparedRun {
             store,
@@ -785,6 +794,7 @@ impl PreparedRun {
         match self.plan {
             Plan::Code { .. } => ProgressKind::CODE,
             Plan::Web { .. } => ProgressKind::WEB,
+            Plan::Eval { .. } => ProgressKind::EVAL,
         }
     }
 
@@ -797,6 +807,7 @@ impl PreparedRun {
                 pool.shutdown().await;
                 result
             }
+            Driver::Eval(worker) => crate::eval::run(Arc::clone(worker), concurrency).await,
         }
     }
 

@@ -22,6 +22,11 @@ impl ProgressKind {
         noun: "tasks",
         stages: &["rollout1", "request", "rollout2", "verify"],
     };
+    /// An evaluation's: the agent's episode (committed as rollout 2) and its score.
+    pub const EVAL: ProgressKind = ProgressKind {
+        noun: "tasks",
+        stages: &["rollout2", "score"],
+    };
 }
 
 /// One progress line for `s`, with an ETA from the time `elapsed_secs` this session has run.
@@ -38,6 +43,23 @@ pub fn progress_line(s: &Status, kind: ProgressKind, total: u64, elapsed_secs: f
         .map(|k| format!("{k} {}", s.stages.get(*k).copied().unwrap_or(0)))
         .collect();
     let cost = s.cost.map(|c| format!(", ${c:.2}")).unwrap_or_default();
+    if let Some(e) = &s.eval {
+        let rate = e
+            .all
+            .resolved_rate
+            .map_or(String::new(), |r| format!(" ({:.1}%)", r * 100.0));
+        return format!(
+            "{} {}/{total} done, {} in flight | {} | resolved {} of {} hard{rate} | mean recall {} | {} tokens{cost}{eta}",
+            kind.noun,
+            s.done,
+            s.running,
+            stages.join(" "),
+            e.all.resolved,
+            e.all.hard_rows,
+            e.all.mean_recall.map_or("-".into(), |r| format!("{r:.2}")),
+            s.prompt_tokens + s.completion_tokens,
+        );
+    }
     format!(
         "{} {}/{total} done, {} in flight | {} | kept T2 {} T1 {} | rejected {} | {} tokens{cost}{eta}",
         kind.noun,

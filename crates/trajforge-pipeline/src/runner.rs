@@ -193,6 +193,37 @@ pub async fn run_jobs(
     }
 }
 
+/// [`run_jobs`] on `worker`'s store, stop flag and lease owner, each claimed job processed by
+/// `process(worker, job)`.
+pub async fn run_worker<F, C, P>(
+    worker: Arc<Worker<F, C>>,
+    concurrency: usize,
+    process: P,
+) -> Result<(), RunError>
+where
+    F: ?Sized + Send + Sync + 'static,
+    C: Send + Sync + 'static,
+    P: for<'a> Fn(&'a Worker<F, C>, &'a Job) -> BoxFuture<'a, Result<Outcome, StoreError>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let w = Arc::clone(&worker);
+    let process = Arc::new(process);
+    let handler: JobHandler = Arc::new(move |job: Job| {
+        let (w, process) = (Arc::clone(&w), Arc::clone(&process));
+        Box::pin(async move { process(&w, &job).await })
+    });
+    run_jobs(
+        Arc::clone(&worker.store),
+        Arc::clone(&worker.control),
+        worker.owner.clone(),
+        concurrency,
+        handler,
+    )
+    .await
+}
+
 /// What a failed worker task said: its panic message, or why it ended.
 fn panic_message(join: tokio::task::JoinError) -> String {
     if !join.is_panic() {

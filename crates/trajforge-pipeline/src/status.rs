@@ -95,6 +95,9 @@ pub struct Status {
     /// Web runs: per intent, per start page, how the tasks fared.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub coverage: BTreeMap<String, BTreeMap<String, CoverageCell>>,
+    /// Evaluations: the totals of the scored rows (resolve rate, mean recall, exits, per seed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<trajforge_eval::Summary>,
 }
 
 /// Compute the status from the store.
@@ -106,7 +109,18 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     let jobs = store.jobs()?;
     s.functions = jobs.len() as u64;
     let web = jobs.iter().any(|j| j.payload.get("intent").is_some());
-    s.kind = if web { "web" } else { "code" }.into();
+    let eval = crate::eval::is_eval(store);
+    s.kind = if eval {
+        "eval"
+    } else if web {
+        "web"
+    } else {
+        "code"
+    }
+    .into();
+    if eval {
+        s.eval = Some(crate::eval::summary(store)?);
+    }
     for j in &jobs {
         match j.status {
             JobStatus::Pending => s.pending += 1,
@@ -262,6 +276,20 @@ fn cost(s: &Status, p: Pricing) -> Option<f64> {
 /// The status as text for a terminal.
 pub fn render(s: &Status, threshold: Option<f64>) -> String {
     let mut o = String::new();
+    if let Some(e) = &s.eval {
+        o.push_str(&format!(
+            "tasks x seeds: {} ({} done, {} in flight, {} pending)\n",
+            s.functions, s.done, s.running, s.pending
+        ));
+        o.push_str(&crate::eval::render(e));
+        o.push_str(&format!(
+            "tokens: {} prompt + {} completion{}\n",
+            s.prompt_tokens,
+            s.completion_tokens,
+            s.cost.map(|c| format!(", ${c:.2}")).unwrap_or_default()
+        ));
+        return o;
+    }
     let web = s.kind == "web";
     o.push_str(&format!(
         "{}: {} ({} done, {} in flight, {} pending)\n",

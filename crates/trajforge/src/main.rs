@@ -58,14 +58,14 @@ enum Command {
     Site(cmd::site::Args),
     /// Soft-Verified Generation on a website: `web generate` (resumable).
     Web(cmd::web::Args),
+    /// Evaluate a model on held-out tasks (resolved and line recall per task and seed; resumable), or `eval compare` two evaluations.
+    Eval(Box<cmd::eval::Args>),
     /// Show where a run stands: stages, kept and rejected, recall histogram, tokens and cost.
     Status(cmd::status::Args),
     /// Import SERA, SWE-agent or mini-swe-agent trajectories into a run, to filter and export them.
     Import(cmd::import::Args),
     /// Held-out tasks from the repository's history: `tasks mine` (SWE-bench instances; resumable).
     Tasks(cmd::tasks::Args),
-    /// Evaluate models on held-out tasks: `eval compare` pairs two evaluations and gives a verdict.
-    Eval(cmd::eval::Args),
     /// Export a run's trajectories as training data (hermes, openai, sharegpt, raw; JSONL or Parquet).
     Export(Box<cmd::export::Args>),
 }
@@ -105,11 +105,11 @@ fn main() {
         #[cfg(feature = "local")]
         Command::Serve(args) => cmd::serve::run(args),
         Command::Generate(args) => cmd::generate::run(*args),
+        Command::Eval(args) => cmd::eval::run(*args),
         Command::Status(args) => cmd::status::run(args),
         Command::Site(args) => cmd::site::run(args),
         Command::Web(args) => cmd::web::run(args),
         Command::Import(args) => cmd::import::run(args),
-        Command::Eval(args) => cmd::eval::run(args),
         Command::Export(args) => cmd::export::run(*args),
         Command::Tasks(args) => cmd::tasks::run(args),
     };

@@ -1,14 +1,23 @@
-//! `trajforge eval`: evaluation of held-out tasks. This branch holds only `eval compare`; the
-//! lead merges it into the evaluation run's own `eval` command.
+//! `trajforge eval`: a model on held-out tasks, scored by resolution and line recall.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use trajforge_pipeline::eval::{self, EvalError, EvalRunSpec};
+use trajforge_pipeline::prepare;
+
+use crate::args::{BudgetArgs, TeacherArgs};
 use crate::cmd::eval_compare;
-use crate::error::CliError;
+use crate::error::{CliError, Kind};
 
-/// Options of `trajforge eval`.
+/// Options of `trajforge eval`: an evaluation run, or `eval compare`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
     #[command(subcommand)]
-    command: EvalCommand,
+    command: Option<EvalCommand>,
+    #[command(flatten)]
+    run: Option<RunArgs>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -17,9 +26,129 @@ enum EvalCommand {
     Compare(eval_compare::Args),
 }
 
+/// Options of an evaluation run.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Each task runs once per seed: the agent (the same harness as generate's rollouts) gets the \
+problem statement alone in a sandboxed workspace of the task's base commit, with no later history. Hard tasks \
+are resolved when every FAIL_TO_PASS and PASS_TO_PASS test passes once the test patch is applied over the \
+agent's patch (test files the agent edited are restored first); every task gets line recall against the gold \
+patch. EVAL_DIR holds the store (resume by running the same command again), results.jsonl (one row per task \
+and seed) and SWE-bench predictions (predictions.jsonl for seed 0, predictions-seed<N>.jsonl for the others). \
+`trajforge status EVAL_DIR --json` gives the totals."
+)]
+pub struct RunArgs {
+    /// The repository the tasks come from (top level of a git repository holding their base commits).
+    #[arg(long, required = true)]
+    pub repo: Option<PathBuf>,
+    /// The tasks: JSON Lines from `trajforge tasks mine`, or SWE-bench instances.
+    #[arg(long, required = true, value_name = "FILE.jsonl")]
+    pub tasks: Option<PathBuf>,
+    #[command(flatten)]
+    pub teacher: TeacherArgs,
+    /// The evaluation folder (created; holds the store and the written rows).
+    #[arg(long, required = true, value_name = "EVAL_DIR")]
+    pub out: Option<PathBuf>,
+    /// Attempts per task (rows pair up by task and seed in `eval compare`; 3 shows the noise).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seeds: u32,
+    /// A folder of prompt files overriding the defaults (rollout2.txt wraps the problem statement).
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+    /// Most model calls per episode.
+    #[arg(long, default_value_t = 115, value_name = "N")]
+    pub max_steps: usize,
+    /// Episodes in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "K")]
+    pub concurrency: usize,
+    /// Set-up command for tasks that name none, run once per base commit with network.
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+    /// Test command for hard tasks that name none; it must print per-test results (e.g. `python -m pytest -rA`).
+    #[arg(long, value_name = "CMD")]
+    pub test_cmd: Option<String>,
+    /// Wall-time limit of one agent command, in seconds (a test run gets four times this).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub command_timeout: u64,
+    /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+}
+
 /// Run `trajforge eval`.
 pub fn run(args: Args) -> Result<(), CliError> {
-    match args.command {
-        EvalCommand::Compare(args) => eval_compare::run(args),
+    match (args.command, args.run) {
+        (Some(EvalCommand::Compare(args)), _) => eval_compare::run(args),
+        (None, Some(run)) => run_eval(run),
+        (None, None) => Err(CliError::input(
+            "eval needs --repo, --tasks, --teacher and --out (or `eval compare EVAL_A EVAL_B`)",
+        )),
+    }
+}
+
+/// Run an evaluation.
+fn run_eval(args: RunArgs) -> Result<(), CliError> {
+    let (Some(repo), Some(tasks), Some(out)) = (args.repo, args.tasks, args.out) else {
+        return Err(CliError::input("eval needs --repo, --tasks and --out"));
+    };
+    let run = EvalRunSpec {
+        out: out.clone(),
+        repo,
+        tasks,
+        seeds: args.seeds,
+        prompts: args.prompts,
+        max_steps: args.max_steps,
+        setup: args.setup,
+        test_cmd: args.test_cmd,
+        command_timeout: Duration::from_secs(args.command_timeout),
+        work_dir: args.work_dir,
+        budget: args.budget.budget(),
+    }
+    .load()?;
+    let tasks = run.tasks().len();
+    let runtime = prepare::runtime(args.concurrency)?;
+    let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
+    let prepared = run.prepare(&teacher)?;
+    eprintln!(
+        "{tasks} tasks x {} seeds = {} rows ({} new{}); {} already done",
+        args.seeds,
+        prepared.jobs,
+        prepared.added,
+        super::generate::resumed(prepared.reclaimed),
+        prepared.already_done
+    );
+    super::drive(&runtime, &prepared, args.concurrency, &out, "")?;
+    let written = eval::write_outputs(&prepared.store, &out)?;
+    eprintln!(
+        "wrote {} rows to {} and predictions to {}",
+        written.rows,
+        written.results.display(),
+        written
+            .predictions
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+impl From<EvalError> for CliError {
+    fn from(err: EvalError) -> Self {
+        match err {
+            EvalError::Run(inner) => inner.into(),
+            EvalError::Tasks(_) | EvalError::NoTasks(_) => CliError::from_error(Kind::Input, &err)
+                .hint("one task per line: SWE-bench's instance fields (instance_id, repo, base_commit, patch, test_patch, problem_statement, FAIL_TO_PASS, PASS_TO_PASS), as `trajforge tasks mine` writes them"),
+            EvalError::DuplicateTask { .. } => CliError::from_error(Kind::Input, &err)
+                .hint("each instance_id may appear once"),
+            EvalError::Outputs(_) | EvalError::Store(_) => {
+                CliError::from_error(Kind::Failure, &err)
+                    .hint("the store is intact: run the same command again to write the rows")
+            }
+        }
     }
 }

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             available,
             excluded,
         } => (available, excluded),
-        Plan::Web { .. } => (0, 0),
+        Plan::Web { .. } | Plan::Eval { .. } => (0, 0),
     };
     let excluded = if args.exclude_tasks.is_some() {
         format!(", {excluded} more left out as touched by the held-out tasks")

@@ -76,7 +76,7 @@ pub fn teacher(
 }
 
 /// Drive a prepared run with a live progress line and graceful Ctrl-C/SIGTERM, then print
-/// where it stands. `advice` is said when nothing was kept.
+/// where it stands. `advice` (when not empty) is said when nothing was kept.
 pub fn drive(
     runtime: &tokio::runtime::Runtime,
     run: &PreparedRun,
@@ -107,7 +107,7 @@ pub fn drive(
     if let Some(reason) = run.control.reason() {
         eprintln!("stopped early: {reason}. Run the same command again to continue.");
     }
-    if report.kept_t2 == 0 && report.done > 0 {
+    if report.kept_t2 == 0 && report.done > 0 && !advice.is_empty() {
         eprintln!("{advice}");
     }
     eprintln!(

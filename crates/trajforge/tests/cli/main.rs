@@ -2,6 +2,7 @@
 
 mod decontaminate;
 mod eval_compare;
+mod eval;
 mod export;
 mod functions;
 mod generate;

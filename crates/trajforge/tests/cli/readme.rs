@@ -13,6 +13,7 @@ fn every_option_of_every_command_is_documented() {
         "recall",
         "run",
         "generate",
+        "eval",
         "status",
         "eval compare",
         "export",

@@ -1,0 +1,338 @@
+//! `trajforge-bench eval`: evaluation overhead per task against an instant fake teacher.
+//!
+//! Real tasks from more-itertools' history (the bundle of the CLI tests), an instant teacher
+//! that applies the gold patch and submits, and `trajforge eval`'s library run: wall time and
+//! our CPU per (task, seed) row, cold (snapshots made) and warm (snapshots reused). The
+//! baseline, measured in the same run, is the bare work the scoring cannot avoid, done by a
+//! shell on the host: check out the base, apply the gold and test patches, run the tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use trajforge_eval::{Task, TaskKind, write_jsonl};
+use trajforge_pipeline::eval::EvalRunSpec;
+use trajforge_pipeline::prepare::Budget;
+use trajforge_pipeline::teacher::BuiltTeacher;
+use trajforge_teacher::{OpenAiTeacher, TeacherConfig};
+use trajforge_testkit::{FakeServer, Script, ServerOptions, Step};
+
+/// Options of the evaluation benchmark.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// more-itertools' history as a git bundle [default: $TRAJFORGE_TEST_DATA/more-itertools.bundle,
+    /// else shared/data/more-itertools.bundle above the checkout].
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Attempts per task.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u32,
+    /// Rows in flight (1 compares per row with the sequential baseline).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+}
+
+/// Merges of more-itertools that fix a bug and add its test: (merge, test class, FAIL_TO_PASS test).
+const FIXES: [(&str, &str, &str); 3] = [
+    (
+        "c2859de7ae7b791b77c33462a58f81f9a4d9d5d6",
+        "SlicedTests",
+        "test_negative",
+    ),
+    (
+        "b363d6b82c7082db647bd350560fca5e1d724a16",
+        "InterleaveEvenlyTests",
+        "test_no_iterables",
+    ),
+    (
+        "3bbe636e23bdfa359d80e6851e0c37abbc860d4c",
+        "NumericRangeTests",
+        "test_get_item_by_slice",
+    ),
+];
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(b) = given {
+        return Ok(b);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::var_os("TRAJFORGE_TEST_DATA")
+        .map(|d| PathBuf::from(d).join("more-itertools.bundle"))
+        .into_iter()
+        .chain(
+            root.canonicalize()
+                .unwrap_or(root)
+                .ancestors()
+                .map(|a| a.join("shared/data/more-itertools.bundle")),
+        )
+        .find(|p| p.is_file())
+        .ok_or_else(|| "no more-itertools.bundle: give --bundle".to_string())
+}
+
+/// The tasks of [`FIXES`] from the clone's history (the statement names the merge: the
+/// scripted teacher only needs to recognise it).
+fn tasks(repo: &Path) -> Result<Vec<Task>, String> {
+    FIXES
+        .iter()
+        .map(|(commit, class, test)| {
+            let base = git(repo, &["rev-parse", &format!("{commit}^1")])?;
+            let base = base.trim();
+            let diff = |path: &str| git(repo, &["diff", base, commit, "--", path]);
+            Ok(Task {
+                instance_id: format!("more-itertools-{}", &commit[..7]),
+                repo: "more-itertools/more-itertools".into(),
+                base_commit: base.to_string(),
+                patch: diff("more_itertools")?,
+                test_patch: diff("tests")?,
+                problem_statement: format!("Task {commit}: {class} fails."),
+                fail_to_pass: vec![format!("tests.test_more.{class}.{test}")],
+                pass_to_pass: Vec::new(),
+                created_at: String::new(),
+                kind: Some(TaskKind::Hard),
+                commit: Some((*commit).to_string()),
+                setup: None,
+                test_cmd: Some(format!("python3 -m unittest -v tests.test_more.{class}")),
+                extra: serde_json::Map::new(),
+            })
+        })
+        .collect()
+}
+
+/// An instant teacher that applies each task's gold patch, then submits.
+async fn gold_teacher(tasks: &[Task]) -> FakeServer {
+    let tasks = Arc::new(tasks.to_vec());
+    let script = Script::handler(move |req: &Value| {
+        let messages = req["messages"].as_array().cloned().unwrap_or_default();
+        let all: String = messages
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
+        let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+        match tasks.iter().find(|t| all.contains(&t.problem_statement)) {
+            Some(t) if turn == 0 => Step::tool_call(
+                "bash",
+                json!({"command": format!("cd /workspace && git apply <<'GOLD'\n{}GOLD", t.patch)}),
+            ),
+            _ if turn < 4 => Step::tool_call("submit", json!({})),
+            _ => Step::text("done"),
+        }
+    });
+    FakeServer::start_with(script, ServerOptions::instant(Duration::ZERO, 64)).await
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct; all-zero is a valid starting value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a pointer to a live local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+struct Measured {
+    wall: f64,
+    /// Our process's CPU (eval runs only).
+    cpu: f64,
+    rows: usize,
+    resolved: u64,
+    /// Time in the test command (baseline only).
+    test_seconds: f64,
+}
+
+async fn one_eval(
+    base: &Path,
+    repo: &Path,
+    tasks_file: &Path,
+    name: &str,
+    args: &EvalArgs,
+    teacher: &BuiltTeacher,
+) -> Result<Measured, String> {
+    let out = base.join(name);
+    let run = EvalRunSpec {
+        out: out.clone(),
+        repo: repo.to_path_buf(),
+        tasks: tasks_file.to_path_buf(),
+        seeds: args.seeds,
+        prompts: None,
+        max_steps: 10,
+        setup: None,
+        test_cmd: None,
+        command_timeout: Duration::from_secs(120),
+        work_dir: Some(base.join("work")),
+        budget: Budget::default(),
+    }
+    .load()
+    .map_err(|e| e.to_string())?;
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let prepared = run.prepare(teacher).map_err(|e| e.to_string())?;
+    prepared
+        .drive(args.concurrency)
+        .await
+        .map_err(|e| e.to_string())?;
+    trajforge_pipeline::eval::write_outputs(&prepared.store, &out).map_err(|e| e.to_string())?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let summary = trajforge_pipeline::eval::summary(&prepared.store).map_err(|e| e.to_string())?;
+    Ok(Measured {
+        wall,
+        cpu,
+        rows: summary.all.rows as usize,
+        resolved: summary.all.resolved,
+        test_seconds: 0.0,
+    })
+}
+
+/// The floor: per row, check out the base in a plain clone, apply both patches, run the tests.
+fn baseline(repo: &Path, tasks: &[Task], seeds: u32) -> Result<Measured, String> {
+    let started = Instant::now();
+    let mut test_seconds = 0.0;
+    let mut resolved = 0;
+    let mut rows = 0;
+    for _ in 0..seeds {
+        for t in tasks {
+            git(repo, &["checkout", "-q", "--detach", &t.base_commit])?;
+            for patch in [&t.patch, &t.test_patch] {
+                let mut child = Command::new("git")
+                    .arg("-C")
+                    .arg(repo)
+                    .args(["apply", "-"])
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| e.to_string())?;
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .ok_or("no stdin")?
+                    .write_all(patch.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                if !child.wait().map_err(|e| e.to_string())?.success() {
+                    return Err(format!("{}: a patch does not apply", t.instance_id));
+                }
+            }
+            let test_started = Instant::now();
+            // The system's python3, as the sandbox sees it (a version manager's shim on the
+            // host PATH would add its own start-up time to the baseline).
+            let out = Command::new("bash")
+                .args(["-c", t.test_cmd.as_deref().unwrap_or("true")])
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .current_dir(repo)
+                .output()
+                .map_err(|e| e.to_string())?;
+            test_seconds += test_started.elapsed().as_secs_f64();
+            resolved += u64::from(out.status.success());
+            rows += 1;
+            git(repo, &["checkout", "-q", "--", "."])?;
+            git(repo, &["clean", "-qfd"])?;
+        }
+    }
+    Ok(Measured {
+        wall: started.elapsed().as_secs_f64(),
+        cpu: 0.0,
+        rows,
+        resolved,
+        test_seconds,
+    })
+}
+
+/// Run the benchmark and print its figures.
+pub fn run(args: EvalArgs) -> Result<(), String> {
+    let bundle = find_bundle(args.bundle.clone())?;
+    let base = std::env::temp_dir().join(format!("trajforge-bench-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&base).map_err(|e| e.to_string())?;
+    // The sandbox's unprivileged user must reach the work folder.
+    Command::new("chmod")
+        .arg("755")
+        .arg(&base)
+        .status()
+        .map_err(|e| e.to_string())?;
+    let repo = base.join("more-itertools");
+    git(
+        &base,
+        &[
+            "clone",
+            "-q",
+            &bundle.display().to_string(),
+            &repo.display().to_string(),
+        ],
+    )?;
+    let tasks = tasks(&repo)?;
+    let tasks_file = base.join("tasks.jsonl");
+    write_jsonl(&tasks_file, &tasks).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (cold, warm, requests) = runtime.block_on(async {
+        let server = gold_teacher(&tasks).await;
+        let mut config = TeacherConfig::new(server.url(), "fake-model");
+        config.api_key = None;
+        config.backoff_base = Duration::from_millis(10);
+        let teacher = BuiltTeacher {
+            teacher: Arc::new(OpenAiTeacher::new(config).map_err(|e| e.to_string())?),
+            remote: None,
+            model: "fake-model".into(),
+            url: server.url(),
+        };
+        let cold = one_eval(&base, &repo, &tasks_file, "cold", &args, &teacher).await?;
+        let warm = one_eval(&base, &repo, &tasks_file, "warm", &args, &teacher).await?;
+        Ok::<_, String>((cold, warm, server.chat_request_count()))
+    })?;
+    let floor = baseline(&repo, &tasks, args.seeds)?;
+
+    println!(
+        "eval benchmark: {} more-itertools tasks x {} seeds, instant fake teacher applying the gold patch, {} in flight ({requests} teacher requests)",
+        tasks.len(),
+        args.seeds,
+        args.concurrency
+    );
+    for (name, m) in [
+        ("cold (snapshots made)", &cold),
+        ("warm (snapshots reused)", &warm),
+    ] {
+        println!(
+            "  eval {name}: {} rows, {} resolved; wall {:.2}s = {:.0} ms per row; our CPU {:.0} ms per row",
+            m.rows,
+            m.resolved,
+            m.wall,
+            m.wall * 1000.0 / m.rows.max(1) as f64,
+            m.cpu * 1000.0 / m.rows.max(1) as f64,
+        );
+    }
+    println!(
+        "  baseline (host shell: checkout, apply gold + test patch, run tests; sequential): {} rows, {} passing; wall {:.2}s = {:.0} ms per row, of which tests {:.0} ms",
+        floor.rows,
+        floor.resolved,
+        floor.wall,
+        floor.wall * 1000.0 / floor.rows.max(1) as f64,
+        floor.test_seconds * 1000.0 / floor.rows.max(1) as f64,
+    );
+    let per = |m: &Measured| m.wall / m.rows.max(1) as f64;
+    println!(
+        "  overhead per row over the baseline (episode in a sandboxed workspace, scoring workspace, store), warm: {:.0} ms wall at {} in flight",
+        (per(&warm) - per(&floor)) * 1000.0,
+        args.concurrency
+    );
+    let _ = std::fs::remove_dir_all(&base);
+    Ok(())
+}

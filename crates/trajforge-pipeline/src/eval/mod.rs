@@ -1,0 +1,287 @@
+//! Held-out evaluation of a model on a task file (issue 15, point 3): every task, once per
+//! seed, is one job of the run's store. The agent runs `generate`'s rollout harness (same
+//! tools, system prompt, rollout-2 prompt around the problem statement, step limit) in a
+//! sandboxed workspace of the task's base commit (a one-commit snapshot: no later history),
+//! then its patch is scored: line recall against the gold patch always, and for hard tasks
+//! whether every FAIL_TO_PASS and PASS_TO_PASS test passes once the test patch is applied
+//! over it (test files the agent touched restored first, so editing tests cannot pass).
+//!
+//! A run is specified ([`EvalRunSpec`]), loaded ([`EvalRun`]), prepared into the same
+//! [`PreparedRun`] `generate` drives (store, resume, budgets, progress), and its rows are
+//! written beside the store as `results.jsonl` and SWE-bench `predictions.jsonl`
+//! ([`write_outputs`]).
+
+mod envs;
+mod job;
+mod report;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use trajforge_agent::LoopConfig;
+use trajforge_eval::{JsonlError, Task, TaskResult, read_jsonl};
+
+use crate::envs::check_repository;
+use crate::error::RunError;
+use crate::prepare::{Budget, Plan, PreparedRun, check_settings, open_run};
+use crate::prompts::Prompts;
+use crate::runner::{Owner, Worker};
+use crate::settings::{RunSettings, fingerprint};
+use crate::status::Pricing;
+use crate::teacher::BuiltTeacher;
+
+pub use envs::{TaskEnvs, snapshot_dir};
+pub use job::{restore_script, test_paths_touched};
+pub use report::{OutputsWritten, render, results, summary, write_outputs};
+
+/// The store meta key that marks a run folder as an evaluation's.
+pub const KIND_META: &str = "kind";
+/// Its value.
+pub const KIND_EVAL: &str = "eval";
+/// The name of the stage holding a job's score ([`ScoreStage`]).
+pub const SCORE_STAGE: &str = "score";
+
+/// Why an evaluation could not be prepared or its outputs written.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Preparing or driving the run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The task file cannot be read.
+    #[error(transparent)]
+    Tasks(JsonlError),
+    /// The task file holds no task.
+    #[error("{}: no tasks", .0.display())]
+    NoTasks(PathBuf),
+    /// Two tasks share an id, so their rows could not be told apart.
+    #[error("{}: task {id} appears more than once", path.display())]
+    DuplicateTask {
+        /// The task file.
+        path: PathBuf,
+        /// The repeated id.
+        id: String,
+    },
+    /// `results.jsonl` or a predictions file could not be written.
+    #[error(transparent)]
+    Outputs(JsonlError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] trajforge_store::StoreError),
+}
+
+/// An evaluation, as asked for.
+#[derive(Debug, Clone)]
+pub struct EvalRunSpec {
+    /// The evaluation folder (holds the store and the written rows).
+    pub out: PathBuf,
+    /// The repository the tasks come from (top level of a git repository with their commits).
+    pub repo: PathBuf,
+    /// The task file (JSON Lines: trajforge's mined tasks or SWE-bench instances).
+    pub tasks: PathBuf,
+    /// Attempts per task.
+    pub seeds: u32,
+    /// A folder of prompt files (`rollout2.txt` wraps the problem statement).
+    pub prompts: Option<PathBuf>,
+    /// Model calls per episode.
+    pub max_steps: usize,
+    /// Set-up command for tasks that name none.
+    pub setup: Option<String>,
+    /// Test command for tasks that name none.
+    pub test_cmd: Option<String>,
+    /// Wall-time limit of one agent command.
+    pub command_timeout: Duration,
+    /// Where snapshots and workspaces live (default: the repository's work folder).
+    pub work_dir: Option<PathBuf>,
+    /// Budgets and prices.
+    pub budget: Budget,
+}
+
+/// An evaluation whose inputs are loaded and checked, before anything is created.
+#[derive(Debug)]
+pub struct EvalRun {
+    spec: EvalRunSpec,
+    repo: PathBuf,
+    tasks: Vec<Task>,
+    prompts: Prompts,
+}
+
+/// A job's payload: the task itself (so a resumed run needs no task file to score) and the seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalJob {
+    /// Which repetition.
+    pub seed: u32,
+    /// The task.
+    pub task: Task,
+}
+
+/// The score stage of one job: its result row, the tests that did not pass and the patch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreStage {
+    /// The row written to `results.jsonl`.
+    #[serde(flatten)]
+    pub result: TaskResult,
+    /// FAIL_TO_PASS and PASS_TO_PASS tests that did not pass (hard tasks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_tests: Vec<String>,
+    /// The agent's patch (empty when it made none).
+    #[serde(default)]
+    pub model_patch: String,
+}
+
+/// What every job of an evaluation shares.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    /// Prompts (`rollout2` wraps the problem statement).
+    pub prompts: Prompts,
+    /// The agent loop's settings.
+    pub loop_config: LoopConfig,
+    /// Set-up command for tasks that name none.
+    pub setup: Option<String>,
+    /// Test command for tasks that name none.
+    pub test_cmd: Option<String>,
+    /// The model evaluated (its name in rows and predictions).
+    pub model: String,
+    /// Prices for each row's cost.
+    pub pricing: Pricing,
+}
+
+/// One worker's view of an evaluation.
+pub type EvalWorker = Worker<TaskEnvs, EvalConfig>;
+
+impl EvalRunSpec {
+    /// Check the options, read the tasks and load the prompts; nothing is created.
+    pub fn load(self) -> Result<EvalRun, EvalError> {
+        if self.seeds == 0 {
+            return Err(RunError::Option("--seeds must be at least 1".into()).into());
+        }
+        self.budget.check()?;
+        let tasks: Vec<Task> = read_jsonl(&self.tasks).map_err(EvalError::Tasks)?;
+        if tasks.is_empty() {
+            return Err(EvalError::NoTasks(self.tasks.clone()));
+        }
+        let mut seen = HashSet::new();
+        for t in &tasks {
+            if !seen.insert(t.instance_id.as_str()) {
+                return Err(EvalError::DuplicateTask {
+                    path: self.tasks.clone(),
+                    id: t.instance_id.clone(),
+                });
+            }
+        }
+        let prompts = match &self.prompts {
+            Some(dir) => Prompts::load(dir).map_err(RunError::from)?,
+            None => Prompts::default(),
+        };
+        let repo = check_repository(&self.repo).map_err(RunError::from)?;
+        Ok(EvalRun {
+            spec: self,
+            repo,
+            tasks,
+            prompts,
+        })
+    }
+}
+
+impl EvalRun {
+    /// The tasks read.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// Prepare the run: open the store, check the settings, add one job per task and seed
+    /// and reclaim the leases of dead processes. Environments are made per base commit as
+    /// jobs need them.
+    pub fn prepare(self, teacher: &BuiltTeacher) -> Result<PreparedRun, EvalError> {
+        let spec = &self.spec;
+        let store = open_run(&spec.out)?;
+        let loop_config = LoopConfig {
+            max_steps: spec.max_steps,
+            max_context_tokens: None,
+            ..LoopConfig::default()
+        };
+        let settings = RunSettings {
+            repo: self.repo.display().to_string(),
+            commit: format!("tasks:{}", fingerprint(&self.tasks)),
+            menu: String::new(),
+            demos: String::new(),
+            prompts: fingerprint(&(&self.prompts, &loop_config.system_prompt)),
+            threshold: 0.0,
+            attempts: 1,
+            seed: 0,
+            model: teacher.model.clone(),
+            test_cmd: spec.test_cmd.clone(),
+            max_steps: spec.max_steps,
+            include_tests: false,
+        };
+        check_settings(&store, &settings, &spec.out)?;
+        let pricing = spec.budget.pricing();
+        store.set_meta(
+            "pricing",
+            &serde_json::to_string(&pricing).unwrap_or_default(),
+        )?;
+        store.set_meta("teacher_url", &teacher.url)?;
+        store.set_meta(KIND_META, KIND_EVAL)?;
+        let jobs: Vec<(String, Value)> = (0..spec.seeds)
+            .flat_map(|seed| self.tasks.iter().map(move |t| (seed, t)))
+            .map(|(seed, task)| {
+                let job = EvalJob {
+                    seed,
+                    task: task.clone(),
+                };
+                (
+                    format!("{}#{seed}", task.instance_id),
+                    serde_json::to_value(&job).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let control = spec.budget.control(&store)?;
+        let timeout = spec.command_timeout.max(Duration::from_secs(1));
+        let work_dir = spec
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| crate::envs::default_work_dir(&self.repo));
+        let worker: Arc<EvalWorker> = Arc::new(Worker {
+            store: Arc::clone(&store),
+            teacher: Arc::clone(&teacher.teacher),
+            envs: Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4)),
+            config: Arc::new(EvalConfig {
+                prompts: self.prompts,
+                loop_config,
+                setup: spec.setup.clone(),
+                test_cmd: spec.test_cmd.clone(),
+                model: teacher.model.clone(),
+                pricing,
+            }),
+            control,
+            owner: Owner::this_process().name().to_string(),
+        });
+        Ok(PreparedRun::new(
+            store,
+            &jobs,
+            pricing,
+            0.0,
+            Plan::Eval {
+                tasks: self.tasks.len(),
+                seeds: spec.seeds,
+            },
+            crate::prepare::Driver::Eval(worker),
+        )?)
+    }
+}
+
+/// Run an evaluation's jobs, `concurrency` at a time, until none is left or it is stopped.
+pub(crate) async fn run(worker: Arc<EvalWorker>, concurrency: usize) -> Result<(), RunError> {
+    crate::runner::run_worker(worker, concurrency, |w, j| {
+        Box::pin(job::process(w, j.id, &j.payload))
+    })
+    .await
+}
+
+/// Whether the run folder's store holds an evaluation.
+pub fn is_eval(store: &trajforge_store::Store) -> bool {
+    matches!(store.meta(KIND_META), Ok(Some(k)) if k == KIND_EVAL)
+}

@@ -1,0 +1,443 @@
+//! `trajforge eval` end to end on real history: more-itertools' full history (a git bundle),
+//! two hand-picked first-parent merges that fix a bug and add a test, the real sandbox and
+//! `python3 -m unittest -v`, and scripted teachers: one applies the gold patch, one submits
+//! nothing, one edits the test file so the new test passes.
+//!
+//! The bundle is `$TRAJFORGE_TEST_DATA/more-itertools.bundle`, else
+//! `shared/data/more-itertools.bundle` in a folder above the workspace (the shared data of a
+//! development machine). Outside CI a missing bundle skips these tests with a note.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use trajforge_eval::{Prediction, Task, TaskKind, TaskResult, read_jsonl, write_jsonl};
+use trajforge_testkit::{FakeServer, Script, Step};
+
+use crate::run::work_dir;
+use crate::{assert_success, kill_once_stored, repo_root};
+
+/// Two merges of more-itertools that fix a bug and add its test: (merge commit, test class,
+/// FAIL_TO_PASS test, problem statement).
+const FIXES: [(&str, &str, &str, &str); 2] = [
+    (
+        "c2859de7ae7b791b77c33462a58f81f9a4d9d5d6",
+        "SlicedTests",
+        "test_negative",
+        "`more_itertools.sliced(seq, n)` with a negative `n` silently yields a wrong result \
+         (for example `list(sliced('ABCDEFG', -1))`) instead of rejecting the size. It should \
+         raise ValueError, with or without strict=True.",
+    ),
+    (
+        "b363d6b82c7082db647bd350560fca5e1d724a16",
+        "InterleaveEvenlyTests",
+        "test_no_iterables",
+        "`list(more_itertools.interleave_evenly([]))` raises an exception instead of returning \
+         an empty list; the same with `lengths=[]`.",
+    ),
+];
+
+#[allow(clippy::print_stderr)]
+fn bundle() -> Option<PathBuf> {
+    let root = repo_root();
+    let candidates = std::env::var_os("TRAJFORGE_TEST_DATA")
+        .map(|d| PathBuf::from(d).join("more-itertools.bundle"))
+        .into_iter()
+        .chain(
+            root.ancestors()
+                .map(|a| a.join("shared/data/more-itertools.bundle")),
+        );
+    for c in candidates {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: no more-itertools.bundle under $TRAJFORGE_TEST_DATA or shared/data above the workspace"
+    );
+    eprintln!("skipping: no more-itertools.bundle ($TRAJFORGE_TEST_DATA or ../shared/data)");
+    None
+}
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+struct Scene {
+    dir: tempfile::TempDir,
+    repo: PathBuf,
+    work: PathBuf,
+    tasks: Vec<Task>,
+}
+
+/// The repository cloned from the bundle, and the tasks of [`FIXES`] built from its history.
+fn scene() -> Option<Scene> {
+    let bundle = bundle()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path().join("more-itertools");
+    let out = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&bundle)
+        .arg(&repo)
+        .output()
+        .expect("git clone");
+    assert_success(&out);
+    let work = work_dir(dir.path());
+    let tasks = FIXES
+        .iter()
+        .map(|(commit, class, test, statement)| {
+            let base = git(&repo, &["rev-parse", &format!("{commit}^1")]);
+            let base = base.trim();
+            let diff = |path: &str| git(&repo, &["diff", base, commit, "--", path]);
+            // The test class's other tests pass before and after.
+            let pass_to_pass = git(&repo, &["show", &format!("{base}:tests/test_more.py")])
+                .split(&format!("class {class}("))
+                .nth(1)
+                .expect("class at the base")
+                .split("\nclass ")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("def test_"))
+                .filter_map(|l| l.split('(').next())
+                .map(|name| format!("tests.test_more.{class}.test_{name}"))
+                .collect();
+            Task {
+                instance_id: format!("more-itertools-{}", &commit[..7]),
+                repo: "more-itertools/more-itertools".into(),
+                base_commit: base.to_string(),
+                patch: diff("more_itertools"),
+                test_patch: diff("tests"),
+                problem_statement: (*statement).to_string(),
+                fail_to_pass: vec![format!("tests.test_more.{class}.{test}")],
+                pass_to_pass,
+                created_at: String::new(),
+                kind: Some(TaskKind::Hard),
+                commit: Some((*commit).to_string()),
+                setup: None,
+                test_cmd: Some(format!("python3 -m unittest -v tests.test_more.{class}")),
+                extra: serde_json::Map::new(),
+            }
+        })
+        .collect();
+    Some(Scene {
+        dir,
+        repo,
+        work,
+        tasks,
+    })
+}
+
+impl Scene {
+    fn write_tasks(&self, name: &str, tasks: &[Task]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        write_jsonl(&path, tasks).expect("tasks file");
+        path
+    }
+
+    fn eval_cmd(&self, server: &FakeServer, tasks: &Path, out: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["eval", "--repo"])
+            .arg(&self.repo)
+            .arg("--tasks")
+            .arg(tasks)
+            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg(out)
+            .arg("--work-dir")
+            .arg(&self.work)
+            .args(["--backoff", "0.01", "--concurrency", "2"])
+            .args(extra)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("TRAJFORGE_API_KEY");
+        cmd
+    }
+}
+
+/// What the scripted agent does with a task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Agent {
+    /// Applies the gold patch, then submits.
+    Gold,
+    /// Submits at once, changing nothing.
+    Nothing,
+    /// Stubs the failing test at the end of the test file so it passes, then submits.
+    EditsTests,
+}
+
+/// A teacher playing `agent` on `tasks`, recognising each task by its problem statement.
+async fn teacher(agent: Agent, tasks: &[Task], delay: Duration) -> FakeServer {
+    let tasks = Arc::new(tasks.to_vec());
+    FakeServer::start(Script::handler(move |req: &Value| {
+        let messages = req["messages"].as_array().cloned().unwrap_or_default();
+        let first_user = messages
+            .iter()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("");
+        let task = tasks
+            .iter()
+            .find(|t| first_user.contains(&t.problem_statement))
+            .expect("the task's problem statement is in the prompt");
+        let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+        let command = match agent {
+            Agent::Gold => Some(format!(
+                "cd /workspace && git apply <<'TRAJFORGE_GOLD'\n{}TRAJFORGE_GOLD\ngit diff --stat",
+                task.patch
+            )),
+            Agent::Nothing => None,
+            Agent::EditsTests => {
+                let (class, test) = task.fail_to_pass[0]
+                    .trim_start_matches("tests.test_more.")
+                    .split_once('.')
+                    .expect("Class.test");
+                Some(format!(
+                    "cd /workspace && printf '\\n{class}.{test} = lambda self: None\\n' >> tests/test_more.py"
+                ))
+            }
+        };
+        let step = match (command, turn) {
+            (Some(c), 0) => Step::tool_call("bash", json!({"command": c})),
+            (_, t) if t < 4 => Step::tool_call("submit", json!({})),
+            _ => Step::text("done"),
+        };
+        step.after(delay)
+    }))
+    .await
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+        .await
+        .expect("join")
+}
+
+fn status_json(dir: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["status", "--json"])
+        .arg(dir)
+        .output()
+        .expect("status");
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+fn rows(dir: &Path) -> Vec<TaskResult> {
+    read_jsonl(&dir.join("results.jsonl")).expect("results.jsonl")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gold_patch_resolves_every_hard_task_on_every_seed_and_survives_kill_9() {
+    let Some(scene) = scene() else { return };
+    let tasks_file = scene.write_tasks("tasks.jsonl", &scene.tasks);
+    let server = teacher(Agent::Gold, &scene.tasks, Duration::from_millis(300)).await;
+    let out_dir = scene.dir.path().join("eval-gold");
+
+    // Killed as soon as the first episode is stored, then resumed to the end.
+    let mut child = scene
+        .eval_cmd(&server, &tasks_file, &out_dir, &["--seeds", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    kill_once_stored(&mut child, &out_dir).await;
+    let out = output(scene.eval_cmd(
+        &server,
+        &tasks_file,
+        &out_dir,
+        &["--seeds", "2", "--price-in", "1", "--price-out", "2"],
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("2 tasks x 2 seeds = 4 rows"), "{stderr}");
+    assert!(
+        stderr.contains("resolved 4 of 4 hard rows (100.0%); mean line recall 1.000"),
+        "{stderr}"
+    );
+
+    let results = rows(&out_dir);
+    let keys: Vec<(String, u32)> = results
+        .iter()
+        .map(|r| (r.instance_id.clone(), r.seed))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("more-itertools-b363d6b".to_string(), 0),
+            ("more-itertools-b363d6b".to_string(), 1),
+            ("more-itertools-c2859de".to_string(), 0),
+            ("more-itertools-c2859de".to_string(), 1),
+        ],
+        "one row per task and seed, none twice after the resume"
+    );
+    for r in &results {
+        assert_eq!(r.resolved, Some(true), "{r:?}");
+        assert_eq!(r.recall, 1.0, "{r:?}");
+        assert_eq!(r.exit_status, "submitted");
+        assert_eq!(r.model, "fake-model");
+        assert!(r.steps >= 2 && r.prompt_tokens > 0, "{r:?}");
+        assert!(r.cost_usd.is_some_and(|c| c > 0.0), "{r:?}");
+        assert_eq!(r.error, None);
+    }
+    for (file, seed) in [("predictions.jsonl", 0), ("predictions-seed1.jsonl", 1)] {
+        let preds: Vec<Prediction> = read_jsonl(&out_dir.join(file)).expect(file);
+        assert_eq!(preds.len(), 2, "{file}");
+        for p in preds {
+            let task = scene
+                .tasks
+                .iter()
+                .find(|t| t.instance_id == p.instance_id)
+                .expect("a task's prediction");
+            assert_eq!(p.model_name_or_path, "fake-model");
+            let r = trajforge_patch::line_recall_str(&task.patch, &p.model_patch).expect("patch");
+            assert_eq!(r.recall, Some(1.0), "seed {seed}: {}", p.model_patch);
+        }
+    }
+
+    let status = status_json(&out_dir);
+    assert_eq!(status["kind"], "eval");
+    let eval = &status["eval"];
+    assert_eq!(eval["rows"], 4);
+    assert_eq!(eval["tasks"], 2);
+    assert_eq!(eval["resolved_rate"], 1.0);
+    assert_eq!(eval["mean_recall"], 1.0);
+    assert_eq!(eval["exits"]["submitted"], 4);
+    assert_eq!(eval["by_seed"]["1"]["resolved"], 2);
+    assert_eq!(status["results"]["resolved"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_submits_nothing_resolves_nothing() {
+    let Some(scene) = scene() else { return };
+    let tasks_file = scene.write_tasks("tasks.jsonl", &scene.tasks);
+    let server = teacher(Agent::Nothing, &scene.tasks, Duration::ZERO).await;
+    let out_dir = scene.dir.path().join("eval-nothing");
+    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
+    assert_success(&out);
+    let results = rows(&out_dir);
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(
+            (r.resolved, r.recall, r.exit_status.as_str()),
+            (Some(false), 0.0, "submitted"),
+            "{r:?}"
+        );
+    }
+    let preds: Vec<Prediction> = read_jsonl(&out_dir.join("predictions.jsonl")).expect("preds");
+    assert!(preds.iter().all(|p| p.model_patch.is_empty()), "{preds:?}");
+    assert!(!out_dir.join("predictions-seed1.jsonl").exists());
+    let status = status_json(&out_dir);
+    assert_eq!(status["eval"]["resolved_rate"], 0.0);
+    assert_eq!(status["eval"]["mean_recall"], 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_edits_the_tests_to_pass_them_does_not_pass() {
+    let Some(scene) = scene() else { return };
+    let tasks_file = scene.write_tasks("tasks.jsonl", &scene.tasks);
+    let server = teacher(Agent::EditsTests, &scene.tasks, Duration::ZERO).await;
+    let out_dir = scene.dir.path().join("eval-cheat");
+    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
+    assert_success(&out);
+    let results = rows(&out_dir);
+    assert_eq!(results.len(), 2);
+    let preds: Vec<Prediction> = read_jsonl(&out_dir.join("predictions.jsonl")).expect("preds");
+    for p in &preds {
+        // The edit is real: the stub is in the agent's patch.
+        assert!(
+            p.model_patch.contains("+++ b/tests/test_more.py")
+                && p.model_patch.contains("= lambda self: None"),
+            "{}",
+            p.model_patch
+        );
+    }
+    for r in &results {
+        assert_eq!(
+            (r.resolved, r.error.as_deref()),
+            (Some(false), None),
+            "{r:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swe_bench_instances_without_a_test_command_are_scored_by_recall() {
+    let Some(scene) = scene() else { return };
+    // As SWE-bench's datasets write them: test lists as JSON strings, their own fields, no
+    // trajforge fields.
+    let lines: Vec<Value> = scene
+        .tasks
+        .iter()
+        .map(|t| {
+            json!({
+                "instance_id": t.instance_id, "repo": t.repo, "base_commit": t.base_commit,
+                "patch": t.patch, "test_patch": t.test_patch,
+                "problem_statement": t.problem_statement,
+                "FAIL_TO_PASS": serde_json::to_string(&t.fail_to_pass).expect("json"),
+                "PASS_TO_PASS": "[]", "created_at": "2026-07-08T16:42:39Z",
+                "version": "11.0", "hints_text": ""
+            })
+        })
+        .collect();
+    let tasks_file = scene.dir.path().join("swe-bench.jsonl");
+    std::fs::write(
+        &tasks_file,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .expect("write");
+    let server = teacher(Agent::Gold, &scene.tasks, Duration::ZERO).await;
+    let out_dir = scene.dir.path().join("eval-swe");
+    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
+    assert_success(&out);
+    let results = rows(&out_dir);
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(r.kind, TaskKind::Hard);
+        assert_eq!((r.resolved, r.recall), (None, 1.0), "{r:?}");
+    }
+    let status = status_json(&out_dir);
+    assert_eq!(status["eval"]["hard_rows"], 0);
+    assert_eq!(status["eval"]["resolved_rate"], Value::Null);
+    assert_eq!(status["results"]["recall_only"], 2);
+}
+
+#[test]
+fn a_task_file_with_a_bad_line_is_refused_with_its_line_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(&tasks, "\n{\"instance_id\": 1}\n").expect("write");
+    let out = crate::trajforge(
+        &[
+            "eval",
+            "--repo",
+            &repo_root().display().to_string(),
+            "--tasks",
+            &tasks.display().to_string(),
+            "--teacher",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+            "--out",
+            &dir.path().join("e").display().to_string(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", crate::stderr(&out));
+    let err = crate::stderr(&out);
+    assert!(err.contains("tasks.jsonl:2:"), "{err}");
+    assert!(!dir.path().join("e").exists(), "nothing is created");
+}
