@@ -5,15 +5,13 @@
 #  2. validation: `tasks mine --test-cmd` (sandbox, two runs per side) on a window of seven
 #     commits against the same test command run directly on the host on the same patches
 #     (a git worktree per change, test patch then gold patch, twice each): our overhead.
-# The bundle: $TRAJFORGE_TEST_DATA/more-itertools.bundle, else ../shared/data/more-itertools.bundle.
+# The bundle: examples/more-itertools.bundle (more-itertools' full history, committed).
 # TEST_CMD overrides the validation's test command (default: tests.test_more, ~10 s a run).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 TEST_DATA="${TRAJFORGE_TEST_DATA:-$ROOT/.cache/test-data}"
-BUNDLE="$TEST_DATA/more-itertools.bundle"
-[ -f "$BUNDLE" ] || BUNDLE="$ROOT/../shared/data/more-itertools.bundle"
-[ -f "$BUNDLE" ] || { echo "bench-tasks.sh: no more-itertools.bundle in $TEST_DATA or ../shared/data" >&2; exit 1; }
+BUNDLE="$ROOT/examples/more-itertools.bundle"
 RUNS="${RUNS:-3}"
 TEST_CMD="${TEST_CMD:-python3 -m unittest -v tests.test_more}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"

@@ -73,18 +73,12 @@ fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(b) = given {
         return Ok(b);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::env::var_os("TRAJFORGE_TEST_DATA")
-        .map(|d| PathBuf::from(d).join("more-itertools.bundle"))
-        .into_iter()
-        .chain(
-            root.canonicalize()
-                .unwrap_or(root)
-                .ancestors()
-                .map(|a| a.join("shared/data/more-itertools.bundle")),
-        )
-        .find(|p| p.is_file())
-        .ok_or_else(|| "no more-itertools.bundle: give --bundle".to_string())
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/more-itertools.bundle");
+    if bundle.is_file() {
+        Ok(bundle)
+    } else {
+        Err(format!("no bundle at {}: give --bundle", bundle.display()))
+    }
 }
 
 /// The tasks of [`FIXES`] from the clone's history (the statement names the merge: the

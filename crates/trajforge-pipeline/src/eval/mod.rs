@@ -216,6 +216,8 @@ impl EvalRun {
             test_cmd: spec.test_cmd.clone(),
             max_steps: spec.max_steps,
             include_tests: false,
+            keep_different_final: false,
+            excluded: None,
         };
         check_settings(&store, &settings, &spec.out)?;
         let pricing = spec.budget.pricing();

@@ -16,33 +16,9 @@ use crate::recall::git;
 use crate::run::work_dir;
 use crate::{assert_success, repo_root, stderr, stdout};
 
-/// The git bundle of more-itertools with its full history: `$TRAJFORGE_MORE_ITERTOOLS_BUNDLE`,
-/// else `shared/data/more-itertools.bundle` in the nearest folder above the repository that
-/// has one (`../shared` beside the main checkout, `../../shared` beside a worktree).
-#[allow(clippy::print_stderr)] // says why the test skips
-pub fn more_itertools_bundle() -> Option<PathBuf> {
-    const REL: &str = "shared/data/more-itertools.bundle";
-    let root = repo_root();
-    let path = std::env::var_os("TRAJFORGE_MORE_ITERTOOLS_BUNDLE")
-        .map(PathBuf::from)
-        .or_else(|| root.ancestors().map(|a| a.join(REL)).find(|p| p.is_file()))
-        .unwrap_or_else(|| root.join("..").join(REL));
-    if path.is_file() {
-        Some(path)
-    } else if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing (set TRAJFORGE_MORE_ITERTOOLS_BUNDLE)",
-            path.display()
-        );
-    } else {
-        eprintln!("skipped: no more-itertools bundle at {}", path.display());
-        None
-    }
-}
-
 /// A clone of the more-itertools bundle in `dir` (`None` when there is no bundle).
 fn more_itertools_clone(dir: &Path) -> Option<PathBuf> {
-    let bundle = more_itertools_bundle()?;
+    let bundle = crate::more_itertools_bundle();
     git(
         dir,
         &[

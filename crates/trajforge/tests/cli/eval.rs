@@ -39,27 +39,8 @@ const FIXES: [(&str, &str, &str, &str); 2] = [
     ),
 ];
 
-#[allow(clippy::print_stderr)]
 fn bundle() -> Option<PathBuf> {
-    let root = repo_root();
-    let candidates = std::env::var_os("TRAJFORGE_TEST_DATA")
-        .map(|d| PathBuf::from(d).join("more-itertools.bundle"))
-        .into_iter()
-        .chain(
-            root.ancestors()
-                .map(|a| a.join("shared/data/more-itertools.bundle")),
-        );
-    for c in candidates {
-        if c.is_file() {
-            return Some(c);
-        }
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: no more-itertools.bundle under $TRAJFORGE_TEST_DATA or shared/data above the workspace"
-    );
-    eprintln!("skipping: no more-itertools.bundle ($TRAJFORGE_TEST_DATA or ../shared/data)");
-    None
+    Some(crate::more_itertools_bundle())
 }
 
 fn git(repo: &Path, args: &[&str]) -> String {

@@ -97,3 +97,9 @@ pub async fn kill_once_stored(child: &mut Child, run: &Path) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The git bundle of more-itertools with its full history (the sample repository's real
+/// commits and tests), committed beside the sample input.
+pub fn more_itertools_bundle() -> PathBuf {
+    repo_root().join("examples/more-itertools.bundle")
+}

@@ -2,8 +2,7 @@
 //! its own tests run in the sandbox with `python3 -m unittest -v`, and a scripted teacher for
 //! the statements.
 //!
-//! The bundle is `$TRAJFORGE_TEST_DATA/more-itertools.bundle`, else
-//! `<repository>/../shared/data/more-itertools.bundle`.
+//! The bundle is `examples/more-itertools.bundle` (committed).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,13 +27,7 @@ const UNTIL: &str = "ed86a15";
 const TEST_CMD: &str = "python3 -m unittest -v -k TailTests -k InterleaveEvenly";
 
 fn bundle() -> PathBuf {
-    let from_data = std::env::var_os("TRAJFORGE_TEST_DATA")
-        .map(|d| PathBuf::from(d).join("more-itertools.bundle"));
-    let shared = repo_root().join("../shared/data/more-itertools.bundle");
-    from_data
-        .filter(|p| p.is_file())
-        .or_else(|| shared.is_file().then_some(shared))
-        .expect("more-itertools.bundle: put it in $TRAJFORGE_TEST_DATA or ../shared/data")
+    crate::more_itertools_bundle()
 }
 
 /// A clone of the bundle at `dir/more-itertools` (its folder name is the tasks' `repo`).
