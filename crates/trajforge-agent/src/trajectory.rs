@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use trajforge_teacher::{ChatMessage, TeacherInfo, ToolSpec, Usage};
+use trajforge_teacher::{ChatMessage, Role, TeacherInfo, ToolSpec, Usage};
 
 use crate::env::{EnvOutcome, Observation};
 
@@ -142,5 +142,40 @@ pub mod micros {
     /// Deserialise from microseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_micros)
+    }
+}
+
+impl Trajectory {
+    /// Give every tool result without a name the name of the tool it answers (found by call
+    /// id, else by position among the preceding assistant turn's calls): trainers' templates
+    /// and LLaMA-Factory expect named tool turns, and sources often leave the name out.
+    pub fn name_tool_results(&mut self) {
+        let mut calls: Vec<(String, String)> = Vec::new();
+        let mut answered = 0usize;
+        for m in self.messages.iter_mut() {
+            match m.role {
+                Role::Assistant => {
+                    calls = m
+                        .tool_calls
+                        .iter()
+                        .map(|c| (c.id.clone(), c.name.clone()))
+                        .collect();
+                    answered = 0;
+                }
+                Role::Tool => {
+                    if m.name.as_deref().is_none_or(str::is_empty) {
+                        let by_id = m
+                            .tool_call_id
+                            .as_deref()
+                            .and_then(|id| calls.iter().find(|(c, _)| c == id));
+                        if let Some((_, name)) = by_id.or_else(|| calls.get(answered)) {
+                            m.name = Some(name.clone());
+                        }
+                    }
+                    answered += 1;
+                }
+                _ => {}
+            }
+        }
     }
 }

@@ -15,9 +15,9 @@ pub mod summary;
 pub mod task;
 
 pub use change::{FileClass, Limits, SkipReason, SplitChange, classify, screen};
+pub use compare::{CompareError, CompareOptions, Comparison, compare, compare_dirs, render};
 pub use jsonl::{JsonlError, read_jsonl, write_jsonl};
 pub use leak::leaked_lines;
-pub use compare::{CompareError, CompareOptions, Comparison, compare, compare_dirs, render};
 pub use result::{Prediction, RESULTS_FILE, TaskResult};
 pub use summary::{Summary, Totals, summarize, totals};
 pub use task::{Task, TaskKind};

@@ -58,33 +58,7 @@ pub fn hermes_messages(t: &Trajectory, keep: usize) -> Vec<Value> {
 /// turns (a demonstration turn followed by the task) become one, for chat templates that demand
 /// alternating roles.
 pub fn prepare(t: &mut Trajectory, merge_users: bool) {
-    let mut calls: Vec<(String, String)> = Vec::new();
-    let mut answered = 0usize;
-    for m in t.messages.iter_mut() {
-        match m.role {
-            Role::Assistant => {
-                calls = m
-                    .tool_calls
-                    .iter()
-                    .map(|c| (c.id.clone(), c.name.clone()))
-                    .collect();
-                answered = 0;
-            }
-            Role::Tool => {
-                if m.name.as_deref().is_none_or(str::is_empty) {
-                    let by_id = m
-                        .tool_call_id
-                        .as_deref()
-                        .and_then(|id| calls.iter().find(|(c, _)| c == id));
-                    if let Some((_, name)) = by_id.or_else(|| calls.get(answered)) {
-                        m.name = Some(name.clone());
-                    }
-                }
-                answered += 1;
-            }
-            _ => {}
-        }
-    }
+    t.name_tool_results();
     if merge_users {
         let mut merged: Vec<ChatMessage> = Vec::with_capacity(t.messages.len());
         for m in t.messages.drain(..) {

@@ -294,11 +294,14 @@ fn record(format: Format, object: Map<String, Value>, line: usize, parsed: &mut 
     );
     let looks_like = sniff(&object).filter(|&f| f != format);
     match formats::parse(format, object) {
-        Ok(parts) => parsed.records.push(Record {
+        Ok(mut parts) => parsed.records.push(Record {
             line,
             key,
             format,
-            trajectory: parts.trajectory,
+            trajectory: {
+                parts.trajectory.name_tool_results();
+                parts.trajectory
+            },
             raw: parts.raw,
             reference_patch: parts.reference_patch,
             subject: parts.subject,

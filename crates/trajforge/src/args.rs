@@ -13,8 +13,10 @@ use trajforge_teacher::{Sampling, ToolMode};
 pub struct TeacherArgs {
     /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or `local[:PATH.gguf]`
     /// for the embedded model running in-process (default: the model scripts/install-model.sh installs).
-    #[arg(long, value_name = "URL")]
-    pub teacher: String,
+    // An `Option` only so that `eval compare`, a subcommand of a command that flattens these
+    // options, can leave it out; clap still requires it everywhere else.
+    #[arg(long, value_name = "URL", required = true)]
+    pub teacher: Option<String>,
     /// Model name the server serves (not needed with `--teacher local`).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
@@ -60,7 +62,7 @@ impl TeacherArgs {
     /// The library's teacher specification.
     pub fn spec(&self) -> TeacherSpec {
         TeacherSpec {
-            url: self.teacher.clone(),
+            url: self.teacher.clone().unwrap_or_default(),
             model: self.model.clone(),
             tool_mode: match self.tool_mode {
                 Mode::Native => ToolMode::Native,

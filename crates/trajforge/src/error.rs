@@ -409,7 +409,6 @@ impl From<trajforge_eval::CompareError> for CliError {
     }
 }
 
-
 /// Exit code when stdout was closed by its reader: 128 + SIGPIPE, what a shell reports for
 /// a Unix tool killed by the signal.
 pub const EXIT_CLOSED_STDOUT: i32 = 141;

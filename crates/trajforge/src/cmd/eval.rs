@@ -17,7 +17,7 @@ pub struct Args {
     #[command(subcommand)]
     command: Option<EvalCommand>,
     #[command(flatten)]
-    run: Option<RunArgs>,
+    run: RunArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -81,12 +81,9 @@ pub struct RunArgs {
 
 /// Run `trajforge eval`.
 pub fn run(args: Args) -> Result<(), CliError> {
-    match (args.command, args.run) {
-        (Some(EvalCommand::Compare(args)), _) => eval_compare::run(args),
-        (None, Some(run)) => run_eval(run),
-        (None, None) => Err(CliError::input(
-            "eval needs --repo, --tasks, --teacher and --out (or `eval compare EVAL_A EVAL_B`)",
-        )),
+    match args.command {
+        Some(EvalCommand::Compare(args)) => eval_compare::run(args),
+        None => run_eval(args.run),
     }
 }
 

@@ -94,7 +94,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Merge consecutive user turns (e.g. a demonstration turn and the task) into one, for
-    /// chat templates that demand alternating roles; auto: when the --tokenizer's template refuses two user turns in a row.
+    /// chat templates that demand alternating roles; auto: when the template of --tokenizer refuses two user turns in a row.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub merge_turns: MergeArg,
     /// Print the summary as JSON.

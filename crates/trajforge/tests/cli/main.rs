@@ -1,8 +1,8 @@
 //! End-to-end tests: the real `trajforge` binary on real inputs in temporary folders.
 
 mod decontaminate;
-mod eval_compare;
 mod eval;
+mod eval_compare;
 mod export;
 mod functions;
 mod generate;
