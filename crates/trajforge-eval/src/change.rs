@@ -208,7 +208,9 @@ fn section_facts(text: &str) -> (String, usize, bool) {
     let mut in_hunks = false;
     for line in lines {
         if in_hunks {
-            if (line.starts_with('+') || line.starts_with('-')) && !line.starts_with("+++ ") {
+            // Past the `+++` header every `+`/`-` line is content, even an added line that
+            // itself begins with `++ ` (so it reads `+++ ...`).
+            if line.starts_with('+') || line.starts_with('-') {
                 changed += 1;
             }
             continue;
