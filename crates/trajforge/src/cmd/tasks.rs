@@ -147,10 +147,10 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         let (_, _, screening) = spec.screen()?;
         let counts = screening_counts(&screening);
         if args.json {
-            println!(
-                "{}",
+            crate::error::print(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&counts).unwrap_or_default()
-            );
+            ))?;
         }
         eprintln!(
             "screened {} first-parent commits in {:.2}s: {} changes would be mined; skipped {}",
@@ -189,10 +189,10 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
     let summary = run.finish()?;
     result?;
     if args.json {
-        println!(
-            "{}",
+        crate::error::print(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&summary).unwrap_or_default()
-        );
+        ))?;
     }
     eprintln!("{}", tasks::render(&summary, &run.dir));
     Ok(())

@@ -14,7 +14,7 @@ use trajforge_testkit::code::CodeTeacher;
 
 use crate::recall::git;
 use crate::run::work_dir;
-use crate::{assert_success, repo_root, stderr, stdout};
+use crate::{assert_success, stderr, stdout};
 
 /// A clone of the more-itertools bundle in `dir` (`None` when there is no bundle).
 fn more_itertools_clone(dir: &Path) -> Option<PathBuf> {

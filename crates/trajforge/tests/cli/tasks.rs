@@ -14,7 +14,7 @@ use serde_json::Value;
 use trajforge_testkit::{FakeServer, Script, Step};
 
 use crate::run::work_dir;
-use crate::{assert_success, repo_root, stderr};
+use crate::{assert_success, stderr};
 
 /// The split point and end of a window of seven first-parent commits (June 2026) holding two
 /// changes with real FAIL_TO_PASS tests, checked by hand: `ed86a15` makes `tail` reject a
