@@ -16,14 +16,14 @@ use trajforge_menu::TaskEntry;
 use trajforge_store::model::{
     AgreementVerify, RejectedStage, RequestStage, RolloutStage, VerifyStage, WebJob, WebRollout,
 };
-use trajforge_store::{ExitLabel, Job, Outcome, Rollout, Stage, StageName, StoreError};
+use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, StageName, StoreError};
 use trajforge_teacher::{ChatMessage, Usage};
 
 use crate::code::{StageError, exit_label, record_rollout, usage_record};
 use crate::envs::WebEnvFactory;
 use crate::error::RunError;
 use crate::prompts::{WebPrompts, fill};
-use crate::runner::{JobHandler, Worker, run_jobs};
+use crate::runner::{Worker, run_worker};
 
 /// The system prompt of web rollouts.
 pub const SYSTEM_PROMPT: &str = "You are a careful assistant using a web browser on behalf of a visitor. \
@@ -161,18 +161,9 @@ pub fn plan(
 
 /// Run web jobs until none is left or the run is stopped, `concurrency` at a time.
 pub async fn run(worker: Arc<WebWorker>, concurrency: usize) -> Result<(), RunError> {
-    let w = Arc::clone(&worker);
-    let handler: JobHandler = Arc::new(move |job: Job| {
-        let w = Arc::clone(&w);
-        Box::pin(async move { process(&w, job.id, &job.payload).await })
-    });
-    run_jobs(
-        Arc::clone(&worker.store),
-        Arc::clone(&worker.control),
-        worker.owner.clone(),
-        concurrency,
-        handler,
-    )
+    run_worker(worker, concurrency, |w, job| {
+        Box::pin(process(w, job.id, &job.payload))
+    })
     .await
 }
 
