@@ -40,7 +40,7 @@ pub(crate) fn message(
         Some(other) => return Err(at(format!("unknown role {other:?}"))),
         // Responses-API items (mini-swe-agent 2.x `litellm_response`) carry no role.
         None if obj.contains_key("type") || obj.contains_key("output") => {
-            return responses_item(obj).map_err(at);
+            return responses_item(obj).map_err(|Unrecognised(what)| at(what));
         }
         None => return Err(at("no `role`".into())),
     };
@@ -166,7 +166,9 @@ pub(crate) fn message(
 /// A Responses-API item as a chat message: a `response` object (its `output` holds the
 /// assistant's text, reasoning and `function_call`s), a `function_call_output` (a tool
 /// result), or a lone `function_call`. Fields with no place in the message stay in the extra.
-fn responses_item(obj: &Map<String, Value>) -> Result<(ChatMessage, Map<String, Value>), String> {
+fn responses_item(
+    obj: &Map<String, Value>,
+) -> Result<(ChatMessage, Map<String, Value>), Unrecognised> {
     let kind = obj.get("type").and_then(Value::as_str);
     let mut extra = obj.clone();
     let text = |v: Option<&Value>| match v {
@@ -208,10 +210,10 @@ fn responses_item(obj: &Map<String, Value>) -> Result<(ChatMessage, Map<String, 
         _ => {}
     }
     let Some(Value::Array(items)) = obj.get("output") else {
-        return Err(format!(
+        return Err(Unrecognised(format!(
             "no `role`, and not a Responses-API item (type {})",
             kind.map_or_else(|| "missing".to_string(), |k| format!("{k:?}"))
-        ));
+        )));
     };
     let mut texts = Vec::new();
     let mut reasoning = Vec::new();
@@ -266,7 +268,7 @@ fn responses_item(obj: &Map<String, Value>) -> Result<(ChatMessage, Map<String, 
 }
 
 /// A Responses-API `function_call` item as a tool call.
-fn function_call(item: &Map<String, Value>) -> Result<ToolCall, String> {
+fn function_call(item: &Map<String, Value>) -> Result<ToolCall, Unrecognised> {
     let name = item
         .get("name")
         .and_then(Value::as_str)
