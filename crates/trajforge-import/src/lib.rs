@@ -112,6 +112,9 @@ pub struct Record {
     /// Stable key: format and a hash of the record's content (not its bytes: the same record
     /// pretty-printed or compact, with its keys in any order, has the same key).
     pub key: String,
+    /// The key trajforge 0.1 gave the same record (a hash of its bytes), so a run imported by
+    /// 0.1 does not take the record again.
+    pub legacy_key: Option<String>,
     /// Its source format.
     pub format: Format,
     /// The trajectory.
@@ -247,20 +250,28 @@ fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document:
         }
     };
     match value {
-        Value::Object(object) => record(format, object, line, parsed),
+        Value::Object(object) => {
+            // 0.1 keyed a record by its bytes; a store it wrote knows the record by that key.
+            let legacy = format!(
+                "import:{}:{:032x}",
+                format.name(),
+                xxhash_rust::xxh3::xxh3_128(bytes)
+            );
+            record(format, object, line, parsed, Some(legacy))
+        }
         // mini-swe-agent's list of messages (its test data, `messages` saved alone).
         Value::Array(items)
             if format == Format::MiniSweAgent && items.first().is_some_and(is_message) =>
         {
             let mut object = Map::new();
             object.insert("messages".into(), Value::Array(items));
-            record(format, object, line, parsed);
+            record(format, object, line, parsed, None);
         }
         // A JSON array of records (a dataset's sample file).
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
             for item in items {
                 if let Value::Object(object) = item {
-                    record(format, object, line, parsed);
+                    record(format, object, line, parsed, None);
                 }
             }
         }
@@ -285,7 +296,13 @@ fn is_message(v: &Value) -> bool {
 
 /// One record: parsed into its trajectory, or skipped with the reason and the format it
 /// looks like.
-fn record(format: Format, object: Map<String, Value>, line: usize, parsed: &mut Parsed) {
+fn record(
+    format: Format,
+    object: Map<String, Value>,
+    line: usize,
+    parsed: &mut Parsed,
+    legacy_key: Option<String>,
+) {
     // The key is the record's content, whatever its layout: pretty or compact, any key order.
     let key = format!(
         "import:{}:{}",
@@ -297,6 +314,7 @@ fn record(format: Format, object: Map<String, Value>, line: usize, parsed: &mut 
         Ok(mut parts) => parsed.records.push(Record {
             line,
             key,
+            legacy_key,
             format,
             trajectory: {
                 parts.trajectory.name_tool_results();

@@ -86,6 +86,7 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
     };
     ImportedJob {
         key: record.key.clone(),
+        also_known_as: record.legacy_key.clone(),
         payload,
         result,
         stages,

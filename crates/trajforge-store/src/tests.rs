@@ -178,6 +178,7 @@ fn imported_jobs_are_added_once_and_done() {
     let (_dir, store) = store_with_jobs(1);
     let job = |key: &str| ImportedJob {
         key: key.into(),
+        also_known_as: None,
         payload: json!({"k": key}),
         result: Outcome::Kept,
         stages: vec![other("import-x", json!({"line": 1}))],

@@ -56,6 +56,9 @@ fn meta_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryMeta> {
 pub struct ImportedJob {
     /// Stable key; a key already in the store is skipped (importing twice duplicates nothing).
     pub key: String,
+    /// Another key the same record was stored under by an earlier version; a job under it
+    /// also counts as a duplicate.
+    pub also_known_as: Option<String>,
     /// What the job was about (JSON).
     pub payload: serde_json::Value,
     /// The job's result.
@@ -245,7 +248,14 @@ impl Store {
                     "INSERT INTO trajectories(job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at)
                      VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
+                let mut known = tx.prepare("SELECT 1 FROM jobs WHERE key = ?1")?;
                 for (i, job) in jobs.iter().enumerate() {
+                    if let Some(old_key) = &job.also_known_as
+                        && known.exists(params![old_key])?
+                    {
+                        counts.duplicates += 1;
+                        continue;
+                    }
                     let n = job_insert.execute(params![
                         id,
                         job.key,

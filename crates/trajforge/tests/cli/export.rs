@@ -609,6 +609,7 @@ fn demonstration_run(dir: &Path, n: usize) -> PathBuf {
             };
             ImportedJob {
                 key: format!("demo-{i}"),
+                also_known_as: None,
                 payload: serde_json::json!({"name": format!("f{i}"), "path": format!("mod{i}.py")}),
                 result: Outcome::Kept,
                 stages: Vec::new(),

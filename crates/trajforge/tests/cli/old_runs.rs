@@ -398,3 +398,42 @@ fn an_old_web_run_plans_the_jobs_it_holds() {
     let more = trajforge_pipeline::web::plan(&menu.tasks, &starts, 12, 5, order);
     assert_eq!(&more[..8], &stored[..]);
 }
+
+#[test]
+fn an_old_import_run_does_not_take_the_same_records_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = copy_fixture("imported", tmp.path());
+    let fixture = |p: &str| {
+        repo_root()
+            .join("crates/trajforge-import/fixtures")
+            .join(p)
+            .display()
+            .to_string()
+    };
+    // The files 0.1 imported into the fixture, keyed then by their bytes.
+    for (from, file, records) in [
+        ("sera", fixture("sera/sera.jsonl"), 2),
+        (
+            "mini-swe-agent",
+            fixture("mini-swe-agent/chunked_even.traj.json"),
+            1,
+        ),
+    ] {
+        let out = trajforge(
+            &[
+                "import",
+                "--from",
+                from,
+                &file,
+                "--into",
+                run.to_str().expect("utf-8"),
+                "--json",
+            ],
+            tmp.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let summary: Value = serde_json::from_str(&stdout(&out)).expect("json summary");
+        assert_eq!(summary["added"], 0, "{from}: {summary}");
+        assert_eq!(summary["duplicates"], records, "{from}: {summary}");
+    }
+}
