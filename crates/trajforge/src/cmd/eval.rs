@@ -26,11 +26,9 @@ enum EvalCommand {
     Compare(eval_compare::Args),
 }
 
-/// Options of an evaluation run.
+/// Options of an evaluation run (flattened into [`Args`], which carries the subcommand settings).
 #[derive(Debug, clap::Args)]
 #[command(
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true,
     after_help = "Each task runs once per seed: the agent (the same harness as generate's rollouts) gets the \
 problem statement alone in a sandboxed workspace of the task's base commit, with no later history. Hard tasks \
 are resolved when every FAIL_TO_PASS and PASS_TO_PASS test passes once the test patch is applied over the \
