@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -13,6 +14,7 @@ use crate::backoff::{parse_retry_after, retry_delay};
 use crate::error::{TeacherError, truncate_body};
 use crate::key::ApiKey;
 use crate::limiter::RequestLimiter;
+use crate::router::{AttemptEnd, Router, RouterPolicy, ServerStats};
 use crate::types::{Completion, TeacherInfo};
 use crate::wire::{build_request, error_message, mentions_context_overflow, parse_response};
 use trajforge_chat::{ChatMessage, Sampling, ToolMode, ToolSpec};
@@ -35,6 +37,11 @@ pub trait Teacher: Send + Sync {
 
     /// Where the teacher lives and how it exchanges tool calls.
     fn describe(&self) -> TeacherInfo;
+
+    /// Requests, errors and latency per server so far (empty for in-process teachers).
+    fn server_stats(&self) -> Vec<ServerStats> {
+        Vec::new()
+    }
 }
 
 /// Reported to [`TeacherConfig::on_retry`] before each retry sleep.
@@ -56,6 +63,11 @@ pub type RetryHook = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
 pub struct TeacherConfig {
     /// Base URL ending in the API version, e.g. `http://127.0.0.1:8000/v1`.
     pub base_url: String,
+    /// Further servers of the same model beside `base_url`: each conversation goes to the
+    /// one with the fewest requests in flight and stays there (see [`Router`]).
+    pub more_servers: Vec<String>,
+    /// When a failing server leaves rotation and how it comes back.
+    pub routing: RouterPolicy,
     /// Model name sent with every request.
     pub model: String,
     /// Bearer token, if the server needs one.
@@ -75,7 +87,8 @@ pub struct TeacherConfig {
     pub backoff_base: Duration,
     /// Largest wait between attempts, also the cap on a server's `Retry-After`.
     pub backoff_max: Duration,
-    /// Shared cap on requests in flight.
+    /// Cap on requests in flight to `base_url`; each further server gets a limiter of the
+    /// same capacity.
     pub limiter: Arc<RequestLimiter>,
     /// Optional observer of retries.
     pub on_retry: Option<RetryHook>,
@@ -87,6 +100,8 @@ impl TeacherConfig {
     pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
+            more_servers: Vec::new(),
+            routing: RouterPolicy::default(),
             model: model.into(),
             api_key: ApiKey::from_env(),
             mode: ToolMode::Native,
@@ -106,6 +121,15 @@ impl fmt::Debug for TeacherConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TeacherConfig")
             .field("base_url", &redact_url(&self.base_url))
+            .field(
+                "more_servers",
+                &self
+                    .more_servers
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
+            .field("routing", &self.routing)
             .field("model", &self.model)
             .field("api_key", &self.api_key)
             .field("mode", &self.mode)
@@ -121,26 +145,75 @@ impl fmt::Debug for TeacherConfig {
     }
 }
 
-/// A [`Teacher`] speaking the OpenAI chat-completions protocol over HTTP.
+/// A [`Teacher`] speaking the OpenAI chat-completions protocol over HTTP, to one server or
+/// several serving the same model.
 pub struct OpenAiTeacher {
     http: reqwest::Client,
     config: TeacherConfig,
-    /// `{base_url}/chat/completions`, used for requests.
-    endpoint: String,
-    /// The endpoint without any userinfo, used in errors.
-    shown_endpoint: String,
+    servers: Vec<Endpoint>,
+    router: Mutex<Router>,
     authorization: Option<HeaderValue>,
     /// Source of ids for tool calls the server did not number (hermes text).
     next_call: AtomicU64,
 }
 
+/// One server of an [`OpenAiTeacher`].
+struct Endpoint {
+    /// `{base_url}/chat/completions`, used for requests.
+    endpoint: String,
+    /// The endpoint without any userinfo, used in errors.
+    shown_endpoint: String,
+    /// Its own cap on requests in flight.
+    limiter: Arc<RequestLimiter>,
+}
+
 impl fmt::Debug for OpenAiTeacher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoints: Vec<&str> = self
+            .servers
+            .iter()
+            .map(|s| s.shown_endpoint.as_str())
+            .collect();
         f.debug_struct("OpenAiTeacher")
-            .field("endpoint", &self.shown_endpoint)
+            .field("endpoints", &endpoints)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Counts a routed attempt out of the router however it ends, also when the caller drops
+/// the request's future (a run stopping, a timeout around the episode).
+struct RouteGuard<'a> {
+    router: &'a Mutex<Router>,
+    server: usize,
+    end: AttemptEnd,
+}
+
+impl Drop for RouteGuard<'_> {
+    fn drop(&mut self) {
+        lock(self.router).finish(self.server, self.end, Instant::now());
+    }
+}
+
+/// The router's lock; a panic elsewhere while holding it leaves consistent counters.
+fn lock(router: &Mutex<Router>) -> MutexGuard<'_, Router> {
+    router
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What identifies a conversation across its steps: everything up to its first user
+/// message (the system prompt and the task), which every later request repeats.
+fn conversation_key(messages: &[ChatMessage]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for m in messages {
+        format!("{:?}", m.role).hash(&mut hasher);
+        m.content.hash(&mut hasher);
+        if m.role == trajforge_chat::Role::User {
+            break;
+        }
+    }
+    hasher.finish()
 }
 
 /// One failed attempt, before attempts are counted in.
@@ -185,17 +258,35 @@ impl Failure {
 impl OpenAiTeacher {
     /// Validate the configuration and build the HTTP client.
     pub fn new(config: TeacherConfig) -> Result<Self, TeacherError> {
-        let base = config.base_url.trim().trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&base)
-            .map_err(|e| TeacherError::Config(format!("invalid teacher base URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(TeacherError::Config(format!(
-                "teacher base URL must be http or https, not {}",
-                url.scheme()
-            )));
+        let mut servers = Vec::with_capacity(1 + config.more_servers.len());
+        for (i, raw) in std::iter::once(&config.base_url)
+            .chain(&config.more_servers)
+            .enumerate()
+        {
+            let base = raw.trim().trim_end_matches('/').to_string();
+            let url = reqwest::Url::parse(&base)
+                .map_err(|e| TeacherError::Config(format!("invalid teacher base URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(TeacherError::Config(format!(
+                    "teacher base URL must be http or https, not {}",
+                    url.scheme()
+                )));
+            }
+            servers.push(Endpoint {
+                endpoint: format!("{base}/chat/completions"),
+                shown_endpoint: format!("{}/chat/completions", redact_url(&base)),
+                limiter: if i == 0 {
+                    Arc::clone(&config.limiter)
+                } else {
+                    Arc::new(RequestLimiter::new(config.limiter.capacity()))
+                },
+            });
         }
-        let endpoint = format!("{base}/chat/completions");
-        let shown_endpoint = format!("{}/chat/completions", redact_url(&base));
+        let shown: Vec<String> = std::iter::once(&config.base_url)
+            .chain(&config.more_servers)
+            .map(|u| redact_url(u))
+            .collect();
+        let router = Mutex::new(Router::new(&shown, config.routing));
 
         let authorization = match &config.api_key {
             Some(key) => {
@@ -223,8 +314,8 @@ impl OpenAiTeacher {
 
         Ok(Self {
             http,
-            endpoint,
-            shown_endpoint,
+            servers,
+            router,
             authorization,
             config,
             next_call: AtomicU64::new(1),
@@ -236,9 +327,35 @@ impl OpenAiTeacher {
     /// A quick reachability check before an episode: a server that is down or a wrong URL
     /// is reported at once instead of after the retries of the first completion.
     pub async fn models(&self, timeout: Duration) -> Result<Vec<String>, TeacherError> {
-        let base = self.endpoint.trim_end_matches("/chat/completions");
+        self.models_of(0, timeout).await
+    }
+
+    /// The base URLs of the servers (without credentials), in the order given.
+    pub fn server_urls(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| {
+                s.shown_endpoint
+                    .trim_end_matches("/chat/completions")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// [`OpenAiTeacher::models`] of server number `server` (see [`OpenAiTeacher::server_urls`]).
+    pub async fn models_of(
+        &self,
+        server: usize,
+        timeout: Duration,
+    ) -> Result<Vec<String>, TeacherError> {
+        let Some(target) = self.servers.get(server) else {
+            return Err(TeacherError::Config(format!(
+                "no teacher server number {server}"
+            )));
+        };
+        let base = target.endpoint.trim_end_matches("/chat/completions");
         let url = format!("{base}/models");
-        let shown = self
+        let shown = target
             .shown_endpoint
             .trim_end_matches("/chat/completions")
             .to_string()
@@ -313,11 +430,14 @@ impl OpenAiTeacher {
         );
         let body = serde_json::to_vec(&request)
             .map_err(|e| TeacherError::Config(format!("cannot serialise request: {e}")))?;
+        let key = conversation_key(messages);
         let mut attempt: u32 = 0;
         let mut malformed_seen: u32 = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&body).await {
+            let route = lock(&self.router).route(key, Instant::now());
+            let server = route.server;
+            let failure = match self.attempt(server, &body).await {
                 Ok(mut completion) => {
                     completion.attempts = attempt;
                     return Ok(completion);
@@ -331,18 +451,29 @@ impl OpenAiTeacher {
             let out_of_retries = retries_used >= self.config.max_retries
                 || malformed_seen > self.config.max_malformed_retries;
             if !failure.retryable() || out_of_retries {
-                return Err(self.to_error(failure, attempt));
+                return Err(self.to_error(server, failure, attempt));
             }
             let retry_after = match &failure {
                 Failure::Status { retry_after, .. } => *retry_after,
                 _ => None,
             };
-            let delay = retry_delay(
-                attempt,
-                self.config.backoff_base,
-                self.config.backoff_max,
-                retry_after,
-            );
+            let moves = {
+                let router = lock(&self.router);
+                let now = Instant::now();
+                !router.is_available(server, now)
+                    && (0..router.len()).any(|s| router.is_available(s, now))
+            };
+            let delay = if moves {
+                // This server just left rotation and another can take the retry at once.
+                Duration::ZERO
+            } else {
+                retry_delay(
+                    attempt,
+                    self.config.backoff_base,
+                    self.config.backoff_max,
+                    retry_after,
+                )
+            };
             if let Some(hook) = &self.config.on_retry {
                 hook(&RetryEvent {
                     attempt,
@@ -354,14 +485,35 @@ impl OpenAiTeacher {
         }
     }
 
-    /// One HTTP exchange, holding a limiter slot only while the request is in flight.
-    async fn attempt(&self, body: &[u8]) -> Result<Completion, Failure> {
-        let permit = self.config.limiter.acquire().await;
+    /// One HTTP exchange with the routed `server`, holding its limiter slot only while the
+    /// request is in flight, and telling the router how it ended.
+    async fn attempt(&self, server: usize, body: &[u8]) -> Result<Completion, Failure> {
+        let mut guard = RouteGuard {
+            router: &self.router,
+            server,
+            end: AttemptEnd::Abandoned,
+        };
+        let result = self.exchange(&self.servers[server], body).await;
+        guard.end = match &result {
+            Ok(c) => AttemptEnd::Answered { latency: c.latency },
+            Err(Failure::Overflow { .. } | Failure::Config(_)) => AttemptEnd::Refused,
+            Err(Failure::Status { status, .. })
+                if (400..500).contains(status) && *status != 408 =>
+            {
+                AttemptEnd::Refused
+            }
+            Err(_) => AttemptEnd::ServerFault,
+        };
+        result
+    }
+
+    async fn exchange(&self, target: &Endpoint, body: &[u8]) -> Result<Completion, Failure> {
+        let permit = target.limiter.acquire().await;
         let started = Instant::now();
         let exchange = async {
             let mut request = self
                 .http
-                .post(&self.endpoint)
+                .post(&target.endpoint)
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
             if let Some(auth) = &self.authorization {
@@ -443,8 +595,8 @@ impl OpenAiTeacher {
         }
     }
 
-    fn to_error(&self, failure: Failure, attempts: u32) -> TeacherError {
-        let url = self.shown_endpoint.clone();
+    fn to_error(&self, server: usize, failure: Failure, attempts: u32) -> TeacherError {
+        let url = self.servers[server].shown_endpoint.clone();
         match failure {
             Failure::Overflow { status, message } => {
                 TeacherError::ContextOverflow { status, message }
@@ -486,10 +638,14 @@ impl Teacher for OpenAiTeacher {
 
     fn describe(&self) -> TeacherInfo {
         TeacherInfo {
-            base_url: redact_url(&self.config.base_url),
+            base_url: self.server_urls().join(","),
             model: self.config.model.clone(),
             mode: self.config.mode,
         }
+    }
+
+    fn server_stats(&self) -> Vec<ServerStats> {
+        lock(&self.router).stats()
     }
 }
 

@@ -1,12 +1,15 @@
 //! Teacher client: drives any OpenAI-compatible chat-completions server (vLLM, SGLang,
 //! llama.cpp, Ollama, hosted APIs) with native tool calls or Qwen/Hermes `<tool_call>` text,
-//! with retries, a shared in-flight limit and a key that never leaks into output.
+//! with retries, an in-flight limit, several servers of one model behind one client (episodes
+//! pinned, the least busy server for new ones, failing servers ejected), and a key that never
+//! leaks into output.
 
 mod backoff;
 mod client;
 mod error;
 mod key;
 mod limiter;
+mod router;
 mod types;
 mod wire;
 
@@ -14,6 +17,7 @@ pub use client::{CompletionFuture, OpenAiTeacher, RetryEvent, RetryHook, Teacher
 pub use error::TeacherError;
 pub use key::{API_KEY_ENV_VARS, ApiKey};
 pub use limiter::{RequestLimiter, RequestPermit};
+pub use router::{AttemptEnd, Route, Router, RouterPolicy, ServerStats};
 // The chat types are protocol, defined in trajforge-chat; re-exported so users of the
 // teacher need one import.
 pub use trajforge_chat::{ChatMessage, Role, Sampling, ToolCall, ToolMode, ToolSpec, Usage};

@@ -3,6 +3,7 @@
 mod errors;
 mod parsing;
 mod retries;
+mod servers;
 
 use std::time::Duration;
 
