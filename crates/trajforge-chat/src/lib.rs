@@ -10,4 +10,4 @@ mod types;
 pub mod wire;
 
 pub use template::{ChatTemplate, TemplateError};
-pub use types::{ChatMessage, Role, Sampling, ToolCall, ToolMode, ToolSpec, Usage};
+pub use types::{ChatMessage, Role, Sampling, ServerStats, ToolCall, ToolMode, ToolSpec, Usage};

@@ -194,3 +194,33 @@ pub struct Usage {
     /// Tokens generated.
     pub completion_tokens: u64,
 }
+
+/// Requests, errors and latency of one teacher server, as a client counts them and a run
+/// records them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// The server's base URL (without credentials).
+    pub url: String,
+    /// Attempts sent to it.
+    pub requests: u64,
+    /// Attempts that failed (any reason).
+    pub errors: u64,
+    /// Sum of the latencies of answered attempts, in seconds.
+    pub latency_seconds: f64,
+    /// Slowest answered attempt, in seconds.
+    pub max_latency_seconds: f64,
+    /// Times it was taken out of rotation.
+    pub ejections: u64,
+}
+
+impl ServerStats {
+    /// Mean latency of answered attempts, in seconds (0 when none).
+    pub fn mean_latency_seconds(&self) -> f64 {
+        let answered = self.requests.saturating_sub(self.errors);
+        if answered == 0 {
+            0.0
+        } else {
+            self.latency_seconds / answered as f64
+        }
+    }
+}

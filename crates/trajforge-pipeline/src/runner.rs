@@ -214,14 +214,49 @@ where
         let (w, process) = (Arc::clone(&w), Arc::clone(&process));
         Box::pin(async move { process(&w, &job).await })
     });
-    run_jobs(
+    let jobs = run_jobs(
         Arc::clone(&worker.store),
         Arc::clone(&worker.control),
         worker.owner.clone(),
         concurrency,
         handler,
-    )
-    .await
+    );
+    recording_teacher_servers(&worker.store, &worker.owner, &*worker.teacher, jobs).await
+}
+
+/// How often a working process records its per-server teacher figures.
+const SERVER_FIGURES_EVERY: Duration = Duration::from_secs(10);
+
+/// Run `work`, recording `teacher`'s per-server figures in the store every few seconds and
+/// once at the end (so `status` shows them during the run and after a crash, nearly current).
+pub async fn recording_teacher_servers<T>(
+    store: &Store,
+    owner: &str,
+    teacher: &dyn Teacher,
+    work: impl std::future::Future<Output = Result<T, RunError>>,
+) -> Result<T, RunError> {
+    let record = || {
+        let figures = teacher.server_stats();
+        if figures.is_empty() {
+            Ok(())
+        } else {
+            store.record_teacher_servers(owner, &figures)
+        }
+    };
+    let mut work = std::pin::pin!(work);
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            () = tokio::time::sleep(SERVER_FIGURES_EVERY) => {
+                // A failed periodic write is retried at the next tick and at the end.
+                let _ = record();
+            }
+        }
+    };
+    let recorded = record();
+    let value = result?;
+    recorded?;
+    Ok(value)
 }
 
 /// What a failed worker task said: its panic message, or why it ended.

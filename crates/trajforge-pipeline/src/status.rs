@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use trajforge_store::model::{CodeRollout, RolloutStage, SelfcheckAnswer, WebJob};
 use trajforge_store::{JobStatus, Outcome, Rollout, Stage, Store, StoreError};
+use trajforge_teacher::ServerStats;
 
 /// Prices for cost figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -98,6 +99,10 @@ pub struct Status {
     /// Evaluations: the totals of the scored rows (resolve rate, mean recall, exits, per seed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval: Option<trajforge_eval::Summary>,
+    /// Requests, errors and latency per teacher server, all processes summed (empty for
+    /// runs recorded before they were counted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub teacher_servers: Vec<ServerStats>,
 }
 
 /// Compute the status from the store.
@@ -217,6 +222,7 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
         s.tokens_by_stage
             .insert(name, u.prompt_tokens + u.completion_tokens);
     }
+    s.teacher_servers = store.teacher_servers()?;
     s.cost = cost(&s, pricing);
     let kept = s.kept_t1 + s.kept_t2;
     if kept > 0 {
@@ -388,6 +394,23 @@ pub fn render(s: &Status, threshold: Option<f64>) -> String {
         "tokens: {} prompt + {} completion; teacher time {:.0}s; wall {:.0}s\n",
         s.prompt_tokens, s.completion_tokens, s.model_seconds, s.wall_seconds
     ));
+    if !s.teacher_servers.is_empty() {
+        o.push_str("teacher servers:\n");
+        for t in &s.teacher_servers {
+            o.push_str(&format!(
+                "  {}: {} requests, {} errors, mean {:.2}s (max {:.2}s){}\n",
+                t.url,
+                t.requests,
+                t.errors,
+                t.mean_latency_seconds(),
+                t.max_latency_seconds,
+                match t.ejections {
+                    0 => String::new(),
+                    n => format!(", out of rotation {n}x"),
+                }
+            ));
+        }
+    }
     if let Some(t) = s.tokens_per_kept {
         o.push_str(&format!("tokens per kept trajectory: {t:.0}\n"));
     }

@@ -12,7 +12,8 @@ use trajforge_teacher::{
 /// How to reach the teacher; the CLI's teacher options, checked.
 #[derive(Debug, Clone)]
 pub struct TeacherSpec {
-    /// Base URL of an OpenAI-compatible server, or `local[:PATH.gguf]`.
+    /// Base URL of an OpenAI-compatible server, several separated by commas (servers of the
+    /// same model sharing the load), or `local[:PATH.gguf]`.
     pub url: String,
     /// The served model's name (defaults to the file's for a local model).
     pub model: Option<String>,
@@ -66,7 +67,7 @@ pub enum TeacherSetupError {
 pub struct BuiltTeacher {
     /// The teacher.
     pub teacher: Arc<dyn Teacher>,
-    /// The HTTP client behind it, for remote teachers.
+    /// The HTTP client behind it (all its servers), for remote teachers.
     pub remote: Option<Arc<OpenAiTeacher>>,
     /// The model name recorded with the data.
     pub model: String,
@@ -74,33 +75,79 @@ pub struct BuiltTeacher {
     pub url: String,
 }
 
-/// The first reachability check's finding that deserves a word to the user.
+/// A reachability check's finding that deserves a word to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Preflight {
-    /// Nothing to say.
-    Ok,
-    /// The server lists models, and not this one (the run tries anyway).
+    /// A server lists models, and not this one (the run tries anyway).
     ModelNotListed {
+        /// The server.
+        url: String,
         /// What it lists.
         listed: Vec<String>,
+    },
+    /// One of several servers does not answer; the run starts on the others and probes it
+    /// again later.
+    ServerDown {
+        /// The server.
+        url: String,
+        /// Why, on one line.
+        error: String,
     },
 }
 
 impl BuiltTeacher {
-    /// Check that a remote server answers and whether it lists the model.
-    pub async fn preflight(&self) -> Result<Preflight, TeacherSetupError> {
+    /// Check that the remote servers answer and whether they list the model: an error when
+    /// none answers, findings to tell the user otherwise.
+    pub async fn preflight(&self) -> Result<Vec<Preflight>, TeacherSetupError> {
         let Some(remote) = &self.remote else {
-            return Ok(Preflight::Ok);
+            return Ok(Vec::new());
         };
-        match remote.models(Duration::from_secs(15)).await {
-            Ok(models) if !models.is_empty() && !models.iter().any(|m| m == &self.model) => {
-                Ok(Preflight::ModelNotListed { listed: models })
+        let urls = remote.server_urls();
+        // Checked at once, so a down server costs one timeout whatever the number of servers.
+        let checks: Vec<_> = (0..urls.len())
+            .map(|i| {
+                let remote = Arc::clone(remote);
+                tokio::spawn(async move { remote.models_of(i, Duration::from_secs(15)).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(checks.len());
+        for check in checks {
+            answers.push(check.await.unwrap_or_else(|e| {
+                Err(TeacherError::Config(format!(
+                    "reachability check failed: {e}"
+                )))
+            }));
+        }
+        let answers_len = answers.len();
+        let mut findings = Vec::new();
+        let mut first_error = None;
+        for (url, answer) in urls.into_iter().zip(answers) {
+            match answer {
+                Ok(models) if !models.is_empty() && !models.iter().any(|m| m == &self.model) => {
+                    findings.push(Preflight::ModelNotListed {
+                        url,
+                        listed: models,
+                    });
+                }
+                Ok(_) => {}
+                Err(source) => {
+                    findings.push(Preflight::ServerDown {
+                        url: url.clone(),
+                        error: source.to_string(),
+                    });
+                    first_error.get_or_insert((url, source));
+                }
             }
-            Ok(_) => Ok(Preflight::Ok),
-            Err(source) => Err(TeacherSetupError::Unreachable {
-                url: self.url.clone(),
-                source,
-            }),
+        }
+        let down = findings
+            .iter()
+            .filter(|f| matches!(f, Preflight::ServerDown { .. }))
+            .count();
+        match first_error {
+            Some((url, source)) if down == answers_len => {
+                Err(TeacherSetupError::Unreachable { url, source })
+            }
+            _ => Ok(findings),
         }
     }
 }
@@ -112,6 +159,15 @@ pub fn is_local(spec: &str) -> bool {
 }
 
 impl TeacherSpec {
+    /// The servers (or the one `local` spec) named by `url`, in order, without blanks.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     /// Build the teacher (a remote server, or the model in-process), checking the options.
     pub fn build(&self, on_retry: Option<RetryHook>) -> Result<BuiltTeacher, TeacherSetupError> {
         if !(0.0..=2.0).contains(&self.sampling.temperature) {
@@ -120,9 +176,21 @@ impl TeacherSpec {
                 self.sampling.temperature
             )));
         }
-        if is_local(&self.url) {
+        let urls = self.servers();
+        if urls.iter().any(|u| is_local(u)) {
+            if urls.len() > 1 {
+                return Err(TeacherSetupError::Option(format!(
+                    "--teacher {}: the embedded model (`local`) cannot be combined with servers",
+                    self.url.trim()
+                )));
+            }
             return self.build_local();
         }
+        let Some((first, more)) = urls.split_first() else {
+            return Err(TeacherSetupError::Option(
+                "--teacher: give a server URL (several separated by commas) or `local`".into(),
+            ));
+        };
         let model = self.model.clone().ok_or(TeacherSetupError::ModelRequired)?;
         if self.max_requests == 0 {
             return Err(TeacherSetupError::Option(
@@ -135,7 +203,8 @@ impl TeacherSpec {
                 self.backoff
             )));
         }
-        let mut config = TeacherConfig::new(&self.url, &model);
+        let mut config = TeacherConfig::new(*first, &model);
+        config.more_servers = more.iter().map(|u| u.to_string()).collect();
         config.mode = self.tool_mode;
         config.sampling = self.sampling.clone();
         config.request_timeout = self.request_timeout.max(Duration::from_secs(1));
@@ -228,6 +297,30 @@ mod tests {
         );
         let built = spec("http://127.0.0.1:9/v1", Some("m")).build(None);
         assert!(built.is_ok_and(|b| b.remote.is_some() && b.model == "m"));
+    }
+
+    #[test]
+    fn a_comma_separated_teacher_is_several_servers_and_local_stays_alone() {
+        let built = spec(
+            " http://127.0.0.1:9/v1 , http://127.0.0.1:10/v1/,",
+            Some("m"),
+        )
+        .build(None)
+        .expect("two servers");
+        let remote = built.remote.expect("remote");
+        assert_eq!(
+            remote.server_urls(),
+            ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"]
+        );
+        let err = spec("http://127.0.0.1:9/v1,local", Some("m"))
+            .build(None)
+            .err();
+        assert!(
+            matches!(&err, Some(TeacherSetupError::Option(m)) if m.contains("cannot be combined")),
+            "{err:?}"
+        );
+        let err = spec(" , ", Some("m")).build(None).err();
+        assert!(matches!(err, Some(TeacherSetupError::Option(_))), "{err:?}");
     }
 
     /// Built without the `local` feature (`cargo test -p trajforge-pipeline`, which

@@ -64,6 +64,19 @@ impl Store {
                  owner TEXT PRIMARY KEY,
                  started_at INTEGER NOT NULL,
                  last_at INTEGER NOT NULL
+             );
+             -- What each process counted on each teacher server (cumulative, replaced as it
+             -- goes). Added without a schema bump, like sessions: older stores gain it empty.
+             CREATE TABLE IF NOT EXISTS teacher_servers (
+                 owner TEXT NOT NULL,
+                 url TEXT NOT NULL,
+                 requests INTEGER NOT NULL,
+                 errors INTEGER NOT NULL,
+                 latency_seconds REAL NOT NULL,
+                 max_latency_seconds REAL NOT NULL,
+                 ejections INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 PRIMARY KEY (owner, url)
              );",
         );
         drop(conn);

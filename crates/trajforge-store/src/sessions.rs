@@ -1,6 +1,8 @@
-//! Sessions: which processes worked on the run, and when (for wall time).
+//! Sessions: which processes worked on the run, when (for wall time), and what each counted
+//! on every teacher server.
 
 use rusqlite::params;
+use trajforge_chat::ServerStats;
 
 use crate::{Result, Store, now_ms};
 
@@ -39,6 +41,62 @@ impl Store {
         self.select_all(
             "SELECT started_at, MAX(started_at, last_at) FROM sessions ORDER BY started_at",
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+    }
+}
+
+impl Store {
+    /// Replace what process `owner` has counted so far on each teacher server (cumulative
+    /// figures, so recording them again, periodically or at the end, never double counts).
+    pub fn record_teacher_servers(&self, owner: &str, servers: &[ServerStats]) -> Result<()> {
+        let now = now_ms();
+        let mut conn = self.lock();
+        let r = (|| {
+            let tx = conn.transaction()?;
+            for s in servers {
+                tx.execute(
+                    "INSERT INTO teacher_servers(owner, url, requests, errors, latency_seconds,
+                        max_latency_seconds, ejections, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(owner, url) DO UPDATE SET requests = excluded.requests,
+                        errors = excluded.errors, latency_seconds = excluded.latency_seconds,
+                        max_latency_seconds = excluded.max_latency_seconds,
+                        ejections = excluded.ejections, updated_at = excluded.updated_at",
+                    params![
+                        owner,
+                        s.url,
+                        s.requests as i64,
+                        s.errors as i64,
+                        s.latency_seconds,
+                        s.max_latency_seconds,
+                        s.ejections as i64,
+                        now
+                    ],
+                )?;
+            }
+            tx.commit()
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// Every teacher server of the run with the figures of all processes summed, in the
+    /// order they were first recorded. Empty for runs recorded before per-server figures.
+    pub fn teacher_servers(&self) -> Result<Vec<ServerStats>> {
+        self.select_all(
+            "SELECT url, SUM(requests), SUM(errors), SUM(latency_seconds), MAX(max_latency_seconds),
+                    SUM(ejections)
+             FROM teacher_servers GROUP BY url ORDER BY MIN(rowid)",
+            |r| {
+                Ok(ServerStats {
+                    url: r.get(0)?,
+                    requests: r.get::<_, i64>(1)? as u64,
+                    errors: r.get::<_, i64>(2)? as u64,
+                    latency_seconds: r.get(3)?,
+                    max_latency_seconds: r.get(4)?,
+                    ejections: r.get::<_, i64>(5)? as u64,
+                })
+            },
         )
     }
 }

@@ -67,6 +67,45 @@ fn sessions_span_from_their_start_to_their_last_commit() {
 }
 
 #[test]
+fn teacher_server_figures_are_cumulative_per_process_and_summed_per_server() {
+    let (_dir, store) = store_with_jobs(0);
+    assert!(store.teacher_servers().expect("none yet").is_empty());
+    let figures =
+        |url: &str, requests: u64, errors: u64, latency: f64| trajforge_chat::ServerStats {
+            url: url.into(),
+            requests,
+            errors,
+            latency_seconds: latency,
+            max_latency_seconds: latency / 2.0,
+            ejections: errors.min(1),
+        };
+    // Process p1 records twice (the second snapshot replaces the first); p2 once.
+    let (a, b) = ("http://a/v1", "http://b/v1");
+    store
+        .record_teacher_servers("p1", &[figures(b, 1, 0, 1.0), figures(a, 2, 1, 2.0)])
+        .expect("record");
+    store
+        .record_teacher_servers("p1", &[figures(b, 5, 0, 3.0), figures(a, 4, 2, 4.0)])
+        .expect("record");
+    store
+        .record_teacher_servers("p2", &[figures(a, 10, 0, 8.0)])
+        .expect("record");
+    let all = store.teacher_servers().expect("read");
+    assert_eq!(
+        all,
+        vec![
+            figures(b, 5, 0, 3.0),
+            // Summed, but the slowest answer is the slowest of either process.
+            trajforge_chat::ServerStats {
+                ejections: 1,
+                max_latency_seconds: 4.0,
+                ..figures(a, 14, 2, 12.0)
+            }
+        ]
+    );
+}
+
+#[test]
 fn jobs_are_added_once_and_claimed_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");

@@ -14,9 +14,10 @@ use crate::backoff::{parse_retry_after, retry_delay};
 use crate::error::{TeacherError, truncate_body};
 use crate::key::ApiKey;
 use crate::limiter::RequestLimiter;
-use crate::router::{AttemptEnd, Router, RouterPolicy, ServerStats};
+use crate::router::{AttemptEnd, Router, RouterPolicy};
 use crate::types::{Completion, TeacherInfo};
 use crate::wire::{build_request, error_message, mentions_context_overflow, parse_response};
+use trajforge_chat::ServerStats;
 use trajforge_chat::{ChatMessage, Sampling, ToolMode, ToolSpec};
 
 /// A boxed future returned by [`Teacher::complete`].

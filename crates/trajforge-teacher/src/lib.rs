@@ -17,8 +17,10 @@ pub use client::{CompletionFuture, OpenAiTeacher, RetryEvent, RetryHook, Teacher
 pub use error::TeacherError;
 pub use key::{API_KEY_ENV_VARS, ApiKey};
 pub use limiter::{RequestLimiter, RequestPermit};
-pub use router::{AttemptEnd, Route, Router, RouterPolicy, ServerStats};
+pub use router::{AttemptEnd, Route, Router, RouterPolicy};
 // The chat types are protocol, defined in trajforge-chat; re-exported so users of the
 // teacher need one import.
-pub use trajforge_chat::{ChatMessage, Role, Sampling, ToolCall, ToolMode, ToolSpec, Usage};
+pub use trajforge_chat::{
+    ChatMessage, Role, Sampling, ServerStats, ToolCall, ToolMode, ToolSpec, Usage,
+};
 pub use types::{Completion, TeacherInfo};

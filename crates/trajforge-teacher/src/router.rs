@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use trajforge_chat::ServerStats;
 
 /// How the router reacts to failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,35 +52,6 @@ pub enum AttemptEnd {
     Refused,
     /// The caller gave up before an answer (dropped future): counts nothing.
     Abandoned,
-}
-
-/// Requests, errors and latency of one server, as recorded with a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerStats {
-    /// The server's base URL (without credentials).
-    pub url: String,
-    /// Attempts sent to it.
-    pub requests: u64,
-    /// Attempts that failed (any reason).
-    pub errors: u64,
-    /// Sum of the latencies of answered attempts, in seconds.
-    pub latency_seconds: f64,
-    /// Slowest answered attempt, in seconds.
-    pub max_latency_seconds: f64,
-    /// Times it was taken out of rotation.
-    pub ejections: u64,
-}
-
-impl ServerStats {
-    /// Mean latency of answered attempts, in seconds (0 when none).
-    pub fn mean_latency_seconds(&self) -> f64 {
-        let answered = self.requests.saturating_sub(self.errors);
-        if answered == 0 {
-            0.0
-        } else {
-            self.latency_seconds / answered as f64
-        }
-    }
 }
 
 #[derive(Debug, Default)]

@@ -11,8 +11,10 @@ use trajforge_teacher::{Sampling, ToolMode};
 /// How to reach the teacher model; shared by every command that runs one.
 #[derive(Debug, clap::Args)]
 pub struct TeacherArgs {
-    /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), or `local[:PATH.gguf]`
-    /// for the embedded model running in-process (default: the model scripts/install-model.sh installs).
+    /// Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1), several separated by
+    /// commas (servers of the same model: each episode stays on one, new episodes go to the least
+    /// busy, a failing server is left out and retried later), or `local[:PATH.gguf]` for the
+    /// embedded model running in-process (default: the model scripts/install-model.sh installs).
     // An `Option` only so that `eval compare`, a subcommand of a command that flattens these
     // options, can leave it out; clap still requires it everywhere else.
     #[arg(long, value_name = "URL", required = true)]
@@ -35,7 +37,7 @@ pub struct TeacherArgs {
     /// Sampling seed sent to the server, for servers that honour it.
     #[arg(long, value_name = "N")]
     pub sampling_seed: Option<u64>,
-    /// Teacher requests in flight at most.
+    /// Teacher requests in flight at most, per server.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub max_requests: usize,
     /// Timeout of one request to the teacher, in seconds.

@@ -58,19 +58,25 @@ pub async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// Build the teacher and check that it answers, warning when the server does not list the model.
+/// Build the teacher and check that it answers, warning when a server does not list the model
+/// or (one of several) does not answer.
 pub fn teacher(
     spec: &TeacherSpec,
     runtime: &tokio::runtime::Runtime,
     on_retry: Option<trajforge_teacher::RetryHook>,
 ) -> Result<BuiltTeacher, CliError> {
     let teacher = spec.build(on_retry)?;
-    if let Preflight::ModelNotListed { listed } = runtime.block_on(teacher.preflight())? {
-        eprintln!(
-            "warning: the server lists models {}, not {:?}; trying anyway",
-            listed.join(", "),
-            teacher.model
-        );
+    for finding in runtime.block_on(teacher.preflight())? {
+        match finding {
+            Preflight::ModelNotListed { url, listed } => eprintln!(
+                "warning: {url} lists models {}, not {:?}; trying anyway",
+                listed.join(", "),
+                teacher.model
+            ),
+            Preflight::ServerDown { url, error } => eprintln!(
+                "warning: teacher server {url} does not answer ({error}); starting on the others, it is tried again later"
+            ),
+        }
     }
     Ok(teacher)
 }

@@ -15,20 +15,20 @@ use trajforge_testkit::{FakeServer, Script};
 use crate::run::{sample_git_repo, work_dir};
 use crate::{assert_success, input_error, kill_once_stored, wait_until_stored};
 
-struct Scene {
-    dir: tempfile::TempDir,
+pub(crate) struct Scene {
+    pub(crate) dir: tempfile::TempDir,
     repo: std::path::PathBuf,
     work: std::path::PathBuf,
 }
 
-fn scene() -> Scene {
+pub(crate) fn scene() -> Scene {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = sample_git_repo(dir.path());
     let work = work_dir(dir.path());
     Scene { dir, repo, work }
 }
 
-async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
+pub(crate) async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
     let teacher = Arc::new(CodeTeacher::new(fault_every));
     FakeServer::start(Script::handler(move |req| {
         let step = teacher.answer(req);
@@ -48,10 +48,21 @@ fn generate_cmd(
     n: usize,
     extra: &[&str],
 ) -> Command {
+    generate_cmd_to(scene, &server.url(), run_dir, n, extra)
+}
+
+/// `trajforge generate` of the sample repository with the teacher at `teacher`.
+pub(crate) fn generate_cmd_to(
+    scene: &Scene,
+    teacher: &str,
+    run_dir: &Path,
+    n: usize,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
     cmd.args(["generate", "--repo"])
         .arg(&scene.repo)
-        .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+        .args(["--teacher", teacher, "--model", "fake-model", "--out"])
         .arg(run_dir)
         .args(["-n", &n.to_string(), "--seed", "3", "--work-dir"])
         .arg(&scene.work)
@@ -62,7 +73,7 @@ fn generate_cmd(
     cmd
 }
 
-async fn output(mut cmd: Command) -> Output {
+pub(crate) async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
         .await
         .expect("join")
@@ -88,7 +99,7 @@ fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
 }
 
 /// `trajforge status --json` of a run, with `extra` options.
-fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
+pub(crate) fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
         .args(["status", "--json"])
         .args(extra)
@@ -99,7 +110,7 @@ fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-fn job_results(run_dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn job_results(run_dir: &Path) -> Vec<(String, String)> {
     // The store is SQLite: read it through the status JSON plus the jobs table via sqlite3 if
     // present would add a dependency; instead `status --json` gives counts, and the jobs'
     // functions and results come from the run's own export of jobs below.

@@ -16,6 +16,7 @@ mod run;
 mod site;
 mod stdout;
 mod tasks;
+mod teachers;
 mod web;
 
 use std::path::{Path, PathBuf};
