@@ -45,6 +45,12 @@ pub enum ExportError {
         /// The file in the way.
         path: PathBuf,
     },
+    /// The data file exists and replacing it was not asked for; nothing was written.
+    #[error("{}: exists; the export would replace it", path.display())]
+    DataExists {
+        /// The file.
+        path: PathBuf,
+    },
     /// The options contradict each other or a value is malformed.
     #[error("{0}")]
     Options(String),

@@ -91,6 +91,8 @@ pub struct Options<'a> {
     pub threads: usize,
     /// Merge consecutive user turns (for chat templates that demand alternating roles).
     pub merge_turns: bool,
+    /// Replace the data file when it exists (the user asked to); otherwise refuse.
+    pub replace: bool,
 }
 
 /// Figures of a finished export.
@@ -404,7 +406,13 @@ pub fn export(store: &Store, opts: &Options<'_>) -> Result<Summary> {
     })?;
     let run = run_settings(store)?;
     let site = web_site(store, &run)?;
-    // Nothing is written when a companion file would replace a file trajforge did not write.
+    // Nothing is written when the data file exists (unless the user said to replace it) or a
+    // companion file would replace a file trajforge did not write.
+    if !opts.replace && std::fs::symlink_metadata(&opts.out).is_ok() {
+        return Err(ExportError::DataExists {
+            path: opts.out.clone(),
+        });
+    }
     card::check_companions(opts)?;
     let run_repo = run.get("repo").and_then(Value::as_str).map(str::to_string);
     // Raw rows keep the trajectory as stored, so its message count must stay the stored one.

@@ -62,6 +62,8 @@ pub struct ExportSpec {
     pub threads: Option<usize>,
     /// Merging of consecutive user turns.
     pub merge_turns: MergeTurns,
+    /// Replace the data file `out` when it exists (otherwise the export refuses).
+    pub replace: bool,
 }
 
 /// Why an export could not be made.
@@ -215,6 +217,7 @@ impl ExportSpec {
             run_dir: self.run_dir.clone(),
             threads,
             merge_turns,
+            replace: self.replace,
         };
         Ok(crate::export(store, &opts)?)
     }

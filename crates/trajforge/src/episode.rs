@@ -51,7 +51,7 @@ pub fn print_event(event: &Event<'_>, color: bool) {
             usage,
             model_time,
         } => {
-            eprintln!(
+            stderr_line!(
                 "{bold}── step {} ──{reset} {dim}{:.1}s, {} prompt + {} completion tokens{reset}",
                 step + 1,
                 model_time.as_secs_f64(),
@@ -63,28 +63,28 @@ pub fn print_event(event: &Event<'_>, color: bool) {
                 .as_deref()
                 .filter(|t| !t.trim().is_empty())
             {
-                eprintln!("{dim}thinking: {}{reset}", head(thought, 6));
+                stderr_line!("{dim}thinking: {}{reset}", head(thought, 6));
             }
             if let Some(text) = message.content.as_deref().filter(|t| !t.trim().is_empty()) {
-                eprintln!("{}", head(text, 12));
+                stderr_line!("{}", head(text, 12));
             }
         }
         Event::Tool {
             call, observation, ..
         } => {
-            eprintln!("{bold}→ {}{reset} {}", call.name, head(&call.arguments, 8));
+            stderr_line!("{bold}→ {}{reset} {}", call.name, head(&call.arguments, 8));
             let status = match (observation.error, observation.exit_code) {
                 (true, _) => "error".to_string(),
                 (false, Some(code)) => format!("exit {code}"),
                 (false, None) => "ok".to_string(),
             };
-            eprintln!(
+            stderr_line!(
                 "{dim}← {status}, {} ms{reset}",
                 observation.duration.as_millis()
             );
-            eprintln!("{}", indent(&head(&observation.text, 12)));
+            stderr_line!("{}", indent(&head(&observation.text, 12)));
         }
-        Event::TeacherFailed { error, .. } => eprintln!("teacher failed: {error}"),
+        Event::TeacherFailed { error, .. } => stderr_line!("teacher failed: {error}"),
     }
 }
 

@@ -345,6 +345,9 @@ impl From<trajforge_export::SpecError> for CliError {
                 "nothing was written; export into a folder of its own (e.g. --out my-dataset/data.jsonl), \
                  or move that file away",
             ),
+            S::Export(ExportError::DataExists { .. }) => e(Kind::Input).hint(
+                "nothing was written; choose another --out, or pass --force to replace the data file",
+            ),
             S::Export(inner) => e(Kind::Failure).hint(match inner {
                 ExportError::Io { .. } => "check that the output folder is writable",
                 ExportError::Template(_) => "the tokenizer's chat template cannot render these conversations; try another --tokenizer",
@@ -407,6 +410,34 @@ impl From<trajforge_eval::CompareError> for CliError {
             ),
         }
     }
+}
+
+/// Write to stderr (messages, warnings, progress). A closed or broken stderr (`2>&-`, a
+/// reader that went away) drops the text and the command carries on to its own exit code;
+/// `eprint!` would panic instead. Every write to stderr goes through here, by [`stderr_line!`]
+/// and [`stderr_text!`].
+pub fn to_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args);
+    let _ = err.flush();
+}
+
+/// `eprintln!` that never panics: see [`to_stderr`].
+macro_rules! stderr_line {
+    () => {
+        $crate::error::to_stderr(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::error::to_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that never panics: see [`to_stderr`].
+macro_rules! stderr_text {
+    ($($arg:tt)*) => {
+        $crate::error::to_stderr(format_args!($($arg)*))
+    };
 }
 
 /// Exit code when stdout was closed by its reader: 128 + SIGPIPE, what a shell reports for

@@ -4,18 +4,21 @@
 //!
 //! Only this crate prints. Library errors arrive typed; [`error::CliError`] turns each into
 //! one message with its causes, hints and an exit code (0 success, 1 failure, 2 bad input,
-//! 3 `run` without a submit, 141 stdout closed by its reader).
+//! 3 `run` without a submit, 141 stdout closed by its reader; a closed stderr changes no exit
+//! code, its messages are lost).
 
 // The binary is the one place that writes to the terminal. Stdout goes through
-// `error::print` / `error::output` (a closed pipe is a quiet exit, not a panic), so
-// `print!` stays linted.
-#![allow(clippy::print_stderr)]
+// `error::print` / `error::output` (a closed pipe is a quiet exit, not a panic) and stderr
+// through `stderr_line!` / `stderr_text!` (a closed stderr loses the text, never panics), so
+// `print!` and `eprint!` stay linted.
 
+// First: its stderr macros are used by the modules below.
+#[macro_use]
+mod error;
 mod args;
 mod cmd;
 mod config;
 mod episode;
-mod error;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -78,7 +81,7 @@ fn main() {
         Err(err) => std::process::exit(report(&err)),
     };
     if let Some(applied) = applied {
-        eprintln!(
+        stderr_line!(
             "settings from {}: {}",
             applied.file.display(),
             applied.keys.join(", ")
@@ -119,7 +122,7 @@ fn main() {
 }
 
 fn report(err: &CliError) -> i32 {
-    eprint!("{}", err.render());
+    stderr_text!("{}", err.render());
     err.code()
 }
 

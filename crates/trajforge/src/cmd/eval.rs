@@ -108,7 +108,7 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
     let runtime = prepare::runtime(args.concurrency)?;
     let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
     let prepared = run.prepare(&teacher)?;
-    eprintln!(
+    stderr_line!(
         "{tasks} tasks x {} seeds = {} rows ({} new{}); {} already done",
         args.seeds,
         prepared.jobs,
@@ -118,7 +118,7 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
     );
     super::drive(&runtime, &prepared, args.concurrency, &out, "")?;
     let written = eval::write_outputs(&prepared.store, &out)?;
-    eprintln!(
+    stderr_line!(
         "wrote {} rows to {} and predictions to {}",
         written.rows,
         written.results.display(),

@@ -40,6 +40,7 @@ lines per patch, at most 600 tokens per tool response on average, identical patc
 sample with too-long samples cut after the last assistant turn that fits and kept down to a ratio of 0.88. \
 Set a limit to 0 (or a switch to false) to turn that filter off. Token counts are exact for --tokenizer \
 [default: the installed default model's GGUF]. The data is written to a temporary file and renamed; \
+an existing data file is replaced only with --force (otherwise exit code 2, nothing written); \
 README.md (dataset card), axolotl.yaml and, for sharegpt, dataset_info.json are written beside it. \
 Those never replace a file trajforge did not write: if one is in the way the export stops before \
 writing anything (exit code 2); export into a folder of its own, e.g. --out my-dataset/data.jsonl."
@@ -97,6 +98,10 @@ pub struct Args {
     /// chat templates that demand alternating roles; auto: when the template of --tokenizer refuses two user turns in a row.
     #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
     pub merge_turns: MergeArg,
+    /// Replace the data file --out when it exists (without it the export refuses, exit code 2).
+    /// Companion files trajforge did not write are never replaced.
+    #[arg(long)]
+    pub force: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -132,13 +137,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
             MergeArg::On => MergeTurns::On,
             MergeArg::Off => MergeTurns::Off,
         },
+        replace: args.force,
     };
     // Options are checked before the run folder is opened.
     spec.check()?;
     let store = prepare::open_existing_run(&args.run_dir)?;
     let started = Instant::now();
     let summary = spec.run(&store, &mut |p| {
-        eprintln!("counting tokens with {}", p.display());
+        stderr_line!("counting tokens with {}", p.display());
     })?;
     if args.json {
         let text = serde_json::to_string_pretty(&summary).unwrap_or_default();

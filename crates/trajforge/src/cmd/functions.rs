@@ -108,9 +108,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 map.insert("seconds".into(), elapsed.into());
                 map.insert("printed".into(), scan.functions.len().into());
             }
-            eprintln!("{value}");
+            stderr_line!("{value}");
         }
-        Summary::Text => eprint!(
+        Summary::Text => stderr_text!(
             "{}",
             summary_text(&scan.stats, scan.functions.len(), args.sample, elapsed)
         ),

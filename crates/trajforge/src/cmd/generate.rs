@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
     let prepared = run.prepare(&teacher, &mut |event| {
         if let PrepareEvent::PreparingRepository { repo, commit } = event {
-            eprintln!(
+            stderr_line!(
                 "preparing the repository environment ({} at {commit}) ...",
                 repo.display()
             );
@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     } else {
         String::new()
     };
-    eprintln!(
+    stderr_line!(
         "{} functions sampled of {available}{excluded} ({} new{}); {} already done",
         prepared.jobs,
         prepared.added,

@@ -58,7 +58,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), CliError> {
     let format = args.from.format();
     let report = import_files(format, &args.files, &args.into, args.threshold)?;
-    eprint!("{}", report.render(SHOWN_SKIPS));
+    stderr_text!("{}", report.render(SHOWN_SKIPS));
     if args.json {
         let text = serde_json::to_string_pretty(&report.summary()).unwrap_or_default();
         writeln!(std::io::stdout().lock(), "{text}").map_err(crate::error::output)?;

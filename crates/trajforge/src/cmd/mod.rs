@@ -68,12 +68,12 @@ pub fn teacher(
     let teacher = spec.build(on_retry)?;
     for finding in runtime.block_on(teacher.preflight())? {
         match finding {
-            Preflight::ModelNotListed { url, listed } => eprintln!(
+            Preflight::ModelNotListed { url, listed } => stderr_line!(
                 "warning: {url} lists models {}, not {:?}; trying anyway",
                 listed.join(", "),
                 teacher.model
             ),
-            Preflight::ServerDown { url, error } => eprintln!(
+            Preflight::ServerDown { url, error } => stderr_line!(
                 "warning: teacher server {url} does not answer ({error}); starting on the others, it is tried again later"
             ),
         }
@@ -105,18 +105,18 @@ pub fn drive(
         r
     });
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        stderr_line!();
     }
     result?;
     let report = run.status()?;
-    eprintln!("{}", run_status::render(&report, Some(run.threshold)));
+    stderr_line!("{}", run_status::render(&report, Some(run.threshold)));
     if let Some(reason) = run.control.reason() {
-        eprintln!("stopped early: {reason}. Run the same command again to continue.");
+        stderr_line!("stopped early: {reason}. Run the same command again to continue.");
     }
     if report.kept_t2 == 0 && report.done > 0 && !advice.is_empty() {
-        eprintln!("{advice}");
+        stderr_line!("{advice}");
     }
-    eprintln!(
+    stderr_line!(
         "run folder: {} (trajforge status {} shows this report again)",
         out.display(),
         out.display()
@@ -129,7 +129,7 @@ pub fn drive(
 pub(crate) async fn stop_on_signal(control: Arc<Control>) {
     let signal = shutdown_signal().await;
     control.stop(&format!("interrupted ({signal})"));
-    eprintln!(
+    stderr_line!(
         "\nstopping: episodes in flight finish first; press Ctrl-C again to quit at once (the run stays resumable)"
     );
     shutdown_signal().await;
@@ -155,9 +155,9 @@ async fn progress_loop(
         };
         let line = progress_line(&s, kind, total, started.elapsed().as_secs_f64());
         if tty {
-            eprint!("\r\x1b[2K{line}");
+            stderr_text!("\r\x1b[2K{line}");
         } else if line != last_line || last_print.elapsed() > Duration::from_secs(60) {
-            eprintln!("{line}");
+            stderr_line!("{line}");
             last_print = Instant::now();
         }
         last_line = line;

@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let quiet = args.quiet;
     let on_retry = Arc::new(move |event: &trajforge_teacher::RetryEvent| {
         if !quiet {
-            eprintln!(
+            stderr_line!(
                 "  teacher: retry {} in {:.1}s ({})",
                 event.attempt,
                 event.delay.as_secs_f64(),
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
 
     let sandbox = args.sandbox.spec();
     if !quiet {
-        eprintln!(
+        stderr_line!(
             "preparing the workspace of {} at {} ...",
             repo.display(),
             sandbox.commit
@@ -140,9 +140,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     handle.write_all(patch.as_bytes()).map_err(error::output)?;
     handle.flush().map_err(error::output)?;
     drop(handle);
-    eprintln!("{}", summary(&trajectory, args.out.as_deref()));
+    stderr_line!("{}", summary(&trajectory, args.out.as_deref()));
     if let Some(problem) = &trajectory.outcome.error {
-        eprintln!("warning: {problem}");
+        stderr_line!("warning: {problem}");
     }
     if trajectory.exit == ExitStatus::Submitted {
         Ok(())

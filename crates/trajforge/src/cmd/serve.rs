@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "http://{addr}/v1");
         let _ = out.flush();
-        eprintln!(
+        stderr_line!(
             "serving {} (context {} tokens) on http://{addr}/v1; Ctrl-C stops",
             teacher.model_name(),
             teacher.n_ctx()
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         };
         trajforge_local::serve(listener, Arc::new(teacher), serve_options, async {
             let signal = crate::cmd::shutdown_signal().await;
-            eprintln!("{signal}: stopping");
+            stderr_line!("{signal}: stopping");
         })
         .await
         .map_err(CliError::failure)

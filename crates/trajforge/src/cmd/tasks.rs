@@ -152,7 +152,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&counts).unwrap_or_default()
             ))?;
         }
-        eprintln!(
+        stderr_line!(
             "screened {} first-parent commits in {:.2}s: {} changes would be mined; skipped {}",
             counts.commits,
             started.elapsed().as_secs_f64(),
@@ -167,7 +167,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         _ => None,
     };
     let run = spec.prepare(teacher.as_ref())?;
-    eprintln!(
+    stderr_line!(
         "screened {} first-parent commits: {} changes to mine ({} new{}), {} already done; skipped {}",
         run.commits,
         run.jobs,
@@ -184,7 +184,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         r
     });
     if std::io::stderr().is_terminal() {
-        eprintln!();
+        stderr_line!();
     }
     let summary = run.finish()?;
     result?;
@@ -194,7 +194,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         ))?;
     }
-    eprintln!("{}", tasks::render(&summary, &run.dir));
+    stderr_line!("{}", tasks::render(&summary, &run.dir));
     Ok(())
 }
 
@@ -215,9 +215,9 @@ async fn progress_loop(store: Arc<trajforge_store::Store>) {
             started.elapsed().as_secs_f64()
         );
         if tty {
-            eprint!("\r\x1b[2K{line}");
+            stderr_text!("\r\x1b[2K{line}");
         } else if line != last {
-            eprintln!("{line}");
+            stderr_line!("{line}");
         }
         last = line;
     }

@@ -94,10 +94,10 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
     let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
     let prepared = runtime.block_on(run.prepare(&teacher, &mut |event| match event {
         PrepareEvent::Crawling { url, max_pages } => {
-            eprintln!("crawling {url} (at most {max_pages} pages) ...");
+            stderr_line!("crawling {url} (at most {max_pages} pages) ...");
         }
         PrepareEvent::Crawled { pages, dir } => {
-            eprintln!("crawled {pages} pages into {}", dir.display());
+            stderr_line!("crawled {pages} pages into {}", dir.display());
         }
         PrepareEvent::PreparingRepository { .. } => {}
     }))?;
@@ -107,7 +107,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         asked,
     } = prepared.plan
     {
-        eprintln!(
+        stderr_line!(
             "{} tasks ({intents} intents x {start_pages} start pages{}; {} new{}); {} already done",
             prepared.jobs,
             if prepared.jobs < asked {

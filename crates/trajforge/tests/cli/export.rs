@@ -828,10 +828,12 @@ fn an_export_never_replaces_a_file_it_did_not_write() {
         "---\nconfigs:\n- config_name: default\n  data_files: data.jsonl\ntags:\n- trajforge\n---\n\n# data\n\nAgent trajectories made by trajforge with Soft-Verified Generation\n",
     )
     .expect("write");
-    // Its own files are replaced by the next export, and the card says so on its first line.
+    // Its own files are replaced by the next export (told to replace the data file), and the
+    // card says so on its first line.
     let mut args = vec!["--format", "sharegpt", "--out", o];
     args.extend(no_tokens());
     export_ok(&args);
+    args.push("--force");
     export_ok(&args);
     let card = std::fs::read_to_string(dir.path().join("README.md")).expect("card");
     assert!(
@@ -854,6 +856,33 @@ fn an_export_never_replaces_a_file_it_did_not_write() {
         std::fs::read_to_string(dir.path().join("README.md")).expect("read"),
         "mine\n"
     );
+}
+
+/// The data file itself is never replaced unless the user passes --force: a file of theirs at
+/// --out stays byte for byte, and nothing else is written.
+#[test]
+fn an_existing_data_file_is_replaced_only_with_force() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("data.jsonl");
+    let o = out.to_str().expect("utf-8");
+    let mine = "{\"my\": \"own data\"}\n";
+    std::fs::write(&out, mine).expect("write");
+    let mut args = vec!["--format", "openai", "--out", o];
+    args.extend(no_tokens());
+    let run = export(&args);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(
+        err.contains("data.jsonl: exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), mine);
+    assert!(!dir.path().join("README.md").exists(), "a card was written");
+    args.push("--force");
+    export_ok(&args);
+    let written = std::fs::read_to_string(&out).expect("read");
+    assert_ne!(written, mine);
+    assert!(written.lines().count() > 0 && written.contains("\"messages\""));
 }
 
 /// When the filters remove most rows, the summary names the filter, what the rows had against

@@ -1,5 +1,6 @@
 //! A closed stdout never panics a command: what a reader that stops early (`| head -1`)
-//! does to it ends the command quietly with exit code 141, nothing on stderr.
+//! does to it ends the command quietly with exit code 141, nothing on stderr. A closed stderr
+//! loses its messages and changes no exit code.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -92,4 +93,54 @@ fn reports_to_a_closed_stdout_end_quietly() {
     }
     // The export was written before its summary met the closed pipe.
     assert!(std::fs::metadata(data).expect("export").len() > 0);
+}
+
+/// Run `cmd` with a stderr pipe whose reader is already gone (stdout captured).
+fn with_stderr_closed(cmd: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    cmd.stdout(Stdio::piped())
+        .stderr(writer)
+        .output()
+        .expect("trajforge runs")
+}
+
+/// A closed stderr (a reader that went away, or `2>&-`) never panics a command: its messages
+/// are lost and it ends with its own exit code, on success and on error alike.
+#[test]
+fn a_closed_stderr_loses_messages_and_keeps_the_exit_code() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sample = repo_root().join("examples/sample-repo");
+    let sample = sample.to_str().expect("utf-8");
+    // With a working stderr, `functions` writes its summary there: the writes below happen.
+    let open = trajforge(&["functions", sample], tmp.path())
+        .output()
+        .expect("runs");
+    assert!(open.status.success(), "{}", stderr(&open));
+    assert!(
+        !stderr(&open).is_empty(),
+        "functions wrote nothing to stderr"
+    );
+
+    let closed = with_stderr_closed(&mut trajforge(&["functions", sample], tmp.path()));
+    assert_eq!(closed.status.code(), Some(0));
+    assert_eq!(closed.stdout, open.stdout, "stdout is complete");
+    // An error: its message is lost, its exit code (2, bad input) is not.
+    let missing = tmp.path().join("no-such-run");
+    let missing = missing.to_str().expect("utf-8");
+    let failed = with_stderr_closed(&mut trajforge(&["status", missing], tmp.path()));
+    assert_eq!(failed.status.code(), Some(2));
+
+    // `2>&-`: no stderr at all.
+    for (args, code) in [(vec!["functions", sample], 0), (vec!["status", missing], 2)] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 2>&-")
+            .arg(env!("CARGO_BIN_EXE_trajforge"))
+            .args(&args)
+            .env("TRAJFORGE_CACHE_DIR", tmp.path())
+            .output()
+            .expect("sh runs");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
 }
