@@ -20,6 +20,7 @@ mod eval;
 mod export;
 mod local;
 mod pipeline;
+mod teachers;
 mod web;
 
 /// Benchmarks of trajforge against reference tools.
@@ -61,6 +62,9 @@ enum Bench {
     Export(export::ExportArgs),
     /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
     Web(web::WebArgs),
+    /// Several teacher servers: throughput of two scripted servers against one, and the share
+    /// of each episode's requests kept on one server.
+    Teachers(teachers::TeachersArgs),
 }
 
 /// What one child process did.
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),
         Bench::Export(args) => export::run(args),
+        Bench::Teachers(args) => teachers::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

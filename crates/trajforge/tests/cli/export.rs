@@ -77,9 +77,10 @@ fn export(args: &[&str]) -> Output {
         .expect("trajforge runs")
 }
 
+/// An export that must succeed; `--force` because tests export again into the same file.
 fn export_ok(args: &[&str]) -> Value {
     let mut all = args.to_vec();
-    all.push("--json");
+    all.extend(["--force", "--json"]);
     let out = export(&all);
     assert!(out.status.success(), "export {args:?}: {}", stderr(&out));
     serde_json::from_str(&stdout(&out)).expect("summary json")
@@ -828,12 +829,11 @@ fn an_export_never_replaces_a_file_it_did_not_write() {
         "---\nconfigs:\n- config_name: default\n  data_files: data.jsonl\ntags:\n- trajforge\n---\n\n# data\n\nAgent trajectories made by trajforge with Soft-Verified Generation\n",
     )
     .expect("write");
-    // Its own files are replaced by the next export (told to replace the data file), and the
-    // card says so on its first line.
+    // Its own files are replaced by the next export (`export_ok` passes --force for the data
+    // file), and the card says so on its first line.
     let mut args = vec!["--format", "sharegpt", "--out", o];
     args.extend(no_tokens());
     export_ok(&args);
-    args.push("--force");
     export_ok(&args);
     let card = std::fs::read_to_string(dir.path().join("README.md")).expect("card");
     assert!(
@@ -878,8 +878,7 @@ fn an_existing_data_file_is_replaced_only_with_force() {
     );
     assert_eq!(std::fs::read_to_string(&out).expect("read"), mine);
     assert!(!dir.path().join("README.md").exists(), "a card was written");
-    args.push("--force");
-    export_ok(&args);
+    export_ok(&args); // with --force
     let written = std::fs::read_to_string(&out).expect("read");
     assert_ne!(written, mine);
     assert!(written.lines().count() > 0 && written.contains("\"messages\""));
