@@ -100,14 +100,28 @@ pub struct SandboxSpec {
 }
 
 impl SandboxSpec {
-    /// Prepare the repository's environment: the base snapshot at the commit, set up once.
+    /// Prepare the repository's environment: the base snapshot at the commit, set up once,
+    /// in its own folder under the work folder (shared safely with other runs; see
+    /// [`trajforge_repo_env::workdir`]).
     pub fn prepare(&self, repo: &Path) -> Result<Environment, RunError> {
+        use trajforge_repo_env::workdir::{self, WorkDirError};
         let work_dir = self.work_dir(repo);
         let mut options = EnvironmentOptions::new(&work_dir);
-        options.commit = Some(self.commit.clone());
         options.sandbox.limits.timeout = self.timeout();
-        let environment = Environment::prepare(repo, self.setup.as_deref(), &options)
-            .map_err(|source| RunError::Sandbox { source, work_dir })?;
+        let environment = workdir::prepare(
+            &work_dir,
+            repo,
+            &self.commit,
+            self.setup.as_deref(),
+            &options,
+        )
+        .map_err(|e| match e {
+            WorkDirError::Sandbox(source) => RunError::Sandbox { source, work_dir },
+            source => RunError::WorkFolder {
+                source: Box::new(source),
+                work_dir,
+            },
+        })?;
         if let Some(out) = environment.setup_output()
             && out.exit_code != Some(0)
         {

@@ -31,6 +31,7 @@ pub struct RepoEnvironment {
     root: String,
     command_timeout: Option<Duration>,
     submits: usize,
+    base_commit: Option<String>,
 }
 
 impl RepoEnvironment {
@@ -42,6 +43,45 @@ impl RepoEnvironment {
             root: root.to_string(),
             command_timeout,
             submits: 0,
+            base_commit: None,
+        }
+    }
+
+    /// Checks, before the patch is taken, that the workspace still holds `commit` (the base
+    /// snapshot's): a workspace whose base vanished or was replaced ends in an error instead
+    /// of an empty or wrong patch.
+    pub fn expecting_base(mut self, commit: &str) -> Self {
+        self.base_commit = Some(commit.to_string());
+        self
+    }
+
+    /// The patch against the base, after checking the base is still there.
+    async fn patch(&self) -> Result<String, String> {
+        let root = self.root.clone();
+        let base = self.base_commit.clone();
+        let result = self
+            .blocking(move |s| {
+                if let Some(commit) = base {
+                    let check = format!(
+                        "(git -C {root} cat-file -e {c}^{{commit}} && git -C {root} merge-base --is-ancestor {c} HEAD) >/dev/null 2>&1",
+                        root = quote(&root),
+                        c = quote(&commit),
+                    );
+                    let out = s.run(&check, None)?;
+                    if out.exit_code != Some(0) {
+                        return Ok(Err(format!(
+                            "the workspace no longer holds the base commit {commit}: it was removed or replaced while the episode ran"
+                        )));
+                    }
+                }
+                s.diff().map(Ok)
+            })
+            .await;
+        match result {
+            Ok(Ok(Ok(patch))) => Ok(patch),
+            Ok(Ok(Err(vanished))) => Err(vanished),
+            Ok(Err(e)) => Err(format!("cannot compute the patch: {e}")),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -189,17 +229,13 @@ impl Environment for RepoEnvironment {
 
     fn finish(&mut self) -> BoxFuture<'_, EnvOutcome> {
         Box::pin(async move {
-            match self.blocking(|s| s.diff()).await {
-                Ok(Ok(patch)) => EnvOutcome {
+            match self.patch().await {
+                Ok(patch) => EnvOutcome {
                     patch: Some(patch),
                     ..EnvOutcome::default()
                 },
-                Ok(Err(e)) => EnvOutcome {
-                    error: Some(format!("cannot compute the patch: {e}")),
-                    ..EnvOutcome::default()
-                },
-                Err(e) => EnvOutcome {
-                    error: Some(e.to_string()),
+                Err(error) => EnvOutcome {
+                    error: Some(error),
                     ..EnvOutcome::default()
                 },
             }

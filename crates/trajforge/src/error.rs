@@ -235,6 +235,19 @@ impl From<RunError> for CliError {
             RunError::Environment(_) => e(Failure)
                 .hint("see the message above; `scripts/test.sh` runs the sandbox's own checks"),
             RunError::Sandbox { source, work_dir } => e(Failure).hint(sandbox_hint(source, work_dir)),
+            RunError::WorkFolder { source, work_dir } => {
+                use trajforge_repo_env::workdir::WorkDirError as W;
+                match source.as_ref() {
+                    W::UnknownCommit { .. } => {
+                        e(Input).hint("check that --commit names a commit of the repository")
+                    }
+                    W::Git(_) => e(Failure).hint("install git (scripts/setup.sh does)"),
+                    W::Io { .. } | W::Sandbox(_) => e(Failure).hint(format!(
+                        "snapshots and workspaces live in {}: check it is writable, or choose another --work-dir",
+                        work_dir.display()
+                    )),
+                }
+            }
             RunError::SetupFailed { .. } => {
                 e(Failure).hint("fix --setup; it runs once in the base snapshot with network access")
             }
