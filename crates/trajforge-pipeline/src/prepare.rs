@@ -268,6 +268,8 @@ pub struct RunBasics {
     pub prompts: Option<PathBuf>,
     /// Model calls per rollout.
     pub max_steps: usize,
+    /// Steps in a row with the same calls and results that end a rollout as stuck (0: never).
+    pub max_repeats: usize,
     /// Budgets and prices.
     pub budget: Budget,
 }
@@ -440,6 +442,7 @@ impl CodeRun {
             loop_config: LoopConfig {
                 max_steps: spec.basics.max_steps,
                 max_context_tokens: None,
+                max_repeats: spec.basics.max_repeats,
                 ..LoopConfig::default()
             },
             threshold: spec.basics.threshold,
@@ -632,6 +635,7 @@ impl WebRun {
             max_steps: spec.basics.max_steps,
             system_prompt: web::SYSTEM_PROMPT.into(),
             max_context_tokens: None,
+            max_repeats: spec.basics.max_repeats,
             ..LoopConfig::default()
         };
         let intents = self.menu.tasks.len();

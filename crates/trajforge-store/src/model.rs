@@ -182,6 +182,8 @@ labels! {
         ContextOverflow = "context_overflow",
         /// Too many malformed tool calls.
         MalformedCalls = "malformed_calls",
+        /// The same call got the same result too many times in a row.
+        Stuck = "stuck",
         /// The teacher failed.
         TeacherError = "teacher_error",
         /// The episode was cancelled.

@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// intents for web).
     #[arg(long, value_name = "FILE.toml")]
     pub menu: Option<PathBuf>,
+    /// End a rollout as `stuck` after this many steps in a row making the same calls with the
+    /// same results (0: never).
+    #[arg(long, default_value_t = trajforge_agent::DEFAULT_MAX_REPEATS, value_name = "K")]
+    pub max_repeats: usize,
     #[command(flatten)]
     pub budget: BudgetArgs,
 }
@@ -115,6 +119,7 @@ impl RunArgs {
             menu: self.menu.clone(),
             prompts,
             max_steps,
+            max_repeats: self.max_repeats,
             budget: self.budget.budget(),
         }
     }

@@ -374,3 +374,39 @@ async fn two_runs_on_one_repository_at_other_commits_keep_both_patches() {
         assert!(log.starts_with(subject), "{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_stuck() {
+    let (_dir, repo, work, out) = episode_scene();
+    let noisy = || {
+        Step::tool_call(
+            "bash",
+            json!({"command": "printf '\\033]0;pwned\\007\\033[2J\\000done'; false"}),
+        )
+    };
+    let server = FakeServer::start(Script::sequence((0..6).map(|_| noisy()).collect())).await;
+    let mut args = run_args(&server, &repo, &work, &out);
+    args.extend(["--max-repeats".to_string(), "3".to_string()]);
+    let output = trajforge_async(args, vec![]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\0') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("\\x1b]0;pwned\\x07\\x1b[2J\\x00done"),
+        "{stderr}"
+    );
+    // The same failing call three times in a row: stuck, not the step limit.
+    assert!(stderr.contains("stuck after 3 steps"), "{stderr}");
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(server.chat_request_count(), 3);
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("trajectory")).expect("json");
+    assert_eq!(traj["exit"]["status"], "stuck");
+    // The trajectory keeps the bytes as they were.
+    let text = traj["steps"][0]["tools"][0]["observation"]["text"]
+        .as_str()
+        .expect("text");
+    assert!(text.contains("\x1b]0;pwned\x07"), "{text:?}");
+}
