@@ -17,6 +17,10 @@ use crate::error::RepoEnvError;
 /// Longest `bash` observation shown to the model; the middle of longer output is dropped.
 pub const MAX_BASH_CHARS: usize = 16_000;
 
+/// Largest patch an episode hands in whole; a longer one keeps its head and a note, and is
+/// marked as cut ([`EnvOutcome::patch_cut`]) so that nothing downstream uses it.
+pub const MAX_PATCH_BYTES: usize = 1 << 20;
+
 /// Name of the shell tool.
 pub const BASH: &str = "bash";
 /// Name of the editor tool.
@@ -230,10 +234,14 @@ impl Environment for RepoEnvironment {
     fn finish(&mut self) -> BoxFuture<'_, EnvOutcome> {
         Box::pin(async move {
             match self.patch().await {
-                Ok(patch) => EnvOutcome {
-                    patch: Some(patch),
-                    ..EnvOutcome::default()
-                },
+                Ok(patch) => {
+                    let (patch, patch_cut) = limit_patch(patch, MAX_PATCH_BYTES);
+                    EnvOutcome {
+                        patch: Some(patch),
+                        patch_cut,
+                        ..EnvOutcome::default()
+                    }
+                }
                 Err(error) => EnvOutcome {
                     error: Some(error),
                     ..EnvOutcome::default()
@@ -322,6 +330,26 @@ pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// A patch over `max` bytes cut to its head (at a line end) with a note saying so, and its
+/// whole size; a patch within the limit as it is.
+pub fn limit_patch(mut patch: String, max: usize) -> (String, Option<u64>) {
+    if patch.len() <= max {
+        return (patch, None);
+    }
+    let size = patch.len() as u64;
+    let mut end = max;
+    while !patch.is_char_boundary(end) {
+        end -= 1;
+    }
+    end = patch[..end].rfind('\n').map_or(0, |i| i + 1);
+    patch.truncate(end);
+    patch.shrink_to_fit();
+    patch.push_str(&format!(
+        "[trajforge: patch cut here: {size} bytes, over the limit of {max} bytes]\n"
+    ));
+    (patch, Some(size))
+}
+
 /// Keep the head and tail of long output, with a note saying how much was dropped.
 pub fn clip_middle(text: &str, max_chars: usize) -> String {
     let count = text.chars().count();
@@ -354,6 +382,19 @@ mod tests {
         assert!(clipped.ends_with("line 999\n"));
         assert!(clipped.contains("characters omitted"));
         assert_eq!(clip_middle("short", 200), "short");
+    }
+
+    #[test]
+    fn a_patch_over_the_limit_keeps_its_head_and_says_where_it_was_cut() {
+        let patch = "+line\n".repeat(100);
+        assert_eq!(limit_patch(patch.clone(), 600), (patch.clone(), None));
+        let (cut, size) = limit_patch(patch, 100);
+        assert_eq!(size, Some(600));
+        assert!(cut.starts_with(&"+line\n".repeat(16)), "{cut}");
+        assert!(
+            cut.ends_with("[trajforge: patch cut here: 600 bytes, over the limit of 100 bytes]\n")
+        );
+        assert!(cut.len() < 200);
     }
 
     #[test]

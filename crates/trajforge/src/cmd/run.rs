@@ -152,6 +152,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
     handle.flush().map_err(error::output)?;
     drop(handle);
     eprintln!("{}", summary(&trajectory, args.out.as_deref()));
+    if let Some(size) = trajectory.outcome.patch_cut {
+        eprintln!(
+            "warning: the patch is {size} bytes, over the limit of {} bytes: only its head is kept",
+            trajforge_repo_env::repo::MAX_PATCH_BYTES
+        );
+    }
     if let Some(problem) = &trajectory.outcome.error {
         eprintln!("warning: {}", terminal_safe(problem));
     }
