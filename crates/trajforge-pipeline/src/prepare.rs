@@ -167,6 +167,29 @@ pub fn open_run(dir: &Path) -> Result<Arc<Store>, RunError> {
     Store::open(dir).map(Arc::new).map_err(RunError::RunFolder)
 }
 
+/// Runs `start` on the run folder `out`; when it fails and `out` held no run before, what it
+/// created is removed (the store, and the folder if that leaves it empty): a run that
+/// failed to start leaves no empty run behind.
+fn discard_failed_start<T>(
+    out: &Path,
+    start: impl FnOnce() -> Result<T, RunError>,
+) -> Result<T, RunError> {
+    let db = out.join(trajforge_store::DB_FILE);
+    let (had_run, had_folder) = (db.exists(), out.exists());
+    let result = start();
+    if result.is_err() && !had_run {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = db.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+        if !had_folder {
+            let _ = std::fs::remove_dir(out);
+        }
+    }
+    result
+}
+
 /// Open an existing run folder's store; an error when there is none.
 pub fn open_existing_run(dir: &Path) -> Result<Store, RunError> {
     Store::open_existing(dir)
@@ -367,13 +390,16 @@ impl CodeRun {
         teacher: &BuiltTeacher,
         on_event: &mut dyn FnMut(PrepareEvent),
     ) -> Result<PreparedRun, RunError> {
-        let store = open_run(&self.spec.basics.out)?;
-        on_event(PrepareEvent::PreparingRepository {
-            repo: self.repo.clone(),
-            commit: self.spec.sandbox.commit.clone(),
-        });
-        let environment = self.spec.sandbox.prepare(&self.repo)?;
-        self.prepare_with(store, environment, teacher)
+        let out = self.spec.basics.out.clone();
+        discard_failed_start(&out, move || {
+            let store = open_run(&self.spec.basics.out)?;
+            on_event(PrepareEvent::PreparingRepository {
+                repo: self.repo.clone(),
+                commit: self.spec.sandbox.commit.clone(),
+            });
+            let environment = self.spec.sandbox.prepare(&self.repo)?;
+            self.prepare_with(store, environment, teacher)
+        })
     }
 
     /// [`CodeRun::prepare`] on a repository environment prepared already (benchmarks share one).

@@ -61,6 +61,12 @@ pub enum WorkDirError {
         /// What git said.
         stderr: String,
     },
+    /// The repository has no commit yet, so there is nothing to snapshot.
+    #[error("{repo} has no commits yet")]
+    NoCommits {
+        /// The repository.
+        repo: PathBuf,
+    },
     /// git could not be started.
     #[error("cannot run git: {0}")]
     Git(#[source] io::Error),
@@ -104,6 +110,11 @@ pub fn resolve_commit(repo: &Path, rev: &str) -> Result<String, WorkDirError> {
         .output()
         .map_err(WorkDirError::Git)?;
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if (!out.status.success() || id.is_empty()) && !has_commits(repo)? {
+        return Err(WorkDirError::NoCommits {
+            repo: repo.to_path_buf(),
+        });
+    }
     if !out.status.success() || id.is_empty() {
         return Err(WorkDirError::UnknownCommit {
             repo: repo.to_path_buf(),
@@ -112,6 +123,18 @@ pub fn resolve_commit(repo: &Path, rev: &str) -> Result<String, WorkDirError> {
         });
     }
     Ok(id)
+}
+
+/// Whether `repo` has any commit (an unborn HEAD has none).
+fn has_commits(repo: &Path) -> Result<bool, WorkDirError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-list", "-n", "1", "--all"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(WorkDirError::Git)?;
+    Ok(out.status.success() && !out.stdout.trim_ascii().is_empty())
 }
 
 /// Prepares (or reuses) the snapshot of `repo` at `rev` after `setup` in its own folder

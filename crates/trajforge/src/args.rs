@@ -175,7 +175,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "CMD")]
     pub setup: Option<String>,
     /// Wall-time limit of one command, in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
     pub command_timeout: u64,
     /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
     #[arg(long, value_name = "DIR")]
@@ -192,4 +192,23 @@ impl SandboxArgs {
             work_dir: self.work_dir.clone(),
         }
     }
+}
+
+/// A count or limit given as 0, which would silently mean "nothing" or "stop at once".
+#[derive(Debug, thiserror::Error)]
+#[error("must be at least 1")]
+pub struct ZeroRefused;
+
+/// Parses a count or limit that must be at least 1 (`--attempts`, `--concurrency`,
+/// `--max-steps`, `--command-timeout`): clap then refuses 0 with exit code 2.
+pub fn at_least_one<T>(s: &str) -> Result<T, Box<dyn std::error::Error + Send + Sync>>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let value: T = s.trim().parse()?;
+    if value == T::from(0u8) {
+        return Err(Box::new(ZeroRefused));
+    }
+    Ok(value)
 }

@@ -241,6 +241,9 @@ impl From<RunError> for CliError {
                     W::UnknownCommit { .. } => {
                         e(Input).hint("check that --commit names a commit of the repository")
                     }
+                    W::NoCommits { .. } => e(Input).hint(
+                        "episodes start from a commit: commit the files first (git add -A && git commit -m initial)",
+                    ),
                     W::Git(_) => e(Failure).hint("install git (scripts/setup.sh does)"),
                     W::Io { .. } | W::Sandbox(_) => e(Failure).hint(format!(
                         "snapshots and workspaces live in {}: check it is writable, or choose another --work-dir",
@@ -255,6 +258,9 @@ impl From<RunError> for CliError {
             RunError::NotARunFolder(_) => {
                 e(Input).hint("pass the folder given to `trajforge generate --out`")
             }
+            RunError::OpenRun(trajforge_store::StoreError::Empty { .. }) => e(Input).hint(
+                "a run that never started leaves no data: pass the folder of a run, or remove this one",
+            ),
             RunError::UnreadableSettings { .. } | RunError::Runtime(_) | RunError::OpenRun(_) => {
                 e(Failure)
             }

@@ -43,7 +43,7 @@ pub struct Args {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
     /// Most model calls in the episode.
-    #[arg(long, default_value_t = 115, value_name = "N")]
+    #[arg(long, default_value_t = 115, value_name = "N", value_parser = crate::args::at_least_one::<usize>)]
     pub max_steps: usize,
     /// Stop before a prompt would exceed this many tokens (estimated).
     #[arg(long, value_name = "TOKENS")]

@@ -53,7 +53,7 @@ pub struct CrawlArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub time_limit: Option<Duration>,
     /// Pages loaded at once (tabs of the one browser).
-    #[arg(long, value_name = "N", default_value_t = trajforge_browser::DEFAULT_CONCURRENCY)]
+    #[arg(long, value_name = "N", default_value_t = trajforge_browser::DEFAULT_CONCURRENCY, value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
     /// Longest snapshot kept per page, in characters.
     #[arg(long, value_name = "CHARS", default_value_t = 40_000)]
