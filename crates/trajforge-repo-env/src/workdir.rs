@@ -198,6 +198,10 @@ pub fn remove_unused(dir: &Path) -> Result<bool, WorkDirError> {
     remove_tree(dir).map_err(io_err("remove", dir))?;
     drop(use_lock);
     drop(preparing);
+    // The folder of snapshots goes with its last one (a run preparing one makes it again).
+    if let Some(parent) = dir.parent() {
+        let _ = fs::remove_dir(parent);
+    }
     Ok(true)
 }
 
