@@ -18,7 +18,13 @@ pub struct LoopConfig {
     pub max_malformed_in_a_row: usize,
     /// Stop before a prompt would exceed this many tokens (estimated), when set.
     pub max_context_tokens: Option<u64>,
+    /// Steps in a row making the same calls with the same results that end the episode as
+    /// stuck (0: never).
+    pub max_repeats: usize,
 }
+
+/// Default of [`LoopConfig::max_repeats`].
+pub const DEFAULT_MAX_REPEATS: usize = 5;
 
 /// The default system prompt for coding episodes.
 pub const CODE_SYSTEM_PROMPT: &str = "You are a careful software engineer working in a repository \
@@ -36,6 +42,7 @@ impl Default for LoopConfig {
             max_steps: 115,
             max_malformed_in_a_row: 3,
             max_context_tokens: None,
+            max_repeats: DEFAULT_MAX_REPEATS,
         }
     }
 }
@@ -101,6 +108,7 @@ pub async fn run_episode(
     let mut steps: Vec<Step> = Vec::new();
     let mut usage = Usage::default();
     let mut malformed_in_a_row = 0usize;
+    let mut repeats = Repeats::default();
     let mut last_prompt_tokens = 0u64;
     let mut exit = ExitStatus::StepLimit;
 
@@ -197,6 +205,7 @@ pub async fn run_episode(
                 malformed_in_a_row = 0;
             }
         }
+        let repeated = repeats.count(&uses);
         let overhead = ours.elapsed().saturating_sub(tool_time);
         steps.push(Step {
             index,
@@ -216,6 +225,10 @@ pub async fn run_episode(
             exit = ExitStatus::MalformedCalls;
             break;
         }
+        if config.max_repeats > 0 && repeated >= config.max_repeats {
+            exit = ExitStatus::Stuck;
+            break;
+        }
     }
     let outcome = env.finish().await;
     Trajectory {
@@ -230,6 +243,39 @@ pub async fn run_episode(
         usage,
         started_at_ms,
         duration: started.elapsed(),
+    }
+}
+
+/// Counts steps in a row whose tool calls and results are the same as the step before.
+#[derive(Debug, Default)]
+struct Repeats {
+    last: Option<u64>,
+    run: usize,
+}
+
+impl Repeats {
+    /// Records a step's tool uses; returns how many steps in a row (this one included) made
+    /// these calls with these results. A step without a call counts as none.
+    fn count(&mut self, uses: &[ToolUse]) -> usize {
+        use std::hash::{Hash, Hasher};
+        if uses.is_empty() {
+            *self = Repeats::default();
+            return 0;
+        }
+        // In-process only: std's hasher is enough to tell steps apart.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for u in uses {
+            (&u.tool, &u.arguments, &u.observation.text).hash(&mut h);
+            (u.observation.exit_code, u.observation.error).hash(&mut h);
+        }
+        let key = h.finish();
+        if self.last == Some(key) {
+            self.run += 1;
+        } else {
+            self.last = Some(key);
+            self.run = 1;
+        }
+        self.run
     }
 }
 

@@ -53,6 +53,10 @@ pub struct EnvOutcome {
     /// For a repository: the patch of the workspace against the base commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
+    /// For a repository: the patch's whole size in bytes when it was over the limit and
+    /// `patch` holds only its head, with a note where it was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_cut: Option<u64>,
     /// For a website: the final URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_url: Option<String>,

@@ -14,6 +14,6 @@ pub mod agent;
 pub mod env;
 pub mod trajectory;
 
-pub use agent::{Event, LoopConfig, run_episode};
+pub use agent::{DEFAULT_MAX_REPEATS, Event, LoopConfig, run_episode};
 pub use env::{BoxFuture, EnvOutcome, Environment, Observation};
 pub use trajectory::{ExitStatus, Step, ToolUse, Trajectory};

@@ -19,6 +19,8 @@ pub enum ExitStatus {
     ContextOverflow,
     /// Too many malformed tool calls in a row.
     MalformedCalls,
+    /// The same calls got the same results too many steps in a row (the loop guard).
+    Stuck,
     /// The teacher failed after its retries.
     TeacherError(String),
     /// The run was cancelled (budget or Ctrl-C) before the episode ended.
@@ -33,6 +35,7 @@ impl ExitStatus {
             ExitStatus::StepLimit => "step_limit",
             ExitStatus::ContextOverflow => "context_overflow",
             ExitStatus::MalformedCalls => "malformed_calls",
+            ExitStatus::Stuck => "stuck",
             ExitStatus::TeacherError(_) => "teacher_error",
             ExitStatus::Cancelled => "cancelled",
         }

@@ -192,6 +192,7 @@ fn build_store(dir: &Path, n: usize, corpus: &[String]) -> Result<(), String> {
             task: String::new(),
             exit: ExitLabel::Submitted,
             patch: t.outcome.patch.clone(),
+            patch_cut: None,
             steps: t.steps.len(),
         }));
         store

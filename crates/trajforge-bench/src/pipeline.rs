@@ -131,6 +131,7 @@ async fn one_run(
             menu: None,
             prompts: None,
             max_steps: 10,
+            max_repeats: trajforge_agent::DEFAULT_MAX_REPEATS,
             budget: Budget::default(),
         },
         repo: repo.to_path_buf(),

@@ -223,6 +223,7 @@ async fn worker(shared: Arc<Shared>) {
             Next::Stop => break,
         };
         let mut result = Err(BrowserError::Closed);
+        let mut out_of_time = false;
         for _attempt in 0..2 {
             if tab.is_none() {
                 match open_tab(&shared, None).await {
@@ -234,7 +235,21 @@ async fn worker(shared: Arc<Shared>) {
                 }
             }
             let Some((t, pid)) = &tab else { break };
-            result = visit(t, &url, &shared.origin, shared.config.max_snapshot_chars).await;
+            let visiting = visit(t, &url, &shared.origin, shared.config.max_snapshot_chars);
+            // The time limit also cuts a page load short: a slow page cannot stretch it.
+            result = match shared.config.time_limit {
+                Some(limit) => {
+                    let left = limit.saturating_sub(shared.started.elapsed());
+                    match tokio::time::timeout(left, visiting).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            out_of_time = true;
+                            break;
+                        }
+                    }
+                }
+                None => visiting.await,
+            };
             match &result {
                 Err(e) if e.is_fatal() => {
                     // Crashed or hung browser: the first worker to notice replaces it; every
@@ -251,6 +266,12 @@ async fn worker(shared: Arc<Shared>) {
         }
         let mut f = lock(&shared.frontier);
         f.in_flight -= 1;
+        if out_of_time {
+            // Not visited: it counts among the links left, and the crawl stops.
+            f.queue.push_front(url);
+            f.timed_out = true;
+            break;
+        }
         match result {
             Ok(Some(page)) => {
                 // A redirect may land on a page already recorded.

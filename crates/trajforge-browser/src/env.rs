@@ -510,6 +510,7 @@ impl Environment for BrowserEnvironment {
         Box::pin(async move {
             EnvOutcome {
                 patch: None,
+                patch_cut: None,
                 final_url: Some(no_fragment(&self.snapshot.url)),
                 answer: match &self.ending {
                     Some(Ending::Answer(a)) => Some(a.clone()),

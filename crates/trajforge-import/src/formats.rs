@@ -83,6 +83,8 @@ pub(crate) fn exit_status(label: &str) -> ExitStatus {
         "cancelled" | "keyboardinterrupt" | "interrupted"
     ) {
         ExitStatus::Cancelled
+    } else if lower == "stuck" {
+        ExitStatus::Stuck
     } else {
         ExitStatus::TeacherError(l.to_string())
     }

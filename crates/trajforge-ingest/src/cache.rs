@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::extract::FileFunctions;
 
 /// Bump when extraction changes what it reports, so stale results are never served.
-const EXTRACTOR_REVISION: u32 = 1;
+const EXTRACTOR_REVISION: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CacheFile {

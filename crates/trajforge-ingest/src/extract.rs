@@ -88,7 +88,13 @@ struct Scope {
     name: String,
     kind: ScopeKind,
     test: bool,
+    /// This scope or one around it is a test (set when entered, so nesting costs nothing).
+    within_test: bool,
 }
+
+/// Enclosing scope names kept in a qualified name: deeper ones are dropped (with a leading
+/// `…`), so thousands of nested functions cost linear, not quadratic, output and memory.
+const MAX_NAME_SCOPES: usize = 8;
 
 /// What the walk does with a node.
 enum Visit<'t> {
@@ -162,6 +168,7 @@ fn walk(tree: &Tree, grammar: Grammar, src: &[u8]) -> FileFunctions {
                     name,
                     kind,
                     test: attr_test,
+                    within_test: false,
                 });
                 descend = true;
             }
@@ -172,14 +179,24 @@ fn walk(tree: &Tree, grammar: Grammar, src: &[u8]) -> FileFunctions {
                 test,
             } => {
                 let (start_row, attr_test) = take_start(&mut wrapper, &mut attrs, node, depth);
-                let enclosing_test = scopes.iter().any(|s| s.test);
+                let enclosing_test = scopes.last().is_some_and(|s| s.within_test);
                 let in_class = scopes.last().is_some_and(|s| s.kind == ScopeKind::Class);
+                // Only the innermost scopes are looked at, named or not.
+                let window = scopes.len().min(8 * MAX_NAME_SCOPES);
+                let named: Vec<&str> = scopes[scopes.len() - window..]
+                    .iter()
+                    .rev()
+                    .filter(|s| !s.name.is_empty())
+                    .map(|s| s.name.as_str())
+                    .take(MAX_NAME_SCOPES + 1)
+                    .collect();
                 let mut qualified = String::new();
-                for scope in &scopes {
-                    if !scope.name.is_empty() {
-                        qualified.push_str(&scope.name);
-                        qualified.push('.');
-                    }
+                if named.len() > MAX_NAME_SCOPES || window < scopes.len() {
+                    qualified.push('…');
+                }
+                for scope in named.iter().take(MAX_NAME_SCOPES).rev() {
+                    qualified.push_str(scope);
+                    qualified.push('.');
                 }
                 qualified.push_str(&name);
                 let start_line = start_row as u32 + 1;
@@ -200,6 +217,7 @@ fn walk(tree: &Tree, grammar: Grammar, src: &[u8]) -> FileFunctions {
                     name,
                     kind: ScopeKind::Function,
                     test: test || attr_test,
+                    within_test: false,
                 });
                 descend = true;
             }
@@ -213,7 +231,8 @@ fn walk(tree: &Tree, grammar: Grammar, src: &[u8]) -> FileFunctions {
             attrs = None;
         }
         if descend && cursor.goto_first_child() {
-            if let Some(scope) = entered {
+            if let Some(mut scope) = entered {
+                scope.within_test = scope.test || scopes.last().is_some_and(|s| s.within_test);
                 scopes.push(scope);
             }
             depth += 1;

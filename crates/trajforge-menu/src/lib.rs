@@ -325,14 +325,22 @@ fn merge<E: Merged>(
         }
         entries.clear();
     }
+    // id -> position, so a file of many entries merges in linear time.
+    let mut at: std::collections::HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id().to_string(), i))
+        .collect();
     for raw in list.entries {
-        let id = E::raw_id(&raw);
-        match entries.iter().position(|e| e.id() == id) {
-            Some(at) => {
-                let index = entries[at].index();
-                entries[at] = E::from_raw(raw, index);
+        match at.get(E::raw_id(&raw)) {
+            Some(&i) => {
+                let index = entries[i].index();
+                entries[i] = E::from_raw(raw, index);
             }
-            None => entries.push(E::from_raw(raw, entries.len())),
+            None => {
+                at.insert(E::raw_id(&raw).to_string(), entries.len());
+                entries.push(E::from_raw(raw, entries.len()));
+            }
         }
     }
     Ok(())

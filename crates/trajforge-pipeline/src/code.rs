@@ -176,6 +176,7 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                     task: task1.clone(),
                     exit: exit_label(&t.exit),
                     patch: t.outcome.patch.clone(),
+                    patch_cut: t.outcome.patch_cut,
                     steps: t.steps.len(),
                 };
                 let stage = Stage::Rollout1(RolloutStage::Code(v.clone()));
@@ -187,6 +188,10 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
             let mut r = RejectedStage::new(Outcome::T1NotSubmitted);
             r.exit = Some(r1.exit.clone());
             last_reason = reject(r)?;
+            continue;
+        }
+        if let Some(size) = r1.patch_cut {
+            last_reason = reject(RejectedStage::new(Outcome::P1TooLarge).error(too_large(size)))?;
             continue;
         }
         let p1 = r1.patch.clone().unwrap_or_default();
@@ -291,6 +296,7 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                     task: task2,
                     exit: exit_label(&t.exit),
                     patch: t.outcome.patch.clone(),
+                    patch_cut: t.outcome.patch_cut,
                     steps: t.steps.len(),
                 };
                 let stage = Stage::Rollout2(RolloutStage::Code(v.clone()));
@@ -298,6 +304,10 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                 v
             }
         };
+        if let Some(size) = r2.patch_cut {
+            last_reason = reject(RejectedStage::new(Outcome::P2TooLarge).error(too_large(size)))?;
+            continue;
+        }
         let p2 = r2.patch.clone().unwrap_or_default();
 
         // Soft verification.
@@ -326,6 +336,14 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
         return Ok(verify.result().clone());
     }
     Ok(last_reason)
+}
+
+/// Why a patch over the limit was rejected.
+fn too_large(size: u64) -> String {
+    format!(
+        "the patch is {size} bytes, over the limit of {} bytes",
+        trajforge_repo_env::repo::MAX_PATCH_BYTES
+    )
 }
 
 async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, StageError> {

@@ -95,7 +95,7 @@ impl SandboxEnvs {
         let ws = env.create_workspace()?;
         let session = ws.session()?;
         let root = env.config().workspace_dir.display().to_string();
-        Ok(RepoEnvironment::new(session, &root, Some(timeout)))
+        Ok(RepoEnvironment::new(session, &root, Some(timeout)).expecting_base(env.commit()))
     }
 }
 

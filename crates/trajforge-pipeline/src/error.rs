@@ -45,6 +45,14 @@ pub enum RunError {
         /// Where snapshots and workspaces live.
         work_dir: PathBuf,
     },
+    /// The repository's work folder could not be locked, read or written.
+    #[error("{source}")]
+    WorkFolder {
+        /// What failed.
+        source: Box<trajforge_repo_env::workdir::WorkDirError>,
+        /// Where snapshots and workspaces live.
+        work_dir: PathBuf,
+    },
     /// A workspace could not be made (other than by the sandbox itself).
     #[error(transparent)]
     Environment(crate::envs::EnvError),

@@ -100,14 +100,28 @@ pub struct SandboxSpec {
 }
 
 impl SandboxSpec {
-    /// Prepare the repository's environment: the base snapshot at the commit, set up once.
+    /// Prepare the repository's environment: the base snapshot at the commit, set up once,
+    /// in its own folder under the work folder (shared safely with other runs; see
+    /// [`trajforge_repo_env::workdir`]).
     pub fn prepare(&self, repo: &Path) -> Result<Environment, RunError> {
+        use trajforge_repo_env::workdir::{self, WorkDirError};
         let work_dir = self.work_dir(repo);
         let mut options = EnvironmentOptions::new(&work_dir);
-        options.commit = Some(self.commit.clone());
         options.sandbox.limits.timeout = self.timeout();
-        let environment = Environment::prepare(repo, self.setup.as_deref(), &options)
-            .map_err(|source| RunError::Sandbox { source, work_dir })?;
+        let environment = workdir::prepare(
+            &work_dir,
+            repo,
+            &self.commit,
+            self.setup.as_deref(),
+            &options,
+        )
+        .map_err(|e| match e {
+            WorkDirError::Sandbox(source) => RunError::Sandbox { source, work_dir },
+            source => RunError::WorkFolder {
+                source: Box::new(source),
+                work_dir,
+            },
+        })?;
         if let Some(out) = environment.setup_output()
             && out.exit_code != Some(0)
         {
@@ -151,6 +165,29 @@ impl SandboxSpec {
 /// Open (or create) the run folder's store.
 pub fn open_run(dir: &Path) -> Result<Arc<Store>, RunError> {
     Store::open(dir).map(Arc::new).map_err(RunError::RunFolder)
+}
+
+/// Runs `start` on the run folder `out`; when it fails and `out` held no run before, what it
+/// created is removed (the store, and the folder if that leaves it empty): a run that
+/// failed to start leaves no empty run behind.
+fn discard_failed_start<T>(
+    out: &Path,
+    start: impl FnOnce() -> Result<T, RunError>,
+) -> Result<T, RunError> {
+    let db = out.join(trajforge_store::DB_FILE);
+    let (had_run, had_folder) = (db.exists(), out.exists());
+    let result = start();
+    if result.is_err() && !had_run {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = db.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+        if !had_folder {
+            let _ = std::fs::remove_dir(out);
+        }
+    }
+    result
 }
 
 /// Open an existing run folder's store; an error when there is none.
@@ -254,6 +291,8 @@ pub struct RunBasics {
     pub prompts: Option<PathBuf>,
     /// Model calls per rollout.
     pub max_steps: usize,
+    /// Steps in a row with the same calls and results that end a rollout as stuck (0: never).
+    pub max_repeats: usize,
     /// Budgets and prices.
     pub budget: Budget,
 }
@@ -351,13 +390,16 @@ impl CodeRun {
         teacher: &BuiltTeacher,
         on_event: &mut dyn FnMut(PrepareEvent),
     ) -> Result<PreparedRun, RunError> {
-        let store = open_run(&self.spec.basics.out)?;
-        on_event(PrepareEvent::PreparingRepository {
-            repo: self.repo.clone(),
-            commit: self.spec.sandbox.commit.clone(),
-        });
-        let environment = self.spec.sandbox.prepare(&self.repo)?;
-        self.prepare_with(store, environment, teacher)
+        let out = self.spec.basics.out.clone();
+        discard_failed_start(&out, move || {
+            let store = open_run(&self.spec.basics.out)?;
+            on_event(PrepareEvent::PreparingRepository {
+                repo: self.repo.clone(),
+                commit: self.spec.sandbox.commit.clone(),
+            });
+            let environment = self.spec.sandbox.prepare(&self.repo)?;
+            self.prepare_with(store, environment, teacher)
+        })
     }
 
     /// [`CodeRun::prepare`] on a repository environment prepared already (benchmarks share one).
@@ -426,6 +468,7 @@ impl CodeRun {
             loop_config: LoopConfig {
                 max_steps: spec.basics.max_steps,
                 max_context_tokens: None,
+                max_repeats: spec.basics.max_repeats,
                 ..LoopConfig::default()
             },
             threshold: spec.basics.threshold,
@@ -618,6 +661,7 @@ impl WebRun {
             max_steps: spec.basics.max_steps,
             system_prompt: web::SYSTEM_PROMPT.into(),
             max_context_tokens: None,
+            max_repeats: spec.basics.max_repeats,
             ..LoopConfig::default()
         };
         let intents = self.menu.tasks.len();

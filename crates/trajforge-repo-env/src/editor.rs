@@ -74,7 +74,54 @@ struct Args {
 #[derive(Debug)]
 pub struct Editor {
     root: String,
-    history: HashMap<String, Vec<Vec<u8>>>,
+    history: HashMap<String, Vec<Undo>>,
+}
+
+/// How to take one edit back: the bytes it replaced at `at`, and how many it wrote there.
+/// Only the changed span is kept, never a copy of the file, so the history of many edits
+/// of a large file stays as small as the edits.
+#[derive(Debug)]
+struct Undo {
+    at: usize,
+    removed: Vec<u8>,
+    inserted: usize,
+    /// FNV-1a of the whole file as the edit left it: undo applies only to that content.
+    written: u64,
+}
+
+impl Undo {
+    /// The record that turns `new` back into `old`.
+    fn between(old: &[u8], new: &[u8]) -> Undo {
+        let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        let room = old.len().min(new.len()) - prefix;
+        let suffix = old
+            .iter()
+            .rev()
+            .zip(new.iter().rev())
+            .take(room)
+            .take_while(|(a, b)| a == b)
+            .count();
+        Undo {
+            at: prefix,
+            removed: old[prefix..old.len() - suffix].to_vec(),
+            inserted: new.len() - suffix - prefix,
+            written: trajforge_hash::fnv1a64(new),
+        }
+    }
+
+    /// The file before the edit, when `current` is still what the edit wrote.
+    fn apply(&self, current: &[u8]) -> Option<Vec<u8>> {
+        if trajforge_hash::fnv1a64(current) != self.written
+            || current.len() < self.at + self.inserted
+        {
+            return None;
+        }
+        let mut previous = Vec::with_capacity(current.len() - self.inserted + self.removed.len());
+        previous.extend_from_slice(&current[..self.at]);
+        previous.extend_from_slice(&self.removed);
+        previous.extend_from_slice(&current[self.at + self.inserted..]);
+        Some(previous)
+    }
 }
 
 /// What one editor call produced: the observation text, and whether it was an error.
@@ -371,9 +418,21 @@ impl Editor {
     }
 
     fn undo<F: Files + ?Sized>(&mut self, files: &mut F, path: &str) -> EditResult {
-        let Some(previous) = self.history.get_mut(path).and_then(Vec::pop) else {
+        let Some(undo) = self.history.get_mut(path).and_then(Vec::pop) else {
             return EditResult::err(format!("No edit to undo for {path}."));
         };
+        let current = match files.read(path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return EditResult::err(format!("Cannot undo: {path} no longer exists.")),
+            Err(e) => return EditResult::err(format!("Cannot read {path}: {e}")),
+        };
+        let Some(previous) = undo.apply(&current) else {
+            self.history.remove(path);
+            return EditResult::err(format!(
+                "Cannot undo: {path} was changed since the editor's last edit (by a command?). Edit it back with str_replace instead."
+            ));
+        };
+        drop(current);
         match files.write(path, &previous) {
             Ok(()) => {
                 let text = String::from_utf8_lossy(&previous).to_string();
@@ -400,7 +459,7 @@ impl Editor {
         self.history
             .entry(path.to_string())
             .or_default()
-            .push(old.as_bytes().to_vec());
+            .push(Undo::between(old.as_bytes(), new.as_bytes()));
         Ok(())
     }
 }
@@ -610,6 +669,57 @@ mod tests {
             json!({"command": "undo_edit", "path": "a.py"}),
         );
         assert!(r.error && r.output.contains("No edit to undo"));
+    }
+
+    #[test]
+    fn undo_keeps_only_the_changed_span_and_refuses_a_file_changed_since() {
+        let (mut ed, mut files) = setup();
+        let big: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        files
+            .0
+            .insert("/workspace/big.txt".into(), big.clone().into_bytes());
+        for i in 0..12 {
+            let r = call(
+                &mut ed,
+                &mut files,
+                json!({"command": "str_replace", "path": "big.txt", "old_str": format!("line {}\n", i * 1000), "new_str": format!("edited {i}\n")}),
+            );
+            assert!(!r.error, "{}", r.output);
+        }
+        let kept: usize = ed.history["/workspace/big.txt"]
+            .iter()
+            .map(|u| u.removed.len())
+            .sum();
+        assert!(kept < 200, "the history holds {kept} bytes");
+        for _ in 0..12 {
+            let r = call(
+                &mut ed,
+                &mut files,
+                json!({"command": "undo_edit", "path": "big.txt"}),
+            );
+            assert!(!r.error, "{}", r.output);
+        }
+        assert_eq!(files.0["/workspace/big.txt"], big.as_bytes());
+        // A change made outside the editor is never overwritten by an undo.
+        call(
+            &mut ed,
+            &mut files,
+            json!({"command": "str_replace", "path": "a.py", "old_str": "return 1\n\ndef", "new_str": "return 3\n\ndef"}),
+        );
+        files
+            .0
+            .insert("/workspace/a.py".into(), b"changed by a command\n".to_vec());
+        let r = call(
+            &mut ed,
+            &mut files,
+            json!({"command": "undo_edit", "path": "a.py"}),
+        );
+        assert!(
+            r.error && r.output.contains("was changed since"),
+            "{}",
+            r.output
+        );
+        assert_eq!(files.0["/workspace/a.py"], b"changed by a command\n");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod editor;
 pub mod error;
 pub mod repo;
+pub mod workdir;
 
 pub use error::RepoEnvError;
 pub use repo::RepoEnvironment;

@@ -17,6 +17,10 @@ use crate::error::RepoEnvError;
 /// Longest `bash` observation shown to the model; the middle of longer output is dropped.
 pub const MAX_BASH_CHARS: usize = 16_000;
 
+/// Largest patch an episode hands in whole; a longer one keeps its head and a note, and is
+/// marked as cut ([`EnvOutcome::patch_cut`]) so that nothing downstream uses it.
+pub const MAX_PATCH_BYTES: usize = 1 << 20;
+
 /// Name of the shell tool.
 pub const BASH: &str = "bash";
 /// Name of the editor tool.
@@ -31,6 +35,7 @@ pub struct RepoEnvironment {
     root: String,
     command_timeout: Option<Duration>,
     submits: usize,
+    base_commit: Option<String>,
 }
 
 impl RepoEnvironment {
@@ -42,6 +47,45 @@ impl RepoEnvironment {
             root: root.to_string(),
             command_timeout,
             submits: 0,
+            base_commit: None,
+        }
+    }
+
+    /// Checks, before the patch is taken, that the workspace still holds `commit` (the base
+    /// snapshot's): a workspace whose base vanished or was replaced ends in an error instead
+    /// of an empty or wrong patch.
+    pub fn expecting_base(mut self, commit: &str) -> Self {
+        self.base_commit = Some(commit.to_string());
+        self
+    }
+
+    /// The patch against the base, after checking the base is still there.
+    async fn patch(&self) -> Result<String, String> {
+        let root = self.root.clone();
+        let base = self.base_commit.clone();
+        let result = self
+            .blocking(move |s| {
+                if let Some(commit) = base {
+                    let check = format!(
+                        "(git -C {root} cat-file -e {c}^{{commit}} && git -C {root} merge-base --is-ancestor {c} HEAD) >/dev/null 2>&1",
+                        root = quote(&root),
+                        c = quote(&commit),
+                    );
+                    let out = s.run(&check, None)?;
+                    if out.exit_code != Some(0) {
+                        return Ok(Err(format!(
+                            "the workspace no longer holds the base commit {commit}: it was removed or replaced while the episode ran"
+                        )));
+                    }
+                }
+                s.diff().map(Ok)
+            })
+            .await;
+        match result {
+            Ok(Ok(Ok(patch))) => Ok(patch),
+            Ok(Ok(Err(vanished))) => Err(vanished),
+            Ok(Err(e)) => Err(format!("cannot compute the patch: {e}")),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -189,17 +233,17 @@ impl Environment for RepoEnvironment {
 
     fn finish(&mut self) -> BoxFuture<'_, EnvOutcome> {
         Box::pin(async move {
-            match self.blocking(|s| s.diff()).await {
-                Ok(Ok(patch)) => EnvOutcome {
-                    patch: Some(patch),
-                    ..EnvOutcome::default()
-                },
-                Ok(Err(e)) => EnvOutcome {
-                    error: Some(format!("cannot compute the patch: {e}")),
-                    ..EnvOutcome::default()
-                },
-                Err(e) => EnvOutcome {
-                    error: Some(e.to_string()),
+            match self.patch().await {
+                Ok(patch) => {
+                    let (patch, patch_cut) = limit_patch(patch, MAX_PATCH_BYTES);
+                    EnvOutcome {
+                        patch: Some(patch),
+                        patch_cut,
+                        ..EnvOutcome::default()
+                    }
+                }
+                Err(error) => EnvOutcome {
+                    error: Some(error),
                     ..EnvOutcome::default()
                 },
             }
@@ -286,6 +330,26 @@ pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// A patch over `max` bytes cut to its head (at a line end) with a note saying so, and its
+/// whole size; a patch within the limit as it is.
+pub fn limit_patch(mut patch: String, max: usize) -> (String, Option<u64>) {
+    if patch.len() <= max {
+        return (patch, None);
+    }
+    let size = patch.len() as u64;
+    let mut end = max;
+    while !patch.is_char_boundary(end) {
+        end -= 1;
+    }
+    end = patch[..end].rfind('\n').map_or(0, |i| i + 1);
+    patch.truncate(end);
+    patch.shrink_to_fit();
+    patch.push_str(&format!(
+        "[trajforge: patch cut here: {size} bytes, over the limit of {max} bytes]\n"
+    ));
+    (patch, Some(size))
+}
+
 /// Keep the head and tail of long output, with a note saying how much was dropped.
 pub fn clip_middle(text: &str, max_chars: usize) -> String {
     let count = text.chars().count();
@@ -318,6 +382,19 @@ mod tests {
         assert!(clipped.ends_with("line 999\n"));
         assert!(clipped.contains("characters omitted"));
         assert_eq!(clip_middle("short", 200), "short");
+    }
+
+    #[test]
+    fn a_patch_over_the_limit_keeps_its_head_and_says_where_it_was_cut() {
+        let patch = "+line\n".repeat(100);
+        assert_eq!(limit_patch(patch.clone(), 600), (patch.clone(), None));
+        let (cut, size) = limit_patch(patch, 100);
+        assert_eq!(size, Some(600));
+        assert!(cut.starts_with(&"+line\n".repeat(16)), "{cut}");
+        assert!(
+            cut.ends_with("[trajforge: patch cut here: 600 bytes, over the limit of 100 bytes]\n")
+        );
+        assert!(cut.len() < 200);
     }
 
     #[test]

@@ -44,4 +44,4 @@ pub use env::{Environment, EnvironmentOptions};
 pub use error::{Result, SandboxError};
 pub use output::CommandOutput;
 pub use session::Session;
-pub use workspace::Workspace;
+pub use workspace::{Workspace, remove_tree};

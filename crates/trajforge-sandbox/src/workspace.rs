@@ -19,7 +19,8 @@ pub(crate) const MAX_DIFF_BYTES: usize = 256 << 20;
 
 /// The script computing the patch inside the sandbox (`git add -A; git diff --cached`).
 ///
-/// It stages into a throwaway copy of the index in /tmp, so the workspace's own index is
+/// It stages into a throwaway copy of the index in /tmp (keeping its time, which git's
+/// racy-entry check reads), so the workspace's own index is
 /// never rewritten (an overlay would copy it up), and compares files by content and size
 /// only (`core.checkStat=minimal`): inode and device numbers seen through the overlay differ
 /// from the snapshot's, which would otherwise make git re-hash every file of the repository.
@@ -27,7 +28,7 @@ pub(crate) fn diff_script(workspace_dir: &Path) -> String {
     format!(
         r#"cd "{}" || exit 90
 export GIT_INDEX_FILE=/tmp/.trajforge-index
-{{ [ -f .git/index ] && cp .git/index "$GIT_INDEX_FILE"; }} 2>/dev/null || rm -f "$GIT_INDEX_FILE"
+{{ [ -f .git/index ] && cp -p .git/index "$GIT_INDEX_FILE"; }} 2>/dev/null || rm -f "$GIT_INDEX_FILE"
 G="git -c core.checkStat=minimal -c core.trustctime=false"
 $G add -A >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 91; }}
 $G diff --cached --no-color --no-ext-diff --no-textconv 2>/tmp/.trajforge-diff-err || {{ cat /tmp/.trajforge-diff-err; exit 92; }}"#,
@@ -244,7 +245,7 @@ pub(crate) fn run_oneshot(spec: &spawn::Spec<'_>, timeout: Duration) -> Result<C
 
 /// Removes a directory tree, first making directories writable and searchable (overlayfs
 /// leaves a mode-000 `work/work` directory that an unprivileged owner cannot delete).
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

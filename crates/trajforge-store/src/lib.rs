@@ -65,6 +65,12 @@ pub enum StoreError {
         /// Version expected.
         expected: i64,
     },
+    /// The database file is empty (0 bytes): no run was ever stored in it.
+    #[error("{path}: empty file (0 bytes), not a run's database")]
+    Empty {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The run folder cannot be created.
     #[error("{path}: cannot create the run folder: {source}")]
     Folder {
@@ -122,8 +128,13 @@ impl Store {
 
     /// Open an existing run's database read-mostly (for `status` and exports); it must exist.
     pub fn open_existing(dir: &Path) -> Result<Option<Store>> {
-        if !dir.join(DB_FILE).is_file() {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
             return Ok(None);
+        }
+        // SQLite takes an empty file for an empty database and would write a schema into it.
+        if path.metadata().is_ok_and(|m| m.len() == 0) {
+            return Err(StoreError::Empty { path });
         }
         Store::open(dir).map(Some)
     }

@@ -119,6 +119,10 @@ labels! {
         T1NotSubmitted = "t1_not_submitted",
         /// Rollout 1 submitted an empty patch.
         P1Empty = "p1_empty",
+        /// Rollout 1's patch was over the size limit (never sent to the teacher).
+        P1TooLarge = "p1_too_large",
+        /// Rollout 2's patch was over the size limit.
+        P2TooLarge = "p2_too_large",
         /// Another job already produced the same P1.
         P1Duplicate = "p1_duplicate",
         /// The self-check call failed.
@@ -182,6 +186,8 @@ labels! {
         ContextOverflow = "context_overflow",
         /// Too many malformed tool calls.
         MalformedCalls = "malformed_calls",
+        /// The same call got the same result too many times in a row.
+        Stuck = "stuck",
         /// The teacher failed.
         TeacherError = "teacher_error",
         /// The episode was cancelled.
@@ -226,6 +232,9 @@ pub struct CodeRollout {
     pub exit: ExitLabel,
     /// The patch it produced.
     pub patch: Option<String>,
+    /// The patch's whole size when it was over the limit and `patch` holds only its head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_cut: Option<u64>,
     /// Steps taken.
     pub steps: usize,
 }

@@ -102,6 +102,10 @@ pub struct RunArgs {
     /// intents for web).
     #[arg(long, value_name = "FILE.toml")]
     pub menu: Option<PathBuf>,
+    /// End a rollout as `stuck` after this many steps in a row making the same calls with the
+    /// same results (0: never).
+    #[arg(long, default_value_t = trajforge_agent::DEFAULT_MAX_REPEATS, value_name = "K")]
+    pub max_repeats: usize,
     #[command(flatten)]
     pub budget: BudgetArgs,
 }
@@ -117,6 +121,7 @@ impl RunArgs {
             menu: self.menu.clone(),
             prompts,
             max_steps,
+            max_repeats: self.max_repeats,
             budget: self.budget.budget(),
         }
     }
@@ -172,7 +177,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "CMD")]
     pub setup: Option<String>,
     /// Wall-time limit of one command, in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
     pub command_timeout: u64,
     /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
     #[arg(long, value_name = "DIR")]
@@ -189,4 +194,23 @@ impl SandboxArgs {
             work_dir: self.work_dir.clone(),
         }
     }
+}
+
+/// A count or limit given as 0, which would silently mean "nothing" or "stop at once".
+#[derive(Debug, thiserror::Error)]
+#[error("must be at least 1")]
+pub struct ZeroRefused;
+
+/// Parses a count or limit that must be at least 1 (`--attempts`, `--concurrency`,
+/// `--max-steps`, `--command-timeout`): clap then refuses 0 with exit code 2.
+pub fn at_least_one<T>(s: &str) -> Result<T, Box<dyn std::error::Error + Send + Sync>>
+where
+    T: std::str::FromStr + PartialEq + From<u8>,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let value: T = s.trim().parse()?;
+    if value == T::from(0u8) {
+        return Err(Box::new(ZeroRefused));
+    }
+    Ok(value)
 }

@@ -38,6 +38,8 @@ pub fn write_json_atomically(path: &Path, value: &Trajectory) -> Result<(), CliE
     })
 }
 
+/// Shows one event of a live episode on stderr; everything from the model or the
+/// environment has its control characters escaped (see [`terminal_safe`]).
 pub fn print_event(event: &Event<'_>, color: bool) {
     let (dim, bold, reset) = if color {
         ("\x1b[2m", "\x1b[1m", "\x1b[0m")
@@ -84,11 +86,34 @@ pub fn print_event(event: &Event<'_>, color: bool) {
             );
             stderr_line!("{}", indent(&head(&observation.text, 12)));
         }
-        Event::TeacherFailed { error, .. } => stderr_line!("teacher failed: {error}"),
+        Event::TeacherFailed { error, .. } => {
+            stderr_line!("teacher failed: {}", terminal_safe(error));
+        }
     }
 }
 
+/// Untrusted text made safe to print on a terminal: control characters other than newline
+/// and tab (ESC, NUL, BEL, carriage return, DEL, C1 codes) are shown as `\x..` / `\u{..}`
+/// escapes, so a trajectory cannot move the cursor, retitle the window or hide text.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn head(text: &str, lines: usize) -> String {
+    let text = terminal_safe(text);
     let all: Vec<&str> = text.lines().collect();
     if all.len() <= lines {
         return text.trim_end().to_string();
@@ -135,4 +160,21 @@ pub fn summary(t: &Trajectory, out: Option<&Path>) -> String {
         s.push_str(&format!("; trajectory in {}", out.display()));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_but_lines_and_tabs_stay() {
+        assert_eq!(
+            terminal_safe("\x1b[31mred\x07\0 \r\x7f\u{9b}2J\tok\n"),
+            "\\x1b[31mred\\x07\\x00 \\r\\x7f\\u{9b}2J\tok\n"
+        );
+        assert!(matches!(
+            terminal_safe("plain é\n"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }

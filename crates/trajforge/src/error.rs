@@ -235,6 +235,22 @@ impl From<RunError> for CliError {
             RunError::Environment(_) => e(Failure)
                 .hint("see the message above; `scripts/test.sh` runs the sandbox's own checks"),
             RunError::Sandbox { source, work_dir } => e(Failure).hint(sandbox_hint(source, work_dir)),
+            RunError::WorkFolder { source, work_dir } => {
+                use trajforge_repo_env::workdir::WorkDirError as W;
+                match source.as_ref() {
+                    W::UnknownCommit { .. } => {
+                        e(Input).hint("check that --commit names a commit of the repository")
+                    }
+                    W::NoCommits { .. } => e(Input).hint(
+                        "episodes start from a commit: commit the files first (git add -A && git commit -m initial)",
+                    ),
+                    W::Git(_) => e(Failure).hint("install git (scripts/setup.sh does)"),
+                    W::Io { .. } | W::Sandbox(_) => e(Failure).hint(format!(
+                        "snapshots and workspaces live in {}: check it is writable, or choose another --work-dir",
+                        work_dir.display()
+                    )),
+                }
+            }
             RunError::SetupFailed { .. } => {
                 e(Failure).hint("fix --setup; it runs once in the base snapshot with network access")
             }
@@ -242,6 +258,9 @@ impl From<RunError> for CliError {
             RunError::NotARunFolder(_) => {
                 e(Input).hint("pass the folder given to `trajforge generate --out`")
             }
+            RunError::OpenRun(trajforge_store::StoreError::Empty { .. }) => e(Input).hint(
+                "a run that never started leaves no data: pass the folder of a run, or remove this one",
+            ),
             RunError::UnreadableSettings { .. } | RunError::Runtime(_) | RunError::OpenRun(_) => {
                 e(Failure)
             }

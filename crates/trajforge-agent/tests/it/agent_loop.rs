@@ -270,3 +270,34 @@ async fn trajectory_round_trips_through_json() {
     assert_eq!(back.steps.len(), 2);
     assert!(text.contains("\"status\":\"submitted\""), "{text}");
 }
+
+#[tokio::test]
+async fn the_same_call_with_the_same_result_five_times_ends_the_episode_as_stuck() {
+    let same = || Step::tool_call("echo", json!({"text": "again"}));
+    // Four repeats, a different call, then five repeats: only the second run is stuck.
+    let mut steps: Vec<Step> = (0..4).map(|_| same()).collect();
+    steps.push(Step::tool_call("echo", json!({"text": "other"})));
+    steps.extend((0..8).map(|_| same()));
+    let (traj, env, server) = run(steps, LoopConfig::default()).await;
+    assert_eq!(traj.exit, ExitStatus::Stuck);
+    assert_eq!(traj.exit.label(), "stuck");
+    assert_eq!(env.calls.len(), 4 + 1 + 5);
+    assert_eq!(server.chat_request_count(), 10);
+
+    // The limit is settable, and 0 turns the guard off.
+    let steps = (0..6).map(|_| same()).collect();
+    let config = LoopConfig {
+        max_repeats: 2,
+        ..LoopConfig::default()
+    };
+    let (traj, env, _) = run(steps, config).await;
+    assert_eq!((traj.exit, env.calls.len()), (ExitStatus::Stuck, 2));
+    let steps = (0..6).map(|_| same()).collect();
+    let config = LoopConfig {
+        max_repeats: 0,
+        max_steps: 6,
+        ..LoopConfig::default()
+    };
+    let (traj, env, _) = run(steps, config).await;
+    assert_eq!((traj.exit, env.calls.len()), (ExitStatus::StepLimit, 6));
+}

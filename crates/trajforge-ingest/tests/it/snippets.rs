@@ -89,3 +89,25 @@ fn extract_path_picks_the_grammar_from_the_name() {
     assert_eq!(names("README.md", "# not code\n"), None);
     assert_eq!(names("types.d.ts", "declare function f(): void;\n"), None);
 }
+
+#[test]
+fn deeply_nested_functions_keep_names_of_bounded_length() {
+    let n = 3000;
+    let source: String = (0..n)
+        .map(|i| format!("function f{i}() {{\n"))
+        .chain((0..n).map(|_| "}\n".to_string()))
+        .collect();
+    let found = extract_source(Language::JavaScript, &source, false);
+    assert_eq!(found.functions.len(), n);
+    let names: Vec<&str> = found.functions.iter().map(|f| f.name.as_str()).collect();
+    // Shallow ones keep their whole path; deep ones the innermost scopes behind a mark.
+    assert_eq!(names[2], "f0.f1.f2");
+    assert_eq!(names[8], "f0.f1.f2.f3.f4.f5.f6.f7.f8");
+    assert_eq!(names[9], "…f1.f2.f3.f4.f5.f6.f7.f8.f9");
+    assert_eq!(
+        names[n - 1],
+        "…f2991.f2992.f2993.f2994.f2995.f2996.f2997.f2998.f2999"
+    );
+    let total: usize = names.iter().map(|n| n.len()).sum();
+    assert!(total < 100 * n, "{total} bytes of names for {n} functions");
+}

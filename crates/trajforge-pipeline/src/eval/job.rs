@@ -75,6 +75,7 @@ pub(super) async fn process(
                         task: prompt,
                         exit: exit_label(&t.exit),
                         patch: t.outcome.patch.clone(),
+                        patch_cut: t.outcome.patch_cut,
                         steps: t.steps.len(),
                     };
                     let stage = Stage::Rollout2(RolloutStage::Code(v));

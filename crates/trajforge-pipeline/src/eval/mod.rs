@@ -34,7 +34,7 @@ use crate::settings::{RunSettings, fingerprint};
 use crate::status::Pricing;
 use crate::teacher::BuiltTeacher;
 
-pub use envs::{TaskEnvs, snapshot_dir};
+pub use envs::TaskEnvs;
 pub use job::{restore_script, test_paths_touched};
 pub use report::{OutputsWritten, render, results, summary, write_outputs};
 

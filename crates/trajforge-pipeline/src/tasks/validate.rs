@@ -3,11 +3,13 @@
 //! are the tests whose outcome is the same in both runs of a side.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use trajforge_sandbox::SandboxError;
+
+use trajforge_repo_env::workdir;
 
 use crate::envs::{EnvError, EnvFactory, SandboxEnvs, default_work_dir};
 use crate::error::RunError;
@@ -138,19 +140,24 @@ pub struct TestSpec {
 }
 
 impl TestSpec {
-    /// The work folder of one base snapshot: keyed by repository, commit and set-up, so
-    /// mining many base commits never replaces a snapshot another run or job is using.
-    pub fn snapshot_dir(&self, commit: &str) -> PathBuf {
-        let key = format!(
-            "{}\0{commit}\0{}",
-            self.repo.display(),
-            self.setup.as_deref().unwrap_or_default()
-        );
-        let name = format!("task-{:016x}", trajforge_hash::fnv1a64(key.as_bytes()));
-        match &self.work_dir {
-            Some(dir) => dir.join(name),
-            None => default_work_dir(&self.repo).with_file_name(name),
-        }
+    /// The repository's work folder, under which each base snapshot has its own folder
+    /// keyed by repository, commit and set-up ([`trajforge_repo_env::workdir`]).
+    pub fn work_dir(&self) -> PathBuf {
+        self.work_dir
+            .clone()
+            .unwrap_or_else(|| default_work_dir(&self.repo))
+    }
+
+    /// The folder of the snapshot at `base`, when `base` names a commit.
+    fn snapshot_dir(&self, base: &str) -> Option<PathBuf> {
+        let repo = std::fs::canonicalize(&self.repo).ok()?;
+        let commit = workdir::resolve_commit(&repo, base).ok()?;
+        Some(workdir::snapshot_dir(
+            &self.work_dir(),
+            &repo,
+            &commit,
+            self.setup.as_deref(),
+        ))
     }
 }
 
@@ -187,12 +194,11 @@ pub async fn validate(
     test: &str,
 ) -> Result<Validation, ValidateError> {
     let started = Instant::now();
-    let dir = spec.snapshot_dir(base);
     let sandbox = SandboxSpec {
         commit: base.to_string(),
         setup: spec.setup.clone(),
         command_timeout: spec.command_timeout,
-        work_dir: Some(dir.clone()),
+        work_dir: Some(spec.work_dir()),
     };
     let repo = spec.repo.clone();
     let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&repo))
@@ -208,12 +214,15 @@ pub async fn validate(
         }) => {
             v.soft_reason = Some("setup_failed".into());
             v.detail = Some(clip(&output));
-            remove(&dir).await;
+            if let Some(dir) = spec.snapshot_dir(base) {
+                remove(dir, false).await;
+            }
             v.total_seconds = started.elapsed().as_secs_f64();
             return Ok(v);
         }
         Err(e) => return Err(e.into()),
     };
+    let dir = env.work_dir().to_path_buf();
     let timeout = spec.command_timeout.max(Duration::from_secs(1));
     let envs = SandboxEnvs::new(env, timeout, timeout * 4);
     let both = format!("{gold}{test}");
@@ -237,13 +246,14 @@ pub async fn validate(
                 break;
             }
             Err(e) => {
-                remove(&dir).await;
+                drop(envs);
+                remove(dir, true).await;
                 return Err(e.into());
             }
         }
     }
     drop(envs);
-    remove(&dir).await;
+    remove(dir, true).await;
     if let Some((reason, output)) = failure {
         v.soft_reason = Some(reason.into());
         v.detail = Some(clip(&output));
@@ -256,10 +266,18 @@ pub async fn validate(
     Ok(v)
 }
 
-/// Remove a base snapshot once its change is validated (best effort: a leftover is only disk).
-async fn remove(dir: &Path) {
-    let dir = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+/// Remove a base snapshot once its change is validated, unless another run or job still
+/// uses it (`used`: this validation prepared it and gives it back). Best effort: a leftover
+/// is only disk.
+async fn remove(dir: PathBuf, used: bool) {
+    let _ = tokio::task::spawn_blocking(move || {
+        if used {
+            workdir::release_and_remove(&dir)
+        } else {
+            workdir::remove_unused(&dir)
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -348,24 +366,5 @@ mod tests {
         ]);
         let s = select([&before, &before], [&after, &after]);
         assert_eq!(s.fail_to_pass, ["tests/test_new.py::test_g"]);
-    }
-
-    #[test]
-    fn snapshots_are_keyed_by_repository_commit_and_setup() {
-        let spec = TestSpec {
-            repo: "/r".into(),
-            setup: None,
-            test_cmd: "t".into(),
-            command_timeout: Duration::from_secs(1),
-            work_dir: Some("/w".into()),
-        };
-        let with_setup = TestSpec {
-            setup: Some("pip install -e .".into()),
-            ..spec.clone()
-        };
-        assert_ne!(spec.snapshot_dir("a"), spec.snapshot_dir("b"));
-        assert_ne!(spec.snapshot_dir("a"), with_setup.snapshot_dir("a"));
-        assert_eq!(spec.snapshot_dir("a"), spec.snapshot_dir("a"));
-        assert!(spec.snapshot_dir("a").starts_with("/w"));
     }
 }

@@ -56,10 +56,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
     /// Most model calls per episode.
-    #[arg(long, default_value_t = 115, value_name = "N")]
+    #[arg(long, default_value_t = 115, value_name = "N", value_parser = crate::args::at_least_one::<usize>)]
     pub max_steps: usize,
     /// Episodes in flight at once.
-    #[arg(long, default_value_t = 4, value_name = "K")]
+    #[arg(long, default_value_t = 4, value_name = "K", value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
     /// Set-up command for tasks that name none, run once per base commit with network.
     #[arg(long, value_name = "CMD")]
@@ -68,7 +68,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "CMD")]
     pub test_cmd: Option<String>,
     /// Wall-time limit of one agent command, in seconds (a test run gets four times this).
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
     pub command_timeout: u64,
     /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
     #[arg(long, value_name = "DIR")]

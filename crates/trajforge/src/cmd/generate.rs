@@ -32,7 +32,7 @@ pub struct Args {
     )]
     pub n: usize,
     /// Attempts (bug types drawn) per function before giving up.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = crate::args::at_least_one::<u32>)]
     pub attempts: u32,
     /// Your own demonstration issues (JSONL with a "text" field) [default: the built-in pool].
     #[arg(long, value_name = "FILE.jsonl")]
@@ -41,13 +41,13 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
     /// Functions in flight at once.
-    #[arg(long, default_value_t = 4, value_name = "K")]
+    #[arg(long, default_value_t = 4, value_name = "K", value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
     /// A test command for the behavioural verdict (run on the base, P1 and P2).
     #[arg(long, value_name = "CMD")]
     pub test_cmd: Option<String>,
     /// Most model calls per rollout.
-    #[arg(long, default_value_t = 115, value_name = "N")]
+    #[arg(long, default_value_t = 115, value_name = "N", value_parser = crate::args::at_least_one::<usize>)]
     pub max_steps: usize,
     #[command(flatten)]
     pub sandbox: SandboxArgs,

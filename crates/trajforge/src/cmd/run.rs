@@ -8,7 +8,7 @@ use trajforge_agent::{Event, ExitStatus, LoopConfig, run_episode};
 use trajforge_pipeline::envs::check_repository;
 
 use crate::args::{SandboxArgs, TeacherArgs};
-use crate::episode::{print_event, summary, write_json_atomically};
+use crate::episode::{print_event, summary, terminal_safe, write_json_atomically};
 use crate::error::{self, CliError};
 
 /// Exit code of `run` when the episode ended without a confirmed submit.
@@ -43,11 +43,15 @@ pub struct Args {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
     /// Most model calls in the episode.
-    #[arg(long, default_value_t = 115, value_name = "N")]
+    #[arg(long, default_value_t = 115, value_name = "N", value_parser = crate::args::at_least_one::<usize>)]
     pub max_steps: usize,
     /// Stop before a prompt would exceed this many tokens (estimated).
     #[arg(long, value_name = "TOKENS")]
     pub max_context: Option<u64>,
+    /// End the episode as `stuck` after this many steps in a row making the same calls with
+    /// the same results (0: never).
+    #[arg(long, default_value_t = trajforge_agent::DEFAULT_MAX_REPEATS, value_name = "K")]
+    pub max_repeats: usize,
     /// Replace the default system prompt with this file's text.
     #[arg(long, value_name = "FILE")]
     pub system_prompt: Option<PathBuf>,
@@ -74,6 +78,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let mut config = LoopConfig {
         max_steps: args.max_steps,
         max_context_tokens: args.max_context,
+        max_repeats: args.max_repeats,
         ..LoopConfig::default()
     };
     if let Some(path) = &args.system_prompt {
@@ -134,15 +139,27 @@ pub fn run(args: Args) -> Result<(), CliError> {
     if let Some(out) = &args.out {
         write_json_atomically(out, &trajectory)?;
     }
-    let patch = trajectory.outcome.patch.clone().unwrap_or_default();
+    let patch = trajectory.outcome.patch.as_deref().unwrap_or_default();
     let stdout = std::io::stdout();
+    // Byte-exact into a file or pipe; escaped on a terminal, like the steps.
+    let patch = if stdout.is_terminal() {
+        terminal_safe(patch)
+    } else {
+        patch.into()
+    };
     let mut handle = stdout.lock();
     handle.write_all(patch.as_bytes()).map_err(error::output)?;
     handle.flush().map_err(error::output)?;
     drop(handle);
     stderr_line!("{}", summary(&trajectory, args.out.as_deref()));
+    if let Some(size) = trajectory.outcome.patch_cut {
+        stderr_line!(
+            "warning: the patch is {size} bytes, over the limit of {} bytes: only its head is kept",
+            trajforge_repo_env::repo::MAX_PATCH_BYTES
+        );
+    }
     if let Some(problem) = &trajectory.outcome.error {
-        stderr_line!("warning: {problem}");
+        stderr_line!("warning: {}", terminal_safe(problem));
     }
     if trajectory.exit == ExitStatus::Submitted {
         Ok(())

@@ -53,7 +53,7 @@ pub struct CrawlArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub time_limit: Option<Duration>,
     /// Pages loaded at once (tabs of the one browser).
-    #[arg(long, value_name = "N", default_value_t = trajforge_browser::DEFAULT_CONCURRENCY)]
+    #[arg(long, value_name = "N", default_value_t = trajforge_browser::DEFAULT_CONCURRENCY, value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
     /// Longest snapshot kept per page, in characters.
     #[arg(long, value_name = "CHARS", default_value_t = 40_000)]
@@ -138,10 +138,22 @@ fn run_crawl(args: CrawlArgs) -> Result<(), CliError> {
     if args.json {
         let v = summary.to_json(&args.out);
         let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-        crate::error::print(&format!("{text}\n"))
+        crate::error::print(&format!("{text}\n"))?;
     } else {
-        crate::error::print(&summary.render(&args.out))
+        crate::error::print(&summary.render(&args.out))?;
     }
+    if summary.pages == 0 {
+        let (why, hint) = if summary.timed_out {
+            ("the time limit ended it first", "raise --time-limit")
+        } else {
+            (
+                "no page loaded as HTML of the site's origin",
+                "check that the start page answers with HTML (the failures are listed above)",
+            )
+        };
+        return Err(CliError::failure(format!("the crawl recorded no pages: {why}")).hint(hint));
+    }
+    Ok(())
 }
 
 fn run_show(args: ShowArgs) -> Result<(), CliError> {

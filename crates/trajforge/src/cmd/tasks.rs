@@ -75,7 +75,7 @@ pub struct MineArgs {
     #[arg(long, value_name = "CMD", requires = "test_cmd")]
     pub setup: Option<String>,
     /// Wall-time limit of one command in seconds (a test run gets four times this).
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
     pub command_timeout: u64,
     /// Where base snapshots live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
     #[arg(long, value_name = "DIR")]
@@ -87,7 +87,7 @@ pub struct MineArgs {
     #[arg(long, default_value_t = Limits::default().max_lines, value_name = "N")]
     pub max_lines: usize,
     /// Changes in flight at once.
-    #[arg(long, default_value_t = 2, value_name = "K")]
+    #[arg(long, default_value_t = 2, value_name = "K", value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
     /// Print the summary as JSON on stdout.
     #[arg(long)]

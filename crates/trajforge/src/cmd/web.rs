@@ -51,7 +51,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
     /// Tasks in flight at once (each holds a browser tab).
-    #[arg(long, default_value_t = 2, value_name = "K")]
+    #[arg(long, default_value_t = 2, value_name = "K", value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
     /// Browser processes in the pool (default: as many as --concurrency).
     #[arg(long, value_name = "N")]
@@ -60,7 +60,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub live: bool,
     /// Most model calls per rollout.
-    #[arg(long, default_value_t = 30, value_name = "N")]
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = crate::args::at_least_one::<usize>)]
     pub max_steps: usize,
     /// Most pages when crawling a URL given to --site.
     #[arg(long, default_value_t = 60, value_name = "N")]

@@ -1015,3 +1015,31 @@ fn web_exports_carry_the_task_and_a_web_card() {
         assert!(!card.contains(absent), "card has {absent}:\n{card}");
     }
 }
+
+#[test]
+fn temporaries_of_killed_exports_are_removed_and_live_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("data.jsonl");
+    let mut child = Command::new("true").spawn().expect("spawn");
+    let dead = child.id();
+    child.wait().expect("wait");
+    let stale = dir.path().join(format!(".data.jsonl.tmp-{dead}"));
+    let live = dir
+        .path()
+        .join(format!(".data.jsonl.tmp-{}", std::process::id()));
+    let other = dir.path().join(format!(".other.jsonl.tmp-{dead}"));
+    for f in [&stale, &live, &other] {
+        std::fs::write(f, "half a dataset").expect("write");
+    }
+    let mut args = vec!["--format", "raw", "--out", out.to_str().expect("utf-8")];
+    args.extend(no_tokens());
+    let run = export(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(out.is_file());
+    assert!(
+        !stale.exists(),
+        "a killed export's temporary file is removed"
+    );
+    assert!(live.exists(), "a running export's temporary file is kept");
+    assert!(other.exists(), "another target's file is not touched");
+}

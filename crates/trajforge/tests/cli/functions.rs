@@ -152,6 +152,25 @@ fn second_run_uses_the_cache_and_prints_the_same() {
     let stats: serde_json::Value =
         serde_json::from_str(stderr(&bypass).trim()).expect("json summary");
     assert_eq!(stats["cache_hits"], 0);
+    // --no-cache neither reads nor writes the cache.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let out = trajforge(&["functions", &sample_repo(), "--no-cache"], fresh.path());
+    assert!(out.status.success());
+    let written: Vec<_> = walk_files(fresh.path());
+    assert!(written.is_empty(), "{written:?}");
+}
+
+/// Every file below `dir`.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        if entry.file_type().expect("type").is_dir() {
+            files.extend(walk_files(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
 }
 
 #[test]

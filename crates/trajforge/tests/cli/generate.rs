@@ -476,3 +476,59 @@ async fn sigterm_lets_episodes_in_flight_finish_and_the_run_resumes() {
     assert_success(&out);
     assert_eq!(counts(&run_dir), (6, 6));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_over_the_limit_is_rejected_and_never_sent_to_the_teacher() {
+    let scene = scene();
+    // Every rollout writes a 3 MB file and submits it.
+    let server = FakeServer::start(Script::handler(|req| {
+        let assistant_turns = req["messages"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["role"] == "assistant").count());
+        if req.get("tools").is_none_or(|t| t.as_array().is_none_or(Vec::is_empty)) {
+            return trajforge_testkit::Step::text("Yes, it does.");
+        }
+        match assistant_turns {
+            0 => trajforge_testkit::Step::tool_call(
+                "bash",
+                serde_json::json!({"command": "cd /workspace && yes 'a line of the big generated file' | head -c 3000000 > big.txt && wc -c big.txt"}),
+            ),
+            _ => trajforge_testkit::Step::tool_call("submit", serde_json::json!({})),
+        }
+    }))
+    .await;
+    let run_dir = scene.dir.path().join("run");
+    let out = output(generate_cmd(
+        &scene,
+        &server,
+        &run_dir,
+        1,
+        &["--attempts", "1"],
+    ))
+    .await;
+    assert_success(&out);
+    let status = status_json(&run_dir, &[]);
+    assert_eq!(status["rejections"]["p1_too_large"], 1, "{status}");
+    assert_eq!(status["results"]["p1_too_large"], 1, "{status}");
+    // The rollout's requests only; no self-check or PR prompt carried the patch.
+    let chats: Vec<_> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .collect();
+    assert_eq!(chats.len(), 3, "two steps and the confirming submit");
+    for r in &chats {
+        let size = r.body.to_string().len();
+        assert!(size < 200_000, "a request of {size} bytes");
+        assert!(
+            r.body["tools"].is_array(),
+            "a request without tools: {}",
+            r.body
+        );
+    }
+    // The stored patch is the cut head with its note, not 3 MB.
+    let db = std::fs::metadata(run_dir.join("trajforge.db"))
+        .expect("db")
+        .len();
+    assert!(db < 8 << 20, "store of {db} bytes");
+}

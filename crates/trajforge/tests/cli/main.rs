@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `trajforge` binary on real inputs in temporary folders.
 
+mod bad_input;
 mod decontaminate;
 mod eval;
 mod eval_compare;

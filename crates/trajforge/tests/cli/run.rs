@@ -302,3 +302,111 @@ fn unreachable_teacher_and_bad_repositories_fail_fast_with_hints() {
     let (code, _) = run(&repo, false);
     assert_eq!(code, Some(2), "a task is required");
 }
+
+/// A scripted episode that creates `file`, waits while the other run prepares, and submits.
+fn slow_episode(file: &str) -> Script {
+    Script::sequence(vec![
+        Step::tool_call(
+            "str_replace_editor",
+            json!({"command": "create", "path": format!("/workspace/{file}"), "file_text": format!("{file}\n")}),
+        ),
+        Step::tool_call(
+            "bash",
+            json!({"command": "sleep 3; git log --format=%s -1"}),
+        ),
+        Step::tool_call("submit", json!({})),
+        Step::tool_call("submit", json!({})),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_on_one_repository_at_other_commits_keep_both_patches() {
+    let (dir, repo, work, _) = episode_scene();
+    run_ok(
+        Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(["commit", "-q", "--allow-empty", "-m", "second"])
+            .current_dir(&repo),
+        "git commit",
+    );
+    let (first_server, second_server) = (
+        FakeServer::start(slow_episode("first.txt")).await,
+        FakeServer::start(slow_episode("second.txt")).await,
+    );
+    let args = |server: &FakeServer, commit: &str, out: &str| {
+        let mut args = run_args(server, &repo, &work, &dir.path().join(out));
+        args.extend(["--commit".to_string(), commit.to_string()]);
+        args
+    };
+    let first = trajforge_async(args(&first_server, "HEAD~1", "first.json"), vec![]);
+    let second = async {
+        // The second run prepares its snapshot while the first is mid-episode.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        trajforge_async(args(&second_server, "HEAD", "second.json"), vec![]).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    for (output, file, subject) in [
+        (first, "first.txt", "base"),
+        (second, "second.txt", "second"),
+    ] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(
+            stdout.contains(&format!("+++ b/{file}")) && stdout.contains(&format!("+{file}")),
+            "{stdout}"
+        );
+        let other = if file == "first.txt" {
+            "second.txt"
+        } else {
+            "first.txt"
+        };
+        assert!(!stdout.contains(other), "{stdout}");
+        let traj: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(file.replace(".txt", ".json")))
+                .expect("trajectory"),
+        )
+        .expect("json");
+        assert_eq!(traj["exit"]["status"], "submitted");
+        let log = traj["steps"][1]["tools"][0]["observation"]["text"]
+            .as_str()
+            .expect("text");
+        assert!(log.starts_with(subject), "{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_stuck() {
+    let (_dir, repo, work, out) = episode_scene();
+    let noisy = || {
+        Step::tool_call(
+            "bash",
+            json!({"command": "printf '\\033]0;pwned\\007\\033[2J\\000done'; false"}),
+        )
+    };
+    let server = FakeServer::start(Script::sequence((0..6).map(|_| noisy()).collect())).await;
+    let mut args = run_args(&server, &repo, &work, &out);
+    args.extend(["--max-repeats".to_string(), "3".to_string()]);
+    let output = trajforge_async(args, vec![]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\0') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("\\x1b]0;pwned\\x07\\x1b[2J\\x00done"),
+        "{stderr}"
+    );
+    // The same failing call three times in a row: stuck, not the step limit.
+    assert!(stderr.contains("stuck after 3 steps"), "{stderr}");
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(server.chat_request_count(), 3);
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("trajectory")).expect("json");
+    assert_eq!(traj["exit"]["status"], "stuck");
+    // The trajectory keeps the bytes as they were.
+    let text = traj["steps"][0]["tools"][0]["observation"]["text"]
+        .as_str()
+        .expect("text");
+    assert!(text.contains("\x1b]0;pwned\x07"), "{text:?}");
+}

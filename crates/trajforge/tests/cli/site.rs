@@ -91,9 +91,30 @@ fn crawl_a_local_folder_then_show_it() {
     // changelog.html is linked everywhere but ships only gzipped: a dead link.
     assert!(text.contains("/changelog.html  (from"), "{text}");
 
-    // The time limit stops the crawl before the next page.
+    // The time limit stops the crawl before the next page; a crawl that recorded no page
+    // fails (exit 1) with a hint, its summary still printed.
     let limited = tmp.path().join("limited");
-    let summary = crawl_dir(&site, &limited, &["--time-limit", "0s"], tmp.path());
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            "--dir",
+            site.to_str().expect("utf-8"),
+            "--out",
+            limited.to_str().expect("utf-8"),
+            "--json",
+            "--time-limit",
+            "0s",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the crawl recorded no pages") && err.contains("hint: raise --time-limit"),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert_eq!(summary["pages"], 0, "{summary}");
     assert_eq!(summary["timed_out"], true, "{summary}");
     assert_eq!(summary["not_visited"], 1, "{summary}");
@@ -158,4 +179,58 @@ fn bad_input_is_reported_with_a_hint() {
         tmp.path(),
     );
     input_error(&out);
+}
+
+#[test]
+fn the_time_limit_cuts_a_hanging_page_short() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // The start page links to a page that never answers.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                if request.starts_with("GET /slow") {
+                    std::thread::sleep(std::time::Duration::from_secs(120));
+                    return;
+                }
+                let body = "<html><head><title>start</title></head><body><a href=\"/slow\">slow</a></body></html>";
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tmp.path().join("site");
+    let started = std::time::Instant::now();
+    let out = trajforge(
+        &[
+            "site",
+            "crawl",
+            &format!("http://127.0.0.1:{port}/"),
+            "--out",
+            out_dir.to_str().expect("utf-8"),
+            "--json",
+            "--time-limit",
+            "12s",
+        ],
+        tmp.path(),
+    );
+    let took = started.elapsed();
+    assert_success(&out);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(summary["pages"], 1, "{summary}");
+    assert_eq!(summary["timed_out"], true, "{summary}");
+    assert_eq!(summary["not_visited"], 1, "{summary}");
+    // Without the cut, the hanging page holds the crawl for the 20 s page-load timeout.
+    let seconds = summary["seconds"].as_f64().expect("seconds");
+    assert!(seconds < 14.0, "the 12 s crawl took {seconds} s");
+    assert!(took.as_secs() < 40, "the command took {took:?}");
 }
