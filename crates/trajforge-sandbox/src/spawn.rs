@@ -52,6 +52,8 @@ pub(crate) struct Spec<'a> {
     pub argv: Vec<String>,
     /// Whether we keep a pipe to its standard input.
     pub stdin: bool,
+    /// Extra read-only binds (host path, path inside), mounted after the workspace.
+    pub extra_ro: Vec<(PathBuf, PathBuf)>,
 }
 
 /// The argv of a bash that reads no start-up files (so nothing of the image's or the
@@ -331,6 +333,13 @@ fn bwrap_args(
         bind_source.as_os_str().to_owned(),
         inside.clone(),
     ]);
+    for (host, inside) in &spec.extra_ro {
+        a.extend([
+            "--ro-bind".into(),
+            host.clone().into_os_string(),
+            inside.clone().into_os_string(),
+        ]);
+    }
     a.extend(["--remount-ro".into(), "/".into(), "--chdir".into(), inside]);
     a
 }
