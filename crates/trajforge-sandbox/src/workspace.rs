@@ -19,6 +19,8 @@ pub(crate) const MAX_DIFF_BYTES: usize = 256 << 20;
 
 /// Where the base snapshot's read-only `.git` appears while the patch is computed.
 const BASE_GIT_INSIDE: &str = "/tmp/.trajforge-base-git";
+/// Where the episode's overlay upper directory appears (read-only) while the patch is computed.
+const UPPER_INSIDE: &str = "/tmp/.trajforge-upper";
 
 /// The script computing the patch inside a fresh sandbox (`git add -A; git diff --cached`).
 ///
@@ -29,10 +31,12 @@ const BASE_GIT_INSIDE: &str = "/tmp/.trajforge-base-git";
 /// a moved HEAD or a doctored index in the workspace change nothing. Its `info/attributes`
 /// (the highest-priority attributes file) unsets `filter`, `diff`, `text`, `eol`, `ident`
 /// and `working-tree-encoding`, so a `.gitattributes` written by the episode cannot rewrite
-/// or hide content either. The index copy keeps its time stamp (`cp -p`), so git's
-/// racy-entry check still re-hashes files edited within the second of the snapshot; files
-/// are compared by content and size only (`core.checkStat=minimal`) because inode and
-/// device numbers seen through the overlay differ from the snapshot's.
+/// or hide content either. Every path the overlay's upper layer holds (bound read-only at
+/// [`UPPER_INSIDE`]: exactly what the episode created, changed or deleted) is dropped from
+/// the index copy first, so git hashes it again whatever its time stamps say: neither an
+/// edit within the second of the snapshot nor a restored mtime can hide a change. The other
+/// files are compared by size and mtime (`core.checkStat=minimal`, as inode and device
+/// numbers seen through the overlay differ from the snapshot's) and are the base's own.
 pub(crate) fn diff_script(workspace_dir: &Path) -> String {
     format!(
         r#"cd "{ws}" || exit 90
@@ -45,11 +49,14 @@ printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n' > "$GIT_DIR/con
 printf '* !filter !diff !text !eol !ident !working-tree-encoding\n' > "$GIT_DIR/info/attributes"
 for f in HEAD shallow info/exclude; do [ ! -f "$B/$f" ] || cp "$B/$f" "$GIT_DIR/$f" || exit 90; done
 [ ! -f "$B/index" ] || cp -p "$B/index" "$GIT_INDEX_FILE" || exit 90
-G="git -c core.checkStat=minimal -c core.trustctime=false"
+G="git -c core.checkStat=minimal -c core.trustctime=false --literal-pathspecs"
+(cd {upper} && find . -path ./.git -prune -o ! -type d -printf '%P\0') > /tmp/.trajforge-touched || exit 93
+[ ! -s /tmp/.trajforge-touched ] || $G rm -q -r --cached --ignore-unmatch --pathspec-from-file=/tmp/.trajforge-touched --pathspec-file-nul >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 93; }}
 $G add -A >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 91; }}
 $G diff --cached --no-color --no-ext-diff --no-textconv 2>/tmp/.trajforge-diff-err || {{ cat /tmp/.trajforge-diff-err; exit 92; }}"#,
         ws = workspace_dir.display(),
         base = BASE_GIT_INSIDE,
+        upper = UPPER_INSIDE,
     )
 }
 
@@ -194,7 +201,10 @@ pub(crate) fn diff_unlocked(ws: &WsInner) -> Result<String> {
         network: false,
         argv: spawn::bash(Some(script)),
         stdin: false,
-        extra_ro: vec![(env.base.join(".git"), PathBuf::from(BASE_GIT_INSIDE))],
+        extra_ro: vec![
+            (env.base.join(".git"), PathBuf::from(BASE_GIT_INSIDE)),
+            (ws.dir.join("upper"), PathBuf::from(UPPER_INSIDE)),
+        ],
     };
     let out = run_oneshot(&spec, limits.timeout)?;
     check_diff(&ws.dir, out)
