@@ -5,6 +5,8 @@
 mod backoff;
 mod client;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 mod key;
 mod limiter;
 mod types;
