@@ -1266,7 +1266,7 @@ fn check_episode(t: &Trajectory, calls: usize) -> Result<(), String> {
 }
 
 /// A git repository made from the shipped sample (more-itertools).
-fn sample_repo(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn sample_repo(root: &Path) -> Result<PathBuf, String> {
     let source = checkout().join("examples/sample-repo");
     let repo = root.join("sample-repo");
     run_ok(Command::new("cp").arg("-a").arg(&source).arg(&repo))?;
@@ -1313,7 +1313,7 @@ fn run_ok(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-fn chmod_755(path: &Path) -> Result<(), String> {
+pub(crate) fn chmod_755(path: &Path) -> Result<(), String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }

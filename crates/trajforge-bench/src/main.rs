@@ -20,6 +20,7 @@ mod eval;
 mod export;
 mod local;
 mod pipeline;
+mod sandbox;
 mod teachers;
 mod web;
 
@@ -60,6 +61,9 @@ enum Bench {
     Eval(eval::EvalArgs),
     /// Export: N trajectories with exact token counts and truncation against Python tokenizers + jinja2.
     Export(export::ExportArgs),
+    /// Sandbox: cost per command of the seccomp filter and the reduced /etc against the
+    /// unhardened sandbox, in the same run.
+    Sandbox(sandbox::SandboxArgs),
     /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
     Web(web::WebArgs),
     /// Several teacher servers: throughput of two scripted servers against one, and the share
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Bench::Pipeline(args) => pipeline::run(args),
         Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),
+        Bench::Sandbox(args) => sandbox::run(args),
         Bench::Export(args) => export::run(args),
         Bench::Teachers(args) => teachers::run(args),
     };

@@ -83,7 +83,7 @@ pub(crate) fn splice_frame(lines: &mut Vec<RawLine>, token: &str, frame: Vec<Raw
     let depth = lines[at].0;
     let shifted = frame
         .into_iter()
-        .map(|RawLine(d, k, t)| RawLine(d + depth, k, t));
+        .map(|RawLine(d, k, t)| RawLine(d.saturating_add(depth), k, t));
     lines.splice(at..=at, shifted);
 }
 
@@ -135,13 +135,18 @@ fn clean(text: &str, max: usize) -> String {
     }
 }
 
+/// Deepest indentation rendered: the depth comes from the page's walker, which a hostile
+/// page can feed any number (a huge one would be a huge allocation).
+const MAX_DEPTH: usize = 256;
+
 fn join_cut(lines: &[Line], max_chars: usize) -> (String, bool) {
     let mut out = String::new();
+    let indent = |depth: usize| "  ".repeat(depth.min(MAX_DEPTH));
     for (i, line) in lines.iter().enumerate() {
         let rendered = match line {
-            Line::Node { depth, text } => format!("{}{}\n", "  ".repeat(*depth), text),
+            Line::Node { depth, text } => format!("{}{}\n", indent(*depth), text),
             Line::Text { depth, text } => {
-                format!("{}- text: {}\n", "  ".repeat(*depth), clean(text, 400))
+                format!("{}- text: {}\n", indent(*depth), clean(text, 400))
             }
         };
         if out.len() + rendered.len() > max_chars {
@@ -154,6 +159,55 @@ fn join_cut(lines: &[Line], max_chars: usize) -> (String, bool) {
         out.push_str(&rendered);
     }
     (out, false)
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use trajforge_testkit::fuzz;
+
+    use super::*;
+
+    const SEEDS: &[&str] = &[
+        r#"{"lines": [[0, 0, "- navigation \"Main\":"], [1, 2, "f1"], [1, 1, "Some   text\nwrapped"], [18446744073709551615, 0, "deep"]], "refs": [[12, "link", "Pricing"]], "next": 13}"#,
+        r#"{"lines": [[3, 1, "x"], [0, 7, "?"]], "refs": [], "next": 0}"#,
+    ];
+
+    proptest! {
+        #![proptest_config(fuzz::config())]
+
+        /// What a page's walker returns (`TRAJFORGE_FUZZ_CASES` sets the budget): hostile
+        /// JSON, frames spliced into frames, any depth; never a panic or a huge allocation.
+        #[test]
+        fn hostile_walker_output_never_panics(bytes in fuzz::inputs(
+            SEEDS.iter().map(|s| s.as_bytes().to_vec()).collect(), 512)
+        ) {
+            if let Ok(walked) = serde_json::from_slice::<Walked>(&bytes) {
+                let mut lines = walked.lines.clone();
+                for token in walked.lines.iter().filter(|l| l.1 == 2).map(|l| l.2.clone()) {
+                    splice_frame(&mut lines, &token, walked.lines.clone());
+                }
+                let refs = walked.targets(Some("frame"));
+                let snap = assemble(lines, refs, 4096, String::new(), String::new());
+                prop_assert!(snap.text.len() < 8192);
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_depth_is_capped() {
+        let lines = vec![
+            RawLine(usize::MAX, 0, "x".into()),
+            RawLine(1, 2, "f".into()),
+        ];
+        let mut spliced = lines.clone();
+        splice_frame(&mut spliced, "f", lines);
+        let snap = assemble(spliced, Vec::new(), 1 << 20, String::new(), String::new());
+        assert!(
+            snap.text
+                .starts_with(&format!("{}x\n", "  ".repeat(MAX_DEPTH)))
+        );
+    }
 }
 
 #[cfg(test)]

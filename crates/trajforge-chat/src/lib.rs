@@ -4,6 +4,8 @@
 //! tool calls in text ([`hermes`]) and chat templates rendered as Hugging Face transformers
 //! renders them ([`template`]).
 
+#[cfg(test)]
+mod fuzz_tests;
 pub mod hermes;
 pub mod template;
 mod types;

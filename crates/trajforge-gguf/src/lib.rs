@@ -112,6 +112,9 @@ enum Meta {
 /// would otherwise allocate gigabytes.
 const MAX_COUNT: u64 = 1 << 28;
 
+/// Deepest nesting of metadata arrays accepted (real files use one level).
+const MAX_ARRAY_DEPTH: u32 = 8;
+
 struct Reader<R> {
     inner: R,
     pos: u64,
@@ -180,6 +183,18 @@ impl<R: Read> Reader<R> {
 
     /// Read (or skip) one value of GGUF type `ty`.
     fn value(&mut self, ty: u32, what: &str, keep_array: bool) -> Result<(Meta, Vec<Meta>), Stop> {
+        self.value_at(ty, what, keep_array, 0)
+    }
+
+    /// [`Self::value`] inside `depth` enclosing arrays (bounded: nested arrays in a hostile
+    /// header would otherwise recurse once per 12 bytes of file and overflow the stack).
+    fn value_at(
+        &mut self,
+        ty: u32,
+        what: &str,
+        keep_array: bool,
+        depth: u32,
+    ) -> Result<(Meta, Vec<Meta>), Stop> {
         let fixed = |ty: u32| -> Option<u64> {
             match ty {
                 0 | 1 | 7 => Some(1),
@@ -191,6 +206,9 @@ impl<R: Read> Reader<R> {
         };
         match ty {
             8 => Ok((Meta::Str(self.string(what)?), Vec::new())),
+            9 if depth >= MAX_ARRAY_DEPTH => Err(Stop::Bad(format!(
+                "{what} nests arrays more than {MAX_ARRAY_DEPTH} deep"
+            ))),
             9 => {
                 let elem = self.u32(what)?;
                 let n = self.count(what)?;
@@ -200,7 +218,7 @@ impl<R: Read> Reader<R> {
                 }
                 let mut items = Vec::new();
                 for _ in 0..n {
-                    let (item, _) = self.value(elem, what, false)?;
+                    let (item, _) = self.value_at(elem, what, false, depth + 1)?;
                     if keep_array {
                         items.push(item);
                     }
@@ -365,7 +383,7 @@ fn read(path: &Path, with_tokenizer: bool) -> Result<GgufInfo, GgufError> {
         _ => 32,
     };
     let data_start = reader.pos.div_ceil(alignment) * alignment;
-    let required_len = data_end.map(|end| data_start + end);
+    let required_len = data_end.map(|end| data_start.saturating_add(end));
     if let Some(required) = required_len
         && n_tensors > 0
         && file_len < required
@@ -479,6 +497,104 @@ mod tests {
             put_str(&mut out, v);
         }
         out
+    }
+
+    /// A GGUF file with a token list, merges, token types, ids, flags and one tensor.
+    fn with_tokenizer() -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&1u64.to_le_bytes());
+        out.extend_from_slice(&7u64.to_le_bytes());
+        put_str(&mut out, "general.architecture");
+        out.extend_from_slice(&8u32.to_le_bytes());
+        put_str(&mut out, "llama");
+        put_str(&mut out, "llama.context_length");
+        out.extend_from_slice(&4u32.to_le_bytes());
+        out.extend_from_slice(&2048u32.to_le_bytes());
+        for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges"] {
+            put_str(&mut out, key);
+            out.extend_from_slice(&9u32.to_le_bytes());
+            out.extend_from_slice(&8u32.to_le_bytes());
+            out.extend_from_slice(&3u64.to_le_bytes());
+            for t in ["a", "b", "a b"] {
+                put_str(&mut out, t);
+            }
+        }
+        put_str(&mut out, "tokenizer.ggml.token_type");
+        out.extend_from_slice(&9u32.to_le_bytes());
+        out.extend_from_slice(&5u32.to_le_bytes());
+        out.extend_from_slice(&3u64.to_le_bytes());
+        for t in [1i32, 3, 1] {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        put_str(&mut out, "tokenizer.ggml.bos_token_id");
+        out.extend_from_slice(&4u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        put_str(&mut out, "tokenizer.ggml.add_bos_token");
+        out.extend_from_slice(&7u32.to_le_bytes());
+        out.push(1);
+        put_str(&mut out, "t.weight");
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&4u64.to_le_bytes());
+        out.extend_from_slice(&4u64.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.resize(out.len().div_ceil(32) * 32 + 64, 0);
+        out
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+        use trajforge_testkit::fuzz;
+
+        proptest! {
+            #![proptest_config(fuzz::config())]
+
+            /// Hostile headers (`TRAJFORGE_FUZZ_CASES` sets the budget): never a panic, every
+            /// failure a typed `GgufError`, and a tokenizer read from them converts or errs.
+            #[test]
+            fn hostile_headers_never_panic(bytes in fuzz::inputs(
+                vec![super::tiny(&[("general.name", "x")]), super::with_tokenizer()], 512)
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("f.gguf");
+                std::fs::write(&path, &bytes).unwrap();
+                let _ = super::read_gguf(&path);
+                if let Ok(info) = super::read_gguf_with_tokenizer(&path)
+                    && let Some(tok) = info.tokenizer
+                {
+                    let _ = tok.to_tokenizer_json();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nested_arrays_are_bounded_not_a_stack_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep.gguf");
+        let mut out = tiny(&[]);
+        out[16..24].copy_from_slice(&1u64.to_le_bytes());
+        put_str(&mut out, "deep");
+        out.extend_from_slice(&9u32.to_le_bytes());
+        for _ in 0..200_000 {
+            out.extend_from_slice(&9u32.to_le_bytes());
+            out.extend_from_slice(&1u64.to_le_bytes());
+        }
+        std::fs::write(&path, out).unwrap();
+        let err = read_gguf(&path).unwrap_err();
+        assert!(err.to_string().contains("nests arrays"), "{err}");
+    }
+
+    #[test]
+    fn the_tokenizer_seed_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.gguf");
+        std::fs::write(&path, with_tokenizer()).unwrap();
+        let info = read_gguf_with_tokenizer(&path).unwrap();
+        assert_eq!(info.context_length, Some(2048));
+        assert_eq!(info.bos_token.as_deref(), Some("b"));
+        assert_eq!(info.tokenizer.unwrap().merges.len(), 3);
     }
 
     #[test]

@@ -772,6 +772,10 @@ fn parse_tool(t: &WireTool) -> Result<ToolSpec, RequestError> {
 }
 
 #[cfg(test)]
+#[path = "server_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

@@ -87,9 +87,6 @@ async fn bash_editor_and_submit_work_in_the_sandbox_and_the_patch_comes_back() {
     let obs = call(
         &mut env,
         EDITOR,
-        // The new text is longer than the old: a same-size edit within a second of the base
-        // snapshot can be missed by the diff (git's racy-index check; the reliability issue's
-        // "race in the patch"), which this test is not about.
         json!({"command": "str_replace", "path": "lib.py", "old_str": "return 1", "new_str": "return 20"}),
     )
     .await;

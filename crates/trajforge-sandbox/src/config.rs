@@ -62,6 +62,11 @@ pub struct SandboxConfig {
     pub ro_binds: Vec<PathBuf>,
     /// Keep background processes of a session alive between commands (default: kill them).
     pub keep_background: bool,
+    /// Run programs under the seccomp filter (default on; off only to measure its cost).
+    pub seccomp: bool,
+    /// Show only the /etc entries programs need (default on) instead of the host's whole /etc
+    /// (secrets masked); more host paths can be added with `ro_binds`.
+    pub minimal_etc: bool,
 }
 
 impl Default for SandboxConfig {
@@ -75,6 +80,8 @@ impl Default for SandboxConfig {
             env: Vec::new(),
             ro_binds: Vec::new(),
             keep_background: false,
+            seccomp: true,
+            minimal_etc: true,
         }
     }
 }

@@ -157,6 +157,7 @@ impl Environment {
                     network: true,
                     argv: spawn::bash(Some(cmd.into())),
                     stdin: false,
+                    extra_ro: Vec::new(),
                 };
                 let out = workspace::run_oneshot(&spec, options.setup_limits.timeout)?;
                 if out.exit_code != Some(0) || out.timed_out {
@@ -416,6 +417,7 @@ exit 0
         network: false,
         argv: spawn::bash(Some(script)),
         stdin: false,
+        extra_ro: Vec::new(),
     };
     let out = workspace::run_oneshot(&spec, limits.timeout)?;
     if out.exit_code != Some(0) {

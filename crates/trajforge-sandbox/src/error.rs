@@ -53,6 +53,15 @@ pub enum SandboxError {
         #[source]
         source: io::Error,
     },
+    /// The seccomp filter could not be handed to bubblewrap.
+    #[error("cannot install the seccomp filter ({detail}): {source}")]
+    Seccomp {
+        /// What failed.
+        detail: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// A path cannot be given to overlayfs.
     #[error("path {path} cannot be an overlay layer: it contains ',', ':' or '\\'")]
     UnsupportedPath {

@@ -10,8 +10,10 @@
 //!   one-shot command; [`Workspace::diff`] / [`Session::diff`] return the patch.
 //!
 //! Every sandbox is bubblewrap in fresh user, pid, ipc, uts, cgroup and network namespaces,
-//! with /usr, /etc (secrets masked) and the like read-only, private size-limited /tmp and
-//! /dev/shm, an empty environment apart from a fixed minimal one, and rlimits on processes,
+//! with /usr and the like read-only, only the /etc entries programs need, a seccomp filter
+//! (no ptrace, keyrings, BPF, perf, mounts, namespaces, kernel modules, TIOCSTI), bubblewrap
+//! arguments passed through a descriptor (no host paths in /proc/1/cmdline), private
+//! size-limited /tmp and /dev/shm, an empty environment apart from a fixed minimal one, and rlimits on processes,
 //! address space, file size and open files. When the caller is root the sandbox runs as an
 //! unprivileged uid (65534 by default), because the kernel exempts uid 0 from RLIMIT_NPROC.
 //! The limit is set after the sandbox's user namespace is created, so it counts that
@@ -34,6 +36,8 @@ mod env;
 mod error;
 mod output;
 mod proctree;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod seccomp;
 mod session;
 mod spawn;
 mod sys;

@@ -91,15 +91,29 @@ impl Session {
         self.run_with(cmd, timeout, max_output)
     }
 
-    /// The patch of the workspace against the base commit, computed through this shell.
+    /// The patch of the workspace against the base commit.
+    ///
+    /// It is never computed through this shell, whose functions, traps and `PATH` the episode
+    /// controls: the shell is ended (with every process of the episode), the patch computed in
+    /// a fresh sandbox ([`crate::Workspace::diff`]), and a new shell started in the same
+    /// working directory. Variables and background processes do not survive a call.
     pub fn diff(&mut self) -> Result<String> {
-        let script = format!(
-            "( {} )",
-            workspace::diff_script(&self.ws.env.config.workspace_dir)
-        );
-        let timeout = self.ws.env.config.limits.timeout;
-        let out = self.run_with(&script, timeout, workspace::MAX_DIFF_BYTES)?;
-        workspace::check_diff(&self.ws.dir, out)
+        let timeout = Duration::from_secs(5);
+        let cwd = self
+            .run_with("pwd", timeout, 8 * 1024)
+            .ok()
+            .filter(|out| out.exit_code == Some(0) && !out.shell_restarted)
+            .map(|out| out.output.trim_end_matches('\n').to_owned());
+        if let Some(mut shell) = self.shell.take() {
+            spawn::kill_sandbox(&mut shell.sandbox.child);
+        }
+        let patch = workspace::diff_unlocked(&self.ws);
+        self.shell = Some(self.spawn_shell()?);
+        if let Some(cwd) = cwd.filter(|d| !d.contains('\n')) {
+            let cmd = format!("cd {} 2>/dev/null", ansi_c_quote(&cwd));
+            self.run_with(&cmd, timeout, 8 * 1024)?;
+        }
+        patch
     }
 
     /// Reads a file inside the sandbox (relative paths start at the shell's directory).
@@ -298,6 +312,7 @@ impl Session {
             network: false,
             argv: spawn::bash(None),
             stdin: true,
+            extra_ro: Vec::new(),
         };
         let sandbox = spawn::start(&spec)?;
         let mut shell = Shell {

@@ -52,6 +52,8 @@ pub(crate) struct Spec<'a> {
     pub argv: Vec<String>,
     /// Whether we keep a pipe to its standard input.
     pub stdin: bool,
+    /// Extra read-only binds (host path, path inside), mounted after the workspace.
+    pub extra_ro: Vec<(PathBuf, PathBuf)>,
 }
 
 /// The argv of a bash that reads no start-up files (so nothing of the image's or the
@@ -77,9 +79,57 @@ pub(crate) struct Sandbox {
 
 /// Host paths of system directories bound read-only (or recreated as symlinks).
 const SYSTEM_DIRS: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
-/// Files hidden behind /dev/null even though /etc is visible.
+/// The /etc entries shown with `minimal_etc`: users and groups, name resolution, TLS
+/// certificates, the dynamic linker, Debian's alternatives (awk, java, ...), the time zone,
+/// and the system-wide configuration of the toolchains an episode runs (git, pip, npm, Java,
+/// Maven, Perl, fonts, XML catalogs). Secrets (shadow, ssh, ssl/private, sudoers), machine
+/// identity and daemon configuration stay out.
+const ETC_ENTRIES: &[&str] = &[
+    "passwd",
+    "group",
+    "hosts",
+    "resolv.conf",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "services",
+    "protocols",
+    "networks",
+    "ssl/certs",
+    "ssl/openssl.cnf",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "localtime",
+    "timezone",
+    "mime.types",
+    "magic",
+    "magic.mime",
+    "os-release",
+    "debian_version",
+    "locale.alias",
+    "inputrc",
+    "terminfo",
+    "shells",
+    "gitconfig",
+    "pip.conf",
+    "npmrc",
+    "wgetrc",
+    "maven",
+    "perl",
+    "fonts",
+    "xml",
+    "sgml",
+    "vim",
+];
+/// Prefixes of /etc entries shown with `minimal_etc` (versioned directories).
+const ETC_PREFIXES: &[&str] = &["python3", "java-"];
+/// Files hidden behind /dev/null when the whole /etc is visible.
 const MASKED_FILES: &[&str] = &[
     "/etc/shadow",
     "/etc/gshadow",
@@ -137,8 +187,31 @@ fn overlay_path(path: &Path) -> Result<String> {
     Ok(text.to_owned())
 }
 
-/// Bubblewrap arguments for `spec`.
-fn bwrap_args(spec: &Spec<'_>, bind_source: &Path) -> Vec<std::ffi::OsString> {
+/// The /etc paths bound into the sandbox with `minimal_etc`, those present on this host.
+fn etc_paths() -> Vec<PathBuf> {
+    let etc = Path::new("/etc");
+    let mut paths: Vec<PathBuf> = ETC_ENTRIES.iter().map(|e| etc.join(e)).collect();
+    if let Ok(entries) = std::fs::read_dir(etc) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if ETC_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                paths.push(entry.path());
+            }
+        }
+    }
+    paths.sort();
+    paths.retain(|p| p.symlink_metadata().is_ok());
+    paths
+}
+
+/// Bubblewrap options for `spec` (the command follows them); `seccomp_fd` is the descriptor
+/// holding the filter.
+fn bwrap_args(
+    spec: &Spec<'_>,
+    bind_source: &Path,
+    seccomp_fd: Option<i32>,
+) -> Vec<std::ffi::OsString> {
     let mut a: Vec<std::ffi::OsString> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| std::ffi::OsString::from(*s)));
     push(&[
@@ -182,21 +255,44 @@ fn bwrap_args(spec: &Spec<'_>, bind_source: &Path) -> Vec<std::ffi::OsString> {
             _ => {}
         }
     }
-    for file in MASKED_FILES {
-        if Path::new(file).exists() {
-            a.extend(["--ro-bind".into(), "/dev/null".into(), (*file).into()]);
+    if spec.config.minimal_etc {
+        for path in etc_paths() {
+            match std::fs::read_link(&path) {
+                // Relative links (mtab, localtime on some hosts) stay links; the rest is
+                // bound, which follows absolute links into /usr or /run.
+                Ok(target) if target.is_relative() => {
+                    a.push("--symlink".into());
+                    a.push(target.into_os_string());
+                    a.push(path.into_os_string());
+                }
+                _ => a.extend([
+                    "--ro-bind-try".into(),
+                    path.clone().into_os_string(),
+                    path.into_os_string(),
+                ]),
+            }
+        }
+    } else {
+        a.extend(["--ro-bind".into(), "/etc".into(), "/etc".into()]);
+        for file in MASKED_FILES {
+            if Path::new(file).exists() {
+                a.extend(["--ro-bind".into(), "/dev/null".into(), (*file).into()]);
+            }
+        }
+        for dir in MASKED_DIRS {
+            if Path::new(dir).is_dir() {
+                a.extend([
+                    "--size".into(),
+                    "4096".into(),
+                    "--tmpfs".into(),
+                    (*dir).into(),
+                ]);
+                a.extend(["--remount-ro".into(), (*dir).into()]);
+            }
         }
     }
-    for dir in MASKED_DIRS {
-        if Path::new(dir).is_dir() {
-            a.extend([
-                "--size".into(),
-                "4096".into(),
-                "--tmpfs".into(),
-                (*dir).into(),
-            ]);
-            a.extend(["--remount-ro".into(), (*dir).into()]);
-        }
+    if let Some(fd) = seccomp_fd {
+        a.extend(["--seccomp".into(), fd.to_string().into()]);
     }
     for extra in &spec.config.ro_binds {
         a.extend([
@@ -237,14 +333,14 @@ fn bwrap_args(spec: &Spec<'_>, bind_source: &Path) -> Vec<std::ffi::OsString> {
         bind_source.as_os_str().to_owned(),
         inside.clone(),
     ]);
-    a.extend([
-        "--remount-ro".into(),
-        "/".into(),
-        "--chdir".into(),
-        inside,
-        "--".into(),
-    ]);
-    a.extend(spec.argv.iter().map(std::ffi::OsString::from));
+    for (host, inside) in &spec.extra_ro {
+        a.extend([
+            "--ro-bind".into(),
+            host.clone().into_os_string(),
+            inside.clone().into_os_string(),
+        ]);
+    }
+    a.extend(["--remount-ro".into(), "/".into(), "--chdir".into(), inside]);
     a
 }
 
@@ -313,7 +409,32 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         file_size: spec.limits.max_file_size,
         open_files: spec.limits.max_open_files,
     };
-    let plan = NsPlan::new(uid, gid, overlay, limits);
+    let seccomp = if spec.config.seccomp {
+        Some(seccomp_memfd()?)
+    } else {
+        None
+    };
+    let seccomp_fd = seccomp.as_ref().map(AsRawFd::as_raw_fd);
+    // The arguments go through a descriptor (`--args`), so the sandbox's pid 1 shows no host
+    // paths or settings in /proc/1/cmdline.
+    let mut arg_bytes = Vec::new();
+    for arg in bwrap_args(spec, &bind_source, seccomp_fd) {
+        arg_bytes.extend_from_slice(arg.as_bytes());
+        arg_bytes.push(0);
+    }
+    let args_file = sys::memfd_with(c"trajforge-bwrap-args", &arg_bytes).map_err(|source| {
+        SandboxError::Pipe {
+            action: "writing the sandbox arguments",
+            source,
+        }
+    })?;
+    let plan = NsPlan::new(
+        uid,
+        gid,
+        overlay,
+        limits,
+        [seccomp_fd, Some(args_file.as_raw_fd())],
+    );
 
     let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
         action: "creating the output pipe",
@@ -324,7 +445,9 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         source,
     })?;
     let mut cmd = Command::new(spec.bwrap);
-    cmd.args(bwrap_args(spec, &bind_source));
+    // bubblewrap takes the command itself from its real argument list only.
+    cmd.arg("--args").arg(args_file.as_raw_fd().to_string());
+    cmd.arg("--").args(&spec.argv);
     cmd.env_clear();
     cmd.envs(base_env());
     cmd.envs(
@@ -365,6 +488,32 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         child,
         stdin,
         out: reader,
+    })
+}
+
+/// The seccomp program in a fresh in-memory file for bubblewrap to read.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn seccomp_memfd() -> Result<std::os::fd::OwnedFd> {
+    static PROGRAM: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    let program = PROGRAM
+        .get_or_init(crate::seccomp::program)
+        .as_deref()
+        .ok_or_else(|| SandboxError::Seccomp {
+            detail: "a jump of the filter program cannot be encoded",
+            source: io::Error::from(io::ErrorKind::InvalidData),
+        })?;
+    sys::memfd_with(c"trajforge-seccomp", program).map_err(|source| SandboxError::Seccomp {
+        detail: "writing it to an in-memory file",
+        source,
+    })
+}
+
+/// No filter is written for this architecture; refuse rather than run unfiltered.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn seccomp_memfd() -> Result<std::os::fd::OwnedFd> {
+    Err(SandboxError::Seccomp {
+        detail: "no filter for this architecture; set `seccomp` off to run without one",
+        source: io::Error::from(io::ErrorKind::Unsupported),
     })
 }
 

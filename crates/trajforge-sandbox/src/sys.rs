@@ -6,7 +6,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Turns a -1 return value into the current `errno`.
@@ -71,6 +71,34 @@ pub(crate) fn kill(pid: u32, signal: libc::c_int) {
     let _ = unsafe { libc::kill(pid, signal) };
 }
 
+/// An anonymous in-memory file holding `data`, positioned at its start, closed on exec
+/// (the child that needs it clears that flag itself, see [`NsPlan`]).
+pub(crate) fn memfd_with(name: &CStr, data: &[u8]) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; memfd_create returns a new descriptor or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    check(fd)?;
+    // SAFETY: `fd` was just created by us and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut rest = data;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is valid for `rest.len()` bytes.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        rest = &rest[n as usize..];
+    }
+    // SAFETY: lseek on our own descriptor with integer arguments.
+    if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
 /// Resource limits applied to the sandbox (values in the units of setrlimit).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Rlimits {
@@ -95,6 +123,7 @@ pub(crate) struct NsPlan {
     gid_map: CString,
     overlay: Option<(CString, CString)>,
     limits: Rlimits,
+    inherit_fds: [Option<RawFd>; 2],
 }
 
 impl NsPlan {
@@ -104,6 +133,7 @@ impl NsPlan {
         gid: u32,
         overlay: Option<(CString, CString)>,
         limits: Rlimits,
+        inherit_fds: [Option<RawFd>; 2],
     ) -> Self {
         let uid_map = CString::new(format!("0 {uid} 1\n")).unwrap_or_default();
         let gid_map = CString::new(format!("0 {gid} 1\n")).unwrap_or_default();
@@ -112,6 +142,7 @@ impl NsPlan {
             gid_map,
             overlay,
             limits,
+            inherit_fds,
         }
     }
 
@@ -148,6 +179,12 @@ impl NsPlan {
                     options.as_ptr().cast(),
                 )
             })?;
+        }
+        for fd in self.inherit_fds.iter().flatten() {
+            // The descriptors bubblewrap reads (its arguments, the seccomp program) must
+            // survive its exec; everywhere else they stay close-on-exec.
+            // SAFETY: F_SETFD with an integer argument on a descriptor of this process.
+            check(unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) })?;
         }
         set_rlimit(libc::RLIMIT_CORE, Some(0))?;
         set_rlimit(libc::RLIMIT_NPROC, self.limits.nproc)?;

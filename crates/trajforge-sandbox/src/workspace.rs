@@ -17,22 +17,46 @@ use crate::spawn::{self, ReadEnd, Root};
 /// Largest patch `diff` accepts.
 pub(crate) const MAX_DIFF_BYTES: usize = 256 << 20;
 
-/// The script computing the patch inside the sandbox (`git add -A; git diff --cached`).
+/// Where the base snapshot's read-only `.git` appears while the patch is computed.
+const BASE_GIT_INSIDE: &str = "/tmp/.trajforge-base-git";
+/// Where the episode's overlay upper directory appears (read-only) while the patch is computed.
+const UPPER_INSIDE: &str = "/tmp/.trajforge-upper";
+
+/// The script computing the patch inside a fresh sandbox (`git add -A; git diff --cached`).
 ///
-/// It stages into a throwaway copy of the index in /tmp (keeping its time, which git's
-/// racy-entry check reads), so the workspace's own index is
-/// never rewritten (an overlay would copy it up), and compares files by content and size
-/// only (`core.checkStat=minimal`): inode and device numbers seen through the overlay differ
-/// from the snapshot's, which would otherwise make git re-hash every file of the repository.
+/// Nothing the episode wrote decides what the patch says: git runs on a private git
+/// directory in /tmp whose HEAD, objects, index, shallow list and excludes come from the
+/// base snapshot's read-only `.git` (bound at [`BASE_GIT_INSIDE`]), and
+/// whose configuration is ours alone (no system or global file), so `.git/config` filters,
+/// a moved HEAD or a doctored index in the workspace change nothing. Its `info/attributes`
+/// (the highest-priority attributes file) unsets `filter`, `diff`, `text`, `eol`, `ident`
+/// and `working-tree-encoding`, so a `.gitattributes` written by the episode cannot rewrite
+/// or hide content either. Every path the overlay's upper layer holds (bound read-only at
+/// [`UPPER_INSIDE`]: exactly what the episode created, changed or deleted) is dropped from
+/// the index copy first, so git hashes it again whatever its time stamps say: neither an
+/// edit within the second of the snapshot nor a restored mtime can hide a change. The other
+/// files are compared by size and mtime (`core.checkStat=minimal`, as inode and device
+/// numbers seen through the overlay differ from the snapshot's) and are the base's own.
 pub(crate) fn diff_script(workspace_dir: &Path) -> String {
     format!(
-        r#"cd "{}" || exit 90
-export GIT_INDEX_FILE=/tmp/.trajforge-index
-{{ [ -f .git/index ] && cp -p .git/index "$GIT_INDEX_FILE"; }} 2>/dev/null || rm -f "$GIT_INDEX_FILE"
-G="git -c core.checkStat=minimal -c core.trustctime=false"
+        r#"cd "{ws}" || exit 90
+export GIT_DIR=/tmp/.trajforge-git GIT_WORK_TREE="{ws}" GIT_INDEX_FILE=/tmp/.trajforge-git/index
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+B={base}
+rm -rf "$GIT_DIR" && mkdir -p "$GIT_DIR/info" "$GIT_DIR/objects/info" "$GIT_DIR/refs" || exit 90
+echo "$B/objects" > "$GIT_DIR/objects/info/alternates"
+printf '[core]\n\trepositoryformatversion = 0\n\tbare = false\n' > "$GIT_DIR/config"
+printf '* !filter !diff !text !eol !ident !working-tree-encoding\n' > "$GIT_DIR/info/attributes"
+for f in HEAD shallow info/exclude; do [ ! -f "$B/$f" ] || cp "$B/$f" "$GIT_DIR/$f" || exit 90; done
+[ ! -f "$B/index" ] || cp -p "$B/index" "$GIT_INDEX_FILE" || exit 90
+G="git -c core.checkStat=minimal -c core.trustctime=false --literal-pathspecs"
+(cd {upper} && find . -path ./.git -prune -o ! -type d -printf '%P\0') > /tmp/.trajforge-touched || exit 93
+[ ! -s /tmp/.trajforge-touched ] || $G rm -q -r --cached --ignore-unmatch --pathspec-from-file=/tmp/.trajforge-touched --pathspec-file-nul >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 93; }}
 $G add -A >/tmp/.trajforge-diff-err 2>&1 || {{ cat /tmp/.trajforge-diff-err; exit 91; }}
 $G diff --cached --no-color --no-ext-diff --no-textconv 2>/tmp/.trajforge-diff-err || {{ cat /tmp/.trajforge-diff-err; exit 92; }}"#,
-        workspace_dir.display()
+        ws = workspace_dir.display(),
+        base = BASE_GIT_INSIDE,
+        upper = UPPER_INSIDE,
     )
 }
 
@@ -148,32 +172,42 @@ impl Workspace {
             network: false,
             argv: spawn::bash(Some(cmd.into())),
             stdin: false,
+            extra_ro: Vec::new(),
         };
         run_oneshot(&spec, timeout.unwrap_or(limits.timeout))
     }
 
     /// The patch of the workspace against the base commit (`git add -A; git diff --cached`:
-    /// new files included, binary files marked), computed inside a sandbox.
+    /// new files included, binary files marked), computed in a fresh sandbox.
     pub fn diff(&self) -> Result<String> {
         let _guard = self.inner.acquire()?;
-        let env = &self.inner.env;
-        let limits = crate::config::Limits {
-            max_output_bytes: MAX_DIFF_BYTES,
-            ..env.config.limits.clone()
-        };
-        let script = diff_script(&env.config.workspace_dir);
-        let spec = spawn::Spec {
-            config: &env.config,
-            bwrap: &env.bwrap,
-            limits: &limits,
-            root: self.inner.root(),
-            network: false,
-            argv: spawn::bash(Some(script)),
-            stdin: false,
-        };
-        let out = run_oneshot(&spec, limits.timeout)?;
-        check_diff(&self.inner.dir, out)
+        diff_unlocked(&self.inner)
     }
+}
+
+/// Computes the patch of `ws` in a fresh sandbox; the caller holds the workspace.
+pub(crate) fn diff_unlocked(ws: &WsInner) -> Result<String> {
+    let env = &ws.env;
+    let limits = crate::config::Limits {
+        max_output_bytes: MAX_DIFF_BYTES,
+        ..env.config.limits.clone()
+    };
+    let script = diff_script(&env.config.workspace_dir);
+    let spec = spawn::Spec {
+        config: &env.config,
+        bwrap: &env.bwrap,
+        limits: &limits,
+        root: ws.root(),
+        network: false,
+        argv: spawn::bash(Some(script)),
+        stdin: false,
+        extra_ro: vec![
+            (env.base.join(".git"), PathBuf::from(BASE_GIT_INSIDE)),
+            (ws.dir.join("upper"), PathBuf::from(UPPER_INSIDE)),
+        ],
+    };
+    let out = run_oneshot(&spec, limits.timeout)?;
+    check_diff(&ws.dir, out)
 }
 
 /// Turns the diff script's result into the patch or an error.

@@ -10,6 +10,10 @@
 #![allow(unsafe_code)]
 
 mod common;
+// Syscall numbers in the probes are those of x86-64.
+#[cfg(target_arch = "x86_64")]
+#[path = "escape/probes.rs"]
+mod probes;
 
 use std::fs;
 use std::net::TcpListener;

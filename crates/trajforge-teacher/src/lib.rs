@@ -7,6 +7,8 @@
 mod backoff;
 mod client;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 mod key;
 mod limiter;
 mod router;

@@ -12,6 +12,7 @@
 //! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr.
 
 pub mod code;
+pub mod fuzz;
 mod process;
 mod script;
 mod server;

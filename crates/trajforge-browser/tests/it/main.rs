@@ -4,6 +4,7 @@
 // Tests may say why they skip.
 #![allow(clippy::print_stderr)]
 
+mod cdp_fuzz;
 mod clicks;
 mod common;
 mod crawl_replay;

@@ -2,6 +2,7 @@
 //! provenance) and of writing into a run's store.
 
 mod fixtures;
+mod fuzz;
 mod props;
 mod real;
 mod store;

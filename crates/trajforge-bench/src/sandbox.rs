@@ -1,0 +1,160 @@
+//! `trajforge-bench sandbox`: what the default sandbox's hardening costs per command.
+//!
+//! The same commands run on the sample repository under four sandbox settings, interleaved
+//! round by round so machine load hits them alike: the sandbox before hardening (the host's
+//! whole /etc, no seccomp filter), each hardening alone, and the default (both). Figures are
+//! medians; the overhead column is against the unhardened baseline measured in the same run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use trajforge_sandbox::{Environment, EnvironmentOptions};
+
+/// Options of `trajforge-bench sandbox`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SandboxArgs {
+    /// Rounds; each runs every command once under every setting.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    rounds: usize,
+    /// Folder for the repository and workspaces; the sandbox user must be able to reach it.
+    #[arg(long, default_value = "/var/tmp", value_name = "DIR")]
+    work_root: PathBuf,
+}
+
+/// One sandbox setting.
+struct Setting {
+    name: &'static str,
+    seccomp: bool,
+    minimal_etc: bool,
+}
+
+const SETTINGS: [Setting; 4] = [
+    Setting {
+        name: "before: host /etc, no seccomp",
+        seccomp: false,
+        minimal_etc: false,
+    },
+    Setting {
+        name: "seccomp filter only",
+        seccomp: true,
+        minimal_etc: false,
+    },
+    Setting {
+        name: "reduced /etc only",
+        seccomp: false,
+        minimal_etc: true,
+    },
+    Setting {
+        name: "default: both",
+        seccomp: true,
+        minimal_etc: true,
+    },
+];
+
+/// The measured operations.
+const OPS: [&str; 5] = [
+    "one-shot sandbox `true`",
+    "session `true`",
+    "session `python3 -c pass`",
+    "session `git status`",
+    "patch after an edit",
+];
+
+/// Run the benchmark.
+pub(crate) fn run(args: SandboxArgs) -> Result<(), String> {
+    let root = tempfile::Builder::new()
+        .prefix("trajforge-bench-sandbox-")
+        .tempdir_in(&args.work_root)
+        .map_err(|e| format!("{}: cannot create a folder: {e}", args.work_root.display()))?;
+    crate::agent::chmod_755(root.path())?;
+    let repo = crate::agent::sample_repo(root.path())?;
+    println!("sandbox hardening benchmark");
+    println!(
+        "  this machine: {} cores; sample repository; {} rounds, settings interleaved",
+        crate::cores(),
+        args.rounds
+    );
+    let mut envs = Vec::new();
+    for (i, s) in SETTINGS.iter().enumerate() {
+        let mut options = EnvironmentOptions::new(root.path().join(format!("env-{i}")));
+        options.sandbox.seccomp = s.seccomp;
+        options.sandbox.minimal_etc = s.minimal_etc;
+        let env = Environment::prepare(&repo, None, &options)
+            .map_err(|e| format!("prepare ({}): {e}", s.name))?;
+        envs.push(env);
+    }
+    // times[setting][op]
+    let mut times = vec![vec![Vec::new(); OPS.len()]; SETTINGS.len()];
+    for _ in 0..args.rounds.max(1) {
+        for (i, env) in envs.iter().enumerate() {
+            let ws = env.create_workspace().map_err(|e| e.to_string())?;
+            times[i][0].push(timed(|| ws.run("true", None).map(drop))?);
+            let mut s = ws.session().map_err(|e| e.to_string())?;
+            for (op, cmd) in [
+                (1, "true"),
+                (2, "python3 -c pass"),
+                (3, "git status --short"),
+            ] {
+                times[i][op].push(timed(|| {
+                    let out = s.run(cmd, None)?;
+                    debug_assert_eq!(out.exit_code, Some(0));
+                    Ok(())
+                })?);
+            }
+            s.run("echo change >> README.md", None)
+                .map_err(|e| e.to_string())?;
+            drop(s);
+            times[i][4].push(timed(|| ws.diff().map(drop))?);
+        }
+    }
+    println!();
+    print!("  {:<28}", "median ms");
+    for s in &SETTINGS {
+        print!(" | {:>30}", s.name);
+    }
+    println!();
+    for (op, name) in OPS.iter().enumerate() {
+        print!("  {name:<28}");
+        let base = median(&times[0][op]);
+        for (i, _) in SETTINGS.iter().enumerate() {
+            let m = median(&times[i][op]);
+            if i == 0 {
+                print!(" | {:>30}", format!("{:.2}", ms(m)));
+            } else {
+                let delta = ms(m) - ms(base);
+                print!(
+                    " | {:>30}",
+                    format!(
+                        "{:.2} ({delta:+.2}, {:+.1}%)",
+                        ms(m),
+                        100.0 * delta / ms(base)
+                    )
+                );
+            }
+        }
+        println!();
+    }
+    println!(
+        "\n  overhead is against the first column, measured in the same run; a session command \
+         is one round trip to the persistent shell, a one-shot command starts a whole sandbox"
+    );
+    Ok(())
+}
+
+fn timed(
+    f: impl FnOnce() -> Result<(), trajforge_sandbox::SandboxError>,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    f().map_err(|e| e.to_string())?;
+    Ok(started.elapsed())
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
