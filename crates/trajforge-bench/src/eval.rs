@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use trajforge_eval::{Task, TaskKind, write_jsonl};
+use trajforge_eval::{Task, write_jsonl};
 use trajforge_pipeline::eval::EvalRunSpec;
 use trajforge_pipeline::prepare::Budget;
 use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_teacher::{OpenAiTeacher, TeacherConfig};
-use trajforge_testkit::{FakeServer, Script, ServerOptions, Step};
+use trajforge_testkit::history::{FIXES, fix_tasks};
+use trajforge_testkit::{FakeServer, Script, ServerOptions, Step, git};
 
 /// Options of the evaluation benchmark.
 #[derive(Debug, clap::Args)]
@@ -34,41 +35,6 @@ pub struct EvalArgs {
     pub concurrency: usize,
 }
 
-/// Merges of more-itertools that fix a bug and add its test: (merge, test class, FAIL_TO_PASS test).
-const FIXES: [(&str, &str, &str); 3] = [
-    (
-        "c2859de7ae7b791b77c33462a58f81f9a4d9d5d6",
-        "SlicedTests",
-        "test_negative",
-    ),
-    (
-        "b363d6b82c7082db647bd350560fca5e1d724a16",
-        "InterleaveEvenlyTests",
-        "test_no_iterables",
-    ),
-    (
-        "3bbe636e23bdfa359d80e6851e0c37abbc860d4c",
-        "NumericRangeTests",
-        "test_get_item_by_slice",
-    ),
-];
-
-fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(b) = given {
         return Ok(b);
@@ -79,35 +45,6 @@ fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
     } else {
         Err(format!("no bundle at {}: give --bundle", bundle.display()))
     }
-}
-
-/// The tasks of [`FIXES`] from the clone's history (the statement names the merge: the
-/// scripted teacher only needs to recognise it).
-fn tasks(repo: &Path) -> Result<Vec<Task>, String> {
-    FIXES
-        .iter()
-        .map(|(commit, class, test)| {
-            let base = git(repo, &["rev-parse", &format!("{commit}^1")])?;
-            let base = base.trim();
-            let diff = |path: &str| git(repo, &["diff", base, commit, "--", path]);
-            Ok(Task {
-                instance_id: format!("more-itertools-{}", &commit[..7]),
-                repo: "more-itertools/more-itertools".into(),
-                base_commit: base.to_string(),
-                patch: diff("more_itertools")?,
-                test_patch: diff("tests")?,
-                problem_statement: format!("Task {commit}: {class} fails."),
-                fail_to_pass: vec![format!("tests.test_more.{class}.{test}")],
-                pass_to_pass: Vec::new(),
-                created_at: String::new(),
-                kind: Some(TaskKind::Hard),
-                commit: Some((*commit).to_string()),
-                setup: None,
-                test_cmd: Some(format!("python3 -m unittest -v tests.test_more.{class}")),
-                extra: serde_json::Map::new(),
-            })
-        })
-        .collect()
 }
 
 /// An instant teacher that applies each task's gold patch, then submits.
@@ -269,7 +206,7 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
             &repo.display().to_string(),
         ],
     )?;
-    let tasks = tasks(&repo)?;
+    let tasks = fix_tasks(&repo, &FIXES)?;
     let tasks_file = base.join("tasks.jsonl");
     write_jsonl(&tasks_file, &tasks).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

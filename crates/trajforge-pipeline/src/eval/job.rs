@@ -150,15 +150,10 @@ fn row(
     t: Option<&Trajectory>,
 ) -> TaskResult {
     let usage = t.map(|t| t.usage).unwrap_or_default();
-    let p = w.config.pricing;
-    let cost = match (p.price_in, p.price_out) {
-        (None, None) => None,
-        (a, b) => Some(
-            (usage.prompt_tokens as f64 * a.unwrap_or(0.0)
-                + usage.completion_tokens as f64 * b.unwrap_or(0.0))
-                / 1e6,
-        ),
-    };
+    let cost = w
+        .config
+        .pricing
+        .token_cost(usage.prompt_tokens, usage.completion_tokens);
     TaskResult {
         instance_id: task.instance_id.clone(),
         seed,

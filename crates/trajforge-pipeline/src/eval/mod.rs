@@ -16,7 +16,7 @@ mod job;
 mod report;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +71,35 @@ pub enum EvalError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] trajforge_store::StoreError),
+    /// The evaluation folder holds rows or predictions that no evaluation of ours wrote there.
+    #[error("{} exists and is not from a trajforge evaluation: it would be overwritten", .0.display())]
+    WouldOverwrite(PathBuf),
+}
+
+/// Refuse an evaluation folder that holds `results.jsonl` or `predictions*.jsonl` when its
+/// store is not an evaluation's (no store, or another kind of run): those files are the
+/// user's, and writing the rows would replace them.
+pub fn check_out_folder(out: &Path) -> Result<(), EvalError> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(()); // no folder yet: nothing to overwrite
+    };
+    let mut ours: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name == trajforge_eval::RESULTS_FILE
+                || (name.starts_with("predictions") && name.ends_with(".jsonl"))
+        })
+        .collect();
+    ours.sort();
+    let Some(first) = ours.into_iter().next() else {
+        return Ok(());
+    };
+    match trajforge_store::Store::open_existing(out) {
+        Ok(Some(store)) if is_eval(&store) => Ok(()),
+        _ => Err(EvalError::WouldOverwrite(first)),
+    }
 }
 
 /// An evaluation, as asked for.
@@ -159,19 +188,8 @@ impl EvalRunSpec {
             return Err(RunError::Option("--seeds must be at least 1".into()).into());
         }
         self.budget.check()?;
-        let tasks: Vec<Task> = read_jsonl(&self.tasks).map_err(EvalError::Tasks)?;
-        if tasks.is_empty() {
-            return Err(EvalError::NoTasks(self.tasks.clone()));
-        }
-        let mut seen = HashSet::new();
-        for t in &tasks {
-            if !seen.insert(t.instance_id.as_str()) {
-                return Err(EvalError::DuplicateTask {
-                    path: self.tasks.clone(),
-                    id: t.instance_id.clone(),
-                });
-            }
-        }
+        let tasks = read_tasks(&self.tasks)?;
+        check_out_folder(&self.out)?;
         let prompts = match &self.prompts {
             Some(dir) => Prompts::load(dir).map_err(RunError::from)?,
             None => Prompts::default(),
@@ -273,6 +291,24 @@ impl EvalRun {
             crate::prepare::Driver::Eval(worker),
         )?)
     }
+}
+
+/// Read a task file: at least one task, each id once.
+pub fn read_tasks(path: &Path) -> Result<Vec<Task>, EvalError> {
+    let tasks: Vec<Task> = read_jsonl(path).map_err(EvalError::Tasks)?;
+    if tasks.is_empty() {
+        return Err(EvalError::NoTasks(path.to_path_buf()));
+    }
+    let mut seen = HashSet::new();
+    for t in &tasks {
+        if !seen.insert(t.instance_id.as_str()) {
+            return Err(EvalError::DuplicateTask {
+                path: path.to_path_buf(),
+                id: t.instance_id.clone(),
+            });
+        }
+    }
+    Ok(tasks)
 }
 
 /// Run an evaluation's jobs, `concurrency` at a time, until none is left or it is stopped.

@@ -140,6 +140,9 @@ impl From<EvalError> for CliError {
                 .hint("one task per line: SWE-bench's instance fields (instance_id, repo, base_commit, patch, test_patch, problem_statement, FAIL_TO_PASS, PASS_TO_PASS), as `trajforge tasks mine` writes them"),
             EvalError::DuplicateTask { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("each instance_id may appear once"),
+            EvalError::WouldOverwrite(_) => CliError::from_error(Kind::Input, &err).hint(
+                "give --out a new folder (or the folder of an earlier evaluation, to resume it); trajforge never overwrites files it did not write",
+            ),
             EvalError::Outputs(_) | EvalError::Store(_) => {
                 CliError::from_error(Kind::Failure, &err)
                     .hint("the store is intact: run the same command again to write the rows")
