@@ -25,7 +25,7 @@ impl TaskKind {
 }
 
 /// What a web task asks of the visitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WebIntent {
     /// Reach the target page: success when the final page is the target.

@@ -109,7 +109,12 @@ pub(super) async fn process(
     commit_score(w, job, &score)
 }
 
-fn commit_score(w: &EvalWorker, job: i64, score: &ScoreStage) -> Result<Outcome, StoreError> {
+/// Commit a job's score stage; its outcome.
+pub(crate) fn commit_score<F: ?Sized, C>(
+    w: &crate::runner::Worker<F, C>,
+    job: i64,
+    score: &ScoreStage,
+) -> Result<Outcome, StoreError> {
     let stage = Stage::Other(
         StageName::from(SCORE_STAGE),
         serde_json::to_value(score).unwrap_or_default(),
@@ -120,7 +125,7 @@ fn commit_score(w: &EvalWorker, job: i64, score: &ScoreStage) -> Result<Outcome,
 }
 
 /// The job's result label.
-fn outcome(r: &TaskResult) -> Outcome {
+pub(crate) fn outcome(r: &TaskResult) -> Outcome {
     match (r.resolved, r.exit_status.as_str()) {
         (_, "environment_error") => Outcome::from("environment_error"),
         (Some(true), _) => Outcome::from("resolved"),

@@ -35,6 +35,7 @@ use crate::status::Pricing;
 use crate::teacher::BuiltTeacher;
 
 pub use envs::{TaskEnvs, snapshot_dir};
+pub(crate) use job::{commit_score, outcome};
 pub use job::{restore_script, test_paths_touched};
 pub use report::{OutputsWritten, render, results, summary, write_outputs};
 
@@ -71,6 +72,24 @@ pub enum EvalError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] trajforge_store::StoreError),
+    /// `web eval` was given a task that is not a web task.
+    #[error("{}: task {id} is not a web task (draw web tasks with `trajforge web tasks`)", path.display())]
+    NotWebTask {
+        /// The task file.
+        path: PathBuf,
+        /// The task.
+        id: String,
+    },
+    /// A web task was drawn from another site than the one given.
+    #[error("task {id} was drawn from {task_origin}, but the site folder records {site_origin}")]
+    OtherSite {
+        /// The task.
+        id: String,
+        /// Its site's origin.
+        task_origin: String,
+        /// The given site's origin.
+        site_origin: String,
+    },
     /// The evaluation folder holds rows or predictions that no evaluation of ours wrote there.
     #[error("{} exists and is not from a trajforge evaluation: it would be overwritten", .0.display())]
     WouldOverwrite(PathBuf),
@@ -215,57 +234,34 @@ impl EvalRun {
     /// jobs need them.
     pub fn prepare(self, teacher: &BuiltTeacher) -> Result<PreparedRun, EvalError> {
         let spec = &self.spec;
-        let store = open_run(&spec.out)?;
         let loop_config = LoopConfig {
             max_steps: spec.max_steps,
             max_context_tokens: None,
             ..LoopConfig::default()
         };
-        let settings = RunSettings {
-            repo: self.repo.display().to_string(),
-            commit: format!("tasks:{}", fingerprint(&self.tasks)),
-            menu: String::new(),
-            demos: String::new(),
-            prompts: fingerprint(&(&self.prompts, &loop_config.system_prompt)),
-            threshold: 0.0,
-            attempts: 1,
-            seed: 0,
-            model: teacher.model.clone(),
-            test_cmd: spec.test_cmd.clone(),
-            max_steps: spec.max_steps,
-            include_tests: false,
-            keep_different_final: false,
-            excluded: None,
-        };
-        check_settings(&store, &settings, &spec.out)?;
-        let pricing = spec.budget.pricing();
-        store.set_meta(
-            "pricing",
-            &serde_json::to_string(&pricing).unwrap_or_default(),
+        let settings = settings(
+            self.repo.display().to_string(),
+            format!("tasks:{}", fingerprint(&self.tasks)),
+            fingerprint(&(&self.prompts, &loop_config.system_prompt)),
+            &teacher.model,
+            spec.test_cmd.clone(),
+            spec.max_steps,
+        );
+        let opened = open_eval(
+            &spec.out,
+            &settings,
+            &self.tasks,
+            spec.seeds,
+            &spec.budget,
+            &teacher.url,
         )?;
-        store.set_meta("teacher_url", &teacher.url)?;
-        store.set_meta(KIND_META, KIND_EVAL)?;
-        let jobs: Vec<(String, Value)> = (0..spec.seeds)
-            .flat_map(|seed| self.tasks.iter().map(move |t| (seed, t)))
-            .map(|(seed, task)| {
-                let job = EvalJob {
-                    seed,
-                    task: task.clone(),
-                };
-                (
-                    format!("{}#{seed}", task.instance_id),
-                    serde_json::to_value(&job).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let control = spec.budget.control(&store)?;
         let timeout = spec.command_timeout.max(Duration::from_secs(1));
         let work_dir = spec
             .work_dir
             .clone()
             .unwrap_or_else(|| crate::envs::default_work_dir(&self.repo));
         let worker: Arc<EvalWorker> = Arc::new(Worker {
-            store: Arc::clone(&store),
+            store: Arc::clone(&opened.store),
             teacher: Arc::clone(&teacher.teacher),
             envs: Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4)),
             config: Arc::new(EvalConfig {
@@ -274,23 +270,113 @@ impl EvalRun {
                 setup: spec.setup.clone(),
                 test_cmd: spec.test_cmd.clone(),
                 model: teacher.model.clone(),
-                pricing,
+                pricing: opened.pricing,
             }),
-            control,
+            control: Arc::clone(&opened.control),
             owner: Owner::this_process().name().to_string(),
         });
+        opened.prepared(crate::prepare::Driver::Eval(worker))
+    }
+}
+
+/// The settings an evaluation's resume must repeat: what the tasks run on (`repo`), the
+/// tasks (`commit`), the prompts, the model, the test command and the step limit.
+pub(crate) fn settings(
+    repo: String,
+    commit: String,
+    prompts: String,
+    model: &str,
+    test_cmd: Option<String>,
+    max_steps: usize,
+) -> RunSettings {
+    RunSettings {
+        repo,
+        commit,
+        menu: String::new(),
+        demos: String::new(),
+        prompts,
+        threshold: 0.0,
+        attempts: 1,
+        seed: 0,
+        model: model.to_string(),
+        test_cmd,
+        max_steps,
+        include_tests: false,
+        keep_different_final: false,
+        excluded: None,
+    }
+}
+
+/// An evaluation's store, opened, checked against its settings and marked, with its jobs.
+pub(crate) struct Opened {
+    /// The store.
+    pub store: Arc<trajforge_store::Store>,
+    /// Prices for each row's cost.
+    pub pricing: crate::status::Pricing,
+    /// Stop flag and budgets.
+    pub control: Arc<crate::runner::Control>,
+    jobs: Vec<(String, Value)>,
+    tasks: usize,
+    seeds: u32,
+}
+
+/// Open the evaluation folder `out`, refuse settings that differ from a resumed run's, mark
+/// it as an evaluation's and list one job per task and seed.
+pub(crate) fn open_eval(
+    out: &Path,
+    settings: &RunSettings,
+    tasks: &[Task],
+    seeds: u32,
+    budget: &Budget,
+    teacher_url: &str,
+) -> Result<Opened, EvalError> {
+    let store = open_run(out)?;
+    check_settings(&store, settings, out)?;
+    let pricing = budget.pricing();
+    mark_eval(&store, pricing, teacher_url)?;
+    let control = budget.control(&store)?;
+    Ok(Opened {
+        store,
+        pricing,
+        control,
+        jobs: jobs(tasks, seeds),
+        tasks: tasks.len(),
+        seeds,
+    })
+}
+
+impl Opened {
+    /// The run, its jobs added and dead leases reclaimed, driven by `driver`.
+    pub(crate) fn prepared(self, driver: crate::prepare::Driver) -> Result<PreparedRun, EvalError> {
         Ok(PreparedRun::new(
-            store,
-            &jobs,
-            pricing,
+            self.store,
+            &self.jobs,
+            self.pricing,
             0.0,
             Plan::Eval {
-                tasks: self.tasks.len(),
-                seeds: spec.seeds,
+                tasks: self.tasks,
+                seeds: self.seeds,
             },
-            crate::prepare::Driver::Eval(worker),
+            driver,
         )?)
     }
+}
+
+/// The jobs of an evaluation: every task once per seed, keyed `<instance_id>#<seed>`.
+pub(crate) fn jobs(tasks: &[Task], seeds: u32) -> Vec<(String, Value)> {
+    (0..seeds)
+        .flat_map(|seed| tasks.iter().map(move |t| (seed, t)))
+        .map(|(seed, task)| {
+            let job = EvalJob {
+                seed,
+                task: task.clone(),
+            };
+            (
+                format!("{}#{seed}", task.instance_id),
+                serde_json::to_value(&job).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// Read a task file: at least one task, each id once.
@@ -317,6 +403,17 @@ pub(crate) async fn run(worker: Arc<EvalWorker>, concurrency: usize) -> Result<(
         Box::pin(job::process(w, j.id, &j.payload))
     })
     .await
+}
+
+/// Store an evaluation's prices and teacher, and mark the folder as an evaluation's.
+pub(crate) fn mark_eval(
+    store: &trajforge_store::Store,
+    pricing: crate::status::Pricing,
+    teacher_url: &str,
+) -> Result<(), RunError> {
+    crate::prepare::store_run_meta(store, pricing, teacher_url)?;
+    store.set_meta(KIND_META, KIND_EVAL)?;
+    Ok(())
 }
 
 /// Whether the run folder's store holds an evaluation.
