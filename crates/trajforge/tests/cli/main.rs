@@ -17,6 +17,7 @@ mod site;
 mod stdout;
 mod tasks;
 mod web;
+mod web_eval;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
