@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use trajforge_eval::{Task, TaskKind, write_jsonl};
+use trajforge_eval::{Task, write_jsonl};
 use trajforge_pipeline::eval::EvalRunSpec;
 use trajforge_pipeline::prepare::Budget;
 use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_teacher::{OpenAiTeacher, TeacherConfig};
-use trajforge_testkit::{FakeServer, Script, ServerOptions, Step};
+use trajforge_testkit::history::{FIXES, fix_tasks};
+use trajforge_testkit::{FakeServer, Script, ServerOptions, Step, git};
 
 /// Options of the evaluation benchmark.
 #[derive(Debug, clap::Args)]
@@ -32,41 +33,39 @@ pub struct EvalArgs {
     /// Rows in flight (1 compares per row with the sequential baseline).
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Which cases to run: code tasks (more-itertools), web tasks (the bidict docs), or both.
+    #[arg(long, value_enum, default_value_t = Case::All)]
+    pub case: Case,
+    /// The web case's site folder of HTML [default: the bidict docs under $TRAJFORGE_TEST_DATA].
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+    /// Navigation tasks of the web case.
+    #[arg(long, default_value_t = 8)]
+    pub web_tasks: usize,
 }
 
-/// Merges of more-itertools that fix a bug and add its test: (merge, test class, FAIL_TO_PASS test).
-const FIXES: [(&str, &str, &str); 3] = [
-    (
-        "c2859de7ae7b791b77c33462a58f81f9a4d9d5d6",
-        "SlicedTests",
-        "test_negative",
-    ),
-    (
-        "b363d6b82c7082db647bd350560fca5e1d724a16",
-        "InterleaveEvenlyTests",
-        "test_no_iterables",
-    ),
-    (
-        "3bbe636e23bdfa359d80e6851e0c37abbc860d4c",
-        "NumericRangeTests",
-        "test_get_item_by_slice",
-    ),
-];
+/// The cases of the evaluation benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Case {
+    /// Code and web.
+    All,
+    /// Code tasks from more-itertools' history, scored by their tests.
+    Code,
+    /// Navigation tasks on a replayed site.
+    Web,
+}
 
-fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// A teacher client of the fake server `server`, retrying fast.
+pub(crate) fn instant_teacher(server: &FakeServer) -> Result<BuiltTeacher, String> {
+    let mut config = TeacherConfig::new(server.url(), "fake-model");
+    config.api_key = None;
+    config.backoff_base = Duration::from_millis(10);
+    Ok(BuiltTeacher {
+        teacher: Arc::new(OpenAiTeacher::new(config).map_err(|e| e.to_string())?),
+        remote: None,
+        model: "fake-model".into(),
+        url: server.url(),
+    })
 }
 
 fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
@@ -79,35 +78,6 @@ fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
     } else {
         Err(format!("no bundle at {}: give --bundle", bundle.display()))
     }
-}
-
-/// The tasks of [`FIXES`] from the clone's history (the statement names the merge: the
-/// scripted teacher only needs to recognise it).
-fn tasks(repo: &Path) -> Result<Vec<Task>, String> {
-    FIXES
-        .iter()
-        .map(|(commit, class, test)| {
-            let base = git(repo, &["rev-parse", &format!("{commit}^1")])?;
-            let base = base.trim();
-            let diff = |path: &str| git(repo, &["diff", base, commit, "--", path]);
-            Ok(Task {
-                instance_id: format!("more-itertools-{}", &commit[..7]),
-                repo: "more-itertools/more-itertools".into(),
-                base_commit: base.to_string(),
-                patch: diff("more_itertools")?,
-                test_patch: diff("tests")?,
-                problem_statement: format!("Task {commit}: {class} fails."),
-                fail_to_pass: vec![format!("tests.test_more.{class}.{test}")],
-                pass_to_pass: Vec::new(),
-                created_at: String::new(),
-                kind: Some(TaskKind::Hard),
-                commit: Some((*commit).to_string()),
-                setup: None,
-                test_cmd: Some(format!("python3 -m unittest -v tests.test_more.{class}")),
-                extra: serde_json::Map::new(),
-            })
-        })
-        .collect()
 }
 
 /// An instant teacher that applies each task's gold patch, then submits.
@@ -132,7 +102,8 @@ async fn gold_teacher(tasks: &[Task]) -> FakeServer {
     FakeServer::start_with(script, ServerOptions::instant(Duration::ZERO, 64)).await
 }
 
-fn cpu_seconds() -> f64 {
+/// CPU time of this process (user + system), seconds.
+pub(crate) fn cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct; all-zero is a valid starting value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: RUSAGE_SELF with a pointer to a live local.
@@ -248,9 +219,8 @@ fn baseline(repo: &Path, tasks: &[Task], seeds: u32) -> Result<Measured, String>
     })
 }
 
-/// Run the benchmark and print its figures.
+/// Run the benchmark's cases and print their figures.
 pub fn run(args: EvalArgs) -> Result<(), String> {
-    let bundle = find_bundle(args.bundle.clone())?;
     let base = std::env::temp_dir().join(format!("trajforge-bench-eval-{}", std::process::id()));
     std::fs::create_dir_all(&base).map_err(|e| e.to_string())?;
     // The sandbox's unprivileged user must reach the work folder.
@@ -259,9 +229,29 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
         .arg(&base)
         .status()
         .map_err(|e| e.to_string())?;
+    let result = (|| {
+        if args.case != Case::Web {
+            code_case(&args, &base)?;
+        }
+        if args.case != Case::Code {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(crate::eval_web::run(&args, &base))?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&base);
+    result
+}
+
+/// The code case: more-itertools' fixes, scored by their tests.
+fn code_case(args: &EvalArgs, base: &Path) -> Result<(), String> {
+    let bundle = find_bundle(args.bundle.clone())?;
     let repo = base.join("more-itertools");
     git(
-        &base,
+        base,
         &[
             "clone",
             "-q",
@@ -269,7 +259,7 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
             &repo.display().to_string(),
         ],
     )?;
-    let tasks = tasks(&repo)?;
+    let tasks = fix_tasks(&repo, &FIXES)?;
     let tasks_file = base.join("tasks.jsonl");
     write_jsonl(&tasks_file, &tasks).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -279,17 +269,9 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let (cold, warm, requests) = runtime.block_on(async {
         let server = gold_teacher(&tasks).await;
-        let mut config = TeacherConfig::new(server.url(), "fake-model");
-        config.api_key = None;
-        config.backoff_base = Duration::from_millis(10);
-        let teacher = BuiltTeacher {
-            teacher: Arc::new(OpenAiTeacher::new(config).map_err(|e| e.to_string())?),
-            remote: None,
-            model: "fake-model".into(),
-            url: server.url(),
-        };
-        let cold = one_eval(&base, &repo, &tasks_file, "cold", &args, &teacher).await?;
-        let warm = one_eval(&base, &repo, &tasks_file, "warm", &args, &teacher).await?;
+        let teacher = instant_teacher(&server)?;
+        let cold = one_eval(base, &repo, &tasks_file, "cold", args, &teacher).await?;
+        let warm = one_eval(base, &repo, &tasks_file, "warm", args, &teacher).await?;
         Ok::<_, String>((cold, warm, server.chat_request_count()))
     })?;
     let floor = baseline(&repo, &tasks, args.seeds)?;
@@ -327,6 +309,5 @@ pub fn run(args: EvalArgs) -> Result<(), String> {
         (per(&warm) - per(&floor)) * 1000.0,
         args.concurrency
     );
-    let _ = std::fs::remove_dir_all(&base);
     Ok(())
 }

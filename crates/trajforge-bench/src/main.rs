@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod eval;
+mod eval_web;
 mod export;
 mod local;
 mod pipeline;
@@ -56,8 +57,8 @@ enum Bench {
     Local(local::LocalArgs),
     /// Code pipeline: overhead per kept trajectory, and teacher slots kept busy (issue 5).
     Pipeline(pipeline::PipelineArgs),
-    /// Evaluation: overhead per (task, seed) row against an instant fake teacher, next to the bare
-    /// checkout + patches + tests baseline.
+    /// Evaluation: overhead per (task, seed) row against an instant fake teacher: code tasks next to
+    /// the bare checkout + patches + tests baseline, web tasks next to the bare browser work.
     Eval(eval::EvalArgs),
     /// Export: N trajectories with exact token counts and truncation against Python tokenizers + jinja2.
     Export(export::ExportArgs),

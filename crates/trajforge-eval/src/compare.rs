@@ -2,8 +2,9 @@
 //!
 //! - **Pairing**: a row of A and a row of B pair when they share `instance_id` and `seed`;
 //!   rows of one run alone are counted and left out.
-//! - **Resolve rate**: over the pairs whose task is hard in both runs; a row counts as resolved
-//!   only when `resolved` is `Some(true)` (a scoring error counts as not resolved).
+//! - **Resolve rate**: over the pairs whose task is scored by an outcome in both runs (hard, or
+//!   web: the target reached); a row counts as resolved only when `resolved` is `Some(true)`
+//!   (a scoring error counts as not resolved).
 //!   **Mean recall**: over every pair.
 //! - **Interval**: 95% cluster bootstrap of B−A. Tasks are drawn with replacement, each with all
 //!   its seeds (a task's seeds are not independent), and the difference is recomputed as the
@@ -288,7 +289,10 @@ pub fn compare_dirs(
 /// One paired row, reduced to what the statistics use.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
+    /// Scored by an outcome in both runs (hard, or web).
     hard: bool,
+    /// A's kind, shown in the table of changes.
+    kind: TaskKind,
     resolved_a: bool,
     resolved_b: bool,
     recall_a: f64,
@@ -337,7 +341,8 @@ pub fn compare(
             continue;
         };
         let pair = Pair {
-            hard: ra.kind == TaskKind::Hard && rb.kind == TaskKind::Hard,
+            hard: ra.kind.scored_by_outcome() && rb.kind.scored_by_outcome(),
+            kind: ra.kind,
             resolved_a: ra.resolved == Some(true),
             resolved_b: rb.resolved == Some(true),
             recall_a: ra.recall,
@@ -642,7 +647,10 @@ fn changes(tasks: &BTreeMap<&str, Vec<(u32, Pair)>>) -> Vec<TaskChange> {
                 |f: fn(&Pair) -> f64| rows.iter().map(|(_, p)| f(p)).sum::<f64>() / seeds as f64;
             let change = TaskChange {
                 instance_id: (*id).to_string(),
-                kind: if hard { TaskKind::Hard } else { TaskKind::Soft },
+                kind: match rows.first() {
+                    Some((_, p)) if hard => p.kind,
+                    _ => TaskKind::Soft,
+                },
                 seeds,
                 resolved_a: count(|p| p.resolved_a),
                 resolved_b: count(|p| p.resolved_b),
@@ -736,7 +744,7 @@ pub fn render(c: &Comparison) -> String {
             .unwrap_or(0);
         for t in &c.changes {
             let resolved = match t.kind {
-                TaskKind::Hard => format!(
+                TaskKind::Hard | TaskKind::Web => format!(
                     "{}/{} → {}/{}",
                     t.resolved_a, t.seeds, t.resolved_b, t.seeds
                 ),

@@ -1,4 +1,5 @@
-//! Held-out evaluation: the task file (SWE-bench's instance format plus trajforge's own fields),
+//! Held-out evaluation: the task file (SWE-bench's instance format plus trajforge's own fields,
+//! web navigation tasks included),
 //! the result row written per task and seed, SWE-bench predictions, and reading and writing
 //! them as JSON Lines; and the pure parts of mining tasks from history (splitting a change
 //! into gold and test patches, classifying files, skip reasons, the statement leak check).
@@ -20,4 +21,4 @@ pub use jsonl::{JsonlError, read_jsonl, write_jsonl};
 pub use leak::leaked_lines;
 pub use result::{Prediction, RESULTS_FILE, TaskResult};
 pub use summary::{Summary, Totals, summarize, totals};
-pub use task::{Task, TaskKind};
+pub use task::{Task, TaskKind, WebIntent, WebTarget};

@@ -14,8 +14,11 @@ pub struct Totals {
     pub rows: u64,
     /// Distinct tasks among them.
     pub tasks: u64,
-    /// Rows of hard tasks that were scored by their tests.
+    /// Rows scored by an outcome: hard tasks scored by their tests, and web tasks.
     pub hard_rows: u64,
+    /// Of those, rows of web tasks (their outcome: the target reached or the answer found).
+    #[serde(default)]
+    pub web_rows: u64,
     /// Of those, rows resolved.
     pub resolved: u64,
     /// `resolved / hard_rows`, when there is a hard row.
@@ -55,10 +58,11 @@ pub fn totals<'a>(rows: impl IntoIterator<Item = &'a TaskResult>) -> Totals {
     for r in rows {
         t.rows += 1;
         tasks.insert(r.instance_id.as_str());
-        if r.kind == TaskKind::Hard
+        if r.kind.scored_by_outcome()
             && let Some(resolved) = r.resolved
         {
             t.hard_rows += 1;
+            t.web_rows += u64::from(r.kind == TaskKind::Web);
             t.resolved += u64::from(resolved);
         }
         recall += r.recall;

@@ -12,6 +12,50 @@ pub enum TaskKind {
     Hard,
     /// No usable tests: scored by line recall against the gold patch alone.
     Soft,
+    /// A navigation task on a website: scored by success (target page reached, or the
+    /// answer found) and by recall of the route to the target.
+    Web,
+}
+
+impl TaskKind {
+    /// Whether rows of this kind are scored by an outcome (resolved or not), not recall alone.
+    pub fn scored_by_outcome(self) -> bool {
+        matches!(self, TaskKind::Hard | TaskKind::Web)
+    }
+}
+
+/// What a web task asks of the visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebIntent {
+    /// Reach the target page: success when the final page is the target.
+    Navigate,
+    /// Find a fact the target page states: success when the answer matches.
+    Answer,
+}
+
+/// Where a web task starts and what it must reach, drawn from a crawled site's page graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebTarget {
+    /// The site's origin (`http://127.0.0.1:8000`), as recorded by the crawl.
+    pub origin: String,
+    /// The page the visitor starts on.
+    pub start_url: String,
+    /// Its title.
+    pub start_title: String,
+    /// The page that answers the request.
+    pub target_url: String,
+    /// Its title.
+    pub target_title: String,
+    /// Reach the page, or find the answer on it.
+    pub intent: WebIntent,
+    /// The answer, as the target page states it (answer tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// A shortest route of links from the start page to the target (start excluded, target
+    /// included): what route recall is measured against.
+    #[serde(default)]
+    pub route: Vec<String>,
 }
 
 /// A held-out task: SWE-bench's instance fields, then trajforge's.
@@ -51,14 +95,21 @@ pub struct Task {
     /// Test command whose output gives per-test outcomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_cmd: Option<String>,
+    /// Web tasks: the start page, the target and the answer; absent for code tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebTarget>,
     /// Fields of other harnesses (SWE-bench's `version`, `hints_text`, ...), kept as read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl Task {
-    /// Hard or soft: as written, else hard exactly when there is a FAIL_TO_PASS test.
+    /// As written; else web when it has a web target, hard exactly when there is a
+    /// FAIL_TO_PASS test, soft otherwise.
     pub fn kind(&self) -> TaskKind {
+        if self.kind.is_none() && self.web.is_some() {
+            return TaskKind::Web;
+        }
         self.kind.unwrap_or(if self.fail_to_pass.is_empty() {
             TaskKind::Soft
         } else {
@@ -102,6 +153,7 @@ mod tests {
             commit: Some("abc1234".into()),
             setup: None,
             test_cmd: Some("python3 -m unittest -v".into()),
+            web: None,
             extra: Map::new(),
         }
     }
@@ -144,5 +196,33 @@ mod tests {
         assert_eq!(t.kind(), TaskKind::Hard);
         t.fail_to_pass.clear();
         assert_eq!(t.kind(), TaskKind::Soft);
+    }
+
+    #[test]
+    fn web_tasks_round_trip_and_old_files_read_without_the_field() {
+        let mut t = sample();
+        t.kind = Some(TaskKind::Web);
+        t.web = Some(WebTarget {
+            origin: "http://h".into(),
+            start_url: "http://h/".into(),
+            start_title: "Home".into(),
+            target_url: "http://h/docs/a.html".into(),
+            target_title: "A".into(),
+            intent: WebIntent::Answer,
+            answer: Some("42".into()),
+            route: vec!["http://h/docs/".into(), "http://h/docs/a.html".into()],
+        });
+        let text = serde_json::to_string(&t).expect("serialize");
+        assert!(text.contains("\"kind\":\"web\""), "{text}");
+        assert!(text.contains("\"intent\":\"answer\""), "{text}");
+        let back: Task = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, t);
+        assert!(back.kind().scored_by_outcome());
+        // A web target without a written kind is a web task; a code task has no target.
+        t.kind = None;
+        assert_eq!(t.kind(), TaskKind::Web);
+        let old = serde_json::to_string(&sample()).expect("serialize");
+        assert!(!old.contains("\"web\""), "{old}");
+        assert_eq!(serde_json::from_str::<Task>(&old).expect("old").web, None);
     }
 }

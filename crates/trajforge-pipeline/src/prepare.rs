@@ -503,7 +503,11 @@ impl CodeRun {
 }
 
 /// The meta every run stores for `status` and `export`: prices and the teacher's URL.
-fn store_run_meta(store: &Store, pricing: Pricing, teacher_url: &str) -> Result<(), RunError> {
+pub(crate) fn store_run_meta(
+    store: &Store,
+    pricing: Pricing,
+    teacher_url: &str,
+) -> Result<(), RunError> {
     store.set_meta(
         "pricing",
         &serde_json::to_string(&pricing).unwrap_or_default(),
@@ -735,7 +739,7 @@ async fn site_folder(
 
 /// What fixes the site's content for the settings check: the recorded pages (and whether
 /// episodes browse the live site, whose content may change).
-fn site_fingerprint(recording: &Recording, live: bool) -> String {
+pub(crate) fn site_fingerprint(recording: &Recording, live: bool) -> String {
     let pages: Vec<(&str, &str)> = recording
         .pages()
         .iter()
@@ -776,6 +780,7 @@ pub(crate) enum Driver {
     Code(Arc<Worker>),
     Web(Arc<WebWorker>, Arc<BrowserPool>),
     Eval(Arc<crate::eval::EvalWorker>),
+    WebEval(Arc<crate::webeval::WebEvalWorker>, Arc<BrowserPool>),
 }
 
 /// A run ready to be driven: its store holds the settings and the jobs, and leases of dead
@@ -818,6 +823,7 @@ impl PreparedRun {
             Driver::Code(w) => Arc::clone(&w.control),
             Driver::Web(w, _) => Arc::clone(&w.control),
             Driver::Eval(w) => Arc::clone(&w.control),
+            Driver::WebEval(w, _) => Arc::clone(&w.control),
         };
         Ok(PreparedRun {
             store,
@@ -852,6 +858,11 @@ impl PreparedRun {
                 result
             }
             Driver::Eval(worker) => crate::eval::run(Arc::clone(worker), concurrency).await,
+            Driver::WebEval(worker, pool) => {
+                let result = crate::webeval::run(Arc::clone(worker), concurrency).await;
+                pool.shutdown().await;
+                result
+            }
         }
     }
 

@@ -19,6 +19,20 @@ pub struct Pricing {
     pub gpu_hour: Option<f64>,
 }
 
+impl Pricing {
+    /// What the tokens cost at the per-token prices (none when neither price is known).
+    pub fn token_cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
+        match (self.price_in, self.price_out) {
+            (None, None) => None,
+            (pin, pout) => Some(
+                (prompt_tokens as f64 * pin.unwrap_or(0.0)
+                    + completion_tokens as f64 * pout.unwrap_or(0.0))
+                    / 1e6,
+            ),
+        }
+    }
+}
+
 /// Per bug-type entry: how its attempts fared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EntryYield {
@@ -44,9 +58,10 @@ pub struct CoverageCell {
 /// The status of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Status {
-    /// `code` (functions of a repository) or `web` (tasks on a site).
+    /// `code` (functions of a repository), `web` (tasks on a site), `eval` (an evaluation)
+    /// or `mine` (changes of a repository's history mined into tasks).
     pub kind: String,
-    /// Functions (code) or tasks (web) sampled.
+    /// Functions (code), tasks (web), rows (eval) or changes (mine): the run's jobs.
     pub functions: u64,
     /// Functions not started.
     pub pending: u64,
@@ -117,6 +132,8 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     let eval = crate::eval::is_eval(store);
     s.kind = if eval {
         "eval"
+    } else if crate::tasks::is_mining(store) {
+        "mine"
     } else if web {
         "web"
     } else {
@@ -269,14 +286,7 @@ fn cost(s: &Status, p: Pricing) -> Option<f64> {
         // once; the wall time of the run is what a rented GPU costs.
         return Some(hourly * s.wall_seconds / 3600.0);
     }
-    match (p.price_in, p.price_out) {
-        (None, None) => None,
-        (pin, pout) => Some(
-            (s.prompt_tokens as f64 * pin.unwrap_or(0.0)
-                + s.completion_tokens as f64 * pout.unwrap_or(0.0))
-                / 1e6,
-        ),
-    }
+    p.token_cost(s.prompt_tokens, s.completion_tokens)
 }
 
 /// The status as text for a terminal.
@@ -297,15 +307,22 @@ pub fn render(s: &Status, threshold: Option<f64>) -> String {
         return o;
     }
     let web = s.kind == "web";
+    let mine = s.kind == "mine";
     o.push_str(&format!(
         "{}: {} ({} done, {} in flight, {} pending)\n",
-        if web { "tasks" } else { "functions" },
+        match s.kind.as_str() {
+            "web" => "tasks",
+            "mine" => "changes",
+            _ => "functions",
+        },
         s.functions,
         s.done,
         s.running,
         s.pending
     ));
-    if web {
+    if mine {
+        // A change's result is what it became (hard, soft, or why it was dropped): no pairs.
+    } else if web {
         o.push_str(&format!("kept: {} pairs (T1 and T2 agree)\n", s.kept_t2));
     } else {
         o.push_str(&format!(

@@ -168,7 +168,7 @@ pub async fn run(worker: Arc<WebWorker>, concurrency: usize) -> Result<(), RunEr
 }
 
 /// What a rollout's stage record keeps of its outcome (its task: the whole task message).
-fn rollout_record(t: &Trajectory) -> WebRollout {
+pub(crate) fn rollout_record(t: &Trajectory) -> WebRollout {
     WebRollout {
         task: t.task.clone(),
         exit: exit_label(&t.exit),
@@ -182,7 +182,9 @@ fn rollout_record(t: &Trajectory) -> WebRollout {
     }
 }
 
-fn ending(answer: bool) -> &'static str {
+/// How a rollout's task message ends: with an answer in a few words, or with one sentence
+/// saying what the page offers.
+pub(crate) fn ending(answer: bool) -> &'static str {
     if answer {
         "When you have found it, call `answer` with the answer, in a few words. If the site cannot do this, \
 call `report_infeasible` with the reason."
@@ -377,6 +379,16 @@ fn reject(w: &WebWorker, job: i64, r: RejectedStage) -> Result<Outcome, StoreErr
 /// sees it (URL, title, snapshot), so the first call is not blind; the trajectory's task
 /// and first user turn are that whole message.
 async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajectory, StageError> {
+    rollout_with(w, start_url, task, &w.config.loop_config).await
+}
+
+/// [`rollout`] for any worker on browser environments (web runs and web evaluations).
+pub(crate) async fn rollout_with<C>(
+    w: &Worker<dyn WebEnvFactory, C>,
+    start_url: &str,
+    task: &str,
+    loop_config: &LoopConfig,
+) -> Result<Trajectory, StageError> {
     let mut session = w
         .envs
         .open(start_url)
@@ -387,7 +399,7 @@ async fn rollout(w: &WebWorker, start_url: &str, task: &str) -> Result<Trajector
         w.teacher.as_ref(),
         session.env.as_mut(),
         &message,
-        &w.config.loop_config,
+        loop_config,
         &mut |_| {},
     )
     .await)

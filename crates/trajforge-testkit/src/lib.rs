@@ -8,17 +8,20 @@
 //!   Python repository), answering every stage from the request alone, with a known fate
 //!   per function.
 //! - [`web`]: the same for whole web runs over a crawled site's page graph.
+//! - [`history`]: real held-out tasks from more-itertools' history, for evaluation tests.
 //! - [`reference_python`]: the reference Python environment for cross-checks.
-//! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr.
+//! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr;
+//!   [`git`]: run git and return its output or its stderr as the error.
 
 pub mod code;
 pub mod fuzz;
+pub mod history;
 mod process;
 mod script;
 mod server;
 pub mod web;
 
-pub use process::run_ok;
+pub use process::{git, run_ok};
 pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};
 

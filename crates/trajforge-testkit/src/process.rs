@@ -1,5 +1,6 @@
 //! Running helper programs (git, python, sqlite3) from tests.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `command` to its end and returns its output; the test fails, naming `what` and
@@ -15,4 +16,21 @@ pub fn run_ok(command: &mut Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `git -C repo args...`: its standard output, or an error with its stderr.
+pub fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .map_err(|e| format!("git {args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -110,7 +110,12 @@ pub(super) async fn process(
     commit_score(w, job, &score)
 }
 
-fn commit_score(w: &EvalWorker, job: i64, score: &ScoreStage) -> Result<Outcome, StoreError> {
+/// Commit a job's score stage; its outcome.
+pub(crate) fn commit_score<F: ?Sized, C>(
+    w: &crate::runner::Worker<F, C>,
+    job: i64,
+    score: &ScoreStage,
+) -> Result<Outcome, StoreError> {
     let stage = Stage::Other(
         StageName::from(SCORE_STAGE),
         serde_json::to_value(score).unwrap_or_default(),
@@ -121,7 +126,7 @@ fn commit_score(w: &EvalWorker, job: i64, score: &ScoreStage) -> Result<Outcome,
 }
 
 /// The job's result label.
-fn outcome(r: &TaskResult) -> Outcome {
+pub(crate) fn outcome(r: &TaskResult) -> Outcome {
     match (r.resolved, r.exit_status.as_str()) {
         (_, "environment_error") => Outcome::from("environment_error"),
         (Some(true), _) => Outcome::from("resolved"),
@@ -151,15 +156,10 @@ fn row(
     t: Option<&Trajectory>,
 ) -> TaskResult {
     let usage = t.map(|t| t.usage).unwrap_or_default();
-    let p = w.config.pricing;
-    let cost = match (p.price_in, p.price_out) {
-        (None, None) => None,
-        (a, b) => Some(
-            (usage.prompt_tokens as f64 * a.unwrap_or(0.0)
-                + usage.completion_tokens as f64 * b.unwrap_or(0.0))
-                / 1e6,
-        ),
-    };
+    let cost = w
+        .config
+        .pricing
+        .token_cost(usage.prompt_tokens, usage.completion_tokens);
     TaskResult {
         instance_id: task.instance_id.clone(),
         seed,

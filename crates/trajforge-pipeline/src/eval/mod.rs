@@ -16,7 +16,7 @@ mod job;
 mod report;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ use crate::status::Pricing;
 use crate::teacher::BuiltTeacher;
 
 pub use envs::TaskEnvs;
+pub(crate) use job::{commit_score, outcome};
 pub use job::{restore_script, test_paths_touched};
 pub use report::{OutputsWritten, render, results, summary, write_outputs};
 
@@ -71,6 +72,53 @@ pub enum EvalError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] trajforge_store::StoreError),
+    /// `web eval` was given a task that is not a web task.
+    #[error("{}: task {id} is not a web task (draw web tasks with `trajforge web tasks`)", path.display())]
+    NotWebTask {
+        /// The task file.
+        path: PathBuf,
+        /// The task.
+        id: String,
+    },
+    /// A web task was drawn from another site than the one given.
+    #[error("task {id} was drawn from {task_origin}, but the site folder records {site_origin}")]
+    OtherSite {
+        /// The task.
+        id: String,
+        /// Its site's origin.
+        task_origin: String,
+        /// The given site's origin.
+        site_origin: String,
+    },
+    /// The evaluation folder holds rows or predictions that no evaluation of ours wrote there.
+    #[error("{} exists and is not from a trajforge evaluation: it would be overwritten", .0.display())]
+    WouldOverwrite(PathBuf),
+}
+
+/// Refuse an evaluation folder that holds `results.jsonl` or `predictions*.jsonl` when its
+/// store is not an evaluation's (no store, or another kind of run): those files are the
+/// user's, and writing the rows would replace them.
+pub fn check_out_folder(out: &Path) -> Result<(), EvalError> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(()); // no folder yet: nothing to overwrite
+    };
+    let mut ours: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name == trajforge_eval::RESULTS_FILE
+                || (name.starts_with("predictions") && name.ends_with(".jsonl"))
+        })
+        .collect();
+    ours.sort();
+    let Some(first) = ours.into_iter().next() else {
+        return Ok(());
+    };
+    match trajforge_store::Store::open_existing(out) {
+        Ok(Some(store)) if is_eval(&store) => Ok(()),
+        _ => Err(EvalError::WouldOverwrite(first)),
+    }
 }
 
 /// An evaluation, as asked for.
@@ -159,19 +207,8 @@ impl EvalRunSpec {
             return Err(RunError::Option("--seeds must be at least 1".into()).into());
         }
         self.budget.check()?;
-        let tasks: Vec<Task> = read_jsonl(&self.tasks).map_err(EvalError::Tasks)?;
-        if tasks.is_empty() {
-            return Err(EvalError::NoTasks(self.tasks.clone()));
-        }
-        let mut seen = HashSet::new();
-        for t in &tasks {
-            if !seen.insert(t.instance_id.as_str()) {
-                return Err(EvalError::DuplicateTask {
-                    path: self.tasks.clone(),
-                    id: t.instance_id.clone(),
-                });
-            }
-        }
+        let tasks = read_tasks(&self.tasks)?;
+        check_out_folder(&self.out)?;
         let prompts = match &self.prompts {
             Some(dir) => Prompts::load(dir).map_err(RunError::from)?,
             None => Prompts::default(),
@@ -197,57 +234,34 @@ impl EvalRun {
     /// jobs need them.
     pub fn prepare(self, teacher: &BuiltTeacher) -> Result<PreparedRun, EvalError> {
         let spec = &self.spec;
-        let store = open_run(&spec.out)?;
         let loop_config = LoopConfig {
             max_steps: spec.max_steps,
             max_context_tokens: None,
             ..LoopConfig::default()
         };
-        let settings = RunSettings {
-            repo: self.repo.display().to_string(),
-            commit: format!("tasks:{}", fingerprint(&self.tasks)),
-            menu: String::new(),
-            demos: String::new(),
-            prompts: fingerprint(&(&self.prompts, &loop_config.system_prompt)),
-            threshold: 0.0,
-            attempts: 1,
-            seed: 0,
-            model: teacher.model.clone(),
-            test_cmd: spec.test_cmd.clone(),
-            max_steps: spec.max_steps,
-            include_tests: false,
-            keep_different_final: false,
-            excluded: None,
-        };
-        check_settings(&store, &settings, &spec.out)?;
-        let pricing = spec.budget.pricing();
-        store.set_meta(
-            "pricing",
-            &serde_json::to_string(&pricing).unwrap_or_default(),
+        let settings = settings(
+            self.repo.display().to_string(),
+            format!("tasks:{}", fingerprint(&self.tasks)),
+            fingerprint(&(&self.prompts, &loop_config.system_prompt)),
+            &teacher.model,
+            spec.test_cmd.clone(),
+            spec.max_steps,
+        );
+        let opened = open_eval(
+            &spec.out,
+            &settings,
+            &self.tasks,
+            spec.seeds,
+            &spec.budget,
+            &teacher.url,
         )?;
-        store.set_meta("teacher_url", &teacher.url)?;
-        store.set_meta(KIND_META, KIND_EVAL)?;
-        let jobs: Vec<(String, Value)> = (0..spec.seeds)
-            .flat_map(|seed| self.tasks.iter().map(move |t| (seed, t)))
-            .map(|(seed, task)| {
-                let job = EvalJob {
-                    seed,
-                    task: task.clone(),
-                };
-                (
-                    format!("{}#{seed}", task.instance_id),
-                    serde_json::to_value(&job).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let control = spec.budget.control(&store)?;
         let timeout = spec.command_timeout.max(Duration::from_secs(1));
         let work_dir = spec
             .work_dir
             .clone()
             .unwrap_or_else(|| crate::envs::default_work_dir(&self.repo));
         let worker: Arc<EvalWorker> = Arc::new(Worker {
-            store: Arc::clone(&store),
+            store: Arc::clone(&opened.store),
             teacher: Arc::clone(&teacher.teacher),
             envs: Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4)),
             config: Arc::new(EvalConfig {
@@ -256,23 +270,131 @@ impl EvalRun {
                 setup: spec.setup.clone(),
                 test_cmd: spec.test_cmd.clone(),
                 model: teacher.model.clone(),
-                pricing,
+                pricing: opened.pricing,
             }),
-            control,
+            control: Arc::clone(&opened.control),
             owner: Owner::this_process().name().to_string(),
         });
+        opened.prepared(crate::prepare::Driver::Eval(worker))
+    }
+}
+
+/// The settings an evaluation's resume must repeat: what the tasks run on (`repo`), the
+/// tasks (`commit`), the prompts, the model, the test command and the step limit.
+pub(crate) fn settings(
+    repo: String,
+    commit: String,
+    prompts: String,
+    model: &str,
+    test_cmd: Option<String>,
+    max_steps: usize,
+) -> RunSettings {
+    RunSettings {
+        repo,
+        commit,
+        menu: String::new(),
+        demos: String::new(),
+        prompts,
+        threshold: 0.0,
+        attempts: 1,
+        seed: 0,
+        model: model.to_string(),
+        test_cmd,
+        max_steps,
+        include_tests: false,
+        keep_different_final: false,
+        excluded: None,
+    }
+}
+
+/// An evaluation's store, opened, checked against its settings and marked, with its jobs.
+pub(crate) struct Opened {
+    /// The store.
+    pub store: Arc<trajforge_store::Store>,
+    /// Prices for each row's cost.
+    pub pricing: crate::status::Pricing,
+    /// Stop flag and budgets.
+    pub control: Arc<crate::runner::Control>,
+    jobs: Vec<(String, Value)>,
+    tasks: usize,
+    seeds: u32,
+}
+
+/// Open the evaluation folder `out`, refuse settings that differ from a resumed run's, mark
+/// it as an evaluation's and list one job per task and seed.
+pub(crate) fn open_eval(
+    out: &Path,
+    settings: &RunSettings,
+    tasks: &[Task],
+    seeds: u32,
+    budget: &Budget,
+    teacher_url: &str,
+) -> Result<Opened, EvalError> {
+    let store = open_run(out)?;
+    check_settings(&store, settings, out)?;
+    let pricing = budget.pricing();
+    mark_eval(&store, pricing, teacher_url)?;
+    let control = budget.control(&store)?;
+    Ok(Opened {
+        store,
+        pricing,
+        control,
+        jobs: jobs(tasks, seeds),
+        tasks: tasks.len(),
+        seeds,
+    })
+}
+
+impl Opened {
+    /// The run, its jobs added and dead leases reclaimed, driven by `driver`.
+    pub(crate) fn prepared(self, driver: crate::prepare::Driver) -> Result<PreparedRun, EvalError> {
         Ok(PreparedRun::new(
-            store,
-            &jobs,
-            pricing,
+            self.store,
+            &self.jobs,
+            self.pricing,
             0.0,
             Plan::Eval {
-                tasks: self.tasks.len(),
-                seeds: spec.seeds,
+                tasks: self.tasks,
+                seeds: self.seeds,
             },
-            crate::prepare::Driver::Eval(worker),
+            driver,
         )?)
     }
+}
+
+/// The jobs of an evaluation: every task once per seed, keyed `<instance_id>#<seed>`.
+pub(crate) fn jobs(tasks: &[Task], seeds: u32) -> Vec<(String, Value)> {
+    (0..seeds)
+        .flat_map(|seed| tasks.iter().map(move |t| (seed, t)))
+        .map(|(seed, task)| {
+            let job = EvalJob {
+                seed,
+                task: task.clone(),
+            };
+            (
+                format!("{}#{seed}", task.instance_id),
+                serde_json::to_value(&job).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Read a task file: at least one task, each id once.
+pub fn read_tasks(path: &Path) -> Result<Vec<Task>, EvalError> {
+    let tasks: Vec<Task> = read_jsonl(path).map_err(EvalError::Tasks)?;
+    if tasks.is_empty() {
+        return Err(EvalError::NoTasks(path.to_path_buf()));
+    }
+    let mut seen = HashSet::new();
+    for t in &tasks {
+        if !seen.insert(t.instance_id.as_str()) {
+            return Err(EvalError::DuplicateTask {
+                path: path.to_path_buf(),
+                id: t.instance_id.clone(),
+            });
+        }
+    }
+    Ok(tasks)
 }
 
 /// Run an evaluation's jobs, `concurrency` at a time, until none is left or it is stopped.
@@ -281,6 +403,17 @@ pub(crate) async fn run(worker: Arc<EvalWorker>, concurrency: usize) -> Result<(
         Box::pin(job::process(w, j.id, &j.payload))
     })
     .await
+}
+
+/// Store an evaluation's prices and teacher, and mark the folder as an evaluation's.
+pub(crate) fn mark_eval(
+    store: &trajforge_store::Store,
+    pricing: crate::status::Pricing,
+    teacher_url: &str,
+) -> Result<(), RunError> {
+    crate::prepare::store_run_meta(store, pricing, teacher_url)?;
+    store.set_meta(KIND_META, KIND_EVAL)?;
+    Ok(())
 }
 
 /// Whether the run folder's store holds an evaluation.

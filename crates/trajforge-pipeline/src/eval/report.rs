@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use trajforge_eval::{Prediction, Summary, TaskResult, summarize, write_jsonl};
+use trajforge_eval::{Prediction, Summary, TaskKind, TaskResult, summarize, write_jsonl};
 use trajforge_store::{Stage, Store, StoreError};
 
 use super::{EvalError, SCORE_STAGE, ScoreStage};
@@ -36,7 +36,8 @@ pub fn summary(store: &Store) -> Result<Summary, StoreError> {
 pub struct OutputsWritten {
     /// `results.jsonl`: one row per task and seed.
     pub results: PathBuf,
-    /// `predictions.jsonl` (seed 0), then `predictions-seed<N>.jsonl` per further seed.
+    /// `predictions.jsonl` (seed 0), then `predictions-seed<N>.jsonl` per further seed (none
+    /// for web tasks, which have no patch).
     pub predictions: Vec<PathBuf>,
     /// Rows written.
     pub rows: usize,
@@ -50,7 +51,8 @@ pub fn write_outputs(store: &Store, dir: &Path) -> Result<OutputsWritten, EvalEr
     let plain: Vec<&TaskResult> = rows.iter().map(|r| &r.result).collect();
     write_jsonl(&results_path, &plain).map_err(EvalError::Outputs)?;
     let mut by_seed: BTreeMap<u32, Vec<Prediction>> = BTreeMap::new();
-    for r in &rows {
+    // A web row has no patch: SWE-bench predictions are for code tasks only.
+    for r in rows.iter().filter(|r| r.result.kind != TaskKind::Web) {
         by_seed.entry(r.result.seed).or_default().push(Prediction {
             instance_id: r.result.instance_id.clone(),
             model_name_or_path: r.result.model.clone(),
@@ -79,15 +81,26 @@ pub fn render(s: &Summary) -> String {
     let t = &s.all;
     let mut o = String::new();
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
-    o.push_str(&format!(
-        "evaluation: {} rows over {} tasks; resolved {} of {} hard rows ({}); mean line recall {}\n",
-        t.rows,
-        t.tasks,
-        t.resolved,
-        t.hard_rows,
-        pct(t.resolved_rate),
-        t.mean_recall.map_or("-".into(), |r| format!("{r:.3}")),
-    ));
+    let recall = t.mean_recall.map_or("-".into(), |r| format!("{r:.3}"));
+    if t.web_rows > 0 && t.web_rows == t.rows {
+        o.push_str(&format!(
+            "evaluation: {} rows over {} web tasks; succeeded {} of {} ({}: target page reached or answer found); mean route recall {recall}\n",
+            t.rows,
+            t.tasks,
+            t.resolved,
+            t.hard_rows,
+            pct(t.resolved_rate),
+        ));
+    } else {
+        o.push_str(&format!(
+            "evaluation: {} rows over {} tasks; resolved {} of {} hard rows ({}); mean line recall {recall}\n",
+            t.rows,
+            t.tasks,
+            t.resolved,
+            t.hard_rows,
+            pct(t.resolved_rate),
+        ));
+    }
     if !t.exits.is_empty() {
         let exits: Vec<String> = t.exits.iter().map(|(k, v)| format!("{k} {v}")).collect();
         o.push_str(&format!("agent exits: {}\n", exits.join(", ")));

@@ -184,6 +184,11 @@ impl MineSpec {
     }
 }
 
+/// Whether the store is a mining run's (`tasks mine`).
+pub fn is_mining(store: &Store) -> bool {
+    matches!(store.meta(SETTINGS_META), Ok(Some(_)))
+}
+
 /// Meta key of the screening counts.
 const SCREENING_META: &str = "mine_screening";
 /// Meta key of the settings.
@@ -566,6 +571,7 @@ async fn process(ctx: &Ctx, job: Job) -> Result<Outcome, StoreError> {
             commit: Some(change.commit.clone()),
             setup: ctx.setup.clone(),
             test_cmd: ctx.tests.as_ref().map(|t| t.test_cmd.clone()),
+            web: None,
             extra: serde_json::Map::new(),
         }
     });

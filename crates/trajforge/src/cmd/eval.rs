@@ -1,6 +1,6 @@
 //! `trajforge eval`: a model on held-out tasks, scored by resolution and line recall.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use trajforge_pipeline::eval::{self, EvalError, EvalRunSpec};
@@ -108,26 +108,56 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
     let runtime = prepare::runtime(args.concurrency)?;
     let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
     let prepared = run.prepare(&teacher)?;
-    stderr_line!(
-        "{tasks} tasks x {} seeds = {} rows ({} new{}); {} already done",
+    evaluate(
+        &runtime,
+        &prepared,
+        "tasks",
+        tasks,
         args.seeds,
+        args.concurrency,
+        &out,
+    )
+}
+
+/// Say what an evaluation holds, drive it, then write its rows (and predictions, for code
+/// tasks) beside its store.
+pub(crate) fn evaluate(
+    runtime: &tokio::runtime::Runtime,
+    prepared: &prepare::PreparedRun,
+    noun: &str,
+    tasks: usize,
+    seeds: u32,
+    concurrency: usize,
+    out: &Path,
+) -> Result<(), CliError> {
+    stderr_line!(
+        "{tasks} {noun} x {seeds} seeds = {} rows ({} new{}); {} already done",
         prepared.jobs,
         prepared.added,
         super::generate::resumed(prepared.reclaimed),
         prepared.already_done
     );
-    super::drive(&runtime, &prepared, args.concurrency, &out, "")?;
-    let written = eval::write_outputs(&prepared.store, &out)?;
-    stderr_line!(
-        "wrote {} rows to {} and predictions to {}",
-        written.rows,
-        written.results.display(),
-        written
+    super::drive(runtime, prepared, concurrency, out, "")?;
+    write_rows(prepared, out)
+}
+
+/// Write an evaluation's rows (and predictions, for code tasks) beside its store, and say where.
+fn write_rows(prepared: &prepare::PreparedRun, out: &Path) -> Result<(), CliError> {
+    let written = eval::write_outputs(&prepared.store, out)?;
+    let predictions = if written.predictions.is_empty() {
+        String::new()
+    } else {
+        let files: Vec<String> = written
             .predictions
             .iter()
             .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        format!(" and predictions to {}", files.join(", "))
+    };
+    stderr_line!(
+        "wrote {} rows to {}{predictions}",
+        written.rows,
+        written.results.display(),
     );
     Ok(())
 }
@@ -140,6 +170,14 @@ impl From<EvalError> for CliError {
                 .hint("one task per line: SWE-bench's instance fields (instance_id, repo, base_commit, patch, test_patch, problem_statement, FAIL_TO_PASS, PASS_TO_PASS), as `trajforge tasks mine` writes them"),
             EvalError::DuplicateTask { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("each instance_id may appear once"),
+            EvalError::NotWebTask { .. } | EvalError::OtherSite { .. } => {
+                CliError::from_error(Kind::Input, &err).hint(
+                    "give `web eval` the task file `trajforge web tasks` wrote and the site folder it drew them from",
+                )
+            }
+            EvalError::WouldOverwrite(_) => CliError::from_error(Kind::Input, &err).hint(
+                "give --out a new folder (or the folder of an earlier evaluation, to resume it); trajforge never overwrites files it did not write",
+            ),
             EvalError::Outputs(_) | EvalError::Store(_) => {
                 CliError::from_error(Kind::Failure, &err)
                     .hint("the store is intact: run the same command again to write the rows")

@@ -15,6 +15,7 @@ pub mod site;
 pub mod status;
 pub mod tasks;
 pub mod web;
+pub mod web_eval;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,12 @@
-//! `trajforge web generate`: Soft-Verified Generation on a website (SPEC.md section 6).
+//! `trajforge web generate`: Soft-Verified Generation on a website (SPEC.md section 6); `web
+//! tasks` and `web eval` live in [`web_eval`].
 
 use std::path::PathBuf;
 
 use trajforge_pipeline::prepare::{self, Plan, PrepareEvent, WebRunSpec};
 
 use crate::args::{RunArgs, TeacherArgs};
+use crate::cmd::web_eval;
 use crate::error::CliError;
 /// Options of `trajforge web`.
 #[derive(Debug, clap::Args)]
@@ -17,6 +19,10 @@ pub struct Args {
 enum Command {
     /// Generate soft-verified navigation trajectories on a site (resumable).
     Generate(Box<GenerateArgs>),
+    /// Draw held-out navigation tasks with known answers from a crawled site, phrased as a visitor would.
+    Tasks(Box<web_eval::TasksArgs>),
+    /// Evaluate a model on web tasks on the replayed site: success and route recall per task and seed (resumable).
+    Eval(Box<web_eval::EvalArgs>),
 }
 
 /// Options of `trajforge web generate`.
@@ -74,6 +80,8 @@ pub struct GenerateArgs {
 pub fn run(args: Args) -> Result<(), CliError> {
     match args.command {
         Command::Generate(a) => generate(*a),
+        Command::Tasks(a) => web_eval::tasks(*a),
+        Command::Eval(a) => web_eval::eval(*a),
     }
 }
 

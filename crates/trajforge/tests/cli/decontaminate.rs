@@ -50,6 +50,7 @@ fn task(repo: &Path, commit: &str) -> Task {
         commit: Some(commit.to_string()),
         setup: None,
         test_cmd: None,
+        web: None,
         extra: serde_json::Map::new(),
     }
 }

@@ -14,48 +14,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use trajforge_eval::{Prediction, Task, TaskKind, TaskResult, read_jsonl, write_jsonl};
+use trajforge_testkit::history::{FIXES, fix_tasks};
 use trajforge_testkit::{FakeServer, Script, Step};
 
 use crate::run::work_dir;
 use crate::{assert_success, kill_once_stored, repo_root};
 
-/// Two merges of more-itertools that fix a bug and add its test: (merge commit, test class,
-/// FAIL_TO_PASS test, problem statement).
-const FIXES: [(&str, &str, &str, &str); 2] = [
-    (
-        "c2859de7ae7b791b77c33462a58f81f9a4d9d5d6",
-        "SlicedTests",
-        "test_negative",
-        "`more_itertools.sliced(seq, n)` with a negative `n` silently yields a wrong result \
-         (for example `list(sliced('ABCDEFG', -1))`) instead of rejecting the size. It should \
-         raise ValueError, with or without strict=True.",
-    ),
-    (
-        "b363d6b82c7082db647bd350560fca5e1d724a16",
-        "InterleaveEvenlyTests",
-        "test_no_iterables",
-        "`list(more_itertools.interleave_evenly([]))` raises an exception instead of returning \
-         an empty list; the same with `lengths=[]`.",
-    ),
-];
-
 fn bundle() -> Option<PathBuf> {
     Some(crate::more_itertools_bundle())
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 struct Scene {
@@ -65,7 +31,7 @@ struct Scene {
     tasks: Vec<Task>,
 }
 
-/// The repository cloned from the bundle, and the tasks of [`FIXES`] built from its history.
+/// The repository cloned from the bundle, and the tasks of two [`FIXES`] built from its history.
 fn scene() -> Option<Scene> {
     let bundle = bundle()?;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -78,43 +44,8 @@ fn scene() -> Option<Scene> {
         .expect("git clone");
     assert_success(&out);
     let work = work_dir(dir.path());
-    let tasks = FIXES
-        .iter()
-        .map(|(commit, class, test, statement)| {
-            let base = git(&repo, &["rev-parse", &format!("{commit}^1")]);
-            let base = base.trim();
-            let diff = |path: &str| git(&repo, &["diff", base, commit, "--", path]);
-            // The test class's other tests pass before and after.
-            let pass_to_pass = git(&repo, &["show", &format!("{base}:tests/test_more.py")])
-                .split(&format!("class {class}("))
-                .nth(1)
-                .expect("class at the base")
-                .split("\nclass ")
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("def test_"))
-                .filter_map(|l| l.split('(').next())
-                .map(|name| format!("tests.test_more.{class}.test_{name}"))
-                .collect();
-            Task {
-                instance_id: format!("more-itertools-{}", &commit[..7]),
-                repo: "more-itertools/more-itertools".into(),
-                base_commit: base.to_string(),
-                patch: diff("more_itertools"),
-                test_patch: diff("tests"),
-                problem_statement: (*statement).to_string(),
-                fail_to_pass: vec![format!("tests.test_more.{class}.{test}")],
-                pass_to_pass,
-                created_at: String::new(),
-                kind: Some(TaskKind::Hard),
-                commit: Some((*commit).to_string()),
-                setup: None,
-                test_cmd: Some(format!("python3 -m unittest -v tests.test_more.{class}")),
-                extra: serde_json::Map::new(),
-            }
-        })
-        .collect();
+    // The first two fixes: a bug in `sliced` and one in `interleave_evenly`.
+    let tasks = fix_tasks(&repo, &FIXES[..2]).expect("tasks from the history");
     Some(Scene {
         dir,
         repo,
@@ -396,12 +327,10 @@ async fn swe_bench_instances_without_a_test_command_are_scored_by_recall() {
     assert_eq!(status["results"]["recall_only"], 2);
 }
 
-#[test]
-fn a_task_file_with_a_bad_line_is_refused_with_its_line_number() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tasks = dir.path().join("tasks.jsonl");
-    std::fs::write(&tasks, "\n{\"instance_id\": 1}\n").expect("write");
-    let out = crate::trajforge(
+/// `eval` of `tasks` on this workspace into `out`, with a teacher that never answers: for
+/// the refusals that come before any teacher call.
+fn eval_without_teacher(tasks: &Path, out: &Path, cache: &Path) -> Output {
+    crate::trajforge(
         &[
             "eval",
             "--repo",
@@ -413,12 +342,51 @@ fn a_task_file_with_a_bad_line_is_refused_with_its_line_number() {
             "--model",
             "m",
             "--out",
-            &dir.path().join("e").display().to_string(),
+            &out.display().to_string(),
         ],
-        dir.path(),
-    );
+        cache,
+    )
+}
+
+#[test]
+fn a_task_file_with_a_bad_line_is_refused_with_its_line_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(&tasks, "\n{\"instance_id\": 1}\n").expect("write");
+    let out = eval_without_teacher(&tasks, &dir.path().join("e"), dir.path());
     assert_eq!(out.status.code(), Some(2), "{}", crate::stderr(&out));
     let err = crate::stderr(&out);
     assert!(err.contains("tasks.jsonl:2:"), "{err}");
     assert!(!dir.path().join("e").exists(), "nothing is created");
+}
+
+#[test]
+fn an_eval_folder_with_the_users_own_rows_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(
+        &tasks,
+        "{\"instance_id\":\"x-1\",\"repo\":\"x\",\"base_commit\":\"HEAD\",\"patch\":\"\",\"problem_statement\":\"s\"}\n",
+    )
+    .expect("write tasks");
+    for (file, text) in [
+        ("results.jsonl", "{\"mine\": 1}\n"),
+        ("predictions-final.jsonl", "{\"mine\": 2}\n"),
+    ] {
+        let out_dir = dir.path().join(format!("mine-{file}"));
+        std::fs::create_dir(&out_dir).expect("out dir");
+        std::fs::write(out_dir.join(file), text).expect("user file");
+        let out = eval_without_teacher(&tasks, &out_dir, dir.path());
+        let err = crate::input_error(&out);
+        assert!(
+            err.contains(file) && err.contains("would be overwritten"),
+            "{err}"
+        );
+        assert!(err.contains("give --out a new folder"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(file)).expect("still there"),
+            text
+        );
+        assert!(!out_dir.join("trajforge.db").exists(), "no store created");
+    }
 }

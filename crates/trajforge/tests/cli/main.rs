@@ -19,6 +19,7 @@ mod stdout;
 mod tasks;
 mod teachers;
 mod web;
+mod web_eval;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};

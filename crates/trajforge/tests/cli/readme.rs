@@ -21,6 +21,8 @@ fn every_option_of_every_command_is_documented() {
         "site crawl",
         "site show",
         "web generate",
+        "web tasks",
+        "web eval",
         "tasks mine",
     ] {
         assert!(

@@ -199,10 +199,11 @@ fn mines_hard_tasks_with_the_real_fail_to_pass_tests_of_more_itertools() {
     // The run's folder reads with `status`, and the same command again resumes: nothing to
     // redo, and its own tasks file may be rewritten.
     let store = dir.path().join("tasks.run");
-    assert_success(&crate::trajforge(
-        &["status", store.to_str().expect("utf-8")],
-        dir.path(),
-    ));
+    let status = crate::trajforge(&["status", store.to_str().expect("utf-8")], dir.path());
+    assert_success(&status);
+    let report = crate::stdout(&status);
+    assert!(report.starts_with("changes: 6 (6 done"), "{report}");
+    assert!(!report.contains("functions"), "{report}");
     let again = run(mine(
         &repo,
         &work,
