@@ -21,7 +21,7 @@ fn sera_in_a_new_store() -> (tempfile::TempDir, Store, PathBuf, Parsed) {
 
 #[test]
 fn sera_records_are_verified_like_generated_t2_and_read_back_unchanged() {
-    let (dir, store, file, parsed) = sera_in_a_new_store();
+    let (_dir, store, file, parsed) = sera_in_a_new_store();
     let counts = write(&store, &file, &parsed, 0.75, &[("kind", "import".into())]).expect("write");
     assert_eq!((counts.added, counts.duplicates), (2, 0));
 
