@@ -10,7 +10,7 @@ use trajforge_testkit::code::CodeTeacher;
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-use crate::{repo_root, stderr, stdout};
+use crate::{jsonl, repo_root, stderr, stdout};
 
 /// Asserts that `text` (the export's `what`) contains every one of `needles`.
 #[track_caller]
@@ -48,16 +48,14 @@ fn run_dir() -> &'static Path {
             teacher.answer(req)
         })));
         // One function at a time, so the fake server's call ids are the same on every run.
-        let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-            .args(["generate", "--repo"])
+        let out = crate::taught(&["generate"], &server.url())
+            .arg("--repo")
             .arg(&repo)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(&run)
             .args(["-n", "8", "--seed", "3", "--work-dir"])
             .arg(&work)
             .args(["--backoff", "0.01", "--concurrency", "1"])
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY")
             .output()
             .expect("generate runs");
         assert!(out.status.success(), "generate: {}", stderr(&out));
@@ -83,14 +81,6 @@ fn export_ok(args: &[&str]) -> Value {
     let out = export(&all);
     assert!(out.status.success(), "export {args:?}: {}", stderr(&out));
     serde_json::from_str(&stdout(&out)).expect("summary json")
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("read export")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
 }
 
 /// Replace values that change between runs (times, ports, temp paths, commit ids).
@@ -739,7 +729,7 @@ fn demonstration_turns_merge_for_templates_that_demand_alternation() {
             &path(&qwen3),
         ],
     );
-    for row in jsonl_rows(&jsonl) {
+    for row in crate::jsonl(&jsonl) {
         let msgs = row["messages"].as_array().expect("messages");
         let tool_names: Vec<&str> = msgs
             .iter()
@@ -770,7 +760,7 @@ fn demonstration_turns_merge_for_templates_that_demand_alternation() {
         ],
     );
     assert_eq!(summary["trailing_dropped"].as_u64(), Some(3), "{summary}");
-    for row in jsonl_rows(&sharegpt) {
+    for row in crate::jsonl(&sharegpt) {
         let turns = row["conversations"].as_array().expect("turns");
         assert_eq!(turns.len() % 2, 0, "{row}");
         assert_eq!(turns.last().expect("last")["from"], "function_call");
@@ -784,10 +774,6 @@ fn demonstration_turns_merge_for_templates_that_demand_alternation() {
     let folder = sharegpt.parent().expect("folder");
     let f = trainer_check(&py, &["llamafactory", &path(folder), "data"]);
     assert_eq!(f["rows"].as_u64(), Some(3), "{f}");
-}
-
-fn jsonl_rows(path: &Path) -> Vec<Value> {
-    jsonl(path)
 }
 
 /// An export into a folder holding the user's README.md, axolotl.yaml or dataset_info.json

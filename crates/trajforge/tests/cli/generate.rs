@@ -13,7 +13,9 @@ use trajforge_testkit::code::{CodeTeacher, Fate, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-use crate::{assert_success, input_error, kill_once_stored, wait_until_stored};
+use crate::{
+    assert_success, input_error, kill_once_stored, status_json, taught, wait_until_stored,
+};
 
 struct Scene {
     dir: tempfile::TempDir,
@@ -48,17 +50,15 @@ fn generate_cmd(
     n: usize,
     extra: &[&str],
 ) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-    cmd.args(["generate", "--repo"])
+    let mut cmd = taught(&["generate"], &server.url());
+    cmd.arg("--repo")
         .arg(&scene.repo)
-        .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+        .arg("--out")
         .arg(run_dir)
         .args(["-n", &n.to_string(), "--seed", "3", "--work-dir"])
         .arg(&scene.work)
         .args(["--backoff", "0.01", "--concurrency", "3"])
-        .args(extra)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAJFORGE_API_KEY");
+        .args(extra);
     cmd
 }
 
@@ -85,18 +85,6 @@ fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
     .into_iter()
     .map(|k| (k.to_string(), status[k].clone()))
     .collect()
-}
-
-/// `trajforge status --json` of a run, with `extra` options.
-fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["status", "--json"])
-        .args(extra)
-        .arg(run_dir)
-        .output()
-        .expect("status");
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("status json")
 }
 
 fn job_results(run_dir: &Path) -> Vec<(String, String)> {
