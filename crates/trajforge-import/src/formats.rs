@@ -16,7 +16,7 @@
 //!   files do, reads too.
 
 use serde_json::{Map, Value};
-use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+use trajforge_agent::{ExitStatus, Trajectory};
 use trajforge_teacher::{ChatMessage, Role, TeacherInfo, ToolMode, ToolSpec, Usage};
 
 use crate::convert::{self, StepInfo};
@@ -194,20 +194,10 @@ fn imported(
     patch: Option<String>,
 ) -> Trajectory {
     Trajectory {
-        version: 1,
-        teacher,
-        task,
-        tools,
         usage: total_usage(&steps),
-        messages,
         steps,
         exit,
-        outcome: EnvOutcome {
-            patch,
-            ..EnvOutcome::default()
-        },
-        started_at_ms: 0,
-        duration: std::time::Duration::ZERO,
+        ..Trajectory::conversation(teacher, task, tools, messages, patch)
     }
 }
 

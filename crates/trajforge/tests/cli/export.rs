@@ -539,10 +539,10 @@ fn trainer_libraries_load_every_format() {
 /// the task (two user turns in a row), call a tool with arguments whose keys are not in
 /// alphabetical order, carry tool results without a tool name, and end on an observation.
 fn demonstration_run(dir: &Path, n: usize) -> PathBuf {
-    use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+    use trajforge_agent::Trajectory;
     use trajforge_store::model::{ExitLabel, Outcome, Rollout, TrajectoryRecord};
     use trajforge_store::{ImportedJob, Store};
-    use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
+    use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec};
 
     let run = dir.join("demo-run");
     let store = Store::open(&run).expect("store");
@@ -580,23 +580,13 @@ fn demonstration_run(dir: &Path, n: usize) -> PathBuf {
             for m in &mut messages {
                 m.name = None;
             }
-            let t = Trajectory {
-                version: 1,
-                teacher: TeacherInfo {
-                    base_url: String::new(),
-                    model: "imported".into(),
-                    mode: ToolMode::Native,
-                },
-                task: format!("Now fix the bug in mod{i}.py."),
-                tools: tools.clone(),
-                messages,
-                steps: Vec::new(),
-                exit: ExitStatus::Submitted,
-                outcome: EnvOutcome::default(),
-                usage: Usage::default(),
-                started_at_ms: 0,
-                duration: std::time::Duration::ZERO,
+            let teacher = TeacherInfo {
+                base_url: String::new(),
+                model: "imported".into(),
+                mode: ToolMode::Native,
             };
+            let task = format!("Now fix the bug in mod{i}.py.");
+            let t = Trajectory::conversation(teacher, task, tools.clone(), messages, None);
             ImportedJob {
                 key: format!("demo-{i}"),
                 also_known_as: None,
