@@ -149,6 +149,33 @@ pub mod micros {
 }
 
 impl Trajectory {
+    /// A submitted episode known only by its conversation (imported, or made up for a test or
+    /// a benchmark): no step records, usage or timing; `patch` is what it handed back.
+    pub fn conversation(
+        teacher: TeacherInfo,
+        task: impl Into<String>,
+        tools: Vec<ToolSpec>,
+        messages: Vec<ChatMessage>,
+        patch: Option<String>,
+    ) -> Trajectory {
+        Trajectory {
+            version: 1,
+            teacher,
+            task: task.into(),
+            tools,
+            messages,
+            steps: Vec::new(),
+            exit: ExitStatus::Submitted,
+            outcome: EnvOutcome {
+                patch,
+                ..EnvOutcome::default()
+            },
+            usage: Usage::default(),
+            started_at_ms: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
     /// Give every tool result without a name the name of the tool it answers (found by call
     /// id, else by position among the preceding assistant turn's calls): trainers' templates
     /// and LLaMA-Factory expect named tool turns, and sources often leave the name out.

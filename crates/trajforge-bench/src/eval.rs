@@ -122,6 +122,24 @@ struct Measured {
     test_seconds: f64,
 }
 
+impl Measured {
+    /// `seconds` of these rows as milliseconds per row.
+    fn ms_per_row(&self, seconds: f64) -> f64 {
+        seconds * 1000.0 / self.rows.max(1) as f64
+    }
+
+    /// `N rows, M <resolved>; wall Ws = X ms per row`.
+    fn figures(&self, resolved: &str) -> String {
+        format!(
+            "{} rows, {} {resolved}; wall {:.2}s = {:.0} ms per row",
+            self.rows,
+            self.resolved,
+            self.wall,
+            self.ms_per_row(self.wall)
+        )
+    }
+}
+
 async fn one_eval(
     base: &Path,
     repo: &Path,
@@ -287,26 +305,19 @@ fn code_case(args: &EvalArgs, base: &Path) -> Result<(), String> {
         ("warm (snapshots reused)", &warm),
     ] {
         println!(
-            "  eval {name}: {} rows, {} resolved; wall {:.2}s = {:.0} ms per row; our CPU {:.0} ms per row",
-            m.rows,
-            m.resolved,
-            m.wall,
-            m.wall * 1000.0 / m.rows.max(1) as f64,
-            m.cpu * 1000.0 / m.rows.max(1) as f64,
+            "  eval {name}: {}; our CPU {:.0} ms per row",
+            m.figures("resolved"),
+            m.ms_per_row(m.cpu),
         );
     }
     println!(
-        "  baseline (host shell: checkout, apply gold + test patch, run tests; sequential): {} rows, {} passing; wall {:.2}s = {:.0} ms per row, of which tests {:.0} ms",
-        floor.rows,
-        floor.resolved,
-        floor.wall,
-        floor.wall * 1000.0 / floor.rows.max(1) as f64,
-        floor.test_seconds * 1000.0 / floor.rows.max(1) as f64,
+        "  baseline (host shell: checkout, apply gold + test patch, run tests; sequential): {}, of which tests {:.0} ms",
+        floor.figures("passing"),
+        floor.ms_per_row(floor.test_seconds),
     );
-    let per = |m: &Measured| m.wall / m.rows.max(1) as f64;
     println!(
         "  overhead per row over the baseline (episode in a sandboxed workspace, scoring workspace, store), warm: {:.0} ms wall at {} in flight",
-        (per(&warm) - per(&floor)) * 1000.0,
+        warm.ms_per_row(warm.wall) - floor.ms_per_row(floor.wall),
         args.concurrency
     );
     Ok(())

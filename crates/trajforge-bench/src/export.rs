@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+use trajforge_agent::Trajectory;
 use trajforge_store::model::{CodeRollout, RolloutStage};
 use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, Store, TrajectoryRecord};
-use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
+use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec};
 
 use crate::{Measured, cores, run_child, sibling_binary, verdict};
 
@@ -127,26 +127,12 @@ fn trajectory(i: usize, corpus: &[String]) -> Trajectory {
     messages.push(ChatMessage::assistant(None, vec![submit.clone()]));
     messages.push(ChatMessage::tool_result(&submit, "Submitted."));
     messages.push(ChatMessage::assistant(Some("Done.".into()), vec![]));
-    Trajectory {
-        version: 1,
-        teacher: TeacherInfo {
-            base_url: "http://127.0.0.1:8000/v1".into(),
-            model: "bench-teacher".into(),
-            mode: ToolMode::Native,
-        },
-        task: "bench".into(),
-        tools: tools(),
-        messages,
-        steps: Vec::new(),
-        exit: ExitStatus::Submitted,
-        outcome: EnvOutcome {
-            patch: Some(patch(i)),
-            ..EnvOutcome::default()
-        },
-        usage: Usage::default(),
-        started_at_ms: 0,
-        duration: Duration::ZERO,
-    }
+    let teacher = TeacherInfo {
+        base_url: "http://127.0.0.1:8000/v1".into(),
+        model: "bench-teacher".into(),
+        mode: ToolMode::Native,
+    };
+    Trajectory::conversation(teacher, "bench", tools(), messages, Some(patch(i)))
 }
 
 /// A well-spread 64-bit value from any input: one SplitMix64 step from state `x`.

@@ -188,23 +188,12 @@ mod tests {
     }
 
     fn trajectory(messages: Vec<ChatMessage>) -> Trajectory {
-        Trajectory {
-            version: 1,
-            teacher: trajforge_teacher::TeacherInfo {
-                base_url: String::new(),
-                model: "m".into(),
-                mode: trajforge_teacher::ToolMode::Native,
-            },
-            task: "task".into(),
-            tools: Vec::new(),
-            messages,
-            steps: Vec::new(),
-            exit: trajforge_agent::ExitStatus::Submitted,
-            outcome: trajforge_agent::EnvOutcome::default(),
-            usage: trajforge_teacher::Usage::default(),
-            started_at_ms: 0,
-            duration: std::time::Duration::ZERO,
-        }
+        let teacher = trajforge_teacher::TeacherInfo {
+            base_url: String::new(),
+            model: "m".into(),
+            mode: trajforge_teacher::ToolMode::Native,
+        };
+        Trajectory::conversation(teacher, "task", Vec::new(), messages, None)
     }
 
     #[test]

@@ -281,64 +281,63 @@ mod tests {
 
     #[test]
     fn swe_agent_commands_become_their_tools() {
-        assert_eq!(
-            call("edit 15:15\n    distance = abs(a - b)\nend_of_edit\n"),
+        // (command line, tool, arguments)
+        let cases = [
             (
-                "edit".into(),
-                json!({"start_line": 15, "end_line": 15, "replacement_text": "    distance = abs(a - b)"})
-            )
-        );
-        assert_eq!(
-            call("open \"tests/missing_colon.py\""),
-            ("open".into(), json!({"path": "tests/missing_colon.py"}))
-        );
-        assert_eq!(
-            call("open main.py 40"),
-            ("open".into(), json!({"path": "main.py", "line_number": 40}))
-        );
-        assert_eq!(
-            call("search_dir \"def foo\" src"),
-            (
-                "search_dir".into(),
-                json!({"search_term": "def foo", "dir": "src"})
-            )
-        );
-        assert_eq!(
-            call("find_file missing_colon.py"),
-            ("find_file".into(), json!({"file_name": "missing_colon.py"}))
-        );
-        assert_eq!(call("submit\n"), ("submit".into(), json!({})));
-        assert_eq!(
-            call("submit 'flag{d31}'\n"),
-            ("submit".into(), json!({"flag": "flag{d31}"}))
-        );
-        assert_eq!(
-            call("edit 'a: float' 'a: float:'"),
-            (
-                "edit".into(),
-                json!({"search": "a: float", "replace": "a: float:"})
-            )
-        );
-        assert_eq!(
-            call("python main.py\n"),
-            ("bash".into(), json!({"command": "python main.py"}))
-        );
-        assert_eq!(
-            call("str_replace_editor view /testbed/a.py --view_range 3 9"),
-            (
-                "str_replace_editor".into(),
-                json!({"command": "view", "path": "/testbed/a.py", "view_range": [3, 9]})
-            )
-        );
-        assert_eq!(
-            call(
-                "str_replace_editor str_replace /t/a.py --old_str 'x = 1\ny = 2' --new_str 'x = 3'"
+                "edit 15:15\n    distance = abs(a - b)\nend_of_edit\n",
+                "edit",
+                json!({"start_line": 15, "end_line": 15, "replacement_text": "    distance = abs(a - b)"}),
             ),
             (
-                "str_replace_editor".into(),
-                json!({"command": "str_replace", "path": "/t/a.py", "old_str": "x = 1\ny = 2", "new_str": "x = 3"})
-            )
-        );
+                "open \"tests/missing_colon.py\"",
+                "open",
+                json!({"path": "tests/missing_colon.py"}),
+            ),
+            (
+                "open main.py 40",
+                "open",
+                json!({"path": "main.py", "line_number": 40}),
+            ),
+            (
+                "search_dir \"def foo\" src",
+                "search_dir",
+                json!({"search_term": "def foo", "dir": "src"}),
+            ),
+            (
+                "find_file missing_colon.py",
+                "find_file",
+                json!({"file_name": "missing_colon.py"}),
+            ),
+            ("submit\n", "submit", json!({})),
+            (
+                "submit 'flag{d31}'\n",
+                "submit",
+                json!({"flag": "flag{d31}"}),
+            ),
+            (
+                "edit 'a: float' 'a: float:'",
+                "edit",
+                json!({"search": "a: float", "replace": "a: float:"}),
+            ),
+            (
+                "python main.py\n",
+                "bash",
+                json!({"command": "python main.py"}),
+            ),
+            (
+                "str_replace_editor view /testbed/a.py --view_range 3 9",
+                "str_replace_editor",
+                json!({"command": "view", "path": "/testbed/a.py", "view_range": [3, 9]}),
+            ),
+            (
+                "str_replace_editor str_replace /t/a.py --old_str 'x = 1\ny = 2' --new_str 'x = 3'",
+                "str_replace_editor",
+                json!({"command": "str_replace", "path": "/t/a.py", "old_str": "x = 1\ny = 2", "new_str": "x = 3"}),
+            ),
+        ];
+        for (line, tool, args) in cases {
+            assert_eq!(call(line), (tool.to_string(), args), "{line:?}");
+        }
         assert_eq!(call("str_replace_editor view").0, "bash");
         // An edit without its terminator is not an edit the tool would run.
         assert_eq!(call("edit 1:2\nx").0, "bash");

@@ -16,7 +16,7 @@
 //!   files do, reads too.
 
 use serde_json::{Map, Value};
-use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+use trajforge_agent::{ExitStatus, Trajectory};
 use trajforge_teacher::{ChatMessage, Role, TeacherInfo, ToolMode, ToolSpec, Usage};
 
 use crate::convert::{self, StepInfo};
@@ -87,6 +87,21 @@ pub(crate) fn exit_status(label: &str) -> ExitStatus {
         ExitStatus::Stuck
     } else {
         ExitStatus::TeacherError(l.to_string())
+    }
+}
+
+/// Take an object field out of `obj` (empty when absent); another value is an error.
+fn take_object(
+    obj: &mut Map<String, Value>,
+    key: &str,
+) -> Result<Map<String, Value>, Unrecognised> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => Err(Unrecognised(format!(
+            "`{key}` is {}, not an object",
+            kind_of(&other)
+        ))),
     }
 }
 
@@ -167,6 +182,43 @@ fn teacher(format: Format, model: Option<String>) -> TeacherInfo {
         model: model.unwrap_or_else(|| "unknown".into()),
         mode: ToolMode::Native,
     }
+}
+
+/// A trajectory read from a record: usage summed over its steps, no start time or duration
+/// (the readers that know them set them).
+fn imported(
+    teacher: TeacherInfo,
+    task: String,
+    tools: Vec<ToolSpec>,
+    messages: Vec<ChatMessage>,
+    steps: Vec<trajforge_agent::Step>,
+    exit: ExitStatus,
+    patch: Option<String>,
+) -> Trajectory {
+    Trajectory {
+        usage: total_usage(&steps),
+        steps,
+        exit,
+        ..Trajectory::conversation(teacher, task, tools, messages, patch)
+    }
+}
+
+/// The record's fields left after reading, with the `kept` entries that hold something and,
+/// last, the per-message extras under `message_fields`.
+fn rest_of<const N: usize>(
+    mut raw: Map<String, Value>,
+    kept: [(&str, Option<Value>); N],
+    extras: &[Map<String, Value>],
+) -> Map<String, Value> {
+    let kept = kept
+        .into_iter()
+        .chain([("message_fields", extras_value(extras))]);
+    for (key, value) in kept {
+        if let Some(value) = value {
+            raw.insert(key.into(), value);
+        }
+    }
+    raw
 }
 
 fn total_usage(steps: &[trajforge_agent::Step]) -> Usage {
@@ -417,28 +469,18 @@ fn sera(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
     let submitted = exit == ExitStatus::Submitted;
     let steps = convert::steps(&messages, &extras, &|_, _| StepInfo::default(), submitted);
     let task = problem.unwrap_or_else(|| first_user_text(&messages, &extras));
-    let mut raw = obj;
-    if let Some(v) = extras_value(&extras) {
-        raw.insert("message_fields".into(), v);
-    }
-    let usage = total_usage(&steps);
+    let raw = rest_of(obj, [], &extras);
+    let tools = tools::attach(swe_agent_tool_set(&messages), all_calls(&messages));
     Ok(Parts {
-        trajectory: Trajectory {
-            version: 1,
-            teacher: teacher(Format::Sera, None),
+        trajectory: imported(
+            teacher(Format::Sera, None),
             task,
-            tools: tools::attach(swe_agent_tool_set(&messages), all_calls(&messages)),
+            tools,
             messages,
             steps,
             exit,
-            outcome: EnvOutcome {
-                patch: rollout_patch,
-                ..EnvOutcome::default()
-            },
-            usage,
-            started_at_ms: 0,
-            duration: std::time::Duration::ZERO,
-        },
+            rollout_patch,
+        ),
         raw,
         reference_patch: target_patch.filter(|p| !p.trim().is_empty()),
         subject,
@@ -511,16 +553,7 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         })
     });
     require_actions(&messages)?;
-    let mut info = match obj.remove("info") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(other) => {
-            return Err(Unrecognised(format!(
-                "`info` is {}, not an object",
-                kind_of(&other)
-            )));
-        }
-    };
+    let mut info = take_object(&mut obj, "info")?;
     let submission = take_str(&mut info, "submission")?;
     let exit = match take_str(&mut info, "exit_status")? {
         Some(label) => {
@@ -604,35 +637,32 @@ fn swe_agent(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             other => other,
         })
         .collect();
-    let mut raw = obj;
-    if step_rest
+    let rest_steps = step_rest
         .iter()
-        .any(|s| s.as_object().is_none_or(|m| !m.is_empty()))
-    {
-        raw.insert("trajectory".into(), Value::Array(step_rest));
-    }
-    if !info.is_empty() {
-        raw.insert("info".into(), Value::Object(info));
-    }
-    if let Some(v) = extras_value(&extras) {
-        raw.insert("message_fields".into(), v);
-    }
+        .any(|s| s.as_object().is_none_or(|m| !m.is_empty()));
+    let raw = rest_of(
+        obj,
+        [
+            ("trajectory", rest_steps.then_some(Value::Array(step_rest))),
+            ("info", (!info.is_empty()).then_some(Value::Object(info))),
+        ],
+        &extras,
+    );
+    let tools = tools::attach(swe_agent_tool_set(&messages), all_calls(&messages));
+    let trajectory = imported(
+        teacher(Format::SweAgent, model),
+        task,
+        tools,
+        messages,
+        steps,
+        exit,
+        submission,
+    );
     Ok(Parts {
         trajectory: Trajectory {
-            version: 1,
-            teacher: teacher(Format::SweAgent, model),
-            task,
-            tools: tools::attach(swe_agent_tool_set(&messages), all_calls(&messages)),
-            messages,
-            steps,
-            exit,
-            outcome: EnvOutcome {
-                patch: submission,
-                ..EnvOutcome::default()
-            },
             usage,
-            started_at_ms: 0,
             duration,
+            ..trajectory
         },
         raw,
         reference_patch: None,
@@ -712,16 +742,7 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
         .and_then(|m| m.get("extra"))
         .cloned()
         .unwrap_or(Value::Null);
-    let mut info = match obj.remove("info") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(other) => {
-            return Err(Unrecognised(format!(
-                "`info` is {}, not an object",
-                kind_of(&other)
-            )));
-        }
-    };
+    let mut info = take_object(&mut obj, "info")?;
     let submission = take_str(&mut info, "submission")?.or_else(|| {
         exit_extra
             .get("submission")
@@ -810,39 +831,36 @@ fn mini(mut obj: Map<String, Value>) -> Result<Parts, Unrecognised> {
             duration: std::time::Duration::ZERO,
         };
     }
-    let usage = total_usage(&steps);
     let started_at_ms = steps
         .iter()
         .map(|s| s.started_at_ms)
         .find(|&t| t > 0)
         .unwrap_or(0);
     let task = first_user_text(&messages, &extras);
-    let mut raw = obj;
-    if !info.is_empty() {
-        raw.insert("info".into(), Value::Object(info));
-    }
-    if !dropped.is_empty() {
-        raw.insert("exit_messages".into(), Value::Array(dropped));
-    }
-    if let Some(v) = extras_value(&extras) {
-        raw.insert("message_fields".into(), v);
-    }
+    let raw = rest_of(
+        obj,
+        [
+            ("info", (!info.is_empty()).then_some(Value::Object(info))),
+            (
+                "exit_messages",
+                (!dropped.is_empty()).then_some(Value::Array(dropped)),
+            ),
+        ],
+        &extras,
+    );
+    let trajectory = imported(
+        teacher(Format::MiniSweAgent, model),
+        task,
+        tools,
+        messages,
+        steps,
+        exit,
+        submission.filter(|s| !s.is_empty()),
+    );
     Ok(Parts {
         trajectory: Trajectory {
-            version: 1,
-            teacher: teacher(Format::MiniSweAgent, model),
-            task,
-            tools,
-            messages,
-            steps,
-            exit,
-            outcome: EnvOutcome {
-                patch: submission.filter(|s| !s.is_empty()),
-                ..EnvOutcome::default()
-            },
-            usage,
             started_at_ms,
-            duration: std::time::Duration::ZERO,
+            ..trajectory
         },
         raw,
         reference_patch: None,

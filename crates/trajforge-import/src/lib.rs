@@ -411,22 +411,17 @@ mod tests {
     fn a_json_array_is_a_list_of_messages_or_a_list_of_records() {
         let call = r#"{"role": "assistant", "content": "x", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "bash", "arguments": "{}"}}]}"#;
         let messages = format!(r#"[{{"role": "user", "content": "task"}}, {call}]"#);
-        let p = parse_bytes(Format::MiniSweAgent, messages.as_bytes(), Layout::Document);
-        assert_eq!(
-            (p.records.len(), p.skipped.len()),
-            (1, 0),
-            "{:?}",
-            p.skipped
-        );
         let records = format!(r#"[{{"messages": {messages}}}, {{"messages": [{call}]}}]"#);
-        let p = parse_bytes(Format::MiniSweAgent, records.as_bytes(), Layout::Document);
-        assert_eq!(
-            (p.records.len(), p.skipped.len()),
-            (2, 0),
-            "{:?}",
-            p.skipped
-        );
-        assert_ne!(p.records[0].key, p.records[1].key);
+        for (text, n) in [(&messages, 1), (&records, 2)] {
+            let p = parse_bytes(Format::MiniSweAgent, text.as_bytes(), Layout::Document);
+            assert_eq!(
+                (p.records.len(), p.skipped.len()),
+                (n, 0),
+                "{:?}",
+                p.skipped
+            );
+            assert!(p.records.windows(2).all(|w| w[0].key != w[1].key));
+        }
     }
 
     #[test]

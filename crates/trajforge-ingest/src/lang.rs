@@ -70,6 +70,23 @@ impl Language {
     }
 }
 
+impl Language {
+    /// The languages named in `items` (blank items skipped); `None` for an empty list (every
+    /// language).
+    pub fn parse_list(
+        items: &[String],
+    ) -> Result<Option<std::collections::BTreeSet<Language>>, UnknownLanguage> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let named = items.iter().filter(|s| !s.trim().is_empty());
+        named
+            .map(|item| item.parse())
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+}
+
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -173,15 +173,8 @@ pub struct SandboxArgs {
     /// Base commit (any revision) of the workspaces.
     #[arg(long, default_value = "HEAD", value_name = "REV")]
     pub commit: String,
-    /// A set-up command run once in the repository's environment, with network (e.g. `pip install -e .`).
-    #[arg(long, value_name = "CMD")]
-    pub setup: Option<String>,
-    /// Wall-time limit of one command, in seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
-    pub command_timeout: u64,
-    /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArgs,
 }
 
 impl SandboxArgs {
@@ -189,9 +182,9 @@ impl SandboxArgs {
     pub fn spec(&self) -> SandboxSpec {
         SandboxSpec {
             commit: self.commit.clone(),
-            setup: self.setup.clone(),
-            command_timeout: Duration::from_secs(self.command_timeout),
-            work_dir: self.work_dir.clone(),
+            setup: self.env.setup.clone(),
+            command_timeout: self.env.command_timeout(),
+            work_dir: self.env.work_dir.clone(),
         }
     }
 }
@@ -213,4 +206,28 @@ where
         return Err(Box::new(ZeroRefused));
     }
     Ok(value)
+}
+
+/// How a base commit's environment is made and run, without the commit; shared by `run`,
+/// `generate` (with `--commit`), `tasks mine` and `eval` (whose tasks name their commits).
+#[derive(Debug, clap::Args)]
+pub struct EnvArgs {
+    /// A set-up command run once per base commit, with network (e.g. `pip install -e .`); for
+    /// `eval`, the set-up of tasks that name none.
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+    /// Wall-time limit of one command, in seconds (a test run of `tasks mine` or `eval` gets
+    /// four times this).
+    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
+    pub command_timeout: u64,
+    /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+impl EnvArgs {
+    /// The wall-time limit of one command.
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.command_timeout)
+    }
 }

@@ -473,6 +473,12 @@ pub fn output(err: std::io::Error) -> CliError {
     }
 }
 
+/// Print `value` to stdout as pretty JSON and a newline (see [`print`]).
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    print(&format!("{text}\n"))
+}
+
 /// Print `text` to stdout and flush it; a closed stdout is [`output`]'s quiet exit, never a
 /// panic (as `print!` would).
 pub fn print(text: &str) -> Result<(), CliError> {

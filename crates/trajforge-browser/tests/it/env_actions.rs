@@ -7,7 +7,7 @@ use trajforge_agent::Environment;
 use trajforge_browser::{BrowserEnvironment, Ending, EnvConfig};
 use trajforge_teacher::ToolCall;
 
-use crate::common::{close_all, crafted_site, ref_of, served_env, site_dir};
+use crate::common::{close_all, crafted_site, ref_of, refs_of, served_env, site_dir};
 
 async fn act(
     env: &mut BrowserEnvironment,
@@ -68,13 +68,8 @@ async fn actions_on_the_real_site() {
     assert!(obs.error, "{}", obs.text);
 
     // click: a search result (a real link in JS-built content).
-    let result = env
-        .snapshot()
-        .refs
-        .iter()
-        .filter(|(_, t)| t.role == "link" && t.name == "Other Functionality")
-        .map(|(r, _)| r.clone())
-        .max_by_key(|r| r[1..].parse::<u64>().unwrap_or(0))
+    let result = refs_of(&env, "link", "Other Functionality")
+        .pop()
         .expect("a result link");
     act_ok(&mut env, "click", json!({"ref": result})).await;
     assert!(

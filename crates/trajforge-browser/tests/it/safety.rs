@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use trajforge_browser::{BrowserEnvironment, BrowserPool, EnvConfig, NetMode, Recorder, Recording};
 
-use crate::common::{ActOk, LogServer, close_all, pool, site_dir, start_env};
+use crate::common::{ActOk, LogServer, close_all, pool, ref_of, site_dir, start_env};
 
 /// A recorder in a fresh folder, and a live episode on `start` recording into it.
 async fn recording_env(
@@ -120,13 +120,7 @@ const FORM: &str = r#"<!doctype html><title>Form</title>
 
 async fn post(env: &mut BrowserEnvironment, start: &str, word: &str) -> String {
     env.act_ok("goto", json!({"url": start})).await;
-    let field = env
-        .snapshot()
-        .refs
-        .iter()
-        .find(|(_, t)| t.role == "textbox" && t.name == "Word")
-        .map(|(r, _)| r.clone())
-        .unwrap_or_else(|| panic!("no field in {}", env.snapshot().text));
+    let field = ref_of(env, "textbox", "Word");
     env.act_ok("fill", json!({"ref": field, "text": word}))
         .await;
     env.act_ok("press", json!({"key": "Enter"})).await;
@@ -147,16 +141,10 @@ async fn replay_tells_posts_apart_by_their_bodies() {
     let start = format!("{}form.html", site.url());
     let pool = pool(Duration::from_secs(20));
     let (rec_dir, recorder, mut env) = recording_env(&pool, &start).await;
-    assert!(
-        post(&mut env, &start, "one")
-            .await
-            .contains("You sent w=one")
-    );
-    assert!(
-        post(&mut env, &start, "two")
-            .await
-            .contains("You sent w=two")
-    );
+    for word in ["one", "two"] {
+        let page = post(&mut env, &start, word).await;
+        assert!(page.contains(&format!("You sent w={word}")), "{page}");
+    }
     env.close().await;
     recorder
         .write_meta(site.url().trim_end_matches('/'), &start, false)
@@ -180,23 +168,15 @@ async fn replay_tells_posts_apart_by_their_bodies() {
     assert_ne!(one.body, two.body);
     let before = site.seen().len();
     let mut env = start_env(&pool, &start, NetMode::Replay(rec), EnvConfig::default()).await;
-    // Each body gets its own recorded answer, in any order.
-    assert!(
-        post(&mut env, &start, "two")
-            .await
-            .contains("You sent w=two")
-    );
-    assert!(
-        post(&mut env, &start, "one")
-            .await
-            .contains("You sent w=one")
-    );
-    // A body never recorded falls back to the first answer recorded for the URL.
-    assert!(
-        post(&mut env, &start, "three")
-            .await
-            .contains("You sent w=one")
-    );
+    // Each body gets its own recorded answer, in any order; a body never recorded falls back
+    // to the first answer recorded for the URL.
+    for (word, answer) in [("two", "w=two"), ("one", "w=one"), ("three", "w=one")] {
+        let page = post(&mut env, &start, word).await;
+        assert!(
+            page.contains(&format!("You sent {answer}")),
+            "{word}: {page}"
+        );
+    }
     assert_eq!(site.seen().len(), before, "replay reached the site");
     close_all(env, pool).await;
 }

@@ -36,6 +36,13 @@ fn uniform(tasks: usize, seeds: u32, resolved: bool) -> Vec<TaskResult> {
         .collect()
 }
 
+/// Asserts the verdict's outcome and the start of its text.
+#[track_caller]
+fn assert_verdict(verdict: &Verdict, outcome: Outcome, text: &str) {
+    assert_eq!(verdict.outcome, outcome);
+    assert!(verdict.text.starts_with(text), "{}", verdict.text);
+}
+
 fn quick() -> CompareOptions {
     CompareOptions {
         resamples: 500,
@@ -216,13 +223,10 @@ fn all_resolved_against_none_resolved_is_significant_both_ways() {
 
     let back =
         compare(("all", &all), ("none", &none), &CompareOptions::default()).expect("compare");
-    assert_eq!(back.verdict.outcome, Outcome::Worse);
-    assert!(
-        back.verdict
-            .text
-            .starts_with("B resolves 100.0 points fewer"),
-        "{}",
-        back.verdict.text
+    assert_verdict(
+        &back.verdict,
+        Outcome::Worse,
+        "B resolves 100.0 points fewer",
     );
 }
 
@@ -303,13 +307,10 @@ fn soft_only_runs_are_judged_on_recall() {
     assert_eq!(c.resolved, None);
     assert_eq!(c.mcnemar, None);
     assert_eq!(c.verdict.metric, Metric::Recall);
-    assert_eq!(c.verdict.outcome, Outcome::Better);
-    assert!(
-        c.verdict
-            .text
-            .starts_with("B's recall is 54.5 points higher, 95% CI ["),
-        "{}",
-        c.verdict.text
+    assert_verdict(
+        &c.verdict,
+        Outcome::Better,
+        "B's recall is 54.5 points higher, 95% CI [",
     );
 }
 

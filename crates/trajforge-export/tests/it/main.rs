@@ -9,12 +9,11 @@ mod same_prompt;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+use trajforge_agent::Trajectory;
 use trajforge_export::StudentTokenizer;
-use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
+use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec};
 use trajforge_testkit::{reference_python, run_ok};
 
 fn root() -> PathBuf {
@@ -152,23 +151,18 @@ fn trajectories(n: usize) -> Vec<Trajectory> {
             "diff --git a/x b/x\n+fixed\n",
         ));
         messages.push(ChatMessage::assistant(Some("Done.".into()), vec![]));
-        out.push(Trajectory {
-            version: 1,
-            teacher: TeacherInfo {
-                base_url: "http://127.0.0.1:1/v1".into(),
-                model: "fake".into(),
-                mode: ToolMode::Native,
-            },
-            task: "task".into(),
-            tools: tools(),
+        let teacher = TeacherInfo {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            model: "fake".into(),
+            mode: ToolMode::Native,
+        };
+        out.push(Trajectory::conversation(
+            teacher,
+            "task",
+            tools(),
             messages,
-            steps: Vec::new(),
-            exit: ExitStatus::Submitted,
-            outcome: EnvOutcome::default(),
-            usage: Usage::default(),
-            started_at_ms: 0,
-            duration: Duration::ZERO,
-        });
+            None,
+        ));
     }
     out
 }

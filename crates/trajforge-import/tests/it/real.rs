@@ -190,34 +190,24 @@ fn mini(v: &Value) -> Expected {
         if assistant {
             flush(&mut turns, &mut pending);
             answered = 0;
-            let mut commands: Vec<String> = m["extra"]["actions"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x["command"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            // The commands of a list, each read by `pick`.
+            let listed = |list: &Value, pick: &dyn Fn(&Value) -> Option<String>| -> Vec<String> {
+                let items = list.as_array().map(Vec::as_slice).unwrap_or_default();
+                items.iter().filter_map(pick).collect()
+            };
+            let mut commands = listed(&m["extra"]["actions"], &|x| {
+                x["command"].as_str().map(str::to_string)
+            });
             if commands.is_empty() {
-                commands = m["tool_calls"]
-                    .as_array()
-                    .map(|c| {
-                        c.iter()
-                            .filter_map(|c| command_of(&c["function"]["arguments"]))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                commands = listed(&m["tool_calls"], &|c| {
+                    command_of(&c["function"]["arguments"])
+                });
             }
             if commands.is_empty() {
-                commands = m["output"]
-                    .as_array()
-                    .map(|o| {
-                        o.iter()
-                            .filter(|i| i["type"] == "function_call")
-                            .filter_map(|i| command_of(&i["arguments"]))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                commands = listed(&m["output"], &|i| {
+                    let call = i["type"] == "function_call";
+                    call.then(|| command_of(&i["arguments"])).flatten()
+                });
             }
             if commands.is_empty()
                 && let Some(c) = m["content"].as_str().and_then(fenced)

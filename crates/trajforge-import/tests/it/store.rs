@@ -1,19 +1,27 @@
 //! Imported records in a run's store: finished jobs, verified against their reference,
 //! idempotent, atomic per file, and read back unchanged.
 
+use std::path::PathBuf;
 use trajforge_agent::Trajectory;
-use trajforge_import::{Format, Layout, parse_bytes, read_file, write};
+
+use trajforge_import::{Format, Layout, Parsed, parse_bytes, read_file, write};
 use trajforge_pipeline::status::{Pricing, status};
 use trajforge_store::{Outcome, StageName, Store};
 
 use crate::fixture;
 
-#[test]
-fn sera_records_are_verified_like_generated_t2_and_read_back_unchanged() {
+/// A new store in a temporary folder, and the SERA fixture's path and records.
+fn sera_in_a_new_store() -> (tempfile::TempDir, Store, PathBuf, Parsed) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     let file = fixture("sera/sera.jsonl");
     let parsed = read_file(Format::Sera, &file).expect("reads");
+    (dir, store, file, parsed)
+}
+
+#[test]
+fn sera_records_are_verified_like_generated_t2_and_read_back_unchanged() {
+    let (_dir, store, file, parsed) = sera_in_a_new_store();
     let counts = write(&store, &file, &parsed, 0.75, &[("kind", "import".into())]).expect("write");
     assert_eq!((counts.added, counts.duplicates), (2, 0));
 
@@ -148,10 +156,7 @@ fn a_file_with_corrupt_lines_imports_the_good_ones_and_names_the_bad() {
 
 #[test]
 fn a_failed_write_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    let file = fixture("sera/sera.jsonl");
-    let parsed = read_file(Format::Sera, &file).expect("reads");
+    let (dir, store, file, parsed) = sera_in_a_new_store();
     // Make the second insert fail inside the transaction: a trigger aborts on the second job.
     let conn = refuse_second_trajectory(dir.path());
     let err =

@@ -298,20 +298,12 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
     );
     assert_eq!(status.kept_t2 as u32, seen["kept"]);
     assert_eq!(status.kept_t1, status.kept_t2);
-    let tried: u64 = status
-        .coverage
-        .values()
-        .flat_map(|m| m.values())
-        .map(|c| c.tried)
-        .sum();
-    assert_eq!(tried, 40);
-    let infeasible: u64 = status
-        .coverage
-        .values()
-        .flat_map(|m| m.values())
-        .map(|c| c.infeasible)
-        .sum();
-    assert_eq!(infeasible as u32, seen["t1_infeasible"]);
+    let total = |count: fn(&trajforge_pipeline::status::CoverageCell) -> u64| -> u64 {
+        let cells = status.coverage.values().flat_map(|m| m.values());
+        cells.map(count).sum()
+    };
+    assert_eq!(total(|c| c.tried), 40);
+    assert_eq!(total(|c| c.infeasible) as u32, seen["t1_infeasible"]);
     assert!(status::render_has_grid(&status));
 }
 

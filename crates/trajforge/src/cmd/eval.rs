@@ -1,12 +1,11 @@
 //! `trajforge eval`: a model on held-out tasks, scored by resolution and line recall.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use trajforge_pipeline::eval::{self, EvalError, EvalRunSpec};
 use trajforge_pipeline::prepare;
 
-use crate::args::{BudgetArgs, TeacherArgs};
+use crate::args::{BudgetArgs, EnvArgs, TeacherArgs};
 use crate::cmd::eval_compare;
 use crate::error::{CliError, Kind};
 
@@ -61,18 +60,11 @@ pub struct RunArgs {
     /// Episodes in flight at once.
     #[arg(long, default_value_t = 4, value_name = "K", value_parser = crate::args::at_least_one::<usize>)]
     pub concurrency: usize,
-    /// Set-up command for tasks that name none, run once per base commit with network.
-    #[arg(long, value_name = "CMD")]
-    pub setup: Option<String>,
     /// Test command for hard tasks that name none; it must print per-test results (e.g. `python -m pytest -rA`).
     #[arg(long, value_name = "CMD")]
     pub test_cmd: Option<String>,
-    /// Wall-time limit of one agent command, in seconds (a test run gets four times this).
-    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
-    pub command_timeout: u64,
-    /// Where base snapshots and workspaces live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArgs,
     #[command(flatten)]
     pub budget: BudgetArgs,
 }
@@ -97,10 +89,10 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
         seeds: args.seeds,
         prompts: args.prompts,
         max_steps: args.max_steps,
-        setup: args.setup,
+        setup: args.env.setup.clone(),
         test_cmd: args.test_cmd,
-        command_timeout: Duration::from_secs(args.command_timeout),
-        work_dir: args.work_dir,
+        command_timeout: args.env.command_timeout(),
+        work_dir: args.env.work_dir.clone(),
         budget: args.budget.budget(),
     }
     .load()?;

@@ -147,8 +147,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         stderr_line!("counting tokens with {}", p.display());
     })?;
     if args.json {
-        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-        crate::error::print(&format!("{text}\n"))
+        crate::error::print_json(&summary)
     } else {
         crate::error::print(&summary.render(&args.out, format, started.elapsed().as_secs_f64()))
     }

@@ -1,6 +1,5 @@
 //! `trajforge functions`: the first stage of SVG, listing a repository's functions.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -68,7 +67,8 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let started = Instant::now();
     // A scan touches memory a little at a time; huge pages only cost it zeroing.
     trajforge_ingest::prefer_small_pages();
-    let languages = parse_languages(&args.lang)?;
+    let languages =
+        Language::parse_list(&args.lang).map_err(|e| CliError::input(format!("--lang: {e}")))?;
     let max_file_size = super::parse_size(&args.max_file_size)
         .map_err(|e| CliError::input(format!("--max-file-size: {e}")))?;
     let cache_dir = if args.no_cache {
@@ -116,20 +116,6 @@ pub fn run(args: Args) -> Result<(), CliError> {
         ),
     }
     Ok(())
-}
-
-fn parse_languages(list: &[String]) -> Result<Option<BTreeSet<Language>>, CliError> {
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let mut set = BTreeSet::new();
-    for item in list.iter().filter(|s| !s.trim().is_empty()) {
-        let lang: Language = item
-            .parse()
-            .map_err(|e| CliError::input(format!("--lang: {e}")))?;
-        set.insert(lang);
-    }
-    Ok(Some(set))
 }
 
 /// The human summary printed on stderr.

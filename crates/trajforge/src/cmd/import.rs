@@ -1,6 +1,5 @@
 //! `trajforge import`: bring SERA, SWE-agent and mini-swe-agent trajectories into a run.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use trajforge_import::{Format, import_files};
@@ -60,8 +59,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let report = import_files(format, &args.files, &args.into, args.threshold)?;
     stderr_text!("{}", report.render(SHOWN_SKIPS));
     if args.json {
-        let text = serde_json::to_string_pretty(&report.summary()).unwrap_or_default();
-        writeln!(std::io::stdout().lock(), "{text}").map_err(crate::error::output)?;
+        crate::error::print_json(&report.summary())?;
     }
     if let Some(r) = report.failed() {
         return Err(CliError::failure(format!(

@@ -94,13 +94,17 @@ pub fn drive(
     let started = Instant::now();
     let result = runtime.block_on(async {
         tokio::spawn(stop_on_signal(Arc::clone(&run.control)));
-        let progress = tokio::spawn(progress_loop(
-            Arc::clone(&run.store),
-            run.pricing,
-            run.jobs as u64,
-            started,
-            run.progress_kind(),
-        ));
+        let (store, pricing) = (Arc::clone(&run.store), run.pricing);
+        let (total, kind) = (run.jobs as u64, run.progress_kind());
+        let progress = tokio::spawn(progress_loop(move || {
+            let s = run_status::status(&store, pricing).ok()?;
+            Some(progress_line(
+                &s,
+                kind,
+                total,
+                started.elapsed().as_secs_f64(),
+            ))
+        }));
         let r = run.drive(concurrency).await;
         progress.abort();
         r
@@ -137,24 +141,17 @@ pub(crate) async fn stop_on_signal(control: Arc<Control>) {
     std::process::exit(130);
 }
 
-/// Print the progress line every second on a terminal (in place), else when it changes
-/// (at most every 5 s) or once a minute.
-async fn progress_loop(
-    store: Arc<trajforge_store::Store>,
-    pricing: run_status::Pricing,
-    total: u64,
-    started: Instant,
-    kind: trajforge_pipeline::progress::ProgressKind,
-) {
+/// Print the progress line `line` gives every second on a terminal (in place), else when it
+/// changes (at most every 5 s) or once a minute; a beat it gives nothing for is skipped.
+pub(crate) async fn progress_loop(mut line: impl FnMut() -> Option<String>) {
     let tty = std::io::stderr().is_terminal();
     let mut last_line = String::new();
     let mut last_print = Instant::now() - Duration::from_secs(3600);
     loop {
         tokio::time::sleep(Duration::from_millis(if tty { 1000 } else { 5000 })).await;
-        let Ok(s) = run_status::status(&store, pricing) else {
+        let Some(line) = line() else {
             continue;
         };
-        let line = progress_line(&s, kind, total, started.elapsed().as_secs_f64());
         if tty {
             stderr_text!("\r\x1b[2K{line}");
         } else if line != last_line || last_print.elapsed() > Duration::from_secs(60) {

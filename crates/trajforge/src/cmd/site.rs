@@ -136,9 +136,7 @@ fn run_crawl(args: CrawlArgs) -> Result<(), CliError> {
         .map_err(trajforge_pipeline::RunError::Runtime)?;
     let summary = runtime.block_on(crawl_site(&source, launch, config, args.concurrency))?;
     if args.json {
-        let v = summary.to_json(&args.out);
-        let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-        crate::error::print(&format!("{text}\n"))?;
+        crate::error::print_json(&summary.to_json(&args.out))?;
     } else {
         crate::error::print(&summary.render(&args.out))?;
     }
@@ -162,8 +160,7 @@ fn run_show(args: ShowArgs) -> Result<(), CliError> {
     })?;
     let report = rec.report();
     if args.json {
-        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        crate::error::print(&format!("{text}\n"))
+        crate::error::print_json(&report)
     } else {
         crate::error::print(&report.render())
     }

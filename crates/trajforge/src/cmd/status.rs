@@ -48,8 +48,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 map.insert("jobs".into(), jobs.into());
             }
         }
-        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        crate::error::print(&format!("{text}\n"))
+        crate::error::print_json(&value)
     } else {
         crate::error::print(&status::render(&report, threshold))
     }

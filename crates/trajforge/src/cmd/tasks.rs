@@ -2,8 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use trajforge_eval::Limits;
 use trajforge_pipeline::prepare;
@@ -11,7 +10,7 @@ use trajforge_pipeline::tasks::history::Start;
 use trajforge_pipeline::tasks::statement::StatementSource;
 use trajforge_pipeline::tasks::{self, MineSpec, progress_of, screening_counts};
 
-use crate::args::TeacherArgs;
+use crate::args::{EnvArgs, TeacherArgs};
 use crate::error::CliError;
 
 /// Options of `trajforge tasks`.
@@ -32,6 +31,8 @@ enum Command {
 #[command(
     // The teacher is optional here: `--statement commit` needs none.
     mut_arg("teacher", |a| a.required(false)),
+    // A set-up only serves the tests.
+    mut_arg("setup", |a| a.requires("test_cmd")),
     after_help = "Each first-parent commit after the split point is one change (a merge counts as one: its diff \
 against its first parent). Reverts, changes to docs, tests, packaging or generated files only, and huge changes \
 are skipped with a counted reason. With --test-cmd the tests run in the sandbox twice at the base commit with \
@@ -71,15 +72,8 @@ pub struct MineArgs {
     /// A test command printing per-test results (e.g. `python3 -m unittest -v`, `pytest -rA`); makes hard tasks.
     #[arg(long, value_name = "CMD")]
     pub test_cmd: Option<String>,
-    /// A set-up command run once per base commit, with network (e.g. `pip install -e .`).
-    #[arg(long, value_name = "CMD", requires = "test_cmd")]
-    pub setup: Option<String>,
-    /// Wall-time limit of one command in seconds (a test run gets four times this).
-    #[arg(long, default_value_t = 300, value_name = "SECS", value_parser = crate::args::at_least_one::<u64>)]
-    pub command_timeout: u64,
-    /// Where base snapshots live [default: $TRAJFORGE_WORK_DIR or /var/tmp/trajforge].
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArgs,
     /// Skip changes touching more source and test files than this.
     #[arg(long, default_value_t = Limits::default().max_files, value_name = "N")]
     pub max_files: usize,
@@ -138,19 +132,16 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
             max_lines: args.max_lines,
         },
         test_cmd: args.test_cmd.clone(),
-        setup: args.setup.clone(),
-        command_timeout: Duration::from_secs(args.command_timeout),
-        work_dir: args.work_dir.clone(),
+        setup: args.env.setup.clone(),
+        command_timeout: args.env.command_timeout(),
+        work_dir: args.env.work_dir.clone(),
     };
     if args.dry_run {
         let started = Instant::now();
         let (_, _, screening) = spec.screen()?;
         let counts = screening_counts(&screening);
         if args.json {
-            crate::error::print(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&counts).unwrap_or_default()
-            ))?;
+            crate::error::print_json(&counts)?;
         }
         stderr_line!(
             "screened {} first-parent commits in {:.2}s: {} changes would be mined; skipped {}",
@@ -178,7 +169,15 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
     );
     let result = runtime.block_on(async {
         tokio::spawn(super::stop_on_signal(run.control()));
-        let progress = tokio::spawn(progress_loop(run.store()));
+        let (store, started) = (run.store(), Instant::now());
+        let progress = tokio::spawn(super::progress_loop(move || {
+            let p = progress_of(&store).ok()?;
+            let seconds = started.elapsed().as_secs_f64();
+            Some(format!(
+                "mining: {}/{} changes, {} hard, {} soft, {seconds:.0}s",
+                p.done, p.jobs, p.hard, p.soft
+            ))
+        }));
         let r = run.drive(args.concurrency).await;
         progress.abort();
         r
@@ -189,36 +188,8 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
     let summary = run.finish()?;
     result?;
     if args.json {
-        crate::error::print(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        ))?;
+        crate::error::print_json(&summary)?;
     }
     stderr_line!("{}", tasks::render(&summary, &run.dir));
     Ok(())
-}
-
-/// Print the progress line every second on a terminal (in place), else when it changes.
-async fn progress_loop(store: Arc<trajforge_store::Store>) {
-    let tty = std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut last = String::new();
-    loop {
-        tokio::time::sleep(Duration::from_millis(if tty { 1000 } else { 5000 })).await;
-        let Ok(p) = progress_of(&store) else { continue };
-        let line = format!(
-            "mining: {}/{} changes, {} hard, {} soft, {:.0}s",
-            p.done,
-            p.jobs,
-            p.hard,
-            p.soft,
-            started.elapsed().as_secs_f64()
-        );
-        if tty {
-            stderr_text!("\r\x1b[2K{line}");
-        } else if line != last {
-            stderr_line!("{line}");
-        }
-        last = line;
-    }
 }

@@ -2,8 +2,7 @@
 //! tasks' gold patches change are never sampled, every other function still is.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -14,22 +13,7 @@ use trajforge_testkit::code::CodeTeacher;
 
 use crate::recall::git;
 use crate::run::work_dir;
-use crate::{assert_success, stderr, stdout};
-
-/// A clone of the more-itertools bundle in `dir` (`None` when there is no bundle).
-fn more_itertools_clone(dir: &Path) -> Option<PathBuf> {
-    let bundle = crate::more_itertools_bundle();
-    git(
-        dir,
-        &[
-            "clone",
-            "-q",
-            &bundle.display().to_string(),
-            "more-itertools",
-        ],
-    );
-    Some(dir.join("more-itertools"))
-}
+use crate::{assert_success, more_itertools_clone, stderr, stdout, taught};
 
 /// The held-out task of first-parent commit `commit`: its source diff as the gold patch.
 fn task(repo: &Path, commit: &str) -> Task {
@@ -75,9 +59,7 @@ fn listed(repo: &Path, cache: &Path) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_are() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(repo) = more_itertools_clone(dir.path()) else {
-        return;
-    };
+    let repo = more_itertools_clone(dir.path());
     // Three later merges that each change one function of more.py (interleave_evenly,
     // sliced, chunked); the split is the parent of the first.
     let commits = ["b363d6b", "c2859de", "9ddc55c"];
@@ -103,20 +85,18 @@ async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_ar
     let run_dir = dir.path().join("run");
     let work = work_dir(dir.path());
     let generate = |tasks_file: &Path| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-        cmd.args(["generate", "--repo"])
+        let mut cmd = taught(&["generate"], &server.url());
+        cmd.arg("--repo")
             .arg(&repo)
             .args(["--commit", &split, "--exclude-tasks"])
             .arg(tasks_file)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(&run_dir)
             // Every function is sampled; the budget stops the run after its first episode.
             .args(["-n", "100000", "--concurrency", "1", "--max-tokens", "1"])
             .arg("--work-dir")
             .arg(&work)
-            .env("TRAJFORGE_CACHE_DIR", &cache)
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY");
+            .env("TRAJFORGE_CACHE_DIR", &cache);
         async move {
             tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
                 .await
@@ -173,9 +153,7 @@ async fn functions_touched_by_held_out_tasks_are_never_sampled_and_the_others_ar
 #[test]
 fn a_task_whose_base_commit_is_not_in_the_repository_is_an_input_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(repo) = more_itertools_clone(dir.path()) else {
-        return;
-    };
+    let repo = more_itertools_clone(dir.path());
     let mut t = task(&repo, "c2859de");
     t.base_commit = "0123456789abcdef0123456789abcdef01234567".into();
     let tasks_file = dir.path().join("tasks.jsonl");

@@ -18,11 +18,10 @@ use trajforge_testkit::history::{FIXES, fix_tasks};
 use trajforge_testkit::{FakeServer, Script, Step};
 
 use crate::run::work_dir;
-use crate::{assert_success, kill_once_stored, repo_root};
+use crate::{
+    assert_success, kill_once_stored, more_itertools_clone, repo_root, status_json, taught,
+};
 
-fn bundle() -> Option<PathBuf> {
-    Some(crate::more_itertools_bundle())
-}
 
 struct Scene {
     dir: tempfile::TempDir,
@@ -33,16 +32,8 @@ struct Scene {
 
 /// The repository cloned from the bundle, and the tasks of two [`FIXES`] built from its history.
 fn scene() -> Option<Scene> {
-    let bundle = bundle()?;
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = dir.path().join("more-itertools");
-    let out = Command::new("git")
-        .args(["clone", "-q"])
-        .arg(&bundle)
-        .arg(&repo)
-        .output()
-        .expect("git clone");
-    assert_success(&out);
+    let repo = more_itertools_clone(dir.path());
     let work = work_dir(dir.path());
     // The first two fixes: a bug in `sliced` and one in `interleave_evenly`.
     let tasks = fix_tasks(&repo, &FIXES[..2]).expect("tasks from the history");
@@ -62,19 +53,17 @@ impl Scene {
     }
 
     fn eval_cmd(&self, server: &FakeServer, tasks: &Path, out: &Path, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-        cmd.args(["eval", "--repo"])
+        let mut cmd = taught(&["eval"], &server.url());
+        cmd.arg("--repo")
             .arg(&self.repo)
             .arg("--tasks")
             .arg(tasks)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(out)
             .arg("--work-dir")
             .arg(&self.work)
             .args(["--backoff", "0.01", "--concurrency", "2"])
-            .args(extra)
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY");
+            .args(extra);
         cmd
     }
 }
@@ -135,16 +124,6 @@ async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
         .await
         .expect("join")
-}
-
-fn status_json(dir: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["status", "--json"])
-        .arg(dir)
-        .output()
-        .expect("status");
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("status json")
 }
 
 fn rows(dir: &Path) -> Vec<TaskResult> {
@@ -220,7 +199,7 @@ async fn the_gold_patch_resolves_every_hard_task_on_every_seed_and_survives_kill
         }
     }
 
-    let status = status_json(&out_dir);
+    let status = status_json(&out_dir, &[]);
     assert_eq!(status["kind"], "eval");
     let eval = &status["eval"];
     assert_eq!(eval["rows"], 4);
@@ -252,7 +231,7 @@ async fn an_agent_that_submits_nothing_resolves_nothing() {
     let preds: Vec<Prediction> = read_jsonl(&out_dir.join("predictions.jsonl")).expect("preds");
     assert!(preds.iter().all(|p| p.model_patch.is_empty()), "{preds:?}");
     assert!(!out_dir.join("predictions-seed1.jsonl").exists());
-    let status = status_json(&out_dir);
+    let status = status_json(&out_dir, &[]);
     assert_eq!(status["eval"]["resolved_rate"], 0.0);
     assert_eq!(status["eval"]["mean_recall"], 0.0);
 }
@@ -321,7 +300,7 @@ async fn swe_bench_instances_without_a_test_command_are_scored_by_recall() {
         assert_eq!(r.kind, TaskKind::Hard);
         assert_eq!((r.resolved, r.recall), (None, 1.0), "{r:?}");
     }
-    let status = status_json(&out_dir);
+    let status = status_json(&out_dir, &[]);
     assert_eq!(status["eval"]["hard_rows"], 0);
     assert_eq!(status["eval"]["resolved_rate"], Value::Null);
     assert_eq!(status["results"]["recall_only"], 2);

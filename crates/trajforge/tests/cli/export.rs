@@ -10,7 +10,7 @@ use trajforge_testkit::code::CodeTeacher;
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-use crate::{repo_root, stderr, stdout};
+use crate::{jsonl, repo_root, stderr, stdout};
 
 /// Asserts that `text` (the export's `what`) contains every one of `needles`.
 #[track_caller]
@@ -48,16 +48,14 @@ fn run_dir() -> &'static Path {
             teacher.answer(req)
         })));
         // One function at a time, so the fake server's call ids are the same on every run.
-        let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-            .args(["generate", "--repo"])
+        let out = crate::taught(&["generate"], &server.url())
+            .arg("--repo")
             .arg(&repo)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(&run)
             .args(["-n", "8", "--seed", "3", "--work-dir"])
             .arg(&work)
             .args(["--backoff", "0.01", "--concurrency", "1"])
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY")
             .output()
             .expect("generate runs");
         assert!(out.status.success(), "generate: {}", stderr(&out));
@@ -84,14 +82,6 @@ fn export_ok(args: &[&str]) -> Value {
     let out = export(&all);
     assert!(out.status.success(), "export {args:?}: {}", stderr(&out));
     serde_json::from_str(&stdout(&out)).expect("summary json")
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("read export")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
 }
 
 /// Replace values that change between runs (times, ports, temp paths, commit ids).
@@ -550,10 +540,10 @@ fn trainer_libraries_load_every_format() {
 /// the task (two user turns in a row), call a tool with arguments whose keys are not in
 /// alphabetical order, carry tool results without a tool name, and end on an observation.
 fn demonstration_run(dir: &Path, n: usize) -> PathBuf {
-    use trajforge_agent::{EnvOutcome, ExitStatus, Trajectory};
+    use trajforge_agent::Trajectory;
     use trajforge_store::model::{ExitLabel, Outcome, Rollout, TrajectoryRecord};
     use trajforge_store::{ImportedJob, Store};
-    use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec, Usage};
+    use trajforge_teacher::{ChatMessage, TeacherInfo, ToolCall, ToolMode, ToolSpec};
 
     let run = dir.join("demo-run");
     let store = Store::open(&run).expect("store");
@@ -591,23 +581,13 @@ fn demonstration_run(dir: &Path, n: usize) -> PathBuf {
             for m in &mut messages {
                 m.name = None;
             }
-            let t = Trajectory {
-                version: 1,
-                teacher: TeacherInfo {
-                    base_url: String::new(),
-                    model: "imported".into(),
-                    mode: ToolMode::Native,
-                },
-                task: format!("Now fix the bug in mod{i}.py."),
-                tools: tools.clone(),
-                messages,
-                steps: Vec::new(),
-                exit: ExitStatus::Submitted,
-                outcome: EnvOutcome::default(),
-                usage: Usage::default(),
-                started_at_ms: 0,
-                duration: std::time::Duration::ZERO,
+            let teacher = TeacherInfo {
+                base_url: String::new(),
+                model: "imported".into(),
+                mode: ToolMode::Native,
             };
+            let task = format!("Now fix the bug in mod{i}.py.");
+            let t = Trajectory::conversation(teacher, task, tools.clone(), messages, None);
             ImportedJob {
                 key: format!("demo-{i}"),
                 also_known_as: None,
@@ -740,7 +720,7 @@ fn demonstration_turns_merge_for_templates_that_demand_alternation() {
             &path(&qwen3),
         ],
     );
-    for row in jsonl_rows(&jsonl) {
+    for row in crate::jsonl(&jsonl) {
         let msgs = row["messages"].as_array().expect("messages");
         let tool_names: Vec<&str> = msgs
             .iter()
@@ -771,7 +751,7 @@ fn demonstration_turns_merge_for_templates_that_demand_alternation() {
         ],
     );
     assert_eq!(summary["trailing_dropped"].as_u64(), Some(3), "{summary}");
-    for row in jsonl_rows(&sharegpt) {
+    for row in crate::jsonl(&sharegpt) {
         let turns = row["conversations"].as_array().expect("turns");
         assert_eq!(turns.len() % 2, 0, "{row}");
         assert_eq!(turns.last().expect("last")["from"], "function_call");
@@ -785,10 +765,6 @@ fn demonstration_turns_merge_for_templates_that_demand_alternation() {
     let folder = sharegpt.parent().expect("folder");
     let f = trainer_check(&py, &["llamafactory", &path(folder), "data"]);
     assert_eq!(f["rows"].as_u64(), Some(3), "{f}");
-}
-
-fn jsonl_rows(path: &Path) -> Vec<Value> {
-    jsonl(path)
 }
 
 /// An export into a folder holding the user's README.md, axolotl.yaml or dataset_info.json

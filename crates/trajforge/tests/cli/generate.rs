@@ -13,7 +13,9 @@ use trajforge_testkit::code::{CodeTeacher, Fate, expected_result, fate};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::run::{sample_git_repo, work_dir};
-use crate::{assert_success, input_error, kill_once_stored, wait_until_stored};
+use crate::{
+    assert_success, input_error, kill_once_stored, status_json, taught, wait_until_stored,
+};
 
 pub(crate) struct Scene {
     pub(crate) dir: tempfile::TempDir,
@@ -59,17 +61,15 @@ pub(crate) fn generate_cmd_to(
     n: usize,
     extra: &[&str],
 ) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-    cmd.args(["generate", "--repo"])
+    let mut cmd = taught(&["generate"], teacher);
+    cmd.arg("--repo")
         .arg(&scene.repo)
-        .args(["--teacher", teacher, "--model", "fake-model", "--out"])
+        .arg("--out")
         .arg(run_dir)
         .args(["-n", &n.to_string(), "--seed", "3", "--work-dir"])
         .arg(&scene.work)
         .args(["--backoff", "0.01", "--concurrency", "3"])
-        .args(extra)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAJFORGE_API_KEY");
+        .args(extra);
     cmd
 }
 
@@ -96,18 +96,6 @@ fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
     .into_iter()
     .map(|k| (k.to_string(), status[k].clone()))
     .collect()
-}
-
-/// `trajforge status --json` of a run, with `extra` options.
-pub(crate) fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["status", "--json"])
-        .args(extra)
-        .arg(run_dir)
-        .output()
-        .expect("status");
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("status json")
 }
 
 pub(crate) fn job_results(run_dir: &Path) -> Vec<(String, String)> {

@@ -8,7 +8,7 @@ use std::process::Output;
 use serde_json::Value;
 use trajforge_store::Store;
 
-use crate::{assert_success, repo_root, stderr, stdout, trajforge};
+use crate::{assert_success, repo_root, stderr, stdout, trajforge, write_file};
 
 fn fixture(name: &str) -> PathBuf {
     repo_root()
@@ -121,7 +121,6 @@ fn corrupt_records_are_skipped_with_their_line_and_reason() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(fixture("sera/sera.jsonl")).expect("fixture");
     let lines: Vec<&str> = text.lines().collect();
-    let bad = tmp.path().join("bad.jsonl");
     let body = [
         lines[0],
         &lines[1][..200],
@@ -131,36 +130,19 @@ fn corrupt_records_are_skipped_with_their_line_and_reason() {
         lines[1],
     ]
     .join("\n");
-    std::fs::write(&bad, body).expect("write");
+    let bad = write_file(tmp.path(), "bad.jsonl", &body);
     let run = tmp.path().join("run");
-    let out = import(
-        "sera",
-        &[&bad.display().to_string()],
-        &run,
-        &["--json"],
-        tmp.path(),
-    );
+    let out = import("sera", &[&bad], &run, &["--json"], tmp.path());
     assert_success(&out);
     let err = stderr(&out);
-    let b = bad.display();
-    assert!(
-        err.contains(&format!("{b}:2: skipped: truncated JSON")),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!("{b}:3: skipped: `messages` is not a JSON list")),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "{b}:5: skipped: expected a JSON object per record, found a number"
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains("bad.jsonl: 2 records, 3 skipped; 2 added, 0 already in the run"),
-        "{err}"
-    );
+    for said in [
+        format!("{bad}:2: skipped: truncated JSON"),
+        format!("{bad}:3: skipped: `messages` is not a JSON list"),
+        format!("{bad}:5: skipped: expected a JSON object per record, found a number"),
+        "bad.jsonl: 2 records, 3 skipped; 2 added, 0 already in the run".to_string(),
+    ] {
+        assert!(err.contains(&said), "{err}");
+    }
     let summary = json_of(&out);
     let skipped: Vec<u64> = summary["files"][0]["skipped"]
         .as_array()
@@ -347,8 +329,7 @@ fn the_same_trajectory_in_another_layout_is_not_added_again() {
     let pretty = fixture("swe-agent/v1-missing-colon.traj");
     let value: Value =
         serde_json::from_slice(&std::fs::read(&pretty).expect("fixture")).expect("JSON");
-    let compact = tmp.path().join("runs.jsonl");
-    std::fs::write(&compact, format!("{value}\n")).expect("write");
+    let compact = write_file(tmp.path(), "runs.jsonl", &format!("{value}\n"));
     let first = import(
         "swe-agent",
         &[&pretty.display().to_string()],
@@ -357,13 +338,7 @@ fn the_same_trajectory_in_another_layout_is_not_added_again() {
         tmp.path(),
     );
     assert_success(&first);
-    let again = import(
-        "swe-agent",
-        &[&compact.display().to_string()],
-        &run,
-        &["--json"],
-        tmp.path(),
-    );
+    let again = import("swe-agent", &[&compact], &run, &["--json"], tmp.path());
     assert_success(&again);
     let summary = json_of(&again);
     assert_eq!(
@@ -376,30 +351,21 @@ fn the_same_trajectory_in_another_layout_is_not_added_again() {
 fn a_dataset_row_is_refused_with_its_line_and_the_format_it_looks_like() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
-    let rows = tmp.path().join("rows.jsonl");
-    std::fs::write(
-        &rows,
-        "\n{\"instance_id\": \"a__b-1\", \"messages\": \"[]\", \"rollout_patch\": \"\"}\n",
-    )
-    .expect("write");
-    let out = import(
-        "swe-agent",
-        &[&rows.display().to_string()],
-        &run,
-        &[],
+    let rows = write_file(
         tmp.path(),
+        "rows.jsonl",
+        "\n{\"instance_id\": \"a__b-1\", \"messages\": \"[]\", \"rollout_patch\": \"\"}\n",
     );
+    let out = import("swe-agent", &[&rows], &run, &[], tmp.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(
-        err.contains(&format!("{}:2:", rows.display())),
-        "the file and line are named: {err}"
-    );
-    assert!(err.contains("error: nothing to import"), "{err}");
-    assert!(
-        err.contains("--from sera"),
-        "the hint names the format: {err}"
-    );
+    for (said, why) in [
+        (format!("{rows}:2:"), "the file and line are named"),
+        ("error: nothing to import".into(), "the error"),
+        ("--from sera".into(), "the hint names the format"),
+    ] {
+        assert!(err.contains(&said), "{why}: {err}");
+    }
     assert!(!run.exists(), "no run folder for nothing");
 }
 

@@ -101,6 +101,59 @@ pub async fn kill_once_stored(child: &mut Child, run: &Path) {
     let _ = child.wait();
 }
 
+/// The `trajforge` subcommand `words` (e.g. `["web", "generate"]`) taught by the fake
+/// server at `url` (`--teacher URL --model fake-model`), without the user's API keys.
+pub fn taught(words: &[&str], url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+    cmd.args(words)
+        .args(["--teacher", url, "--model", "fake-model"])
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("TRAJFORGE_API_KEY");
+    cmd
+}
+
+/// `trajforge status --json` of a run folder with `extra` options, which must succeed.
+pub fn status_json(run: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["status", "--json"])
+        .args(extra)
+        .arg(run)
+        .output()
+        .expect("status");
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// Write `text` to `dir/name`; the file's path, as an argument.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+/// The values of a JSON Lines file, one a line.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// A clone of [`more_itertools_bundle`] at `dir/more-itertools` (held-out tasks name their
+/// `repo` by that folder name).
+pub fn more_itertools_clone(dir: &Path) -> PathBuf {
+    let repo = dir.join("more-itertools");
+    let out = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(more_itertools_bundle())
+        .arg(&repo)
+        .output()
+        .expect("git clone");
+    assert_success(&out);
+    repo
+}
+
 /// The git bundle of more-itertools with its full history (the sample repository's real
 /// commits and tests), committed beside the sample input.
 pub fn more_itertools_bundle() -> PathBuf {

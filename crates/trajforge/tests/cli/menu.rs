@@ -1,6 +1,6 @@
 //! `trajforge menu`: the built-in menus and user menu files.
 
-use crate::{assert_success, input_error, stdout, trajforge};
+use crate::{assert_success, input_error, stdout, trajforge, write_file};
 
 #[test]
 fn text_output_snapshot_of_both_menus() {
@@ -39,22 +39,12 @@ fn json_by_kind() {
 fn user_menu_extends_and_errors_name_the_line() {
     let cache = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
-    let good = dir.path().join("menu.toml");
-    std::fs::write(
-        &good,
+    let good = write_file(
+        dir.path(),
+        "menu.toml",
         "[[bug]]\nid = \"orm-query\"\ncategory = \"ORM query construction\"\nprompt = \"Queries built by {function} in {path} may be wrong.\"\n",
-    )
-    .expect("write");
-    let out = trajforge(
-        &[
-            "menu",
-            "--kind",
-            "bug",
-            "--menu",
-            &good.display().to_string(),
-        ],
-        cache.path(),
     );
+    let out = trajforge(&["menu", "--kind", "bug", "--menu", &good], cache.path());
     assert_success(&out);
     assert!(
         stdout(&out).contains(" 51  orm-query  (ORM query construction)"),
@@ -62,16 +52,12 @@ fn user_menu_extends_and_errors_name_the_line() {
         stdout(&out)
     );
 
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
+    let bad = write_file(
+        dir.path(),
+        "bad.toml",
         "[[bug]]\nid = \"x\"\ncategory = \"X\"\n\nprompt = \"{func} in {path}\"\n",
-    )
-    .expect("write");
-    let out = trajforge(
-        &["menu", "--menu", &bad.display().to_string()],
-        cache.path(),
     );
+    let out = trajforge(&["menu", "--menu", &bad], cache.path());
     let err = input_error(&out);
     assert!(
         err.contains("bad.toml:5:") && err.contains("{func}"),

@@ -14,7 +14,7 @@ use trajforge_testkit::{FakeServer, Script, run_ok};
 use crate::run::work_dir;
 use crate::site::bidict_docs;
 use crate::web::crawl_site;
-use crate::{repo_root, stderr, stdout, trajforge};
+use crate::{repo_root, stderr, stdout, taught, trajforge};
 
 /// The three run kinds pinned.
 const KINDS: [&str; 3] = ["code", "web", "imported"];
@@ -45,17 +45,15 @@ fn generate(
     n: usize,
     extra: &[&str],
 ) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["generate", "--repo"])
+    taught(&["generate"], &server.url())
+        .arg("--repo")
         .arg(repo)
-        .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+        .arg("--out")
         .arg(run)
         .args(["-n", &n.to_string(), "--seed", "3", "--work-dir"])
         .arg(work)
         .args(["--backoff", "0.01", "--concurrency", "1"])
         .args(extra)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAJFORGE_API_KEY")
         .output()
         .expect("trajforge runs")
 }
@@ -145,6 +143,15 @@ fn checkpoint(db: &Path) {
 
 /// Writes the fixtures and their pins into $TRAJFORGE_FIXTURES_OUT with the binary under test;
 /// run once with the release that wrote them (see the fixtures' README.md).
+/// A file of the import crate's fixtures, as an argument.
+fn import_fixture(p: &str) -> String {
+    repo_root()
+        .join("crates/trajforge-import/fixtures")
+        .join(p)
+        .display()
+        .to_string()
+}
+
 #[test]
 #[ignore = "writes fixtures; run by hand with TRAJFORGE_FIXTURES_OUT set"]
 fn make_fixtures() {
@@ -182,10 +189,10 @@ fn make_fixtures() {
         let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
             teacher.answer(req)
         })));
-        let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-            .args(["web", "generate", "--site"])
+        let out = taught(&["web", "generate"], &server.url())
+            .arg("--site")
             .arg(&site)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(&web)
             .args([
                 "-n",
@@ -198,8 +205,6 @@ fn make_fixtures() {
                 "8",
             ])
             .args(["--concurrency", "1", "--backoff", "0.01"])
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY")
             .output()
             .expect("trajforge runs");
         assert!(out.status.success(), "{}", stderr(&out));
@@ -207,18 +212,11 @@ fn make_fixtures() {
 
     // Imported: SERA and mini-swe-agent records.
     let imported = tmp.path().join("imported");
-    let fixture = |p: &str| {
-        repo_root()
-            .join("crates/trajforge-import/fixtures")
-            .join(p)
-            .display()
-            .to_string()
-    };
     for (from, file) in [
-        ("sera", fixture("sera/sera.jsonl")),
+        ("sera", import_fixture("sera/sera.jsonl")),
         (
             "mini-swe-agent",
-            fixture("mini-swe-agent/chunked_even.traj.json"),
+            import_fixture("mini-swe-agent/chunked_even.traj.json"),
         ),
     ] {
         let o = trajforge(
@@ -403,19 +401,12 @@ fn an_old_web_run_plans_the_jobs_it_holds() {
 fn an_old_import_run_does_not_take_the_same_records_again() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = copy_fixture("imported", tmp.path());
-    let fixture = |p: &str| {
-        repo_root()
-            .join("crates/trajforge-import/fixtures")
-            .join(p)
-            .display()
-            .to_string()
-    };
     // The files 0.1 imported into the fixture, keyed then by their bytes.
     for (from, file, records) in [
-        ("sera", fixture("sera/sera.jsonl"), 2),
+        ("sera", import_fixture("sera/sera.jsonl"), 2),
         (
             "mini-swe-agent",
-            fixture("mini-swe-agent/chunked_even.traj.json"),
+            import_fixture("mini-swe-agent/chunked_even.traj.json"),
             1,
         ),
     ] {

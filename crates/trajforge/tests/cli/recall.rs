@@ -5,7 +5,7 @@ use std::process::Command;
 
 use trajforge_testkit::run_ok;
 
-use crate::{assert_success, input_error, stdout, trajforge};
+use crate::{assert_success, input_error, stdout, trajforge, write_file};
 
 /// Runs git in `dir` with a fixed identity; its standard output.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -80,27 +80,23 @@ fn plain_and_json_on_git_diffs() {
 fn malformed_patch_names_the_line_and_exits_2() {
     let cache = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
-    let bad = dir.path().join("bad.diff");
-    std::fs::write(&bad, "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\n").expect("write");
-    let good = dir.path().join("good.diff");
-    std::fs::write(&good, "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n").expect("write");
-    let out = trajforge(
-        &[
-            "recall",
-            &good.display().to_string(),
-            &bad.display().to_string(),
-        ],
-        cache.path(),
+    let bad = write_file(
+        dir.path(),
+        "bad.diff",
+        "--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\n",
     );
+    let good = write_file(
+        dir.path(),
+        "good.diff",
+        "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
+    );
+    let out = trajforge(&["recall", &good, &bad], cache.path());
     let err = input_error(&out);
     assert!(
         err.contains("bad.diff") && err.contains("P2") && err.contains("line 3"),
         "{err}"
     );
-    let missing = trajforge(
-        &["recall", "/nope/p1.diff", &good.display().to_string()],
-        cache.path(),
-    );
+    let missing = trajforge(&["recall", "/nope/p1.diff", &good], cache.path());
     input_error(&missing);
 }
 
@@ -108,17 +104,8 @@ fn malformed_patch_names_the_line_and_exits_2() {
 fn empty_p1_is_undefined() {
     let cache = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
-    let empty = dir.path().join("empty.diff");
-    std::fs::write(&empty, "").expect("write");
-    let out = trajforge(
-        &[
-            "recall",
-            &empty.display().to_string(),
-            &empty.display().to_string(),
-            "--json",
-        ],
-        cache.path(),
-    );
+    let empty = write_file(dir.path(), "empty.diff", "");
+    let out = trajforge(&["recall", &empty, &empty, "--json"], cache.path());
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert!(v["recall"].is_null());

@@ -4,7 +4,7 @@
 //!
 //! The bundle is `examples/more-itertools.bundle` (committed).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +14,7 @@ use serde_json::Value;
 use trajforge_testkit::{FakeServer, Script, Step};
 
 use crate::run::work_dir;
-use crate::{assert_success, stderr};
+use crate::{assert_success, jsonl, more_itertools_clone, stderr};
 
 /// The split point and end of a window of seven first-parent commits (June 2026) holding two
 /// changes with real FAIL_TO_PASS tests, checked by hand: `ed86a15` makes `tail` reject a
@@ -25,27 +25,6 @@ const UNTIL: &str = "ed86a15";
 /// Only the test classes the window's changes touch, so the four runs per change take
 /// seconds instead of the full suite's minute.
 const TEST_CMD: &str = "python3 -m unittest -v -k TailTests -k InterleaveEvenly";
-
-fn bundle() -> PathBuf {
-    crate::more_itertools_bundle()
-}
-
-/// A clone of the bundle at `dir/more-itertools` (its folder name is the tasks' `repo`).
-fn clone(dir: &Path) -> PathBuf {
-    let repo = dir.join("more-itertools");
-    let out = Command::new("git")
-        .args(["clone", "-q"])
-        .arg(bundle())
-        .arg(&repo)
-        .output()
-        .expect("git clone");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    repo
-}
 
 fn mine(repo: &Path, work: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
@@ -61,14 +40,6 @@ fn mine(repo: &Path, work: &Path, out: &Path, extra: &[&str]) -> Command {
 
 fn run(mut cmd: Command) -> Output {
     cmd.output().expect("trajforge runs")
-}
-
-fn tasks(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("tasks file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON task"))
-        .collect()
 }
 
 fn by_id<'a>(tasks: &'a [Value], id: &str) -> &'a Value {
@@ -89,7 +60,7 @@ fn strings(v: &Value) -> Vec<&str> {
 #[test]
 fn mines_hard_tasks_with_the_real_fail_to_pass_tests_of_more_itertools() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = clone(dir.path());
+    let repo = more_itertools_clone(dir.path());
     let work = work_dir(dir.path());
     let out = dir.path().join("tasks.jsonl");
     let o = run(mine(
@@ -109,7 +80,7 @@ fn mines_hard_tasks_with_the_real_fail_to_pass_tests_of_more_itertools() {
         err.contains("2 hard, 4 soft (soft because: no_test_patch 4)"),
         "{err}"
     );
-    let tasks = tasks(&out);
+    let tasks = jsonl(&out);
     assert_eq!(tasks.len(), 6);
     // Oldest change first, every SWE-bench field present.
     let dates: Vec<&str> = tasks
@@ -216,7 +187,7 @@ fn mines_hard_tasks_with_the_real_fail_to_pass_tests_of_more_itertools() {
         "{}",
         stderr(&again)
     );
-    assert_eq!(super::tasks::tasks(&out), tasks);
+    assert_eq!(jsonl(&out), tasks);
     // Snapshots of base commits are removed once validated.
     let left: Vec<_> = std::fs::read_dir(&work)
         .expect("work")
@@ -229,7 +200,7 @@ fn mines_hard_tasks_with_the_real_fail_to_pass_tests_of_more_itertools() {
 #[test]
 fn an_existing_file_is_never_replaced_and_other_settings_are_refused_on_resume() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = clone(dir.path());
+    let repo = more_itertools_clone(dir.path());
     let work = work_dir(dir.path());
     let out = dir.path().join("mine.jsonl");
     std::fs::write(&out, "my own notes\n").expect("write");
@@ -253,7 +224,7 @@ fn an_existing_file_is_never_replaced_and_other_settings_are_refused_on_resume()
 
     let out = dir.path().join("tasks.jsonl");
     assert_success(&run(mine(&repo, &work, &out, &["--statement", "commit"])));
-    assert_eq!(tasks(&out).len(), 6);
+    assert_eq!(jsonl(&out).len(), 6);
     // Edited by the user since: no longer ours.
     std::fs::write(&out, "edited\n").expect("write");
     let o = run(mine(&repo, &work, &out, &["--statement", "commit"]));
@@ -295,7 +266,7 @@ fn telling_line(prompt: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_teacher_writes_the_statements_and_one_quoting_the_fix_is_asked_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = clone(dir.path());
+    let repo = more_itertools_clone(dir.path());
     let work = work_dir(dir.path());
     let out = dir.path().join("tasks.jsonl");
     let calls = Arc::new(AtomicUsize::new(0));
@@ -334,7 +305,7 @@ async fn the_teacher_writes_the_statements_and_one_quoting_the_fix_is_asked_agai
         .await
         .expect("join");
     assert_success(&o);
-    let tasks = tasks(&out);
+    let tasks = jsonl(&out);
     assert_eq!(tasks.len(), 1, "{tasks:#?}");
     assert_eq!(
         tasks[0]["problem_statement"],
@@ -366,7 +337,7 @@ fn done(store: &Path) -> usize {
 #[test]
 fn a_mining_killed_mid_run_resumes_without_redoing_finished_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = clone(dir.path());
+    let repo = more_itertools_clone(dir.path());
     let work = work_dir(dir.path());
     let out = dir.path().join("tasks.jsonl");
     let store = dir.path().join("tasks.run");
@@ -406,7 +377,7 @@ fn a_mining_killed_mid_run_resumes_without_redoing_finished_changes() {
     for (job, at) in &before {
         assert_eq!(after.get(job), Some(at), "job {job} was redone");
     }
-    let tasks = tasks(&out);
+    let tasks = jsonl(&out);
     assert_eq!(tasks.len(), 6);
     let hard: Vec<&str> = tasks
         .iter()

@@ -8,7 +8,8 @@ use serde_json::Value;
 use trajforge_testkit::code::expected_result;
 use trajforge_testkit::{FakeServer, Script, Step};
 
-use crate::generate::{generate_cmd_to, job_results, output, scene, server, status_json};
+use crate::generate::{generate_cmd_to, job_results, output, scene, server};
+use crate::status_json;
 
 /// The episode a request belongs to: its system prompt and first user message.
 fn episode_of(request: &Value) -> String {

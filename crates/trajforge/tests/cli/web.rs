@@ -13,16 +13,10 @@ use trajforge_testkit::web::{GraphPage, WebTeacher};
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::site::bidict_docs;
-use crate::{assert_success, kill_once_stored, stderr, trajforge};
+use crate::{assert_success, kill_once_stored, status_json, stderr, taught, trajforge};
 
-fn status(run: &std::path::Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["status", "--json"])
-        .arg(run)
-        .output()
-        .expect("status");
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).expect("status json")
+fn status(run: &Path) -> Value {
+    status_json(run, &[])
 }
 
 /// Crawl `max_pages` pages of the bidict docs into `dir/site`, breadth first; returns the
@@ -43,23 +37,19 @@ pub(crate) fn crawl_site(html: &Path, dir: &Path, max_pages: usize) -> (PathBuf,
 
 /// The page graph of a crawled site folder, as the scripted teacher navigates it.
 pub(crate) fn crawl_graph(site: &Path) -> Vec<GraphPage> {
-    std::fs::read_to_string(site.join("pages.jsonl"))
-        .expect("pages")
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("page");
-            GraphPage {
-                url: v["url"].as_str().expect("url").to_string(),
-                title: v["title"].as_str().unwrap_or("").to_string(),
-                links: v["links"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|l| l.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }
+    crate::jsonl(&site.join("pages.jsonl"))
+        .into_iter()
+        .map(|v| GraphPage {
+            url: v["url"].as_str().expect("url").to_string(),
+            title: v["title"].as_str().unwrap_or("").to_string(),
+            links: v["links"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -75,10 +65,10 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
 
     let run_dir = tmp.path().join("run");
     let generate = |n: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-        cmd.args(["web", "generate", "--site"])
+        let mut cmd = taught(&["web", "generate"], &server.url());
+        cmd.arg("--site")
             .arg(&site)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(&run_dir)
             .args([
                 "-n",
@@ -90,9 +80,7 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
                 "--max-steps",
                 "8",
             ])
-            .args(["--concurrency", "2", "--backoff", "0.01"])
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY");
+            .args(["--concurrency", "2", "--backoff", "0.01"]);
         tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
     };
     // A first part of the run, then the same command with a larger -n adds the rest.
@@ -161,11 +149,7 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
         tmp.path(),
     );
     assert_success(&out);
-    let rows: Vec<Value> = std::fs::read_to_string(&data)
-        .expect("export")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("row"))
-        .collect();
+    let rows = crate::jsonl(&data);
     assert_eq!(
         rows.len() as u64,
         2 * s["kept_t2"].as_u64().unwrap_or(0),
@@ -449,10 +433,10 @@ async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajecto
     std::fs::create_dir_all(&browser_tmp).expect("mkdir");
     let n = 6;
     let generate = |run_dir: &Path| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
-        cmd.args(["web", "generate", "--site"])
+        let mut cmd = taught(&["web", "generate"], &server.url());
+        cmd.arg("--site")
             .arg(&site)
-            .args(["--teacher", &server.url(), "--model", "fake-model", "--out"])
+            .arg("--out")
             .arg(run_dir)
             .args(["-n", &n.to_string(), "--start-pages", "3", "--seed", "5"])
             .args([
@@ -463,9 +447,7 @@ async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajecto
                 "--backoff",
                 "0.01",
             ])
-            .env("TMPDIR", &browser_tmp)
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("TRAJFORGE_API_KEY");
+            .env("TMPDIR", &browser_tmp);
         cmd
     };
     let reference_dir = tmp.path().join("reference");
