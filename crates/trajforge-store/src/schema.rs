@@ -85,6 +85,27 @@ impl Store {
         }
     }
 
+    /// Check a read-only connection: wait for writers, and the schema version must match.
+    pub(crate) fn check_read_only(&self) -> Result<()> {
+        let conn = self.lock();
+        let r = conn.execute_batch("PRAGMA busy_timeout = 10000;");
+        drop(conn);
+        self.sql(r)?;
+        let found = match self.meta("schema_version")? {
+            None => return Ok(()),
+            Some(v) => v.parse().unwrap_or(-1),
+        };
+        if found == SCHEMA_VERSION {
+            Ok(())
+        } else {
+            Err(StoreError::Version {
+                path: self.path.clone(),
+                found,
+                expected: SCHEMA_VERSION,
+            })
+        }
+    }
+
     /// A run-level value.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         let conn = self.lock();
