@@ -107,15 +107,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
-        let store = Store {
-            conn: Mutex::new(conn),
-            path,
-        };
+        let store = Store::connect(dir.join(DB_FILE), rusqlite::OpenFlags::default())?;
         store.init()?;
         Ok(store)
     }
@@ -138,17 +130,21 @@ impl Store {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
             | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let store = Store::connect(path, flags)?;
+        store.check_read_only()?;
+        Ok(Some(store))
+    }
+
+    fn connect(path: PathBuf, flags: rusqlite::OpenFlags) -> Result<Store> {
         let conn =
             Connection::open_with_flags(&path, flags).map_err(|source| StoreError::Sqlite {
                 path: path.clone(),
                 source,
             })?;
-        let store = Store {
+        Ok(Store {
             conn: Mutex::new(conn),
             path,
-        };
-        store.check_read_only()?;
-        Ok(Some(store))
+        })
     }
 
     /// Run `body` on the connection (read-only queries of other crates, such as a viewer's).

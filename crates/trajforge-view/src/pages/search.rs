@@ -1,0 +1,60 @@
+//! The search page: a query box and the trajectories whose text matches.
+
+use std::fmt::Write;
+
+use crate::html::esc;
+use crate::search::{Hit, MARK_END, MARK_START};
+
+/// The search page's body; `progress` is (indexed up to id, highest id stored).
+pub fn body(q: &str, hits: &[Hit], progress: (i64, i64)) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<h1>Search</h1><form class=\"filters\" method=\"get\" action=\"/search\">\
+         <input id=\"q\" name=\"q\" value=\"{}\" size=\"50\" placeholder=\"words in reasoning, commands, observations, PR text\" autofocus> \
+         <button type=\"submit\">Search</button></form>",
+        esc(q)
+    );
+    if progress.0 < progress.1 {
+        let _ = write!(
+            o,
+            "<p class=\"muted\" id=\"index-progress\">Indexing: up to trajectory {} of {}; results so far.</p>",
+            progress.0, progress.1
+        );
+    }
+    if q.trim().is_empty() {
+        return o;
+    }
+    let _ = write!(
+        o,
+        "<p class=\"count\"><span id=\"hit-count\">{}</span> matching trajectories{}</p><ol class=\"hits list\" id=\"list\">",
+        hits.len(),
+        if hits.len() >= crate::SEARCH_LIMIT {
+            " (the best shown)"
+        } else {
+            ""
+        }
+    );
+    for h in hits {
+        let _ = write!(
+            o,
+            "<li class=\"row\" data-id=\"{}\"><a class=\"open\" href=\"/job/{}#t{}\">trajectory {} · job {} · {}</a><p class=\"snippet\">{}</p></li>",
+            h.id,
+            h.job_id,
+            h.id,
+            h.id,
+            h.job_id,
+            esc(&h.rollout),
+            marked(&h.snippet)
+        );
+    }
+    o.push_str("</ol>");
+    o
+}
+
+/// The snippet escaped, then its match markers turned into `<mark>` elements.
+fn marked(snippet: &str) -> String {
+    esc(snippet)
+        .replace(MARK_START, "<mark>")
+        .replace(MARK_END, "</mark>")
+}

@@ -1,0 +1,195 @@
+//! Full-text search over reasoning, commands, observations and task texts (the synthetic PR
+//! is rollout 2's task), with SQLite's FTS5.
+//!
+//! The index lives in a database of its own in a temporary folder that disappears with the
+//! viewer: the run's database is only ever read, so its schema stays what every trajforge
+//! version expects, and a read-only run folder can be viewed. It is filled in the background
+//! in id order and topped up as a live run stores more (a trajectory rewritten in place after
+//! being indexed keeps its first text until the viewer restarts).
+
+use std::sync::Mutex;
+
+use rusqlite::{Connection, params};
+use trajforge_store::Store;
+
+use crate::ViewError;
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hit {
+    /// Trajectory id.
+    pub id: i64,
+    /// Its job.
+    pub job_id: i64,
+    /// `t1` or `t2`.
+    pub rollout: String,
+    /// The matching passage; matched terms sit between [`MARK_START`] and [`MARK_END`].
+    pub snippet: String,
+}
+
+/// Opens a matched term in [`Hit::snippet`] (a control character no trajectory text holds
+/// after [`body_text`], so the page can escape the snippet and then mark the terms).
+pub const MARK_START: char = '\u{1}';
+/// Closes a matched term in [`Hit::snippet`].
+pub const MARK_END: char = '\u{2}';
+
+/// The search index of one run.
+pub struct SearchIndex {
+    conn: Mutex<Connection>,
+    _dir: tempfile::TempDir,
+}
+
+/// Trajectories read from the store per indexing batch.
+const BATCH: i64 = 500;
+
+impl SearchIndex {
+    /// A new, empty index in a fresh temporary folder.
+    pub fn create() -> Result<SearchIndex, ViewError> {
+        let dir = tempfile::Builder::new()
+            .prefix("trajforge-view-")
+            .tempdir()
+            .map_err(ViewError::Index)?;
+        let conn = Connection::open(dir.path().join("search.db"))
+            .and_then(|c| {
+                c.execute_batch(
+                    "PRAGMA journal_mode = OFF;
+                     PRAGMA synchronous = OFF;
+                     CREATE VIRTUAL TABLE fts USING fts5(body, job UNINDEXED, rollout UNINDEXED,
+                         tokenize = 'unicode61');",
+                )?;
+                Ok(c)
+            })
+            .map_err(ViewError::Search)?;
+        Ok(SearchIndex {
+            conn: Mutex::new(conn),
+            _dir: dir,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The highest trajectory id indexed (0 when none).
+    pub fn indexed_up_to(&self) -> Result<i64, ViewError> {
+        self.lock()
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM fts", [], |r| r.get(0))
+            .map_err(ViewError::Search)
+    }
+
+    /// Index up to one batch of trajectories stored after the last one indexed; returns how
+    /// many were added (0: caught up).
+    pub fn refresh(&self, store: &Store) -> Result<usize, ViewError> {
+        let after = self.indexed_up_to()?;
+        let rows = store.with_connection(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, job_id, rollout, data FROM trajectories WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, BATCH], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(ViewError::Search)?;
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO fts(rowid, body, job, rollout) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(ViewError::Search)?;
+            for (id, job, rollout, data) in &rows {
+                insert
+                    .execute(params![id, body_text(data), job, rollout])
+                    .map_err(ViewError::Search)?;
+            }
+        }
+        tx.commit().map_err(ViewError::Search)?;
+        Ok(rows.len())
+    }
+
+    /// Trajectories whose text holds every word of `query` (each taken literally), best first.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, ViewError> {
+        let Some(expr) = fts_query(query) else {
+            return Ok(Vec::new());
+        };
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT rowid, job, rollout, snippet(fts, 0, char(1), char(2), '…', 16)
+                 FROM fts WHERE fts MATCH ?1 ORDER BY rank LIMIT ?2",
+            )
+            .map_err(ViewError::Search)?;
+        let rows = stmt
+            .query_map(params![expr, limit as i64], |r| {
+                Ok(Hit {
+                    id: r.get(0)?,
+                    job_id: r.get(1)?,
+                    rollout: r.get(2)?,
+                    snippet: r.get(3)?,
+                })
+            })
+            .map_err(ViewError::Search)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(ViewError::Search)
+    }
+}
+
+/// The FTS5 expression for a user's words: each word quoted as a phrase (so no word is read as
+/// FTS syntax), all required; None when there is no word.
+pub fn fts_query(query: &str) -> Option<String> {
+    let words: Vec<String> = query
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The searchable text of a stored trajectory: its task, and every message's text, reasoning
+/// and tool-call arguments (commands); tool results are the observations. A trajectory that
+/// does not read as an episode is indexed as its JSON text.
+pub fn body_text(data: &str) -> String {
+    let mut out = String::new();
+    match serde_json::from_str::<trajforge_agent::Trajectory>(data) {
+        Ok(t) => {
+            out.push_str(&t.task);
+            for m in &t.messages {
+                for part in [m.content.as_deref(), m.reasoning.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push('\n');
+                    out.push_str(part);
+                }
+                for c in &m.tool_calls {
+                    out.push('\n');
+                    out.push_str(&c.arguments);
+                }
+            }
+            if let Some(p) = &t.outcome.patch {
+                out.push('\n');
+                out.push_str(p);
+            }
+        }
+        Err(_) => out.push_str(data),
+    }
+    out.retain(|c| c != MARK_START && c != MARK_END);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_taken_literally() {
+        assert_eq!(
+            fts_query("NEAR(a b) \"x OR"),
+            Some("\"NEAR(a\" \"b)\" \"\"\"x\" \"OR\"".to_string())
+        );
+        assert_eq!(fts_query("  "), None);
+    }
+}
