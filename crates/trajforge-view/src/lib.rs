@@ -20,6 +20,7 @@ pub mod query;
 pub mod search;
 pub mod server;
 pub mod svg;
+pub mod synthetic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
