@@ -168,7 +168,7 @@ pub fn build(dir: &Path, spec: &Spec<'_>) -> Result<u64, StoreError> {
         let bug = format!(
             "{}{}",
             BUGS[i % BUGS.len()],
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 text.lines().next().unwrap_or("")
             } else {
                 ""
@@ -229,7 +229,7 @@ pub fn build(dir: &Path, spec: &Spec<'_>) -> Result<u64, StoreError> {
             None,
         )?;
         // Every fourth P2 differs from P1 on one change: r = 0.75.
-        let p2 = patch(i, usize::from(i % 4 == 0), &text);
+        let p2 = patch(i, usize::from(i.is_multiple_of(4)), &text);
         let t2 = trajectory(i, spec.steps, &pr, &text, &p2);
         let r2 = Stage::Rollout2(RolloutStage::Code(CodeRollout {
             bug: None,

@@ -16,6 +16,7 @@ mod run;
 mod site;
 mod stdout;
 mod tasks;
+mod view;
 mod web;
 
 use std::path::{Path, PathBuf};
