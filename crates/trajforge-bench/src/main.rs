@@ -20,6 +20,7 @@ mod eval;
 mod export;
 mod local;
 mod pipeline;
+mod view;
 mod web;
 
 /// Benchmarks of trajforge against reference tools.
@@ -59,6 +60,9 @@ enum Bench {
     Eval(eval::EvalArgs),
     /// Export: N trajectories with exact token counts and truncation against Python tokenizers + jinja2.
     Export(export::ExportArgs),
+    /// `trajforge view` on a synthetic run of 100,000 trajectories: overview, list, search p95,
+    /// a 115-step trajectory page and server memory against the targets.
+    View(view::ViewArgs),
     /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
     Web(web::WebArgs),
 }
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),
         Bench::Export(args) => export::run(args),
+        Bench::View(args) => view::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

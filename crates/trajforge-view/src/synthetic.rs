@@ -42,7 +42,7 @@ const BUGS: [&str; 6] = [
 fn patch(i: usize, variant: usize, text: &str) -> String {
     let line = text.lines().next().unwrap_or("");
     format!(
-        "diff --git a/pkg/mod{m}.py b/pkg/mod{m}.py\n--- a/pkg/mod{m}.py\n+++ b/pkg/mod{m}.py\n@@ -10,4 +10,4 @@ def f{i}(x):\n     y = x\n-    return y + {i}\n+    return y + {v}\n-    # {line}\n+    # fixed {line}\n",
+        "diff --git a/pkg/mod{m}.py b/pkg/mod{m}.py\n--- a/pkg/mod{m}.py\n+++ b/pkg/mod{m}.py\n@@ -10,3 +10,3 @@ def f{i}(x):\n     y = x\n-    return y + {i}\n+    return y + {v}\n-    # {line}\n+    # fixed {line}\n",
         m = i % 97,
         v = i + 1 + variant,
     )
