@@ -101,11 +101,39 @@ impl Reply {
     }
 }
 
+/// What the overview shows, computed from the store at one moment.
+#[derive(Debug)]
+pub struct Overview {
+    key: StoreKey,
+    took: std::time::Duration,
+    /// The run's status, as `trajforge status` computes it.
+    pub status: status::Status,
+    /// The recall threshold of the run.
+    pub threshold: Option<f64>,
+    /// When jobs finished (ms since the epoch), in order.
+    pub finished: Vec<i64>,
+}
+
+/// Sizes and modification times of the database and its write-ahead log: any commit changes
+/// one of them.
+type StoreKey = [(u64, Option<std::time::SystemTime>); 2];
+
+fn store_key(dir: &Path) -> StoreKey {
+    let of = |name: &str| {
+        std::fs::metadata(dir.join(name)).map_or((0, None), |m| (m.len(), m.modified().ok()))
+    };
+    [
+        of(trajforge_store::DB_FILE),
+        of(&format!("{}-wal", trajforge_store::DB_FILE)),
+    ]
+}
+
 /// The viewer of one run folder.
 pub struct Viewer {
     dir: PathBuf,
     name: String,
     index: Arc<SearchIndex>,
+    overview: std::sync::Mutex<Option<Arc<Overview>>>,
 }
 
 impl Viewer {
@@ -124,6 +152,7 @@ impl Viewer {
             dir: dir.to_path_buf(),
             name,
             index: Arc::new(SearchIndex::create()?),
+            overview: std::sync::Mutex::new(None),
         })
     }
 
@@ -209,17 +238,65 @@ impl Viewer {
         }
     }
 
+    /// A note while the side index has not caught up with the store (empty once it has).
+    fn progress(&self) -> Result<String, ViewError> {
+        let store = self.store()?;
+        let stored: i64 = store.with_connection(|c| {
+            c.query_row("SELECT COALESCE(MAX(id), 0) FROM trajectories", [], |r| {
+                r.get(0)
+            })
+        })?;
+        let indexed = self.index.indexed_up_to()?;
+        Ok(if indexed < stored {
+            format!(
+                "<p class=\"muted\" id=\"index-progress\">Indexing: trajectories up to {indexed} of {stored} so far; reload for the rest.</p>"
+            )
+        } else {
+            String::new()
+        })
+    }
+
+    /// The status and the jobs' finishing times, computed again only when the store's files
+    /// changed since the last computation (the background task keeps it fresh on a live run).
+    pub fn refresh_overview(&self) -> Result<Arc<Overview>, ViewError> {
+        let key = store_key(&self.dir);
+        if let Some(c) = self.lock_overview().as_ref().filter(|c| c.key == key) {
+            return Ok(Arc::clone(c));
+        }
+        let started = std::time::Instant::now();
+        let store = self.store()?;
+        let pricing = prepare::stored_pricing(&store).unwrap_or_default();
+        let mut fresh = Overview {
+            key,
+            took: std::time::Duration::ZERO,
+            status: status::status(&store, pricing)?,
+            threshold: prepare::stored_threshold(&store),
+            finished: query::finish_times(&store)?,
+        };
+        fresh.took = started.elapsed();
+        let fresh = Arc::new(fresh);
+        *self.lock_overview() = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    fn lock_overview(&self) -> std::sync::MutexGuard<'_, Option<Arc<Overview>>> {
+        self.overview.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn page(&self, title: &str, section: Section, body: &str) -> String {
         page(&self.name, title, section, body)
     }
 
     fn overview(&self) -> Result<Option<Reply>, ViewError> {
-        let store = self.store()?;
-        let pricing = prepare::stored_pricing(&store).unwrap_or_default();
-        let s = status::status(&store, pricing)?;
-        let threshold = prepare::stored_threshold(&store);
-        let finished = query::finish_times(&store)?;
-        let body = pages::overview::body(&s, threshold, &finished);
+        // A run whose status takes long to compute is shown as last computed (the background
+        // task brings it up to date within seconds), so its overview answers at once; a small
+        // run's is computed afresh when the store changed.
+        let cached = self.lock_overview().clone();
+        let o = match cached {
+            Some(o) if o.took >= std::time::Duration::from_millis(200) => o,
+            _ => self.refresh_overview()?,
+        };
+        let body = pages::overview::body(&o.status, o.threshold, &o.finished);
         Ok(Some(Reply::html(
             200,
             self.page("Overview", Section::Overview, &body),
@@ -227,11 +304,11 @@ impl Viewer {
     }
 
     fn list(&self, params: &BTreeMap<String, String>) -> Result<Option<Reply>, ViewError> {
-        let store = self.store()?;
         let q = query::ListQuery::from_pairs(params);
-        let (rows, total) = query::list(&store, &q)?;
-        let choices = query::choices(&store)?;
-        let body = pages::list::body(&q, &rows, total, &choices);
+        let (rows, total) = self.index.list(&q)?;
+        let choices = self.index.choices()?;
+        let mut body = self.progress()?;
+        body.push_str(&pages::list::body(&q, &rows, total, &choices));
         Ok(Some(Reply::html(
             200,
             self.page("Trajectories", Section::List, &body),
@@ -239,14 +316,9 @@ impl Viewer {
     }
 
     fn search(&self, q: &str) -> Result<Option<Reply>, ViewError> {
-        let store = self.store()?;
         let hits = self.index.search(q, SEARCH_LIMIT)?;
-        let stored: i64 = store.with_connection(|c| {
-            c.query_row("SELECT COALESCE(MAX(id), 0) FROM trajectories", [], |r| {
-                r.get(0)
-            })
-        })?;
-        let body = pages::search::body(q, &hits, (self.index.indexed_up_to()?, stored));
+        let mut body = self.progress()?;
+        body.push_str(&pages::search::body(q, &hits));
         Ok(Some(Reply::html(
             200,
             self.page("Search", Section::Search, &body),

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params_from_iter, types::Value as Sql};
+use rusqlite::OptionalExtension;
+use rusqlite::types::Value as Sql;
 use serde::{Deserialize, Serialize};
 use trajforge_store::model::Stage;
 use trajforge_store::{Job, StageRecord, Store, StoreError, TrajectoryMeta};
@@ -166,7 +167,7 @@ pub struct ListRow {
     pub subject: String,
 }
 
-/// The joins every list query uses; each stage join is on the stages primary key.
+/// The joins that give a trajectory's list row; each stage join is on the stages primary key.
 const LIST_FROM: &str = "FROM trajectories t
     LEFT JOIN jobs j ON j.id = t.job_id
     LEFT JOIN stages r1 ON r1.job_id = t.job_id AND r1.attempt = t.attempt AND r1.stage = 'rollout1'
@@ -176,43 +177,74 @@ const LIST_FROM: &str = "FROM trajectories t
     LEFT JOIN stages v ON v.job_id = t.job_id AND v.attempt = t.attempt AND v.stage = 'verify'
     LEFT JOIN stages ts ON ts.job_id = t.job_id AND ts.attempt = t.attempt AND ts.stage = 'tests'";
 
-const OUTCOME: &str =
-    "COALESCE(json_extract(rj.payload, '$.reason'), json_extract(v.payload, '$.result'), j.result)";
-const ENTRY: &str =
-    "COALESCE(json_extract(j.payload, '$.intent'), json_extract(r1.payload, '$.bug'))";
-const STEPS: &str = "json_extract(rs.payload, '$.steps')";
+/// The list rows of the trajectories `clause` selects (a `WHERE` on `t` and `j` with `?1`,
+/// and an order), read from the run store; they are mirrored into the side index, where the
+/// list is filtered and counted (see [`crate::search`]).
+pub fn list_rows(store: &Store, clause: &str, arg: i64) -> Result<Vec<ListRow>, StoreError> {
+    let sql = format!(
+        "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.recall, t.kept,
+                COALESCE(json_extract(rj.payload, '$.reason'), json_extract(v.payload, '$.result'), j.result),
+                COALESCE(json_extract(j.payload, '$.intent'), json_extract(r1.payload, '$.bug')),
+                json_extract(rs.payload, '$.steps'),
+                json_extract(ts.payload, '$.verdict.agree'),
+                COALESCE(json_extract(j.payload, '$.name'), json_extract(j.payload, '$.start_url'), j.key, '')
+         {LIST_FROM} {clause}"
+    );
+    store.with_connection(|conn| {
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([arg], row_of)?;
+        rows.collect()
+    })
+}
 
-/// The rows of one page of the list and how many rows match in all.
-pub fn list(store: &Store, q: &ListQuery) -> Result<(Vec<ListRow>, u64), StoreError> {
+/// A [`ListRow`] from the twelve columns in its field order.
+pub fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
+    Ok(ListRow {
+        id: r.get(0)?,
+        job_id: r.get(1)?,
+        attempt: r.get(2)?,
+        rollout: r.get(3)?,
+        exit: r.get(4)?,
+        recall: r.get(5)?,
+        kept: r.get::<_, i64>(6)? != 0,
+        outcome: r.get(7)?,
+        entry: r.get(8)?,
+        steps: r.get(9)?,
+        tests_agree: r.get::<_, Option<i64>>(10)?.map(|v| v != 0),
+        subject: r.get(11)?,
+    })
+}
+
+/// The `WHERE` and `ORDER BY` of `q` over the mirrored rows (table `rows`), with their arguments.
+pub fn list_filter(q: &ListQuery) -> (String, String, Vec<Sql>) {
     let mut wheres: Vec<String> = Vec::new();
     let mut args: Vec<Sql> = Vec::new();
-    let mut eq = |expr: &str, v: &str, wheres: &mut Vec<String>| {
+    for (column, v) in [
+        ("rollout", &q.rollout),
+        ("exit", &q.exit),
+        ("outcome", &q.reason),
+        ("entry", &q.entry),
+    ] {
         if !v.is_empty() {
             args.push(Sql::Text(v.to_string()));
-            wheres.push(format!("{expr} = ?{}", args.len()));
+            wheres.push(format!("{column} = ?{}", args.len()));
         }
-    };
-    eq("t.rollout", &q.rollout, &mut wheres);
-    eq("t.exit_status", &q.exit, &mut wheres);
-    eq(OUTCOME, &q.reason, &mut wheres);
-    eq(ENTRY, &q.entry, &mut wheres);
+    }
     match q.kept.as_str() {
-        "kept" => wheres.push("t.kept != 0".into()),
-        "rejected" => wheres.push("t.kept = 0".into()),
+        "kept" => wheres.push("kept != 0".into()),
+        "rejected" => wheres.push("kept = 0".into()),
         _ => {}
     }
     match q.tests.as_str() {
-        "agree" => wheres.push("json_extract(ts.payload, '$.verdict.agree') = 1".into()),
-        "disagree" => wheres.push("json_extract(ts.payload, '$.verdict.agree') = 0".into()),
+        "agree" => wheres.push("tests_agree = 1".into()),
+        "disagree" => wheres.push("tests_agree = 0".into()),
         _ => {}
     }
-    if let Some(v) = q.rmin {
-        args.push(Sql::Real(v));
-        wheres.push(format!("t.recall >= ?{}", args.len()));
-    }
-    if let Some(v) = q.rmax {
-        args.push(Sql::Real(v));
-        wheres.push(format!("t.recall <= ?{}", args.len()));
+    for (op, v) in [(">=", q.rmin), ("<=", q.rmax)] {
+        if let Some(v) = v {
+            args.push(Sql::Real(v));
+            wheres.push(format!("recall {op} ?{}", args.len()));
+        }
     }
     let filter = if wheres.is_empty() {
         String::new()
@@ -221,66 +253,12 @@ pub fn list(store: &Store, q: &ListQuery) -> Result<(Vec<ListRow>, u64), StoreEr
     };
     let dir = if q.desc { "DESC" } else { "ASC" };
     let order = match q.sort {
-        Sort::Id => format!("t.id {dir}"),
-        Sort::Recall => format!("t.recall IS NULL, t.recall {dir}, t.id"),
-        Sort::Steps => format!("{STEPS} IS NULL, {STEPS} {dir}, t.id"),
-        Sort::Job => format!("t.job_id {dir}, t.attempt, t.rollout"),
+        Sort::Id => format!("id {dir}"),
+        Sort::Recall => format!("recall IS NULL, recall {dir}, id"),
+        Sort::Steps => format!("steps IS NULL, steps {dir}, id"),
+        Sort::Job => format!("job_id {dir}, attempt, rollout"),
     };
-    let sql = format!(
-        "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.recall, t.kept, {OUTCOME}, {ENTRY}, {STEPS},
-                json_extract(ts.payload, '$.verdict.agree'),
-                COALESCE(json_extract(j.payload, '$.name'), json_extract(j.payload, '$.start_url'), j.key, '')
-         {LIST_FROM} {filter} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {}",
-        q.page * PAGE_SIZE
-    );
-    let count_sql = format!("SELECT COUNT(*) {LIST_FROM} {filter}");
-    store.with_connection(|conn| {
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| {
-                Ok(ListRow {
-                    id: r.get(0)?,
-                    job_id: r.get(1)?,
-                    attempt: r.get(2)?,
-                    rollout: r.get(3)?,
-                    exit: r.get(4)?,
-                    recall: r.get(5)?,
-                    kept: r.get::<_, i64>(6)? != 0,
-                    outcome: r.get(7)?,
-                    entry: r.get(8)?,
-                    steps: r.get(9)?,
-                    tests_agree: r.get::<_, Option<i64>>(10)?.map(|v| v != 0),
-                    subject: r.get(11)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let total: i64 = conn.query_row(&count_sql, params_from_iter(args.iter()), |r| r.get(0))?;
-        Ok((rows, total as u64))
-    })
-}
-
-/// The values the list's menus offer: rollouts, exit statuses and job results present.
-pub fn choices(store: &Store) -> Result<BTreeMap<&'static str, Vec<String>>, StoreError> {
-    let mut out = BTreeMap::new();
-    for (name, sql) in [
-        ("rollout", "SELECT DISTINCT rollout FROM trajectories ORDER BY 1"),
-        ("exit", "SELECT DISTINCT exit_status FROM trajectories ORDER BY 1"),
-        (
-            "reason",
-            "SELECT DISTINCT result FROM jobs WHERE result IS NOT NULL
-             UNION SELECT DISTINCT json_extract(payload, '$.reason') FROM stages WHERE stage = 'rejected'
-             ORDER BY 1",
-        ),
-    ] {
-        let values = store.with_connection(|conn| {
-            let mut stmt = conn.prepare(sql)?;
-            let rows = stmt.query_map([], |r| r.get::<_, Option<String>>(0))?;
-            rows.filter_map(|r| r.transpose())
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })?;
-        out.insert(name, values);
-    }
-    Ok(out)
+    (filter, order, args)
 }
 
 /// A stored trajectory of a job, parsed when it has the agent's trajectory format.

@@ -1,18 +1,25 @@
-//! Full-text search over reasoning, commands, observations and task texts (the synthetic PR
-//! is rollout 2's task), with SQLite's FTS5.
+//! The viewer's side index: full-text search over reasoning, commands, observations and task
+//! texts (the synthetic PR is rollout 2's task) with SQLite's FTS5, and a mirror of every
+//! trajectory's list row (verdict, outcome, bug type, steps...) where the list is filtered,
+//! sorted and counted without scanning the run's wide trajectory rows.
 //!
 //! The index lives in a database of its own in a temporary folder that disappears with the
 //! viewer: the run's database is only ever read, so its schema stays what every trajforge
 //! version expects, and a read-only run folder can be viewed. It is filled in the background
-//! in id order and topped up as a live run stores more (a trajectory rewritten in place after
-//! being indexed keeps its first text until the viewer restarts).
+//! in id order and topped up as a live run stores more: list rows of jobs that changed since
+//! the last look are read again (a job's `updated_at` moves with each stage it commits), while
+//! a trajectory's searchable text is read once (one rewritten in place by a retried stage keeps
+//! its first text until the viewer restarts).
 
 use std::sync::Mutex;
 
-use rusqlite::{Connection, params};
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params, params_from_iter};
 use trajforge_store::Store;
 
 use crate::ViewError;
+use crate::query::{ListQuery, ListRow, PAGE_SIZE};
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -55,7 +62,17 @@ impl SearchIndex {
                     "PRAGMA journal_mode = OFF;
                      PRAGMA synchronous = OFF;
                      CREATE VIRTUAL TABLE fts USING fts5(body, job UNINDEXED, rollout UNINDEXED,
-                         tokenize = 'unicode61');",
+                         tokenize = 'unicode61');
+                     CREATE TABLE rows (id INTEGER PRIMARY KEY, job_id INTEGER, attempt INTEGER,
+                         rollout TEXT, exit TEXT, recall REAL, kept INTEGER, outcome TEXT,
+                         entry TEXT, steps INTEGER, tests_agree INTEGER, subject TEXT);
+                     CREATE INDEX rows_job ON rows(job_id);
+                     CREATE INDEX rows_recall ON rows(recall);
+                     CREATE INDEX rows_entry ON rows(entry);
+                     CREATE INDEX rows_outcome ON rows(outcome);
+                     CREATE TABLE watermark (id INTEGER PRIMARY KEY CHECK (id = 0),
+                         jobs_updated INTEGER NOT NULL);
+                     INSERT INTO watermark VALUES (0, -1);",
                 )?;
                 Ok(c)
             })
@@ -77,11 +94,35 @@ impl SearchIndex {
             .map_err(ViewError::Search)
     }
 
-    /// Index up to one batch of trajectories stored after the last one indexed; returns how
-    /// many were added (0: caught up).
+    /// Index up to one batch of trajectories stored after the last one indexed, and read again
+    /// the list rows of jobs that changed; returns how many trajectories were added (0: caught
+    /// up).
     pub fn refresh(&self, store: &Store) -> Result<usize, ViewError> {
         let after = self.indexed_up_to()?;
-        let rows = store.with_connection(|conn| {
+        // Jobs changed since the last look (read before the new rows, so nothing slips between).
+        let (seen, latest): (i64, i64) = {
+            let seen = self
+                .lock()
+                .query_row("SELECT jobs_updated FROM watermark", [], |r| r.get(0))
+                .map_err(ViewError::Search)?;
+            let latest = store.with_connection(|c| {
+                c.query_row("SELECT COALESCE(MAX(updated_at), -1) FROM jobs", [], |r| {
+                    r.get(0)
+                })
+            })?;
+            (seen, latest)
+        };
+        // `>=`: a commit in the same millisecond as the last look is read again, not missed.
+        let changed = if seen >= 0 {
+            crate::query::list_rows(
+                store,
+                "WHERE t.job_id IN (SELECT id FROM jobs WHERE updated_at >= ?1)",
+                seen,
+            )?
+        } else {
+            Vec::new()
+        };
+        let texts = store.with_connection(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, job_id, rollout, data FROM trajectories WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
@@ -95,20 +136,98 @@ impl SearchIndex {
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })?;
+        let new_rows = match texts.last() {
+            Some((last, ..)) => crate::query::list_rows(
+                store,
+                &format!("WHERE t.id > ?1 AND t.id <= {last} ORDER BY t.id"),
+                after,
+            )?,
+            None => Vec::new(),
+        };
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(ViewError::Search)?;
         {
             let mut insert = tx
                 .prepare("INSERT INTO fts(rowid, body, job, rollout) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(ViewError::Search)?;
-            for (id, job, rollout, data) in &rows {
+            for (id, job, rollout, data) in &texts {
                 insert
                     .execute(params![id, body_text(data), job, rollout])
                     .map_err(ViewError::Search)?;
             }
+            let mut row = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO rows VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(ViewError::Search)?;
+            for r in changed.iter().chain(&new_rows) {
+                row.execute(params![
+                    r.id,
+                    r.job_id,
+                    r.attempt,
+                    r.rollout,
+                    r.exit,
+                    r.recall,
+                    r.kept,
+                    r.outcome,
+                    r.entry,
+                    r.steps,
+                    r.tests_agree,
+                    r.subject
+                ])
+                .map_err(ViewError::Search)?;
+            }
+            // The first fill reads every row as new: only later looks need the changed jobs.
+            tx.execute("UPDATE watermark SET jobs_updated = ?1", [latest])
+                .map_err(ViewError::Search)?;
         }
         tx.commit().map_err(ViewError::Search)?;
-        Ok(rows.len())
+        Ok(texts.len())
+    }
+
+    /// One page of the list under `q`'s filters and sort, and how many rows match in all.
+    pub fn list(&self, q: &ListQuery) -> Result<(Vec<ListRow>, u64), ViewError> {
+        let (filter, order, args) = crate::query::list_filter(q);
+        let conn = self.lock();
+        let r = (|| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT id, job_id, attempt, rollout, exit, recall, kept, outcome, entry, steps, tests_agree, subject
+                 FROM rows {filter} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {}",
+                q.page * PAGE_SIZE
+            ))?;
+            let rows = stmt
+                .query_map(params_from_iter(args.iter()), crate::query::row_of)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let total: i64 = conn.query_row(
+                &format!("SELECT COUNT(*) FROM rows {filter}"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            Ok((rows, total as u64))
+        })();
+        r.map_err(ViewError::Search)
+    }
+
+    /// The values the list's menus offer: rollouts, exit statuses and outcomes present.
+    pub fn choices(&self) -> Result<BTreeMap<&'static str, Vec<String>>, ViewError> {
+        let conn = self.lock();
+        let mut out = BTreeMap::new();
+        for (name, column) in [
+            ("rollout", "rollout"),
+            ("exit", "exit"),
+            ("reason", "outcome"),
+        ] {
+            let values = (|| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT DISTINCT {column} FROM rows WHERE {column} IS NOT NULL ORDER BY 1"
+                ))?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })()
+            .map_err(ViewError::Search)?;
+            out.insert(name, values);
+        }
+        Ok(out)
     }
 
     /// Trajectories whose text holds every word of `query` (each taken literally), best first.

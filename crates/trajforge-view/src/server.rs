@@ -69,6 +69,7 @@ fn spawn_indexer(viewer: Weak<Viewer>) {
     std::thread::spawn(move || {
         loop {
             let Some(v) = viewer.upgrade() else { return };
+            let _ = v.refresh_overview();
             let added = v
                 .store()
                 .and_then(|store| v.index().refresh(&store))

@@ -5,8 +5,8 @@ use std::fmt::Write;
 use crate::html::esc;
 use crate::search::{Hit, MARK_END, MARK_START};
 
-/// The search page's body; `progress` is (indexed up to id, highest id stored).
-pub fn body(q: &str, hits: &[Hit], progress: (i64, i64)) -> String {
+/// The search page's body.
+pub fn body(q: &str, hits: &[Hit]) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
@@ -15,13 +15,6 @@ pub fn body(q: &str, hits: &[Hit], progress: (i64, i64)) -> String {
          <button type=\"submit\">Search</button></form>",
         esc(q)
     );
-    if progress.0 < progress.1 {
-        let _ = write!(
-            o,
-            "<p class=\"muted\" id=\"index-progress\">Indexing: up to trajectory {} of {}; results so far.</p>",
-            progress.0, progress.1
-        );
-    }
     if q.trim().is_empty() {
         return o;
     }

@@ -32,6 +32,7 @@ fn total(html: &str) -> u64 {
 fn the_overview_and_list_show_the_numbers_of_the_store() {
     let (_tmp, dir) = fixture_run("code");
     let v = Viewer::open(&dir).expect("viewer");
+    v.index_all().expect("index");
     let store = Store::open_read_only(&dir).expect("store").expect("run");
     let s = status::status(&store, Default::default()).expect("status");
     let html = get(&v, "/", "");
@@ -152,4 +153,80 @@ fn a_web_run_shows_its_coverage_and_the_pages_each_rollout_visited() {
     assert!(job.contains("T1: pages visited") && job.contains("T2: pages visited"));
     assert!(job.contains("agreement r ="));
     assert!(job.contains("class=\"final\">http://"));
+}
+
+#[test]
+fn the_list_follows_a_live_run_as_its_jobs_move_on() {
+    use trajforge_store::model::{CodeRollout, RejectedStage, RolloutStage, Stage};
+    use trajforge_store::{ExitLabel, Outcome, Rollout, TrajectoryRecord};
+    use trajforge_view::synthetic::{self, Spec};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let text = |i: usize| format!("text {i}");
+    synthetic::build(
+        &dir,
+        &Spec {
+            jobs: 3,
+            steps: 1,
+            long_steps: 1,
+            text: &text,
+        },
+    )
+    .expect("run");
+    let v = Viewer::open(&dir).expect("viewer");
+    v.index_all().expect("index");
+    let before = total(&get(&v, "/list", ""));
+    // A new job: rollout 1 stored, nothing decided yet.
+    let store = Store::open(&dir).expect("store");
+    store
+        .add_jobs(&[(
+            "new".into(),
+            serde_json::json!({"name": "late_fn", "path": "x.py"}),
+        )])
+        .expect("add");
+    let job = store
+        .claim("w", std::time::Duration::from_secs(60))
+        .expect("claim")
+        .expect("a job");
+    let r1 = Stage::Rollout1(RolloutStage::Code(CodeRollout {
+        bug: Some("late-bug".into()),
+        bug_index: Some(0),
+        task: "t".into(),
+        exit: ExitLabel::Submitted,
+        patch: None,
+        steps: 0,
+    }));
+    let record = TrajectoryRecord {
+        rollout: Rollout::T1,
+        exit_status: ExitLabel::Submitted,
+        patch: None,
+        data: serde_json::json!({"not": "an episode"}),
+    };
+    store
+        .record_stage("w", job.id, 1, &r1, Some(&record), None)
+        .expect("stage");
+    v.index_all().expect("index");
+    assert_eq!(total(&get(&v, "/list", "")), before + 1);
+    assert_eq!(
+        total(&get(&v, "/list", "entry=late-bug&reason=selfcheck_no")),
+        0
+    );
+    // Then it is rejected: the row already listed changes.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let rejected = Stage::Rejected(RejectedStage::new(Outcome::SelfcheckNo));
+    store
+        .record_stage("w", job.id, 1, &rejected, None, None)
+        .expect("stage");
+    store
+        .finish("w", job.id, &Outcome::SelfcheckNo)
+        .expect("finish");
+    v.index_all().expect("index");
+    assert_eq!(
+        total(&get(&v, "/list", "entry=late-bug&reason=selfcheck_no")),
+        1
+    );
+    // A trajectory that is not an episode still has a page, showing its JSON.
+    let page = get(&v, &format!("/job/{}", job.id), "");
+    assert!(page.contains("Not an episode record"));
 }

@@ -76,6 +76,18 @@ impl Page {
         std::fs::write(dir.join(format!("{shot}.png")), png).expect("screenshot");
     }
 
+    /// Like [`Page::open`], reloading until the side index has caught up with the store.
+    async fn open_indexed(&self, path: &str, shot: &str) {
+        for _ in 0..100 {
+            self.open(path, shot).await;
+            if self.count("#index-progress").await == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{path}: the index never caught up");
+    }
+
     async fn wait(&self, condition: &str) {
         let ok = self
             .tab
@@ -153,9 +165,9 @@ async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follo
     // The list holds every trajectory; the kept filter the kept ones.
     let store = Store::open_read_only(&run).expect("store").expect("run");
     let stored = store.trajectory_count().expect("count");
-    page.open("list", "code-list").await;
+    page.open_indexed("list", "code-list").await;
     assert_eq!(page.text("#list-total").await, stored.to_string());
-    page.open("list?kept=kept", "code-list-kept").await;
+    page.open_indexed("list?kept=kept", "code-list-kept").await;
     let kept = status["kept_t1"].as_u64().unwrap_or(0) + status["kept_t2"].as_u64().unwrap_or(0);
     assert_eq!(page.text("#list-total").await, kept.to_string());
 
@@ -196,7 +208,7 @@ async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follo
     page.wait(&format!("location.href !== {}", Value::from(here)))
         .await;
     // On the list, j/k select rows and Enter opens the selected one.
-    page.open("list", "code-list-keys").await;
+    page.open_indexed("list", "code-list-keys").await;
     page.press("j").await;
     page.press("j").await;
     page.press("k").await;
@@ -220,7 +232,8 @@ async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follo
     // Search: a function's name appears in its trajectories.
     let name = jobs[0].payload["name"].as_str().expect("name").to_string();
     let word = name.rsplit('.').next().unwrap_or(&name).to_string();
-    page.open(&format!("search?q={word}"), "code-search").await;
+    page.open_indexed(&format!("search?q={word}"), "code-search")
+        .await;
     assert!(page.count("ol.hits li").await > 0, "no hit for {word}");
     assert!(page.count("ol.hits mark").await > 0);
 
@@ -234,6 +247,9 @@ async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follo
     let status = status_json(&run, &[]);
     page.open("", "code-overview-later").await;
     assert_eq!(page.text("#n-done").await, status["done"].to_string());
+    let stored = store.trajectory_count().expect("count");
+    page.open_indexed("list", "code-list-later").await;
+    assert_eq!(page.text("#list-total").await, stored.to_string());
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -290,7 +306,7 @@ async fn a_web_run_shows_its_coverage_and_each_rollouts_pages() {
         assert!(page.count("ol.visited li").await > 0);
         assert_eq!(page.text("#verdict-1").await, "kept");
     }
-    page.open("list", "web-list").await;
+    page.open_indexed("list", "web-list").await;
     assert_eq!(
         page.text("#list-total").await,
         store.trajectory_count().expect("count").to_string()
