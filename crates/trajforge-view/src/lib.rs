@@ -114,6 +114,20 @@ pub struct Overview {
     pub finished: Vec<i64>,
 }
 
+/// The built-in demonstration pool when the run used it (its fingerprint is in the run's
+/// settings); a run given its own pool gets none (the file is not known here).
+fn run_demos(store: &Store) -> Vec<trajforge_pipeline::demos::Demo> {
+    let pool = trajforge_pipeline::demos::default_pool();
+    let used = trajforge_export::run_settings(store)
+        .ok()
+        .and_then(|v| v.get("demos").and_then(|d| d.as_str()).map(str::to_string));
+    if used.as_deref() == Some(trajforge_pipeline::demos::fingerprint(&pool).as_str()) {
+        pool
+    } else {
+        Vec::new()
+    }
+}
+
 /// Sizes and modification times of the database and its write-ahead log: any commit changes
 /// one of them.
 type StoreKey = [(u64, Option<std::time::SystemTime>); 2];
@@ -331,7 +345,8 @@ impl Viewer {
             return Ok(None);
         };
         let threshold = prepare::stored_threshold(&store);
-        let body = pages::job::body(&story, threshold);
+        let demos = run_demos(&store);
+        let body = pages::job::body(&story, threshold, &demos);
         let title = format!("Job {id}");
         Ok(Some(Reply::html(
             200,

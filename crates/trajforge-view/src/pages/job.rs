@@ -8,14 +8,16 @@ use std::fmt::Write;
 
 use trajforge_agent::Trajectory;
 use trajforge_patch::{LineKind, LinePos, Patch};
+use trajforge_pipeline::demos::Demo;
 use trajforge_store::model::{RolloutStage, Stage, VerifyStage};
 use trajforge_teacher::Role;
 
 use crate::html::{esc, num};
 use crate::query::{JobStory, JobTrajectory};
 
-/// The story page's body; `threshold` is the run's recall threshold.
-pub fn body(story: &JobStory, threshold: Option<f64>) -> String {
+/// The story page's body; `threshold` is the run's recall threshold, `demos` the
+/// demonstration pool the synthetic PRs imitated (empty when not known).
+pub fn body(story: &JobStory, threshold: Option<f64>, demos: &[Demo]) -> String {
     let mut o = String::new();
     let job = &story.job;
     let p = &job.payload;
@@ -65,12 +67,12 @@ pub fn body(story: &JobStory, threshold: Option<f64>) -> String {
         o.push_str("<p class=\"muted\">No attempt recorded yet.</p>");
     }
     for a in attempts {
-        attempt(&mut o, story, a, threshold);
+        attempt(&mut o, story, a, threshold, demos);
     }
     o
 }
 
-fn attempt(o: &mut String, story: &JobStory, a: i64, threshold: Option<f64>) {
+fn attempt(o: &mut String, story: &JobStory, a: i64, threshold: Option<f64>, demos: &[Demo]) {
     let _ = write!(
         o,
         "<section class=\"attempt\" id=\"a{a}\"><h2>Attempt {a}</h2>"
@@ -122,9 +124,16 @@ fn attempt(o: &mut String, story: &JobStory, a: i64, threshold: Option<f64>) {
     }) {
         let _ = write!(
             o,
-            "<section class=\"pr\"><h3>Synthetic PR <span class=\"muted\">imitating demonstration {}</span></h3><pre class=\"prtext\">{}</pre></section>",
+            "<section class=\"pr patches\"><div class=\"side\"><h3>Synthetic PR</h3><pre class=\"prtext\">{}</pre></div>\
+             <div class=\"side\"><h3>Demonstration it imitated <span class=\"muted\">{}</span></h3>{}</div></section>",
+            esc(&pr.text),
             esc(&pr.demo),
-            esc(&pr.text)
+            match demos.iter().find(|d| d.id == pr.demo) {
+                Some(d) => format!("<pre class=\"demo\">{}</pre>", esc(&d.text)),
+                None =>
+                    "<p class=\"muted\">not in the built-in pool (the run was given its own)</p>"
+                        .to_string(),
+            }
         );
     }
     if let Some(req) = story.stage(a, |s| match s {

@@ -50,6 +50,14 @@ pub fn body(s: &Status, threshold: Option<f64>, finished: &[i64]) -> String {
         );
     }
     o.push_str("</section>");
+    if let Some(e) = &s.eval {
+        // An evaluation: its summary as `status` prints it.
+        let _ = write!(
+            o,
+            "<section class=\"eval\"><h2>Evaluation</h2><pre id=\"eval-summary\">{}</pre></section>",
+            esc(&trajforge_pipeline::eval::render(e))
+        );
+    }
 
     o.push_str("<section class=\"tables\">");
     table(&mut o, "results", "Results", &s.results, |k| {

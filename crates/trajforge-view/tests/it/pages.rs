@@ -94,6 +94,7 @@ fn p1_and_p2_lines_are_marked_as_the_recall_counted_them() {
         "Rollout 2 (T2)",
         "id=\"selfcheck-1\">yes<",
         "Synthetic PR",
+        "<pre class=\"demo\">",
         "id=\"verdict-1\">rejected<",
     ] {
         assert!(rejected.contains(part), "{part}");
