@@ -62,6 +62,9 @@ pub enum ViewError {
     /// The search index failed.
     #[error("search index: {0}")]
     Search(#[source] rusqlite::Error),
+    /// The student's tokenizer could not be loaded.
+    #[error(transparent)]
+    Tokenizer(#[from] trajforge_export::ExportError),
     /// The server could not listen.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -148,6 +151,7 @@ pub struct Viewer {
     name: String,
     index: Arc<SearchIndex>,
     overview: std::sync::Mutex<Option<Arc<Overview>>>,
+    tokens: Option<(trajforge_export::StudentTokenizer, Option<usize>)>,
 }
 
 impl Viewer {
@@ -167,7 +171,20 @@ impl Viewer {
             name,
             index: Arc::new(SearchIndex::create()?),
             overview: std::sync::Mutex::new(None),
+            tokens: None,
         })
+    }
+
+    /// Count the training sample's tokens with the student's tokenizer (a `tokenizer.json`,
+    /// its folder or a GGUF file, as `export --tokenizer` takes) and show where a
+    /// `--max-tokens` cut falls.
+    pub fn with_tokenizer(
+        mut self,
+        path: &Path,
+        max_tokens: Option<usize>,
+    ) -> Result<Viewer, ViewError> {
+        self.tokens = Some((trajforge_export::StudentTokenizer::load(path)?, max_tokens));
+        Ok(self)
     }
 
     /// The run folder.
@@ -367,16 +384,21 @@ impl Viewer {
                 trajforge_export::convert::prepare(&mut sample.trajectory, false);
                 let run = trajforge_export::run_settings(&store).unwrap_or_default();
                 let site = trajforge_export::web_site(&store, &run).ok().flatten();
-                let keep = sample.trajectory.messages.len();
+                // With a tokenizer: the exact count, and the cut `export --max-tokens` makes.
+                let measure = match &self.tokens {
+                    Some((tok, max)) => Some((tok.measure(&sample.trajectory, *max)?, *max)),
+                    None => None,
+                };
+                let keep = measure.map_or(sample.trajectory.messages.len(), |(m, _)| m.keep);
                 let rendered = trajforge_export::render_row(
                     &sample,
                     format,
                     keep,
-                    None,
+                    measure.as_ref().map(|(m, _)| m),
                     &run,
                     site.as_deref(),
                 );
-                pages::sample::body(&sample, format, &rendered.row)
+                pages::sample::body(&sample, format, &rendered.row, measure)
             }
             Err(e) => format!(
                 "<h1>Training sample</h1><p class=\"bad\">{}</p>",

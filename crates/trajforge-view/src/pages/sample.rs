@@ -4,15 +4,21 @@
 use std::fmt::Write;
 
 use serde_json::Value;
-use trajforge_export::{Format, Sample};
+use trajforge_export::{Format, Measure, Sample};
 
 use crate::html::esc;
 
 /// The formats offered, by name.
 pub const FORMATS: [&str; 3] = ["hermes", "openai", "sharegpt"];
 
-/// The sample page's body: `row` is the export's row for the trajectory in `format`.
-pub fn body(sample: &Sample, format: Format, row: &Value) -> String {
+/// The sample page's body: `row` is the export's row for the trajectory in `format`;
+/// `measure` the exact token figures and the `--max-tokens` limit, given a tokenizer.
+pub fn body(
+    sample: &Sample,
+    format: Format,
+    row: &Value,
+    measure: Option<(Measure, Option<usize>)>,
+) -> String {
     let mut o = String::new();
     let m = &sample.meta;
     let _ = write!(
@@ -46,6 +52,32 @@ pub fn body(sample: &Sample, format: Format, row: &Value) -> String {
         "</nav><p class=\"legend\"><span class=\"turn train\">trained on (in the loss)</span> \
          <span class=\"turn\">context only (masked out)</span></p>",
     );
+    match measure {
+        Some((m, max)) => {
+            let _ = write!(
+                o,
+                "<p id=\"tokens\"><b id=\"n-tokens\">{}</b> tokens with the student's chat template",
+                m.total_tokens
+            );
+            match max {
+                Some(max) if m.keep < m.messages => {
+                    let _ = write!(
+                        o,
+                        "; <span class=\"bad\">--max-tokens {max} cuts it after message <b id=\"cut\">{}</b> of {}</span> ({} tokens kept; the turns shown are what is kept)",
+                        m.keep, m.messages, m.tokens
+                    );
+                }
+                Some(max) => {
+                    let _ = write!(o, "; fits --max-tokens {max}");
+                }
+                None => {}
+            }
+            o.push_str("</p>");
+        }
+        None => o.push_str(
+            "<p class=\"muted\">Start the viewer with --tokenizer (and --max-tokens) for exact token counts and the cut.</p>",
+        ),
+    }
     let turns = turns(format, row);
     let trained = turns.iter().filter(|t| t.2).count();
     let _ = write!(

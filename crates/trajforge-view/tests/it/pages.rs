@@ -231,3 +231,37 @@ fn the_list_follows_a_live_run_as_its_jobs_move_on() {
     let page = get(&v, &format!("/job/{}", job.id), "");
     assert!(page.contains("Not an episode record"));
 }
+
+#[test]
+fn with_a_tokenizer_the_sample_shows_its_tokens_and_where_max_tokens_cuts_it() {
+    let data = std::env::var_os("TRAJFORGE_TEST_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join(".cache/test-data"));
+    let tokenizer = data.join("tokenizers/qwen3");
+    if !tokenizer.exists() {
+        let why = "Qwen3 tokenizer missing: run scripts/fetch-test-data.sh";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let (_tmp, dir) = fixture_run("code");
+    let plain = Viewer::open(&dir).expect("viewer");
+    let turns = get(&plain, "/sample/10", "format=openai")
+        .matches("<li class=\"turn")
+        .count();
+    // A limit the whole conversation of this sample (about 1,300 tokens) exceeds.
+    let cut = Viewer::open(&dir)
+        .expect("viewer")
+        .with_tokenizer(&tokenizer, Some(900))
+        .expect("tokenizer");
+    let html = get(&cut, "/sample/10", "format=openai");
+    let tokens: usize = fragment(&html, "<b id=\"n-tokens\">", "</b>")
+        .trim_start_matches("<b id=\"n-tokens\">")
+        .trim_end_matches("</b>")
+        .parse()
+        .expect("tokens");
+    assert!(tokens > 900, "{tokens}");
+    assert!(html.contains("id=\"cut\">"), "no cut shown");
+    let kept = html.matches("<li class=\"turn").count();
+    assert!(kept < turns, "{kept} of {turns} turns");
+}

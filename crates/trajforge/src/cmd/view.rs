@@ -27,11 +27,22 @@ pub struct Args {
     /// Open the URL in the default browser (xdg-open).
     #[arg(long)]
     pub open: bool,
+    /// The student's tokenizer (tokenizer.json, its folder or a GGUF file): training samples
+    /// show their exact token count.
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: Option<PathBuf>,
+    /// With --tokenizer: show where `export --max-tokens N` cuts each sample.
+    #[arg(long, value_name = "N", requires = "tokenizer")]
+    pub max_tokens: Option<usize>,
 }
 
 /// Serve the run until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> Result<(), CliError> {
-    let viewer = Arc::new(Viewer::open(&args.run_dir)?);
+    let mut viewer = Viewer::open(&args.run_dir)?;
+    if let Some(path) = &args.tokenizer {
+        viewer = viewer.with_tokenizer(path, args.max_tokens)?;
+    }
+    let viewer = Arc::new(viewer);
     let runtime = crate::cmd::server_runtime()?;
     runtime.block_on(async move {
         let listener = server::bind(&args.host, args.port).await?;
