@@ -347,9 +347,9 @@ impl Viewer {
     }
 
     fn search(&self, q: &str) -> Result<Option<Reply>, ViewError> {
-        let hits = self.index.search(q, SEARCH_LIMIT)?;
+        let found = self.index.search(q, SEARCH_LIMIT)?;
         let mut body = self.progress()?;
-        body.push_str(&pages::search::body(q, &hits));
+        body.push_str(&pages::search::body(q, &found));
         Ok(Some(Reply::html(
             200,
             self.page("Search", Section::Search, &body),

@@ -230,31 +230,55 @@ impl SearchIndex {
         Ok(out)
     }
 
-    /// Trajectories whose text holds every word of `query` (each taken literally), best first.
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, ViewError> {
+    /// Trajectories whose text holds every word of `query` (each taken literally): the best
+    /// `limit` by relevance, or, when more than [`RANKED_AT_MOST`] match (ranking them all
+    /// would take long on a large run), the first `limit` by id.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Found, ViewError> {
         let Some(expr) = fts_query(query) else {
-            return Ok(Vec::new());
+            return Ok(Found::default());
         };
         let conn = self.lock();
-        let mut stmt = conn
-            .prepare(
+        let r = (|| {
+            let matching: i64 = conn.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ?1 LIMIT {})",
+                    RANKED_AT_MOST + 1
+                ),
+                [&expr],
+                |r| r.get(0),
+            )?;
+            let ranked = matching as usize <= RANKED_AT_MOST;
+            let order = if ranked { "rank" } else { "rowid" };
+            let mut stmt = conn.prepare(&format!(
                 "SELECT rowid, job, rollout, snippet(fts, 0, char(1), char(2), '…', 16)
-                 FROM fts WHERE fts MATCH ?1 ORDER BY rank LIMIT ?2",
-            )
-            .map_err(ViewError::Search)?;
-        let rows = stmt
-            .query_map(params![expr, limit as i64], |r| {
-                Ok(Hit {
-                    id: r.get(0)?,
-                    job_id: r.get(1)?,
-                    rollout: r.get(2)?,
-                    snippet: r.get(3)?,
-                })
-            })
-            .map_err(ViewError::Search)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(ViewError::Search)
+                 FROM fts WHERE fts MATCH ?1 ORDER BY {order} LIMIT ?2"
+            ))?;
+            let hits = stmt
+                .query_map(params![expr, limit as i64], |r| {
+                    Ok(Hit {
+                        id: r.get(0)?,
+                        job_id: r.get(1)?,
+                        rollout: r.get(2)?,
+                        snippet: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Found { hits, ranked })
+        })();
+        r.map_err(ViewError::Search)
     }
+}
+
+/// Matches ranked by relevance at most; past this many, the first by id are shown.
+pub const RANKED_AT_MOST: usize = 5000;
+
+/// What a search found.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Found {
+    /// The hits shown.
+    pub hits: Vec<Hit>,
+    /// Whether they are the most relevant (false: too many matched, the first by id).
+    pub ranked: bool,
 }
 
 /// The FTS5 expression for a user's words: each word quoted as a phrase (so no word is read as

@@ -3,10 +3,11 @@
 use std::fmt::Write;
 
 use crate::html::esc;
-use crate::search::{Hit, MARK_END, MARK_START};
+use crate::search::{Found, MARK_END, MARK_START};
 
 /// The search page's body.
-pub fn body(q: &str, hits: &[Hit]) -> String {
+pub fn body(q: &str, found: &Found) -> String {
+    let hits = &found.hits;
     let mut o = String::new();
     let _ = write!(
         o,
@@ -22,7 +23,9 @@ pub fn body(q: &str, hits: &[Hit]) -> String {
         o,
         "<p class=\"count\"><span id=\"hit-count\">{}</span> matching trajectories{}</p><ol class=\"hits list\" id=\"list\">",
         hits.len(),
-        if hits.len() >= crate::SEARCH_LIMIT {
+        if !found.ranked {
+            " (more than 5,000 match: the first by id are shown; add words to rank them)"
+        } else if hits.len() >= crate::SEARCH_LIMIT {
             " (the best shown)"
         } else {
             ""
