@@ -22,8 +22,18 @@ use crate::generate::{generate_cmd, output, scene, server, status_json};
 use crate::site::bidict_docs;
 use crate::web::crawl_site;
 
+/// A running `trajforge view`, stopped when dropped (also when a test fails).
+struct Viewing(Child);
+
+impl Drop for Viewing {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `trajforge view RUN` on a free port; the child and the URL it printed first.
-fn view(run: &Path) -> (Child, String) {
+fn view(run: &Path) -> (Viewing, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trajforge"))
         .arg("view")
         .arg(run)
@@ -32,7 +42,9 @@ fn view(run: &Path) -> (Child, String) {
         .spawn()
         .expect("trajforge view");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Viewing(child);
+    BufReader::new(stdout)
         .read_line(&mut line)
         .expect("url line");
     let url = line.trim().to_string();
@@ -145,7 +157,7 @@ async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follo
     let run = scene.dir.path().join("run");
     let out = output(generate_cmd(&scene, &server, &run, 10, &[])).await;
     crate::assert_success(&out);
-    let (mut child, base) = view(&run);
+    let (_viewing, base) = view(&run);
     let browser = browser().await;
     let page = Page::new(&browser, &base).await;
 
@@ -250,8 +262,6 @@ async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follo
     let stored = store.trajectory_count().expect("count");
     page.open_indexed("list", "code-list-later").await;
     assert_eq!(page.text("#list-total").await, stored.to_string());
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +292,7 @@ async fn a_web_run_shows_its_coverage_and_each_rollouts_pages() {
         .env_remove("TRAJFORGE_API_KEY");
     crate::assert_success(&output(cmd).await);
     let status = status_json(&run, &[]);
-    let (mut child, base) = view(&run);
+    let (_viewing, base) = view(&run);
     let browser = browser().await;
     let page = Page::new(&browser, &base).await;
     page.open("", "web-overview").await;
@@ -311,6 +321,4 @@ async fn a_web_run_shows_its_coverage_and_each_rollouts_pages() {
         page.text("#list-total").await,
         store.trajectory_count().expect("count").to_string()
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
