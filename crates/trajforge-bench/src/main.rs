@@ -23,6 +23,7 @@ mod local;
 mod pipeline;
 mod sandbox;
 mod teachers;
+mod view;
 mod web;
 
 /// Benchmarks of trajforge against reference tools.
@@ -65,6 +66,9 @@ enum Bench {
     /// Sandbox: cost per command of the seccomp filter and the reduced /etc against the
     /// unhardened sandbox, in the same run.
     Sandbox(sandbox::SandboxArgs),
+    /// `trajforge view` on a synthetic run of 100,000 trajectories: overview, list, search p95,
+    /// a 115-step trajectory page and server memory against the targets.
+    View(view::ViewArgs),
     /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
     Web(web::WebArgs),
     /// Several teacher servers: throughput of two scripted servers against one, and the share
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Bench::Sandbox(args) => sandbox::run(args),
         Bench::Export(args) => export::run(args),
         Bench::Teachers(args) => teachers::run(args),
+        Bench::View(args) => view::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,19 +24,43 @@ pub struct ChangedLine {
 /// line that merely looks like one (`--- x`, i.e. removing the line `-- x`) is a real change
 /// and counts.
 pub fn changed_lines(patch: &Patch) -> Vec<ChangedLine> {
-    let mut out = Vec::new();
-    for file in &patch.files {
-        for line in file.hunks.iter().flat_map(|h| &h.lines) {
-            if line.kind == LineKind::Context || line.text.trim().is_empty() {
-                continue;
-            }
-            out.push(ChangedLine {
-                file: file.path().to_owned(),
-                text: format!("{}{}", line.kind.sign(), line.text),
-            });
-        }
-    }
-    out
+    changed_positions(patch).map(|(_, line)| line).collect()
+}
+
+/// Where a body line sits in a [`Patch`]: indexes of its file, hunk and line in the hunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct LinePos {
+    /// Index in [`Patch::files`].
+    pub file: usize,
+    /// Index in [`crate::FilePatch::hunks`].
+    pub hunk: usize,
+    /// Index in [`crate::Hunk::lines`].
+    pub line: usize,
+}
+
+/// [`changed_lines`] with the position of each.
+fn changed_positions(patch: &Patch) -> impl Iterator<Item = (LinePos, ChangedLine)> + '_ {
+    patch.files.iter().enumerate().flat_map(|(f, file)| {
+        file.hunks.iter().enumerate().flat_map(move |(h, hunk)| {
+            hunk.lines.iter().enumerate().filter_map(move |(l, line)| {
+                if line.kind == LineKind::Context || line.text.trim().is_empty() {
+                    return None;
+                }
+                let pos = LinePos {
+                    file: f,
+                    hunk: h,
+                    line: l,
+                };
+                Some((
+                    pos,
+                    ChangedLine {
+                        file: file.path().to_owned(),
+                        text: format!("{}{}", line.kind.sign(), line.text),
+                    },
+                ))
+            })
+        })
+    })
 }
 
 /// Every added or removed body line, whitespace-only ones included (the size filter's count).
@@ -120,24 +144,72 @@ impl Recall {
     }
 }
 
+/// Which changed lines the recall pairs up: for every line of [`changed_lines`] of P1 and of
+/// P2, in patch order, whether it is matched.
+fn match_flags(reference: &[ChangedLine], candidate: &[ChangedLine]) -> (Vec<bool>, Vec<bool>) {
+    // Multiset: each P2 line can be used once; P1 lines take them in patch order.
+    let mut pool: HashMap<&str, usize> = HashMap::new();
+    for line in candidate {
+        *pool.entry(line.text.as_str()).or_default() += 1;
+    }
+    let mut used: HashMap<&str, usize> = HashMap::new();
+    let reference_flags = reference
+        .iter()
+        .map(|line| match pool.get_mut(line.text.as_str()) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                *used.entry(line.text.as_str()).or_default() += 1;
+                true
+            }
+            _ => false,
+        })
+        .collect();
+    // The P2 lines used are, per text, its first occurrences.
+    let candidate_flags = candidate
+        .iter()
+        .map(|line| match used.get_mut(line.text.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .collect();
+    (reference_flags, candidate_flags)
+}
+
+/// Every changed line of P1 and of P2 with its position and whether [`line_recall`] counts it
+/// as matched (for showing the verdict line by line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineMatches {
+    /// P1's changed lines, in patch order.
+    pub reference: Vec<(LinePos, bool)>,
+    /// P2's changed lines, in patch order.
+    pub candidate: Vec<(LinePos, bool)>,
+}
+
+/// The matched and unmatched changed lines of `p1` and `p2`, under the rule of [`line_recall`].
+pub fn line_matches(p1: &Patch, p2: &Patch) -> LineMatches {
+    let (pos1, lines1): (Vec<LinePos>, Vec<ChangedLine>) = changed_positions(p1).unzip();
+    let (pos2, lines2): (Vec<LinePos>, Vec<ChangedLine>) = changed_positions(p2).unzip();
+    let (f1, f2) = match_flags(&lines1, &lines2);
+    LineMatches {
+        reference: pos1.into_iter().zip(f1).collect(),
+        candidate: pos2.into_iter().zip(f2).collect(),
+    }
+}
+
 /// Line-level recall of `p1` in `p2`: exact text with sign, multiset matching, names ignored.
 pub fn line_recall(p1: &Patch, p2: &Patch) -> Recall {
     let reference = changed_lines(p1);
     let candidate = changed_lines(p2);
-    // Multiset: each P2 line can be used once.
-    let mut pool: HashMap<&str, usize> = HashMap::new();
-    for line in &candidate {
-        *pool.entry(line.text.as_str()).or_default() += 1;
-    }
+    let (flags, _) = match_flags(&reference, &candidate);
     let mut files: BTreeMap<String, FileRecall> = BTreeMap::new();
     let mut matched = 0;
-    for line in &reference {
+    for (line, hit) in reference.iter().zip(flags) {
         let file = files.entry(line.file.clone()).or_default();
         file.total += 1;
-        if let Some(left) = pool.get_mut(line.text.as_str())
-            && *left > 0
-        {
-            *left -= 1;
+        if hit {
             file.matched += 1;
             matched += 1;
         }

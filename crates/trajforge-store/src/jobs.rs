@@ -210,9 +210,21 @@ impl Store {
 
     /// Every job.
     pub fn jobs(&self) -> Result<Vec<Job>> {
-        self.select_all(
-            "SELECT id, key, payload, status, result FROM jobs ORDER BY id",
-            |r| {
+        self.select_jobs("ORDER BY id", None)
+    }
+
+    /// One job, if there is one with this id.
+    pub fn job(&self, id: i64) -> Result<Option<Job>> {
+        Ok(self.select_jobs("WHERE id = ?1", Some(id))?.pop())
+    }
+
+    /// The jobs `clause` selects (with `?1` bound to `id` when given).
+    fn select_jobs(&self, clause: &str, id: Option<i64>) -> Result<Vec<Job>> {
+        let conn = self.lock();
+        let sql = format!("SELECT id, key, payload, status, result FROM jobs {clause}");
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql)?;
+            let row = |r: &rusqlite::Row<'_>| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -220,23 +232,33 @@ impl Store {
                     r.get::<_, String>(3)?,
                     r.get::<_, Option<String>>(4)?,
                 ))
-            },
-        )?
-        .into_iter()
-        .map(|(id, key, payload, status, result)| {
-            let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                message: format!("job {id}: {e}"),
-            })?;
-            Ok(Job {
-                id,
-                key,
-                payload,
-                status: JobStatus::from(status),
-                result: result.map(Outcome::from),
+            };
+            match id {
+                Some(id) => stmt
+                    .query_map([id], row)?
+                    .collect::<rusqlite::Result<Vec<_>>>(),
+                None => stmt
+                    .query_map([], row)?
+                    .collect::<rusqlite::Result<Vec<_>>>(),
+            }
+        })();
+        drop(conn);
+        self.sql(r)?
+            .into_iter()
+            .map(|(id, key, payload, status, result)| {
+                let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("job {id}: {e}"),
+                })?;
+                Ok(Job {
+                    id,
+                    key,
+                    payload,
+                    status: JobStatus::from(status),
+                    result: result.map(Outcome::from),
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// Jobs per status.

@@ -113,15 +113,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
-        let store = Store {
-            conn: Mutex::new(conn),
-            path,
-        };
+        let store = Store::connect(dir.join(DB_FILE), rusqlite::OpenFlags::default())?;
         store.init()?;
         Ok(store)
     }
@@ -137,6 +129,44 @@ impl Store {
             return Err(StoreError::Empty { path });
         }
         Store::open(dir).map(Some)
+    }
+
+    /// Open an existing run's database for reading only (a viewer beside a live run): nothing
+    /// is created or written, and the schema version is checked as [`Store::open`] does.
+    pub fn open_read_only(dir: &Path) -> Result<Option<Store>> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let store = Store::connect(path, flags)?;
+        store.check_read_only()?;
+        Ok(Some(store))
+    }
+
+    fn connect(path: PathBuf, flags: rusqlite::OpenFlags) -> Result<Store> {
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// Run `body` on the connection (read-only queries of other crates, such as a viewer's).
+    pub fn with_connection<T>(
+        &self,
+        body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let conn = self.lock();
+        let r = body(&conn);
+        drop(conn);
+        self.sql(r)
     }
 
     /// The database file.

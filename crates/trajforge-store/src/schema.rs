@@ -81,21 +81,36 @@ impl Store {
         );
         drop(conn);
         self.sql(r)?;
-        match self.meta("schema_version")? {
-            None => self.set_meta("schema_version", &SCHEMA_VERSION.to_string()),
-            Some(v) => {
-                let found: i64 = v.parse().unwrap_or(-1);
-                if found == SCHEMA_VERSION {
-                    Ok(())
-                } else {
-                    Err(StoreError::Version {
-                        path: self.path.clone(),
-                        found,
-                        expected: SCHEMA_VERSION,
-                    })
-                }
-            }
+        if self.meta("schema_version")?.is_none() {
+            return self.set_meta("schema_version", &SCHEMA_VERSION.to_string());
         }
+        self.check_version()
+    }
+
+    /// The stored schema version must be this version's (a store without one is new).
+    fn check_version(&self) -> Result<()> {
+        let Some(v) = self.meta("schema_version")? else {
+            return Ok(());
+        };
+        let found: i64 = v.parse().unwrap_or(-1);
+        if found == SCHEMA_VERSION {
+            Ok(())
+        } else {
+            Err(StoreError::Version {
+                path: self.path.clone(),
+                found,
+                expected: SCHEMA_VERSION,
+            })
+        }
+    }
+
+    /// Check a read-only connection: wait for writers, and the schema version must match.
+    pub(crate) fn check_read_only(&self) -> Result<()> {
+        let conn = self.lock();
+        let r = conn.execute_batch("PRAGMA busy_timeout = 10000;");
+        drop(conn);
+        self.sql(r)?;
+        self.check_version()
     }
 
     /// A run-level value.

@@ -50,6 +50,31 @@ fn meta_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryMeta> {
     })
 }
 
+/// The query of [`TrajectoryRow`]s with `clause` (a filter or an order) appended. Stages become
+/// one JSON object per row (SQLite's JSON functions), keyed by stage name.
+fn row_sql(with_data: bool, clause: &str) -> String {
+    let data_col = if with_data { "t.data" } else { "'null'" };
+    format!(
+        "SELECT {META_COLUMNS}, {data_col},
+                j.key, j.payload,
+                (SELECT json_group_object(s.stage, json(s.payload)) FROM stages s
+                  WHERE s.job_id = t.job_id AND s.attempt = t.attempt)
+         FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
+         {clause}"
+    )
+}
+
+/// A [`TrajectoryRow`] from a row selected by [`row_sql`].
+fn trajectory_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryRow> {
+    Ok(TrajectoryRow {
+        meta: meta_of(r)?,
+        data: r.get(8)?,
+        job_key: r.get(9)?,
+        job_payload: r.get(10)?,
+        stages: r.get(11)?,
+    })
+}
+
 /// A finished job brought in from elsewhere (an import), with everything the pipeline would
 /// have recorded for it, written by [`Store::import_jobs`].
 #[derive(Debug, Clone, PartialEq)]
@@ -126,32 +151,43 @@ impl Store {
         mut visit: impl FnMut(TrajectoryRow) -> bool,
     ) -> Result<()> {
         let conn = self.lock();
-        let data_col = if with_data { "t.data" } else { "'null'" };
-        // Stages become one JSON object per row (SQLite's JSON functions), keyed by stage name.
-        let sql = format!(
-            "SELECT {META_COLUMNS}, {data_col},
-                    j.key, j.payload,
-                    (SELECT json_group_object(s.stage, json(s.payload)) FROM stages s
-                      WHERE s.job_id = t.job_id AND s.attempt = t.attempt)
-             FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
-             ORDER BY t.job_id, t.attempt, t.rollout"
-        );
+        let sql = row_sql(with_data, "ORDER BY t.job_id, t.attempt, t.rollout");
         let r = (|| {
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let row = TrajectoryRow {
-                    meta: meta_of(r)?,
-                    data: r.get(8)?,
-                    job_key: r.get(9)?,
-                    job_payload: r.get(10)?,
-                    stages: r.get(11)?,
-                };
-                if !visit(row) {
+                if !visit(trajectory_row(r)?) {
                     break;
                 }
             }
             Ok(())
+        })();
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// One trajectory as [`Store::for_each_trajectory`] gives it, by row id.
+    pub fn trajectory_row(&self, id: i64) -> Result<Option<TrajectoryRow>> {
+        let conn = self.lock();
+        let r = conn
+            .query_row(&row_sql(true, "WHERE t.id = ?1"), [id], |r| {
+                trajectory_row(r)
+            })
+            .optional();
+        drop(conn);
+        self.sql(r)
+    }
+
+    /// The trajectories of one job, data included, by attempt and rollout.
+    pub fn job_trajectories(&self, job: i64) -> Result<Vec<(TrajectoryMeta, String)>> {
+        let conn = self.lock();
+        let sql = format!(
+            "SELECT {META_COLUMNS}, t.data FROM trajectories t WHERE t.job_id = ?1 ORDER BY t.attempt, t.rollout"
+        );
+        let r = (|| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([job], |r| Ok((meta_of(r)?, r.get::<_, String>(8)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
         })();
         drop(conn);
         self.sql(r)

@@ -330,6 +330,19 @@ impl From<trajforge_store::StoreError> for CliError {
     }
 }
 
+impl From<trajforge_view::ViewError> for CliError {
+    fn from(err: trajforge_view::ViewError) -> Self {
+        use trajforge_view::ViewError as V;
+        match &err {
+            V::NotARun(_) => CliError::from_error(Kind::Input, &err)
+                .hint("give the folder passed to `generate --out` or `web generate --out`"),
+            V::Listen { .. } => CliError::from_error(Kind::Input, &err)
+                .hint("pick another --port, or leave it out for any free port"),
+            _ => CliError::from_error(Kind::Failure, &err),
+        }
+    }
+}
+
 impl From<trajforge_browser::BrowserError> for CliError {
     fn from(err: trajforge_browser::BrowserError) -> Self {
         use trajforge_browser::BrowserError as B;

@@ -65,6 +65,8 @@ enum Command {
     Eval(Box<cmd::eval::Args>),
     /// Show where a run stands: stages, kept and rejected, recall histogram, tokens and cost.
     Status(cmd::status::Args),
+    /// Browse a run in a local web page: status, plots, every trajectory and its verdict (read-only).
+    View(cmd::view::Args),
     /// Import SERA, SWE-agent or mini-swe-agent trajectories into a run, to filter and export them.
     Import(cmd::import::Args),
     /// Held-out tasks from the repository's history: `tasks mine` (SWE-bench instances; resumable).
@@ -110,6 +112,7 @@ fn main() {
         Command::Generate(args) => cmd::generate::run(*args),
         Command::Eval(args) => cmd::eval::run(*args),
         Command::Status(args) => cmd::status::run(args),
+        Command::View(args) => cmd::view::run(args),
         Command::Site(args) => cmd::site::run(args),
         Command::Web(args) => cmd::web::run(args),
         Command::Import(args) => cmd::import::run(args),

@@ -225,16 +225,9 @@ impl Tab {
     /// Scroll the page by most of a screen; returns (scrollY, viewport height, page height).
     pub async fn scroll(&self, down: bool) -> Result<(i64, i64, i64), BrowserError> {
         let sign = if down { 1 } else { -1 };
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({
-                    "expression": format!("window.scrollBy({{top: {sign} * Math.round(innerHeight * 0.8), behavior: 'instant'}}); [Math.round(scrollY), innerHeight, document.documentElement.scrollHeight]"),
-                    "returnByValue": true
-                }),
-            )
+        let v = self
+            .evaluate(&format!("window.scrollBy({{top: {sign} * Math.round(innerHeight * 0.8), behavior: 'instant'}}); [Math.round(scrollY), innerHeight, document.documentElement.scrollHeight]"))
             .await?;
-        let v = r.pointer("/result/value").cloned().unwrap_or(Value::Null);
         let n = |i: usize| v.get(i).and_then(Value::as_i64).unwrap_or(0);
         Ok((n(0), n(1), n(2)))
     }

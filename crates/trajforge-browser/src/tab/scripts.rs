@@ -137,16 +137,56 @@ impl Tab {
 
     /// The document's MIME type.
     pub async fn content_type(&self) -> Result<String, BrowserError> {
+        let v = self.evaluate("document.contentType").await?;
+        Ok(v.as_str().unwrap_or("").to_string())
+    }
+
+    /// The JSON value of a JavaScript expression evaluated in the page's own world (where the
+    /// page's scripts run; `null` for values JSON cannot hold).
+    pub async fn evaluate(&self, expression: &str) -> Result<Value, BrowserError> {
         let r = self
             .call(
                 "Runtime.evaluate",
-                json!({"expression": "document.contentType", "returnByValue": true}),
+                json!({"expression": expression, "returnByValue": true}),
             )
             .await?;
-        Ok(r.pointer("/result/value")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string())
+        Ok(r.pointer("/result/value").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Wait up to `timeout` until `expression` is true in the page; whether it became true.
+    pub async fn wait_for(
+        &self,
+        expression: &str,
+        timeout: std::time::Duration,
+    ) -> Result<bool, BrowserError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.evaluate(expression).await? == Value::Bool(true) {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A PNG screenshot of the whole page (beyond the viewport too).
+    pub async fn screenshot_png(&self) -> Result<Vec<u8>, BrowserError> {
+        use base64::Engine;
+        let r = self
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+            )
+            .await?;
+        let data = r.get("data").and_then(Value::as_str).unwrap_or("");
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| BrowserError::Protocol {
+                method: "Page.captureScreenshot".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Call `function` (taking `reveal` and then `args`, with `this` = the element) on the

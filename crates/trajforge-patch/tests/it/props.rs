@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 use trajforge_patch::{
-    FilePatch, FileStatus, Hunk, HunkLine, LineKind, Patch, changed_lines, line_recall, parse,
+    FilePatch, FileStatus, Hunk, HunkLine, LineKind, Patch, changed_lines, line_matches,
+    line_recall, parse,
 };
 
 fn text() -> impl Strategy<Value = String> {
@@ -232,6 +233,24 @@ proptest! {
         }
         prop_assert_eq!(r.files.values().map(|f| f.matched).sum::<usize>(), r.matched);
         prop_assert_eq!(r.files.values().map(|f| f.total).sum::<usize>(), r.total);
+    }
+
+    #[test]
+    fn line_marks_count_what_the_recall_counts(p1 in patch(), p2 in patch()) {
+        let r = line_recall(&p1, &p2);
+        let m = line_matches(&p1, &p2);
+        prop_assert_eq!(m.reference.len(), r.total);
+        prop_assert_eq!(m.candidate.len(), r.candidate_total);
+        prop_assert_eq!(m.reference.iter().filter(|(_, hit)| *hit).count(), r.matched);
+        prop_assert_eq!(m.candidate.iter().filter(|(_, hit)| *hit).count(), r.matched);
+        // Every marked position is a changed line with the text the metric compares.
+        let text = |p: &Patch, pos: &trajforge_patch::LinePos| {
+            let l = &p.files[pos.file].hunks[pos.hunk].lines[pos.line];
+            format!("{}{}", l.kind.sign(), l.text)
+        };
+        let texts: Vec<String> = m.reference.iter().map(|(pos, _)| text(&p1, pos)).collect();
+        let expected: Vec<String> = changed_lines(&p1).into_iter().map(|l| l.text).collect();
+        prop_assert_eq!(texts, expected);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod serve;
 pub mod site;
 pub mod status;
 pub mod tasks;
+pub mod view;
 pub mod web;
 pub mod web_eval;
 
@@ -57,6 +58,15 @@ pub async fn shutdown_signal() -> &'static str {
         _ = int.recv() => "Ctrl-C",
         _ = term.recv() => "SIGTERM",
     }
+}
+
+/// The runtime of a local HTTP server (`serve`, `view`): two worker threads are plenty.
+pub fn server_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
 }
 
 /// Build the teacher and check that it answers, warning when a server does not list the model

@@ -49,11 +49,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         ..LocalOptions::default()
     };
     let teacher = LocalTeacher::load(&path, options).map_err(load_error)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::cmd::server_runtime()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await

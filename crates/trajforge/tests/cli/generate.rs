@@ -43,7 +43,7 @@ pub(crate) async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
     .await
 }
 
-fn generate_cmd(
+pub(crate) fn generate_cmd(
     scene: &Scene,
     server: &FakeServer,
     run_dir: &Path,

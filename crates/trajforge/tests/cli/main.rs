@@ -18,6 +18,7 @@ mod site;
 mod stdout;
 mod tasks;
 mod teachers;
+mod view;
 mod web;
 mod web_eval;
 

@@ -15,6 +15,7 @@ fn every_option_of_every_command_is_documented() {
         "generate",
         "eval",
         "status",
+        "view",
         "eval compare",
         "export",
         "import",

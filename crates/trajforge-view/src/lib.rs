@@ -1,0 +1,414 @@
+//! `trajforge view`: a local, read-only web application over a run store.
+//!
+//! [`Viewer`] answers requests (a pure function of the store's current content: every request
+//! opens the run database read-only and closes it, so the pages follow a live run);
+//! [`server`] serves it over HTTP/1 with hyper on a loopback address. The pages:
+//! the overview (the numbers of `status` with server-drawn SVG plots), the trajectory list
+//! (filters, sorting, pages, all in the query string), full-text search (an FTS5 index in a
+//! temporary side database, see [`search`]), one job's story (timelines, the synthetic PR, P1
+//! beside P2 with each line marked as the recall counted it) and the training sample in an
+//! export format with its loss mask.
+//!
+//! Safety: trajectory content is untrusted. Every string from the store goes through
+//! [`html::esc`]; URLs from trajectories are shown as text, never as links; the only script
+//! is the embedded `/static/app.js`, and every page carries a Content-Security-Policy that
+//! allows nothing else (no inline script, no inline style, nothing from another origin).
+
+pub mod html;
+pub mod pages;
+pub mod query;
+pub mod search;
+pub mod server;
+pub mod svg;
+pub mod synthetic;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use trajforge_export::{Format, Sample};
+use trajforge_pipeline::prepare;
+use trajforge_pipeline::status;
+use trajforge_store::{Store, StoreError};
+
+use crate::html::{Section, page};
+use crate::search::SearchIndex;
+
+/// Search results shown at most.
+pub const SEARCH_LIMIT: usize = 100;
+
+/// The Content-Security-Policy of every response: only this origin's script and style files,
+/// no inline script or style, no plugins, no framing, forms only to this origin.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The embedded script (keyboard navigation).
+pub const APP_JS: &str = include_str!("../static/app.js");
+/// The embedded style sheet.
+pub const STYLE_CSS: &str = include_str!("../static/style.css");
+
+/// Errors of the viewer.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// The folder holds no run.
+    #[error("{0}: not a run folder (no trajforge.db)")]
+    NotARun(PathBuf),
+    /// The run store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The search index's folder could not be made.
+    #[error("cannot create the search index: {0}")]
+    Index(#[source] std::io::Error),
+    /// The search index failed.
+    #[error("search index: {0}")]
+    Search(#[source] rusqlite::Error),
+    /// The student's tokenizer could not be loaded.
+    #[error(transparent)]
+    Tokenizer(#[from] trajforge_export::ExportError),
+    /// The server could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// An answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// Content-Type header.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    fn html(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body,
+        }
+    }
+
+    fn text(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_string(),
+        }
+    }
+}
+
+/// What the overview shows, computed from the store at one moment.
+#[derive(Debug)]
+pub struct Overview {
+    key: StoreKey,
+    took: std::time::Duration,
+    /// The run's status, as `trajforge status` computes it.
+    pub status: status::Status,
+    /// The recall threshold of the run.
+    pub threshold: Option<f64>,
+    /// When jobs finished (ms since the epoch), in order.
+    pub finished: Vec<i64>,
+}
+
+/// The built-in demonstration pool when the run used it (its fingerprint is in the run's
+/// settings); a run given its own pool gets none (the file is not known here).
+fn run_demos(store: &Store) -> Vec<trajforge_pipeline::demos::Demo> {
+    let pool = trajforge_pipeline::demos::default_pool();
+    let used = trajforge_export::run_settings(store)
+        .ok()
+        .and_then(|v| v.get("demos").and_then(|d| d.as_str()).map(str::to_string));
+    if used.as_deref() == Some(trajforge_pipeline::demos::fingerprint(&pool).as_str()) {
+        pool
+    } else {
+        Vec::new()
+    }
+}
+
+/// Sizes and modification times of the database and its write-ahead log: any commit changes
+/// one of them.
+type StoreKey = [(u64, Option<std::time::SystemTime>); 2];
+
+fn store_key(dir: &Path) -> StoreKey {
+    let of = |name: &str| {
+        std::fs::metadata(dir.join(name)).map_or((0, None), |m| (m.len(), m.modified().ok()))
+    };
+    [
+        of(trajforge_store::DB_FILE),
+        of(&format!("{}-wal", trajforge_store::DB_FILE)),
+    ]
+}
+
+/// The viewer of one run folder.
+pub struct Viewer {
+    dir: PathBuf,
+    name: String,
+    index: Arc<SearchIndex>,
+    overview: std::sync::Mutex<Option<Arc<Overview>>>,
+    tokens: Option<(trajforge_export::StudentTokenizer, Option<usize>)>,
+}
+
+impl Viewer {
+    /// A viewer of the run in `dir` (which must hold a run store), with an empty search index.
+    pub fn open(dir: &Path) -> Result<Viewer, ViewError> {
+        if Store::open_read_only(dir)?.is_none() {
+            return Err(ViewError::NotARun(dir.to_path_buf()));
+        }
+        let name = dir
+            .canonicalize()
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(Viewer {
+            dir: dir.to_path_buf(),
+            name,
+            index: Arc::new(SearchIndex::create()?),
+            overview: std::sync::Mutex::new(None),
+            tokens: None,
+        })
+    }
+
+    /// Count the training sample's tokens with the student's tokenizer (a `tokenizer.json`,
+    /// its folder or a GGUF file, as `export --tokenizer` takes) and show where a
+    /// `--max-tokens` cut falls.
+    pub fn with_tokenizer(
+        mut self,
+        path: &Path,
+        max_tokens: Option<usize>,
+    ) -> Result<Viewer, ViewError> {
+        self.tokens = Some((trajforge_export::StudentTokenizer::load(path)?, max_tokens));
+        Ok(self)
+    }
+
+    /// The run folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The search index.
+    pub fn index(&self) -> &Arc<SearchIndex> {
+        &self.index
+    }
+
+    /// A short-lived read-only connection to the run's store.
+    pub fn store(&self) -> Result<Store, ViewError> {
+        Store::open_read_only(&self.dir)?.ok_or_else(|| ViewError::NotARun(self.dir.clone()))
+    }
+
+    /// Index every trajectory stored so far (the server does this in the background).
+    pub fn index_all(&self) -> Result<usize, ViewError> {
+        let store = self.store()?;
+        let mut n = 0;
+        loop {
+            let added = self.index.refresh(&store)?;
+            if added == 0 {
+                return Ok(n);
+            }
+            n += added;
+        }
+    }
+
+    /// The answer to `GET path?query`; other methods are refused.
+    pub fn respond(&self, method: &str, path: &str, query: &str) -> Reply {
+        if method != "GET" {
+            return Reply::text(405, "this viewer is read-only: GET only");
+        }
+        let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let result = match path {
+            "/static/app.js" => {
+                return Reply {
+                    status: 200,
+                    content_type: "text/javascript; charset=utf-8",
+                    body: APP_JS.to_string(),
+                };
+            }
+            "/static/style.css" => {
+                return Reply {
+                    status: 200,
+                    content_type: "text/css; charset=utf-8",
+                    body: STYLE_CSS.to_string(),
+                };
+            }
+            "/" => self.overview(),
+            "/list" => self.list(&params),
+            "/search" => self.search(params.get("q").map_or("", String::as_str)),
+            _ => {
+                if let Some(id) = path.strip_prefix("/job/").and_then(|i| i.parse().ok()) {
+                    self.job(id)
+                } else if let Some(id) = path.strip_prefix("/sample/").and_then(|i| i.parse().ok())
+                {
+                    self.sample(id, params.get("format").map_or("hermes", String::as_str))
+                } else {
+                    Ok(None)
+                }
+            }
+        };
+        match result {
+            Ok(Some(reply)) => reply,
+            Ok(None) => Reply::html(
+                404,
+                self.page("Not found", Section::Detail, "<h1>Not found</h1>"),
+            ),
+            Err(e) => Reply::html(
+                500,
+                self.page(
+                    "Error",
+                    Section::Detail,
+                    &format!("<h1>Error</h1><pre>{}</pre>", html::esc(&e.to_string())),
+                ),
+            ),
+        }
+    }
+
+    /// A note while the side index has not caught up with the store (empty once it has).
+    fn progress(&self) -> Result<String, ViewError> {
+        let store = self.store()?;
+        let stored: i64 = store.with_connection(|c| {
+            c.query_row("SELECT COALESCE(MAX(id), 0) FROM trajectories", [], |r| {
+                r.get(0)
+            })
+        })?;
+        let indexed = self.index.indexed_up_to()?;
+        Ok(if indexed < stored {
+            format!(
+                "<p class=\"muted\" id=\"index-progress\">Indexing: trajectories up to {indexed} of {stored} so far; reload for the rest.</p>"
+            )
+        } else {
+            String::new()
+        })
+    }
+
+    /// The status and the jobs' finishing times, computed again only when the store's files
+    /// changed since the last computation (the background task keeps it fresh on a live run).
+    pub fn refresh_overview(&self) -> Result<Arc<Overview>, ViewError> {
+        let key = store_key(&self.dir);
+        if let Some(c) = self.lock_overview().as_ref().filter(|c| c.key == key) {
+            return Ok(Arc::clone(c));
+        }
+        let started = std::time::Instant::now();
+        let store = self.store()?;
+        let pricing = prepare::stored_pricing(&store).unwrap_or_default();
+        let mut fresh = Overview {
+            key,
+            took: std::time::Duration::ZERO,
+            status: status::status(&store, pricing)?,
+            threshold: prepare::stored_threshold(&store),
+            finished: query::finish_times(&store)?,
+        };
+        fresh.took = started.elapsed();
+        let fresh = Arc::new(fresh);
+        *self.lock_overview() = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    fn lock_overview(&self) -> std::sync::MutexGuard<'_, Option<Arc<Overview>>> {
+        self.overview.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn page(&self, title: &str, section: Section, body: &str) -> String {
+        page(&self.name, title, section, body)
+    }
+
+    fn overview(&self) -> Result<Option<Reply>, ViewError> {
+        // A run whose status takes long to compute is shown as last computed (the background
+        // task brings it up to date within seconds), so its overview answers at once; a small
+        // run's is computed afresh when the store changed.
+        let cached = self.lock_overview().clone();
+        let o = match cached {
+            Some(o) if o.took >= std::time::Duration::from_millis(200) => o,
+            _ => self.refresh_overview()?,
+        };
+        let body = pages::overview::body(&o.status, o.threshold, &o.finished);
+        Ok(Some(Reply::html(
+            200,
+            self.page("Overview", Section::Overview, &body),
+        )))
+    }
+
+    fn list(&self, params: &BTreeMap<String, String>) -> Result<Option<Reply>, ViewError> {
+        let q = query::ListQuery::from_pairs(params);
+        let (rows, total) = self.index.list(&q)?;
+        let choices = self.index.choices()?;
+        let mut body = self.progress()?;
+        body.push_str(&pages::list::body(&q, &rows, total, &choices));
+        Ok(Some(Reply::html(
+            200,
+            self.page("Trajectories", Section::List, &body),
+        )))
+    }
+
+    fn search(&self, q: &str) -> Result<Option<Reply>, ViewError> {
+        let found = self.index.search(q, SEARCH_LIMIT)?;
+        let mut body = self.progress()?;
+        body.push_str(&pages::search::body(q, &found));
+        Ok(Some(Reply::html(
+            200,
+            self.page("Search", Section::Search, &body),
+        )))
+    }
+
+    fn job(&self, id: i64) -> Result<Option<Reply>, ViewError> {
+        let store = self.store()?;
+        let Some(story) = query::job_story(&store, id)? else {
+            return Ok(None);
+        };
+        let threshold = prepare::stored_threshold(&store);
+        let demos = run_demos(&store);
+        let body = pages::job::body(&story, threshold, &demos);
+        let title = format!("Job {id}");
+        Ok(Some(Reply::html(
+            200,
+            self.page(&title, Section::Detail, &body),
+        )))
+    }
+
+    fn sample(&self, id: i64, format: &str) -> Result<Option<Reply>, ViewError> {
+        let format = Format::parse(format)
+            .filter(|f| *f != Format::Raw)
+            .unwrap_or(Format::Hermes);
+        let store = self.store()?;
+        let Some(row) = store.trajectory_row(id)? else {
+            return Ok(None);
+        };
+        let body = match Sample::from_row(row, false) {
+            Ok(mut sample) => {
+                trajforge_export::convert::prepare(&mut sample.trajectory, false);
+                let run = trajforge_export::run_settings(&store).unwrap_or_default();
+                let site = trajforge_export::web_site(&store, &run).ok().flatten();
+                // With a tokenizer: the exact count, and the cut `export --max-tokens` makes.
+                let measure = match &self.tokens {
+                    Some((tok, max)) => Some((tok.measure(&sample.trajectory, *max)?, *max)),
+                    None => None,
+                };
+                let keep = measure.map_or(sample.trajectory.messages.len(), |(m, _)| m.keep);
+                let rendered = trajforge_export::render_row(
+                    &sample,
+                    format,
+                    keep,
+                    measure.as_ref().map(|(m, _)| m),
+                    &run,
+                    site.as_deref(),
+                );
+                pages::sample::body(&sample, format, &rendered.row, measure)
+            }
+            Err(e) => format!(
+                "<h1>Training sample</h1><p class=\"bad\">{}</p>",
+                html::esc(&e.to_string())
+            ),
+        };
+        let title = format!("Sample {id}");
+        Ok(Some(Reply::html(
+            200,
+            self.page(&title, Section::Detail, &body),
+        )))
+    }
+}

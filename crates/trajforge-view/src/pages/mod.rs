@@ -1,0 +1,7 @@
+//! The pages' bodies, one module per page.
+
+pub mod job;
+pub mod list;
+pub mod overview;
+pub mod sample;
+pub mod search;

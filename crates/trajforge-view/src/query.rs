@@ -1,0 +1,364 @@
+//! Read-only queries over a run store for the pages: the filtered, sorted, paginated list of
+//! trajectories, one job with its stages and trajectories, and neighbours for navigation.
+//! Nothing here writes; the columns listed come before the `data` column of a trajectory row,
+//! so listing never reads trajectory bodies.
+
+use std::collections::BTreeMap;
+
+use rusqlite::OptionalExtension;
+use rusqlite::types::Value as Sql;
+use serde::{Deserialize, Serialize};
+use trajforge_store::model::Stage;
+use trajforge_store::{Job, StageRecord, Store, StoreError, TrajectoryMeta};
+
+/// How the list is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// By trajectory id (the order they were stored).
+    #[default]
+    Id,
+    /// By r.
+    Recall,
+    /// By steps taken.
+    Steps,
+    /// By job.
+    Job,
+}
+
+impl Sort {
+    fn parse(s: &str) -> Sort {
+        match s {
+            "recall" | "r" => Sort::Recall,
+            "steps" => Sort::Steps,
+            "job" => Sort::Job,
+            _ => Sort::Id,
+        }
+    }
+
+    /// The name used in links.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Id => "id",
+            Sort::Recall => "recall",
+            Sort::Steps => "steps",
+            Sort::Job => "job",
+        }
+    }
+}
+
+/// The list's filters, sort and page, as the query string of `/list` carries them (so a link
+/// or a reload shows the same rows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// `kept`, `rejected` or empty.
+    pub kept: String,
+    /// Outcome of the attempt (`low_recall`, `selfcheck_no`, ...).
+    pub reason: String,
+    /// `t1`, `t2` or empty.
+    pub rollout: String,
+    /// Bug type (code) or intent (web).
+    pub entry: String,
+    /// Lowest r.
+    pub rmin: Option<f64>,
+    /// Highest r.
+    pub rmax: Option<f64>,
+    /// Exit status label.
+    pub exit: String,
+    /// Behavioural verdict: `agree`, `disagree` or empty.
+    pub tests: String,
+    /// Sort key.
+    pub sort: Sort,
+    /// Descending.
+    pub desc: bool,
+    /// 0-based page.
+    pub page: usize,
+}
+
+/// Rows per list page.
+pub const PAGE_SIZE: usize = 50;
+
+impl ListQuery {
+    /// Read the filters from a query string's pairs (unknown keys ignored, bad numbers dropped).
+    pub fn from_pairs(pairs: &BTreeMap<String, String>) -> ListQuery {
+        let s = |k: &str| pairs.get(k).cloned().unwrap_or_default();
+        let f = |k: &str| pairs.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+        ListQuery {
+            kept: s("kept"),
+            reason: s("reason"),
+            rollout: s("rollout"),
+            entry: s("entry"),
+            rmin: f("rmin"),
+            rmax: f("rmax"),
+            exit: s("exit"),
+            tests: s("tests"),
+            sort: Sort::parse(&s("sort")),
+            desc: s("dir") == "desc",
+            page: pairs.get("page").and_then(|p| p.parse().ok()).unwrap_or(0),
+        }
+    }
+
+    /// The query string pairs of these filters, with `page` replaced.
+    pub fn pairs(&self, page: usize) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        vec![
+            ("kept", self.kept.clone()),
+            ("reason", self.reason.clone()),
+            ("rollout", self.rollout.clone()),
+            ("entry", self.entry.clone()),
+            ("rmin", opt(self.rmin)),
+            ("rmax", opt(self.rmax)),
+            ("exit", self.exit.clone()),
+            ("tests", self.tests.clone()),
+            (
+                "sort",
+                if self.sort == Sort::Id {
+                    String::new()
+                } else {
+                    self.sort.as_str().to_string()
+                },
+            ),
+            (
+                "dir",
+                if self.desc {
+                    "desc".into()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "page",
+                if page == 0 {
+                    String::new()
+                } else {
+                    page.to_string()
+                },
+            ),
+        ]
+    }
+}
+
+/// One row of the list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListRow {
+    /// Trajectory id.
+    pub id: i64,
+    /// Job id.
+    pub job_id: i64,
+    /// Attempt.
+    pub attempt: i64,
+    /// `t1` or `t2`.
+    pub rollout: String,
+    /// Exit status.
+    pub exit: String,
+    /// r.
+    pub recall: Option<f64>,
+    /// Kept for training.
+    pub kept: bool,
+    /// The attempt's outcome: its rejection reason, else its verification result, else the job's.
+    pub outcome: Option<String>,
+    /// Bug type (code) or intent (web).
+    pub entry: Option<String>,
+    /// Steps taken (from the rollout stage).
+    pub steps: Option<i64>,
+    /// Behavioural verdict, when tests were run.
+    pub tests_agree: Option<bool>,
+    /// The function's name (code) or the start page (web).
+    pub subject: String,
+}
+
+/// The joins that give a trajectory's list row; each stage join is on the stages primary key.
+const LIST_FROM: &str = "FROM trajectories t
+    LEFT JOIN jobs j ON j.id = t.job_id
+    LEFT JOIN stages r1 ON r1.job_id = t.job_id AND r1.attempt = t.attempt AND r1.stage = 'rollout1'
+    LEFT JOIN stages rs ON rs.job_id = t.job_id AND rs.attempt = t.attempt
+         AND rs.stage = (CASE t.rollout WHEN 't1' THEN 'rollout1' ELSE 'rollout2' END)
+    LEFT JOIN stages rj ON rj.job_id = t.job_id AND rj.attempt = t.attempt AND rj.stage = 'rejected'
+    LEFT JOIN stages v ON v.job_id = t.job_id AND v.attempt = t.attempt AND v.stage = 'verify'
+    LEFT JOIN stages ts ON ts.job_id = t.job_id AND ts.attempt = t.attempt AND ts.stage = 'tests'";
+
+/// The list rows of the trajectories `clause` selects (a `WHERE` on `t` and `j` with `?1`,
+/// and an order), read from the run store; they are mirrored into the side index, where the
+/// list is filtered and counted (see [`crate::search`]).
+pub fn list_rows(store: &Store, clause: &str, arg: i64) -> Result<Vec<ListRow>, StoreError> {
+    let sql = format!(
+        "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.recall, t.kept,
+                COALESCE(json_extract(rj.payload, '$.reason'), json_extract(v.payload, '$.result'), j.result),
+                COALESCE(json_extract(j.payload, '$.intent'), json_extract(r1.payload, '$.bug')),
+                json_extract(rs.payload, '$.steps'),
+                json_extract(ts.payload, '$.verdict.agree'),
+                COALESCE(json_extract(j.payload, '$.name'), json_extract(j.payload, '$.start_url'), j.key, '')
+         {LIST_FROM} {clause}"
+    );
+    store.with_connection(|conn| {
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([arg], row_of)?;
+        rows.collect()
+    })
+}
+
+/// A [`ListRow`] from the twelve columns in its field order.
+pub fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
+    Ok(ListRow {
+        id: r.get(0)?,
+        job_id: r.get(1)?,
+        attempt: r.get(2)?,
+        rollout: r.get(3)?,
+        exit: r.get(4)?,
+        recall: r.get(5)?,
+        kept: r.get::<_, i64>(6)? != 0,
+        outcome: r.get(7)?,
+        entry: r.get(8)?,
+        steps: r.get(9)?,
+        tests_agree: r.get::<_, Option<i64>>(10)?.map(|v| v != 0),
+        subject: r.get(11)?,
+    })
+}
+
+/// The `WHERE` and `ORDER BY` of `q` over the mirrored rows (table `rows`), with their arguments.
+pub fn list_filter(q: &ListQuery) -> (String, String, Vec<Sql>) {
+    let mut wheres: Vec<String> = Vec::new();
+    let mut args: Vec<Sql> = Vec::new();
+    for (column, v) in [
+        ("rollout", &q.rollout),
+        ("exit", &q.exit),
+        ("outcome", &q.reason),
+        ("entry", &q.entry),
+    ] {
+        if !v.is_empty() {
+            args.push(Sql::Text(v.to_string()));
+            wheres.push(format!("{column} = ?{}", args.len()));
+        }
+    }
+    match q.kept.as_str() {
+        "kept" => wheres.push("kept != 0".into()),
+        "rejected" => wheres.push("kept = 0".into()),
+        _ => {}
+    }
+    match q.tests.as_str() {
+        "agree" => wheres.push("tests_agree = 1".into()),
+        "disagree" => wheres.push("tests_agree = 0".into()),
+        _ => {}
+    }
+    for (op, v) in [(">=", q.rmin), ("<=", q.rmax)] {
+        if let Some(v) = v {
+            args.push(Sql::Real(v));
+            wheres.push(format!("recall {op} ?{}", args.len()));
+        }
+    }
+    let filter = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", wheres.join(" AND "))
+    };
+    let dir = if q.desc { "DESC" } else { "ASC" };
+    let order = match q.sort {
+        Sort::Id => format!("id {dir}"),
+        Sort::Recall => format!("recall IS NULL, recall {dir}, id"),
+        Sort::Steps => format!("steps IS NULL, steps {dir}, id"),
+        Sort::Job => format!("job_id {dir}, attempt, rollout"),
+    };
+    (filter, order, args)
+}
+
+/// A stored trajectory of a job, parsed when it has the agent's trajectory format.
+#[derive(Debug, Clone)]
+pub struct JobTrajectory {
+    /// Row metadata and verdict.
+    pub meta: TrajectoryMeta,
+    /// The episode, when its JSON reads as one.
+    pub trajectory: Option<trajforge_agent::Trajectory>,
+    /// The JSON as stored, for trajectories that do not read as an episode.
+    pub raw: String,
+}
+
+/// One job with everything the store holds about it.
+#[derive(Debug, Clone)]
+pub struct JobStory {
+    /// The job.
+    pub job: Job,
+    /// Its stage results, in commit order.
+    pub stages: Vec<StageRecord>,
+    /// Its trajectories, by attempt and rollout.
+    pub trajectories: Vec<JobTrajectory>,
+    /// The previous and next job ids, for navigation.
+    pub neighbours: (Option<i64>, Option<i64>),
+}
+
+impl JobStory {
+    /// The attempts recorded, in order.
+    pub fn attempts(&self) -> Vec<i64> {
+        let mut a: Vec<i64> = self
+            .stages
+            .iter()
+            .map(|s| s.attempt)
+            .chain(self.trajectories.iter().map(|t| t.meta.attempt))
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    }
+
+    /// The stage `pick` selects in `attempt`.
+    pub fn stage<'a, T>(
+        &'a self,
+        attempt: i64,
+        pick: impl Fn(&'a Stage) -> Option<T>,
+    ) -> Option<T> {
+        self.stages
+            .iter()
+            .filter(|s| s.attempt == attempt)
+            .find_map(|s| pick(&s.stage))
+    }
+
+    /// The trajectory of `rollout` in `attempt`.
+    pub fn trajectory(&self, attempt: i64, rollout: &str) -> Option<&JobTrajectory> {
+        self.trajectories
+            .iter()
+            .find(|t| t.meta.attempt == attempt && t.meta.rollout == rollout)
+    }
+}
+
+/// Everything about job `id`, or None when there is no such job.
+pub fn job_story(store: &Store, id: i64) -> Result<Option<JobStory>, StoreError> {
+    let Some(job) = store.job(id)? else {
+        return Ok(None);
+    };
+    let stages = store.stages(id)?;
+    let rows = store.job_trajectories(id)?;
+    let trajectories = rows
+        .into_iter()
+        .map(|(meta, raw)| JobTrajectory {
+            meta,
+            trajectory: serde_json::from_str(&raw).ok(),
+            raw,
+        })
+        .collect();
+    let neighbours = store.with_connection(|conn| {
+        let prev = conn
+            .query_row("SELECT MAX(id) FROM jobs WHERE id < ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        let next = conn
+            .query_row("SELECT MIN(id) FROM jobs WHERE id > ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        Ok((prev, next))
+    })?;
+    Ok(Some(JobStory {
+        job,
+        stages,
+        trajectories,
+        neighbours,
+    }))
+}
+
+/// Times (ms since the epoch) at which jobs finished, for the throughput plot.
+pub fn finish_times(store: &Store) -> Result<Vec<i64>, StoreError> {
+    store.with_connection(|conn| {
+        let mut stmt =
+            conn.prepare("SELECT updated_at FROM jobs WHERE status = 'done' ORDER BY updated_at")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        rows.collect()
+    })
+}

@@ -1,0 +1,72 @@
+//! `trajforge view`: browse a run in a local web page.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use trajforge_view::{Viewer, server};
+
+use crate::error::CliError;
+
+/// Options of `trajforge view`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The first line on stdout is the URL. The pages are read-only (GET only) and \
+follow a run that is still going; every asset is built in (works offline). Keys: j/k next/previous \
+row or job, n/N next/previous step, / search. Stop with Ctrl-C."
+)]
+pub struct Args {
+    /// The run folder given to `generate --out` or `web generate --out`.
+    pub run_dir: PathBuf,
+    /// Port to listen on [default: any free port].
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to bind; the default keeps the pages private to this machine.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Open the URL in the default browser (xdg-open).
+    #[arg(long)]
+    pub open: bool,
+    /// The student's tokenizer (tokenizer.json, its folder or a GGUF file): training samples
+    /// show their exact token count.
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: Option<PathBuf>,
+    /// With --tokenizer: show where `export --max-tokens N` cuts each sample.
+    #[arg(long, value_name = "N", requires = "tokenizer")]
+    pub max_tokens: Option<usize>,
+}
+
+/// Serve the run until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> Result<(), CliError> {
+    let mut viewer = Viewer::open(&args.run_dir)?;
+    if let Some(path) = &args.tokenizer {
+        viewer = viewer.with_tokenizer(path, args.max_tokens)?;
+    }
+    let viewer = Arc::new(viewer);
+    let runtime = crate::cmd::server_runtime()?;
+    runtime.block_on(async move {
+        let listener = server::bind(&args.host, args.port).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::failure(format!("cannot read the bound address: {e}")))?;
+        let url = format!("http://{addr}/");
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{url}");
+        let _ = out.flush();
+        eprintln!(
+            "viewing {} on {url} (read-only); Ctrl-C stops",
+            args.run_dir.display()
+        );
+        if args.open
+            && let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn()
+        {
+            eprintln!("warning: cannot open a browser ({e}); open {url} yourself");
+        }
+        server::serve(viewer, listener, async {
+            let signal = crate::cmd::shutdown_signal().await;
+            eprintln!("{signal}: stopping");
+        })
+        .await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,325 @@
+//! `trajforge view` end to end: a run generated with the scripted teacher on the sample
+//! repository (and a web run on the crawled bidict docs), served by the real binary and read
+//! in real headless Chromium: the DOM shows the store's numbers, the marks of known pairs and
+//! search hits, the keyboard moves through rows, jobs and steps, and the pages follow the run
+//! as it grows. Screenshots of every page are kept (`$TRAJFORGE_VIEW_SCREENSHOTS`, else
+//! `view-screenshots` in the target folder's temporary folder).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use trajforge_browser::{Browser, LaunchConfig, NetMode, NetPolicy, Tab};
+use trajforge_store::Store;
+use trajforge_testkit::code::{Fate, fate};
+use trajforge_testkit::web::WebTeacher;
+use trajforge_testkit::{FakeServer, Script};
+
+use crate::generate::{generate_cmd, output, scene, server};
+use crate::status_json;
+use crate::site::bidict_docs;
+use crate::web::crawl_site;
+
+/// A running `trajforge view`, stopped when dropped (also when a test fails).
+struct Viewing(Child);
+
+impl Drop for Viewing {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `trajforge view RUN` on a free port; the child and the URL it printed first.
+fn view(run: &Path) -> (Viewing, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .arg("view")
+        .arg(run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trajforge view");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Viewing(child);
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("url line");
+    let url = line.trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
+    (child, url)
+}
+
+struct Page {
+    tab: Tab,
+    base: String,
+}
+
+impl Page {
+    async fn new(browser: &Browser, base: &str) -> Page {
+        let policy = NetPolicy::new(base, NetMode::Live { record: None }).expect("policy");
+        let tab = Tab::open(browser.cdp(), Arc::new(policy))
+            .await
+            .expect("tab");
+        Page {
+            tab,
+            base: base.to_string(),
+        }
+    }
+
+    /// Load `path`, wait for the page's script, and keep a screenshot named `shot`.
+    async fn open(&self, path: &str, shot: &str) {
+        self.tab
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .expect("loads");
+        self.wait("document.body.getAttribute('data-app') === 'ready'")
+            .await;
+        let png = self.tab.screenshot_png().await.expect("screenshot");
+        let dir = std::env::var_os("TRAJFORGE_VIEW_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("view-screenshots"));
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(dir.join(format!("{shot}.png")), png).expect("screenshot");
+    }
+
+    /// Like [`Page::open`], reloading until the side index has caught up with the store.
+    async fn open_indexed(&self, path: &str, shot: &str) {
+        for _ in 0..100 {
+            self.open(path, shot).await;
+            if self.count("#index-progress").await == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{path}: the index never caught up");
+    }
+
+    async fn wait(&self, condition: &str) {
+        let ok = self
+            .tab
+            .wait_for(
+                &format!("!!document.body && ({condition})"),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("evaluate");
+        assert!(ok, "never true: {condition}");
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        let v = self
+            .tab
+            .evaluate(&format!(
+                "(document.querySelector({}) || {{}}).textContent || ''",
+                Value::from(selector)
+            ))
+            .await
+            .expect("evaluate");
+        v.as_str().unwrap_or("").to_string()
+    }
+
+    async fn count(&self, selector: &str) -> u64 {
+        let v = self
+            .tab
+            .evaluate(&format!(
+                "document.querySelectorAll({}).length",
+                Value::from(selector)
+            ))
+            .await
+            .expect("evaluate");
+        v.as_u64().unwrap_or(0)
+    }
+
+    async fn press(&self, key: &str) {
+        self.tab.press(key).await.expect("key");
+    }
+}
+
+async fn browser() -> Browser {
+    Browser::launch(&LaunchConfig::default())
+        .await
+        .expect("chromium starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_run_reads_the_same_in_the_browser_as_in_the_store_and_follows_it_live() {
+    if bidict_docs().is_none() {
+        return; // no Chromium (the same check as the web tests)
+    }
+    let scene = scene();
+    let server = server(0, 0).await;
+    let run = scene.dir.path().join("run");
+    let out = output(generate_cmd(&scene, &server, &run, 10, &[])).await;
+    crate::assert_success(&out);
+    let (_viewing, base) = view(&run);
+    let browser = browser().await;
+    let page = Page::new(&browser, &base).await;
+
+    // The overview shows what `status` says.
+    let status = status_json(&run, &[]);
+    page.open("", "code-overview").await;
+    for (id, key) in [
+        ("#n-functions", "functions"),
+        ("#n-done", "done"),
+        ("#n-kept-t2", "kept_t2"),
+        ("#n-kept-t1", "kept_t1"),
+    ] {
+        assert_eq!(page.text(id).await, status[key].to_string(), "{id}");
+    }
+    assert_eq!(page.count("#plot-recall rect").await, 10);
+
+    // The list holds every trajectory; the kept filter the kept ones.
+    let store = Store::open_read_only(&run).expect("store").expect("run");
+    let stored = store.trajectory_count().expect("count");
+    page.open_indexed("list", "code-list").await;
+    assert_eq!(page.text("#list-total").await, stored.to_string());
+    page.open_indexed("list?kept=kept", "code-list-kept").await;
+    let kept = status["kept_t1"].as_u64().unwrap_or(0) + status["kept_t2"].as_u64().unwrap_or(0);
+    assert_eq!(page.text("#list-total").await, kept.to_string());
+
+    // Known pairs: a partial one (r = 0.5) has matched and unmatched P1 lines, a wrong one
+    // (r = 0) none matched.
+    let jobs = store.jobs().expect("jobs");
+    let job_of = |want: Fate| {
+        jobs.iter()
+            .find(|j| {
+                j.payload["name"].as_str().is_some_and(|n| fate(n) == want)
+                    && j.result.as_ref().is_some_and(|r| r != "t2_not_submitted")
+            })
+            .map(|j| j.id)
+    };
+    let partial = job_of(Fate::Partial).expect("a partial pair in the first 10 jobs");
+    page.open(&format!("job/{partial}"), "code-job-partial")
+        .await;
+    assert!(page.count("pre.p1 .ln.matched").await > 0);
+    assert!(page.count("pre.p1 .ln.unmatched").await > 0);
+    assert_eq!(page.text("#recall-1").await, "0.500");
+    assert_eq!(page.text("#verdict-1").await, "kept");
+    if let Some(wrong) = job_of(Fate::Wrong) {
+        page.open(&format!("job/{wrong}"), "code-job-wrong").await;
+        assert_eq!(page.count("pre.p1 .ln.matched").await, 0);
+        assert!(page.count("pre.p1 .ln.unmatched").await > 0);
+        assert_eq!(page.text("#recall-1").await, "0.000");
+    }
+
+    // Keyboard: n walks the steps; j goes to the next job.
+    page.press("n").await;
+    page.wait("(document.body.getAttribute('data-step') || '').endsWith('-s0')")
+        .await;
+    page.press("n").await;
+    page.wait("(document.body.getAttribute('data-step') || '').endsWith('-s1')")
+        .await;
+    let here = page.tab.location().await.expect("location").0;
+    page.press("j").await;
+    page.wait(&format!("location.href !== {}", Value::from(here)))
+        .await;
+    // On the list, j/k select rows and Enter opens the selected one.
+    page.open_indexed("list", "code-list-keys").await;
+    page.press("j").await;
+    page.press("j").await;
+    page.press("k").await;
+    page.press("j").await;
+    let second: String = page
+        .tab
+        .evaluate("document.querySelectorAll('tr.row')[1].getAttribute('data-id')")
+        .await
+        .expect("evaluate")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    page.wait(&format!(
+        "document.body.getAttribute('data-selected') === {}",
+        Value::from(second.as_str())
+    ))
+    .await;
+    page.press("Enter").await;
+    page.wait(&format!("location.hash === '#t{second}'")).await;
+
+    // Search: a function's name appears in its trajectories.
+    let name = jobs[0].payload["name"].as_str().expect("name").to_string();
+    let word = name.rsplit('.').next().unwrap_or(&name).to_string();
+    page.open_indexed(&format!("search?q={word}"), "code-search")
+        .await;
+    assert!(page.count("ol.hits li").await > 0, "no hit for {word}");
+    assert!(page.count("ol.hits mark").await > 0);
+
+    // The training sample, with its loss mask.
+    page.open("sample/1?format=hermes", "code-sample").await;
+    assert!(page.count("li.turn.train").await > 0);
+
+    // Live: the run grows while the viewer runs; a reload shows it.
+    let out = output(generate_cmd(&scene, &server, &run, 12, &[])).await;
+    crate::assert_success(&out);
+    let status = status_json(&run, &[]);
+    page.open("", "code-overview-later").await;
+    assert_eq!(page.text("#n-done").await, status["done"].to_string());
+    let stored = store.trajectory_count().expect("count");
+    page.open_indexed("list", "code-list-later").await;
+    assert_eq!(page.text("#list-total").await, stored.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_run_shows_its_coverage_and_each_rollouts_pages() {
+    let Some(html) = bidict_docs() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (site, pages) = crawl_site(&html, tmp.path(), 10);
+    let teacher = Arc::new(WebTeacher::new(pages));
+    let fake = FakeServer::start(Script::handler(move |req| teacher.answer(req))).await;
+    let run = tmp.path().join("run");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+    cmd.args(["web", "generate", "--site"])
+        .arg(&site)
+        .args(["--teacher", &fake.url(), "--model", "fake-model", "--out"])
+        .arg(&run)
+        .args([
+            "-n",
+            "4",
+            "--start-pages",
+            "2",
+            "--seed",
+            "5",
+            "--max-steps",
+            "6",
+        ])
+        .args(["--concurrency", "2", "--backoff", "0.01"])
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("TRAJFORGE_API_KEY");
+    crate::assert_success(&output(cmd).await);
+    let status = status_json(&run, &[]);
+    let (_viewing, base) = view(&run);
+    let browser = browser().await;
+    let page = Page::new(&browser, &base).await;
+    page.open("", "web-overview").await;
+    assert_eq!(page.text("#n-done").await, status["done"].to_string());
+    assert!(page.count("#coverage td").await > 0);
+    assert!(
+        page.text("#plot-yield figcaption")
+            .await
+            .contains("per intent")
+    );
+    let store = Store::open_read_only(&run).expect("store").expect("run");
+    let paired = store
+        .jobs()
+        .expect("jobs")
+        .into_iter()
+        .find(|j| j.result.as_ref().is_some_and(|r| r == "kept"))
+        .map(|j| j.id);
+    if let Some(id) = paired {
+        page.open(&format!("job/{id}"), "web-job").await;
+        assert_eq!(page.count(".web .side").await, 2);
+        assert!(page.count("ol.visited li").await > 0);
+        assert_eq!(page.text("#verdict-1").await, "kept");
+    }
+    page.open_indexed("list", "web-list").await;
+    assert_eq!(
+        page.text("#list-total").await,
+        store.trajectory_count().expect("count").to_string()
+    );
+}
