@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::types::{ChatMessage, Role, ToolCall, ToolSpec};
 
 /// `null` read as the type's default (servers send `"tool_calls": null`).
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -377,6 +377,12 @@ pub struct Delta {
     /// More text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// More reasoning (vLLM, SGLang, DeepSeek).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// More reasoning under the name other servers use (Ollama, OpenRouter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     /// Calls (with their `index`).
     #[serde(
         default,
