@@ -335,18 +335,23 @@ pub struct Choice {
     pub finish_reason: Option<String>,
 }
 
-/// One server-sent event of a streamed answer.
+/// One server-sent event of a streamed answer (read leniently: servers leave fields out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatChunk {
     /// Completion id.
+    #[serde(default)]
     pub id: String,
     /// `chat.completion.chunk`.
+    #[serde(default)]
     pub object: String,
     /// Unix time.
+    #[serde(default)]
     pub created: u64,
     /// Model name.
+    #[serde(default)]
     pub model: String,
     /// The choice's delta (empty in the usage chunk).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub choices: Vec<ChunkChoice>,
     /// Token counts, in the last chunk when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -357,8 +362,10 @@ pub struct ChatChunk {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     /// Position.
+    #[serde(default)]
     pub index: u32,
     /// What this chunk adds.
+    #[serde(default)]
     pub delta: Delta,
     /// Always `null` here.
     #[serde(default)]

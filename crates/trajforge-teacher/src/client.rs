@@ -299,6 +299,23 @@ impl OpenAiTeacher {
         &self.config
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The endpoint without userinfo, for errors.
+    pub(crate) fn shown_endpoint(&self) -> &str {
+        &self.shown_endpoint
+    }
+
+    pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
+    }
+
     async fn complete_with_retries(
         &self,
         messages: &[ChatMessage],
@@ -434,7 +451,7 @@ impl OpenAiTeacher {
     }
 
     /// Some servers echo the key they rejected; keep it out of error messages.
-    fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+    pub(crate) fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
         match &self.config.api_key {
             Some(key) if !key.expose_secret().is_empty() && text.contains(key.expose_secret()) => {
                 std::borrow::Cow::Owned(text.replace(key.expose_secret(), "***"))
@@ -499,6 +516,24 @@ fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another thread installing one is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// A transport failure of a one-attempt exchange (streams are not retried).
+pub(crate) fn transport_error(err: reqwest::Error, url: &str) -> TeacherError {
+    let url = url.to_string();
+    match transport_failure(err) {
+        Failure::Timeout => TeacherError::Connection {
+            url,
+            message: "timed out".into(),
+            attempts: 1,
+        },
+        Failure::Config(message) => TeacherError::Config(message),
+        other => TeacherError::Connection {
+            url,
+            message: other.reason(),
+            attempts: 1,
+        },
     }
 }
 

@@ -1,12 +1,14 @@
 //! Teacher client: drives any OpenAI-compatible chat-completions server (vLLM, SGLang,
 //! llama.cpp, Ollama, hosted APIs) with native tool calls or Qwen/Hermes `<tool_call>` text,
-//! with retries, a shared in-flight limit and a key that never leaks into output.
+//! with retries, a shared in-flight limit and a key that never leaks into output; and
+//! streamed completions passed on as they arrive ([`ChunkStream`]).
 
 mod backoff;
 mod client;
 mod error;
 mod key;
 mod limiter;
+mod stream;
 mod types;
 mod wire;
 
@@ -14,6 +16,7 @@ pub use client::{CompletionFuture, OpenAiTeacher, RetryEvent, RetryHook, Teacher
 pub use error::TeacherError;
 pub use key::{API_KEY_ENV_VARS, ApiKey};
 pub use limiter::{RequestLimiter, RequestPermit};
+pub use stream::ChunkStream;
 // The chat types are protocol, defined in trajforge-chat; re-exported so users of the
 // teacher need one import.
 pub use trajforge_chat::{ChatMessage, Role, Sampling, ToolCall, ToolMode, ToolSpec, Usage};

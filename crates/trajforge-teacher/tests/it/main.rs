@@ -3,6 +3,7 @@
 mod errors;
 mod parsing;
 mod retries;
+mod streaming;
 
 use std::time::Duration;
 
