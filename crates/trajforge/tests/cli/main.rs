@@ -9,6 +9,7 @@ mod generate;
 mod import;
 mod local;
 mod menu;
+mod messages;
 mod old_runs;
 mod readme;
 mod recall;
