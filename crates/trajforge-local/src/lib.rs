@@ -12,6 +12,7 @@ mod grammar;
 mod messages;
 mod server;
 mod teacher;
+mod trained;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ pub use grammar::{ToolChoice, tool_grammar};
 pub use messages::{Backend, CountError, MessagesOptions, TokenCounter};
 pub use server::{ServeOptions, serve, serve_backend, wait_for_ctrl_c};
 pub use teacher::{LocalOptions, LocalStats, LocalTeacher, MAX_DEFAULT_CTX, Reply, Started};
+pub use trained::{TRAINED_ROOT, ToolsMode, TrainedError, TrainedTools};
 pub use trajforge_chat::ChatTemplate;
 /// Split the model's output into content and tool calls (the grammar-constrained reading).
 pub use trajforge_chat::hermes::grammar_output as parse_output;

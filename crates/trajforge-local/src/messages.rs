@@ -17,7 +17,7 @@ use trajforge_chat::anthropic::{
     MessagesResponse, StreamEvent, chat_request, conversation,
 };
 use trajforge_chat::wire::ChatChunk;
-use trajforge_teacher::{ChatMessage, OpenAiTeacher, ToolSpec};
+use trajforge_teacher::{ChatMessage, OpenAiTeacher, Role, ToolSpec};
 use trajforge_teacher::{Sampling, TeacherError};
 
 use crate::error::LocalError;
@@ -26,6 +26,9 @@ use crate::server::{
     sse_response,
 };
 use crate::teacher::LocalTeacher;
+use crate::trained::{
+    Plan, ToolsMode, Trained, Turn, issued_chunks, strip_billing_line, translate_stream,
+};
 
 /// Counts the prompt tokens of a conversation for an upstream model (its tokenizer and chat
 /// template, as `trajforge export --tokenizer` counts them).
@@ -122,23 +125,31 @@ impl Backend {
 
 /// Settings of the Messages endpoint.
 #[derive(Debug, Clone, Default)]
-pub struct MessagesOptions {}
+pub struct MessagesOptions {
+    /// The tools the model sees: Claude Code's, or the ones it was trained on.
+    pub tools: ToolsMode,
+}
 
 /// The endpoint's state shared by requests.
 pub(crate) struct MessagesState {
     /// Message ids are this prefix and a counter: unique across restarts too.
     id_base: String,
     next_id: AtomicU64,
+    trained: Option<Arc<Trained>>,
 }
 
 impl MessagesState {
-    pub(crate) fn new(_options: MessagesOptions) -> Self {
+    pub(crate) fn new(options: MessagesOptions) -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         Self {
             id_base: format!("msg_{:012x}{:05x}", nanos, std::process::id() & 0xfffff),
             next_id: AtomicU64::new(1),
+            trained: match options.tools {
+                ToolsMode::Passthrough => None,
+                ToolsMode::Trained(tools) => Some(Arc::new(Trained::new(tools))),
+            },
         }
     }
 
@@ -210,10 +221,26 @@ pub(crate) async fn handle(req: Request<Incoming>, state: &ServerState, count_on
             "messages: at least one message is required",
         );
     }
-    let (messages, tools) = match conversation(&request) {
+    let (mut messages, mut tools) = match conversation(&request) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    if let Some(system) = messages.first_mut().filter(|m| m.role == Role::System) {
+        system.content = system.content.as_deref().map(strip_billing_line);
+    }
+    let mut plan = None;
+    if let Some(trained) = &state.messages.trained {
+        match trained.plan(&request) {
+            Plan::Ask(m, t, turn) => {
+                (messages, tools) = (m, t);
+                plan = Some((Arc::clone(trained), turn));
+            }
+            Plan::Issue(calls) if !count_only => {
+                return respond(state, &request, &messages, &tools, Start::Issue(calls)).await;
+            }
+            Plan::Issue(_) => {}
+        }
+    }
     let backend = &state.backend;
     if count_only {
         return match backend.count(&messages, &tools).await {
@@ -223,10 +250,36 @@ pub(crate) async fn handle(req: Request<Incoming>, state: &ServerState, count_on
             Err(f) => failure_response(&f),
         };
     }
+    let start = match plan {
+        Some((trained, turn)) => Start::Trained(trained, turn),
+        None => Start::Model,
+    };
+    respond(state, &request, &messages, &tools, start).await
+}
+
+/// Where the answer comes from.
+enum Start {
+    /// The model's answer, as it is.
+    Model,
+    /// The model's answer, its calls translated for Claude Code.
+    Trained(Arc<Trained>, Turn),
+    /// These Claude Code calls, without asking the model.
+    Issue(Vec<(String, serde_json::Value)>),
+}
+
+/// Answer with a message, streamed or whole, from `start`.
+async fn respond(
+    state: &ServerState,
+    request: &MessagesRequest,
+    messages: &[ChatMessage],
+    tools: &[ToolSpec],
+    start: Start,
+) -> Resp {
+    let backend = &state.backend;
     let id = state.messages.message_id();
     // The prompt's size for message_start; the upstream's own count, when it reports one,
     // goes into message_delta.
-    let input_tokens = backend.count(&messages, &tools).await.unwrap_or(0);
+    let input_tokens = backend.count(messages, tools).await.unwrap_or(0);
     let model = if request.model.is_empty() {
         state.model.clone()
     } else {
@@ -237,15 +290,28 @@ pub(crate) async fn handle(req: Request<Incoming>, state: &ServerState, count_on
         Backend::Upstream { client, .. } => client.config().model.clone(),
     };
     let chat = chat_request(
-        &request,
+        request,
         &upstream_model,
-        &messages,
-        &tools,
+        messages,
+        tools,
         &backend.sampling(),
     );
-    let mut chunks = match start(backend, chat, &id).await {
-        Ok(rx) => rx,
-        Err(f) => return failure_response(&f),
+    let mut chunks = match start {
+        Start::Issue(calls) => {
+            let (tx, rx) = mpsc::channel(4);
+            for chunk in issued_chunks(None, &calls) {
+                let _ = tx.send(Ok(chunk)).await;
+            }
+            rx
+        }
+        Start::Model => match start_model(backend, chat, &id).await {
+            Ok(rx) => rx,
+            Err(f) => return failure_response(&f),
+        },
+        Start::Trained(trained, turn) => match start_model(backend, chat, &id).await {
+            Ok(rx) => translate_stream(rx, trained, turn),
+            Err(f) => return failure_response(&f),
+        },
     };
     let mut translator = MessageStream::new(id.clone());
     let start_event = StreamEvent::MessageStart {
@@ -307,7 +373,7 @@ pub(crate) async fn handle(req: Request<Incoming>, state: &ServerState, count_on
 }
 
 /// Start the streamed completion of `chat` on the backend; its chunks arrive on the receiver.
-async fn start(
+async fn start_model(
     backend: &Backend,
     chat: trajforge_chat::wire::ChatRequest,
     id: &str,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use trajforge_export::StudentTokenizer;
 use trajforge_local::{
     Backend, CountError, LocalError, LocalOptions, LocalTeacher, MessagesOptions, ServeOptions,
-    TokenCounter, default_model_path,
+    TRAINED_ROOT, TokenCounter, ToolsMode, TrainedTools, default_model_path,
 };
 use trajforge_teacher::{ChatMessage, OpenAiTeacher, TeacherConfig, ToolSpec};
 
@@ -57,6 +57,24 @@ pub struct Args {
     /// Model id announced by /v1/models [default: the file name without .gguf].
     #[arg(long, value_name = "ID")]
     pub name: Option<String>,
+    /// Tools the model sees on /v1/messages: `trained` swaps Claude Code's system prompt and
+    /// tools for the ones trajforge trains on and translates the calls both ways;
+    /// `passthrough` forwards Claude Code's.
+    #[arg(long, value_enum, default_value_t = Tools::Passthrough)]
+    pub tools: Tools,
+    /// The dataset the model was trained on (a folder of `export --format openai` JSONL), whose
+    /// system prompt and tools `--tools trained` uses [default: trajforge's built-in ones].
+    #[arg(long, value_name = "DATASET_DIR")]
+    pub trained_on: Option<PathBuf>,
+}
+
+/// `--tools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tools {
+    /// The trained tool set (bash, str_replace_editor, submit) in place of Claude Code's.
+    Trained,
+    /// Claude Code's tools as they are.
+    Passthrough,
 }
 
 /// Exact prompt counts of an upstream model with its tokenizer.
@@ -78,6 +96,24 @@ pub fn run(args: Args) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    let tools = match (args.tools, &args.trained_on) {
+        (Tools::Passthrough, None) => ToolsMode::Passthrough,
+        (Tools::Passthrough, Some(_)) => {
+            return Err(CliError::input("--trained-on needs --tools trained"));
+        }
+        (Tools::Trained, Some(dir)) => {
+            ToolsMode::Trained(TrainedTools::from_dataset(dir).map_err(|e| {
+                CliError::input(e).hint(
+                    "point --trained-on at the folder `trajforge export --format openai` wrote",
+                )
+            })?)
+        }
+        (Tools::Trained, None) => ToolsMode::Trained(TrainedTools {
+            system_prompt: trajforge_agent::LoopConfig::default().system_prompt,
+            tools: trajforge_repo_env::RepoEnvironment::tool_specs(),
+            root: TRAINED_ROOT.to_string(),
+        }),
+    };
     let backend = match &args.upstream {
         Some(url) => runtime.block_on(upstream(url, &args))?,
         None => {
@@ -127,7 +163,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             let signal = crate::cmd::shutdown_signal().await;
             eprintln!("{signal}: stopping");
         };
-        let messages = MessagesOptions::default();
+        let messages = MessagesOptions { tools };
         trajforge_local::serve_backend(listener, backend, serve_options, messages, shutdown)
             .await
             .map_err(CliError::failure)
