@@ -358,6 +358,25 @@ pub struct ChatChunk {
     pub usage: Option<WireUsage>,
 }
 
+impl ChatChunk {
+    /// A chunk of the one choice adding `delta`; `finish` in the choice's last chunk.
+    pub fn single(id: &str, model: &str, created: u64, delta: Delta, finish: Option<&str>) -> Self {
+        Self {
+            id: id.to_string(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: model.to_string(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: finish.map(str::to_string),
+            }],
+            usage: None,
+        }
+    }
+}
+
 /// The delta of one choice in a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {

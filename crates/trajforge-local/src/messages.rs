@@ -229,7 +229,10 @@ pub(crate) async fn handle(req: Request<Incoming>, state: &ServerState, count_on
         system.content = system.content.as_deref().map(strip_billing_line);
     }
     let mut plan = None;
-    if let Some(trained) = &state.messages.trained {
+    // Only agent turns offer tools; Claude Code's side requests (titles, command checks) go
+    // to the model as they are.
+    let agent_turn = request.tools.as_ref().is_some_and(|t| !t.is_empty());
+    if let Some(trained) = state.messages.trained.as_ref().filter(|_| agent_turn) {
         match trained.plan(&request) {
             Plan::Ask(m, t, turn) => {
                 (messages, tools) = (m, t);

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use trajforge_chat::wire::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, ErrorBody,
-    PromptTokensDetails, WireMessage, WireTool, WireToolCall, WireToolChoice, WireUsage,
+    ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, ErrorBody, PromptTokensDetails,
+    WireMessage, WireTool, WireToolCall, WireToolChoice, WireUsage,
 };
 use trajforge_teacher::{ChatMessage, Role, Sampling, ToolCall, ToolSpec};
 
@@ -508,19 +508,7 @@ enum Shape {
 
 impl StreamPump {
     fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatChunk {
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason: finish.map(str::to_string),
-            }],
-            usage: None,
-        }
+        ChatChunk::single(&self.id, &self.model, self.created, delta, finish)
     }
 
     /// A chunk adding `text` to the content.

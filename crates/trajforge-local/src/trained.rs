@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use trajforge_chat::anthropic::{ContentBlock, InputRole, MessageContent, MessagesRequest};
-use trajforge_chat::wire::{ChatChunk, ChunkChoice, Delta, WireFunction, WireToolCall};
+use trajforge_chat::wire::{ChatChunk, Delta, WireFunction, WireToolCall};
 use trajforge_chat::{ChatMessage, Role, ToolCall, ToolSpec};
 
 use crate::server::ChunkItem;
@@ -217,13 +217,27 @@ pub(crate) fn strip_billing_line(text: &str) -> String {
         .join("\n")
 }
 
-/// The working directory Claude Code states in its system prompt.
+/// The working directory Claude Code states in its system prompt (`Primary working
+/// directory: PATH` in current versions, `Working directory: PATH` in older ones).
+/// Current versions put it in a `system`-role message inside `messages`.
 fn working_directory(request: &MessagesRequest) -> Option<String> {
-    let system = request.system.as_ref()?.text("\n");
-    let at = system.find("Working directory: ")?;
-    let rest = &system[at + "Working directory: ".len()..];
-    let dir = rest.lines().next()?.trim();
-    (!dir.is_empty()).then(|| dir.trim_end_matches('/').to_string())
+    let system: Vec<String> = request
+        .system
+        .iter()
+        .chain(
+            request
+                .messages
+                .iter()
+                .filter(|m| m.role == InputRole::System)
+                .map(|m| &m.content),
+        )
+        .map(|c| c.text("\n"))
+        .collect();
+    system.iter().flat_map(|s| s.lines()).find_map(|line| {
+        let (_, rest) = line.split_once("orking directory:")?;
+        let dir = rest.trim().trim_matches('`').trim_end_matches('/');
+        dir.starts_with('/').then(|| dir.to_string())
+    })
 }
 
 impl Turn {
@@ -730,11 +744,38 @@ fn observation(turn: &Turn, call: &ModelCall, raw: &str, failed: bool) -> String
         }
         Kind::ViewFile => format!("Here is {path} with line numbers:\n{}", renumber(&text)),
         Kind::Create => format!("File created successfully at: {path}"),
-        Kind::Edit => format!(
-            "The file {path} has been edited. Here is a snippet of the result:\n{}Review the change and make sure it is what you intended.",
-            renumber(&text)
-        ),
+        Kind::Edit => {
+            // Claude Code's answer may carry no numbered lines: the snippet then comes from
+            // the file as the conversation knows it.
+            let mut lines = renumber(&text);
+            if lines.is_empty() {
+                let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                let new = args["new_str"].as_str().unwrap_or("");
+                if let Some(file) = turn.known.get(&turn.to_host(path)) {
+                    lines = snippet(file, new);
+                }
+            }
+            format!(
+                "The file {path} has been edited. Here is a snippet of the result:\n{lines}Review the change and make sure it is what you intended."
+            )
+        }
     }
+}
+
+/// The lines around the first occurrence of `new` in `file` (4 of context each side),
+/// numbered as the editor numbers them.
+fn snippet(file: &str, new: &str) -> String {
+    let Some(at) = file.find(new) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = file.lines().collect();
+    let first = file[..at].matches('\n').count() + 1;
+    let count = new.matches('\n').count() + 1;
+    let start = first.saturating_sub(4).max(1);
+    let end = (first + count + 3).min(lines.len());
+    (start..=end)
+        .filter_map(|n| lines.get(n - 1).map(|l| format!("{n:>6}\t{l}\n")))
+        .collect()
 }
 
 /// Append `msg`, merged into the previous message when both are the assistant's.
@@ -823,24 +864,10 @@ pub(crate) fn issued_chunks(
     template: Option<ChatChunk>,
     issued: &[(String, Value)],
 ) -> Vec<ChatChunk> {
-    let base = template.unwrap_or(ChatChunk {
-        id: String::new(),
-        object: "chat.completion.chunk".into(),
-        created: 0,
-        model: String::new(),
-        choices: Vec::new(),
-        usage: None,
-    });
-    let chunk = |delta: Delta, finish: Option<&str>| ChatChunk {
-        choices: vec![ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: None,
-            finish_reason: finish.map(str::to_string),
-        }],
-        usage: None,
-        ..base.clone()
-    };
+    let (id, model, created) =
+        template.map_or_else(Default::default, |t| (t.id, t.model, t.created));
+    let chunk =
+        |delta: Delta, finish: Option<&str>| ChatChunk::single(&id, &model, created, delta, finish);
     let tool_calls = issued
         .iter()
         .enumerate()
@@ -892,7 +919,7 @@ mod tests {
         serde_json::from_value(json!({
             "model": "m", "max_tokens": 10,
             "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=1; cch=abc"},
-                       {"type": "text", "text": "You are Claude Code.\n<env>\nWorking directory: /tmp/nowhere-proj\n</env>"}],
+                       {"type": "text", "text": "You are Claude Code.\n# Environment\n - Primary working directory: /tmp/nowhere-proj\n - Is a git repository: true"}],
             "tools": [{"name": "Read", "input_schema": {"type": "object"}}],
             "messages": messages,
         }))

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `trajforge` binary on real inputs in temporary folders.
 
+mod claude_code;
 mod decontaminate;
 mod eval;
 mod eval_compare;
