@@ -128,6 +128,9 @@ impl Backend {
 pub struct MessagesOptions {
     /// The tools the model sees: Claude Code's, or the ones it was trained on.
     pub tools: ToolsMode,
+    /// Largest `max_tokens` passed on (Claude Code asks for 128,000; servers refuse more than
+    /// their context leaves, and the refusal would read as a prompt too long).
+    pub max_output_tokens: Option<u64>,
 }
 
 /// The endpoint's state shared by requests.
@@ -136,6 +139,7 @@ pub(crate) struct MessagesState {
     id_base: String,
     next_id: AtomicU64,
     trained: Option<Arc<Trained>>,
+    max_output_tokens: Option<u64>,
 }
 
 impl MessagesState {
@@ -146,6 +150,7 @@ impl MessagesState {
         Self {
             id_base: format!("msg_{:012x}{:05x}", nanos, std::process::id() & 0xfffff),
             next_id: AtomicU64::new(1),
+            max_output_tokens: options.max_output_tokens,
             trained: match options.tools {
                 ToolsMode::Passthrough => None,
                 ToolsMode::Trained(tools) => Some(Arc::new(Trained::new(tools))),
@@ -292,13 +297,16 @@ async fn respond(
         Backend::Local(_) => state.model.clone(),
         Backend::Upstream { client, .. } => client.config().model.clone(),
     };
-    let chat = chat_request(
+    let mut chat = chat_request(
         request,
         &upstream_model,
         messages,
         tools,
         &backend.sampling(),
     );
+    if let (Some(cap), Some(asked)) = (state.messages.max_output_tokens, chat.max_tokens) {
+        chat.max_tokens = Some(asked.min(cap));
+    }
     let mut chunks = match start {
         Start::Issue(calls) => {
             let (tx, rx) = mpsc::channel(4);

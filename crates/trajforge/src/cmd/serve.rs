@@ -54,6 +54,10 @@ pub struct Args {
     /// Tokens per reply when a request sets no max_tokens.
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_tokens: u32,
+    /// Largest max_tokens passed on from a Messages request (Claude Code asks for 128,000;
+    /// a server refuses more than its context leaves).
+    #[arg(long, default_value_t = 8192, value_name = "N")]
+    pub max_output_tokens: u64,
     /// Model id announced by /v1/models [default: the file name without .gguf].
     #[arg(long, value_name = "ID")]
     pub name: Option<String>,
@@ -163,7 +167,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
             let signal = crate::cmd::shutdown_signal().await;
             eprintln!("{signal}: stopping");
         };
-        let messages = MessagesOptions { tools };
+        let messages = MessagesOptions {
+            tools,
+            max_output_tokens: Some(args.max_output_tokens.max(1)),
+        };
         trajforge_local::serve_backend(listener, backend, serve_options, messages, shutdown)
             .await
             .map_err(CliError::failure)
