@@ -1011,6 +1011,30 @@ mod tests {
     }
 
     #[test]
+    fn the_trained_set_is_read_from_an_exported_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = json!({
+            "messages": [{"role": "system", "content": "Work in /workspace."},
+                         {"role": "user", "content": "task"}],
+            "tools": [{"type": "function", "function": {"name": "bash", "description": "Run.",
+                       "parameters": {"type": "object"}}}]});
+        std::fs::write(
+            dir.path().join("train.jsonl"),
+            format!("not json\n{record}\n"),
+        )
+        .unwrap();
+        let t = TrainedTools::from_dataset(dir.path()).unwrap();
+        assert_eq!(t.system_prompt, "Work in /workspace.");
+        assert_eq!(t.tools[0].name, "bash");
+        assert_eq!(t.tools[0].description, "Run.");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            TrainedTools::from_dataset(empty.path()),
+            Err(TrainedError::NoRecord(_))
+        ));
+    }
+
+    #[test]
     fn reminders_and_billing_lines_are_removed() {
         assert_eq!(
             strip_reminders("a<system-reminder>x</system-reminder> b"),

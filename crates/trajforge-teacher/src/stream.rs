@@ -142,27 +142,23 @@ impl ChunkStream<'_> {
             self.done = true;
             return None;
         }
-        let value: serde_json::Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(e) => {
-                return Some(Err(TeacherError::Malformed {
+        // Chunks are parsed once, straight into their type; only an event that may be an
+        // error object is looked at as JSON first (a chunk's fields all have defaults, so an
+        // error object would read as an empty chunk).
+        if data.contains("\"error\"") {
+            let value: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+            if value.get("error").is_some() && value.get("choices").is_none() {
+                self.done = true;
+                return Some(Err(TeacherError::Status {
+                    status: 200,
                     url: self.url.clone(),
-                    message: format!("event is not JSON ({e}): {}", truncate_body(data)),
+                    body: ErrorBody::message_in(data).unwrap_or_else(|| truncate_body(data)),
                     attempts: 1,
                 }));
             }
-        };
-        if value.get("error").is_some() && value.get("choices").is_none() {
-            self.done = true;
-            return Some(Err(TeacherError::Status {
-                status: 200,
-                url: self.url.clone(),
-                body: ErrorBody::message_in(data).unwrap_or_else(|| truncate_body(data)),
-                attempts: 1,
-            }));
         }
         Some(
-            serde_json::from_value(value).map_err(|e| TeacherError::Malformed {
+            serde_json::from_str(data).map_err(|e| TeacherError::Malformed {
                 url: self.url.clone(),
                 message: format!("not a chat-completion chunk ({e}): {}", truncate_body(data)),
                 attempts: 1,
