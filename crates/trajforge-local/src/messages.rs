@@ -285,9 +285,6 @@ async fn respond(
 ) -> Resp {
     let backend = &state.backend;
     let id = state.messages.message_id();
-    // The prompt's size for message_start; the upstream's own count, when it reports one,
-    // goes into message_delta.
-    let input_tokens = backend.count(messages, tools).await.unwrap_or(0);
     let model = if request.model.is_empty() {
         state.model.clone()
     } else {
@@ -307,22 +304,33 @@ async fn respond(
     if let (Some(cap), Some(asked)) = (state.messages.max_output_tokens, chat.max_tokens) {
         chat.max_tokens = Some(asked.min(cap));
     }
-    let mut chunks = match start {
-        Start::Issue(calls) => {
+    // The prompt's size for message_start (the upstream's own count, when it reports one,
+    // goes into message_delta). The embedded model counts in its queue, so before the
+    // generation; an upstream is asked first and the prompt counted while it answers.
+    let count = async { backend.count(messages, tools).await.unwrap_or(0) };
+    let (input_tokens, started) = match (&start, backend) {
+        (Start::Issue(_), _) => (count.await, Ok(None)),
+        (_, Backend::Local(_)) => {
+            let n = count.await;
+            (n, start_model(backend, chat, &id).await.map(Some))
+        }
+        (_, Backend::Upstream { .. }) => {
+            let (started, n) = tokio::join!(start_model(backend, chat, &id), count);
+            (n, started.map(Some))
+        }
+    };
+    let mut chunks = match (start, started) {
+        (_, Err(f)) => return failure_response(&f),
+        (Start::Issue(calls), _) => {
             let (tx, rx) = mpsc::channel(4);
             for chunk in issued_chunks(None, &calls) {
                 let _ = tx.send(Ok(chunk)).await;
             }
             rx
         }
-        Start::Model => match start_model(backend, chat, &id).await {
-            Ok(rx) => rx,
-            Err(f) => return failure_response(&f),
-        },
-        Start::Trained(trained, turn) => match start_model(backend, chat, &id).await {
-            Ok(rx) => translate_stream(rx, trained, turn),
-            Err(f) => return failure_response(&f),
-        },
+        (Start::Trained(trained, turn), Ok(Some(rx))) => translate_stream(rx, trained, turn),
+        (_, Ok(Some(rx))) => rx,
+        (_, Ok(None)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "no answer started"),
     };
     let mut translator = MessageStream::new(id.clone());
     let start_event = StreamEvent::MessageStart {
