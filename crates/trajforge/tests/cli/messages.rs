@@ -128,6 +128,11 @@ try:
     out["error"] = None
 except anthropic.BadRequestError as e:
     out["error"] = {"status": e.status_code, "body": e.body}
+try:
+    c.messages.create(model="claude-x", max_tokens=64, messages=ask)
+    out["upstream_error"] = None
+except anthropic.APIStatusError as e:
+    out["upstream_error"] = {"status": e.status_code, "body": e.body}
 print(json.dumps(out))
 "#;
 
@@ -152,6 +157,7 @@ fn anthropic_sdk_against_a_fake_upstream_streams_and_calls_tools() {
                 .usage(70, 20),
         ),
         Step::Reply(Reply::new().content("Done.")),
+        Step::status(503, "upstream busy"),
     ])));
     let served = Served::start(&["--upstream", &fake.url(), "--model", "student"]);
     let out = python(&py, SDK_SCRIPT, &[&served.base]);
@@ -206,11 +212,22 @@ fn anthropic_sdk_against_a_fake_upstream_streams_and_calls_tools() {
         "invalid_request_error"
     );
 
+    // An upstream failure keeps its status, in Anthropic's error shape.
+    let upstream_error = &out["upstream_error"];
+    assert_eq!(upstream_error["status"], 503, "{upstream_error}");
+    assert_eq!(upstream_error["body"]["error"]["type"], "overloaded_error");
+    assert!(
+        upstream_error["body"]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("upstream busy")),
+        "{upstream_error}"
+    );
+
     // What the upstream saw: OpenAI chat completions, streamed, with the tool result mapped.
     let sent = fake.requests();
     assert_eq!(
         sent.len(),
-        3,
+        4,
         "the refused request never reached the upstream"
     );
     assert_eq!(sent[0]["model"], "student");
