@@ -57,6 +57,12 @@ for pkg in "${BASE_PACKAGES[@]}" "${EXTRA_PACKAGES[@]}"; do
 done
 
 # fetch-test-data.sh needs pip and python-env.sh needs venv; add Debian's only when python3 has none.
+# node and npm run the Claude Code CLI (scripts/claude-code.sh); a node from elsewhere
+# (nodesource) brings its own npm, and Debian's npm package would conflict with it.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+
 if ! python3 -m pip --version >/dev/null 2>&1 && ! is_installed python3-pip; then
     missing+=(python3-pip)
 fi

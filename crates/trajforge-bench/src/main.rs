@@ -20,6 +20,7 @@ mod eval;
 mod eval_web;
 mod export;
 mod local;
+mod messages;
 mod pipeline;
 mod sandbox;
 mod teachers;
@@ -56,6 +57,9 @@ enum Bench {
     /// Local teacher: tokens/s of raw llama.cpp, the in-process teacher and `trajforge serve`,
     /// and a synthetic episode with and without KV-cache prefix reuse.
     Local(local::LocalArgs),
+    /// Messages API: time to first token and total time through `trajforge serve --upstream`
+    /// against the upstream called directly.
+    Messages(messages::MessagesArgs),
     /// Code pipeline: overhead per kept trajectory, and teacher slots kept busy (issue 5).
     Pipeline(pipeline::PipelineArgs),
     /// Evaluation: overhead per (task, seed) row against an instant fake teacher: code tasks next to
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         } => ingest(&repo, runs.max(1), trajforge, reference),
         Bench::Agent(args) => agent::run(args),
         Bench::Local(args) => local::run(args),
+        Bench::Messages(args) => messages::run(args),
         Bench::Pipeline(args) => pipeline::run(args),
         Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),

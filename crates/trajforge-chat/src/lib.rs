@@ -1,11 +1,13 @@
 //! The chat protocol, defined once for the teacher client, the embedded teacher, its
 //! OpenAI-compatible server and the exporters: conversation types ([`ChatMessage`],
-//! [`ToolCall`], [`ToolSpec`]), the OpenAI chat-completions wire structs ([`wire`]), hermes
+//! [`ToolCall`], [`ToolSpec`]), the OpenAI chat-completions wire structs ([`wire`]),
+//! Anthropic's Messages API and its translation ([`anthropic`]), hermes
 //! tool calls in text ([`hermes`]) and chat templates rendered as Hugging Face transformers
 //! renders them ([`template`]).
 
 #[cfg(test)]
 mod fuzz_tests;
+pub mod anthropic;
 pub mod hermes;
 pub mod template;
 mod types;

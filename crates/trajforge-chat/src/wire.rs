@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::types::{ChatMessage, Role, ToolCall, ToolSpec};
 
 /// `null` read as the type's default (servers send `"tool_calls": null`).
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -335,30 +335,56 @@ pub struct Choice {
     pub finish_reason: Option<String>,
 }
 
-/// One server-sent event of a streamed answer.
+/// One server-sent event of a streamed answer (read leniently: servers leave fields out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatChunk {
     /// Completion id.
+    #[serde(default)]
     pub id: String,
     /// `chat.completion.chunk`.
+    #[serde(default)]
     pub object: String,
     /// Unix time.
+    #[serde(default)]
     pub created: u64,
     /// Model name.
+    #[serde(default)]
     pub model: String,
     /// The choice's delta (empty in the usage chunk).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub choices: Vec<ChunkChoice>,
     /// Token counts, in the last chunk when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<WireUsage>,
 }
 
+impl ChatChunk {
+    /// A chunk of the one choice adding `delta`; `finish` in the choice's last chunk.
+    pub fn single(id: &str, model: &str, created: u64, delta: Delta, finish: Option<&str>) -> Self {
+        Self {
+            id: id.to_string(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: model.to_string(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason: finish.map(str::to_string),
+            }],
+            usage: None,
+        }
+    }
+}
+
 /// The delta of one choice in a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     /// Position.
+    #[serde(default)]
     pub index: u32,
     /// What this chunk adds.
+    #[serde(default)]
     pub delta: Delta,
     /// Always `null` here.
     #[serde(default)]
@@ -377,6 +403,12 @@ pub struct Delta {
     /// More text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// More reasoning (vLLM, SGLang, DeepSeek).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// More reasoning under the name other servers use (Ollama, OpenRouter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     /// Calls (with their `index`).
     #[serde(
         default,

@@ -16,7 +16,7 @@ use trajforge_agent::Trajectory;
 use trajforge_teacher::Role;
 use xxhash_rust::xxh3::{Xxh3Builder, xxh3_128};
 
-use trajforge_chat::ChatTemplate;
+use trajforge_chat::{ChatMessage, ChatTemplate, ToolSpec};
 
 use crate::convert::think_text;
 use crate::error::{ExportError, Result};
@@ -226,6 +226,16 @@ impl StudentTokenizer {
             Some(fast) => fast.count(&self.tokenizer, text, None),
             None => self.encode_len(text),
         }
+    }
+
+    /// Tokens of the prompt a server renders with this template for `messages` and `tools`
+    /// (generation prompt included), as `trajforge serve` reports them for an upstream.
+    pub fn count_prompt(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> Result<usize> {
+        let prompt = self
+            .template
+            .render_chat(messages, tools, true)
+            .map_err(ExportError::Template)?;
+        self.count(&prompt)
     }
 
     fn encode_len(&self, text: &str) -> Result<usize> {

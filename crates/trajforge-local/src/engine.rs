@@ -128,6 +128,8 @@ pub struct Job {
     pub sampling: SamplingParams,
     /// Send text deltas as they come.
     pub stream: bool,
+    /// Only count the prompt's tokens (the answer's `prompt_tokens`); generate nothing.
+    pub count_only: bool,
     /// Where events go.
     pub events: UnboundedSender<Event>,
 }
@@ -278,6 +280,18 @@ impl<'m> Engine<'m> {
         let n_ctx = self.ctx.n_ctx() as usize;
         if tokens.is_empty() {
             return Err(LocalError::InvalidRequest("the prompt is empty".into()));
+        }
+        if job.count_only {
+            return Ok(Generation {
+                text: String::new(),
+                finish: Finish::Stop,
+                prompt_tokens: tokens.len(),
+                prompt_evaluated: 0,
+                prompt_reused: 0,
+                completion_tokens: 0,
+                prompt_time: Duration::ZERO,
+                generation_time: Duration::ZERO,
+            });
         }
         if tokens.len() >= n_ctx {
             return Err(LocalError::ContextOverflow {

@@ -2,14 +2,17 @@
 //! in-process with llama.cpp, with the model's own chat template (rendered by
 //! `trajforge-chat`, as exports render it), grammar-constrained
 //! hermes tool calls, KV-cache reuse across the steps of an episode, and an
-//! OpenAI-compatible HTTP server (`trajforge serve`).
+//! OpenAI-compatible HTTP server (`trajforge serve`) that also speaks Anthropic's Messages
+//! API, in front of the model or of an upstream server.
 
 mod engine;
 mod error;
 mod gguf;
 mod grammar;
+mod messages;
 mod server;
 mod teacher;
+mod trained;
 
 use std::path::PathBuf;
 
@@ -20,8 +23,10 @@ pub use engine::{
 pub use error::{INSTALL_HINT, LocalError};
 pub use gguf::{GgufInfo, read_gguf};
 pub use grammar::{ToolChoice, tool_grammar};
-pub use server::{ServeOptions, serve, wait_for_ctrl_c};
+pub use messages::{Backend, CountError, MessagesOptions, TokenCounter};
+pub use server::{ServeOptions, serve, serve_backend, wait_for_ctrl_c};
 pub use teacher::{LocalOptions, LocalStats, LocalTeacher, MAX_DEFAULT_CTX, Reply, Started};
+pub use trained::{TRAINED_ROOT, ToolsMode, TrainedError, TrainedTools};
 pub use trajforge_chat::ChatTemplate;
 /// Split the model's output into content and tool calls (the grammar-constrained reading).
 pub use trajforge_chat::hermes::grammar_output as parse_output;

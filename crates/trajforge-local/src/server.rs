@@ -23,14 +23,15 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use trajforge_chat::wire::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, ErrorBody,
-    PromptTokensDetails, WireMessage, WireTool, WireToolCall, WireToolChoice, WireUsage,
+    ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, ErrorBody, PromptTokensDetails,
+    WireMessage, WireTool, WireToolCall, WireToolChoice, WireUsage,
 };
 use trajforge_teacher::{ChatMessage, Role, Sampling, ToolCall, ToolSpec};
 
 use crate::engine::Event;
 use crate::error::LocalError;
 use crate::grammar::ToolChoice;
+use crate::messages::{Backend, MessagesOptions, MessagesState};
 use crate::teacher::{LocalTeacher, Reply};
 
 /// Settings of [`serve`].
@@ -59,11 +60,12 @@ pub async fn wait_for_ctrl_c() {
     }
 }
 
-struct ServerState {
-    teacher: Arc<LocalTeacher>,
-    model: String,
-    max_body: usize,
-    next_id: AtomicU64,
+pub(crate) struct ServerState {
+    pub(crate) backend: Backend,
+    pub(crate) model: String,
+    pub(crate) max_body: usize,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) messages: MessagesState,
 }
 
 /// Serve `teacher` on `listener` until `shutdown` resolves.
@@ -73,13 +75,31 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LocalError> {
+    serve_backend(
+        listener,
+        Backend::Local(teacher),
+        options,
+        MessagesOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serve `backend` on `listener` until `shutdown` resolves: OpenAI chat completions (the
+/// embedded model only) and Anthropic's Messages API (both backends).
+pub async fn serve_backend(
+    listener: TcpListener,
+    backend: Backend,
+    options: ServeOptions,
+    messages: MessagesOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), LocalError> {
     let state = Arc::new(ServerState {
-        model: options
-            .model_name
-            .unwrap_or_else(|| teacher.model_name().to_string()),
-        teacher,
+        model: options.model_name.unwrap_or_else(|| backend.model_name()),
+        backend,
         max_body: options.max_body_bytes,
         next_id: AtomicU64::new(1),
+        messages: MessagesState::new(messages),
     });
     tokio::pin!(shutdown);
     loop {
@@ -109,7 +129,7 @@ pub async fn serve(
 }
 
 /// A whole JSON body or a server-sent event stream.
-enum ServerBody {
+pub(crate) enum ServerBody {
     Full(Option<Bytes>),
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -141,9 +161,9 @@ impl Body for ServerBody {
     }
 }
 
-type Resp = Response<ServerBody>;
+pub(crate) type Resp = Response<ServerBody>;
 
-fn json_response(status: StatusCode, value: &impl Serialize) -> Resp {
+pub(crate) fn json_response(status: StatusCode, value: &impl Serialize) -> Resp {
     let text = serde_json::to_string(value).unwrap_or_default();
     let mut resp = Response::new(ServerBody::Full(Some(Bytes::from(text))));
     *resp.status_mut() = status;
@@ -164,7 +184,7 @@ fn error_response(status: StatusCode, message: &str, code: Option<&str>) -> Resp
 }
 
 /// HTTP status and error code for a failure of the teacher.
-fn classify(err: &LocalError) -> (StatusCode, Option<&'static str>) {
+pub(crate) fn classify(err: &LocalError) -> (StatusCode, Option<&'static str>) {
     match err {
         LocalError::ContextOverflow { .. } => {
             (StatusCode::BAD_REQUEST, Some("context_length_exceeded"))
@@ -189,6 +209,16 @@ async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Result<Resp,
             json_response(StatusCode::OK, &json!({"status": "ok"}))
         }
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(req, &state).await,
+        (&Method::POST, "/v1/messages" | "/messages") => {
+            crate::messages::handle(req, &state, false).await
+        }
+        (&Method::POST, "/v1/messages/count_tokens" | "/messages/count_tokens") => {
+            crate::messages::handle(req, &state, true).await
+        }
+        (_, "/v1/messages" | "/messages" | "/v1/messages/count_tokens") => crate::messages::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {} is not allowed on {path}", req.method()),
+        ),
         (_, "/v1/models" | "/models" | "/v1/chat/completions" | "/chat/completions") => {
             error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -199,7 +229,8 @@ async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Result<Resp,
         _ => error_response(
             StatusCode::NOT_FOUND,
             &format!(
-                "no route {path}; this server offers POST /v1/chat/completions and GET /v1/models"
+                "no route {path}; this server offers POST /v1/chat/completions, POST /v1/messages, \
+                 POST /v1/messages/count_tokens and GET /v1/models"
             ),
             None,
         ),
@@ -208,7 +239,7 @@ async fn handle(req: Request<Incoming>, state: Arc<ServerState>) -> Result<Resp,
 }
 
 /// A parsed chat-completions request.
-struct ChatRequestIn {
+pub(crate) struct ChatRequestIn {
     messages: Vec<ChatMessage>,
     tools: Vec<ToolSpec>,
     tool_choice: ToolChoice,
@@ -218,27 +249,32 @@ struct ChatRequestIn {
     parallel_tool_calls: bool,
 }
 
+/// The request body, at most `max` bytes; the status and message of the failure otherwise.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    max: usize,
+) -> Result<Bytes, (StatusCode, String)> {
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {max} bytes"),
+        )),
+        Err(e) => Err((StatusCode::BAD_REQUEST, format!("cannot read body: {e}"))),
+    }
+}
+
 async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
-    let body = match Limited::new(req.into_body(), state.max_body)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            return if e.is::<http_body_util::LengthLimitError>() {
-                error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body is larger than {} bytes", state.max_body),
-                    None,
-                )
-            } else {
-                error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read body: {e}"),
-                    None,
-                )
-            };
-        }
+    let Backend::Local(teacher) = &state.backend else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "this server passes POST /v1/messages on to an upstream; call the upstream for chat completions",
+            None,
+        );
+    };
+    let body = match read_body(req, state.max_body).await {
+        Ok(body) => body,
+        Err((status, message)) => return error_response(status, &message, None),
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -250,11 +286,46 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
             );
         }
     };
-    let request = match parse_request(&value, &state.teacher.options().sampling) {
+    let request = match parse_request(&value, &teacher.options().sampling) {
         Ok(r) => r,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string(), None),
     };
-    let teacher = &state.teacher;
+    let id = format!(
+        "chatcmpl-{}-{}",
+        state.next_id.fetch_add(1, Ordering::Relaxed),
+        unix_time()
+    );
+    if request.stream {
+        let include_usage = request.include_usage;
+        let mut chunks = match local_chunks(teacher, &request, id, state.model.clone()).await {
+            Ok(rx) => rx,
+            Err(f) => return error_response(f.status, &f.message, f.code),
+        };
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        tokio::spawn(async move {
+            while let Some(item) = chunks.recv().await {
+                let text = match item {
+                    // The usage chunk only when the client asked for it.
+                    Ok(c) if c.usage.is_some() && !include_usage => continue,
+                    Ok(chunk) => serde_json::to_string(&chunk),
+                    Err(f) => {
+                        let kind = if f.code.is_some() {
+                            "invalid_request_error"
+                        } else {
+                            "server_error"
+                        };
+                        serde_json::to_string(&ErrorBody::new(f.message, kind, f.code))
+                    }
+                };
+                let event = Bytes::from(format!("data: {}\n\n", text.unwrap_or_default()));
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        });
+        return sse_response(rx);
+    }
     let sampling = teacher.sampling_params(&request.sampling);
     let mut started = match teacher.start(
         &request.messages,
@@ -262,7 +333,7 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
         &request.tool_choice,
         request.parallel_tool_calls,
         sampling,
-        request.stream,
+        false,
     ) {
         Ok(s) => s,
         Err(e) => {
@@ -270,59 +341,86 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
             return error_response(status, &e.to_string(), code);
         }
     };
-    let id = format!(
-        "chatcmpl-{}-{}",
-        state.next_id.fetch_add(1, Ordering::Relaxed),
-        unix_time()
-    );
-
-    if !request.stream {
-        let generation = loop {
-            match started.events.recv().await {
-                Some(Event::Done(result)) => break result,
-                Some(Event::Text(_)) => {}
-                None => break Err(LocalError::WorkerGone),
-            }
-        };
-        return match generation {
-            Ok(g) => {
-                let reply = teacher.finish(g, started.tools_enabled);
-                json_response(StatusCode::OK, &completion_of(&id, &state.model, &reply))
-            }
-            Err(e) => {
-                let (status, code) = classify(&e);
-                error_response(status, &e.to_string(), code)
-            }
-        };
-    }
-
-    // Wait for the first event before answering, so an error (context overflow) still gets
-    // its proper status instead of an error event inside a 200 stream.
-    let first = match started.events.recv().await {
-        Some(Event::Done(Err(e))) => {
-            let (status, code) = classify(&e);
-            return error_response(status, &e.to_string(), code);
-        }
-        Some(event) => event,
-        None => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &LocalError::WorkerGone.to_string(),
-                None,
-            );
+    let generation = loop {
+        match started.events.recv().await {
+            Some(Event::Done(result)) => break result,
+            Some(Event::Text(_)) => {}
+            None => break Err(LocalError::WorkerGone),
         }
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    match generation {
+        Ok(g) => {
+            let reply = teacher.finish(g, started.tools_enabled);
+            json_response(StatusCode::OK, &completion_of(&id, &state.model, &reply))
+        }
+        Err(e) => {
+            let (status, code) = classify(&e);
+            error_response(status, &e.to_string(), code)
+        }
+    }
+}
+
+/// Why a generation could not start or went wrong: HTTP status, message, OpenAI error code.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+    pub(crate) code: Option<&'static str>,
+}
+
+impl Failure {
+    pub(crate) fn of(err: &LocalError) -> Self {
+        let (status, code) = classify(err);
+        Self {
+            status,
+            message: err.to_string(),
+            code,
+        }
+    }
+}
+
+/// What a streamed generation sends: chunks, or the error that ended it.
+pub(crate) type ChunkItem = Result<ChatChunk, Failure>;
+
+/// Start a streamed generation of `request` on the embedded model and return its chunks as
+/// they come (the usage chunk last). Waits for the first event, so an error (context
+/// overflow) is returned here with its status instead of inside a 200 stream.
+pub(crate) async fn local_chunks(
+    teacher: &Arc<LocalTeacher>,
+    request: &ChatRequestIn,
+    id: String,
+    model: String,
+) -> Result<mpsc::Receiver<ChunkItem>, Failure> {
+    let sampling = teacher.sampling_params(&request.sampling);
+    let mut started = teacher
+        .start(
+            &request.messages,
+            &request.tools,
+            &request.tool_choice,
+            request.parallel_tool_calls,
+            sampling,
+            true,
+        )
+        .map_err(|e| Failure::of(&e))?;
+    let first = match started.events.recv().await {
+        Some(Event::Done(Err(e))) => return Err(Failure::of(&e)),
+        Some(event) => event,
+        None => return Err(Failure::of(&LocalError::WorkerGone)),
+    };
+    let (tx, rx) = mpsc::channel::<ChunkItem>(64);
     let pump = StreamPump {
         id,
-        model: state.model.clone(),
+        model,
         created: unix_time(),
-        include_usage: request.include_usage,
         tools_enabled: started.tools_enabled,
         tx,
     };
-    let teacher = Arc::clone(&state.teacher);
-    tokio::spawn(pump.run(first, started.events, teacher));
+    tokio::spawn(pump.run(first, started.events, Arc::clone(teacher)));
+    Ok(rx)
+}
+
+/// A 200 server-sent event stream of the bytes `rx` yields.
+pub(crate) fn sse_response(rx: mpsc::Receiver<Bytes>) -> Resp {
     let mut resp = Response::new(ServerBody::Stream(rx));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -393,9 +491,8 @@ struct StreamPump {
     id: String,
     model: String,
     created: u64,
-    include_usage: bool,
     tools_enabled: bool,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<ChunkItem>,
 }
 
 /// What the streamed text has turned out to be.
@@ -411,19 +508,7 @@ enum Shape {
 
 impl StreamPump {
     fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatChunk {
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason: finish.map(str::to_string),
-            }],
-            usage: None,
-        }
+        ChatChunk::single(&self.id, &self.model, self.created, delta, finish)
     }
 
     /// A chunk adding `text` to the content.
@@ -437,13 +522,9 @@ impl StreamPump {
         )
     }
 
-    /// Send one SSE event; false when the client has gone.
-    async fn send(&self, value: &impl Serialize) -> bool {
-        let text = serde_json::to_string(value).unwrap_or_default();
-        self.tx
-            .send(Bytes::from(format!("data: {text}\n\n")))
-            .await
-            .is_ok()
+    /// Send one chunk; false when the client has gone.
+    async fn send(&self, chunk: ChatChunk) -> bool {
+        self.tx.send(Ok(chunk)).await.is_ok()
     }
 
     async fn run(
@@ -453,7 +534,7 @@ impl StreamPump {
         teacher: Arc<LocalTeacher>,
     ) {
         if !self
-            .send(&self.chunk(
+            .send(self.chunk(
                 Delta {
                     role: Some(Role::Assistant),
                     content: Some(String::new()),
@@ -496,11 +577,11 @@ impl StreamPump {
                         };
                         if shape == Shape::Content {
                             let text = std::mem::take(&mut held);
-                            if !self.send(&self.text(text)).await {
+                            if !self.send(self.text(text)).await {
                                 return;
                             }
                         }
-                    } else if shape == Shape::Content && !self.send(&self.text(text)).await {
+                    } else if shape == Shape::Content && !self.send(self.text(text)).await {
                         return;
                     }
                 }
@@ -516,7 +597,7 @@ impl StreamPump {
                 {
                     // Text that was held back (calls that turned out malformed, or blank
                     // output) is sent now.
-                    if !self.send(&self.text(text)).await {
+                    if !self.send(self.text(text)).await {
                         return;
                     }
                 }
@@ -528,44 +609,31 @@ impl StreamPump {
                         }],
                         ..Delta::default()
                     };
-                    if !self.send(&self.chunk(delta, None)).await {
+                    if !self.send(self.chunk(delta, None)).await {
                         return;
                     }
                 }
                 if !self
-                    .send(&self.chunk(Delta::default(), Some(reply.finish_reason)))
+                    .send(self.chunk(Delta::default(), Some(reply.finish_reason)))
                     .await
                 {
                     return;
                 }
-                if self.include_usage {
-                    let mut usage = self.chunk(Delta::default(), None);
-                    usage.choices.clear();
-                    usage.usage = Some(usage_of(&reply));
-                    if !self.send(&usage).await {
-                        return;
-                    }
-                }
+                let mut usage = self.chunk(Delta::default(), None);
+                usage.choices.clear();
+                usage.usage = Some(usage_of(&reply));
+                let _ = self.send(usage).await;
             }
             Err(e) => {
-                let (_, code) = classify(&e);
-                let kind = if code.is_some() {
-                    "invalid_request_error"
-                } else {
-                    "server_error"
-                };
-                if !self.send(&ErrorBody::new(e.to_string(), kind, code)).await {
-                    return;
-                }
+                let _ = self.tx.send(Err(Failure::of(&e))).await;
             }
         }
-        let _ = self.tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
     }
 }
 
 /// Why a request is answered with 400.
 #[derive(Debug, thiserror::Error)]
-enum RequestError {
+pub(crate) enum RequestError {
     /// The body does not have the shape of a chat-completions request.
     #[error("invalid request body: {0}")]
     Shape(#[source] serde_json::Error),
@@ -584,6 +652,14 @@ fn parse_request(body: &Value, defaults: &Sampling) -> Result<ChatRequestIn, Req
         return Err(invalid("request body must be a JSON object"));
     }
     let wire: ChatRequest = serde_json::from_value(body.clone()).map_err(RequestError::Shape)?;
+    parse_wire(wire, defaults)
+}
+
+/// Check a chat-completions request and resolve its sampling over `defaults`.
+pub(crate) fn parse_wire(
+    wire: ChatRequest,
+    defaults: &Sampling,
+) -> Result<ChatRequestIn, RequestError> {
     if wire.messages.is_empty() {
         return Err(invalid("\"messages\" must not be empty"));
     }

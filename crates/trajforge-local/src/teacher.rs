@@ -262,6 +262,7 @@ impl LocalTeacher {
                 grammar,
                 sampling,
                 stream,
+                count_only: false,
                 events: tx,
             })
             .map_err(|_| LocalError::WorkerGone)?;
@@ -269,6 +270,33 @@ impl LocalTeacher {
             events: rx,
             tools_enabled: !offered.is_empty(),
         })
+    }
+
+    /// Tokens of the prompt the model would see for `messages` and `tools` (exact: the
+    /// model's own tokenizer over its own template), waiting in the queue if it is busy.
+    pub async fn count_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> Result<usize, LocalError> {
+        let prompt = self.render(messages, tools)?;
+        let (tx, mut rx) = unbounded_channel();
+        self.jobs
+            .send(Job {
+                prompt,
+                grammar: None,
+                sampling: self.sampling_params(&self.options.sampling),
+                stream: false,
+                count_only: true,
+                events: tx,
+            })
+            .map_err(|_| LocalError::WorkerGone)?;
+        while let Some(event) = rx.recv().await {
+            if let Event::Done(result) = event {
+                return result.map(|g| g.prompt_tokens);
+            }
+        }
+        Err(LocalError::WorkerGone)
     }
 
     /// Generate the next assistant message, waiting in the queue if the model is busy.

@@ -417,6 +417,25 @@ impl OpenAiTeacher {
         &self.config
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The first server's endpoint: streamed completions (`serve --upstream`, one server) go
+    /// there, outside the router's episode pinning.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.servers[0].endpoint
+    }
+
+    /// The first server's endpoint without userinfo, for errors.
+    pub(crate) fn shown_endpoint(&self) -> &str {
+        &self.servers[0].shown_endpoint
+    }
+
+    pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
+    }
+
     async fn complete_with_retries(
         &self,
         messages: &[ChatMessage],
@@ -587,7 +606,7 @@ impl OpenAiTeacher {
     }
 
     /// Some servers echo the key they rejected; keep it out of error messages.
-    fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+    pub(crate) fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
         match &self.config.api_key {
             Some(key) if !key.expose_secret().is_empty() && text.contains(key.expose_secret()) => {
                 std::borrow::Cow::Owned(text.replace(key.expose_secret(), "***"))
@@ -656,6 +675,24 @@ fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another thread installing one is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// A transport failure of a one-attempt exchange (streams are not retried).
+pub(crate) fn transport_error(err: reqwest::Error, url: &str) -> TeacherError {
+    let url = url.to_string();
+    match transport_failure(err) {
+        Failure::Timeout => TeacherError::Connection {
+            url,
+            message: "timed out".into(),
+            attempts: 1,
+        },
+        Failure::Config(message) => TeacherError::Config(message),
+        other => TeacherError::Connection {
+            url,
+            message: other.reason(),
+            attempts: 1,
+        },
     }
 }
 

@@ -1,8 +1,8 @@
 //! Teacher client: drives any OpenAI-compatible chat-completions server (vLLM, SGLang,
 //! llama.cpp, Ollama, hosted APIs) with native tool calls or Qwen/Hermes `<tool_call>` text,
 //! with retries, an in-flight limit, several servers of one model behind one client (episodes
-//! pinned, the least busy server for new ones, failing servers ejected), and a key that never
-//! leaks into output.
+//! pinned, the least busy server for new ones, failing servers ejected), a key that never
+//! leaks into output, and streamed completions passed on as they arrive ([`ChunkStream`]).
 
 mod backoff;
 mod client;
@@ -12,6 +12,7 @@ mod fuzz_tests;
 mod key;
 mod limiter;
 mod router;
+mod stream;
 mod types;
 mod wire;
 
@@ -20,6 +21,7 @@ pub use error::TeacherError;
 pub use key::{API_KEY_ENV_VARS, ApiKey};
 pub use limiter::{RequestLimiter, RequestPermit};
 pub use router::{AttemptEnd, Route, Router, RouterPolicy};
+pub use stream::ChunkStream;
 // The chat types are protocol, defined in trajforge-chat; re-exported so users of the
 // teacher need one import.
 pub use trajforge_chat::{

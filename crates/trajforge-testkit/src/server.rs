@@ -30,6 +30,11 @@ pub struct ServerOptions {
     pub record: bool,
     /// Model name reported when the request names none.
     pub model: String,
+    /// Streamed answers (`"stream": true`) send text and arguments in pieces of this many
+    /// characters.
+    pub stream_piece_chars: usize,
+    /// Pause between the events of a streamed answer (simulates generation speed).
+    pub stream_interval: Duration,
 }
 
 impl Default for ServerOptions {
@@ -39,6 +44,8 @@ impl Default for ServerOptions {
             max_concurrent: None,
             record: true,
             model: "fake-model".to_string(),
+            stream_piece_chars: 3,
+            stream_interval: Duration::ZERO,
         }
     }
 }
@@ -252,6 +259,11 @@ enum Answer {
         headers: Vec<(String, String)>,
         body: String,
     },
+    /// A 200 event stream; the connection closes after it.
+    Stream {
+        events: Vec<String>,
+        interval: Duration,
+    },
     Drop,
 }
 
@@ -282,9 +294,33 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
                     return;
                 }
             }
+            Answer::Stream { events, interval } => {
+                let _ = write_stream(&mut stream, &events, interval).await;
+                return;
+            }
             Answer::Drop => return,
         }
     }
+}
+
+async fn write_stream(
+    stream: &mut TcpStream,
+    events: &[String],
+    interval: Duration,
+) -> io::Result<()> {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 && !interval.is_zero() {
+            tokio::time::sleep(interval).await;
+        }
+        stream
+            .write_all(format!("data: {event}\n\n").as_bytes())
+            .await?;
+        stream.flush().await?;
+    }
+    stream.shutdown().await
 }
 
 enum ReadError {
@@ -423,10 +459,18 @@ async fn chat(request: &Value, request_bytes: usize, shared: &Shared) -> Answer 
         step = *inner;
     }
     match step {
+        Step::Reply(reply) if request["stream"] == true => Answer::Stream {
+            events: stream_events(
+                &completion_body(&reply, request, request_bytes, shared),
+                request["stream_options"]["include_usage"] == true,
+                shared.options.stream_piece_chars.max(1),
+            ),
+            interval: shared.options.stream_interval,
+        },
         Step::Reply(reply) => Answer::Respond {
             status: 200,
             headers: Vec::new(),
-            body: completion_body(&reply, request, request_bytes, shared),
+            body: completion_body(&reply, request, request_bytes, shared).to_string(),
         },
         Step::Http {
             status,
@@ -442,12 +486,69 @@ async fn chat(request: &Value, request_bytes: usize, shared: &Shared) -> Answer 
     }
 }
 
-fn completion_body(
-    reply: &Reply,
-    request: &Value,
-    request_bytes: usize,
-    shared: &Shared,
-) -> String {
+/// The `data:` payloads of a streamed answer carrying the message of `body`: the role, the
+/// reasoning, the text and each call's arguments in pieces of `piece` characters, the finish
+/// reason, the usage when asked for, and `[DONE]`.
+fn stream_events(body: &Value, include_usage: bool, piece: usize) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": body["id"], "object": "chat.completion.chunk", "created": 0,
+               "model": body["model"],
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let pieces = |text: &str| -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        chars.chunks(piece).map(|c| c.iter().collect()).collect()
+    };
+    let message = &body["choices"][0]["message"];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for (field, value) in [
+        ("reasoning_content", &message["reasoning_content"]),
+        ("content", &message["content"]),
+    ] {
+        for p in pieces(value.as_str().unwrap_or("")) {
+            events.push(chunk(json!({ field: p }), Value::Null));
+        }
+    }
+    let calls = message["tool_calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (i, call) in calls.iter().enumerate() {
+        let arguments = call["function"]["arguments"].as_str().unwrap_or("");
+        let mut parts = pieces(arguments).into_iter();
+        let first = parts.next().unwrap_or_default();
+        events.push(chunk(
+            json!({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                   "function": {"name": call["function"]["name"], "arguments": first}}]}),
+            Value::Null,
+        ));
+        for p in parts {
+            events.push(chunk(
+                json!({"tool_calls": [{"index": i, "function": {"arguments": p}}]}),
+                Value::Null,
+            ));
+        }
+    }
+    events.push(chunk(
+        json!({}),
+        body["choices"][0]["finish_reason"].clone(),
+    ));
+    if include_usage && !body["usage"].is_null() {
+        events.push(
+            json!({"id": body["id"], "object": "chat.completion.chunk", "created": 0,
+                   "model": body["model"], "choices": [], "usage": body["usage"]})
+            .to_string(),
+        );
+    }
+    events.push("[DONE]".to_string());
+    events
+}
+
+fn completion_body(reply: &Reply, request: &Value, request_bytes: usize, shared: &Shared) -> Value {
     let n = shared.ids.fetch_add(1, Ordering::Relaxed);
     let mut message = serde_json::Map::new();
     message.insert("role".into(), json!("assistant"));
@@ -511,7 +612,7 @@ fn completion_body(
             "total_tokens": prompt + completion,
         });
     }
-    body.to_string()
+    body
 }
 
 fn json_error(message: &str) -> String {

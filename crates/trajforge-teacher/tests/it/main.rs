@@ -4,6 +4,7 @@ mod errors;
 mod parsing;
 mod retries;
 mod servers;
+mod streaming;
 
 use std::time::Duration;
 

@@ -2,10 +2,10 @@
 //! repository with the installed SmolLM2 model, and `serve` answering and stopping on SIGTERM.
 
 use crate::assert_success;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -104,21 +104,9 @@ fn get(base: &str, path: &str) -> String {
 #[test]
 fn serve_answers_and_stops_cleanly_on_sigterm() {
     model_installed();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .args(["serve", "--port", "0", "--ctx", "1024", "--threads", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("first line");
-    let base = line.trim().to_string();
-    assert!(
-        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
-        "{base:?}"
-    );
+    let served = crate::messages::Served::start(&["--ctx", "1024", "--threads", "1"]);
+    let base = format!("{}/v1", served.base);
+    assert!(base.starts_with("http://127.0.0.1:"), "{base:?}");
     let models = get(&base, "/models");
     assert!(models.starts_with("HTTP/1.1 200"), "{models}");
     assert!(models.contains("SmolLM2"), "{models}");
@@ -157,26 +145,8 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         "{reply}"
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let (status, stderr) = served.stop();
+    let status = status.expect("serve stopped on SIGTERM");
     assert!(status.success(), "{status:?}: {stderr}");
     assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `trajforge` binary on real inputs in temporary folders.
 
 mod bad_input;
+mod claude_code;
 mod decontaminate;
 mod eval;
 mod eval_compare;
@@ -10,6 +11,7 @@ mod generate;
 mod import;
 mod local;
 mod menu;
+mod messages;
 mod old_runs;
 mod readme;
 mod recall;
