@@ -10,8 +10,11 @@
 //! - [`web`]: the same for whole web runs over a crawled site's page graph.
 //! - [`reference_python`]: the reference Python environment for cross-checks.
 //! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr.
+//! - [`postgres::cluster`]: a throwaway PostgreSQL cluster per test process, a fresh
+//!   database per test.
 
 pub mod code;
+pub mod postgres;
 mod process;
 mod script;
 mod server;
