@@ -26,6 +26,7 @@ pub mod tasks;
 pub mod teacher;
 pub mod testreport;
 pub mod web;
+pub mod worker;
 
 pub use code::CodeConfig;
 pub use envs::{EnvError, EnvFactory, WebEnvFactory, WebSession};

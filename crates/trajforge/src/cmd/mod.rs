@@ -13,8 +13,10 @@ pub mod run;
 pub mod serve;
 pub mod site;
 pub mod status;
+pub mod store;
 pub mod tasks;
 pub mod web;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

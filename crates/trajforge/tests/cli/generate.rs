@@ -15,20 +15,20 @@ use trajforge_testkit::{FakeServer, Script};
 use crate::run::{sample_git_repo, work_dir};
 use crate::{assert_success, input_error, kill_once_stored, wait_until_stored};
 
-struct Scene {
-    dir: tempfile::TempDir,
-    repo: std::path::PathBuf,
-    work: std::path::PathBuf,
+pub(crate) struct Scene {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) repo: std::path::PathBuf,
+    pub(crate) work: std::path::PathBuf,
 }
 
-fn scene() -> Scene {
+pub(crate) fn scene() -> Scene {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = sample_git_repo(dir.path());
     let work = work_dir(dir.path());
     Scene { dir, repo, work }
 }
 
-async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
+pub(crate) async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
     let teacher = Arc::new(CodeTeacher::new(fault_every));
     FakeServer::start(Script::handler(move |req| {
         let step = teacher.answer(req);
@@ -41,7 +41,7 @@ async fn server(fault_every: usize, delay_ms: u64) -> FakeServer {
     .await
 }
 
-fn generate_cmd(
+pub(crate) fn generate_cmd(
     scene: &Scene,
     server: &FakeServer,
     run_dir: &Path,
@@ -62,14 +62,14 @@ fn generate_cmd(
     cmd
 }
 
-async fn output(mut cmd: Command) -> Output {
+pub(crate) async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
         .await
         .expect("join")
 }
 
 /// The meaning of a run: per job, its function, result, and per attempt the verification.
-fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
+pub(crate) fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
     let conn_path = run_dir.join("trajforge.db");
     assert!(conn_path.is_file(), "no store in {}", run_dir.display());
     let status = status_json(run_dir, &[]);
@@ -99,7 +99,7 @@ fn status_json(run_dir: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
-fn job_results(run_dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn job_results(run_dir: &Path) -> Vec<(String, String)> {
     // The store is SQLite: read it through the status JSON plus the jobs table via sqlite3 if
     // present would add a dependency; instead `status --json` gives counts, and the jobs'
     // functions and results come from the run's own export of jobs below.
