@@ -257,11 +257,16 @@ async fn wait_for_job(
         return Ok(false);
     }
     let since = *idle_since.get_or_insert_with(std::time::Instant::now);
-    if schedule.idle_exit.is_some_and(|limit| since.elapsed() >= limit) {
+    if schedule
+        .idle_exit
+        .is_some_and(|limit| since.elapsed() >= limit)
+    {
         return Ok(false);
     }
-    tokio::time::sleep((schedule.lease / 8).clamp(Duration::from_millis(100), Duration::from_secs(2)))
-        .await;
+    tokio::time::sleep(
+        (schedule.lease / 8).clamp(Duration::from_millis(100), Duration::from_secs(2)),
+    )
+    .await;
     Ok(true)
 }
 

@@ -489,13 +489,14 @@ pub fn render_workers(workers: &[WorkerStatus]) -> String {
         let _ = std::fmt::Write::write_fmt(
             &mut o,
             format_args!(
-            "  {} {:<5} last heartbeat {:.0} s ago, {} done, {} in flight\n",
-            w.owner,
-            if w.alive { "alive" } else { "gone" },
-            w.last_heartbeat_secs,
-            w.jobs_done.map_or("?".into(), |n| n.to_string()),
-            w.in_flight
-        ));
+                "  {} {:<5} last heartbeat {:.0} s ago, {} done, {} in flight\n",
+                w.owner,
+                if w.alive { "alive" } else { "gone" },
+                w.last_heartbeat_secs,
+                w.jobs_done.map_or("?".into(), |n| n.to_string()),
+                w.in_flight
+            ),
+        );
     }
     o
 }

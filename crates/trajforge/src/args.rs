@@ -101,7 +101,10 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The run's location: the --store database (or $TRAJFORGE_STORE) with --run, else the
     /// run folder `folder`; None when neither is given.
-    pub fn location(&self, folder: Option<&std::path::Path>) -> Result<Option<Location>, crate::error::CliError> {
+    pub fn location(
+        &self,
+        folder: Option<&std::path::Path>,
+    ) -> Result<Option<Location>, crate::error::CliError> {
         // $TRAJFORGE_STORE stands for --store only where no run folder is named.
         let store = self.store.clone().or_else(|| {
             folder
@@ -125,7 +128,10 @@ impl StoreArgs {
     }
 
     /// The run's location, which must be given (a folder or --store with --run).
-    pub fn required(&self, folder: Option<&std::path::Path>) -> Result<Location, crate::error::CliError> {
+    pub fn required(
+        &self,
+        folder: Option<&std::path::Path>,
+    ) -> Result<Location, crate::error::CliError> {
         self.location(folder)?.ok_or_else(|| {
             crate::error::CliError::input("name the run: its RUN_DIR, or --store URL --run NAME")
         })

@@ -311,7 +311,9 @@ impl From<trajforge_store::StoreError> for CliError {
     fn from(err: trajforge_store::StoreError) -> Self {
         use trajforge_store::StoreError as S;
         match &err {
-            S::RunName(_) | S::NoRunName(_) | S::NotEmpty(_) => CliError::from_error(Kind::Input, &err),
+            S::RunName(_) | S::NoRunName(_) | S::NotEmpty(_) => {
+                CliError::from_error(Kind::Input, &err)
+            }
             S::Version { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("a newer trajforge wrote this store: use that version (or newer) here"),
             _ => CliError::from_error(Kind::Failure, &err),

@@ -44,7 +44,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
             && let Some(map) = value.as_object_mut()
         {
             let workers = status::workers(&store)?;
-            map.insert("workers".into(), serde_json::to_value(workers).unwrap_or_default());
+            map.insert(
+                "workers".into(),
+                serde_json::to_value(workers).unwrap_or_default(),
+            );
         }
         if args.jobs {
             let jobs: Vec<serde_json::Value> = store

@@ -22,6 +22,8 @@ fn every_option_of_every_command_is_documented() {
         "site show",
         "web generate",
         "tasks mine",
+        "worker",
+        "store copy",
     ] {
         assert!(
             readme.contains(&format!("### `trajforge {command}")),

@@ -79,7 +79,14 @@ async fn enqueue(scene: &Scene, server: &FakeServer, url: &str, run: &str) {
 }
 
 /// A `trajforge worker` on run `run`, with its own work folder (as on its own machine).
-fn worker(scene: &Scene, server: &FakeServer, url: &str, run: &str, i: usize, extra: &[&str]) -> Child {
+fn worker(
+    scene: &Scene,
+    server: &FakeServer,
+    url: &str,
+    run: &str,
+    i: usize,
+    extra: &[&str],
+) -> Child {
     let home = scene.dir.path().join(format!("worker{i}"));
     std::fs::create_dir_all(&home).expect("mkdir");
     let work: PathBuf = work_dir(&home);
@@ -108,7 +115,10 @@ async fn wait_success(child: Child) {
 /// Trajectories stored in run `run` so far.
 fn stored(url: &str, run: &str) -> u64 {
     cluster()
-        .psql(url, &format!("SELECT COUNT(*) FROM trajforge_run_{run}.trajectories"))
+        .psql(
+            url,
+            &format!("SELECT COUNT(*) FROM trajforge_run_{run}.trajectories"),
+        )
         .parse()
         .unwrap_or(0)
 }
@@ -117,7 +127,10 @@ fn stored(url: &str, run: &str) -> u64 {
 async fn wait_stored(url: &str, run: &str, before: u64) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while stored(url, run) <= before {
-        assert!(Instant::now() < deadline, "no trajectory stored within 300 s");
+        assert!(
+            Instant::now() < deadline,
+            "no trajectory stored within 300 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -171,12 +184,24 @@ async fn a_killed_worker_s_job_is_reclaimed_and_a_paused_one_cannot_commit() {
     let before = stored(&url, "r");
     wait_stored(&url, "r", before).await;
     let pid = paused.id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
     let rescuer = worker(&scene, &fast, &url, "r", 2, &["--lease", "3"]);
     wait_success(rescuer).await;
     assert_eq!(pg_status(&url, "r")["done"], N as u64);
     let finished = pg_digest(&url, "r");
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
     wait_success(paused).await;
     // The resumed worker committed nothing: the run is as the rescuer left it.
     assert_eq!(pg_digest(&url, "r"), finished);
@@ -190,7 +215,15 @@ fn export_text(run: &[&str], out: &Path) -> String {
     let result = Command::new(env!("CARGO_BIN_EXE_trajforge"))
         .arg("export")
         .args(run)
-        .args(["--format", "raw", "--max-tokens", "0", "--max-tool-tokens", "0", "--out"])
+        .args([
+            "--format",
+            "raw",
+            "--max-tokens",
+            "0",
+            "--max-tool-tokens",
+            "0",
+            "--out",
+        ])
         .arg(out)
         .env("TRAJFORGE_MODEL_DIR", "/nonexistent")
         .output()
@@ -220,7 +253,10 @@ async fn store_copy_moves_a_run_to_postgres_and_back_with_equal_exports() {
     let back = base.join("back");
     assert_success(&copy(&url, &back.display().to_string()));
     let original = export_text(&[&reference_s], &base.join("a/data.jsonl"));
-    let in_pg = export_text(&["--store", &url, "--run", "copied"], &base.join("b/data.jsonl"));
+    let in_pg = export_text(
+        &["--store", &url, "--run", "copied"],
+        &base.join("b/data.jsonl"),
+    );
     let round_trip = export_text(&[&back.display().to_string()], &base.join("c/data.jsonl"));
     assert!(!original.is_empty());
     assert_eq!(in_pg, original);
