@@ -20,6 +20,7 @@ mod eval;
 mod export;
 mod local;
 mod pipeline;
+mod scaleout;
 mod web;
 
 /// Benchmarks of trajforge against reference tools.
@@ -61,6 +62,12 @@ enum Bench {
     Export(export::ExportArgs),
     /// Web: crawl rate, snapshot time against Playwright's aria_snapshot(), action latency.
     Web(web::WebArgs),
+    /// Scale-out store: N jobs by W worker processes on PostgreSQL against one SQLite
+    /// process; claims/s, commit latency, duplicates, reclaim time after kill -9.
+    Scaleout(scaleout::ScaleoutArgs),
+    /// One worker process of `scaleout` (started by it).
+    #[command(hide = true)]
+    ScaleoutWorker(scaleout::WorkerArgs),
 }
 
 /// What one child process did.
@@ -87,6 +94,8 @@ fn main() -> ExitCode {
         Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),
         Bench::Export(args) => export::run(args),
+        Bench::Scaleout(args) => scaleout::run(args),
+        Bench::ScaleoutWorker(args) => scaleout::worker(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
