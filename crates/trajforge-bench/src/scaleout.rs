@@ -67,7 +67,10 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<(Vec<i64>, Vec<u6
         let t = TrajectoryRecord {
             rollout: Rollout::T1,
             exit_status: ExitLabel::Submitted,
-            patch: Some(format!("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {}\n", job.id)),
+            patch: Some(format!(
+                "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {}\n",
+                job.id
+            )),
             data: json!({"messages": [{"role": "user", "content": "task"}]}),
         };
         timed(&mut || store.record_stage(owner, job.id, 1, &r1, Some(&t), None))?;
@@ -136,7 +139,15 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
     let children: Vec<_> = (0..args.workers)
         .map(|_| {
             Command::new(&me)
-                .args(["scaleout-worker", "--url", &url, "--run", "bench", "--lease-ms", "60000"])
+                .args([
+                    "scaleout-worker",
+                    "--url",
+                    &url,
+                    "--run",
+                    "bench",
+                    "--lease-ms",
+                    "60000",
+                ])
                 .stdout(Stdio::piped())
                 .spawn()
                 .map_err(|e| e.to_string())
@@ -151,8 +162,20 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
         }
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        all.extend(v["done"].as_array().into_iter().flatten().filter_map(|x| x.as_i64()));
-        lat.extend(v["latencies_us"].as_array().into_iter().flatten().filter_map(|x| x.as_u64()));
+        all.extend(
+            v["done"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_i64()),
+        );
+        lat.extend(
+            v["latencies_us"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_u64()),
+        );
     }
     let wall = t.elapsed().as_secs_f64();
     lat.sort_unstable();
@@ -190,7 +213,11 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
     let killed = Instant::now();
     let _ = holder.wait();
     let poll = Duration::from_millis(100);
-    while r.claim("bench:rescuer", Duration::from_secs(60)).map_err(err)?.is_none() {
+    while r
+        .claim("bench:rescuer", Duration::from_secs(60))
+        .map_err(err)?
+        .is_none()
+    {
         std::thread::sleep(poll);
     }
     println!(

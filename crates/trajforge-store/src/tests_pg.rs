@@ -280,3 +280,26 @@ fn store_copy_moves_a_run_both_ways_losslessly() {
         .expect("stage");
     assert_eq!(pg.trajectory_count().expect("count"), 2);
 }
+
+#[test]
+fn a_connection_the_server_dropped_is_reopened_and_the_operation_done() {
+    let url = cluster().fresh_database("reconnect");
+    let store = open(&url, "r");
+    store.add_jobs(&jobs(2)).expect("add");
+    let job = store
+        .claim("w", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    // What a server restart does to every client: its connection is gone.
+    let killed = cluster().psql(
+        &url,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(killed, "1");
+    store
+        .record_stage("w", job.id, 1, &rollout1(), Some(&t1("p")), None)
+        .expect("committed after reconnecting");
+    store.finish("w", job.id, &Outcome::Kept).expect("finish");
+    assert_eq!(store.counts().expect("counts").done, 1);
+}
