@@ -134,7 +134,13 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-fn connect(url: &str, schema: &str) -> std::result::Result<Client, postgres::Error> {
+/// Run `f` on a thread of its own: the synchronous client drives its connection with a
+/// runtime of its own, which cannot run on a thread of the caller's async runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+fn connect_here(url: &str, schema: &str) -> std::result::Result<Client, postgres::Error> {
     let mut client = Client::connect(url, NoTls)?;
     client.batch_execute(&format!(
         "SET search_path TO {}; SET lock_timeout = '30s'",
@@ -156,14 +162,17 @@ impl Pg {
             return Err(StoreError::RunName(run.to_string()));
         }
         let schema = format!("trajforge_run_{run}");
-        let mut client = connect(url, &schema).map_err(err)?;
-        let exists = client
-            .query_opt(
-                "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
-                &[&schema],
-            )
-            .map_err(err)?
-            .is_some();
+        let (client, exists) = off_runtime(|| {
+            let mut client = connect_here(url, &schema)?;
+            let exists = client
+                .query_opt(
+                    "SELECT 1 FROM information_schema.schemata WHERE schema_name = $1",
+                    &[&schema],
+                )?
+                .is_some();
+            Ok((client, exists))
+        })
+        .map_err(err)?;
         if !exists && !create {
             return Ok(None);
         }
@@ -237,7 +246,14 @@ impl Pg {
     /// Run `f` on the connection; a connection the server closed (a restart) is reopened,
     /// retrying for up to a minute, and `f` runs again (every operation is one transaction,
     /// so a failed one changed nothing).
-    fn with<T>(
+    fn with<T: Send>(
+        &self,
+        f: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
+    ) -> Result<T> {
+        off_runtime(|| self.with_here(f))
+    }
+
+    fn with_here<T>(
         &self,
         mut f: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
@@ -245,7 +261,7 @@ impl Pg {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if client.is_closed() {
-                match connect(&self.url, &self.schema) {
+                match connect_here(&self.url, &self.schema) {
                     Ok(c) => *client = c,
                     Err(source) if Instant::now() >= deadline => {
                         return Err(self.error(source));
@@ -262,7 +278,7 @@ impl Pg {
                     std::thread::sleep(Duration::from_millis(250));
                     // Make sure the next round reconnects.
                     if !client.is_closed() {
-                        match connect(&self.url, &self.schema) {
+                        match connect_here(&self.url, &self.schema) {
                             Ok(c) => *client = c,
                             Err(_) => continue,
                         }
@@ -421,7 +437,7 @@ impl Pg {
         &self,
         owner: &str,
         job: i64,
-        mut body: impl FnMut(&mut Transaction<'_>) -> std::result::Result<(), postgres::Error>,
+        mut body: impl FnMut(&mut Transaction<'_>) -> std::result::Result<(), postgres::Error> + Send,
     ) -> Result<()> {
         let outcome = self.with(|c| {
             let mut tx = c.transaction()?;
@@ -681,11 +697,33 @@ impl Pg {
              FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
              ORDER BY t.job_id, t.attempt, t.rollout"
         );
-        // Read in portions through a cursor, so memory does not grow with the run.
+        // Read in portions through a cursor, so memory does not grow with the run; rows come
+        // from a thread of their own (see `off_runtime`) through a bounded channel.
+        let (tx_rows, rx_rows) = std::sync::mpsc::sync_channel::<TrajectoryRow>(256);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || self.read_trajectories(&sql, tx_rows));
+            for row in rx_rows.iter() {
+                if !visit(row) {
+                    break;
+                }
+            }
+            drop(rx_rows);
+            reader
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// Send every row `sql` selects to `out`, until `out` is closed.
+    fn read_trajectories(
+        &self,
+        sql: &str,
+        out: std::sync::mpsc::SyncSender<TrajectoryRow>,
+    ) -> Result<()> {
         let mut client = self.lock();
         let r = (|| {
             let mut tx = client.transaction()?;
-            let portal = tx.bind(sql.as_str(), &[])?;
+            let portal = tx.bind(sql, &[])?;
             loop {
                 let rows = tx.query_portal(&portal, 256)?;
                 if rows.is_empty() {
@@ -708,7 +746,7 @@ impl Pg {
                         job_payload: r.get(10),
                         stages: r.get(11),
                     };
-                    if !visit(row) {
+                    if out.send(row).is_err() {
                         return Ok(());
                     }
                 }
