@@ -40,6 +40,7 @@ EXTRA_PACKAGES=(
     clang        # bindgen's C front end for the llama.cpp bindings
     libclang-dev # libclang.so, loaded by bindgen
     chromium     # headless browser driven over DevTools (web environment, site crawl)
+    postgresql   # the scale-out store's tests start a throwaway cluster (initdb, pg_ctl)
 )
 # ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ mod pipeline;
 mod sandbox;
 mod teachers;
 mod view;
+mod scaleout;
 mod web;
 
 /// Benchmarks of trajforge against reference tools.
@@ -78,6 +79,12 @@ enum Bench {
     /// Several teacher servers: throughput of two scripted servers against one, and the share
     /// of each episode's requests kept on one server.
     Teachers(teachers::TeachersArgs),
+    /// Scale-out store: N jobs by W worker processes on PostgreSQL against one SQLite
+    /// process; claims/s, commit latency, duplicates, reclaim time after kill -9.
+    Scaleout(scaleout::ScaleoutArgs),
+    /// One worker process of `scaleout` (started by it).
+    #[command(hide = true)]
+    ScaleoutWorker(scaleout::WorkerArgs),
 }
 
 /// What one child process did.
@@ -108,6 +115,8 @@ fn main() -> ExitCode {
         Bench::Export(args) => export::run(args),
         Bench::Teachers(args) => teachers::run(args),
         Bench::View(args) => view::run(args),
+        Bench::Scaleout(args) => scaleout::run(args),
+        Bench::ScaleoutWorker(args) => scaleout::worker(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,6 +124,7 @@ async fn one_run(
 
     let run = CodeRunSpec {
         basics: RunBasics {
+            store: None,
             out: base.join(name),
             n: functions,
             threshold: 0.5,

@@ -2,7 +2,7 @@
 //! threshold taken from the run when not given, each file written in its own transaction
 //! with the run's import log, and a report of what happened to each file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -118,11 +118,12 @@ pub enum ImportRunError {
     },
 }
 
-/// Import `files` of `format` into the run folder `into` (created as an import run when new).
+/// Import `files` of `format` into the run at `into` (a run folder, or a run of a shared
+/// store; created as an import run when new).
 pub fn import_files(
     format: Format,
     files: &[PathBuf],
-    into: &Path,
+    into: &trajforge_store::Location,
     threshold: Option<f64>,
 ) -> Result<ImportReport, ImportRunError> {
     if let Some(t) = threshold
@@ -143,17 +144,20 @@ pub fn import_files(
     }
     let mut report = ImportReport {
         format,
-        run_dir: into.to_path_buf(),
+        run_dir: PathBuf::from(into.to_string()),
         threshold: threshold.unwrap_or(0.5),
         files: reports,
     };
     if report.records() == 0 {
         return Ok(report);
     }
-    if into.exists() && !into.is_dir() {
-        return Err(ImportRunError::NotAFolder(into.to_path_buf()));
+    if let trajforge_store::Location::Folder(dir) = into
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        return Err(ImportRunError::NotAFolder(dir.clone()));
     }
-    let store = Store::open(into)?;
+    let store = Store::open_at(into)?;
     let new_run = store.meta("settings")?.is_none()
         && store.meta("kind")?.is_none()
         && store.counts()? == Default::default();

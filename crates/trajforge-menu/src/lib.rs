@@ -96,7 +96,7 @@ pub const BUG_PLACEHOLDERS: &[&str] = &["function", "path"];
 pub const TASK_PLACEHOLDERS: &[&str] = &["start_url", "start_title"];
 
 /// One kind of problem the rollout-1 coding task hints at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct BugEntry {
     /// Stable slug recorded with every sample, e.g. `resource-cleanup`.
     pub id: String,
@@ -116,7 +116,7 @@ impl BugEntry {
 }
 
 /// One navigation intent the rollout-1 web task starts from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TaskEntry {
     /// Stable slug recorded with every sample, e.g. `find-pricing`.
     pub id: String,
@@ -141,7 +141,7 @@ impl TaskEntry {
 }
 
 /// Both menus; `bugs[i].index == i` and `tasks[i].index == i` always hold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Menu {
     /// Bug-type entries, in index order.
     pub bugs: Vec<BugEntry>,

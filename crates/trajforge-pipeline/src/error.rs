@@ -70,6 +70,12 @@ pub enum RunError {
     /// An existing run folder's store could not be opened.
     #[error(transparent)]
     OpenRun(StoreError),
+    /// The shared store holds no run of this name.
+    #[error("{0}: no such run")]
+    NoSuchRun(String),
+    /// A worker cannot join the run: it would produce other data.
+    #[error("{0}")]
+    WorkerRefused(String),
     /// The folder holds no run.
     #[error("{0}: not a run folder (no trajforge.db)")]
     NotARunFolder(PathBuf),

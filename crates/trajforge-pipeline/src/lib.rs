@@ -27,6 +27,7 @@ pub mod teacher;
 pub mod testreport;
 pub mod web;
 pub mod webeval;
+pub mod worker;
 
 pub use code::CodeConfig;
 pub use envs::{EnvError, EnvFactory, WebEnvFactory, WebSession};

@@ -17,7 +17,7 @@ use trajforge_ingest::{Function, ScanOptions};
 use crate::decontaminate::TouchedFunctions;
 use trajforge_menu::Menu;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
-use trajforge_store::Store;
+use trajforge_store::{Location, Store};
 
 use crate::code::CodeConfig;
 use crate::demos::{self, Demo};
@@ -69,12 +69,23 @@ impl Budget {
     /// The run's stop flag with its budgets, counting what earlier sessions of the run spent;
     /// refused when the budget is already spent.
     pub fn control(&self, store: &Store) -> Result<Arc<Control>, RunError> {
+        self.control_with(store, crate::runner::Schedule::default())
+    }
+
+    /// [`Budget::control`] with how this process takes its jobs.
+    pub fn control_with(
+        &self,
+        store: &Store,
+        schedule: crate::runner::Schedule,
+    ) -> Result<Arc<Control>, RunError> {
         let spent = status::status(store, self.pricing())?;
         let price = match (self.price_in, self.price_out) {
             (None, None) => None,
             (a, b) => Some((a.unwrap_or(0.0), b.unwrap_or(0.0))),
         };
-        let control = Arc::new(Control::with_budgets(self.max_tokens, self.max_cost, price));
+        let mut control = Control::with_budgets(self.max_tokens, self.max_cost, price);
+        control.schedule = schedule;
+        let control = Arc::new(control);
         control.add(trajforge_teacher::Usage {
             prompt_tokens: spent.prompt_tokens,
             completion_tokens: spent.completion_tokens,
@@ -190,6 +201,26 @@ fn discard_failed_start<T>(
     result
 }
 
+/// Open (or create) the run `basics` names: its shared store when given, else its folder's.
+pub fn open_basics(basics: &RunBasics) -> Result<Arc<Store>, RunError> {
+    match &basics.store {
+        Some(location) => Store::open_at(location)
+            .map(Arc::new)
+            .map_err(RunError::RunFolder),
+        None => open_run(&basics.out),
+    }
+}
+
+/// Open the existing run at `location`; an error when there is none.
+pub fn open_existing_at(location: &Location) -> Result<Store, RunError> {
+    Store::open_existing_at(location)
+        .map_err(RunError::OpenRun)?
+        .ok_or_else(|| match location {
+            Location::Folder(dir) => RunError::NotARunFolder(dir.clone()),
+            Location::Postgres { .. } => RunError::NoSuchRun(location.to_string()),
+        })
+}
+
 /// Open an existing run folder's store; an error when there is none.
 pub fn open_existing_run(dir: &Path) -> Result<Store, RunError> {
     Store::open_existing(dir)
@@ -277,8 +308,11 @@ pub enum PrepareEvent {
 /// prompts, step limit and budget.
 #[derive(Debug, Clone)]
 pub struct RunBasics {
-    /// The run folder.
+    /// The run folder (with a shared store: where local files of the run go, and its name in
+    /// messages).
     pub out: PathBuf,
+    /// A shared store holding the run instead of the folder's own (a Postgres run).
+    pub store: Option<Location>,
     /// Jobs to run (functions or tasks).
     pub n: usize,
     /// Score needed to keep a pair (line recall, or the web agreement).
@@ -392,7 +426,7 @@ impl CodeRun {
     ) -> Result<PreparedRun, RunError> {
         let out = self.spec.basics.out.clone();
         discard_failed_start(&out, move || {
-            let store = open_run(&self.spec.basics.out)?;
+            let store = open_basics(&self.spec.basics)?;
             on_event(PrepareEvent::PreparingRepository {
                 repo: self.repo.clone(),
                 commit: self.spec.sandbox.commit.clone(),
@@ -408,7 +442,7 @@ impl CodeRun {
         environment: Environment,
         teacher: &BuiltTeacher,
     ) -> Result<PreparedRun, RunError> {
-        let store = open_run(&self.spec.basics.out)?;
+        let store = open_basics(&self.spec.basics)?;
         self.prepare_with(store, environment, teacher)
     }
 
@@ -438,6 +472,13 @@ impl CodeRun {
         check_settings(&store, &settings, &spec.basics.out)?;
         let pricing = spec.basics.budget.pricing();
         store_run_meta(&store, pricing, &teacher.url)?;
+        crate::worker::store_code_run(
+            &store,
+            &self.menu,
+            &self.demos,
+            &self.prompts,
+            &spec.sandbox,
+        )?;
 
         // Sample from the base snapshot: the functions as they are at the base commit.
         let scan_options = ScanOptions {
@@ -461,33 +502,14 @@ impl CodeRun {
         trajforge_ingest::sample(&mut functions, spec.basics.n, spec.basics.seed);
         let jobs: Vec<(String, Value)> = functions.iter().map(function_job).collect();
         let control = spec.basics.budget.control(&store)?;
-        let config = CodeConfig {
-            menu: self.menu,
-            demos: self.demos,
-            prompts: self.prompts,
-            loop_config: LoopConfig {
-                max_steps: spec.basics.max_steps,
-                max_context_tokens: None,
-                max_repeats: spec.basics.max_repeats,
-                ..LoopConfig::default()
-            },
-            threshold: spec.basics.threshold,
-            attempts: spec.attempts,
-            seed: spec.basics.seed,
-            test_cmd: spec.test_cmd.clone(),
-            selfcheck_tries: 3,
-        };
-        let timeout = spec.sandbox.timeout();
-        let envs: Arc<dyn crate::envs::EnvFactory> =
-            Arc::new(SandboxEnvs::new(environment, timeout, timeout * 4));
-        let worker: Arc<Worker> = Arc::new(Worker {
-            store: Arc::clone(&store),
-            teacher: Arc::clone(&teacher.teacher),
-            envs,
-            config: Arc::new(config),
-            control,
-            owner: Owner::this_process().name().to_string(),
-        });
+        let config = code_config(
+            self.menu,
+            self.demos,
+            self.prompts,
+            &settings,
+            spec.basics.max_repeats,
+        );
+        let worker = code_worker(&store, config, environment, &spec.sandbox, teacher, control);
         PreparedRun::new(
             store,
             &jobs,
@@ -500,6 +522,54 @@ impl CodeRun {
             Driver::Code(worker),
         )
     }
+}
+
+/// The settings of a code run's jobs, from its menu, demonstrations, prompts and settings.
+pub(crate) fn code_config(
+    menu: Menu,
+    demos: Vec<Demo>,
+    prompts: Prompts,
+    settings: &RunSettings,
+    max_repeats: usize,
+) -> CodeConfig {
+    CodeConfig {
+        menu,
+        demos,
+        prompts,
+        loop_config: LoopConfig {
+            max_steps: settings.max_steps,
+            max_context_tokens: None,
+            max_repeats,
+            ..LoopConfig::default()
+        },
+        threshold: settings.threshold,
+        attempts: settings.attempts,
+        seed: settings.seed,
+        test_cmd: settings.test_cmd.clone(),
+        selfcheck_tries: 3,
+    }
+}
+
+/// This process's worker on a code run: episodes in workspaces of `environment`.
+pub(crate) fn code_worker(
+    store: &Arc<Store>,
+    config: CodeConfig,
+    environment: Environment,
+    sandbox: &SandboxSpec,
+    teacher: &BuiltTeacher,
+    control: Arc<Control>,
+) -> Arc<Worker> {
+    let timeout = sandbox.timeout();
+    let envs: Arc<dyn crate::envs::EnvFactory> =
+        Arc::new(SandboxEnvs::new(environment, timeout, timeout * 4));
+    Arc::new(Worker {
+        store: Arc::clone(store),
+        teacher: Arc::clone(&teacher.teacher),
+        envs,
+        config: Arc::new(config),
+        control,
+        owner: Owner::this_process().name().to_string(),
+    })
 }
 
 /// The meta every run stores for `status` and `export`: prices and the teacher's URL.
@@ -593,7 +663,7 @@ impl WebRun {
         on_event: &mut (dyn FnMut(PrepareEvent) + Send),
     ) -> Result<PreparedRun, RunError> {
         let spec = &self.spec;
-        let store = open_run(&spec.basics.out)?;
+        let store = open_basics(&spec.basics)?;
         let pool = Arc::new(BrowserPool::new(
             LaunchConfig::default(),
             spec.browsers.max(1),

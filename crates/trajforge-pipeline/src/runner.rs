@@ -25,8 +25,35 @@ pub struct Control {
     pub max_cost: Option<f64>,
     /// Dollars per million prompt and completion tokens.
     pub price: Option<(f64, f64)>,
+    /// How this process takes jobs: lease time, limits, waiting for other workers.
+    pub schedule: Schedule,
     /// Why the run stopped early, if it did.
     reason: std::sync::Mutex<Option<String>>,
+}
+
+/// How a process takes its jobs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// How long a claimed job stays ours without renewal (renewed every quarter of it).
+    pub lease: Duration,
+    /// Claim at most this many jobs, then stop (batch schedulers).
+    pub max_jobs: Option<u64>,
+    /// With `wait_for_others`: stop after this long without a job to claim.
+    pub idle_exit: Option<Duration>,
+    /// When nothing is claimable but other processes hold jobs, wait for them (a dead
+    /// worker's job becomes claimable when its lease expires) instead of stopping.
+    pub wait_for_others: bool,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            lease: LEASE,
+            max_jobs: None,
+            idle_exit: None,
+            wait_for_others: false,
+        }
+    }
 }
 
 impl Control {
@@ -133,39 +160,61 @@ pub async fn run_jobs(
 ) -> Result<(), RunError> {
     // The run's wall time (and a GPU-hour cost) counts from here.
     store.begin_session(&owner)?;
-    // Keep our leases alive while jobs run.
+    let schedule = control.schedule.clone();
+    // Keep our leases alive while jobs run (the worker's heartbeat).
     let renewer = {
-        let (store, owner) = (Arc::clone(&store), owner.clone());
+        let (store, owner, lease) = (Arc::clone(&store), owner.clone(), schedule.lease);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE / 4).await;
-                let _ = store.renew(&owner, LEASE);
+                tokio::time::sleep(lease / 4).await;
+                let _ = store.renew(&owner, lease);
             }
         })
     };
+    let claimed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (store, control, owner, handler) = (
+        let (store, control, owner, handler, schedule, claimed) = (
             Arc::clone(&store),
             Arc::clone(&control),
             owner.clone(),
             Arc::clone(&handler),
+            schedule.clone(),
+            Arc::clone(&claimed),
         );
         tasks.push(tokio::spawn(async move {
+            let mut idle_since = None;
             loop {
                 if control.stopped() {
                     return Ok::<(), StoreError>(());
                 }
-                let Some(job) = store.claim(&owner, LEASE)? else {
+                if let Some(max) = schedule.max_jobs
+                    && claimed.fetch_add(1, Ordering::SeqCst) >= max
+                {
                     return Ok(());
+                }
+                let Some(job) = store.claim(&owner, schedule.lease)? else {
+                    claimed.fetch_sub(1, Ordering::SeqCst);
+                    if !wait_for_job(&store, &schedule, &mut idle_since).await? {
+                        return Ok(());
+                    }
+                    continue;
                 };
+                idle_since = None;
                 let id = job.id;
-                let result = handler(job).await?;
-                if result == STOPPED {
-                    // Stopped between stages: the job resumes from its committed stages later.
-                    store.release_job(&owner, id)?;
-                } else {
-                    store.finish(&owner, id, &result)?;
+                let committed = match handler(job).await {
+                    Ok(result) if result == STOPPED => {
+                        // Stopped between stages: the job resumes from its committed stages later.
+                        store.release_job(&owner, id).map(|_| ())
+                    }
+                    Ok(result) => store.finish(&owner, id, &result),
+                    Err(e) => Err(e),
+                };
+                match committed {
+                    // Our lease ran out (we were paused or cut off) and another worker has
+                    // the job: nothing of ours was committed since; go on with another.
+                    Err(StoreError::LeaseLost { .. }) => {}
+                    other => other?,
                 }
             }
         }));
@@ -191,6 +240,34 @@ pub async fn run_jobs(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Nothing was claimable: whether to try again, after a pause. Only a process that waits for
+/// others does, while the run has jobs left and it has not been idle for `idle_exit`.
+async fn wait_for_job(
+    store: &Store,
+    schedule: &Schedule,
+    idle_since: &mut Option<std::time::Instant>,
+) -> Result<bool, StoreError> {
+    if !schedule.wait_for_others {
+        return Ok(false);
+    }
+    let counts = store.counts()?;
+    if counts.pending == 0 && counts.running == 0 {
+        return Ok(false);
+    }
+    let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+    if schedule
+        .idle_exit
+        .is_some_and(|limit| since.elapsed() >= limit)
+    {
+        return Ok(false);
+    }
+    tokio::time::sleep(
+        (schedule.lease / 8).clamp(Duration::from_millis(100), Duration::from_secs(2)),
+    )
+    .await;
+    Ok(true)
 }
 
 /// [`run_jobs`] on `worker`'s store, stop flag and lease owner, each claimed job processed by

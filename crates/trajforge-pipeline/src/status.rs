@@ -488,3 +488,55 @@ mod tests {
         }
     }
 }
+
+/// A worker of a run as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerStatus {
+    /// Its lease owner name (`host:pid:start`).
+    pub owner: String,
+    /// Whether it gave a heartbeat within the last minute (the default lease).
+    pub alive: bool,
+    /// Seconds since its last heartbeat.
+    pub last_heartbeat_secs: f64,
+    /// Jobs it finished (shared stores record it).
+    pub jobs_done: Option<u64>,
+    /// Jobs it holds under a live lease now.
+    pub in_flight: u64,
+}
+
+/// The workers of a run, by start.
+pub fn workers(store: &Store) -> Result<Vec<WorkerStatus>, StoreError> {
+    let (now, rows) = store.workers()?;
+    Ok(rows
+        .into_iter()
+        .map(|w| {
+            let age = (now - w.last_seen).max(0) as f64 / 1000.0;
+            WorkerStatus {
+                owner: w.owner,
+                alive: age <= 60.0,
+                last_heartbeat_secs: age,
+                jobs_done: w.jobs_done,
+                in_flight: w.in_flight,
+            }
+        })
+        .collect())
+}
+
+/// The workers as lines of `status`.
+pub fn render_workers(workers: &[WorkerStatus]) -> String {
+    let mut o = format!("workers: {}\n", workers.len());
+    for w in workers {
+        let _ = std::fmt::Write::write_fmt(
+            &mut o,
+            format_args!(
+                "  {} {:<5} last heartbeat {:.0} s ago, {} done, {} in flight\n",
+                w.owner,
+                if w.alive { "alive" } else { "gone" },
+                w.last_heartbeat_secs,
+                w.jobs_done.map_or("?".into(), |n| n.to_string()),
+                w.in_flight
+            ),
+        );
+    }
+    o
+}

@@ -35,9 +35,50 @@ pub struct JobCounts {
     pub done: u64,
 }
 
+/// A process working on the run, for `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Its lease owner name (`host:pid:start`).
+    pub owner: String,
+    /// When it started, ms since the epoch.
+    pub started_at: i64,
+    /// Its last heartbeat (Postgres) or commit (SQLite), ms since the epoch.
+    pub last_seen: i64,
+    /// Jobs it finished (recorded by Postgres stores only).
+    pub jobs_done: Option<u64>,
+    /// Jobs it holds under a live lease now.
+    pub in_flight: u64,
+}
+
 impl Store {
+    /// The processes that worked on the run, by start, and the store's clock now (ms).
+    pub fn workers(&self) -> Result<(i64, Vec<WorkerInfo>)> {
+        if let Some(pg) = self.pg() {
+            return pg.workers();
+        }
+        let now = now_ms();
+        let rows = self.select_all(
+            "SELECT s.owner, s.started_at, MAX(s.started_at, s.last_at),
+                (SELECT COUNT(*) FROM jobs j WHERE j.lease_owner = s.owner AND j.status = 'running')
+             FROM sessions s ORDER BY s.started_at",
+            |r| {
+                Ok(WorkerInfo {
+                    owner: r.get(0)?,
+                    started_at: r.get(1)?,
+                    last_seen: r.get(2)?,
+                    jobs_done: None,
+                    in_flight: r.get::<_, i64>(3)? as u64,
+                })
+            },
+        )?;
+        Ok((now, rows))
+    }
+
     /// Add jobs that are not there yet (by key); returns how many were added.
     pub fn add_jobs(&self, jobs: &[(String, serde_json::Value)]) -> Result<usize> {
+        if let Some(pg) = self.pg() {
+            return pg.add_jobs(jobs);
+        }
         let mut conn = self.lock();
         let now = now_ms();
         let r = (|| {
@@ -69,6 +110,9 @@ impl Store {
 
     /// Claim the lowest pending job, or a running one whose lease expired, for `owner`.
     pub fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Job>> {
+        if let Some(pg) = self.pg() {
+            return pg.claim(owner, lease);
+        }
         let mut conn = self.lock();
         let now = now_ms();
         let until = now + lease.as_millis() as i64;
@@ -117,8 +161,12 @@ impl Store {
         }))
     }
 
-    /// Extend the leases of every job `owner` holds; returns how many.
+    /// Extend the leases of every job `owner` holds (the worker's heartbeat); returns how
+    /// many. A Postgres lease that expired already is not renewed: it may be another's now.
     pub fn renew(&self, owner: &str, lease: Duration) -> Result<usize> {
+        if let Some(pg) = self.pg() {
+            return pg.renew(owner, lease);
+        }
         let conn = self.lock();
         let until = now_ms() + lease.as_millis() as i64;
         let r = conn.execute(
@@ -132,6 +180,13 @@ impl Store {
     /// Hand back jobs held by owners for which `is_dead` is true (a crashed process's leases),
     /// so they can be claimed at once instead of after the lease expires.
     pub fn reclaim(&self, is_dead: impl Fn(&str) -> bool) -> Result<usize> {
+        if let Some(pg) = self.pg() {
+            let mut n = 0;
+            for owner in pg.running_owners()?.into_iter().filter(|o| is_dead(o)) {
+                n += pg.release_owner(&owner)?;
+            }
+            return Ok(n);
+        }
         let owners: Vec<String> = self.select_all(
             "SELECT DISTINCT lease_owner FROM jobs WHERE status = 'running' AND lease_owner IS NOT NULL",
             |r| r.get::<_, String>(0),
@@ -156,6 +211,9 @@ impl Store {
 
     /// Hand back one job `owner` holds without finishing it, so it is claimed again later.
     pub fn release_job(&self, owner: &str, job: i64) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.release_job(owner, job);
+        }
         let conn = self.lock();
         let r = conn.execute(
             "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_until = NULL
@@ -199,6 +257,9 @@ impl Store {
 
     /// Finish a job with a result label.
     pub fn finish(&self, owner: &str, job: i64, result: &Outcome) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.finish(owner, job, result);
+        }
         self.with_lease(owner, job, |tx, now| {
             tx.execute(
                 "UPDATE jobs SET status = 'done', result = ?1, lease_owner = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?3",
@@ -210,11 +271,17 @@ impl Store {
 
     /// Every job.
     pub fn jobs(&self) -> Result<Vec<Job>> {
+        if let Some(pg) = self.pg() {
+            return pg.jobs();
+        }
         self.select_jobs("ORDER BY id", None)
     }
 
     /// One job, if there is one with this id.
     pub fn job(&self, id: i64) -> Result<Option<Job>> {
+        if let Some(pg) = self.pg() {
+            return Ok(pg.jobs()?.into_iter().find(|j| j.id == id));
+        }
         Ok(self.select_jobs("WHERE id = ?1", Some(id))?.pop())
     }
 
@@ -263,6 +330,9 @@ impl Store {
 
     /// Jobs per status.
     pub fn counts(&self) -> Result<JobCounts> {
+        if let Some(pg) = self.pg() {
+            return pg.counts();
+        }
         let rows = self.select_all("SELECT status, COUNT(*) FROM jobs GROUP BY status", |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })?;

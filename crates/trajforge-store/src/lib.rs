@@ -1,5 +1,6 @@
 //! Durable storage of a run: its settings, its jobs under leases, every stage's result and
-//! every trajectory, in one SQLite database (WAL mode) inside the run folder.
+//! every trajectory, in one SQLite database (WAL mode) inside the run folder, or in a
+//! PostgreSQL database shared by worker processes on many machines ([`Location`]).
 //!
 //! Design rules, so a Postgres backend with several workers can follow without changing the
 //! pipeline: all state lives in the database (nothing only in a process); a worker *claims*
@@ -18,18 +19,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+pub mod copy;
 mod jobs;
 pub mod model;
+mod pg;
 mod schema;
 mod sessions;
 mod stages;
 mod trajectories;
 
-pub use jobs::{Job, JobCounts};
+pub use jobs::{Job, JobCounts, WorkerInfo};
 pub use model::{
     ExitLabel, JobStatus, Outcome, RejectReason, Rollout, Stage, StageName, TrajectoryMeta,
     TrajectoryRecord,
 };
+pub use pg::{redact_url, valid_run_name};
 pub use stages::{StageRecord, UsageRecord};
 pub use trajectories::{ImportCounts, ImportedJob, StoredTrajectory, TrajectoryRow};
 
@@ -79,6 +83,23 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// PostgreSQL failed.
+    #[error("{location}: database error: {source}")]
+    Postgres {
+        /// The database (password hidden) and run.
+        location: String,
+        /// What the server or client said.
+        source: postgres::Error,
+    },
+    /// A run name that cannot name a run.
+    #[error("run name {0:?}: use letters, digits, '_' and '-', at most 40")]
+    RunName(String),
+    /// A Postgres store needs a run name.
+    #[error("{0}: a PostgreSQL store holds several runs: name one with --run NAME")]
+    NoRunName(String),
+    /// A copy's target already holds a run.
+    #[error("{0}: already holds a run; a copy goes into a new one")]
+    NotEmpty(String),
     /// The job's lease was lost to another worker (it expired).
     #[error("job {job}: lease lost (held by {holder:?})")]
     LeaseLost {
@@ -92,11 +113,59 @@ pub enum StoreError {
 /// Result alias.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where a run is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A run folder holding its SQLite database.
+    Folder(PathBuf),
+    /// Run `run` in the PostgreSQL database at `url`.
+    Postgres {
+        /// `postgres://USER@HOST/DB` (any libpq-style URL).
+        url: String,
+        /// The run's name.
+        run: String,
+    },
+}
+
+impl Location {
+    /// A `postgres://` or `postgresql://` URL with `run`, else the run folder `place`.
+    pub fn parse(place: &str, run: Option<&str>) -> Result<Location> {
+        if place.starts_with("postgres://") || place.starts_with("postgresql://") {
+            let run = run.ok_or_else(|| StoreError::NoRunName(redact_url(place)))?;
+            if !valid_run_name(run) {
+                return Err(StoreError::RunName(run.to_string()));
+            }
+            Ok(Location::Postgres {
+                url: place.to_string(),
+                run: run.to_string(),
+            })
+        } else {
+            Ok(Location::Folder(PathBuf::from(place)))
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Folder(p) => write!(f, "{}", p.display()),
+            Location::Postgres { url, run } => write!(f, "{} (run {run})", redact_url(url)),
+        }
+    }
+}
+
 /// The run database.
 #[derive(Debug)]
 pub struct Store {
-    conn: Mutex<Connection>,
+    backend: Backend,
     path: PathBuf,
+}
+
+/// The database behind a [`Store`]: every public operation exists for both.
+#[derive(Debug)]
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres(Box<pg::Pg>),
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -153,7 +222,7 @@ impl Store {
                 source,
             })?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            backend: Backend::Sqlite(Mutex::new(conn)),
             path,
         })
     }
@@ -169,9 +238,55 @@ impl Store {
         self.sql(r)
     }
 
-    /// The database file.
+    /// Open (creating if needed) the run at `location`.
+    pub fn open_at(location: &Location) -> Result<Store> {
+        match location {
+            Location::Folder(dir) => Store::open(dir),
+            Location::Postgres { url, run } => Ok(Store::postgres(
+                pg::Pg::open(url, run, true)?
+                    .ok_or_else(|| StoreError::NoRunName(redact_url(url)))?,
+            )),
+        }
+    }
+
+    /// Open the existing run at `location`; `None` when there is none.
+    pub fn open_existing_at(location: &Location) -> Result<Option<Store>> {
+        match location {
+            Location::Folder(dir) => Store::open_existing(dir),
+            Location::Postgres { url, run } => {
+                Ok(pg::Pg::open(url, run, false)?.map(Store::postgres))
+            }
+        }
+    }
+
+    fn postgres(pg: pg::Pg) -> Store {
+        Store {
+            path: PathBuf::from(&pg.location),
+            backend: Backend::Postgres(Box::new(pg)),
+        }
+    }
+
+    /// The database file (for a Postgres run: its URL, password hidden, and name).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The run as named in messages.
+    pub fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Whether the run lives in PostgreSQL (shared by workers on several machines).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The Postgres backend, when the run lives there.
+    fn pg(&self) -> Option<&pg::Pg> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite(_) => None,
+        }
     }
 
     pub(crate) fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
@@ -206,14 +321,19 @@ impl Store {
         }
     }
 
+    /// The SQLite connection; every operation dispatches a Postgres store to [`pg`] before
+    /// reaching here.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        let Backend::Sqlite(conn) = &self.backend else {
+            unreachable!("SQLite operation on a PostgreSQL store")
+        };
         // A panic elsewhere while holding the lock leaves the connection usable: SQLite
         // rolls back any transaction that was not committed.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pg;

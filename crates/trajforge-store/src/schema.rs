@@ -115,6 +115,9 @@ impl Store {
 
     /// A run-level value.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        if let Some(pg) = self.pg() {
+            return pg.meta(key);
+        }
         let conn = self.lock();
         let r = conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
@@ -127,6 +130,9 @@ impl Store {
 
     /// Set a run-level value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.set_meta(key, value);
+        }
         let conn = self.lock();
         let r = conn.execute(
             "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -23,6 +23,9 @@ impl Store {
     /// Note that process `owner` starts working on the run now (its wall time counts from
     /// here, not from its first committed stage).
     pub fn begin_session(&self, owner: &str) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.begin_session(owner);
+        }
         let now = now_ms();
         let conn = self.lock();
         let r = conn.execute(
@@ -38,6 +41,9 @@ impl Store {
     /// (milliseconds since the epoch), by start. Empty for stores written before sessions
     /// were recorded.
     pub fn session_spans(&self) -> Result<Vec<(i64, i64)>> {
+        if let Some(pg) = self.pg() {
+            return pg.session_spans();
+        }
         self.select_all(
             "SELECT started_at, MAX(started_at, last_at) FROM sessions ORDER BY started_at",
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),

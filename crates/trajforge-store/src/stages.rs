@@ -50,6 +50,9 @@ impl Store {
             .map_err(|e| self.corrupt(format!("stage {name} of job {job}: {e}")))?
             .to_string();
         let stage = name.as_str();
+        if let Some(pg) = self.pg() {
+            return pg.record_stage(owner, job, attempt, stage, &payload, trajectory, usage);
+        }
         self.with_lease(owner, job, |tx, now| {
             tx.execute(
                 "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -98,6 +101,9 @@ impl Store {
     }
 
     fn query_stages(&self, clause: &str, job: Option<i64>) -> Result<Vec<StageRecord>> {
+        if let Some(pg) = self.pg() {
+            return pg.stages(job);
+        }
         let conn = self.lock();
         let sql =
             format!("SELECT job_id, attempt, stage, payload, created_at FROM stages {clause}");
@@ -142,6 +148,9 @@ impl Store {
 
     /// Total usage per stage name.
     pub fn usage_by_stage(&self) -> Result<Vec<(String, UsageRecord)>> {
+        if let Some(pg) = self.pg() {
+            return pg.usage_by_stage();
+        }
         self.select_all(
             "SELECT stage, SUM(prompt_tokens), SUM(completion_tokens), SUM(model_seconds) FROM usage GROUP BY stage ORDER BY stage",
             |r| {

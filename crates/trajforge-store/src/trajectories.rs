@@ -117,6 +117,9 @@ impl Store {
         kept: bool,
         recall: Option<f64>,
     ) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.set_verdict(job, attempt, rollout, kept, recall);
+        }
         let conn = self.lock();
         let r = conn.execute(
             "UPDATE trajectories SET kept = ?1, recall = COALESCE(?2, recall) WHERE job_id = ?3 AND attempt = ?4 AND rollout = ?5",
@@ -128,6 +131,9 @@ impl Store {
 
     /// Every trajectory (data included when `with_data`).
     pub fn trajectories(&self, with_data: bool) -> Result<Vec<StoredTrajectory>> {
+        if let Some(pg) = self.pg() {
+            return pg.trajectories(with_data);
+        }
         let data_col = if with_data { "t.data" } else { "'null'" };
         let sql = format!(
             "SELECT {META_COLUMNS}, {data_col} FROM trajectories t ORDER BY t.job_id, t.attempt, t.rollout"
@@ -150,6 +156,9 @@ impl Store {
         with_data: bool,
         mut visit: impl FnMut(TrajectoryRow) -> bool,
     ) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            return pg.for_each_trajectory(with_data, true, &mut visit);
+        }
         let conn = self.lock();
         let sql = row_sql(with_data, "ORDER BY t.job_id, t.attempt, t.rollout");
         let r = (|| {
@@ -195,6 +204,9 @@ impl Store {
 
     /// Number of stored trajectories.
     pub fn trajectory_count(&self) -> Result<u64> {
+        if let Some(pg) = self.pg() {
+            return pg.trajectory_count();
+        }
         let conn = self.lock();
         let r = conn.query_row("SELECT COUNT(*) FROM trajectories", [], |r| {
             r.get::<_, i64>(0)
@@ -210,6 +222,9 @@ impl Store {
         attempt: i64,
         rollout: &Rollout,
     ) -> Result<Option<serde_json::Value>> {
+        if let Some(pg) = self.pg() {
+            return pg.trajectory_data(job, attempt, rollout);
+        }
         let conn = self.lock();
         let r = conn
             .query_row(
@@ -227,8 +242,14 @@ impl Store {
         }
     }
 
-    /// Whether another job already produced this exact P1 (byte-identical duplicates are discarded).
+    /// Whether another job already produced this exact P1 (byte-identical duplicates are
+    /// discarded). The rule is the sample's order: in a Postgres run (many workers) only jobs
+    /// earlier in the sample count, and committing a P1 takes any later job with the same P1
+    /// back to its duplicate check; one SQLite process working in order sees the same jobs.
     pub fn has_other_t1_patch(&self, job: i64, patch: &str) -> Result<bool> {
+        if let Some(pg) = self.pg() {
+            return pg.has_earlier_t1_patch(job, patch);
+        }
         let conn = self.lock();
         let r = conn
             .query_row(
@@ -264,6 +285,9 @@ impl Store {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
+        if let Some(pg) = self.pg() {
+            return pg.import_jobs(jobs, &stages, meta);
+        }
         let mut conn = self.lock();
         let now = now_ms();
         let r = (|| {

@@ -12,10 +12,13 @@
 //! - [`reference_python`]: the reference Python environment for cross-checks.
 //! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr;
 //!   [`git`]: run git and return its output or its stderr as the error.
+//! - [`postgres::cluster`]: a throwaway PostgreSQL cluster per test process, a fresh
+//!   database per test.
 
 pub mod code;
 pub mod fuzz;
 pub mod history;
+pub mod postgres;
 mod process;
 mod script;
 mod server;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use trajforge_pipeline::prepare::{Budget, RunBasics, SandboxSpec};
 use trajforge_pipeline::teacher::TeacherSpec;
+use trajforge_store::Location;
 use trajforge_teacher::{Sampling, ToolMode};
 
 /// How to reach the teacher model; shared by every command that runs one.
@@ -85,12 +86,68 @@ impl TeacherArgs {
     }
 }
 
+/// Where a run is stored, shared by every command that reads or writes a run: its folder's
+/// own SQLite file (the default), or a PostgreSQL database shared by workers on many machines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// A PostgreSQL database holding runs, e.g. postgres://USER@HOST/DB (also $TRAJFORGE_STORE),
+    /// shared by `trajforge worker` processes on any number of machines [default: the run
+    /// folder's own SQLite file].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// The run's name in the --store database (several runs share one database).
+    #[arg(long = "run", value_name = "NAME")]
+    pub run_name: Option<String>,
+}
+
+impl StoreArgs {
+    /// The run's location: the --store database (or $TRAJFORGE_STORE) with --run, else the
+    /// run folder `folder`; None when neither is given.
+    pub fn location(
+        &self,
+        folder: Option<&std::path::Path>,
+    ) -> Result<Option<Location>, crate::error::CliError> {
+        // $TRAJFORGE_STORE stands for --store only where no run folder is named.
+        let store = self.store.clone().or_else(|| {
+            folder
+                .is_none()
+                .then(|| std::env::var("TRAJFORGE_STORE").ok())
+                .flatten()
+                .filter(|s| !s.is_empty())
+        });
+        match (store, folder) {
+            (Some(url), _) => Ok(Some(Location::parse(&url, self.run_name.as_deref())?)),
+            (None, Some(dir)) => {
+                if self.run_name.is_some() {
+                    return Err(crate::error::CliError::input(
+                        "--run names a run in a --store database; a run folder holds one run",
+                    ));
+                }
+                Ok(Some(Location::Folder(dir.to_path_buf())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The run's location, which must be given (a folder or --store with --run).
+    pub fn required(
+        &self,
+        folder: Option<&std::path::Path>,
+    ) -> Result<Location, crate::error::CliError> {
+        self.location(folder)?.ok_or_else(|| {
+            crate::error::CliError::input("name the run: its RUN_DIR, or --store URL --run NAME")
+        })
+    }
+}
+
 /// What every run names, shared by `generate` and `web generate`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The run folder (created; holds the store).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub out: PathBuf,
+    /// The run folder (created; holds the store, unless --store names a database).
+    #[arg(long, value_name = "RUN_DIR", required_unless_present = "store")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Score needed to keep a pair, 0 to 1: T2's line recall against T1 for code (SERA ran
     /// 1.0, 0.5 and 0.0), the two rollouts' agreement for web.
     #[arg(long, default_value_t = 0.5, value_name = "R")]
@@ -112,9 +169,19 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The library's run basics, with the command's own `n`, prompts folder and step limit.
-    pub fn basics(&self, n: usize, prompts: Option<PathBuf>, max_steps: usize) -> RunBasics {
-        RunBasics {
-            out: self.out.clone(),
+    pub fn basics(
+        &self,
+        n: usize,
+        prompts: Option<PathBuf>,
+        max_steps: usize,
+    ) -> Result<RunBasics, crate::error::CliError> {
+        let store = match self.store.location(self.out.as_deref())? {
+            Some(Location::Folder(_)) | None => None,
+            shared => shared,
+        };
+        Ok(RunBasics {
+            out: self.out_name(),
+            store,
             n,
             threshold: self.threshold,
             seed: self.seed,
@@ -123,6 +190,15 @@ impl RunArgs {
             max_steps,
             max_repeats: self.max_repeats,
             budget: self.budget.budget(),
+        })
+    }
+
+    /// The run as named in messages: its folder, else its --store database and name.
+    pub fn out_name(&self) -> PathBuf {
+        match (&self.out, self.store.location(None)) {
+            (Some(dir), _) => dir.clone(),
+            (None, Ok(Some(location))) => PathBuf::from(location.to_string()),
+            (None, _) => PathBuf::new(),
         }
     }
 }

@@ -255,6 +255,8 @@ impl From<RunError> for CliError {
                 e(Failure).hint("fix --setup; it runs once in the base snapshot with network access")
             }
             RunError::RunFolder(_) => e(Failure).hint("choose another --out folder"),
+            RunError::NoSuchRun(_) => e(Input).hint("create it with `generate --store URL --run NAME` (add --no-work to only enqueue)"),
+            RunError::WorkerRefused(_) => e(Input),
             RunError::NotARunFolder(_) => {
                 e(Input).hint("pass the folder given to `trajforge generate --out`")
             }
@@ -326,7 +328,15 @@ impl From<MineError> for CliError {
 
 impl From<trajforge_store::StoreError> for CliError {
     fn from(err: trajforge_store::StoreError) -> Self {
-        CliError::from_error(Kind::Failure, &err)
+        use trajforge_store::StoreError as S;
+        match &err {
+            S::RunName(_) | S::NoRunName(_) | S::NotEmpty(_) => {
+                CliError::from_error(Kind::Input, &err)
+            }
+            S::Version { .. } => CliError::from_error(Kind::Input, &err)
+                .hint("a newer trajforge wrote this store: use that version (or newer) here"),
+            _ => CliError::from_error(Kind::Failure, &err),
+        }
     }
 }
 

@@ -71,6 +71,10 @@ enum Command {
     Import(cmd::import::Args),
     /// Held-out tasks from the repository's history: `tasks mine` (SWE-bench instances; resumable).
     Tasks(cmd::tasks::Args),
+    /// Work on a run held in a PostgreSQL store, beside workers on other machines (claims jobs under leases).
+    Worker(Box<cmd::worker::Args>),
+    /// Move a run between a run folder and a PostgreSQL database: `store copy FROM TO`.
+    Store(cmd::store::Args),
     /// Export a run's trajectories as training data (hermes, openai, sharegpt, raw; JSONL or Parquet).
     Export(Box<cmd::export::Args>),
 }
@@ -117,6 +121,8 @@ fn main() {
         Command::Web(args) => cmd::web::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Export(args) => cmd::export::run(*args),
+        Command::Worker(args) => cmd::worker::run(*args),
+        Command::Store(args) => cmd::store::run(args),
         Command::Tasks(args) => cmd::tasks::run(args),
     };
     if let Err(err) = result {

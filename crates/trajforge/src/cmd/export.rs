@@ -6,6 +6,7 @@ use std::time::Instant;
 use trajforge_export::{ExportSpec, Format, MergeTurns};
 use trajforge_pipeline::prepare;
 
+use crate::args::StoreArgs;
 use crate::error::CliError;
 
 /// Training formats.
@@ -46,8 +47,10 @@ Those never replace a file trajforge did not write: if one is in the way the exp
 writing anything (exit code 2); export into a folder of its own, e.g. --out my-dataset/data.jsonl."
 )]
 pub struct Args {
-    /// The run folder given to `generate --out` (or `import`).
-    pub run_dir: PathBuf,
+    /// The run folder given to `generate --out` (or `import`), or --store URL --run NAME.
+    pub run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: FormatArg,
@@ -115,8 +118,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
         FormatArg::Sharegpt => Format::Sharegpt,
         FormatArg::Raw => Format::Raw,
     };
+    let location = args.store.required(args.run_dir.as_deref())?;
     let spec = ExportSpec {
-        run_dir: args.run_dir.clone(),
+        run_dir: PathBuf::from(location.to_string()),
         format,
         out: args.out.clone(),
         rollouts: args.rollouts,
@@ -141,7 +145,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     };
     // Options are checked before the run folder is opened.
     spec.check()?;
-    let store = prepare::open_existing_run(&args.run_dir)?;
+    let store = prepare::open_existing_at(&location)?;
     let started = Instant::now();
     let summary = spec.run(&store, &mut |p| {
         stderr_line!("counting tokens with {}", p.display());

@@ -54,6 +54,10 @@ pub struct Args {
     /// Sample test files too.
     #[arg(long)]
     pub include_tests: bool,
+    /// Only create the run and enqueue its jobs; `trajforge worker` processes do the work
+    /// (with --store).
+    #[arg(long)]
+    pub no_work: bool,
     /// Never sample a function that these held-out tasks' gold patches touch (a `tasks mine`
     /// or SWE-bench-format JSONL file; see the README's decontamination recipe).
     #[arg(long, value_name = "TASKS.jsonl")]
@@ -65,7 +69,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let run = CodeRunSpec {
         basics: args
             .run
-            .basics(args.n, args.prompts.clone(), args.max_steps),
+            .basics(args.n, args.prompts.clone(), args.max_steps)?,
         repo: args.repo.clone(),
         attempts: args.attempts,
         demos: args.demos.clone(),
@@ -104,11 +108,19 @@ pub fn run(args: Args) -> Result<(), CliError> {
         resumed(prepared.reclaimed),
         prepared.already_done
     );
+    if args.no_work {
+        eprintln!(
+            "{}: {} jobs queued; start `trajforge worker` processes to work on them",
+            args.run.out_name().display(),
+            prepared.jobs
+        );
+        return Ok(());
+    }
     super::drive(
         &runtime,
         &prepared,
         args.concurrency,
-        &args.run.out,
+        &args.run.out_name(),
         "No trajectory passed soft verification in this run. With a small teacher this is expected: it \
          rarely produces a fix that a second rollout reproduces. Point the same command at a capable model on \
          an OpenAI-compatible server, e.g. --teacher http://GPU-HOST:8000/v1 --model <served model name>.",

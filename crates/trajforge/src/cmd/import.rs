@@ -41,9 +41,12 @@ pub struct Args {
     /// Files to import: JSON Lines (one record per line) or one JSON document per file (.traj, .json).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// The run folder to add them to (a new one is created as an import run).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub into: PathBuf,
+    /// The run folder to add them to (a new one is created as an import run), or
+    /// --store URL --run NAME.
+    #[arg(long, value_name = "RUN_DIR", required_unless_present = "store")]
+    pub into: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: crate::args::StoreArgs,
     /// Line-recall threshold for keeping a record that has a reference patch (SERA's
     /// target_patch) [default: the run's threshold, else 0.5].
     #[arg(long, value_name = "R")]
@@ -56,7 +59,8 @@ pub struct Args {
 /// Run `trajforge import`.
 pub fn run(args: Args) -> Result<(), CliError> {
     let format = args.from.format();
-    let report = import_files(format, &args.files, &args.into, args.threshold)?;
+    let into = args.store.required(args.into.as_deref())?;
+    let report = import_files(format, &args.files, &into, args.threshold)?;
     stderr_text!("{}", report.render(SHOWN_SKIPS));
     if args.json {
         crate::error::print_json(&report.summary())?;

@@ -13,10 +13,12 @@ pub mod run;
 pub mod serve;
 pub mod site;
 pub mod status;
+pub mod store;
 pub mod tasks;
 pub mod view;
 pub mod web;
 pub mod web_eval;
+pub mod worker;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::status::{self, Pricing};
 
-use crate::args::PriceArgs;
+use crate::args::{PriceArgs, StoreArgs};
 use crate::error::CliError;
 
 /// Options of `trajforge status`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Prices not given here are those the run was started with.")]
 pub struct Args {
-    /// The run folder given to `generate --out`.
-    pub run_dir: PathBuf,
+    /// The run folder given to `generate --out` (or --store URL --run NAME).
+    pub run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -26,7 +28,8 @@ pub struct Args {
 
 /// Run `trajforge status`.
 pub fn run(args: Args) -> Result<(), CliError> {
-    let store = prepare::open_existing_run(&args.run_dir)?;
+    let location = args.store.required(args.run_dir.as_deref())?;
+    let store = prepare::open_existing_at(&location)?;
     let stored = prepare::stored_pricing(&store)?;
     let pricing = Pricing {
         price_in: args.prices.price_in.or(stored.price_in),
@@ -37,6 +40,15 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let threshold = prepare::stored_threshold(&store);
     if args.json {
         let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if store.is_shared()
+            && let Some(map) = value.as_object_mut()
+        {
+            let workers = status::workers(&store)?;
+            map.insert(
+                "workers".into(),
+                serde_json::to_value(workers).unwrap_or_default(),
+            );
+        }
         if args.jobs {
             let jobs: Vec<serde_json::Value> = store
                 .jobs()
@@ -50,6 +62,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
         }
         crate::error::print_json(&value)
     } else {
-        crate::error::print(&status::render(&report, threshold))
+        let mut text = status::render(&report, threshold);
+        if store.is_shared() {
+            text.push_str(&status::render_workers(&status::workers(&store)?));
+        }
+        crate::error::print(&text)
     }
 }

@@ -89,7 +89,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
     let run = WebRunSpec {
         basics: args
             .run
-            .basics(args.n, args.prompts.clone(), args.max_steps),
+            .basics(args.n, args.prompts.clone(), args.max_steps)?,
         site: args.site.clone(),
         start_pages: args.start_pages,
         browsers: args.browsers.unwrap_or(args.concurrency),
@@ -132,7 +132,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         &runtime,
         &prepared,
         args.concurrency,
-        &args.run.out,
+        &args.run.out_name(),
         "No pair of rollouts agreed in this run. With a small teacher this is expected; point the same \
          command at a capable model on an OpenAI-compatible server (--teacher URL --model NAME).",
     )

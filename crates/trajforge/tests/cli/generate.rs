@@ -19,8 +19,8 @@ use crate::{
 
 pub(crate) struct Scene {
     pub(crate) dir: tempfile::TempDir,
-    repo: std::path::PathBuf,
-    work: std::path::PathBuf,
+    pub(crate) repo: std::path::PathBuf,
+    pub(crate) work: std::path::PathBuf,
 }
 
 pub(crate) fn scene() -> Scene {
@@ -80,7 +80,7 @@ pub(crate) async fn output(mut cmd: Command) -> Output {
 }
 
 /// The meaning of a run: per job, its function, result, and per attempt the verification.
-fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
+pub(crate) fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
     let conn_path = run_dir.join("trajforge.db");
     assert!(conn_path.is_file(), "no store in {}", run_dir.display());
     let status = status_json(run_dir, &[]);

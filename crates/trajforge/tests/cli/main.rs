@@ -16,6 +16,7 @@ mod old_runs;
 mod readme;
 mod recall;
 mod run;
+mod scaleout;
 mod site;
 mod stdout;
 mod tasks;

@@ -25,6 +25,8 @@ fn every_option_of_every_command_is_documented() {
         "web tasks",
         "web eval",
         "tasks mine",
+        "worker",
+        "store copy",
     ] {
         assert!(
             readme.contains(&format!("### `trajforge {command}")),

@@ -1,0 +1,229 @@
+//! Scale-out store (issue 16): N jobs worked by W worker processes on one PostgreSQL run
+//! (a throwaway cluster of trajforge-testkit) with an instant teacher, i.e. nothing but the
+//! store's work per job: claim, two stage commits (one with a trajectory) and the finish,
+//! each under the lease check. Figures: claims per second, commit latency p50/p99, duplicates
+//! (must be 0), next to the same loop in one process on SQLite; and the time until a job of a
+//! worker killed with SIGKILL is claimed by another.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use trajforge_store::model::{Stage, StageName};
+use trajforge_store::{ExitLabel, Location, Outcome, Rollout, Store, TrajectoryRecord};
+use trajforge_testkit::postgres::cluster;
+
+/// Options of the scale-out benchmark.
+#[derive(Debug, clap::Args)]
+pub struct ScaleoutArgs {
+    /// Jobs in the run.
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: usize,
+    /// Worker processes.
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// Lease of the kill -9 reclaim measurement, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub lease: u64,
+}
+
+/// Options of one worker process (started by the benchmark itself).
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The database.
+    #[arg(long)]
+    pub url: String,
+    /// The run.
+    #[arg(long)]
+    pub run: String,
+    /// Lease in milliseconds.
+    #[arg(long)]
+    pub lease_ms: u64,
+    /// Claim one job and hold it without committing (the process to kill).
+    #[arg(long)]
+    pub hang: bool,
+}
+
+fn stage(name: StageName, v: serde_json::Value) -> Result<Stage, String> {
+    Stage::from_json(name, v).map_err(|e| e.to_string())
+}
+
+/// Work until nothing is claimable; returns (finished job ids, commit latencies in µs).
+fn work(store: &Store, owner: &str, lease: Duration) -> Result<(Vec<i64>, Vec<u64>), String> {
+    let r1 = stage(
+        StageName::Rollout1,
+        json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 3}),
+    )?;
+    let sc = stage(StageName::Selfcheck, json!({"answer": "yes", "tries": 1}))?;
+    store.begin_session(owner).map_err(|e| e.to_string())?;
+    let (mut done, mut lat) = (Vec::new(), Vec::new());
+    let mut timed = |f: &mut dyn FnMut() -> trajforge_store::Result<()>| -> Result<(), String> {
+        let t = Instant::now();
+        f().map_err(|e| e.to_string())?;
+        lat.push(t.elapsed().as_micros() as u64);
+        Ok(())
+    };
+    while let Some(job) = store.claim(owner, lease).map_err(|e| e.to_string())? {
+        let t = TrajectoryRecord {
+            rollout: Rollout::T1,
+            exit_status: ExitLabel::Submitted,
+            patch: Some(format!(
+                "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {}\n",
+                job.id
+            )),
+            data: json!({"messages": [{"role": "user", "content": "task"}]}),
+        };
+        timed(&mut || store.record_stage(owner, job.id, 1, &r1, Some(&t), None))?;
+        timed(&mut || store.record_stage(owner, job.id, 1, &sc, None, None))?;
+        timed(&mut || store.finish(owner, job.id, &Outcome::Kept))?;
+        done.push(job.id);
+    }
+    Ok((done, lat))
+}
+
+/// One worker process: prints its finished ids and latencies as JSON.
+pub fn worker(args: WorkerArgs) -> Result<(), String> {
+    let location = Location::parse(&args.url, Some(&args.run)).map_err(|e| e.to_string())?;
+    let store = Store::open_at(&location).map_err(|e| e.to_string())?;
+    let owner = format!("bench:{}", std::process::id());
+    let lease = Duration::from_millis(args.lease_ms);
+    if args.hang {
+        let job = store.claim(&owner, lease).map_err(|e| e.to_string())?;
+        println!("{}", json!({"claimed": job.map(|j| j.id)}));
+        std::thread::sleep(Duration::from_secs(3600));
+        return Ok(());
+    }
+    let (done, lat) = work(&store, &owner, lease)?;
+    println!("{}", json!({"done": done, "latencies_us": lat}));
+    Ok(())
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
+    (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
+}
+
+/// Run the benchmark.
+pub fn run(args: ScaleoutArgs) -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let err = |e: trajforge_store::StoreError| e.to_string();
+    // Baseline: the same loop in one process on SQLite.
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sqlite = Store::open(dir.path()).map_err(err)?;
+    sqlite.add_jobs(&jobs(args.jobs)).map_err(err)?;
+    let t = Instant::now();
+    let (done, mut lat) = work(&sqlite, "bench:sqlite", Duration::from_secs(60))?;
+    let sqlite_wall = t.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    println!(
+        "sqlite, 1 process:     {} jobs in {sqlite_wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms, {:.2} ms per job",
+        done.len(),
+        done.len() as f64 / sqlite_wall,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        sqlite_wall * 1000.0 / done.len().max(1) as f64
+    );
+
+    let url = cluster().fresh_database("bench_scaleout");
+    let location = Location::parse(&url, Some("bench")).map_err(err)?;
+    let store = Store::open_at(&location).map_err(err)?;
+    store.add_jobs(&jobs(args.jobs)).map_err(err)?;
+    let t = Instant::now();
+    let children: Vec<_> = (0..args.workers)
+        .map(|_| {
+            Command::new(&me)
+                .args([
+                    "scaleout-worker",
+                    "--url",
+                    &url,
+                    "--run",
+                    "bench",
+                    "--lease-ms",
+                    "60000",
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut all = Vec::new();
+    let mut lat = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err("a worker failed".into());
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        all.extend(
+            v["done"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_i64()),
+        );
+        lat.extend(
+            v["latencies_us"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_u64()),
+        );
+    }
+    let wall = t.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let mut distinct = all.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let counts = store.counts().map_err(err)?;
+    println!(
+        "postgres, {} processes: {} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms, {:.2} ms per job (wall / jobs); duplicates {}; done in the store {}",
+        args.workers,
+        all.len(),
+        all.len() as f64 / wall,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        wall * 1000.0 / all.len().max(1) as f64,
+        all.len() - distinct.len(),
+        counts.done
+    );
+
+    // Reclaim after kill -9: one job held by a process that is then killed.
+    let run = "reclaim";
+    let loc = Location::parse(&url, Some(run)).map_err(err)?;
+    let r = Store::open_at(&loc).map_err(err)?;
+    r.add_jobs(&jobs(1)).map_err(err)?;
+    let mut holder = Command::new(&me)
+        .args(["scaleout-worker", "--url", &url, "--run", run, "--hang"])
+        .args(["--lease-ms", &(args.lease * 1000).to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    while r.counts().map_err(err)?.running == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.kill().map_err(|e| e.to_string())?;
+    let killed = Instant::now();
+    let _ = holder.wait();
+    let poll = Duration::from_millis(100);
+    while r
+        .claim("bench:rescuer", Duration::from_secs(60))
+        .map_err(err)?
+        .is_none()
+    {
+        std::thread::sleep(poll);
+    }
+    println!(
+        "reclaim after kill -9: {:.2} s with a {} s lease (target: under the lease + 5 s)",
+        killed.elapsed().as_secs_f64(),
+        args.lease
+    );
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Workers that join a run held in a shared (PostgreSQL) store from any machine: the run's
+//! inputs (menu, demonstrations, prompts, sandbox settings) live in the store, and a worker
+//! refuses to join when it would produce other data than the run's creator (another base
+//! commit checked out, another trajforge build).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use trajforge_menu::Menu;
+use trajforge_store::{Location, Store};
+
+use crate::demos::Demo;
+use crate::envs::check_repository;
+use crate::error::RunError;
+use crate::prepare::{
+    Driver, PreparedRun, SandboxSpec, code_config, code_worker, open_existing_at, stored_pricing,
+};
+use crate::prompts::Prompts;
+use crate::runner::Schedule;
+use crate::settings::RunSettings;
+use crate::teacher::BuiltTeacher;
+
+/// What produces a run's data besides its settings: this build of trajforge. Workers of
+/// another build are refused, since their episodes could differ.
+pub const PRODUCER: &str = concat!("trajforge ", env!("CARGO_PKG_VERSION"));
+
+/// The meta key of [`CodeRunInputs`].
+const META_KEY: &str = "code_run";
+
+/// Everything a worker needs to run a code run's jobs, stored by the run's creator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeRunInputs {
+    /// The build that created the run ([`PRODUCER`]).
+    pub producer: String,
+    /// The bug-type menu.
+    pub menu: Menu,
+    /// The demonstration issues.
+    pub demos: Vec<Demo>,
+    /// The stage prompts.
+    pub prompts: Prompts,
+    /// The set-up command of the repository's environment.
+    pub setup: Option<String>,
+    /// Wall-time limit of one command, in milliseconds.
+    pub command_timeout_ms: u64,
+}
+
+/// Store a code run's inputs when it is created (a resumed run keeps the first ones).
+pub(crate) fn store_code_run(
+    store: &Store,
+    menu: &Menu,
+    demos: &[Demo],
+    prompts: &Prompts,
+    sandbox: &SandboxSpec,
+) -> Result<(), RunError> {
+    if store.meta(META_KEY)?.is_some() {
+        return Ok(());
+    }
+    let inputs = CodeRunInputs {
+        producer: PRODUCER.into(),
+        menu: menu.clone(),
+        demos: demos.to_vec(),
+        prompts: prompts.clone(),
+        setup: sandbox.setup.clone(),
+        command_timeout_ms: sandbox.command_timeout.as_millis() as u64,
+    };
+    store.set_meta(
+        META_KEY,
+        &serde_json::to_string(&inputs).unwrap_or_default(),
+    )?;
+    Ok(())
+}
+
+/// How a worker joins a run.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// The run.
+    pub store: Location,
+    /// The local checkout of the run's repository, at the run's commit.
+    pub repo: PathBuf,
+    /// Lease time, limits and idle exit.
+    pub schedule: Schedule,
+    /// Where snapshots and workspaces live (default: next to the repository).
+    pub work_dir: Option<PathBuf>,
+}
+
+/// A run a worker may join, checked: its settings and inputs read, the checkout at its commit,
+/// the same build.
+pub struct WorkerRun {
+    spec: WorkerSpec,
+    repo: PathBuf,
+    store: Arc<Store>,
+    settings: RunSettings,
+    inputs: CodeRunInputs,
+}
+
+impl WorkerSpec {
+    /// Open the run and check that this worker would produce the run's data.
+    pub fn open(self) -> Result<WorkerRun, RunError> {
+        let store = open_existing_at(&self.store)?;
+        let refused = |m: String| RunError::WorkerRefused(format!("{}: {m}", self.store));
+        let settings: RunSettings = store
+            .meta("settings")?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .ok_or_else(|| refused("the run has no readable settings".into()))?;
+        let inputs: CodeRunInputs = store
+            .meta(META_KEY)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .ok_or_else(|| {
+                refused(
+                    "not a code run created by `generate` with a shared store (no stored inputs)"
+                        .into(),
+                )
+            })?;
+        if inputs.producer != PRODUCER {
+            return Err(refused(format!(
+                "the run was created by {}, this is {PRODUCER}: its episodes could differ; use the same build",
+                inputs.producer
+            )));
+        }
+        let repo = check_repository(&self.repo)?;
+        let head = git_head(&repo).unwrap_or_default();
+        if head != settings.commit {
+            return Err(refused(format!(
+                "{} is at {}, the run's commit is {}; check out the run's commit first (git checkout {})",
+                repo.display(),
+                if head.is_empty() { "no commit" } else { &head },
+                settings.commit,
+                settings.commit
+            )));
+        }
+        Ok(WorkerRun {
+            spec: self,
+            repo,
+            store: Arc::new(store),
+            settings,
+            inputs,
+        })
+    }
+}
+
+/// The commit `repo` has checked out.
+fn git_head(repo: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl WorkerRun {
+    /// The teacher model the run was made with (a worker's default).
+    pub fn model(&self) -> &str {
+        &self.settings.model
+    }
+
+    /// The teacher URL the run was created with.
+    pub fn teacher_url(&self) -> Result<Option<String>, RunError> {
+        Ok(self.store.meta("teacher_url")?)
+    }
+
+    /// Prepare the repository's environment at the run's commit and this worker's job loop.
+    /// A teacher serving another model is refused: its episodes would differ.
+    pub fn prepare(self, teacher: &BuiltTeacher) -> Result<PreparedRun, RunError> {
+        if teacher.model != self.settings.model {
+            return Err(RunError::WorkerRefused(format!(
+                "{}: the run's teacher model is {}, this worker's is {}",
+                self.spec.store, self.settings.model, teacher.model
+            )));
+        }
+        let sandbox = SandboxSpec {
+            commit: self.settings.commit.clone(),
+            setup: self.inputs.setup.clone(),
+            command_timeout: Duration::from_millis(self.inputs.command_timeout_ms),
+            work_dir: self.spec.work_dir.clone(),
+        };
+        let environment = sandbox.prepare(&self.repo)?;
+        let pricing = stored_pricing(&self.store)?;
+        let mut schedule = self.spec.schedule.clone();
+        schedule.wait_for_others = true;
+        let budget = crate::prepare::Budget::default();
+        let control = budget.control_with(&self.store, schedule)?;
+        let config = code_config(
+            self.inputs.menu,
+            self.inputs.demos,
+            self.inputs.prompts,
+            &self.settings,
+            trajforge_agent::DEFAULT_MAX_REPEATS,
+        );
+        let worker = code_worker(&self.store, config, environment, &sandbox, teacher, control);
+        let mut prepared = PreparedRun::new(
+            Arc::clone(&self.store),
+            &[],
+            pricing,
+            self.settings.threshold,
+            crate::prepare::Plan::Code {
+                available: 0,
+                excluded: 0,
+            },
+            Driver::Code(worker),
+        )?;
+        let counts = self.store.counts()?;
+        prepared.jobs = (counts.pending + counts.running + counts.done) as usize;
+        Ok(prepared)
+    }
+}

@@ -1,0 +1,305 @@
+//! Tests of the PostgreSQL backend on a throwaway cluster (trajforge-testkit).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+use trajforge_testkit::postgres::cluster;
+
+use super::*;
+use crate::model::{ExitLabel, SelfcheckAnswer, SelfcheckStage};
+
+fn open(url: &str, run: &str) -> Store {
+    Store::open_at(&Location::parse(url, Some(run)).expect("location")).expect("open")
+}
+
+fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
+    (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
+}
+
+fn t1(patch: &str) -> TrajectoryRecord {
+    TrajectoryRecord {
+        rollout: Rollout::T1,
+        exit_status: ExitLabel::Submitted,
+        patch: Some(patch.into()),
+        data: json!({"steps": []}),
+    }
+}
+
+fn rollout1() -> Stage {
+    let v = json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 1});
+    Stage::from_json(StageName::Rollout1, v).expect("rollout1")
+}
+
+#[test]
+fn workers_on_separate_connections_claim_every_job_exactly_once() {
+    let url = cluster().fresh_database("claims");
+    let first = open(&url, "r");
+    first.add_jobs(&jobs(40)).expect("add");
+    let handles: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = open(&url, "r");
+                let owner = format!("w{w}");
+                let mut mine = Vec::new();
+                while let Some(job) = store.claim(&owner, Duration::from_secs(60)).expect("claim") {
+                    store
+                        .finish(&owner, job.id, &Outcome::Kept)
+                        .expect("finish");
+                    mine.push(job.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let all: Vec<i64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("worker"))
+        .collect();
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!((all.len(), distinct.len()), (40, 40));
+    assert_eq!(first.counts().expect("counts").done, 40);
+}
+
+#[test]
+fn a_worker_past_its_lease_commits_nothing_and_the_job_is_claimed_again() {
+    let url = cluster().fresh_database("lease");
+    let store = open(&url, "r");
+    store.add_jobs(&jobs(1)).expect("add");
+    let job = store
+        .claim("slow", Duration::from_millis(200))
+        .expect("claim")
+        .expect("job");
+    std::thread::sleep(Duration::from_millis(350));
+    // Expired and not yet taken: still refused, and not renewed either.
+    let err = store
+        .record_stage("slow", job.id, 1, &rollout1(), Some(&t1("p")), None)
+        .expect_err("expired lease");
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert_eq!(
+        store.renew("slow", Duration::from_secs(60)).expect("renew"),
+        0
+    );
+    let again = store
+        .claim("fast", Duration::from_secs(60))
+        .expect("claim")
+        .expect("reclaimed");
+    assert_eq!(again.id, job.id);
+    let err = store
+        .finish("slow", job.id, &Outcome::Kept)
+        .expect_err("lost lease");
+    assert!(
+        matches!(&err, StoreError::LeaseLost { holder: Some(h), .. } if h == "fast"),
+        "{err}"
+    );
+    store
+        .record_stage("fast", job.id, 1, &rollout1(), Some(&t1("p")), None)
+        .expect("holder commits");
+    store
+        .finish("fast", job.id, &Outcome::Kept)
+        .expect("finish");
+    assert_eq!(store.trajectory_count().expect("count"), 1);
+    assert_eq!(store.stages(job.id).expect("stages").len(), 1);
+}
+
+#[test]
+fn runs_in_one_database_are_separate() {
+    let url = cluster().fresh_database("runs");
+    let a = open(&url, "a");
+    let b = open(&url, "b");
+    a.add_jobs(&jobs(3)).expect("add");
+    a.set_meta("settings", "A").expect("meta");
+    b.add_jobs(&jobs(5)).expect("add");
+    assert_eq!(a.jobs().expect("jobs").len(), 3);
+    assert_eq!(b.jobs().expect("jobs").len(), 5);
+    assert_eq!(b.meta("settings").expect("meta"), None);
+    let missing =
+        Store::open_existing_at(&Location::parse(&url, Some("c")).expect("loc")).expect("open");
+    assert!(missing.is_none());
+    assert!(matches!(
+        Location::parse(&url, None),
+        Err(StoreError::NoRunName(_))
+    ));
+    assert!(matches!(
+        Location::parse(&url, Some("no spaces")),
+        Err(StoreError::RunName(_))
+    ));
+}
+
+#[test]
+fn the_first_schema_is_migrated_forward_and_a_newer_one_refused() {
+    let url = cluster().fresh_database("schema");
+    let old = pg::Pg::open(&url, "r", true).expect("open").expect("run");
+    // Rewind to the first schema: the version-2 columns gone, the version says 1.
+    cluster().psql(
+        &url,
+        "SET search_path TO trajforge_run_r;
+         ALTER TABLE sessions DROP COLUMN heartbeat_at; ALTER TABLE sessions DROP COLUMN jobs_done;
+         ALTER TABLE jobs DROP COLUMN done_by; UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         INSERT INTO jobs(id, key, payload, updated_at) VALUES (0, 'k', '{}', 0);",
+    );
+    drop(old);
+    let store = open(&url, "r");
+    assert_eq!(
+        store.meta("schema_version").expect("meta").as_deref(),
+        Some("2")
+    );
+    store.begin_session("w").expect("session");
+    let job = store
+        .claim("w", Duration::from_secs(60))
+        .expect("claim")
+        .expect("the old job");
+    store.finish("w", job.id, &Outcome::Kept).expect("finish");
+    assert_eq!(store.workers().expect("workers").1[0].jobs_done, Some(1));
+    cluster().psql(
+        &url,
+        "UPDATE trajforge_run_r.meta SET value = '99' WHERE key = 'schema_version'",
+    );
+    let err =
+        Store::open_at(&Location::parse(&url, Some("r")).expect("loc")).expect_err("newer schema");
+    assert!(
+        err.to_string()
+            .contains("schema version 99, this trajforge reads version 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_p1_committed_by_an_earlier_job_takes_a_later_duplicate_back_to_its_check() {
+    let url = cluster().fresh_database("dups");
+    let store = open(&url, "r");
+    store.add_jobs(&jobs(2)).expect("add");
+    let (early, late) = (0, 1);
+    // Job 1 runs first and passes its check: no earlier job has its P1 yet.
+    let j = store
+        .claim("b", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    assert_eq!(j.id, early);
+    let j = store
+        .claim("b", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    assert_eq!(j.id, late);
+    store
+        .record_stage("b", late, 1, &rollout1(), Some(&t1("same")), None)
+        .expect("r1");
+    assert!(!store.has_other_t1_patch(late, "same").expect("dup"));
+    let sc = Stage::Selfcheck(SelfcheckStage {
+        answer: SelfcheckAnswer::Yes,
+        tries: 1,
+    });
+    store
+        .record_stage("b", late, 1, &sc, None, None)
+        .expect("sc");
+    // Job 0 commits the same P1: job 1 goes back to its check, its lease revoked.
+    store
+        .record_stage("b", early, 1, &rollout1(), Some(&t1("same")), None)
+        .expect("r1");
+    let names: Vec<String> = store
+        .stages(late)
+        .expect("stages")
+        .iter()
+        .map(|s| s.stage.name().to_string())
+        .collect();
+    assert_eq!(names, ["rollout1"]);
+    assert!(matches!(
+        store.finish("b", late, &Outcome::Kept),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(store.has_other_t1_patch(late, "same").expect("dup"));
+    assert!(!store.has_other_t1_patch(early, "same").expect("dup"));
+    let again = store
+        .claim("c", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    assert_eq!(again.id, late);
+}
+
+#[test]
+fn store_copy_moves_a_run_both_ways_losslessly() {
+    let url = cluster().fresh_database("copy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Store::open(dir.path()).expect("open");
+    sqlite.add_jobs(&jobs(3)).expect("add");
+    sqlite.set_meta("settings", "{\"seed\":1}").expect("meta");
+    sqlite.begin_session("w").expect("session");
+    let job = sqlite
+        .claim("w", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    sqlite
+        .record_stage(
+            "w",
+            job.id,
+            1,
+            &rollout1(),
+            Some(&t1("p")),
+            Some(UsageRecord {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                model_seconds: 0.5,
+            }),
+        )
+        .expect("stage");
+    sqlite
+        .set_verdict(job.id, 1, &Rollout::T1, true, Some(0.75))
+        .expect("verdict");
+    sqlite.finish("w", job.id, &Outcome::Kept).expect("finish");
+    let pg = open(&url, "copied");
+    let counts = sqlite.copy_into(&pg).expect("copy");
+    assert_eq!((counts.jobs, counts.stages, counts.trajectories), (3, 1, 1));
+    assert_eq!(pg.dump().expect("dump"), sqlite.dump().expect("dump"));
+    // A copy never goes into a run that holds something.
+    assert!(matches!(
+        sqlite.copy_into(&pg),
+        Err(StoreError::NotEmpty(_))
+    ));
+    let back_dir = tempfile::tempdir().expect("tempdir");
+    let back = Store::open(back_dir.path()).expect("open");
+    pg.copy_into(&back).expect("copy back");
+    assert_eq!(back.dump().expect("dump"), sqlite.dump().expect("dump"));
+    let rows = |s: &Store| {
+        let mut v = Vec::new();
+        s.for_each_trajectory(true, |r| {
+            v.push((r.meta, r.data, r.job_key, r.job_payload, r.stages));
+            true
+        })
+        .expect("rows");
+        v
+    };
+    assert_eq!(rows(&pg), rows(&sqlite));
+    // New trajectories in the copy continue after the copied ids.
+    let next = pg
+        .claim("w2", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    pg.begin_session("w2").expect("session");
+    pg.record_stage("w2", next.id, 1, &rollout1(), Some(&t1("q")), None)
+        .expect("stage");
+    assert_eq!(pg.trajectory_count().expect("count"), 2);
+}
+
+#[test]
+fn a_connection_the_server_dropped_is_reopened_and_the_operation_done() {
+    let url = cluster().fresh_database("reconnect");
+    let store = open(&url, "r");
+    store.add_jobs(&jobs(2)).expect("add");
+    let job = store
+        .claim("w", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    // What a server restart does to every client: its connection is gone.
+    let killed = cluster().psql(
+        &url,
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(killed, "1");
+    store
+        .record_stage("w", job.id, 1, &rollout1(), Some(&t1("p")), None)
+        .expect("committed after reconnecting");
+    store.finish("w", job.id, &Outcome::Kept).expect("finish");
+    assert_eq!(store.counts().expect("counts").done, 1);
+}

@@ -1,0 +1,227 @@
+//! A throwaway PostgreSQL cluster for the scale-out store's tests and benchmark: one per
+//! test process, started on first use (initdb into a temporary folder, as an unprivileged
+//! user when running as root, listening only on a Unix socket in that folder), with a fresh
+//! database per caller. A watcher stops the server and removes the folder once the process
+//! that started it exits, so nothing depends on (or is left behind on) the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The superuser of the throwaway cluster.
+const USER: &str = "trajforge";
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct PgCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    next: AtomicUsize,
+}
+
+/// The cluster of this process, started on first use; panics with the reason when
+/// PostgreSQL's server programs are missing (scripts/setup.sh installs them).
+pub fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| PgCluster::start().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// PostgreSQL's server programs: $TRAJFORGE_PG_BIN, else the newest /usr/lib/postgresql/*/bin.
+fn bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("TRAJFORGE_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, b)| b)
+}
+
+/// `(uid, gid)` of the account the server runs as when we are root.
+fn unprivileged() -> Option<(String, String)> {
+    let out = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "0" {
+        return None;
+    }
+    for name in ["postgres", "nobody"] {
+        let out = Command::new("id").arg("-u").arg(name).output().ok()?;
+        if out.status.success() {
+            let uid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let gid = Command::new("id").arg("-g").arg(name).output().ok()?;
+            return Some((uid, String::from_utf8_lossy(&gid.stdout).trim().to_string()));
+        }
+    }
+    None
+}
+
+/// `program args…` run as `user` when given.
+fn as_user(user: &Option<(String, String)>, program: &Path) -> Command {
+    match user {
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups")
+                .arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+impl PgCluster {
+    fn start() -> Result<PgCluster, String> {
+        let bin = bin_dir().ok_or(
+            "PostgreSQL server programs not found (/usr/lib/postgresql/*/bin/initdb): run scripts/setup.sh, or set TRAJFORGE_PG_BIN",
+        )?;
+        let user = unprivileged();
+        let dir = std::env::temp_dir().join(format!(
+            "trajforge-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if let Some((uid, gid)) = &user {
+            let out = Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&dir)
+                .output()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("chown: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        let data = dir.join("data");
+        let out = as_user(&user, &bin.join("initdb"))
+            .args(["--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"])
+            .arg(format!("--username={USER}"))
+            .arg("-D")
+            .arg(&data)
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("initdb: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let cluster = PgCluster {
+            bin,
+            dir,
+            next: AtomicUsize::new(0),
+        };
+        cluster.launch(&user)?;
+        Ok(cluster)
+    }
+
+    /// Start the server, with a watcher that stops it and removes the folder when this
+    /// process is gone.
+    fn launch(&self, user: &Option<(String, String)>) -> Result<(), String> {
+        let script = format!(
+            "{postgres} -D {data} -k {dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB >{dir}/log 2>&1 & pg=$!; \
+             while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
+             kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
+            postgres = self.bin.join("postgres").display(),
+            data = self.dir.join("data").display(),
+            dir = self.dir.display(),
+            parent = std::process::id(),
+        );
+        let mut sh = as_user(user, Path::new("/bin/sh"));
+        sh.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        sh.spawn().map_err(|e| format!("postgres: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = Command::new(self.bin.join("pg_isready"))
+                .arg("-h")
+                .arg(&self.dir)
+                .arg("-U")
+                .arg(USER)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+                return Err(format!("postgres did not start within 30 s:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The folder holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The URL of database `db` on this cluster.
+    pub fn url(&self, db: &str) -> String {
+        let host: String = self
+            .dir
+            .display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('/', "%2F");
+        format!("postgres://{USER}@{host}/{db}")
+    }
+
+    /// A new empty database, named after `label`; its URL.
+    pub fn fresh_database(&self, label: &str) -> String {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let clean: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let db = format!("t{n}_{clean}");
+        let out = Command::new(self.bin.join("createdb"))
+            .arg("-h")
+            .arg(&self.dir)
+            .arg("-U")
+            .arg(USER)
+            .arg(&db)
+            .output()
+            .expect("createdb runs");
+        assert!(
+            out.status.success(),
+            "createdb {db}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(&db)
+    }
+
+    /// Run SQL on database `db` with psql (tests that inspect or break a store directly).
+    pub fn psql(&self, db_url: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .arg(db_url)
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
