@@ -5,9 +5,9 @@
 //! tool calls in text ([`hermes`]) and chat templates rendered as Hugging Face transformers
 //! renders them ([`template`]).
 
+pub mod anthropic;
 #[cfg(test)]
 mod fuzz_tests;
-pub mod anthropic;
 pub mod hermes;
 pub mod template;
 mod types;

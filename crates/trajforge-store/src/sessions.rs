@@ -89,6 +89,14 @@ impl Store {
     /// Every teacher server of the run with the figures of all processes summed, in the
     /// order they were first recorded. Empty for runs recorded before per-server figures.
     pub fn teacher_servers(&self) -> Result<Vec<ServerStats>> {
+        // A store opened read-only (a viewer) cannot create the table on older runs.
+        let has_table = self.select_all(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'teacher_servers'",
+            |_| Ok(()),
+        )?;
+        if has_table.is_empty() {
+            return Ok(Vec::new());
+        }
         self.select_all(
             "SELECT url, SUM(requests), SUM(errors), SUM(latency_seconds), MAX(max_latency_seconds),
                     SUM(ejections)

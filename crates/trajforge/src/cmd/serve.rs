@@ -143,12 +143,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let _ = writeln!(out, "http://{addr}/v1");
         let _ = out.flush();
         match &backend {
-            Backend::Local(teacher) => eprintln!(
+            Backend::Local(teacher) => stderr_line!(
                 "serving {} (context {} tokens) on http://{addr}/v1; Ctrl-C stops",
                 teacher.model_name(),
                 teacher.n_ctx()
             ),
-            Backend::Upstream { client, counter } => eprintln!(
+            Backend::Upstream { client, counter } => stderr_line!(
                 "serving {} from {} on http://{addr}/v1 (Messages API; token counts {}); Ctrl-C stops",
                 client.config().model,
                 trajforge_teacher::Teacher::describe(client.as_ref()).base_url,
@@ -161,7 +161,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         };
         let shutdown = async {
             let signal = crate::cmd::shutdown_signal().await;
-            eprintln!("{signal}: stopping");
+            stderr_line!("{signal}: stopping");
         };
         let messages = MessagesOptions {
             tools,

@@ -53,18 +53,18 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{url}");
         let _ = out.flush();
-        eprintln!(
+        stderr_line!(
             "viewing {} on {url} (read-only); Ctrl-C stops",
             args.run_dir.display()
         );
         if args.open
             && let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn()
         {
-            eprintln!("warning: cannot open a browser ({e}); open {url} yourself");
+            stderr_line!("warning: cannot open a browser ({e}); open {url} yourself");
         }
         server::serve(viewer, listener, async {
             let signal = crate::cmd::shutdown_signal().await;
-            eprintln!("{signal}: stopping");
+            stderr_line!("{signal}: stopping");
         })
         .await?;
         Ok(())

@@ -123,7 +123,8 @@ pub fn tasks(args: TasksArgs) -> Result<(), CliError> {
     }
     stderr_line!(
         "teacher tokens: {} prompt + {} completion",
-        report.usage.prompt_tokens, report.usage.completion_tokens
+        report.usage.prompt_tokens,
+        report.usage.completion_tokens
     );
     Ok(())
 }

@@ -14,9 +14,16 @@ use crate::messages::Served;
 /// The installed CLI; outside CI a missing one skips the test with a note.
 #[allow(clippy::print_stderr)]
 fn claude() -> Option<PathBuf> {
+    // The binary itself, else the folder scripts/claude-code.sh installed into (the same
+    // TRAJFORGE_CLAUDE_CODE_DIR it honours), else its default.
     let path = std::env::var_os("TRAJFORGE_CLAUDE_CODE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join(".cache/claude-code/node_modules/.bin/claude"));
+        .unwrap_or_else(|| {
+            std::env::var_os("TRAJFORGE_CLAUDE_CODE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| crate::repo_root().join(".cache/claude-code"))
+                .join("node_modules/.bin/claude")
+        });
     if path.exists() {
         return Some(path);
     }

@@ -22,7 +22,6 @@ use crate::{
     assert_success, kill_once_stored, more_itertools_clone, repo_root, status_json, taught,
 };
 
-
 struct Scene {
     dir: tempfile::TempDir,
     repo: PathBuf,

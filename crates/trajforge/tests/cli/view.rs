@@ -19,8 +19,8 @@ use trajforge_testkit::web::WebTeacher;
 use trajforge_testkit::{FakeServer, Script};
 
 use crate::generate::{generate_cmd, output, scene, server};
-use crate::status_json;
 use crate::site::bidict_docs;
+use crate::status_json;
 use crate::web::crawl_site;
 
 /// A running `trajforge view`, stopped when dropped (also when a test fails).
