@@ -23,9 +23,9 @@ mod local;
 mod messages;
 mod pipeline;
 mod sandbox;
+mod scaleout;
 mod teachers;
 mod view;
-mod scaleout;
 mod web;
 
 /// Benchmarks of trajforge against reference tools.

@@ -109,7 +109,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         prepared.already_done
     );
     if args.no_work {
-        eprintln!(
+        stderr_line!(
             "{}: {} jobs queued; start `trajforge worker` processes to work on them",
             args.run.out_name().display(),
             prepared.jobs

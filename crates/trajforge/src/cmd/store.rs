@@ -44,9 +44,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let source = trajforge_pipeline::prepare::open_existing_at(&from)?;
     let target = trajforge_store::Store::open_at(&to)?;
     let n = source.copy_into(&target)?;
-    eprintln!(
+    stderr_line!(
         "copied {from} to {to}: {} jobs, {} stage results, {} trajectories",
-        n.jobs, n.stages, n.trajectories
+        n.jobs,
+        n.stages,
+        n.trajectories
     );
     Ok(())
 }

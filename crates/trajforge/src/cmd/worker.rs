@@ -78,11 +78,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
     }
     let runtime = prepare::runtime(args.concurrency)?;
     let teacher = super::teacher(&spec, &runtime, None)?;
-    eprintln!("preparing the repository environment at the run's commit ...");
+    stderr_line!("preparing the repository environment at the run's commit ...");
     let prepared = run.prepare(&teacher)?;
-    eprintln!(
+    stderr_line!(
         "worker joined {location}: {} jobs, {} done",
-        prepared.jobs, prepared.already_done
+        prepared.jobs,
+        prepared.already_done
     );
     super::drive(
         &runtime,
