@@ -83,7 +83,11 @@ pub(crate) async fn output(mut cmd: Command) -> Output {
 pub(crate) fn digest(run_dir: &Path) -> BTreeMap<String, Value> {
     let conn_path = run_dir.join("trajforge.db");
     assert!(conn_path.is_file(), "no store in {}", run_dir.display());
-    let status = status_json(run_dir, &[]);
+    status_digest(&status_json(run_dir, &[]))
+}
+
+/// The meaning of a run as its `status --json` states it (any store).
+pub(crate) fn status_digest(status: &Value) -> BTreeMap<String, Value> {
     [
         "results",
         "kept_t1",

@@ -12,7 +12,9 @@ use trajforge_testkit::FakeServer;
 use trajforge_testkit::postgres::cluster;
 
 use crate::assert_success;
-use crate::generate::{Scene, digest, generate_cmd, job_results, output, scene, server};
+use crate::generate::{
+    Scene, digest, generate_cmd, job_results, output, scene, server, status_digest,
+};
 use crate::run::work_dir;
 
 const N: usize = 5;
@@ -29,19 +31,7 @@ fn pg_status(url: &str, run: &str) -> Value {
 
 /// The same digest as `generate::digest` of a run folder.
 fn pg_digest(url: &str, run: &str) -> BTreeMap<String, Value> {
-    let status = pg_status(url, run);
-    [
-        "results",
-        "kept_t1",
-        "kept_t2",
-        "recall_histogram",
-        "rejections",
-        "stages",
-        "exits",
-    ]
-    .into_iter()
-    .map(|k| (k.to_string(), status[k].clone()))
-    .collect()
+    status_digest(&pg_status(url, run))
 }
 
 fn pg_job_results(url: &str, run: &str) -> Vec<(String, String)> {
