@@ -80,16 +80,26 @@ fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
     }
 }
 
+/// A scripted teacher's view of a request: every message's text run together (to find the
+/// task in), and the assistant turns so far.
+pub(crate) fn conversation(req: &Value) -> (String, usize) {
+    let messages = req["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let all = messages
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    let turns = messages.iter().filter(|m| m["role"] == "assistant").count();
+    (all, turns)
+}
+
 /// An instant teacher that applies each task's gold patch, then submits.
 async fn gold_teacher(tasks: &[Task]) -> FakeServer {
     let tasks = Arc::new(tasks.to_vec());
     let script = Script::handler(move |req: &Value| {
-        let messages = req["messages"].as_array().cloned().unwrap_or_default();
-        let all: String = messages
-            .iter()
-            .filter_map(|m| m["content"].as_str())
-            .collect();
-        let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+        let (all, turn) = conversation(req);
         match tasks.iter().find(|t| all.contains(&t.problem_statement)) {
             Some(t) if turn == 0 => Step::tool_call(
                 "bash",
