@@ -19,7 +19,7 @@ use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_pipeline::webeval::{WebEvalSpec, draw, web_task};
 use trajforge_testkit::{FakeServer, Script, ServerOptions, Step};
 
-use crate::eval::{EvalArgs, conversation, cpu_seconds, instant_teacher};
+use crate::eval::{EvalArgs, conversation, cpu_seconds, drive_measured, instant_teacher};
 
 /// The bidict docs of the test data (scripts/fetch-test-data.sh).
 fn default_site() -> PathBuf {
@@ -116,14 +116,8 @@ pub async fn run(args: &EvalArgs, base: &Path) -> Result<(), String> {
     .load()
     .and_then(|run| run.prepare(&teacher))
     .map_err(|e| e.to_string())?;
-    prepared
-        .drive(args.concurrency)
-        .await
-        .map_err(|e| e.to_string())?;
-    trajforge_pipeline::eval::write_outputs(&prepared.store, &out).map_err(|e| e.to_string())?;
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    let summary = trajforge_pipeline::eval::summary(&prepared.store).map_err(|e| e.to_string())?;
+    let (wall, cpu, summary) =
+        drive_measured(prepared, args.concurrency, &out, started, cpu0).await?;
     let rows = summary.all.rows.max(1) as f64;
 
     // The floor: the same pages through the same browser code, no model, store or scoring.
