@@ -80,16 +80,44 @@ fn find_bundle(given: Option<PathBuf>) -> Result<PathBuf, String> {
     }
 }
 
+/// Drive a prepared evaluation and write its rows into `out`: the wall and CPU seconds since
+/// `started` and `cpu0`, and the summary of its rows.
+pub(crate) async fn drive_measured(
+    prepared: trajforge_pipeline::prepare::PreparedRun,
+    concurrency: usize,
+    out: &Path,
+    started: Instant,
+    cpu0: f64,
+) -> Result<(f64, f64, trajforge_eval::Summary), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    prepared.drive(concurrency).await.map_err(|e| err(&e))?;
+    trajforge_pipeline::eval::write_outputs(&prepared.store, out).map_err(|e| err(&e))?;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let summary = trajforge_pipeline::eval::summary(&prepared.store).map_err(|e| err(&e))?;
+    Ok((wall, cpu, summary))
+}
+
+/// A scripted teacher's view of a request: every message's text run together (to find the
+/// task in), and the assistant turns so far.
+pub(crate) fn conversation(req: &Value) -> (String, usize) {
+    let messages = req["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let all = messages
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    let turns = messages.iter().filter(|m| m["role"] == "assistant").count();
+    (all, turns)
+}
+
 /// An instant teacher that applies each task's gold patch, then submits.
 async fn gold_teacher(tasks: &[Task]) -> FakeServer {
     let tasks = Arc::new(tasks.to_vec());
     let script = Script::handler(move |req: &Value| {
-        let messages = req["messages"].as_array().cloned().unwrap_or_default();
-        let all: String = messages
-            .iter()
-            .filter_map(|m| m["content"].as_str())
-            .collect();
-        let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+        let (all, turn) = conversation(req);
         match tasks.iter().find(|t| all.contains(&t.problem_statement)) {
             Some(t) if turn == 0 => Step::tool_call(
                 "bash",
@@ -167,14 +195,8 @@ async fn one_eval(
     let cpu0 = cpu_seconds();
     let started = Instant::now();
     let prepared = run.prepare(teacher).map_err(|e| e.to_string())?;
-    prepared
-        .drive(args.concurrency)
-        .await
-        .map_err(|e| e.to_string())?;
-    trajforge_pipeline::eval::write_outputs(&prepared.store, &out).map_err(|e| e.to_string())?;
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    let summary = trajforge_pipeline::eval::summary(&prepared.store).map_err(|e| e.to_string())?;
+    let (wall, cpu, summary) =
+        drive_measured(prepared, args.concurrency, &out, started, cpu0).await?;
     Ok(Measured {
         wall,
         cpu,

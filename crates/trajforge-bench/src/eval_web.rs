@@ -13,13 +13,13 @@ use trajforge_browser::{
     BrowserEnvironment, BrowserPool, CrawlConfig, EnvConfig, LaunchConfig, NetMode, Recording,
     StaticServer, crawl,
 };
-use trajforge_eval::{Task, TaskKind, WebIntent, WebTarget, write_jsonl};
+use trajforge_eval::{Task, WebIntent, write_jsonl};
 use trajforge_pipeline::prepare::Budget;
 use trajforge_pipeline::teacher::BuiltTeacher;
-use trajforge_pipeline::webeval::{WebEvalSpec, draw};
+use trajforge_pipeline::webeval::{WebEvalSpec, draw, web_task};
 use trajforge_testkit::{FakeServer, Script, ServerOptions, Step};
 
-use crate::eval::{EvalArgs, cpu_seconds, instant_teacher};
+use crate::eval::{EvalArgs, conversation, cpu_seconds, drive_measured, instant_teacher};
 
 /// The bidict docs of the test data (scripts/fetch-test-data.sh).
 fn default_site() -> PathBuf {
@@ -37,31 +37,11 @@ fn tasks(rec: &Recording, n: usize) -> Result<Vec<Task>, String> {
         .into_iter()
         .take(n)
         .enumerate()
-        .map(|(i, c)| Task {
-            instance_id: format!("bidict-web-{i}"),
-            repo: rec.meta().origin.clone(),
-            base_commit: String::new(),
-            patch: String::new(),
-            test_patch: String::new(),
-            problem_statement: format!("Task {i}: take me to the page I have in mind."),
-            fail_to_pass: Vec::new(),
-            pass_to_pass: Vec::new(),
-            created_at: String::new(),
-            kind: Some(TaskKind::Web),
-            commit: None,
-            setup: None,
-            test_cmd: None,
-            web: Some(WebTarget {
-                origin: rec.meta().origin.clone(),
-                start_url: pages[start].url.clone(),
-                start_title: pages[start].title.clone(),
-                target_url: pages[c.page].url.clone(),
-                target_title: pages[c.page].title.clone(),
-                intent: WebIntent::Navigate,
-                answer: None,
-                route: c.route,
-            }),
-            extra: serde_json::Map::new(),
+        .map(|(i, mut c)| {
+            c.intent = WebIntent::Navigate;
+            let request = format!("Task {i}: take me to the page I have in mind.");
+            let origin = &rec.meta().origin;
+            web_task(origin, &pages[start], &pages[c.page], &c, request, None)
         })
         .collect())
 }
@@ -70,12 +50,7 @@ fn tasks(rec: &Recording, n: usize) -> Result<Vec<Task>, String> {
 async fn goto_teacher(tasks: &[Task]) -> FakeServer {
     let tasks = Arc::new(tasks.to_vec());
     let script = Script::handler(move |req: &Value| {
-        let messages = req["messages"].as_array().cloned().unwrap_or_default();
-        let all: String = messages
-            .iter()
-            .filter_map(|m| m["content"].as_str())
-            .collect();
-        let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+        let (all, turn) = conversation(req);
         match tasks
             .iter()
             .find(|t| all.contains(&t.problem_statement))
@@ -141,14 +116,8 @@ pub async fn run(args: &EvalArgs, base: &Path) -> Result<(), String> {
     .load()
     .and_then(|run| run.prepare(&teacher))
     .map_err(|e| e.to_string())?;
-    prepared
-        .drive(args.concurrency)
-        .await
-        .map_err(|e| e.to_string())?;
-    trajforge_pipeline::eval::write_outputs(&prepared.store, &out).map_err(|e| e.to_string())?;
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    let summary = trajforge_pipeline::eval::summary(&prepared.store).map_err(|e| e.to_string())?;
+    let (wall, cpu, summary) =
+        drive_measured(prepared, args.concurrency, &out, started, cpu0).await?;
     let rows = summary.all.rows.max(1) as f64;
 
     // The floor: the same pages through the same browser code, no model, store or scoring.

@@ -498,7 +498,7 @@ exported in the `{}` format for fine-tuning `{}`.\n",
             Format::Hermes =>
                 "Qwen hermes: `messages` of `{role, content, train}`; tool schemas in the system prompt, calls as `<tool_call>` blocks, results as `<tool_response>` user turns; `train` is true on assistant turns only. Train with `axolotl.yaml`.",
             Format::Openai =>
-                "OpenAI messages (`tool_calls` with `arguments` as the JSON text the model wrote, `role: tool` results named after their tool) with the `tools` list per row, ready for `apply_chat_template(messages, tools=tools)` (TRL `SFTTrainer`; in Parquet each tool is an Arrow JSON value, which `datasets` loads as the same nested dicts). Train with `axolotl.yaml` or TRL.",
+                "OpenAI messages (`tool_calls` with `arguments` as the JSON text the model wrote, `role: tool` results named after their tool) with the `tools` list per row, ready for `apply_chat_template(messages, tools=tools)` (TRL `SFTTrainer`; in Parquet each tool and each call's `arguments` is an Arrow JSON value, which `datasets` loads as the nested dicts themselves, keys in the model's order). Train with `axolotl.yaml` or TRL.",
             Format::Sharegpt =>
                 "ShareGPT conversations (human / gpt / function_call / observation, alternating, ending on a model turn) with `system` and `tools` (JSON text, as LLaMA-Factory reads it); register with `dataset_info.json` in LLaMA-Factory.",
             Format::Raw =>

@@ -311,7 +311,7 @@ pub fn schema(format: Format, web: bool) -> Schema {
                                 "function",
                                 DataType::Struct(Fields::from(vec![
                                     utf8("name", true),
-                                    utf8("arguments", true),
+                                    json_field("arguments", true),
                                 ])),
                                 true,
                             ),
@@ -377,11 +377,14 @@ fn parquet_row(format: Format, mut row: Value) -> Value {
         _ => &[],
     };
     if let Some(obj) = row.as_object_mut() {
-        if format == Format::Openai
-            && let Some(Value::Array(tools)) = obj.get_mut("tools")
-        {
-            for t in tools.iter_mut() {
-                *t = Value::String(t.to_string());
+        if format == Format::Openai {
+            if let Some(Value::Array(tools)) = obj.get_mut("tools") {
+                for t in tools.iter_mut() {
+                    *t = Value::String(t.to_string());
+                }
+            }
+            if let Some(Value::Array(messages)) = obj.get_mut("messages") {
+                messages.iter_mut().for_each(arguments_as_json_values);
             }
         }
         let mut stringify = |k: &str| {
@@ -400,4 +403,44 @@ fn parquet_row(format: Format, mut row: Value) -> Value {
         }
     }
     row
+}
+
+/// A call's `arguments` column is `arrow.json`, so readers give back the object the model
+/// wrote (key order kept: its own text is stored); text that is not JSON is stored as a JSON
+/// string, so it still loads (as that text) instead of making the file unreadable.
+fn arguments_as_json_values(message: &mut Value) {
+    let Some(Value::Array(calls)) = message.get_mut("tool_calls") else {
+        return;
+    };
+    for call in calls {
+        if let Some(args) = call.pointer_mut("/function/arguments")
+            && let Some(text) = args.as_str()
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+        {
+            *args = Value::String(args.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn call_arguments_keep_the_model_s_text_and_text_that_is_not_json_stays_loadable() {
+        let call = |args: &str| json!({"function": {"name": "bash", "arguments": args}});
+        let row = json!({"messages": [
+            {"role": "assistant", "tool_calls": [call(r#"{"z": 1, "a": [2]}"#), call("ls -la")]},
+            {"role": "tool", "content": "ok"},
+        ], "tools": [{"type": "function"}]});
+        let out = parquet_row(Format::Openai, row);
+        let calls = &out["messages"][0]["tool_calls"];
+        // The model's own text (its key order), which the `arrow.json` column loads as the object.
+        assert_eq!(calls[0]["function"]["arguments"], r#"{"z": 1, "a": [2]}"#);
+        // Not JSON: stored as a JSON string, so readers load the text instead of failing.
+        assert_eq!(calls[1]["function"]["arguments"], r#""ls -la""#);
+        assert_eq!(out["tools"][0], r#"{"type":"function"}"#);
+    }
 }

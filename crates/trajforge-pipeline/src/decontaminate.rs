@@ -58,6 +58,14 @@ pub enum ExcludeError {
     /// git could not be run.
     #[error("cannot run git: {0}")]
     Git(#[source] std::io::Error),
+    /// `web generate --exclude-tasks` was given a task that is not a web task.
+    #[error(
+        "task {instance_id} is not a web task: `web generate` holds out tasks of `trajforge web tasks`"
+    )]
+    NotWebTask {
+        /// The task.
+        instance_id: String,
+    },
 }
 
 /// The functions held-out tasks touch, by (path, qualified name).
@@ -376,4 +384,65 @@ mod tests {
         assert!(!t.contains(&f("m.py", "a")));
         assert!(!t.contains(&f("other.py", "b")));
     }
+}
+
+/// Held-out web tasks (`web generate --exclude-tasks`), as (start page, target page) pairs.
+///
+/// A generated pair is held out when a rollout starts on a held-out task's start page and
+/// ends on its target page: that pair would teach the very navigation the task tests. Pages
+/// are compared by their site paths after [`crate::web::normalize_url`] (scheme, host, port
+/// and fragment ignored), so the site may be served elsewhere than where the tasks were drawn.
+/// Pairs from other start pages, or ending on other pages, stay: they teach other routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldOutPages {
+    pairs: BTreeSet<(String, String)>,
+}
+
+impl HeldOutPages {
+    /// Reads `tasks_file` (tasks written by `web tasks`).
+    pub fn from_tasks_file(tasks_file: &Path) -> Result<Self, ExcludeError> {
+        let tasks: Vec<Task> = read_jsonl(tasks_file).map_err(ExcludeError::Read)?;
+        Self::from_tasks(&tasks)
+    }
+
+    /// The pairs of `tasks`; a task that is not a web task is refused.
+    pub fn from_tasks(tasks: &[Task]) -> Result<Self, ExcludeError> {
+        let pairs = tasks
+            .iter()
+            .map(|t| match &t.web {
+                Some(w) => Ok((page_key(&w.start_url), page_key(&w.target_url))),
+                None => Err(ExcludeError::NotWebTask {
+                    instance_id: t.instance_id.clone(),
+                }),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(HeldOutPages { pairs })
+    }
+
+    /// Whether a rollout from `start_url` ending on `final_url` is a held-out task's.
+    pub fn holds(&self, start_url: &str, final_url: &str) -> bool {
+        !self.pairs.is_empty()
+            && self
+                .pairs
+                .contains(&(page_key(start_url), page_key(final_url)))
+    }
+
+    /// Held-out pairs.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// No pair is held out.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Identifies the pairs (part of a run's settings: a resume cannot change them).
+    pub fn fingerprint(&self) -> String {
+        trajforge_hash::fingerprint(&self.pairs)
+    }
+}
+
+fn page_key(url: &str) -> String {
+    crate::web::site_path(&crate::web::normalize_url(url))
 }

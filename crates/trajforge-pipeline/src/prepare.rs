@@ -14,7 +14,7 @@ use trajforge_browser::{
 };
 use trajforge_ingest::{Function, ScanOptions};
 
-use crate::decontaminate::TouchedFunctions;
+use crate::decontaminate::{HeldOutPages, TouchedFunctions};
 use trajforge_menu::Menu;
 use trajforge_sandbox::{Environment, EnvironmentOptions};
 use trajforge_store::{Location, Store};
@@ -603,6 +603,8 @@ pub struct WebRunSpec {
     pub max_pages: usize,
     /// Keep pairs whose rollouts end on different pages when they reach the threshold.
     pub keep_different_final: bool,
+    /// Held-out web tasks (`web tasks`' file): their start/target pairs are never kept.
+    pub exclude_tasks: Option<PathBuf>,
 }
 
 /// A web run whose inputs are loaded and checked, before anything is created.
@@ -611,6 +613,7 @@ pub struct WebRun {
     spec: WebRunSpec,
     menu: Menu,
     prompts: WebPrompts,
+    held_out: Option<HeldOutPages>,
 }
 
 impl WebRunSpec {
@@ -631,10 +634,15 @@ impl WebRunSpec {
             None => WebPrompts::default(),
         };
         check_site_arg(&self.site)?;
+        let held_out = match &self.exclude_tasks {
+            Some(file) => Some(HeldOutPages::from_tasks_file(file)?),
+            None => None,
+        };
         Ok(WebRun {
             spec: self,
             menu,
             prompts,
+            held_out,
         })
     }
 }
@@ -699,7 +707,7 @@ impl WebRun {
             max_steps: spec.basics.max_steps,
             include_tests: false,
             keep_different_final: spec.keep_different_final,
-            excluded: None,
+            excluded: self.held_out.as_ref().map(HeldOutPages::fingerprint),
         };
         let mode = if spec.live {
             drop(recording);
@@ -749,6 +757,7 @@ impl WebRun {
                 loop_config,
                 threshold: spec.basics.threshold,
                 keep_different_final: spec.keep_different_final,
+                held_out: self.held_out.unwrap_or_default(),
             }),
             control,
             owner: Owner::this_process().name().to_string(),

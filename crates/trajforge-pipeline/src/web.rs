@@ -20,6 +20,7 @@ use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, StageName, StoreError}
 use trajforge_teacher::{ChatMessage, Usage};
 
 use crate::code::{StageError, exit_label, record_rollout, usage_record};
+use crate::decontaminate::HeldOutPages;
 use crate::envs::WebEnvFactory;
 use crate::error::RunError;
 use crate::prompts::{WebPrompts, fill};
@@ -55,6 +56,9 @@ pub struct WebConfig {
     /// Keep pairs whose rollouts end on different pages when they reach the threshold
     /// (`--keep-different-final`); off, such a pair is rejected as `different_final`.
     pub keep_different_final: bool,
+    /// Held-out tasks (`--exclude-tasks`): a rollout from one's start page to its target
+    /// rejects the pair as `held_out`.
+    pub held_out: HeldOutPages,
 }
 
 /// One worker's view of a web run.
@@ -265,6 +269,10 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
     let Some(final_url) = r1.final_url.clone() else {
         return reject(w, job, RejectedStage::new(Outcome::T1NoFinalPage));
     };
+    // Decided before the request is written: a held-out pair costs no more teacher calls.
+    if cfg.held_out.holds(&start_url, &final_url) {
+        return reject(w, job, RejectedStage::new(Outcome::HeldOut));
+    }
 
     // The visitor's request, written from where rollout 1 ended.
     let req = match done.get(&StageName::Request) {
@@ -346,6 +354,16 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
             v
         }
     };
+
+    // Rollout 2 may reach a held-out target where rollout 1 did not (kept only with
+    // --keep-different-final, but never as a held-out task's pair).
+    if r2
+        .final_url
+        .as_deref()
+        .is_some_and(|f| cfg.held_out.holds(&start_url, f))
+    {
+        return reject(w, job, RejectedStage::new(Outcome::HeldOut));
+    }
 
     // Judge-free verification: do the two rollouts agree?
     let verify = match done.get(&StageName::Verify) {

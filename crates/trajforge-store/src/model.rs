@@ -165,6 +165,8 @@ labels! {
         LowAgreement = "low_agreement",
         /// Agreement at the threshold, but the rollouts ended on different pages (web).
         DifferentFinal = "different_final",
+        /// A rollout went from a held-out task's start page to its target (web, `--exclude-tasks`).
+        HeldOut = "held_out",
         /// An imported trajectory without a reference, kept because it submitted.
         Imported = "imported",
         /// An imported trajectory without a reference that did not submit.

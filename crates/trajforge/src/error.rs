@@ -282,6 +282,9 @@ impl From<RunError> for CliError {
                         "the tasks must come from this repository's history; fetch the commits they name, or pass the right --repo",
                     ),
                     X::Git(_) => e(Failure).hint("install git (scripts/setup.sh does)"),
+                    X::NotWebTask { .. } => e(Input).hint(
+                        "web generate --exclude-tasks takes a task file written by `trajforge web tasks`",
+                    ),
                 }
             }
             RunError::NoTasks => {

@@ -51,7 +51,17 @@ pub const REAL: &[(Format, &str)] = &[
         Format::MiniSweAgent,
         "mini-swe-agent/chunked_even.traj.json",
     ),
+    (Format::Sera, "sera/Sera-4.6-Lite-T2-sample_raw-cut.json"),
 ];
+
+/// The record of a source file: the file itself, or the one record of a JSON array of records
+/// (a dataset's sample file).
+fn record_of(source: &Value) -> &Value {
+    match source.as_array().map(Vec::as_slice) {
+        Some([record]) if record.get("messages").is_some_and(Value::is_string) => record,
+        _ => source,
+    }
+}
 
 /// One action of the source: the text it was given as, and what came back.
 #[derive(Debug)]
@@ -369,7 +379,7 @@ fn every_real_file_imports_with_steps_calls_observations_and_patch_intact() {
             ));
             continue;
         };
-        let e = expected(format, &source);
+        let e = expected(format, record_of(&source));
         assert!(!e.turns.is_empty(), "{name}: the source has actions");
         let problems = compare(&record.trajectory, &e);
         if !problems.is_empty() {
@@ -508,10 +518,15 @@ fn sources_without_schemas_get_their_tool_sets() {
         let r = &read_file(format, &fixture(name)).expect("reads").records[0];
         r.trajectory.tools.iter().map(|s| s.name.clone()).collect()
     };
-    assert_eq!(
-        names(Format::Sera, "sera/sera.jsonl"),
-        ["bash", "str_replace_editor", "submit"]
-    );
+    for sera in [
+        "sera/sera.jsonl",
+        "sera/Sera-4.6-Lite-T2-sample_raw-cut.json",
+    ] {
+        assert_eq!(
+            names(Format::Sera, sera),
+            ["bash", "str_replace_editor", "submit"]
+        );
+    }
     let old = names(Format::SweAgent, "swe-agent/v0.4.0-missing-colon.traj");
     for tool in [
         "open",
@@ -584,16 +599,16 @@ fn every_source_field_without_a_place_stays_in_raw_untouched() {
     const INFO: &[&str] = &["submission", "exit_status"];
     for &(format, name) in REAL {
         let path = fixture(name);
-        let source: Value =
+        let whole: Value =
             serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("JSON");
+        let source = record_of(&whole);
         let r = &read_file(format, &path).expect("reads").records[0];
-        let list = source
-            .get("history")
-            .or_else(|| source.get("messages"))
-            .unwrap_or(&source)
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let list = match source.get("history").or_else(|| source.get("messages")) {
+            // SERA: the history as a JSON string.
+            Some(Value::String(text)) => serde_json::from_str(text).expect("messages JSON"),
+            Some(list) => list.as_array().cloned().unwrap_or_default(),
+            None => source.as_array().cloned().unwrap_or_default(),
+        };
         let fields = &r.raw["message_fields"];
         for (i, m) in list.iter().enumerate().filter(|(_, m)| m["role"] != "exit") {
             for (k, v) in m.as_object().expect("message") {
@@ -604,8 +619,20 @@ fn every_source_field_without_a_place_stays_in_raw_untouched() {
         }
         if let Some(top) = source.as_object() {
             for (k, v) in top {
-                if !TOP.contains(&k.as_str()) {
-                    assert_eq!(&r.raw[k], v, "{name}: field {k}");
+                // SERA's fields with a place: the task, both patches, and the subject.
+                let placed = match k.as_str() {
+                    "problem_statement" => Some(Value::from(r.trajectory.task.clone())),
+                    "rollout_patch" => r.trajectory.outcome.patch.clone().map(Value::from),
+                    "target_patch" => r.reference_patch.clone().map(Value::from),
+                    "func_name" => r.subject.get("name").cloned(),
+                    "func_path" => r.subject.get("path").cloned(),
+                    "instance_id" | "docker_image" | "repo" => r.subject.get(k).cloned(),
+                    _ => None,
+                };
+                if format == Format::Sera && placed.is_some() {
+                    assert_eq!(placed.as_ref(), Some(v), "{name}: field {k}");
+                } else if !TOP.contains(&k.as_str()) {
+                    assert_eq!(r.raw.get(k), Some(v), "{name}: field {k}");
                 }
             }
         }

@@ -234,48 +234,93 @@ impl EvalRun {
     /// jobs need them.
     pub fn prepare(self, teacher: &BuiltTeacher) -> Result<PreparedRun, EvalError> {
         let spec = &self.spec;
-        let loop_config = LoopConfig {
+        let loop_config = loop_config(spec.max_steps, None);
+        let opened = EvalOpening {
+            out: &spec.out,
+            subject: self.repo.display().to_string(),
+            inputs: format!("tasks:{}", fingerprint(&self.tasks)),
+            prompts: fingerprint(&(&self.prompts, &loop_config.system_prompt)),
+            test_cmd: spec.test_cmd.clone(),
             max_steps: spec.max_steps,
-            max_context_tokens: None,
-            ..LoopConfig::default()
-        };
-        let settings = settings(
-            self.repo.display().to_string(),
-            format!("tasks:{}", fingerprint(&self.tasks)),
-            fingerprint(&(&self.prompts, &loop_config.system_prompt)),
-            &teacher.model,
-            spec.test_cmd.clone(),
-            spec.max_steps,
-        );
-        let opened = open_eval(
-            &spec.out,
-            &settings,
-            &self.tasks,
-            spec.seeds,
-            &spec.budget,
-            &teacher.url,
-        )?;
+            tasks: &self.tasks,
+            seeds: spec.seeds,
+            budget: &spec.budget,
+        }
+        .open(teacher)?;
         let timeout = spec.command_timeout.max(Duration::from_secs(1));
         let work_dir = spec
             .work_dir
             .clone()
             .unwrap_or_else(|| crate::envs::default_work_dir(&self.repo));
-        let worker: Arc<EvalWorker> = Arc::new(Worker {
-            store: Arc::clone(&opened.store),
-            teacher: Arc::clone(&teacher.teacher),
-            envs: Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4)),
-            config: Arc::new(EvalConfig {
-                prompts: self.prompts,
-                loop_config,
-                setup: spec.setup.clone(),
-                test_cmd: spec.test_cmd.clone(),
-                model: teacher.model.clone(),
-                pricing: opened.pricing,
-            }),
-            control: Arc::clone(&opened.control),
-            owner: Owner::this_process().name().to_string(),
-        });
+        let envs = Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4));
+        let config = EvalConfig {
+            prompts: self.prompts,
+            loop_config,
+            setup: spec.setup.clone(),
+            test_cmd: spec.test_cmd.clone(),
+            model: teacher.model.clone(),
+            pricing: opened.pricing,
+        };
+        let worker: Arc<EvalWorker> = opened.worker(teacher, envs, config);
         opened.prepared(crate::prepare::Driver::Eval(worker))
+    }
+}
+
+/// The agent loop of an evaluation's episodes: `max_steps` calls, no context cut, and
+/// `system_prompt` when the harness has its own (web).
+pub(crate) fn loop_config(max_steps: usize, system_prompt: Option<&str>) -> LoopConfig {
+    let mut config = LoopConfig {
+        max_steps,
+        max_context_tokens: None,
+        ..LoopConfig::default()
+    };
+    if let Some(prompt) = system_prompt {
+        config.system_prompt = prompt.into();
+    }
+    config
+}
+
+/// What opening an evaluation's store takes, shared by code and web evaluations.
+pub(crate) struct EvalOpening<'a> {
+    /// The evaluation folder.
+    pub out: &'a Path,
+    /// What the tasks run on: the repository, or the site's origin.
+    pub subject: String,
+    /// The identity of the tasks (and of the site, for web tasks).
+    pub inputs: String,
+    /// The identity of the prompts.
+    pub prompts: String,
+    /// The test command.
+    pub test_cmd: Option<String>,
+    /// Model calls per episode.
+    pub max_steps: usize,
+    /// The tasks.
+    pub tasks: &'a [Task],
+    /// Attempts per task.
+    pub seeds: u32,
+    /// Budgets and prices.
+    pub budget: &'a Budget,
+}
+
+impl EvalOpening<'_> {
+    /// Open the store with these settings for `teacher` (see [`open_eval`]).
+    pub(crate) fn open(self, teacher: &BuiltTeacher) -> Result<Opened, EvalError> {
+        let settings = settings(
+            self.subject,
+            self.inputs,
+            self.prompts,
+            &teacher.model,
+            self.test_cmd,
+            self.max_steps,
+        );
+        open_eval(
+            self.out,
+            &settings,
+            self.tasks,
+            self.seeds,
+            self.budget,
+            &teacher.url,
+        )
     }
 }
 
@@ -346,6 +391,23 @@ pub(crate) fn open_eval(
 }
 
 impl Opened {
+    /// A worker of this evaluation with `teacher`, `envs` and `config`.
+    pub(crate) fn worker<E: ?Sized, C>(
+        &self,
+        teacher: &BuiltTeacher,
+        envs: Arc<E>,
+        config: C,
+    ) -> Arc<Worker<E, C>> {
+        Arc::new(Worker {
+            store: Arc::clone(&self.store),
+            teacher: Arc::clone(&teacher.teacher),
+            envs,
+            config: Arc::new(config),
+            control: Arc::clone(&self.control),
+            owner: Owner::this_process().name().to_string(),
+        })
+    }
+
     /// The run, its jobs added and dead leases reclaimed, driven by `driver`.
     pub(crate) fn prepared(self, driver: crate::prepare::Driver) -> Result<PreparedRun, EvalError> {
         Ok(PreparedRun::new(

@@ -30,7 +30,7 @@ use crate::error::RunError;
 use crate::eval::{EvalError, check_out_folder, read_tasks};
 use crate::prepare::{Budget, Driver, PreparedRun};
 use crate::prompts::WebPrompts;
-use crate::runner::{Owner, Worker};
+use crate::runner::Worker;
 use crate::settings::fingerprint;
 use crate::status::Pricing;
 use crate::teacher::BuiltTeacher;
@@ -195,7 +195,8 @@ impl WebTasksSpec {
                         &pages[start],
                         &pages[c.page],
                         c,
-                        phrasing,
+                        phrasing.request,
+                        phrasing.answer,
                     ));
                 }
                 on_task(report.tasks.len(), report.tried);
@@ -211,14 +212,16 @@ impl WebTasksSpec {
     }
 }
 
-/// The task of an accepted phrasing; its id names the target's site path and intent, so
-/// draws from one site never give two tasks one id.
-fn web_task(
+/// The task of a drawn candidate phrased as `request` (with `answer` for answer tasks); its
+/// id names the target's site path and intent, so draws from one site never give two tasks
+/// one id.
+pub fn web_task(
     origin: &str,
     start: &trajforge_browser::PageRecord,
     target: &trajforge_browser::PageRecord,
     c: &draw::Candidate,
-    phrasing: phrase::Phrasing,
+    request: String,
+    answer: Option<String>,
 ) -> Task {
     let key = format!("{}\0{:?}", site_path(&normalize_url(&target.url)), c.intent);
     let id = trajforge_hash::fnv1a64(key.as_bytes()) & 0xffff_ffff;
@@ -232,7 +235,7 @@ fn web_task(
         base_commit: String::new(),
         patch: String::new(),
         test_patch: String::new(),
-        problem_statement: phrasing.request,
+        problem_statement: request,
         fail_to_pass: Vec::new(),
         pass_to_pass: Vec::new(),
         created_at: String::new(),
@@ -247,7 +250,7 @@ fn web_task(
             target_url: target.url.clone(),
             target_title: target.title.clone(),
             intent: c.intent,
-            answer: phrasing.answer,
+            answer,
             route: c.route.clone(),
         }),
         extra: serde_json::Map::new(),
@@ -363,32 +366,23 @@ impl WebEvalRun {
     /// and reclaim the leases of dead processes. Browsers start as jobs need them.
     pub fn prepare(self, teacher: &BuiltTeacher) -> Result<PreparedRun, EvalError> {
         let spec = &self.spec;
-        let loop_config = LoopConfig {
-            max_steps: spec.max_steps,
-            system_prompt: SYSTEM_PROMPT.into(),
-            max_context_tokens: None,
-            ..LoopConfig::default()
-        };
-        let settings = crate::eval::settings(
-            self.recording.meta().origin.clone(),
-            format!(
+        let loop_config = crate::eval::loop_config(spec.max_steps, Some(SYSTEM_PROMPT));
+        let opened = crate::eval::EvalOpening {
+            out: &spec.out,
+            subject: self.recording.meta().origin.clone(),
+            inputs: format!(
                 "tasks:{}@site:{}",
                 fingerprint(&self.tasks),
                 crate::prepare::site_fingerprint(&self.recording, false)
             ),
-            fingerprint(&(&self.prompts.rollout2, &loop_config.system_prompt)),
-            &teacher.model,
-            None,
-            spec.max_steps,
-        );
-        let opened = crate::eval::open_eval(
-            &spec.out,
-            &settings,
-            &self.tasks,
-            spec.seeds,
-            &spec.budget,
-            &teacher.url,
-        )?;
+            prompts: fingerprint(&(&self.prompts.rollout2, &loop_config.system_prompt)),
+            test_cmd: None,
+            max_steps: spec.max_steps,
+            tasks: &self.tasks,
+            seeds: spec.seeds,
+            budget: &spec.budget,
+        }
+        .open(teacher)?;
         opened
             .store
             .set_meta("site", &spec.site.display().to_string())?;
@@ -397,19 +391,14 @@ impl WebEvalRun {
             spec.browsers.max(1),
         ));
         let mode = NetMode::Replay(Arc::new(self.recording));
-        let worker: Arc<WebEvalWorker> = Arc::new(Worker {
-            store: Arc::clone(&opened.store),
-            teacher: Arc::clone(&teacher.teacher),
-            envs: Arc::new(BrowserEnvs::new(Arc::clone(&pool), mode)),
-            config: Arc::new(WebEvalConfig {
-                prompts: self.prompts,
-                loop_config,
-                model: teacher.model.clone(),
-                pricing: opened.pricing,
-            }),
-            control: Arc::clone(&opened.control),
-            owner: Owner::this_process().name().to_string(),
-        });
+        let envs: Arc<dyn WebEnvFactory> = Arc::new(BrowserEnvs::new(Arc::clone(&pool), mode));
+        let config = WebEvalConfig {
+            prompts: self.prompts,
+            loop_config,
+            model: teacher.model.clone(),
+            pricing: opened.pricing,
+        };
+        let worker: Arc<WebEvalWorker> = opened.worker(teacher, envs, config);
         opened.prepared(Driver::WebEval(worker, pool))
     }
 }

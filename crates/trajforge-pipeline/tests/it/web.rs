@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trajforge_agent::{BoxFuture, EnvOutcome, Environment, LoopConfig, Observation};
 use trajforge_menu::Menu;
+use trajforge_pipeline::decontaminate::HeldOutPages;
 use trajforge_pipeline::envs::{EnvError, WebEnvFactory, WebSession};
 use trajforge_pipeline::prompts::WebPrompts;
 use trajforge_pipeline::runner::Control;
@@ -157,6 +158,26 @@ fn snapshot(title: &str) -> String {
     format!("- heading \"{title}\" [ref=e1]")
 }
 
+/// The home page and the section pages: the start pages of these tests.
+fn section_starts(pages: &[GraphPage]) -> Vec<StartPage> {
+    pages
+        .iter()
+        .filter(|p| p.url.ends_with('/'))
+        .map(|p| StartPage {
+            url: p.url.clone(),
+            title: p.title.clone(),
+        })
+        .collect()
+}
+
+/// A job's stages as JSON, by stage name (web jobs make one attempt).
+fn stages_by_name(store: &Store, job: i64) -> std::collections::BTreeMap<String, Value> {
+    let stages = store.stages(job).unwrap().into_iter();
+    stages
+        .map(|s| (s.stage.name().to_string(), s.stage.to_json().unwrap()))
+        .collect()
+}
+
 /// A teacher client of the fake server at `url`.
 fn teacher(url: String) -> Arc<OpenAiTeacher> {
     let mut tc = TeacherConfig::new(url, "fake-model");
@@ -190,6 +211,7 @@ fn worker(
             loop_config,
             threshold: 0.5,
             keep_different_final,
+            held_out: HeldOutPages::default(),
         }),
         control: Arc::new(Control::default()),
         owner: "test".into(),
@@ -205,14 +227,7 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let menu = Menu::builtin();
-    let starts: Vec<StartPage> = pages
-        .iter()
-        .filter(|p| p.url.ends_with('/'))
-        .map(|p| StartPage {
-            url: p.url.clone(),
-            title: p.title.clone(),
-        })
-        .collect();
+    let starts = section_starts(&pages);
     let jobs = web::plan(&menu.tasks, &starts, 40, 11, web::TaskDraw::SitePaths);
     assert_eq!(jobs.len(), 40);
     store.add_jobs(&jobs).unwrap();
@@ -224,13 +239,8 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
         assert_eq!(job.status, "done", "{job:?}");
         let result = job.result.clone().unwrap().to_string();
         *seen.entry(result.clone()).or_default() += 1;
-        let stages = store.stages(job.id).unwrap();
-        let get = |name: &str| {
-            stages
-                .iter()
-                .find(|s| s.stage.name() == name)
-                .map(|s| s.stage.to_json().unwrap())
-        };
+        let stages = stages_by_name(&store, job.id);
+        let get = |name: &str| stages.get(name).cloned();
         if result == "t1_infeasible" {
             assert!(get("request").is_none());
             continue;
@@ -305,6 +315,96 @@ async fn agreeing_partly_agreeing_disagreeing_and_infeasible_tasks() {
     assert_eq!(total(|c| c.tried), 40);
     assert_eq!(total(|c| c.infeasible) as u32, seen["t1_infeasible"]);
     assert!(status::render_has_grid(&status));
+}
+
+/// The web task a held-out file would hold for (start, target), drawn on `origin`.
+fn web_task(origin: &str, start: &str, target: &str) -> trajforge_eval::Task {
+    let at = |url: &str| url.replace("http://site.test", origin);
+    serde_json::from_value(json!({
+        "instance_id": format!("site-web-{target}"), "repo": origin, "base_commit": "",
+        "patch": "", "problem_statement": "Where is it?",
+        "web": {"origin": origin, "start_url": at(start), "start_title": "", "target_url": at(target),
+                "target_title": "", "intent": "navigate"},
+    }))
+    .unwrap()
+}
+
+/// `web generate --exclude-tasks`: a pair whose rollout goes from a held-out task's start page
+/// to its target is rejected as `held_out` before its request is written, even when the tasks
+/// were drawn with the site served on another port; every other job ends as it did without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_out_start_and_target_pairs_are_never_kept() {
+    let pages = graph();
+    let menu = Menu::builtin();
+    let starts = section_starts(&pages);
+    let jobs = web::plan(&menu.tasks, &starts, 24, 11, web::TaskDraw::SitePaths);
+    let menu = &menu;
+    let run = |held_out: HeldOutPages| {
+        let (jobs, pages) = (jobs.clone(), pages.clone());
+        async move {
+            let fake = Arc::new(WebTeacher::new(pages));
+            let server = FakeServer::start(Script::handler(move |req| fake.answer(req))).await;
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            store.add_jobs(&jobs).unwrap();
+            let mut w = Arc::try_unwrap(worker(&store, teacher(server.url()), menu, false))
+                .ok()
+                .unwrap();
+            let mut config = (*w.config).clone();
+            config.held_out = held_out;
+            w.config = Arc::new(config);
+            let w = Arc::new(w);
+            web::run(w, 2).await.unwrap();
+            let mut ends = std::collections::BTreeMap::new();
+            for job in store.jobs().unwrap() {
+                let stages = stages_by_name(&store, job.id);
+                let get = |name: &str| stages.get(name).cloned();
+                let start = job.payload["start_url"].as_str().unwrap().to_string();
+                let end = get("rollout1").and_then(|r| r["final_url"].as_str().map(str::to_string));
+                let result = job.result.unwrap().to_string();
+                ends.insert(
+                    job.key.clone(),
+                    (start, end, result, get("request").is_some()),
+                );
+            }
+            ends
+        }
+    };
+    let free = run(HeldOutPages::default()).await;
+    // Hold out the first two kept pairs, as tasks drawn with the site on another port.
+    let kept: Vec<(String, String)> = free
+        .values()
+        .filter(|(_, _, result, _)| result == "kept")
+        .map(|(start, end, _, _)| (start.clone(), end.clone().unwrap()))
+        .take(2)
+        .collect();
+    assert_eq!(kept.len(), 2, "{free:?}");
+    let tasks: Vec<_> = kept
+        .iter()
+        .map(|(s, t)| web_task("http://127.0.0.1:8123", s, t))
+        .collect();
+    let held = HeldOutPages::from_tasks(&tasks).unwrap();
+    assert!(held.holds(&kept[0].0, &kept[0].1));
+    let excluded = run(held).await;
+    let mut held_out = 0;
+    for (key, (start, end, result, requested)) in &excluded {
+        let pair = (start.clone(), end.clone().unwrap_or_default());
+        if kept.contains(&pair) {
+            assert_eq!(result, "held_out", "{key}");
+            assert!(!requested, "{key}: a held-out pair asked for its request");
+            held_out += 1;
+        } else {
+            assert_eq!(
+                result, &free[key].2,
+                "{key}: ended otherwise than without held-out tasks"
+            );
+        }
+    }
+    assert!(held_out >= 2, "{excluded:?}");
+    // A code task in the file is refused: it holds no pages.
+    let mut code = web_task("http://x", "http://site.test/", "http://site.test/s0/");
+    code.web = None;
+    assert!(HeldOutPages::from_tasks(&[code]).is_err());
 }
 
 mod status {

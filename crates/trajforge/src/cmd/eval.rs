@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use trajforge_pipeline::eval::{self, EvalError, EvalRunSpec};
 use trajforge_pipeline::prepare;
+use trajforge_pipeline::teacher::BuiltTeacher;
 
 use crate::args::{BudgetArgs, EnvArgs, TeacherArgs};
 use crate::cmd::eval_compare;
@@ -96,32 +97,26 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
         budget: args.budget.budget(),
     }
     .load()?;
-    let tasks = run.tasks().len();
-    let runtime = prepare::runtime(args.concurrency)?;
-    let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
-    let prepared = run.prepare(&teacher)?;
-    evaluate(
-        &runtime,
-        &prepared,
-        "tasks",
-        tasks,
-        args.seeds,
-        args.concurrency,
-        &out,
-    )
+    let tasks = (run.tasks().len(), "tasks", args.seeds);
+    evaluate(&args.teacher, args.concurrency, tasks, &out, |t| {
+        run.prepare(t)
+    })
 }
 
-/// Say what an evaluation holds, drive it, then write its rows (and predictions, for code
-/// tasks) beside its store.
+/// Build the teacher, prepare the evaluation with it, say what it holds, drive it, then
+/// write its rows (and predictions, for code tasks) beside its store. `tasks` is the number
+/// of tasks, what to call them and the seeds.
 pub(crate) fn evaluate(
-    runtime: &tokio::runtime::Runtime,
-    prepared: &prepare::PreparedRun,
-    noun: &str,
-    tasks: usize,
-    seeds: u32,
+    teacher: &TeacherArgs,
     concurrency: usize,
+    (tasks, noun, seeds): (usize, &str, u32),
     out: &Path,
+    prepare_run: impl FnOnce(&BuiltTeacher) -> Result<prepare::PreparedRun, EvalError>,
 ) -> Result<(), CliError> {
+    let runtime = prepare::runtime(concurrency)?;
+    let teacher = super::teacher(&teacher.spec(), &runtime, None)?;
+    let prepared = prepare_run(&teacher)?;
+    let (runtime, prepared) = (&runtime, &prepared);
     stderr_line!(
         "{tasks} {noun} x {seeds} seeds = {} rows ({} new{}); {} already done",
         prepared.jobs,

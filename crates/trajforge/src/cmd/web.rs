@@ -35,7 +35,9 @@ page (URL, title, snapshot). The agreement r is the mean of: same final page (0 
 rollout 1 went through (start page excluded, final page included) that rollout 2 also went through (left out \
 when rollout 1 never left the start page), and the same answer (when the intent asks for one). A pair is kept \
 when r >= --threshold and both rollouts ended on the same page (--keep-different-final drops that second \
-condition); otherwise its result says why (low_agreement, different_final). Tasks are drawn by the start \
+condition); otherwise its result says why (low_agreement, different_final). With --exclude-tasks, a pair \
+whose rollout goes from a held-out task's start page to its target page (pages compared by path, whatever \
+the port) is rejected as held_out. Tasks are drawn by the start \
 pages' paths, so the same --seed draws the same tasks wherever the site is served. Every stage is committed \
 to RUN_DIR/trajforge.db: run the same command again to resume."
 )]
@@ -74,6 +76,9 @@ pub struct GenerateArgs {
     /// Also keep pairs whose rollouts end on different pages when their agreement reaches --threshold (by default such a pair is rejected as different_final).
     #[arg(long)]
     pub keep_different_final: bool,
+    /// Held-out tasks written by `web tasks`: a pair whose rollout goes from one's start page to its target page is rejected as held_out.
+    #[arg(long, value_name = "TASKS.jsonl")]
+    pub exclude_tasks: Option<PathBuf>,
 }
 
 /// Run `trajforge web ...`.
@@ -96,6 +101,7 @@ fn generate(args: GenerateArgs) -> Result<(), CliError> {
         live: args.live,
         max_pages: args.max_pages,
         keep_different_final: args.keep_different_final,
+        exclude_tasks: args.exclude_tasks.clone(),
     }
     .load()?;
     let runtime = prepare::runtime(args.concurrency)?;

@@ -142,19 +142,10 @@ pub fn eval(args: EvalArgs) -> Result<(), CliError> {
         budget: args.budget.budget(),
     }
     .load()?;
-    let tasks = run.tasks().len();
-    let runtime = prepare::runtime(args.concurrency)?;
-    let teacher = super::teacher(&args.teacher.spec(), &runtime, None)?;
-    let prepared = run.prepare(&teacher)?;
-    super::eval::evaluate(
-        &runtime,
-        &prepared,
-        "web tasks",
-        tasks,
-        args.seeds,
-        args.concurrency,
-        &args.out,
-    )
+    let tasks = (run.tasks().len(), "web tasks", args.seeds);
+    super::eval::evaluate(&args.teacher, args.concurrency, tasks, &args.out, |t| {
+        run.prepare(t)
+    })
 }
 
 impl From<WebTasksError> for CliError {

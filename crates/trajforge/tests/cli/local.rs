@@ -82,6 +82,58 @@ fn run_with_the_local_teacher_completes_a_real_episode() {
     );
 }
 
+/// `eval --teacher local`: the embedded model as the model under test, on one soft task of
+/// the sample repository (scored by line recall, no test run), through the same harness,
+/// store and rows as a served teacher. One step of 32 tokens keeps it to about 36 s of CPU
+/// (the debug build's llama.cpp on an 888-token prompt).
+#[test]
+fn eval_with_the_local_teacher_writes_a_scored_row() {
+    model_installed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = sample_git_repo(dir.path());
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&repo)
+        .output()
+        .expect("git");
+    let base = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let task = serde_json::json!({
+        "instance_id": "sample-1", "repo": "sample", "base_commit": base,
+        "patch": "diff --git a/TRAJFORGE-SAMPLE.md b/TRAJFORGE-SAMPLE.md\n--- a/TRAJFORGE-SAMPLE.md\n+++ b/TRAJFORGE-SAMPLE.md\n@@ -1 +1 @@\n-# trajforge sample repository\n+# trajforge sample repository, fixed\n",
+        "problem_statement": "List the files of the repository, then submit.",
+        "kind": "soft",
+    });
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(&tasks, format!("{task}\n")).expect("tasks");
+    let out_dir = dir.path().join("eval");
+    let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["eval", "--teacher", "local", "--max-steps", "1"])
+        .args(["--max-completion-tokens", "32", "--repo"])
+        .arg(&repo)
+        .arg("--tasks")
+        .arg(&tasks)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--work-dir")
+        .arg(work_dir(dir.path()))
+        .output()
+        .expect("trajforge runs");
+    assert_success(&out);
+    let rows: Vec<trajforge_eval::TaskResult> =
+        trajforge_eval::read_jsonl(&out_dir.join("results.jsonl")).expect("results.jsonl");
+    let [row] = rows.as_slice() else {
+        panic!("one row expected: {rows:?}")
+    };
+    assert_eq!((row.instance_id.as_str(), row.seed), ("sample-1", 0));
+    assert!(row.model.contains("SmolLM2"), "{row:?}");
+    assert_eq!(row.resolved, None, "a soft task is scored by recall only");
+    assert!((0.0..=1.0).contains(&row.recall), "{row:?}");
+    assert_eq!(row.steps, 1, "{row:?}");
+    assert!(row.prompt_tokens > 0 && row.error.is_none(), "{row:?}");
+    let status = crate::status_json(&out_dir, &[]);
+    assert_eq!(status["eval"]["rows"], 1, "{status}");
+}
+
 /// A minimal HTTP/1.1 GET, enough for `/v1/models`.
 fn get(base: &str, path: &str) -> String {
     let hostport = base
