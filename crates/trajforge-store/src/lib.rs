@@ -10,8 +10,10 @@
 //!
 //! The records themselves are typed in [`model`] (stage names and payloads, job outcomes,
 //! rollout kinds, exit statuses, trajectory metadata); the store is split by concept:
-//! schema (tables, run-level values), jobs and leases, stages,
-//! trajectories (with imports) and sessions.
+//! schema (tables, run-level values), jobs and leases, stages, trajectories (with imports)
+//! and sessions, each written for SQLite, with the PostgreSQL backend beside them (`pg`: the
+//! same operations, one schema per run) and [`copy`] moving a whole run between the two
+//! (`trajforge store copy`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
