@@ -305,10 +305,21 @@ impl Store {
         sql: &str,
         row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
+        self.select_with(sql, [], row)
+    }
+
+    /// Every row `sql` selects with `params` bound, each read by `row`; the connection is
+    /// held only while reading.
+    pub(crate) fn select_with<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let conn = self.lock();
         let r = (|| {
             let mut stmt = conn.prepare(sql)?;
-            let rows = stmt.query_map([], row)?;
+            let rows = stmt.query_map(params, row)?;
             rows.collect::<rusqlite::Result<Vec<T>>>()
         })();
         drop(conn);
