@@ -4,6 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use serde_with::skip_serializing_none;
+
 use trajforge_teacher::{ToolCall, ToolSpec};
 
 /// A boxed future, so environments stay object-safe (`&mut dyn Environment`).
@@ -48,32 +50,26 @@ impl Observation {
 }
 
 /// What an environment hands back when an episode ends.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EnvOutcome {
     /// For a repository: the patch of the workspace against the base commit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
     /// For a repository: the patch's whole size in bytes when it was over the limit and
     /// `patch` holds only its head, with a note where it was cut.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch_cut: Option<u64>,
     /// For a website: the final URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_url: Option<String>,
     /// For a website: the answer given with `answer(text)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
     /// For a website: the title of the final page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// For a website: the pages the episode was on, in order, the start page first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visited: Vec<String>,
     /// For a website: the reason given with `report_infeasible(reason)`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infeasible: Option<String>,
     /// Why the outcome could not be fully collected, if it could not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

@@ -1,8 +1,16 @@
-//! Benchmarks that measure trajforge against a reference tool in the same run.
+//! Benchmarks that measure trajforge against a reference measured in the same run, one
+//! subcommand (and one module) each, printing every figure next to its baseline and target:
 //!
-//! `trajforge-bench ingest REPO`: `trajforge functions` against Python's own `ast`
-//! (scripts/py_functions.py) over the same Python files, cold and with a warm cache.
-//! Each program runs as a child process so wall time and peak RSS are its own.
+//! - `ingest REPO`: `trajforge functions` against Python's own `ast`
+//!   (scripts/py_functions.py) over the same Python files, cold and with a warm cache; each
+//!   program runs as a child process so wall time and peak RSS are its own.
+//! - `agent`, `local`, `messages`, `teachers`: the agent loop's overhead per step, the
+//!   embedded teacher and `trajforge serve` against raw llama.cpp, the Messages proxy
+//!   against its upstream, several teacher servers against one.
+//! - `pipeline`, `eval` (code in `eval.rs`, web in `eval_web.rs`), `web`, `export`, `view`:
+//!   the runs, evaluations, browser, exports and viewer through the library's own run API.
+//! - `sandbox`, `scaleout`: the hardened sandbox against the bare one, and PostgreSQL workers
+//!   against one SQLite process.
 
 // A benchmark's whole point is to print figures.
 #![allow(clippy::print_stdout, clippy::print_stderr)]

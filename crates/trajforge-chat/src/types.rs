@@ -1,6 +1,7 @@
 //! Conversation types: messages, tool calls, tool schemas, sampling and usage.
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,24 +32,21 @@ impl Role {
 }
 
 /// One message of a conversation, in the form trajectories record it.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// Author of the message.
     pub role: Role,
     /// Visible text; `None` when an assistant turn only calls tools.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// Reasoning the server returned separately (`reasoning_content` or `<think>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
     /// Tool calls made by an assistant turn.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     /// For a tool result: the id of the call it answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
     /// For a tool result: the name of the tool that produced it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -145,18 +143,16 @@ pub struct ToolSpec {
 }
 
 /// Sampling parameters sent with every request.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
     /// Sampling temperature (SERA used 0.6).
     pub temperature: f32,
     /// Nucleus sampling mass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
     /// Cap on generated tokens per call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sampling seed, for servers that honour it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

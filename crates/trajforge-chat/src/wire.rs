@@ -3,10 +3,12 @@
 //! body. The teacher client writes requests and reads responses with them; `trajforge serve`
 //! reads requests and writes responses and chunks with them. Fields servers fill in
 //! differently (content as text or parts, arguments as a string or an object, `null` lists)
-//! are read leniently; checking what a request asks for is the server's business.
+//! are read leniently; checking what a request asks for is the server's business. Optional
+//! fields are left out when `None` (`skip_serializing_none`) unless marked `serialize_always`.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_with::skip_serializing_none;
 
 use crate::types::{ChatMessage, Role, ToolCall, ToolSpec};
 
@@ -20,6 +22,7 @@ where
 }
 
 /// The body of `POST /chat/completions`.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// Model name.
@@ -28,40 +31,29 @@ pub struct ChatRequest {
     /// The conversation.
     pub messages: Vec<WireMessage>,
     /// Sampling temperature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     /// Nucleus sampling mass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
     /// Cap on generated tokens (the older name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
     /// Cap on generated tokens (the newer name; wins over `max_tokens`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u64>,
     /// Sampling seed (some clients send negative ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<serde_json::Number>,
     /// Stop sequences.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,
     /// Tools the model may call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<WireTool>>,
     /// Which calls are allowed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<WireToolChoice>,
     /// Several calls in one reply.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
     /// Number of choices.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u64>,
     /// Answer as server-sent events.
     #[serde(default, deserialize_with = "null_as_default")]
     pub stream: bool,
     /// Streaming options.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
 }
 
@@ -114,20 +106,18 @@ pub struct FunctionName {
 }
 
 /// One message on the wire.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireMessage {
     /// Author (`developer` and `function` are read as system and tool); answers of some
     /// servers leave it out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     /// Text, text parts or `null`.
-    #[serde(default)]
+    #[serialize_always]
     pub content: Option<Content>,
     /// Reasoning returned apart from the content (vLLM, SGLang, DeepSeek).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// Reasoning under the name other servers use (Ollama, OpenRouter).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
     /// Calls of an assistant message.
     #[serde(
@@ -137,10 +127,8 @@ pub struct WireMessage {
     )]
     pub tool_calls: Vec<WireToolCall>,
     /// For a tool result: the call it answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
     /// For a tool result: the tool's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -205,30 +193,28 @@ impl Content {
 }
 
 /// One part of a `content` list.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContentPart {
     /// `text`, `image_url`, ...
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The text of a text part.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Value>,
 }
 
 /// A tool call on the wire.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireToolCall {
     /// Position of the call, in streamed chunks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
     /// Call id (some servers leave it out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Always `function`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The function called.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<WireFunction>,
 }
 
@@ -248,21 +234,21 @@ impl WireToolCall {
 }
 
 /// The function of a tool call.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireFunction {
     /// Tool name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A string of JSON (OpenAI) or an object (Ollama).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,
 }
 
 /// A tool offered in a request.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireTool {
     /// Always `function`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The function.
     pub function: WireFunctionSpec,
@@ -283,15 +269,14 @@ impl WireTool {
 }
 
 /// The function of a tool: name, description, JSON Schema of the arguments.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireFunctionSpec {
     /// Tool name.
     pub name: String,
     /// What the tool does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// JSON Schema of the arguments.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
 }
 
@@ -395,19 +380,16 @@ pub struct ChunkChoice {
 }
 
 /// What a chunk adds to the message.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     /// The role, in the first chunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     /// More text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// More reasoning (vLLM, SGLang, DeepSeek).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
     /// More reasoning under the name other servers use (Ollama, OpenRouter).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
     /// Calls (with their `index`).
     #[serde(

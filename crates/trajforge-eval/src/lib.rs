@@ -1,10 +1,12 @@
-//! Held-out evaluation: the task file (SWE-bench's instance format plus trajforge's own fields,
-//! web navigation tasks included),
-//! the result row written per task and seed, SWE-bench predictions, and reading and writing
-//! them as JSON Lines; and the pure parts of mining tasks from history (splitting a change
-//! into gold and test patches, classifying files, skip reasons, the statement leak check).
-//! A leaf crate: mining and running live in the pipeline, which fills these types; `eval
-//! compare` and other harnesses read them.
+//! Held-out evaluation as data: the task file ([`task`]: SWE-bench's instance format plus
+//! trajforge's own fields, web navigation tasks included), the result row written per task
+//! and seed and SWE-bench predictions ([`result`]), scoring one attempt from its test report
+//! ([`score`]), the totals of a result file ([`summary`]), reading and writing them as JSON
+//! Lines ([`jsonl`]), and the paired comparison of two evaluations ([`compare`](mod@compare): bootstrap,
+//! McNemar, verdict); and the pure parts of mining tasks from history ([`change`]: splitting
+//! a change into gold and test patches, classifying files, skip reasons; [`leak`]: the
+//! statement leak check). A leaf crate: mining and running live in the pipeline, which fills
+//! these types; `eval compare` and other harnesses read them.
 
 pub mod change;
 pub mod compare;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+use serde_with::skip_serializing_none;
 
 /// How a task is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,6 +60,7 @@ pub struct WebTarget {
 }
 
 /// A held-out task: SWE-bench's instance fields, then trajforge's.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Unique id, `<repo>-<short commit>` for mined tasks.
@@ -84,19 +86,14 @@ pub struct Task {
     #[serde(default)]
     pub created_at: String,
     /// Hard or soft; absent in plain SWE-bench files, where it follows from FAIL_TO_PASS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<TaskKind>,
     /// The commit the task was mined from (its gold change).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     /// Set-up command run once in the workspace before the tests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<String>,
     /// Test command whose output gives per-test outcomes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_cmd: Option<String>,
     /// Web tasks: the start page, the target and the answer; absent for code tasks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebTarget>,
     /// Fields of other harnesses (SWE-bench's `version`, `hints_text`, ...), kept as read.
     #[serde(flatten)]

@@ -4,7 +4,8 @@
 //! vendored and generated folders), parses every Python, Rust, JavaScript, TypeScript,
 //! Go, Java, C and C++ file with tree-sitter on all cores, and lists every function and
 //! method with its qualified name and line range. Results are cached by file content,
-//! so a re-scan of an unchanged repository only reads and hashes files.
+//! so a re-scan of an unchanged repository only reads and hashes files. [`sample`] and
+//! [`shuffle`] then draw the functions a run works on, the same on every platform and release.
 //!
 //! Conventions of the output:
 //! - `start_line` is the line of the first decorator, attribute or `template<...>`

@@ -3,7 +3,8 @@
 //! `trajforge-chat`, as exports render it), grammar-constrained
 //! hermes tool calls, KV-cache reuse across the steps of an episode, and an
 //! OpenAI-compatible HTTP server (`trajforge serve`) that also speaks Anthropic's Messages
-//! API, in front of the model or of an upstream server.
+//! API, in front of the model or of an upstream server, and that can drive the model
+//! through the tool set it was trained on for Claude Code (`--tools trained`).
 
 mod engine;
 mod error;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::Value;
 use trajforge_agent::{ExitStatus, LoopConfig, Trajectory, run_episode};
-use trajforge_menu::Menu;
+use trajforge_menu::{BugEntry, Menu};
 use trajforge_store::model::{
     CodeJob, CodeRollout, PrStage, RejectedStage, RolloutStage, SelfcheckAnswer, SelfcheckStage,
     TestExitCodes, TestsStage, VerifyStage,
@@ -93,6 +93,39 @@ pub fn exit_label(exit: &ExitStatus) -> ExitLabel {
     ExitLabel::from(exit.label())
 }
 
+/// Commit a stage written by one teacher call with its usage, and count its tokens.
+pub(crate) fn record_teacher_stage<F: ?Sized, C>(
+    w: &Worker<F, C>,
+    job: i64,
+    attempt: i64,
+    stage: &Stage,
+    usage: Usage,
+    seconds: f64,
+) -> Result<(), StoreError> {
+    w.control.add(usage);
+    w.store.record_stage(
+        &w.owner,
+        job,
+        attempt,
+        stage,
+        None,
+        Some(usage_record(usage, seconds)),
+    )
+}
+
+/// What a code rollout's stage record keeps of its episode; `bug` for rollout 1 only.
+fn code_rollout(t: &Trajectory, task: String, bug: Option<&BugEntry>) -> CodeRollout {
+    CodeRollout {
+        bug: bug.map(|b| b.id.clone()),
+        bug_index: bug.map(|b| b.index),
+        task,
+        exit: exit_label(&t.exit),
+        patch: t.outcome.patch.clone(),
+        patch_cut: t.outcome.patch_cut,
+        steps: t.steps.len(),
+    }
+}
+
 /// Commit a rollout stage with its trajectory and usage, and count its tokens.
 pub(crate) fn record_rollout<F: ?Sized, C>(
     w: &Worker<F, C>,
@@ -170,15 +203,7 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                         continue;
                     }
                 };
-                let v = CodeRollout {
-                    bug: Some(bug.id.clone()),
-                    bug_index: Some(bug.index),
-                    task: task1.clone(),
-                    exit: exit_label(&t.exit),
-                    patch: t.outcome.patch.clone(),
-                    patch_cut: t.outcome.patch_cut,
-                    steps: t.steps.len(),
-                };
+                let v = code_rollout(&t, task1.clone(), Some(bug));
                 let stage = Stage::Rollout1(RolloutStage::Code(v.clone()));
                 record_rollout(w, job, a, &stage, Rollout::T1, &t)?;
                 v
@@ -219,16 +244,8 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                         continue;
                     }
                 };
-                w.control.add(usage);
                 let v = SelfcheckStage { answer, tries };
-                w.store.record_stage(
-                    &w.owner,
-                    job,
-                    a,
-                    &Stage::Selfcheck(v.clone()),
-                    None,
-                    Some(usage_record(usage, secs)),
-                )?;
+                record_teacher_stage(w, job, a, &Stage::Selfcheck(v.clone()), usage, secs)?;
                 v
             }
         };
@@ -257,19 +274,11 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                         continue;
                     }
                 };
-                w.control.add(usage);
                 let v = PrStage {
                     demo: demo.id.clone(),
                     text,
                 };
-                w.store.record_stage(
-                    &w.owner,
-                    job,
-                    a,
-                    &Stage::Pr(v.clone()),
-                    None,
-                    Some(usage_record(usage, secs)),
-                )?;
+                record_teacher_stage(w, job, a, &Stage::Pr(v.clone()), usage, secs)?;
                 v
             }
         };
@@ -290,15 +299,7 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                         continue;
                     }
                 };
-                let v = CodeRollout {
-                    bug: None,
-                    bug_index: None,
-                    task: task2,
-                    exit: exit_label(&t.exit),
-                    patch: t.outcome.patch.clone(),
-                    patch_cut: t.outcome.patch_cut,
-                    steps: t.steps.len(),
-                };
+                let v = code_rollout(&t, task2, None);
                 let stage = Stage::Rollout2(RolloutStage::Code(v.clone()));
                 record_rollout(w, job, a, &stage, Rollout::T2, &t)?;
                 v

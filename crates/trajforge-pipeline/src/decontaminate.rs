@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use trajforge_eval::{JsonlError, Task, read_jsonl};
 use trajforge_ingest::Function;
@@ -145,14 +145,18 @@ impl TouchedFunctions {
     }
 }
 
-fn check_commit(repo: &Path, task: &Task) -> Result<(), ExcludeError> {
-    let out = Command::new("git")
+/// `git -C repo cat-file <mode> <object>`, run to the end.
+fn cat_file(repo: &Path, mode: &str, object: &str) -> Result<Output, ExcludeError> {
+    Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["cat-file", "-e"])
-        .arg(format!("{}^{{commit}}", task.base_commit))
+        .args(["cat-file", mode, object])
         .output()
-        .map_err(ExcludeError::Git)?;
+        .map_err(ExcludeError::Git)
+}
+
+fn check_commit(repo: &Path, task: &Task) -> Result<(), ExcludeError> {
+    let out = cat_file(repo, "-e", &format!("{}^{{commit}}", task.base_commit))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -165,13 +169,7 @@ fn check_commit(repo: &Path, task: &Task) -> Result<(), ExcludeError> {
 }
 
 fn read_at(repo: &Path, task: &Task, path: &str) -> Result<String, ExcludeError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "blob"])
-        .arg(format!("{}:{path}", task.base_commit))
-        .output()
-        .map_err(ExcludeError::Git)?;
+    let out = cat_file(repo, "blob", &format!("{}:{path}", task.base_commit))?;
     if !out.status.success() {
         return Err(ExcludeError::MissingFile {
             instance_id: task.instance_id.clone(),

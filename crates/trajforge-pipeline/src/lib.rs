@@ -7,8 +7,16 @@
 //! The application layer lives here too: a run is specified ([`prepare::CodeRunSpec`],
 //! [`prepare::WebRunSpec`]), prepared against its run folder ([`prepare::PreparedRun`]) and
 //! driven by the job runner ([`runner`]) on environments from [`envs`] (sandboxed workspaces,
-//! browser tabs), with the teacher built by [`teacher`]. Commands and benchmarks only map
-//! their options to these types and show the results.
+//! browser tabs), with the teacher built by [`teacher`]; [`worker`] joins a run held in a
+//! shared PostgreSQL store from another machine. Commands and benchmarks only map their
+//! options to these types and show the results.
+//!
+//! Held-out evaluation is driven the same way: [`tasks`] mines tasks from a repository's
+//! history, [`eval`] runs a model on a task file in sandboxed workspaces, [`webeval`] draws
+//! and runs navigation tasks on a replayed site, and [`decontaminate`] keeps generation away
+//! from the functions those tasks touch. Around the stages: [`status`] and [`progress`]
+//! (what a run has done), [`prompts`] and [`demos`] (stage inputs), [`settings`] (what a
+//! resume must match), [`testreport`] (one test-output parser per format) and [`error`].
 
 pub mod code;
 pub mod decontaminate;

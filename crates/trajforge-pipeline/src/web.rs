@@ -19,7 +19,7 @@ use trajforge_store::model::{
 use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, StageName, StoreError};
 use trajforge_teacher::{ChatMessage, Usage};
 
-use crate::code::{StageError, exit_label, record_rollout, usage_record};
+use crate::code::{StageError, exit_label, record_rollout, record_teacher_stage};
 use crate::decontaminate::HeldOutPages;
 use crate::envs::WebEnvFactory;
 use crate::error::RunError;
@@ -198,13 +198,15 @@ If the site cannot do this, call `report_infeasible` with the reason."
     }
 }
 
+/// The one attempt of a web job: another attempt at the same (intent, page) is another job.
+const ATTEMPT: i64 = 1;
+
 /// Run all stages of one job, resuming from what the store already holds; returns its outcome.
 async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, StoreError> {
-    const A: i64 = 1; // one attempt per (intent, page): another attempt is another job
     let cfg = &w.config;
     let mut done: HashMap<StageName, Stage> = HashMap::new();
     for s in w.store.stages(job)? {
-        if s.attempt == A {
+        if s.attempt == ATTEMPT {
             done.insert(s.stage.name(), s.stage);
         }
     }
@@ -240,20 +242,10 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                     ("ending", end),
                 ],
             );
-            let t = match rollout(w, &start_url, &task1).await {
-                Ok(t) => t,
-                Err(e) => {
-                    return reject(
-                        w,
-                        job,
-                        RejectedStage::new(Outcome::T1EnvironmentError).error(e),
-                    );
-                }
-            };
-            let v = rollout_record(&t);
-            let stage = Stage::Rollout1(RolloutStage::Web(v.clone()));
-            record_rollout(w, job, A, &stage, Rollout::T1, &t)?;
-            v
+            match run_rollout(w, job, Rollout::T1, &start_url, &task1).await? {
+                Ok(v) => v,
+                Err(rejected) => return Ok(rejected),
+            }
         }
     };
     if let Some(reason) = &r1.infeasible {
@@ -302,19 +294,11 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                     );
                 }
             };
-            w.control.add(usage);
             let v = RequestStage {
                 leaks_path: leaks_path(&text, &final_url, &start_url),
                 text,
             };
-            w.store.record_stage(
-                &w.owner,
-                job,
-                A,
-                &Stage::Request(v.clone()),
-                None,
-                Some(usage_record(usage, secs)),
-            )?;
+            record_teacher_stage(w, job, ATTEMPT, &Stage::Request(v.clone()), usage, secs)?;
             v
         }
     };
@@ -338,20 +322,10 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                     ("ending", end),
                 ],
             );
-            let t = match rollout(w, &start_url, &task2).await {
-                Ok(t) => t,
-                Err(e) => {
-                    return reject(
-                        w,
-                        job,
-                        RejectedStage::new(Outcome::T2EnvironmentError).error(e),
-                    );
-                }
-            };
-            let v = rollout_record(&t);
-            let stage = Stage::Rollout2(RolloutStage::Web(v.clone()));
-            record_rollout(w, job, A, &stage, Rollout::T2, &t)?;
-            v
+            match run_rollout(w, job, Rollout::T2, &start_url, &task2).await? {
+                Ok(v) => v,
+                Err(rejected) => return Ok(rejected),
+            }
         }
     };
 
@@ -374,22 +348,51 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                 keep_different_final: cfg.keep_different_final,
             };
             let v = VerifyStage::Agreement(verify(&r1, &r2, &start_url, wants_answer, rule));
-            w.store
-                .record_stage(&w.owner, job, A, &Stage::Verify(v.clone()), None, None)?;
+            w.store.record_stage(
+                &w.owner,
+                job,
+                ATTEMPT,
+                &Stage::Verify(v.clone()),
+                None,
+                None,
+            )?;
             let (kept, r) = (v.kept(), v.recall());
             // Agreement vouches for both rollouts: no judge exists for either.
-            w.store.set_verdict(job, A, &Rollout::T1, kept, r)?;
-            w.store.set_verdict(job, A, &Rollout::T2, kept, r)?;
+            w.store.set_verdict(job, ATTEMPT, &Rollout::T1, kept, r)?;
+            w.store.set_verdict(job, ATTEMPT, &Rollout::T2, kept, r)?;
             v
         }
     };
     Ok(verify.result().clone())
 }
 
+/// Run rollout `which` (T1 or T2) from `start_url` and commit its stage; when the browser
+/// environment fails, the job is rejected instead and `Err` holds that outcome.
+async fn run_rollout(
+    w: &WebWorker,
+    job: i64,
+    which: Rollout,
+    start_url: &str,
+    task: &str,
+) -> Result<Result<WebRollout, Outcome>, StoreError> {
+    let (stage_of, env_error): (fn(RolloutStage) -> Stage, _) = match which {
+        Rollout::T1 => (Stage::Rollout1, Outcome::T1EnvironmentError),
+        _ => (Stage::Rollout2, Outcome::T2EnvironmentError),
+    };
+    let t = match rollout(w, start_url, task).await {
+        Ok(t) => t,
+        Err(e) => return reject(w, job, RejectedStage::new(env_error).error(e)).map(Err),
+    };
+    let v = rollout_record(&t);
+    let stage = stage_of(RolloutStage::Web(v.clone()));
+    record_rollout(w, job, ATTEMPT, &stage, which, &t)?;
+    Ok(Ok(v))
+}
+
 fn reject(w: &WebWorker, job: i64, r: RejectedStage) -> Result<Outcome, StoreError> {
     let reason = r.reason.clone();
     w.store
-        .record_stage(&w.owner, job, 1, &Stage::Rejected(r), None, None)?;
+        .record_stage(&w.owner, job, ATTEMPT, &Stage::Rejected(r), None, None)?;
     Ok(reason)
 }
 

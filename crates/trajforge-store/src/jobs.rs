@@ -124,13 +124,7 @@ impl Store {
                      WHERE status = 'pending' OR (status = 'running' AND lease_until < ?1)
                      ORDER BY id LIMIT 1",
                     [now],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    },
+                    |r| <(i64, String, String)>::try_from(r),
                 )
                 .optional()?;
             let Some((id, key, payload)) = row else {
@@ -287,45 +281,25 @@ impl Store {
 
     /// The jobs `clause` selects (with `?1` bound to `id` when given).
     fn select_jobs(&self, clause: &str, id: Option<i64>) -> Result<Vec<Job>> {
-        let conn = self.lock();
         let sql = format!("SELECT id, key, payload, status, result FROM jobs {clause}");
-        let r = (|| {
-            let mut stmt = conn.prepare(&sql)?;
-            let row = |r: &rusqlite::Row<'_>| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            };
-            match id {
-                Some(id) => stmt
-                    .query_map([id], row)?
-                    .collect::<rusqlite::Result<Vec<_>>>(),
-                None => stmt
-                    .query_map([], row)?
-                    .collect::<rusqlite::Result<Vec<_>>>(),
-            }
-        })();
-        drop(conn);
-        self.sql(r)?
-            .into_iter()
-            .map(|(id, key, payload, status, result)| {
-                let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("job {id}: {e}"),
-                })?;
-                Ok(Job {
-                    id,
-                    key,
-                    payload,
-                    status: JobStatus::from(status),
-                    result: result.map(Outcome::from),
-                })
+        self.select_with(&sql, rusqlite::params_from_iter(id), |r| {
+            <(i64, String, String, String, Option<String>)>::try_from(r)
+        })?
+        .into_iter()
+        .map(|(id, key, payload, status, result)| {
+            let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                message: format!("job {id}: {e}"),
+            })?;
+            Ok(Job {
+                id,
+                key,
+                payload,
+                status: JobStatus::from(status),
+                result: result.map(Outcome::from),
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// Jobs per status.

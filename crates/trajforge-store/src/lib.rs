@@ -10,8 +10,10 @@
 //!
 //! The records themselves are typed in [`model`] (stage names and payloads, job outcomes,
 //! rollout kinds, exit statuses, trajectory metadata); the store is split by concept:
-//! schema (tables, run-level values), jobs and leases, stages,
-//! trajectories (with imports) and sessions.
+//! schema (tables, run-level values), jobs and leases, stages, trajectories (with imports)
+//! and sessions, each written for SQLite, with the PostgreSQL backend beside them (`pg`: the
+//! same operations, one schema per run) and [`copy`] moving a whole run between the two
+//! (`trajforge store copy`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -303,10 +305,21 @@ impl Store {
         sql: &str,
         row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
+        self.select_with(sql, [], row)
+    }
+
+    /// Every row `sql` selects with `params` bound, each read by `row`; the connection is
+    /// held only while reading.
+    pub(crate) fn select_with<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let conn = self.lock();
         let r = (|| {
             let mut stmt = conn.prepare(sql)?;
-            let rows = stmt.query_map([], row)?;
+            let rows = stmt.query_map(params, row)?;
             rows.collect::<rusqlite::Result<Vec<T>>>()
         })();
         drop(conn);

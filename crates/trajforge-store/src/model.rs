@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_with::skip_serializing_none;
 
 /// Declares a string-labelled enum with a catch-all for labels this version does not know
 /// (so a store written by another version still loads, and its labels still count).
@@ -220,22 +221,21 @@ labels! {
 }
 
 /// A rollout stage of the code pipeline.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeRollout {
     /// The bug-type menu entry (rollout 1 only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bug: Option<String>,
     /// Its index in the menu (rollout 1 only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bug_index: Option<usize>,
     /// The task given to the agent.
     pub task: String,
     /// How the episode ended.
     pub exit: ExitLabel,
     /// The patch it produced.
+    #[serialize_always]
     pub patch: Option<String>,
     /// The patch's whole size when it was over the limit and `patch` holds only its head.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch_cut: Option<u64>,
     /// Steps taken.
     pub steps: usize,
@@ -492,38 +492,32 @@ pub struct TestsVerdict {
 }
 
 /// The `tests` stage: a verdict with exit codes, or the error that prevented one.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestsStage {
     /// The verdict.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<TestsVerdict>,
     /// Exit codes of the runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_codes: Option<TestExitCodes>,
     /// Why no verdict was reached.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// The `rejected` stage: the reason, with what explains it.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedStage {
     /// Why.
     pub reason: RejectReason,
     /// The bug type of the attempt (code).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bug: Option<String>,
     /// The unknown intent (web).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
     /// The error met.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// How rollout 1 ended, when that was the reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitLabel>,
     /// Rollout 1's infeasibility reason (web).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infeasible: Option<String>,
 }
 

@@ -46,7 +46,7 @@ impl Store {
         }
         self.select_all(
             "SELECT started_at, MAX(started_at, last_at) FROM sessions ORDER BY started_at",
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            |r| <(i64, i64)>::try_from(r),
         )
     }
 }

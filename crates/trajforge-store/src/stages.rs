@@ -104,46 +104,25 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.stages(job);
         }
-        let conn = self.lock();
         let sql =
             format!("SELECT job_id, attempt, stage, payload, created_at FROM stages {clause}");
-        let r = (|| {
-            let mut stmt = conn.prepare(&sql)?;
-            let map = |r: &rusqlite::Row<'_>| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            };
-            let rows = match job {
-                Some(j) => stmt
-                    .query_map([j], map)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-                None => stmt
-                    .query_map([], map)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-            };
-            Ok(rows)
-        })();
-        drop(conn);
-        self.sql(r)?
-            .into_iter()
-            .map(|(job_id, attempt, name, payload, created_at)| {
-                let name = StageName::from(name);
-                let stage = serde_json::from_str(&payload)
-                    .and_then(|v| Stage::from_json(name.clone(), v))
-                    .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
-                Ok(StageRecord {
-                    job_id,
-                    attempt,
-                    stage,
-                    created_at,
-                })
+        self.select_with(&sql, rusqlite::params_from_iter(job), |r| {
+            <(i64, i64, String, String, i64)>::try_from(r)
+        })?
+        .into_iter()
+        .map(|(job_id, attempt, name, payload, created_at)| {
+            let name = StageName::from(name);
+            let stage = serde_json::from_str(&payload)
+                .and_then(|v| Stage::from_json(name.clone(), v))
+                .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
+            Ok(StageRecord {
+                job_id,
+                attempt,
+                stage,
+                created_at,
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// Total usage per stage name.

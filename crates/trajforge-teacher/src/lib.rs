@@ -3,6 +3,12 @@
 //! with retries, an in-flight limit, several servers of one model behind one client (episodes
 //! pinned, the least busy server for new ones, failing servers ejected), a key that never
 //! leaks into output, and streamed completions passed on as they arrive ([`ChunkStream`]).
+//!
+//! Files by concept: `client` (the [`Teacher`] trait and [`OpenAiTeacher`]), `wire` (the
+//! request per tool mode and the reading of answers, over `trajforge-chat`'s wire structs),
+//! `router` (which server gets a request), `limiter` and `backoff` (in-flight limit, retry
+//! delays), `stream`, `key` (the API key, redacted everywhere) and `types` (what a teacher
+//! answers).
 
 mod backoff;
 mod client;

@@ -10,6 +10,7 @@
 //! - [`web`]: the same for whole web runs over a crawled site's page graph.
 //! - [`history`]: real held-out tasks from more-itertools' history, for evaluation tests.
 //! - [`reference_python`]: the reference Python environment for cross-checks.
+//! - [`fuzz`]: fuzzing as ordinary tests (hostile byte inputs, a short budget by default).
 //! - [`run_ok`]: run a helper program (git, python, sqlite3) and fail with its stderr;
 //!   [`git`]: run git and return its output or its stderr as the error.
 //! - [`postgres::cluster`]: a throwaway PostgreSQL cluster per test process, a fresh
@@ -31,7 +32,7 @@ pub use server::{FakeServer, RecordedRequest, ServerOptions};
 use std::path::{Path, PathBuf};
 
 /// The reference Python environment of scripts/python-env.sh ($TRAJFORGE_PYTHON, else
-/// <repo>/.cache/py/bin/python) when it can `import` every module in `modules` (e.g.
+/// `<repo>/.cache/py/bin/python`) when it can `import` every module in `modules` (e.g.
 /// `"tokenizers, jinja2"`). Outside CI a missing one skips the calling test with a note;
 /// under CI (`CI` set) it fails the test, so a reference check is never silently lost.
 // The skip note goes to the test's output, where a reader of the test run looks for it.

@@ -4,7 +4,7 @@
 //! Rollout 1 picks a target page two links away from its start page (by a hash of the task),
 //! walks there with `goto` along a shortest path and answers with the page's title; one task
 //! in five is reported infeasible instead. The request writer asks for "the page about
-//! <title>" plus a short tag naming the page (a hash, no URL or path: titles are not unique on
+//! TITLE" plus a short tag naming the page (a hash, no URL or path: titles are not unique on
 //! real sites), and rollout 2 walks a shortest path to that page. What differs is the target's
 //! [`WebFate`]: rollout 1 takes a detour first (partial agreement), or rollout 2 goes to
 //! another page (disagreement). Hashes ignore URL origins, so a site served on another
@@ -198,7 +198,7 @@ impl WebTeacher {
         }
     }
 
-    /// Rollout 2's plan for the page tagged `wanted` (see [`tag`]) from `start`.
+    /// Rollout 2's plan for the page tagged `wanted` (see `tag`) from `start`.
     pub fn plan2(&self, start: &str, wanted: &str) -> Plan {
         let paths = self.paths(start);
         // Nearest first, then by URL: deterministic.

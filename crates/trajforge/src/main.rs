@@ -1,6 +1,7 @@
 //! The `trajforge` command: a thin binary over the library crates. Each command in [`cmd`]
 //! maps its options (argument groups shared by commands live once in [`args`]) to a library
-//! call and prints the result.
+//! call and prints the result; [`episode`] shows one episode as it runs and [`config`] reads
+//! long options from `trajforge.toml`.
 //!
 //! Only this crate prints. Library errors arrive typed; [`error::CliError`] turns each into
 //! one message with its causes, hints and an exit code (0 success, 1 failure, 2 bad input,

@@ -129,6 +129,22 @@ fn rows(dir: &Path) -> Vec<TaskResult> {
     read_jsonl(&dir.join("results.jsonl")).expect("results.jsonl")
 }
 
+/// `eval` of `tasks_file` into the folder `name` against an instant teacher playing `agent`;
+/// the folder and its result rows, once the command succeeded.
+async fn evaluate(
+    scene: &Scene,
+    agent: Agent,
+    tasks_file: &Path,
+    name: &str,
+) -> (PathBuf, Vec<TaskResult>) {
+    let server = teacher(agent, &scene.tasks, Duration::ZERO).await;
+    let out_dir = scene.dir.path().join(name);
+    let out = output(scene.eval_cmd(&server, tasks_file, &out_dir, &[])).await;
+    assert_success(&out);
+    let results = rows(&out_dir);
+    (out_dir, results)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gold_patch_resolves_every_hard_task_on_every_seed_and_survives_kill_9() {
     let Some(scene) = scene() else { return };
@@ -214,11 +230,7 @@ async fn the_gold_patch_resolves_every_hard_task_on_every_seed_and_survives_kill
 async fn an_agent_that_submits_nothing_resolves_nothing() {
     let Some(scene) = scene() else { return };
     let tasks_file = scene.write_tasks("tasks.jsonl", &scene.tasks);
-    let server = teacher(Agent::Nothing, &scene.tasks, Duration::ZERO).await;
-    let out_dir = scene.dir.path().join("eval-nothing");
-    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
-    assert_success(&out);
-    let results = rows(&out_dir);
+    let (out_dir, results) = evaluate(&scene, Agent::Nothing, &tasks_file, "eval-nothing").await;
     assert_eq!(results.len(), 2);
     for r in &results {
         assert_eq!(
@@ -239,11 +251,7 @@ async fn an_agent_that_submits_nothing_resolves_nothing() {
 async fn an_agent_that_edits_the_tests_to_pass_them_does_not_pass() {
     let Some(scene) = scene() else { return };
     let tasks_file = scene.write_tasks("tasks.jsonl", &scene.tasks);
-    let server = teacher(Agent::EditsTests, &scene.tasks, Duration::ZERO).await;
-    let out_dir = scene.dir.path().join("eval-cheat");
-    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
-    assert_success(&out);
-    let results = rows(&out_dir);
+    let (out_dir, results) = evaluate(&scene, Agent::EditsTests, &tasks_file, "eval-cheat").await;
     assert_eq!(results.len(), 2);
     let preds: Vec<Prediction> = read_jsonl(&out_dir.join("predictions.jsonl")).expect("preds");
     for p in &preds {
@@ -289,11 +297,7 @@ async fn swe_bench_instances_without_a_test_command_are_scored_by_recall() {
         lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
     )
     .expect("write");
-    let server = teacher(Agent::Gold, &scene.tasks, Duration::ZERO).await;
-    let out_dir = scene.dir.path().join("eval-swe");
-    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
-    assert_success(&out);
-    let results = rows(&out_dir);
+    let (out_dir, results) = evaluate(&scene, Agent::Gold, &tasks_file, "eval-swe").await;
     assert_eq!(results.len(), 2);
     for r in &results {
         assert_eq!(r.kind, TaskKind::Hard);
