@@ -8,15 +8,23 @@ use serde::Serialize;
 use serde_json::Value;
 use trajforge_store::{Store, StoreError};
 
-use crate::{Format, ImportError, Parsed, Skipped, read_file, write};
+use crate::{BATCH_BYTES, Format, ImportError, Item, Skipped, each_record, write_streamed};
+
+/// Skipped records listed per file; more are only counted, so a file of millions of bad lines
+/// does not fill memory with reasons.
+pub const LISTED_SKIPS: usize = 1000;
 
 /// What happened to one file.
 #[derive(Debug, Clone)]
 pub struct FileReport {
     /// The file.
     pub path: PathBuf,
-    /// Its records and skipped records.
-    pub parsed: Parsed,
+    /// Its valid records.
+    pub records: usize,
+    /// Its first [`LISTED_SKIPS`] skipped records.
+    pub skipped: Vec<Skipped>,
+    /// All its skipped records.
+    pub skipped_count: usize,
     /// Records added to the run.
     pub added: usize,
     /// Records the run already held.
@@ -81,8 +89,10 @@ pub struct FileSummary<'a> {
     pub added: usize,
     /// Records the run already held.
     pub duplicates: usize,
-    /// Records skipped, with their lines and reasons.
+    /// Records skipped, with their lines and reasons (the first [`LISTED_SKIPS`]).
     pub skipped: &'a [Skipped],
+    /// Records skipped, all of them.
+    pub skipped_count: usize,
     /// Why the file was not written, if it was not.
     pub error: Option<&'a str>,
 }
@@ -131,16 +141,30 @@ pub fn import_files(
     {
         return Err(ImportRunError::Threshold(t));
     }
-    // Read everything before touching the run: a missing file leaves the run as it was.
+    // Read everything before touching the run: a missing file leaves the run as it was. Records
+    // are counted here and read again when written, so none is held for long.
     let mut reports = Vec::with_capacity(files.len());
     for path in files {
-        reports.push(FileReport {
+        let mut report = FileReport {
             path: path.clone(),
-            parsed: read_file(format, path).map_err(ImportRunError::Read)?,
+            records: 0,
+            skipped: Vec::new(),
+            skipped_count: 0,
             added: 0,
             duplicates: 0,
             error: None,
-        });
+        };
+        each_record(format, path, |item| match item {
+            Item::Record(_) => report.records += 1,
+            Item::Skipped(s) => {
+                report.skipped_count += 1;
+                if report.skipped.len() < LISTED_SKIPS {
+                    report.skipped.push(s);
+                }
+            }
+        })
+        .map_err(ImportRunError::Read)?;
+        reports.push(report);
     }
     let mut report = ImportReport {
         format,
@@ -171,14 +195,14 @@ pub fn import_files(
         .unwrap_or_default();
     let mut mark_new_run = new_run;
     for r in report.files.iter_mut() {
-        if r.parsed.records.is_empty() {
+        if r.records == 0 {
             continue;
         }
         let entry = LogEntry {
             format,
             file: r.path.display().to_string(),
-            records: r.parsed.records.len(),
-            skipped: r.parsed.skipped.len(),
+            records: r.records,
+            skipped: r.skipped_count,
             threshold: report.threshold,
             at_ms: now_ms(),
         };
@@ -188,7 +212,14 @@ pub fn import_files(
             // A run made by importing: no repository, no generation settings.
             meta.push(("kind", "import".to_string()));
         }
-        match write(&store, &r.path, &r.parsed, report.threshold, &meta) {
+        match write_streamed(
+            &store,
+            format,
+            &r.path,
+            report.threshold,
+            &meta,
+            BATCH_BYTES,
+        ) {
             Ok(c) => {
                 mark_new_run = false;
                 r.added = c.added;
@@ -227,7 +258,7 @@ impl ImportReport {
         let skipped = || {
             self.files
                 .iter()
-                .flat_map(|r| r.parsed.skipped.iter().map(move |s| (r, s)))
+                .flat_map(|r| r.skipped.iter().map(move |s| (r, s)))
         };
         let mut counts: Vec<(Format, usize)> = Vec::new();
         for (_, s) in skipped() {
@@ -252,7 +283,7 @@ impl ImportReport {
 
     /// Valid records in all files.
     pub fn records(&self) -> usize {
-        self.sum(|r| r.parsed.records.len())
+        self.sum(|r| r.records)
     }
 
     /// The first file that could not be written.
@@ -269,16 +300,17 @@ impl ImportReport {
             records: self.records(),
             added: self.sum(|r| r.added),
             duplicates: self.sum(|r| r.duplicates),
-            skipped: self.sum(|r| r.parsed.skipped.len()),
+            skipped: self.sum(|r| r.skipped_count),
             files: self
                 .files
                 .iter()
                 .map(|r| FileSummary {
                     file: r.path.display().to_string(),
-                    records: r.parsed.records.len(),
+                    records: r.records,
                     added: r.added,
                     duplicates: r.duplicates,
-                    skipped: &r.parsed.skipped,
+                    skipped: &r.skipped,
+                    skipped_count: r.skipped_count,
                     error: r.error.as_deref(),
                 })
                 .collect(),
@@ -292,14 +324,19 @@ impl ImportReport {
         let mut out = String::new();
         for r in &self.files {
             let p = r.path.display();
-            for s in r.parsed.skipped.iter().take(shown_skips) {
+            for s in r.skipped.iter().take(shown_skips) {
                 let _ = writeln!(out, "{p}:{}: skipped: {}", s.line, s.reason);
             }
-            if r.parsed.skipped.len() > shown_skips {
+            if r.skipped_count > shown_skips {
+                let listed = if r.skipped_count > LISTED_SKIPS {
+                    format!("--json lists the first {LISTED_SKIPS}")
+                } else {
+                    "see --json".to_string()
+                };
                 let _ = writeln!(
                     out,
-                    "{p}: ... {} more skipped (see --json)",
-                    r.parsed.skipped.len() - shown_skips
+                    "{p}: ... {} more skipped ({listed})",
+                    r.skipped_count - shown_skips
                 );
             }
             let status = match &r.error {
@@ -309,8 +346,7 @@ impl ImportReport {
             let _ = writeln!(
                 out,
                 "{p}: {} records, {} skipped; {status}",
-                r.parsed.records.len(),
-                r.parsed.skipped.len()
+                r.records, r.skipped_count
             );
         }
         if self.files.len() > 1 {
@@ -318,7 +354,7 @@ impl ImportReport {
                 out,
                 "total: {} records, {} skipped; {} added, {} already in the run",
                 self.records(),
-                self.sum(|r| r.parsed.skipped.len()),
+                self.sum(|r| r.skipped_count),
                 self.sum(|r| r.added),
                 self.sum(|r| r.duplicates)
             );

@@ -101,6 +101,10 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
     }
 }
 
+/// Source bytes of records written per transaction: a file up to this size is written in one
+/// transaction (all of it or none); a larger one in several, so memory holds one batch.
+pub const BATCH_BYTES: usize = 32 << 20;
+
 /// Store one file's records in one transaction (all of them or none), with `meta` values set
 /// in the same transaction. Records already in the store are counted as duplicates.
 pub fn write(
@@ -117,4 +121,51 @@ pub fn write(
         .map(|r| job_for(r, &name, threshold))
         .collect();
     Ok(store.import_jobs(&jobs, meta)?)
+}
+
+/// Store a file's records as [`crate::each_record`] reads them again, in transactions of about
+/// `batch` bytes of source ([`BATCH_BYTES`] for `import`); `meta` is set with the last one, so
+/// the import log names a file only once all of it is in. Records already in the store are
+/// counted as duplicates.
+pub fn write_streamed(
+    store: &Store,
+    format: crate::Format,
+    file: &Path,
+    threshold: f64,
+    meta: &[(&str, String)],
+    batch_bytes: usize,
+) -> Result<ImportCounts, ImportError> {
+    let name = file.display().to_string();
+    let mut counts = ImportCounts::default();
+    let mut batch: Vec<ImportedJob> = Vec::new();
+    let mut bytes = 0;
+    let mut failed = None;
+    let mut flush = |batch: &mut Vec<ImportedJob>, meta: &[(&str, String)]| {
+        let c = store.import_jobs(batch, meta)?;
+        counts.added += c.added;
+        counts.duplicates += c.duplicates;
+        batch.clear();
+        Ok::<_, trajforge_store::StoreError>(())
+    };
+    crate::each_record(format, file, |item| {
+        let crate::Item::Record(record) = item else {
+            return;
+        };
+        if failed.is_some() {
+            return;
+        }
+        bytes += record.bytes;
+        batch.push(job_for(&record, &name, threshold));
+        if bytes >= batch_bytes {
+            bytes = 0;
+            if let Err(e) = flush(&mut batch, &[]) {
+                failed = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    flush(&mut batch, meta)?;
+    Ok(counts)
 }
