@@ -10,8 +10,8 @@
 //! number and reason (and the format it looks like), and the others are kept. [`write`]
 //! stores one file's records in one transaction, one finished job per record, keyed by format
 //! and a hash of the record's canonical JSON, so importing the same data twice, in any layout,
-//! adds nothing. [`import_files`] is one import as a whole: every file read
-//! before the run is touched, one transaction per file, and a report of each.
+//! adds nothing. [`import_files`] is one import as a whole: files read record by
+//! record ([`each_record`]) and written as they are read ([`Writer`]), and a report of each.
 
 mod actions;
 mod convert;
@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use trajforge_agent::Trajectory;
 
 pub use session::{FileReport, FileSummary, ImportReport, ImportRunError, Summary, import_files};
-pub use write::{BATCH_BYTES, job_for, write, write_streamed};
+pub use write::{BATCH_BYTES, Writer, job_for, write};
 
 /// A source format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

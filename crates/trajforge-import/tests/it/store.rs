@@ -200,12 +200,20 @@ fn a_large_file_is_written_in_batches_with_the_log_set_last() {
     let file = dir.path().join("many.jsonl");
     std::fs::write(&file, body).expect("write");
     let meta = [("kind", "import".to_string())];
-    let counts = trajforge_import::write_streamed(&store, Format::Sera, &file, 0.5, &meta, 50_000)
-        .expect("write");
+    let write = |meta: &[(&str, String)]| {
+        let mut writer = trajforge_import::Writer::new(&file, 0.5, 50_000);
+        trajforge_import::each_record(Format::Sera, &file, |item| {
+            if let trajforge_import::Item::Record(r) = item {
+                writer.push(&store, &r).expect("batch");
+            }
+        })
+        .expect("read");
+        writer.finish(&store, meta)
+    };
+    let counts = write(&meta).expect("write");
     assert_eq!((counts.added, counts.duplicates), (60, 0));
     assert_eq!(store.meta("kind").expect("meta").as_deref(), Some("import"));
     assert_eq!(store.trajectories(true).expect("trajectories").len(), 60);
-    let again = trajforge_import::write_streamed(&store, Format::Sera, &file, 0.5, &[], 50_000)
-        .expect("write again");
+    let again = write(&[]).expect("write again");
     assert_eq!((again.added, again.duplicates), (0, 60));
 }
