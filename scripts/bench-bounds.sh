@@ -4,11 +4,14 @@
 #   - `generate` on one function whose rollouts write a large file and submit it (the patch
 #     limit: the baseline carries the whole patch into the self-check and PR prompts);
 #   - `functions` on a JavaScript file of 20,000 nested functions;
-#   - loading a menu file of 40,000 entries (`trajforge menu --menu`).
+#   - loading a menu file of 40,000 entries (`trajforge menu --menu`);
+#   - `recall` of a FILE_BYTES patch (one new file, one line per 60 bytes) against itself;
+#   - `import` of a SERA JSON Lines file of about FILE_BYTES (distinct copies of the fixture's
+#     record; BENCH_IMPORT_BYTES overrides its size).
 #   scripts/bench-bounds.sh BASELINE_BINARY [FILE_BYTES]
 # FILE_BYTES (default 200 MiB) is what each rollout writes; a smaller size keeps the
 # baseline's peak within a shared machine's memory. BENCH_SECTIONS picks sections
-# (default "functions menu generate").
+# (default "functions menu recall import generate").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -47,7 +50,7 @@ measure() {
     printf '  %-10s %8.1f s  %8d MB peak  %12d bytes out\n' "$label" "$secs" $((kb / 1024)) "$(stat -c %s "$TMP/out")"
 }
 
-SECTIONS=" ${BENCH_SECTIONS:-functions menu generate} "
+SECTIONS=" ${BENCH_SECTIONS:-functions menu recall import generate} "
 if [[ "$SECTIONS" == *" functions "* ]]; then
     echo "functions on 20,000 nested JavaScript functions"
     measure baseline "$BASE" functions "$TMP/nested" --no-cache
@@ -57,6 +60,40 @@ if [[ "$SECTIONS" == *" menu "* ]]; then
     echo "menu of 40,000 entries"
     measure baseline "$BASE" menu --menu "$TMP/menu.toml" --kind bug
     measure this "$NEW" menu --menu "$TMP/menu.toml" --kind bug
+fi
+if [[ "$SECTIONS" == *" recall "* ]]; then
+    python3 - "$TMP/big.diff" "$SIZE" <<'PY'
+import sys
+path, size = sys.argv[1], int(sys.argv[2])
+n = size // 60
+with open(path, "w") as f:
+    f.write(f"diff --git a/big.txt b/big.txt\nnew file mode 100644\n--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{n} @@\n")
+    for i in range(n):
+        f.write(f"+{i:>12} the same sentence on every line, numbered apart\n")
+PY
+    echo "recall of a $(stat -c %s "$TMP/big.diff")-byte patch against itself"
+    measure baseline "$BASE" recall "$TMP/big.diff" "$TMP/big.diff" --json
+    measure this "$NEW" recall "$TMP/big.diff" "$TMP/big.diff" --json
+    rm -f "$TMP/big.diff"
+fi
+if [[ "$SECTIONS" == *" import "* ]]; then
+    python3 - "$TMP/big.jsonl" "${BENCH_IMPORT_BYTES:-$SIZE}" crates/trajforge-import/fixtures/sera/sera.jsonl <<'PY'
+import json, sys
+path, size, fixture = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+record = json.loads(open(fixture).readline())
+written, i = 0, 0
+with open(path, "w") as f:
+    while written < size:
+        record["copy"] = i
+        line = json.dumps(record) + "\n"
+        f.write(line)
+        written += len(line)
+        i += 1
+PY
+    echo "import of a $(stat -c %s "$TMP/big.jsonl")-byte SERA file ($(wc -l <"$TMP/big.jsonl") records)"
+    measure baseline "$BASE" import --from sera "$TMP/big.jsonl" --into "$TMP/import-baseline"
+    measure this "$NEW" import --from sera "$TMP/big.jsonl" --into "$TMP/import-this"
+    rm -rf "$TMP/big.jsonl" "$TMP"/import-*
 fi
 [[ "$SECTIONS" == *" generate "* ]] || exit 0
 echo "generate, one function, rollouts writing $SIZE bytes"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sandbox hardening benchmark (issue 19, "Performance"): cost per command of the seccomp
-# filter and of the reduced /etc against the unhardened bubblewrap sandbox, all settings
+# filter, of the reduced /etc and of Landlock against the unhardened bubblewrap sandbox, all settings
 # interleaved in one run (one-shot sandbox, session round trips, python and git start-up,
 # the patch).
 #   scripts/bench-sandbox.sh [extra trajforge-bench sandbox options, e.g. --rounds 100]

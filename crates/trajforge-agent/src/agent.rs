@@ -79,6 +79,73 @@ pub enum Event<'a> {
     },
 }
 
+/// Characters of an answer's text (its content, and its reasoning) kept in the prompt and the
+/// trajectory, and of the task: four times an observation's 16,000; the middle of a longer
+/// text is dropped with a note.
+pub const MAX_MESSAGE_CHARS: usize = 64_000;
+
+/// Characters of one tool call's arguments: a longer call is not run (the model is told to
+/// write in smaller parts) and is kept with the middle of its arguments dropped and a note.
+pub const MAX_ARGUMENT_CHARS: usize = 256_000;
+
+/// Keeps the head and tail of `text` (`max_chars` in all) with `note(omitted characters)`
+/// between them, on lines of their own; a text within the limit as it is.
+pub fn clip_middle_with(
+    text: &str,
+    max_chars: usize,
+    note: impl FnOnce(usize) -> String,
+) -> String {
+    let count = text.chars().count();
+    if count <= max_chars {
+        return text.to_string();
+    }
+    let half = max_chars / 2;
+    let head_end = text.char_indices().nth(half).map_or(text.len(), |(i, _)| i);
+    let tail_start = text
+        .char_indices()
+        .nth(count - half)
+        .map_or(text.len(), |(i, _)| i);
+    format!(
+        "{}\n{}\n{}",
+        &text[..head_end],
+        note(count - 2 * half),
+        &text[tail_start..]
+    )
+}
+
+/// [`clip_middle_with`] with trajforge's note for text of the model or the task.
+fn clip_text(text: &str, max_chars: usize) -> String {
+    clip_middle_with(text, max_chars, |omitted| {
+        format!("[trajforge: {omitted} characters cut here, over the limit of {max_chars}]")
+    })
+}
+
+/// An answer as the prompt and the trajectory keep it: long texts cut with a note, and a call
+/// with oversized arguments marked unusable (so it is answered with an error, not run).
+fn bounded(mut message: ChatMessage) -> ChatMessage {
+    for text in [&mut message.content, &mut message.reasoning]
+        .into_iter()
+        .flatten()
+    {
+        if text.len() > MAX_MESSAGE_CHARS {
+            *text = clip_text(text, MAX_MESSAGE_CHARS);
+        }
+    }
+    for call in &mut message.tool_calls {
+        if call.arguments.len() > MAX_ARGUMENT_CHARS {
+            let count = call.arguments.chars().count();
+            if count > MAX_ARGUMENT_CHARS {
+                call.arguments = clip_text(&call.arguments, MAX_ARGUMENT_CHARS);
+                call.parse_error.get_or_insert(format!(
+                    "its arguments are {count} characters, over the limit of {MAX_ARGUMENT_CHARS}; \
+write large content in several smaller steps"
+                ));
+            }
+        }
+    }
+    message
+}
+
 /// What the model is told when its answer carried no usable tool call, naming the tools the
 /// environment offers (a repository's or a browser's).
 fn no_tool_call(tools: &[ToolSpec]) -> String {
@@ -103,7 +170,7 @@ pub async fn run_episode(
     let tools = env.tools();
     let mut messages = vec![
         ChatMessage::system(&config.system_prompt),
-        ChatMessage::user(task),
+        ChatMessage::user(clip_text(task, MAX_MESSAGE_CHARS)),
     ];
     let mut steps: Vec<Step> = Vec::new();
     let mut usage = Usage::default();
@@ -142,7 +209,7 @@ pub async fn run_episode(
         usage.prompt_tokens += completion.usage.prompt_tokens;
         usage.completion_tokens += completion.usage.completion_tokens;
         last_prompt_tokens = completion.usage.prompt_tokens + completion.usage.completion_tokens;
-        let assistant = completion.message;
+        let assistant = bounded(completion.message);
         on_event(Event::Assistant {
             step: index,
             message: &assistant,

@@ -105,6 +105,8 @@ struct Measured {
 }
 
 fn main() -> ExitCode {
+    // In a sandbox this process may be the Landlock helper (it then never returns).
+    trajforge_sandbox::landlock::run_helper_if_asked();
     let cli = Cli::parse();
     let result = match cli.bench {
         Bench::Ingest {

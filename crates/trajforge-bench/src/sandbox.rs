@@ -1,9 +1,10 @@
 //! `trajforge-bench sandbox`: what the default sandbox's hardening costs per command.
 //!
-//! The same commands run on the sample repository under four sandbox settings, interleaved
+//! The same commands run on the sample repository under five sandbox settings, interleaved
 //! round by round so machine load hits them alike: the sandbox before hardening (the host's
-//! whole /etc, no seccomp filter), each hardening alone, and the default (both). Figures are
-//! medians; the overhead column is against the unhardened baseline measured in the same run.
+//! whole /etc, no seccomp filter, no Landlock), each hardening alone, and the default (all
+//! three). Figures are medians; the overhead column is against the unhardened baseline
+//! measured in the same run.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,28 +27,39 @@ struct Setting {
     name: &'static str,
     seccomp: bool,
     minimal_etc: bool,
+    landlock: bool,
 }
 
-const SETTINGS: [Setting; 4] = [
+const SETTINGS: [Setting; 5] = [
     Setting {
-        name: "before: host /etc, no seccomp",
+        name: "before: no hardening",
         seccomp: false,
         minimal_etc: false,
+        landlock: false,
     },
     Setting {
         name: "seccomp filter only",
         seccomp: true,
         minimal_etc: false,
+        landlock: false,
     },
     Setting {
         name: "reduced /etc only",
         seccomp: false,
         minimal_etc: true,
+        landlock: false,
     },
     Setting {
-        name: "default: both",
+        name: "Landlock only",
+        seccomp: false,
+        minimal_etc: false,
+        landlock: true,
+    },
+    Setting {
+        name: "default: all three",
         seccomp: true,
         minimal_etc: true,
+        landlock: true,
     },
 ];
 
@@ -69,6 +81,8 @@ pub(crate) fn run(args: SandboxArgs) -> Result<(), String> {
     crate::agent::chmod_755(root.path())?;
     let repo = crate::agent::sample_repo(root.path())?;
     println!("sandbox hardening benchmark");
+    let landlock = trajforge_sandbox::SandboxConfig::default().landlock_status();
+    println!("  Landlock: {landlock:?}");
     println!(
         "  this machine: {} cores; sample repository; {} rounds, settings interleaved",
         crate::cores(),
@@ -79,6 +93,7 @@ pub(crate) fn run(args: SandboxArgs) -> Result<(), String> {
         let mut options = EnvironmentOptions::new(root.path().join(format!("env-{i}")));
         options.sandbox.seccomp = s.seccomp;
         options.sandbox.minimal_etc = s.minimal_etc;
+        options.sandbox.landlock = s.landlock;
         let env = Environment::prepare(&repo, None, &options)
             .map_err(|e| format!("prepare ({}): {e}", s.name))?;
         envs.push(env);

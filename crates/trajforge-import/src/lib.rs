@@ -10,8 +10,8 @@
 //! number and reason (and the format it looks like), and the others are kept. [`write`]
 //! stores one file's records in one transaction, one finished job per record, keyed by format
 //! and a hash of the record's canonical JSON, so importing the same data twice, in any layout,
-//! adds nothing. [`import_files`] is one import as a whole: every file read
-//! before the run is touched, one transaction per file, and a report of each.
+//! adds nothing. [`import_files`] is one import as a whole: files read record by
+//! record ([`each_record`]) and written as they are read ([`Writer`]), and a report of each.
 
 mod actions;
 mod convert;
@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use trajforge_agent::Trajectory;
 
 pub use session::{FileReport, FileSummary, ImportReport, ImportRunError, Summary, import_files};
-pub use write::{job_for, write};
+pub use write::{BATCH_BYTES, Writer, job_for, write};
 
 /// A source format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -92,11 +92,22 @@ impl Layout {
         if matches!(ext.as_deref(), Some("traj" | "json")) {
             return Layout::Document;
         }
-        let first = bytes
-            .split(|&b| b == b'\n')
-            .map(|l| l.trim_ascii())
-            .find(|l| !l.is_empty());
-        if first == Some(b"{".as_slice()) {
+        if starts_with_lone_brace(bytes.iter().copied()) {
+            Layout::Document
+        } else {
+            Layout::Lines
+        }
+    }
+
+    /// [`Layout::of`] a file, reading no more of it than the first non-blank line's start.
+    fn of_file(path: &Path) -> std::io::Result<Layout> {
+        let file = std::io::BufReader::new(std::fs::File::open(path)?);
+        let bytes = std::io::Read::bytes(file).map_while(Result::ok);
+        Ok(Layout::of_start(path, bytes))
+    }
+
+    fn of_start(path: &Path, bytes: impl Iterator<Item = u8>) -> Layout {
+        if Layout::of(path, b"") == Layout::Document || starts_with_lone_brace(bytes) {
             Layout::Document
         } else {
             Layout::Lines
@@ -104,11 +115,29 @@ impl Layout {
     }
 }
 
+/// Whether the first non-blank line is a lone `{` (blanks around it allowed).
+fn starts_with_lone_brace(mut bytes: impl Iterator<Item = u8>) -> bool {
+    if bytes.find(|b| !b.is_ascii_whitespace()) != Some(b'{') {
+        return false;
+    }
+    for b in bytes {
+        if b == b'\n' {
+            return true;
+        }
+        if !b.is_ascii_whitespace() {
+            return false;
+        }
+    }
+    true
+}
+
 /// One imported trajectory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// 1-based line where the record starts.
     pub line: usize,
+    /// Bytes of the source text it came from (its line, or its whole document).
+    pub bytes: usize,
     /// Stable key: format and a hash of the record's content (not its bytes: the same record
     /// pretty-printed or compact, with its keys in any order, has the same key).
     pub key: String,
@@ -178,56 +207,168 @@ pub enum ImportError {
     Store(#[from] trajforge_store::StoreError),
 }
 
-/// Read and parse one file.
+/// Largest record read, in bytes: a JSON Lines line, or a document file (read whole). A larger
+/// one is skipped with a note and never held in memory.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// A record of a file, or why one was not imported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A record that was understood.
+    Record(Box<Record>),
+    /// A record that was not.
+    Skipped(Skipped),
+}
+
+/// Read and parse one file, keeping every record (see [`each_record`] for large files).
 pub fn read_file(format: Format, path: &Path) -> Result<Parsed, ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+    let mut parsed = Parsed::default();
+    each_record(format, path, |item| parsed.push(item))?;
+    Ok(parsed)
+}
+
+/// Reads `path` one record at a time, handing each (or why it was skipped) to `f`: memory holds
+/// one record of at most [`MAX_RECORD_BYTES`], whatever the file's size.
+pub fn each_record(
+    format: Format,
+    path: &Path,
+    mut f: impl FnMut(Item),
+) -> Result<(), ImportError> {
+    let failed = |source| ImportError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(parse_bytes(format, &bytes, Layout::of(path, &bytes)))
+    };
+    let layout = Layout::of_file(path).map_err(failed)?;
+    let file = std::fs::File::open(path).map_err(failed)?;
+    match layout {
+        Layout::Document => {
+            let size = file.metadata().map_err(failed)?.len();
+            if size > MAX_RECORD_BYTES as u64 {
+                f(Item::Skipped(too_large(1, size)));
+                return Ok(());
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            std::io::Read::read_to_end(&mut { file }, &mut bytes).map_err(failed)?;
+            document(format, &bytes, &mut f);
+        }
+        Layout::Lines => {
+            let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+            let mut buf = Vec::new();
+            let mut number = 0;
+            while let Some(size) = read_line(&mut reader, &mut buf).map_err(failed)? {
+                number += 1;
+                if size > buf.len() {
+                    f(Item::Skipped(too_large(number, size as u64)));
+                } else if !buf.trim_ascii().is_empty() {
+                    one(format, &buf, number, &mut f, false);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The note for a record over [`MAX_RECORD_BYTES`].
+fn too_large(line: usize, size: u64) -> Skipped {
+    Skipped {
+        line,
+        reason: format!(
+            "record of {size} bytes is over the {} MiB limit: not read (split it, or write it as JSON Lines)",
+            MAX_RECORD_BYTES >> 20
+        ),
+        looks_like: None,
+    }
+}
+
+/// Reads the next line into `buf` (its `\n` left out), keeping at most [`MAX_RECORD_BYTES`]:
+/// the line's size, which is more than `buf.len()` when it was cut; `None` at the end.
+fn read_line(
+    reader: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut size = 0;
+    let mut over = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((size > 0).then_some(size));
+        }
+        let (take, end) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        if !over && buf.len() + take > MAX_RECORD_BYTES {
+            over = true;
+            *buf = Vec::new();
+        }
+        if !over {
+            buf.extend_from_slice(&chunk[..take]);
+        }
+        size += take;
+        reader.consume(take + usize::from(end));
+        if end {
+            // An empty line still counts as a line.
+            return Ok(Some(size));
+        }
+    }
 }
 
 /// Parse a file's bytes; never panics and never fails as a whole.
 pub fn parse_bytes(format: Format, bytes: &[u8], layout: Layout) -> Parsed {
     let mut parsed = Parsed::default();
+    let mut f = |item| parsed.push(item);
     match layout {
-        Layout::Document => {
-            let start = bytes
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .map_or(1, |i| {
-                    1 + bytes[..i].iter().filter(|&&b| b == b'\n').count()
-                });
-            if bytes.trim_ascii().is_empty() {
-                parsed.skipped.push(Skipped {
-                    line: 1,
-                    reason: "empty file".into(),
-                    looks_like: None,
-                });
-            } else {
-                one(format, bytes, start, &mut parsed, true);
-            }
-        }
+        Layout::Document => document(format, bytes, &mut f),
         Layout::Lines => {
             for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
                 if line.trim_ascii().is_empty() {
                     continue;
                 }
-                one(format, line, i + 1, &mut parsed, false);
+                one(format, line, i + 1, &mut f, false);
             }
         }
     }
     parsed
 }
 
-fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document: bool) {
+/// The records of a whole document.
+fn document(format: Format, bytes: &[u8], f: &mut impl FnMut(Item)) {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(1, |i| {
+            1 + bytes[..i].iter().filter(|&&b| b == b'\n').count()
+        });
+    if bytes.trim_ascii().is_empty() {
+        f(Item::Skipped(Skipped {
+            line: 1,
+            reason: "empty file".into(),
+            looks_like: None,
+        }));
+    } else {
+        one(format, bytes, start, f, true);
+    }
+}
+
+impl Parsed {
+    fn push(&mut self, item: Item) {
+        match item {
+            Item::Record(r) => self.records.push(*r),
+            Item::Skipped(s) => self.skipped.push(s),
+        }
+    }
+}
+
+fn one(format: Format, bytes: &[u8], line: usize, f: &mut impl FnMut(Item), document: bool) {
+    let size = bytes.len();
     let bytes = bytes.trim_ascii();
     let mut skip = |line: usize, reason: String| {
-        parsed.skipped.push(Skipped {
+        f(Item::Skipped(Skipped {
             line,
             reason,
             looks_like: None,
-        })
+        }))
     };
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
@@ -257,7 +398,7 @@ fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document:
                 format.name(),
                 xxhash_rust::xxh3::xxh3_128(bytes)
             );
-            record(format, object, line, parsed, Some(legacy))
+            record(format, object, (line, size), f, Some(legacy))
         }
         // mini-swe-agent's list of messages (its test data, `messages` saved alone).
         Value::Array(items)
@@ -265,13 +406,13 @@ fn one(format: Format, bytes: &[u8], line: usize, parsed: &mut Parsed, document:
         {
             let mut object = Map::new();
             object.insert("messages".into(), Value::Array(items));
-            record(format, object, line, parsed, None);
+            record(format, object, (line, size), f, None);
         }
         // A JSON array of records (a dataset's sample file).
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
             for item in items {
                 if let Value::Object(object) = item {
-                    record(format, object, line, parsed, None);
+                    record(format, object, (line, size), f, None);
                 }
             }
         }
@@ -294,13 +435,13 @@ fn is_message(v: &Value) -> bool {
         && !has("trajectory")
 }
 
-/// One record: parsed into its trajectory, or skipped with the reason and the format it
-/// looks like.
+/// One record at `(line, bytes)`: parsed into its trajectory, or skipped with the reason and
+/// the format it looks like.
 fn record(
     format: Format,
     object: Map<String, Value>,
-    line: usize,
-    parsed: &mut Parsed,
+    (line, bytes): (usize, usize),
+    f: &mut impl FnMut(Item),
     legacy_key: Option<String>,
 ) {
     // The key is the record's content, whatever its layout: pretty or compact, any key order.
@@ -311,8 +452,9 @@ fn record(
     );
     let looks_like = sniff(&object).filter(|&f| f != format);
     match formats::parse(format, object) {
-        Ok(mut parts) => parsed.records.push(Record {
+        Ok(mut parts) => f(Item::Record(Box::new(Record {
             line,
+            bytes,
             key,
             legacy_key,
             format,
@@ -323,7 +465,7 @@ fn record(
             raw: parts.raw,
             reference_patch: parts.reference_patch,
             subject: parts.subject,
-        }),
+        }))),
         Err(reason) => {
             let mut reason = reason.0;
             if let Some(f) = looks_like
@@ -335,11 +477,11 @@ fn record(
                     f.name()
                 ));
             }
-            parsed.skipped.push(Skipped {
+            f(Item::Skipped(Skipped {
                 line,
                 reason,
                 looks_like,
-            });
+            }));
         }
     }
 }

@@ -1,6 +1,8 @@
-//! One `import` as a whole: every file read and checked before the run is touched, the
-//! threshold taken from the run when not given, each file written in its own transaction
-//! with the run's import log, and a report of what happened to each file.
+//! One `import` as a whole: every file checked to be readable before the run is touched, the
+//! run opened at the first valid record (an import of nothing leaves no run), the threshold
+//! taken from the run when not given, each file read once and written as it is read (one
+//! transaction for up to 32 MiB of records, the last one with the run's import log), and a
+//! report of what happened to each file.
 
 use std::path::PathBuf;
 
@@ -8,15 +10,23 @@ use serde::Serialize;
 use serde_json::Value;
 use trajforge_store::{Store, StoreError};
 
-use crate::{Format, ImportError, Parsed, Skipped, read_file, write};
+use crate::{BATCH_BYTES, Format, ImportError, Item, Skipped, Writer, each_record};
+
+/// Skipped records listed per file; more are only counted, so a file of millions of bad lines
+/// does not fill memory with reasons.
+pub const LISTED_SKIPS: usize = 1000;
 
 /// What happened to one file.
 #[derive(Debug, Clone)]
 pub struct FileReport {
     /// The file.
     pub path: PathBuf,
-    /// Its records and skipped records.
-    pub parsed: Parsed,
+    /// Its valid records.
+    pub records: usize,
+    /// Its first [`LISTED_SKIPS`] skipped records.
+    pub skipped: Vec<Skipped>,
+    /// All its skipped records.
+    pub skipped_count: usize,
     /// Records added to the run.
     pub added: usize,
     /// Records the run already held.
@@ -81,8 +91,10 @@ pub struct FileSummary<'a> {
     pub added: usize,
     /// Records the run already held.
     pub duplicates: usize,
-    /// Records skipped, with their lines and reasons.
+    /// Records skipped, with their lines and reasons (the first [`LISTED_SKIPS`]).
     pub skipped: &'a [Skipped],
+    /// Records skipped, all of them.
+    pub skipped_count: usize,
     /// Why the file was not written, if it was not.
     pub error: Option<&'a str>,
 }
@@ -131,25 +143,14 @@ pub fn import_files(
     {
         return Err(ImportRunError::Threshold(t));
     }
-    // Read everything before touching the run: a missing file leaves the run as it was.
-    let mut reports = Vec::with_capacity(files.len());
+    // A missing or unreadable file stops the import before the run is touched.
     for path in files {
-        reports.push(FileReport {
-            path: path.clone(),
-            parsed: read_file(format, path).map_err(ImportRunError::Read)?,
-            added: 0,
-            duplicates: 0,
-            error: None,
-        });
-    }
-    let mut report = ImportReport {
-        format,
-        run_dir: PathBuf::from(into.to_string()),
-        threshold: threshold.unwrap_or(0.5),
-        files: reports,
-    };
-    if report.records() == 0 {
-        return Ok(report);
+        if let Err(source) = std::fs::File::open(path) {
+            return Err(ImportRunError::Read(ImportError::Read {
+                path: path.clone(),
+                source,
+            }));
+        }
     }
     if let trajforge_store::Location::Folder(dir) = into
         && dir.exists()
@@ -157,51 +158,145 @@ pub fn import_files(
     {
         return Err(ImportRunError::NotAFolder(dir.clone()));
     }
-    let store = Store::open_at(into)?;
-    let new_run = store.meta("settings")?.is_none()
-        && store.meta("kind")?.is_none()
-        && store.counts()? == Default::default();
-    if threshold.is_none() {
-        report.threshold = run_threshold(&store).unwrap_or(report.threshold);
-    }
-    // Entries written by other versions are kept as they are.
-    let mut log: Vec<Value> = store
-        .meta("imports")?
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let mut mark_new_run = new_run;
-    for r in report.files.iter_mut() {
-        if r.parsed.records.is_empty() {
-            continue;
+    let mut report = ImportReport {
+        format,
+        run_dir: PathBuf::from(into.to_string()),
+        threshold: threshold.unwrap_or(0.5),
+        files: Vec::with_capacity(files.len()),
+    };
+    // Opened at the first valid record, so an import of nothing leaves no run behind.
+    let mut run: Option<Run> = None;
+    for path in files {
+        let mut file = FileReport {
+            path: path.clone(),
+            records: 0,
+            skipped: Vec::new(),
+            skipped_count: 0,
+            added: 0,
+            duplicates: 0,
+            error: None,
+        };
+        // Records are written as they are read: memory holds one batch.
+        let mut writer: Option<Writer> = None;
+        // The run could not be opened (the import stops), or a batch not written (the file
+        // is reported as not imported).
+        let mut open_failed: Option<ImportRunError> = None;
+        let mut write_failed: Option<ImportError> = None;
+        let read = each_record(format, path, |item| match item {
+            Item::Skipped(s) => {
+                file.skipped_count += 1;
+                if file.skipped.len() < LISTED_SKIPS {
+                    file.skipped.push(s);
+                }
+            }
+            Item::Record(record) => {
+                file.records += 1;
+                if open_failed.is_some() || write_failed.is_some() {
+                    return;
+                }
+                if run.is_none() {
+                    match Run::open(into) {
+                        Ok(r) => {
+                            if threshold.is_none() {
+                                report.threshold =
+                                    run_threshold(&r.store).unwrap_or(report.threshold);
+                            }
+                            run = Some(r);
+                        }
+                        Err(e) => {
+                            open_failed = Some(e);
+                            return;
+                        }
+                    }
+                }
+                let Some(r) = run.as_ref() else { return };
+                let w =
+                    writer.get_or_insert_with(|| Writer::new(path, report.threshold, BATCH_BYTES));
+                if let Err(e) = w.push(&r.store, &record) {
+                    write_failed = Some(e);
+                }
+            }
+        });
+        read.map_err(ImportRunError::Read)?;
+        if let Some(e) = open_failed {
+            return Err(e);
         }
+        file.error = write_failed.map(|e| e.to_string());
+        if let (Some(w), Some(r), None) = (writer, run.as_mut(), &file.error) {
+            match r.finish_file(w, &file, format, report.threshold) {
+                Ok(c) => {
+                    file.added = c.added;
+                    file.duplicates = c.duplicates;
+                }
+                // This file's last transaction rolled back; the files before it stay imported.
+                Err(e) => file.error = Some(e.to_string()),
+            }
+        }
+        report.files.push(file);
+    }
+    Ok(report)
+}
+
+/// The run being imported into, and its import log.
+struct Run {
+    store: Store,
+    /// The `imports` log; entries written by other versions are kept as they are.
+    log: Vec<Value>,
+    /// Whether the run is new and not yet marked as an import run.
+    mark_new_run: bool,
+}
+
+impl Run {
+    fn open(into: &trajforge_store::Location) -> Result<Run, ImportRunError> {
+        let store = Store::open_at(into)?;
+        let mark_new_run = store.meta("settings")?.is_none()
+            && store.meta("kind")?.is_none()
+            && store.counts()? == Default::default();
+        let log = store
+            .meta("imports")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Ok(Run {
+            store,
+            log,
+            mark_new_run,
+        })
+    }
+
+    /// Writes the file's last batch with its log entry.
+    fn finish_file(
+        &mut self,
+        writer: Writer,
+        file: &FileReport,
+        format: Format,
+        threshold: f64,
+    ) -> Result<trajforge_store::ImportCounts, ImportError> {
         let entry = LogEntry {
             format,
-            file: r.path.display().to_string(),
-            records: r.parsed.records.len(),
-            skipped: r.parsed.skipped.len(),
-            threshold: report.threshold,
+            file: file.path.display().to_string(),
+            records: file.records,
+            skipped: file.skipped_count,
+            threshold,
             at_ms: now_ms(),
         };
-        log.push(serde_json::to_value(entry).unwrap_or(Value::Null));
-        let mut meta = vec![("imports", Value::Array(log.clone()).to_string())];
-        if mark_new_run {
+        self.log
+            .push(serde_json::to_value(entry).unwrap_or(Value::Null));
+        let mut meta = vec![("imports", Value::Array(self.log.clone()).to_string())];
+        if self.mark_new_run {
             // A run made by importing: no repository, no generation settings.
             meta.push(("kind", "import".to_string()));
         }
-        match write(&store, &r.path, &r.parsed, report.threshold, &meta) {
+        match writer.finish(&self.store, &meta) {
             Ok(c) => {
-                mark_new_run = false;
-                r.added = c.added;
-                r.duplicates = c.duplicates;
+                self.mark_new_run = false;
+                Ok(c)
             }
             Err(e) => {
-                // This file's transaction rolled back; the files before it stay imported.
-                log.pop();
-                r.error = Some(e.to_string());
+                self.log.pop();
+                Err(e)
             }
         }
     }
-    Ok(report)
 }
 
 /// The threshold a generated run was started with.
@@ -227,7 +322,7 @@ impl ImportReport {
         let skipped = || {
             self.files
                 .iter()
-                .flat_map(|r| r.parsed.skipped.iter().map(move |s| (r, s)))
+                .flat_map(|r| r.skipped.iter().map(move |s| (r, s)))
         };
         let mut counts: Vec<(Format, usize)> = Vec::new();
         for (_, s) in skipped() {
@@ -252,7 +347,7 @@ impl ImportReport {
 
     /// Valid records in all files.
     pub fn records(&self) -> usize {
-        self.sum(|r| r.parsed.records.len())
+        self.sum(|r| r.records)
     }
 
     /// The first file that could not be written.
@@ -269,16 +364,17 @@ impl ImportReport {
             records: self.records(),
             added: self.sum(|r| r.added),
             duplicates: self.sum(|r| r.duplicates),
-            skipped: self.sum(|r| r.parsed.skipped.len()),
+            skipped: self.sum(|r| r.skipped_count),
             files: self
                 .files
                 .iter()
                 .map(|r| FileSummary {
                     file: r.path.display().to_string(),
-                    records: r.parsed.records.len(),
+                    records: r.records,
                     added: r.added,
                     duplicates: r.duplicates,
-                    skipped: &r.parsed.skipped,
+                    skipped: &r.skipped,
+                    skipped_count: r.skipped_count,
                     error: r.error.as_deref(),
                 })
                 .collect(),
@@ -292,14 +388,19 @@ impl ImportReport {
         let mut out = String::new();
         for r in &self.files {
             let p = r.path.display();
-            for s in r.parsed.skipped.iter().take(shown_skips) {
+            for s in r.skipped.iter().take(shown_skips) {
                 let _ = writeln!(out, "{p}:{}: skipped: {}", s.line, s.reason);
             }
-            if r.parsed.skipped.len() > shown_skips {
+            if r.skipped_count > shown_skips {
+                let listed = if r.skipped_count > LISTED_SKIPS {
+                    format!("--json lists the first {LISTED_SKIPS}")
+                } else {
+                    "see --json".to_string()
+                };
                 let _ = writeln!(
                     out,
-                    "{p}: ... {} more skipped (see --json)",
-                    r.parsed.skipped.len() - shown_skips
+                    "{p}: ... {} more skipped ({listed})",
+                    r.skipped_count - shown_skips
                 );
             }
             let status = match &r.error {
@@ -309,8 +410,7 @@ impl ImportReport {
             let _ = writeln!(
                 out,
                 "{p}: {} records, {} skipped; {status}",
-                r.parsed.records.len(),
-                r.parsed.skipped.len()
+                r.records, r.skipped_count
             );
         }
         if self.files.len() > 1 {
@@ -318,7 +418,7 @@ impl ImportReport {
                 out,
                 "total: {} records, {} skipped; {} added, {} already in the run",
                 self.records(),
-                self.sum(|r| r.parsed.skipped.len()),
+                self.sum(|r| r.skipped_count),
                 self.sum(|r| r.added),
                 self.sum(|r| r.duplicates)
             );

@@ -101,6 +101,10 @@ pub fn job_for(record: &Record, file: &str, threshold: f64) -> ImportedJob {
     }
 }
 
+/// Source bytes of records written per transaction: a file up to this size is written in one
+/// transaction (all of it or none); a larger one in several, so memory holds one batch.
+pub const BATCH_BYTES: usize = 32 << 20;
+
 /// Store one file's records in one transaction (all of them or none), with `meta` values set
 /// in the same transaction. Records already in the store are counted as duplicates.
 pub fn write(
@@ -110,11 +114,64 @@ pub fn write(
     threshold: f64,
     meta: &[(&str, String)],
 ) -> Result<ImportCounts, ImportError> {
-    let name = file.display().to_string();
-    let jobs: Vec<ImportedJob> = parsed
-        .records
-        .iter()
-        .map(|r| job_for(r, &name, threshold))
-        .collect();
-    Ok(store.import_jobs(&jobs, meta)?)
+    let mut writer = Writer::new(file, threshold, usize::MAX);
+    for record in &parsed.records {
+        writer.push(store, record)?;
+    }
+    writer.finish(store, meta)
+}
+
+/// Writes one file's records as they are read, in transactions of about `batch_bytes` of
+/// source ([`BATCH_BYTES`] for `import`), so memory holds one batch; `meta` is set with the
+/// last one, so the import log names a file only once all of it is in.
+pub struct Writer {
+    name: String,
+    threshold: f64,
+    batch_bytes: usize,
+    jobs: Vec<ImportedJob>,
+    bytes: usize,
+    counts: ImportCounts,
+}
+
+impl Writer {
+    /// A writer of records of `file` (as the store names it) verified at `threshold`.
+    pub fn new(file: &Path, threshold: f64, batch_bytes: usize) -> Self {
+        Writer {
+            name: file.display().to_string(),
+            threshold,
+            batch_bytes,
+            jobs: Vec::new(),
+            bytes: 0,
+            counts: ImportCounts::default(),
+        }
+    }
+
+    /// Adds a record; writes the batch when it is full.
+    pub fn push(&mut self, store: &Store, record: &Record) -> Result<(), ImportError> {
+        self.jobs.push(job_for(record, &self.name, self.threshold));
+        self.bytes = self.bytes.saturating_add(record.bytes);
+        if self.bytes >= self.batch_bytes {
+            self.flush(store, &[])?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, store: &Store, meta: &[(&str, String)]) -> Result<(), ImportError> {
+        let c = store.import_jobs(&self.jobs, meta)?;
+        self.counts.added += c.added;
+        self.counts.duplicates += c.duplicates;
+        self.jobs.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// Writes what is left with `meta`; what all the batches did.
+    pub fn finish(
+        mut self,
+        store: &Store,
+        meta: &[(&str, String)],
+    ) -> Result<ImportCounts, ImportError> {
+        self.flush(store, meta)?;
+        Ok(self.counts)
+    }
 }

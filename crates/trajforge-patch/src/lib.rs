@@ -24,8 +24,9 @@ use serde::Serialize;
 
 pub use parse::{ParseError, parse};
 pub use recall::{
-    ChangedLine, FileRecall, LineMatches, LinePos, Recall, RecallError, Verdict,
-    changed_line_count, changed_lines, line_matches, line_recall, line_recall_str,
+    ChangedLine, FileRecall, LineMatches, LinePos, Recall, RecallError, RecallReadError, Verdict,
+    changed_line_count, changed_lines, line_matches, line_recall, line_recall_reader,
+    line_recall_str,
 };
 
 /// A parsed patch: the files it touches, in input order.

@@ -5,6 +5,9 @@
 //! bodies are delimited by the counts in their `@@` header, as `git apply` does. Trusting the
 //! counts is what makes a removed line `-- x` (rendered `--- x`) a body line, not a header.
 
+use std::collections::VecDeque;
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use crate::quote::unquote;
@@ -25,19 +28,94 @@ pub struct ParseError {
 /// Both `\n` and `\r\n` end a line; any other `\r` is content. Empty input, or input with no
 /// file section at all, yields an empty patch.
 pub fn parse(text: &str) -> Result<Patch, ParseError> {
-    let lines = text
-        .split_inclusive('\n')
-        .map(|l| match l.strip_suffix('\n') {
-            Some(l) => l.strip_suffix('\r').unwrap_or(l),
-            None => l,
-        })
-        .collect();
-    Parser { lines, pos: 0 }.run()
+    let mut files = Collect::default();
+    Parser::new(text_lines(text), &mut files).run()?;
+    Ok(Patch { files: files.0 })
 }
 
-struct Parser<'a> {
-    lines: Vec<&'a str>,
+/// The lines of `text`, as the parser reads them.
+pub(crate) fn text_lines(text: &str) -> impl Iterator<Item = Line> + '_ {
+    text.split_inclusive('\n')
+        .map(|l| Ok(Rc::from(strip_eol(l))))
+}
+
+/// A line without its `\n` or `\r\n` terminator.
+pub(crate) fn strip_eol(line: &str) -> &str {
+    match line.strip_suffix('\n') {
+        Some(l) => l.strip_suffix('\r').unwrap_or(l),
+        None => line,
+    }
+}
+
+/// Where the parser puts what it reads: [`parse`] keeps everything; a streaming reader
+/// ([`crate::line_recall_reader`]) looks at each body line once and keeps none.
+pub(crate) trait Sink {
+    /// A body line of `hunk`, in the file named `path` (as [`FilePatch::path`] will say).
+    fn line(&mut self, path: &str, hunk: &mut Hunk, line: HunkLine);
+    /// `\ No newline at end of file` after the last line given to [`Sink::line`].
+    fn no_newline(&mut self, hunk: &mut Hunk);
+    /// A finished hunk of the current file.
+    fn hunk(&mut self, hunks: &mut Vec<Hunk>, hunk: Hunk);
+    /// A finished file.
+    fn file(&mut self, file: FilePatch);
+}
+
+/// The sink of [`parse`]: the whole patch.
+#[derive(Default)]
+struct Collect(Vec<FilePatch>);
+
+impl Sink for Collect {
+    fn line(&mut self, _path: &str, hunk: &mut Hunk, line: HunkLine) {
+        hunk.lines.push(line);
+    }
+    fn no_newline(&mut self, hunk: &mut Hunk) {
+        if let Some(last) = hunk.lines.last_mut() {
+            last.no_newline_at_eof = true;
+        }
+    }
+    fn hunk(&mut self, hunks: &mut Vec<Hunk>, hunk: Hunk) {
+        hunks.push(hunk);
+    }
+    fn file(&mut self, file: FilePatch) {
+        self.0.push(file);
+    }
+}
+
+/// A line of input, or why the input could not be read there.
+pub(crate) type Line = Result<Rc<str>, ParseError>;
+
+/// The input lines the parser may still look at: from its cursor to as far as it has looked
+/// ahead (a few lines, except over runs of blank lines), so memory does not grow with the
+/// input.
+struct Window<I> {
+    source: I,
+    lines: VecDeque<Rc<str>>,
+    /// Index in the input of `lines[0]`.
+    first: usize,
+    /// Why reading stopped early; reported once the parser has used every line before it.
+    failed: Option<ParseError>,
+}
+
+impl<I: Iterator<Item = Line>> Window<I> {
+    /// Line `index`; lines before `keep_from` are dropped.
+    fn get(&mut self, keep_from: usize, index: usize) -> Option<Rc<str>> {
+        while self.first < keep_from && self.lines.pop_front().is_some() {
+            self.first += 1;
+        }
+        while self.first + self.lines.len() <= index && self.failed.is_none() {
+            match self.source.next()? {
+                Ok(line) => self.lines.push_back(line),
+                Err(e) => self.failed = Some(e),
+            }
+        }
+        self.lines.get(index.checked_sub(self.first)?).cloned()
+    }
+}
+
+pub(crate) struct Parser<'s, I, S> {
+    lines: Window<I>,
     pos: usize,
+    sink: &'s mut S,
 }
 
 /// Old and new name of a file; `None` is `/dev/null`.
@@ -56,33 +134,61 @@ fn error(index: usize, message: impl Into<String>) -> ParseError {
         message: message.into(),
     }
 }
-
-impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<&'a str> {
-        self.lines.get(self.pos).copied()
+impl<'s, I: Iterator<Item = Line>, S: Sink> Parser<'s, I, S> {
+    pub(crate) fn new(lines: I, sink: &'s mut S) -> Self {
+        Parser {
+            lines: Window {
+                source: lines,
+                lines: VecDeque::new(),
+                first: 0,
+                failed: None,
+            },
+            pos: 0,
+            sink,
+        }
     }
 
-    fn run(mut self) -> Result<Patch, ParseError> {
-        let mut files = Vec::new();
+    /// Line `index` of the input (at or after the cursor).
+    fn at(&mut self, index: usize) -> Option<Rc<str>> {
+        self.lines.get(self.pos, index)
+    }
+
+    fn peek(&mut self) -> Option<Rc<str>> {
+        self.at(self.pos)
+    }
+
+    /// Parses the whole input, handing each file to the sink.
+    pub(crate) fn run(mut self) -> Result<(), ParseError> {
+        let result = self.files();
+        // A read error ends the input early: it, not what the cut made look wrong, is the cause.
+        match self.lines.failed.take() {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+
+    fn files(&mut self) -> Result<(), ParseError> {
         // Before the first file (and after a mail signature) anything goes; between files
         // only known separators do, so a truncated or mangled patch is not half-accepted.
         let mut in_preamble = true;
         while let Some(line) = self.peek() {
             if line.starts_with("diff --git ") {
-                files.push(self.git_file()?);
+                let file = self.git_file()?;
+                self.sink.file(file);
                 in_preamble = false;
             } else if self.plain_header_at(self.pos) {
-                files.push(self.plain_file()?);
+                let file = self.plain_file()?;
+                self.sink.file(file);
                 in_preamble = false;
-            } else if let Some(file) = plain_binary(line) {
-                files.push(file);
+            } else if let Some(file) = plain_binary(&line) {
+                self.sink.file(file);
                 self.pos += 1;
                 in_preamble = false;
             } else if line.starts_with("@@") {
                 return Err(error(self.pos, "hunk header outside any file"));
-            } else if in_preamble || line.trim().is_empty() || is_plain_noise(line) {
+            } else if in_preamble || line.trim().is_empty() || is_plain_noise(&line) {
                 self.pos += 1;
-            } else if line == "-- " || is_commit_separator(line) {
+            } else if &*line == "-- " || is_commit_separator(&line) {
                 // format-patch signature, next message of an mbox, next commit of `git log -p`
                 in_preamble = true;
                 self.pos += 1;
@@ -93,29 +199,26 @@ impl<'a> Parser<'a> {
                 ));
             }
         }
-        Ok(Patch { files })
+        Ok(())
     }
 
     /// A `--- ` line directly followed by a `+++ ` line.
-    fn plain_header_at(&self, index: usize) -> bool {
-        self.lines.get(index).is_some_and(|l| l.starts_with("--- "))
-            && self
-                .lines
-                .get(index + 1)
-                .is_some_and(|l| l.starts_with("+++ "))
+    fn plain_header_at(&mut self, index: usize) -> bool {
+        self.at(index).is_some_and(|l| l.starts_with("--- "))
+            && self.at(index + 1).is_some_and(|l| l.starts_with("+++ "))
     }
 
     /// A line that can only start something new, so it ends a hunk region.
-    fn header_at(&self, index: usize) -> bool {
-        self.lines
-            .get(index)
-            .is_some_and(|l| l.starts_with("diff ") || l.starts_with("@@") || *l == "-- ")
+    fn header_at(&mut self, index: usize) -> bool {
+        self.at(index)
+            .is_some_and(|l| l.starts_with("diff ") || l.starts_with("@@") || &*l == "-- ")
             || self.plain_header_at(index)
     }
 
     fn git_file(&mut self) -> Result<FilePatch, ParseError> {
         let start = self.pos;
-        let names = split_git_names(&self.lines[start]["diff --git ".len()..]);
+        let first = self.peek().unwrap_or_default();
+        let names = split_git_names(&first["diff --git ".len()..]);
         let (mut old_path, mut new_path) = match names {
             Some((a, b)) => (Some(a), Some(b)),
             None => (None, None),
@@ -133,10 +236,10 @@ impl<'a> Parser<'a> {
             } else if let Some(mode) = line.strip_prefix("new file mode ") {
                 head.added = true;
                 head.new_mode = Some(mode.trim().to_owned());
-            } else if let Some(name) = strip_any(line, &["rename from ", "rename old "]) {
+            } else if let Some(name) = strip_any(&line, &["rename from ", "rename old "]) {
                 head.renamed = true;
                 old_path = Some(self.header_name(name)?);
-            } else if let Some(name) = strip_any(line, &["rename to ", "rename new "]) {
+            } else if let Some(name) = strip_any(&line, &["rename to ", "rename new "]) {
                 head.renamed = true;
                 new_path = Some(self.header_name(name)?);
             } else if let Some(name) = line.strip_prefix("copy from ") {
@@ -146,15 +249,15 @@ impl<'a> Parser<'a> {
                 head.copied = true;
                 new_path = Some(self.header_name(name)?);
             } else if strip_any(
-                line,
+                &line,
                 &["index ", "similarity index ", "dissimilarity index "],
             )
             .is_some()
             {
                 // Carries nothing the metric or the status needs.
-            } else if binary_files_names(line).is_some() {
+            } else if binary_files_names(&line).is_some() {
                 head.binary = true;
-            } else if line == "GIT binary patch" {
+            } else if &*line == "GIT binary patch" {
                 head.binary = true;
                 self.pos += 1;
                 self.skip_binary_data();
@@ -173,7 +276,7 @@ impl<'a> Parser<'a> {
             }
             self.pos += 1;
         }
-        let hunks = self.hunks()?;
+        let hunks = self.hunks(&head.path(&old_path, &new_path))?;
         if old_path.is_none() && new_path.is_none() {
             return Err(error(
                 start,
@@ -185,21 +288,22 @@ impl<'a> Parser<'a> {
 
     fn plain_file(&mut self) -> Result<FilePatch, ParseError> {
         let (old, new) = self.marker_pair(Flavor::Plain)?;
-        let hunks = self.hunks()?;
         let head = Header {
             old_null: old.is_none(),
             new_null: new.is_none(),
             ..Header::default()
         };
+        let hunks = self.hunks(&head.path(&old, &new))?;
         Ok(head.finish(old, new, hunks))
     }
 
     /// Reads the `--- `/`+++ ` pair at the cursor; `None` stands for `/dev/null`.
     fn marker_pair(&mut self, flavor: Flavor) -> Result<Names, ParseError> {
         let minus = self.pos;
-        let old = marker_name(&self.lines[minus]["--- ".len()..])
+        let minus_line = self.peek().unwrap_or_default();
+        let old = marker_name(&minus_line["--- ".len()..])
             .ok_or_else(|| error(minus, "malformed quoted file name after \"--- \""))?;
-        let Some(plus_line) = self.lines.get(minus + 1).filter(|l| l.starts_with("+++ ")) else {
+        let Some(plus_line) = self.at(minus + 1).filter(|l| l.starts_with("+++ ")) else {
             return Err(error(
                 minus + 1,
                 "expected a \"+++ \" line after the \"--- \" line",
@@ -225,29 +329,33 @@ impl<'a> Parser<'a> {
     /// Skips base85 `literal`/`delta` data up to whatever can start the next section.
     fn skip_binary_data(&mut self) {
         while let Some(line) = self.peek() {
-            if line.starts_with("diff --git ") || line == "-- " || is_commit_separator(line) {
+            if line.starts_with("diff --git ") || &*line == "-- " || is_commit_separator(&line) {
                 break;
             }
             self.pos += 1;
         }
     }
 
-    fn hunks(&mut self) -> Result<Vec<Hunk>, ParseError> {
+    /// The hunks of the file named `path`.
+    fn hunks(&mut self, path: &str) -> Result<Vec<Hunk>, ParseError> {
         let mut hunks = Vec::new();
         while self.peek().is_some_and(|l| l.starts_with("@@")) {
-            hunks.push(self.hunk()?);
+            let hunk = self.hunk(path)?;
+            self.sink.hunk(&mut hunks, hunk);
         }
         Ok(hunks)
     }
 
-    fn hunk(&mut self) -> Result<Hunk, ParseError> {
+    fn hunk(&mut self, path: &str) -> Result<Hunk, ParseError> {
         let start = self.pos;
-        let header = self.lines[start];
-        let mut hunk = parse_hunk_header(header)
+        let header = self.peek().unwrap_or_default();
+        let mut hunk = parse_hunk_header(&header)
             .ok_or_else(|| error(start, format!("malformed hunk header: {header:?}")))?;
         hunk.line = start + 1;
         self.pos += 1;
         let (mut old_seen, mut new_seen) = (0, 0);
+        // Body lines given to the sink, for `\ No newline` to refer to.
+        let mut given = false;
         while old_seen < hunk.old_len || new_seen < hunk.new_len {
             let Some(line) = self.peek() else {
                 return Err(count_error(&hunk, old_seen, new_seen));
@@ -259,7 +367,7 @@ impl<'a> Parser<'a> {
                 Some(b'+') => (LineKind::Added, &line[1..]),
                 Some(b'-') => (LineKind::Removed, &line[1..]),
                 Some(b'\\') => {
-                    self.mark_no_newline(&mut hunk)?;
+                    self.mark_no_newline(&mut hunk, given)?;
                     continue;
                 }
                 Some(_) if line.starts_with("diff ") || line.starts_with("@@") => {
@@ -286,25 +394,26 @@ impl<'a> Parser<'a> {
             if kind != LineKind::Removed {
                 new_seen += 1;
             }
-            hunk.lines.push(HunkLine {
+            let line = HunkLine {
                 kind,
                 text: text.to_owned(),
                 no_newline_at_eof: false,
                 line: self.pos + 1,
-            });
+            };
+            self.sink.line(path, &mut hunk, line);
+            given = true;
             self.pos += 1;
         }
         if self.peek().is_some_and(|l| l.starts_with('\\')) {
-            self.mark_no_newline(&mut hunk)?;
+            self.mark_no_newline(&mut hunk, given)?;
         }
         // More body lines right after the counts ran out: the header undercounts.
         let mut next = self.pos;
-        while self.lines.get(next).is_some_and(|l| l.is_empty()) {
+        while self.at(next).is_some_and(|l| l.is_empty()) {
             next += 1;
         }
         let body_like = self
-            .lines
-            .get(next)
+            .at(next)
             .is_some_and(|l| l.starts_with([' ', '+', '-']));
         if body_like && !self.header_at(next) {
             return Err(self.overflow_error(&hunk, old_seen, new_seen));
@@ -313,22 +422,27 @@ impl<'a> Parser<'a> {
     }
 
     /// Handles a `\ No newline at end of file` line (any `\` line: git localises it).
-    fn mark_no_newline(&mut self, hunk: &mut Hunk) -> Result<(), ParseError> {
-        let Some(last) = hunk.lines.last_mut() else {
+    fn mark_no_newline(&mut self, hunk: &mut Hunk, given: bool) -> Result<(), ParseError> {
+        if !given {
             return Err(error(
                 self.pos,
                 "\"\\ No newline at end of file\" without a line before it",
             ));
-        };
-        last.no_newline_at_eof = true;
+        }
+        self.sink.no_newline(hunk);
         self.pos += 1;
         Ok(())
     }
 
     /// Counts the body-like lines from the cursor on, to report how long the hunk really is.
-    fn overflow_error(&self, hunk: &Hunk, mut old_seen: usize, mut new_seen: usize) -> ParseError {
+    fn overflow_error(
+        &mut self,
+        hunk: &Hunk,
+        mut old_seen: usize,
+        mut new_seen: usize,
+    ) -> ParseError {
         let mut index = self.pos;
-        while let Some(line) = self.lines.get(index) {
+        while let Some(line) = self.at(index) {
             if self.header_at(index) {
                 break;
             }
@@ -363,13 +477,16 @@ struct Header {
 }
 
 impl Header {
-    fn finish(
-        self,
-        mut old_path: Option<String>,
-        mut new_path: Option<String>,
-        hunks: Vec<Hunk>,
-    ) -> FilePatch {
-        let status = if self.renamed {
+    /// The name [`FilePatch::path`] will give the file these lines describe.
+    fn path(&self, old_path: &Option<String>, new_path: &Option<String>) -> String {
+        let status = self.status();
+        let new = new_path.as_ref().filter(|_| status != FileStatus::Deleted);
+        let old = old_path.as_ref().filter(|_| status != FileStatus::Added);
+        new.or(old).cloned().unwrap_or_default()
+    }
+
+    fn status(&self) -> FileStatus {
+        if self.renamed {
             FileStatus::Renamed
         } else if self.copied {
             FileStatus::Copied
@@ -379,7 +496,16 @@ impl Header {
             FileStatus::Deleted
         } else {
             FileStatus::Modified
-        };
+        }
+    }
+
+    fn finish(
+        self,
+        mut old_path: Option<String>,
+        mut new_path: Option<String>,
+        hunks: Vec<Hunk>,
+    ) -> FilePatch {
+        let status = self.status();
         match status {
             FileStatus::Added => old_path = None,
             FileStatus::Deleted => new_path = None,

@@ -2,10 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::io::BufRead;
+use std::rc::Rc;
 
 use serde::Serialize;
 
-use crate::{LineKind, ParseError, Patch, parse};
+use crate::parse::{Line, Parser, Sink, strip_eol, text_lines};
+use crate::{FilePatch, Hunk, HunkLine, LineKind, ParseError, Patch};
 
 /// One added or removed line that counts for the metric.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -43,7 +46,7 @@ fn changed_positions(patch: &Patch) -> impl Iterator<Item = (LinePos, ChangedLin
     patch.files.iter().enumerate().flat_map(|(f, file)| {
         file.hunks.iter().enumerate().flat_map(move |(h, hunk)| {
             hunk.lines.iter().enumerate().filter_map(move |(l, line)| {
-                if line.kind == LineKind::Context || line.text.trim().is_empty() {
+                if !counts(line) {
                     return None;
                 }
                 let pos = LinePos {
@@ -61,6 +64,11 @@ fn changed_positions(patch: &Patch) -> impl Iterator<Item = (LinePos, ChangedLin
             })
         })
     })
+}
+
+/// Whether the metric counts a body line: added or removed, not blank.
+fn counts(line: &HunkLine) -> bool {
+    line.kind != LineKind::Context && !line.text.trim().is_empty()
 }
 
 /// Every added or removed body line, whitespace-only ones included (the size filter's count).
@@ -201,28 +209,103 @@ pub fn line_matches(p1: &Patch, p2: &Patch) -> LineMatches {
 
 /// Line-level recall of `p1` in `p2`: exact text with sign, multiset matching, names ignored.
 pub fn line_recall(p1: &Patch, p2: &Patch) -> Recall {
-    let reference = changed_lines(p1);
-    let candidate = changed_lines(p2);
-    let (flags, _) = match_flags(&reference, &candidate);
-    let mut files: BTreeMap<String, FileRecall> = BTreeMap::new();
-    let mut matched = 0;
-    for (line, hit) in reference.iter().zip(flags) {
-        let file = files.entry(line.file.clone()).or_default();
-        file.total += 1;
-        if hit {
-            file.matched += 1;
-            matched += 1;
+    let mut tally = Tally::default();
+    for (_, line) in counted(p2) {
+        tally.candidate(line);
+    }
+    for (path, line) in counted(p1) {
+        tally.reference(path, line);
+    }
+    tally.finish()
+}
+
+/// The lines of `patch` the metric counts, with their file's name.
+fn counted(patch: &Patch) -> impl Iterator<Item = (&str, &HunkLine)> {
+    patch.files.iter().flat_map(|f| {
+        f.hunks
+            .iter()
+            .flat_map(|h| &h.lines)
+            .filter(|l| counts(l))
+            .map(move |l| (f.path(), l))
+    })
+}
+
+/// The counting of [`line_recall`], one changed line at a time: P2's lines first, kept as a
+/// multiset of 128-bit hashes of their text (16 bytes and a count per distinct line, whatever
+/// its length; two different lines sharing a hash is a 2^-128 chance), then P1's, each taking
+/// a P2 line of its text while one is left.
+#[derive(Default)]
+struct Tally {
+    pool: HashMap<u128, u32>,
+    candidate_total: usize,
+    matched: usize,
+    total: usize,
+    files: BTreeMap<String, FileRecall>,
+}
+
+impl Tally {
+    /// The line's text with its sign, as the metric compares it.
+    fn key(line: &HunkLine) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(line.text.as_bytes(), line.kind.sign() as u64)
+    }
+
+    fn candidate(&mut self, line: &HunkLine) {
+        *self.pool.entry(Self::key(line)).or_default() += 1;
+        self.candidate_total += 1;
+    }
+
+    fn reference(&mut self, path: &str, line: &HunkLine) {
+        let hit = match self.pool.get_mut(&Self::key(line)) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if !self.files.contains_key(path) {
+            self.files.insert(path.to_owned(), FileRecall::default());
+        }
+        if let Some(file) = self.files.get_mut(path) {
+            file.total += 1;
+            file.matched += usize::from(hit);
+        }
+        self.total += 1;
+        self.matched += usize::from(hit);
+    }
+
+    fn finish(self) -> Recall {
+        let ratio = |n: usize, d: usize| (d > 0).then(|| n as f64 / d as f64);
+        Recall {
+            recall: ratio(self.matched, self.total),
+            matched: self.matched,
+            total: self.total,
+            precision: ratio(self.matched, self.candidate_total),
+            candidate_total: self.candidate_total,
+            files: self.files,
         }
     }
-    let ratio = |n: usize, d: usize| (d > 0).then(|| n as f64 / d as f64);
-    Recall {
-        recall: ratio(matched, reference.len()),
-        matched,
-        total: reference.len(),
-        precision: ratio(matched, candidate.len()),
-        candidate_total: candidate.len(),
-        files,
+}
+
+/// A [`Sink`] that hands each counted line to a function and keeps nothing.
+struct Counted<F>(F);
+
+impl<F: FnMut(&str, &HunkLine)> Sink for Counted<F> {
+    fn line(&mut self, path: &str, _hunk: &mut Hunk, line: HunkLine) {
+        if counts(&line) {
+            (self.0)(path, &line);
+        }
     }
+    fn no_newline(&mut self, _hunk: &mut Hunk) {}
+    fn hunk(&mut self, _hunks: &mut Vec<Hunk>, _hunk: Hunk) {}
+    fn file(&mut self, _file: FilePatch) {}
+}
+
+/// Parses `lines` without keeping them, handing each counted line to `f`.
+fn each_counted(
+    lines: impl Iterator<Item = Line>,
+    f: impl FnMut(&str, &HunkLine),
+) -> Result<(), ParseError> {
+    Parser::new(lines, &mut Counted(f)).run()
 }
 
 /// A patch given to [`line_recall_str`] did not parse.
@@ -236,9 +319,95 @@ pub enum RecallError {
     P2(ParseError),
 }
 
-/// Parses both patches and computes [`line_recall`].
+/// Computes [`line_recall`] straight from the text of both patches, holding a few lines of
+/// each at a time and the multiset of P2's changed lines (see [`line_recall_reader`]).
 pub fn line_recall_str(p1: &str, p2: &str) -> Result<Recall, RecallError> {
-    let p1 = parse(p1).map_err(RecallError::P1)?;
-    let p2 = parse(p2).map_err(RecallError::P2)?;
-    Ok(line_recall(&p1, &p2))
+    recall_lines(text_lines(p1), text_lines(p2))
+}
+
+/// [`line_recall`] over two streams of lines: P2 first, then P1.
+fn recall_lines(
+    p1: impl Iterator<Item = Line>,
+    p2: impl Iterator<Item = Line>,
+) -> Result<Recall, RecallError> {
+    let mut tally = Tally::default();
+    each_counted(p2, |_, line| tally.candidate(line)).map_err(RecallError::P2)?;
+    each_counted(p1, |path, line| tally.reference(path, line)).map_err(RecallError::P1)?;
+    Ok(tally.finish())
+}
+
+/// A patch given to [`line_recall_reader`] could not be read or did not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum RecallReadError {
+    /// A patch is malformed (a line that is not UTF-8 is a malformed line).
+    #[error(transparent)]
+    Parse(#[from] RecallError),
+    /// Reading a patch failed.
+    #[error("cannot read {which}: {source}")]
+    Read {
+        /// `"P1"` or `"P2"`.
+        which: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// [`line_recall`] of two patches read as streams: memory holds a few lines of each (the
+/// longest line bounds it), the multiset of P2's changed lines as hashes and P1's file names,
+/// never a whole patch. P2 is read first, so when both are malformed P2's error is reported.
+pub fn line_recall_reader(p1: impl BufRead, p2: impl BufRead) -> Result<Recall, RecallReadError> {
+    let (mut p1, mut p2) = (ReadLines::new(p1), ReadLines::new(p2));
+    let result = recall_lines(&mut p1, &mut p2);
+    for (which, r) in [("P2", &mut p2.failed), ("P1", &mut p1.failed)] {
+        if let Some(source) = r.take() {
+            return Err(RecallReadError::Read { which, source });
+        }
+    }
+    Ok(result?)
+}
+
+/// The lines of a reader; a read error ends them and is kept in `failed`.
+struct ReadLines<R> {
+    reader: R,
+    buf: Vec<u8>,
+    index: usize,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: BufRead> ReadLines<R> {
+    fn new(reader: R) -> Self {
+        ReadLines {
+            reader,
+            buf: Vec::new(),
+            index: 0,
+            failed: None,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for ReadLines<R> {
+    type Item = Line;
+
+    fn next(&mut self) -> Option<Line> {
+        if self.failed.is_some() {
+            return None;
+        }
+        self.buf.clear();
+        match self.reader.read_until(b'\n', &mut self.buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                self.failed = Some(e);
+                return None;
+            }
+        }
+        self.index += 1;
+        match std::str::from_utf8(&self.buf) {
+            Ok(text) => Some(Ok(Rc::from(strip_eol(text)))),
+            Err(e) => Some(Err(ParseError {
+                line: self.index,
+                message: format!("not UTF-8 (byte {} of the line)", e.valid_up_to() + 1),
+            })),
+        }
+    }
 }

@@ -352,22 +352,11 @@ pub fn limit_patch(mut patch: String, max: usize) -> (String, Option<u64>) {
 
 /// Keep the head and tail of long output, with a note saying how much was dropped.
 pub fn clip_middle(text: &str, max_chars: usize) -> String {
-    let count = text.chars().count();
-    if count <= max_chars {
-        return text.to_string();
-    }
-    let half = max_chars / 2;
-    let head_end = text.char_indices().nth(half).map_or(text.len(), |(i, _)| i);
-    let tail_start = text
-        .char_indices()
-        .nth(count - half)
-        .map_or(text.len(), |(i, _)| i);
-    format!(
-        "{}\n<response clipped: {} characters omitted. Print less, e.g. with grep -n, head or sed -n.>\n{}",
-        &text[..head_end],
-        count - 2 * half,
-        &text[tail_start..]
-    )
+    trajforge_agent::agent::clip_middle_with(text, max_chars, |omitted| {
+        format!(
+            "<response clipped: {omitted} characters omitted. Print less, e.g. with grep -n, head or sed -n.>"
+        )
+    })
 }
 
 #[cfg(test)]

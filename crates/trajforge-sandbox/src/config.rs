@@ -67,6 +67,12 @@ pub struct SandboxConfig {
     /// Show only the /etc entries programs need (default on) instead of the host's whole /etc
     /// (secrets masked); more host paths can be added with `ro_binds`.
     pub minimal_etc: bool,
+    /// Run programs under Landlock where the kernel has it (default on): writes only beneath
+    /// the workspace, /tmp and /dev/shm. See [`crate::landlock`].
+    pub landlock: bool,
+    /// The program that applies Landlock inside the sandbox; `None`: the running binary, when
+    /// it called [`crate::landlock::run_helper_if_asked`].
+    pub landlock_helper: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -82,7 +88,19 @@ impl Default for SandboxConfig {
             keep_background: false,
             seccomp: true,
             minimal_etc: true,
+            landlock: true,
+            landlock_helper: None,
         }
+    }
+}
+
+impl SandboxConfig {
+    /// Whether this config's commands run under Landlock, and if not, why (a note to record).
+    pub fn landlock_status(&self) -> crate::landlock::Status {
+        if !self.landlock {
+            return crate::landlock::Status::Unavailable("turned off in the settings".into());
+        }
+        crate::landlock::status(self.landlock_helper.as_deref())
     }
 }
 

@@ -10,7 +10,9 @@
 //!   one-shot command; [`Workspace::diff`] / [`Session::diff`] return the patch.
 //!
 //! Every sandbox is bubblewrap in fresh user, pid, ipc, uts, cgroup and network namespaces,
-//! with /usr and the like read-only, only the /etc entries programs need, a seccomp filter
+//! with /usr and the like read-only, only the /etc entries programs need (one prebuilt
+//! folder, bound once), Landlock where the kernel has it (writes only beneath the workspace,
+//! /tmp and /dev/shm; no signals or abstract sockets across the domain), a seccomp filter
 //! (no ptrace, keyrings, BPF, perf, mounts, namespaces, kernel modules, TIOCSTI), bubblewrap
 //! arguments passed through a descriptor (no host paths in /proc/1/cmdline), private
 //! size-limited /tmp and /dev/shm, an empty environment apart from a fixed minimal one, and rlimits on processes,
@@ -34,6 +36,8 @@ mod b64;
 mod config;
 mod env;
 mod error;
+mod etc;
+pub mod landlock;
 mod output;
 mod proctree;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -211,6 +211,7 @@ fn bwrap_args(
     spec: &Spec<'_>,
     bind_source: &Path,
     seccomp_fd: Option<i32>,
+    landlock_helper: Option<&Path>,
 ) -> Vec<std::ffi::OsString> {
     let mut a: Vec<std::ffi::OsString> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| std::ffi::OsString::from(*s)));
@@ -255,7 +256,15 @@ fn bwrap_args(
             _ => {}
         }
     }
-    if spec.config.minimal_etc {
+    let prebuilt_etc = spec
+        .config
+        .minimal_etc
+        .then(|| crate::etc::prebuilt(etc_paths))
+        .flatten();
+    if let Some(dir) = prebuilt_etc {
+        a.extend(["--ro-bind".into(), dir.into_os_string(), "/etc".into()]);
+    } else if spec.config.minimal_etc {
+        // No prebuilt folder (the temporary folder is unusable): one bind per entry.
         for path in etc_paths() {
             match std::fs::read_link(&path) {
                 // Relative links (mtab, localtime on some hosts) stay links; the rest is
@@ -340,6 +349,13 @@ fn bwrap_args(
             inside.clone().into_os_string(),
         ]);
     }
+    if let Some(helper) = landlock_helper {
+        a.extend([
+            "--ro-bind".into(),
+            helper.as_os_str().to_owned(),
+            crate::landlock::HELPER_INSIDE.into(),
+        ]);
+    }
     a.extend(["--remount-ro".into(), "/".into(), "--chdir".into(), inside]);
     a
 }
@@ -415,10 +431,28 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         None
     };
     let seccomp_fd = seccomp.as_ref().map(AsRawFd::as_raw_fd);
+    // Without Landlock in the kernel or a helper, commands run without it
+    // (`SandboxConfig::landlock_status` says why).
+    let landlock = spec
+        .config
+        .landlock
+        .then(|| crate::landlock::helper(spec.config.landlock_helper.as_deref()).ok())
+        .flatten()
+        .map(|(helper, _)| helper);
+    let argv = match &landlock {
+        Some(_) => {
+            let workspace = spec.config.workspace_dir.as_path();
+            crate::landlock::wrap(
+                &spec.argv,
+                &[workspace, Path::new("/tmp"), Path::new("/dev/shm")],
+            )
+        }
+        None => spec.argv.clone(),
+    };
     // The arguments go through a descriptor (`--args`), so the sandbox's pid 1 shows no host
     // paths or settings in /proc/1/cmdline.
     let mut arg_bytes = Vec::new();
-    for arg in bwrap_args(spec, &bind_source, seccomp_fd) {
+    for arg in bwrap_args(spec, &bind_source, seccomp_fd, landlock.as_deref()) {
         arg_bytes.extend_from_slice(arg.as_bytes());
         arg_bytes.push(0);
     }
@@ -447,7 +481,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     let mut cmd = Command::new(spec.bwrap);
     // bubblewrap takes the command itself from its real argument list only.
     cmd.arg("--args").arg(args_file.as_raw_fd().to_string());
-    cmd.arg("--").args(&spec.argv);
+    cmd.arg("--").args(&argv);
     cmd.env_clear();
     cmd.envs(base_env());
     cmd.envs(

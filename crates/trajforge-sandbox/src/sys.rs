@@ -231,3 +231,90 @@ fn write_file(path: &CStr, data: &[u8]) -> io::Result<()> {
     unsafe { libc::close(fd) };
     result
 }
+
+/// `struct landlock_ruleset_attr` (ABI 6 layout; the size passed tells the kernel which
+/// fields it reads).
+#[repr(C)]
+pub(crate) struct LandlockRulesetAttr {
+    pub handled_access_fs: u64,
+    pub handled_access_net: u64,
+    pub scoped: u64,
+}
+
+/// `struct landlock_path_beneath_attr` (packed: 12 bytes).
+#[repr(C, packed)]
+pub(crate) struct LandlockPathBeneath {
+    pub allowed_access: u64,
+    pub parent_fd: i32,
+}
+
+/// The Landlock ABI version the kernel offers (an error without Landlock).
+pub(crate) fn landlock_abi() -> io::Result<u32> {
+    // SAFETY: a null attribute with size 0 and the VERSION flag only queries the ABI.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<LandlockRulesetAttr>(),
+            0usize,
+            1u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as u32)
+    }
+}
+
+/// A new Landlock ruleset; `size` is how much of `attr` this ABI knows.
+pub(crate) fn landlock_create_ruleset(
+    attr: &LandlockRulesetAttr,
+    size: usize,
+) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is valid for `size` <= size_of::<LandlockRulesetAttr>() bytes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            attr as *const LandlockRulesetAttr,
+            size.min(std::mem::size_of::<LandlockRulesetAttr>()),
+            0u32,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// Adds a path-beneath rule to a ruleset.
+pub(crate) fn landlock_add_rule(ruleset: RawFd, rule: &LandlockPathBeneath) -> io::Result<()> {
+    // SAFETY: `rule` is a valid, packed path-beneath attribute (rule type 1).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            1u32,
+            rule as *const LandlockPathBeneath,
+            0u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Restricts this thread (and what it executes) to the ruleset; sets no_new_privs first.
+pub(crate) fn landlock_restrict_self(ruleset: RawFd) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+    // SAFETY: the descriptor is a ruleset; no memory is passed.
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -81,6 +81,8 @@ enum Command {
 }
 
 fn main() {
+    // Inside a sandbox this process may be the Landlock helper (it then never returns).
+    trajforge_sandbox::landlock::run_helper_if_asked();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let (argv, applied) = match config::apply(std::env::args_os().collect(), &Cli::command(), &cwd)
     {

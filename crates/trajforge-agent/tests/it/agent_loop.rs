@@ -301,3 +301,79 @@ async fn the_same_call_with_the_same_result_five_times_ends_the_episode_as_stuck
     let (traj, env, _) = run(steps, config).await;
     assert_eq!((traj.exit, env.calls.len()), (ExitStatus::StepLimit, 6));
 }
+
+#[tokio::test]
+async fn oversized_answers_are_cut_with_a_note_in_the_prompt_and_the_trajectory() {
+    use trajforge_agent::agent::{MAX_ARGUMENT_CHARS, MAX_MESSAGE_CHARS};
+    let long_text = "t".repeat(MAX_MESSAGE_CHARS + 1000);
+    let huge = json!({"text": "a".repeat(MAX_ARGUMENT_CHARS)});
+    let first = trajforge_testkit::Reply::new()
+        .reasoning(long_text.clone())
+        .content(long_text.clone())
+        .tool_call("echo", huge);
+    let (traj, env, server) = run(
+        vec![Step::Reply(first), submit(), submit()],
+        LoopConfig::default(),
+    )
+    .await;
+    assert_eq!(traj.exit, ExitStatus::Submitted);
+    assert_eq!(
+        env.calls,
+        vec!["submit:{}", "submit:{}"],
+        "the oversized call never ran"
+    );
+    let step = &traj.steps[0];
+    let note =
+        format!("[trajforge: 1000 characters cut here, over the limit of {MAX_MESSAGE_CHARS}]");
+    for text in [&step.assistant.content, &step.assistant.reasoning] {
+        let text = text.as_deref().expect("text");
+        assert!(text.contains(&note), "{}", &text[..100]);
+        assert!(text.chars().count() < MAX_MESSAGE_CHARS + 100);
+    }
+    let call = &step.assistant.tool_calls[0];
+    assert!(
+        call.arguments
+            .contains("characters cut here, over the limit of 256000]")
+    );
+    assert!(call.arguments.len() < MAX_ARGUMENT_CHARS + 100);
+    let observation = &step.tools[0].observation;
+    assert!(observation.error);
+    assert!(
+        observation.text.contains(&format!(
+            "its arguments are {} characters, over the limit of {MAX_ARGUMENT_CHARS}",
+            MAX_ARGUMENT_CHARS + 11
+        )),
+        "{}",
+        observation.text
+    );
+    // The next request carried the cut answer, not the whole one.
+    let sent = server.requests()[1]["messages"].to_string();
+    assert!(sent.contains(&note));
+    assert!(
+        sent.len() < 2 * MAX_MESSAGE_CHARS + MAX_ARGUMENT_CHARS + 20_000,
+        "{}",
+        sent.len()
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_task_is_cut_with_a_note() {
+    use trajforge_agent::agent::MAX_MESSAGE_CHARS;
+    let server = FakeServer::start(Script::sequence(vec![submit(), submit()])).await;
+    let teacher = teacher(&server);
+    let mut env = EchoEnv::default();
+    let task = "x".repeat(MAX_MESSAGE_CHARS + 10);
+    let traj = run_episode(
+        &teacher,
+        &mut env,
+        &task,
+        &LoopConfig::default(),
+        &mut |_| {},
+    )
+    .await;
+    let user = traj.messages[1].content.as_deref().expect("task");
+    assert!(user.contains(&format!(
+        "[trajforge: 10 characters cut here, over the limit of {MAX_MESSAGE_CHARS}]"
+    )));
+    assert!(server.requests()[0]["messages"].to_string().len() < MAX_MESSAGE_CHARS + 2000);
+}

@@ -183,3 +183,37 @@ fn refuse_second_trajectory(dir: &std::path::Path) -> rusqlite::Connection {
     .expect("trigger");
     conn
 }
+
+#[test]
+fn a_large_file_is_written_in_batches_with_the_log_set_last() {
+    // 60 distinct SERA records; batches of about 50 KB of source put 4 or 5 in each.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("run")).expect("open");
+    let text = std::fs::read_to_string(fixture("sera/sera.jsonl")).expect("fixture");
+    let first = text.lines().next().expect("a record");
+    let mut body = String::new();
+    for i in 0..60 {
+        let mut v: serde_json::Value = serde_json::from_str(first).expect("json");
+        v["copy"] = i.into();
+        body.push_str(&format!("{v}\n"));
+    }
+    let file = dir.path().join("many.jsonl");
+    std::fs::write(&file, body).expect("write");
+    let meta = [("kind", "import".to_string())];
+    let write = |meta: &[(&str, String)]| {
+        let mut writer = trajforge_import::Writer::new(&file, 0.5, 50_000);
+        trajforge_import::each_record(Format::Sera, &file, |item| {
+            if let trajforge_import::Item::Record(r) = item {
+                writer.push(&store, &r).expect("batch");
+            }
+        })
+        .expect("read");
+        writer.finish(&store, meta)
+    };
+    let counts = write(&meta).expect("write");
+    assert_eq!((counts.added, counts.duplicates), (60, 0));
+    assert_eq!(store.meta("kind").expect("meta").as_deref(), Some("import"));
+    assert_eq!(store.trajectories(true).expect("trajectories").len(), 60);
+    let again = write(&[]).expect("write again");
+    assert_eq!((again.added, again.duplicates), (0, 60));
+}

@@ -435,3 +435,76 @@ fn verdicts_for_empty_patches() {
     let full = line_recall_str(&some, &some).expect("parse");
     assert_eq!(full.verdict(1.0), Verdict::Kept);
 }
+
+/// A patch adding `lines` lines `{prefix}{i}` to one file, generated as it is read (the test
+/// never holds it whole either).
+struct Generated {
+    header: Vec<u8>,
+    next: usize,
+    lines: usize,
+    prefix: &'static str,
+    pending: Vec<u8>,
+}
+
+impl Generated {
+    fn new(lines: usize, prefix: &'static str) -> Self {
+        let header = format!(
+            "diff --git a/big b/big\nnew file mode 100644\n--- /dev/null\n+++ b/big\n@@ -0,0 +1,{lines} @@\n"
+        );
+        Generated {
+            header: header.into_bytes(),
+            next: 0,
+            lines,
+            prefix,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl std::io::Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pending.is_empty() {
+            if !self.header.is_empty() {
+                self.pending = std::mem::take(&mut self.header);
+            } else if self.next < self.lines {
+                self.pending = format!("+{}{}\n", self.prefix, self.next).into_bytes();
+                self.next += 1;
+            }
+        }
+        let n = self.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+#[test]
+fn recall_of_large_streamed_patches() {
+    // 300,000 added lines in one hunk; P2 has the same text for even lines only.
+    let n = 300_000;
+    let p1 = std::io::BufReader::new(Generated::new(n, "line "));
+    let mut p2_text = String::from("--- a/x\n+++ b/x\n");
+    p2_text.push_str(&format!("@@ -1 +1,{} @@\n-gone\n", n / 2));
+    for i in (0..n).step_by(2) {
+        p2_text.push_str(&format!("+line {i}\n"));
+    }
+    let r = trajforge_patch::line_recall_reader(p1, p2_text.as_bytes()).expect("both parse");
+    assert_eq!(
+        (r.matched, r.total, r.candidate_total),
+        (n / 2, n, n / 2 + 1)
+    );
+    assert_eq!(r.recall, Some(0.5));
+    assert_eq!(r.files["big"].total, n);
+}
+
+#[test]
+fn streamed_recall_reports_a_line_that_is_not_utf8() {
+    let good = format!("{HEAD}@@ -1 +1 @@\n-a\n+b\n");
+    let bad = [HEAD.as_bytes(), b"@@ -1 +1 @@\n-a\n+\xff\n"].concat();
+    let e = trajforge_patch::line_recall_reader(good.as_bytes(), bad.as_slice())
+        .expect_err("P2 is bad");
+    assert_eq!(
+        e.to_string(),
+        "P2 does not parse: line 6: not UTF-8 (byte 2 of the line)"
+    );
+}

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use trajforge_patch::{
     FilePatch, FileStatus, Hunk, HunkLine, LineKind, Patch, changed_lines, line_matches,
-    line_recall, parse,
+    line_recall, line_recall_reader, line_recall_str, parse,
 };
 
 fn text() -> impl Strategy<Value = String> {
@@ -211,6 +211,17 @@ proptest! {
         } else {
             prop_assert_eq!(r.recall, None);
         }
+    }
+
+    #[test]
+    fn recall_of_text_and_of_streams_is_the_recall_of_the_parsed_patches(p1 in patch(), p2 in patch(), cap in 1usize..64) {
+        let expected = line_recall(&p1, &p2);
+        let (t1, t2) = (p1.to_string(), p2.to_string());
+        prop_assert_eq!(line_recall_str(&t1, &t2).map_err(|e| TestCaseError::fail(e.to_string()))?, expected.clone());
+        // Small buffers put the reads' boundaries anywhere in a line.
+        let read = |t: &str| std::io::BufReader::with_capacity(cap, std::io::Cursor::new(t.as_bytes().to_vec()));
+        let streamed = line_recall_reader(read(&t1), read(&t2)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(streamed, expected);
     }
 
     #[test]

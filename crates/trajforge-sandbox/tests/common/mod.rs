@@ -79,6 +79,7 @@ pub fn test_limits() -> Limits {
 pub fn test_options(dir: PathBuf) -> EnvironmentOptions {
     let mut options = EnvironmentOptions::new(dir);
     options.sandbox.limits = test_limits();
+    options.sandbox.landlock_helper = Some(env!("CARGO_BIN_EXE_trajforge-landlock").into());
     options
 }
 

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use super::common::*;
 use super::{T, survivors};
-use trajforge_sandbox::{Environment, Workspace};
+use trajforge_sandbox::landlock::Status;
+use trajforge_sandbox::{Environment, SandboxConfig, Workspace};
 
 /// Python prelude: `sc(label, nr, *args)` prints `label=<errno or ok:<value>>`.
 const PY_SYSCALL: &str = r#"
@@ -52,10 +53,18 @@ fn py_probe(ws: &Workspace, body: &str) -> BTreeMap<String, String> {
 
 /// A workspace over the small repository with the seccomp filter on or off.
 fn workspace_with(root: &Path, seccomp: bool) -> (Environment, Workspace) {
+    workspace_where(root, |sandbox| sandbox.seccomp = seccomp)
+}
+
+/// A workspace over the small repository in `root`, with settings changed by `adjust`.
+fn workspace_where(
+    root: &Path,
+    adjust: impl FnOnce(&mut SandboxConfig),
+) -> (Environment, Workspace) {
     require_bwrap();
     let repo = small_repo(root);
-    let mut options = test_options(root.join(if seccomp { "env" } else { "env-off" }));
-    options.sandbox.seccomp = seccomp;
+    let mut options = test_options(root.join("env"));
+    adjust(&mut options.sandbox);
     let env = Environment::prepare(&repo, None, &options).expect("prepare");
     let ws = env.create_workspace().expect("workspace");
     (env, ws)
@@ -580,4 +589,59 @@ fn secrets_in_the_environment_reach_neither_set_up_nor_commands() {
         .expect("run");
     assert!(out.output.contains("PATH="), "{out:?}");
     assert!(!out.output.contains("sk-setup-secret"), "{out:?}");
+}
+
+#[test]
+fn landlock_blocks_writes_that_the_mounts_allow() {
+    // /dev is a writable tmpfs and /proc/self files are writable by the sandbox's root; pid 1
+    // (bubblewrap) is outside the Landlock domain, so Landlock's signal scope covers it.
+    let body = r#"
+def attempt(label, f):
+    try:
+        f()
+        print(f"{label}=ok", flush=True)
+    except OSError as e:
+        print(f"{label}={e.errno}", flush=True)
+attempt("dev_file", lambda: open("/dev/planted", "w").write("x"))
+attempt("dev_fifo", lambda: os.mkfifo("/dev/planted-fifo"))
+attempt("proc_comm", lambda: open("/proc/self/comm", "w").write("renamed"))
+sc("signal_init", 62, 1, 0)
+attempt("workspace", lambda: open(os.path.join(os.getcwd(), "ok.txt"), "w").write("x"))
+attempt("tmp", lambda: open("/tmp/ok.txt", "w").write("x"))
+attempt("shm", lambda: open("/dev/shm/ok", "w").write("x"))
+attempt("devnull", lambda: open("/dev/null", "w").write("x"))
+"#;
+    let tmp = open_tempdir();
+    let (env, ws) = workspace_where(tmp.path(), |_| {});
+    assert!(
+        matches!(env.config().landlock_status(), Status::Applied(abi) if abi >= 1),
+        "Landlock is not applied on this machine: {:?}",
+        env.config().landlock_status()
+    );
+    let r = py_probe(&ws, body);
+    for (label, want) in [
+        ("dev_file", "13"),
+        ("dev_fifo", "13"),
+        ("proc_comm", "13"),
+        ("workspace", "ok"),
+        ("tmp", "ok"),
+        ("shm", "ok"),
+        ("devnull", "ok"),
+    ] {
+        assert_eq!(
+            r.get(label).map(String::as_str),
+            Some(want),
+            "{label}: {r:?}"
+        );
+    }
+    if matches!(env.config().landlock_status(), Status::Applied(abi) if abi >= 6) {
+        assert_eq!(r["signal_init"], "1", "{r:?}");
+    }
+    // Without Landlock the same writes and the signal go through: the probe sees the difference.
+    let (_env2, ws2) = workspace_where(&tmp.path().join("off"), |s| s.landlock = false);
+    let r = py_probe(&ws2, body);
+    for label in ["dev_file", "dev_fifo", "proc_comm"] {
+        assert_eq!(r[label], "ok", "{label}: {r:?}");
+    }
+    assert_eq!(r["signal_init"], "ok:0", "{r:?}");
 }

@@ -71,7 +71,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             r.path.display(),
             r.error.as_deref().unwrap_or_default()
         ))
-        .hint("nothing of that file was written; fix the cause and import it again (records already imported are not duplicated)"));
+        .hint("the file's records are written in transactions of 32 MiB of source (one for a smaller file), so little or none of it was written; fix the cause and import it again (records already imported are not duplicated)"));
     }
     if let Some(nothing) = report.nothing() {
         return Err(nothing.into());

@@ -1,9 +1,9 @@
 //! `trajforge recall`: the soft-verification metric between two patches.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use trajforge_patch::{Recall, RecallError};
+use trajforge_patch::{Recall, RecallError, RecallReadError};
 
 use crate::error::{self, CliError};
 
@@ -41,13 +41,23 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "--threshold {t}: must be between 0 and 1"
         )));
     }
-    let p1 = read(&args.p1)?;
-    let p2 = read(&args.p2)?;
-    let recall = trajforge_patch::line_recall_str(&p1, &p2).map_err(|e| match &e {
-        RecallError::P1(_) => CliError::input(format!("{}: {e}", args.p1.display()))
-            .hint("P1 must be a unified diff, as `git diff` prints it"),
-        RecallError::P2(_) => CliError::input(format!("{}: {e}", args.p2.display()))
-            .hint("P2 must be a unified diff, as `git diff` prints it"),
+    // Both patches are read as streams: memory does not grow with their size.
+    let stdin = std::io::stdin();
+    let (p1, p2) = (open(&args.p1, &stdin)?, open(&args.p2, &stdin)?);
+    let recall = trajforge_patch::line_recall_reader(p1, p2).map_err(|e| match e {
+        RecallReadError::Parse(e @ RecallError::P1(_)) => {
+            CliError::input(format!("{}: {e}", args.p1.display()))
+                .hint("P1 must be a unified diff, as `git diff` prints it")
+        }
+        RecallReadError::Parse(e @ RecallError::P2(_)) => {
+            CliError::input(format!("{}: {e}", args.p2.display()))
+                .hint("P2 must be a unified diff, as `git diff` prints it")
+        }
+        RecallReadError::Read { which, source } => {
+            let path = if which == "P1" { &args.p1 } else { &args.p2 };
+            CliError::input(format!("{}: cannot read: {source}", path.display()))
+                .hint("pass two patch files, e.g. `git diff > p1.diff`")
+        }
     })?;
     let text = render(&recall, args.json, args.threshold);
     let stdout = std::io::stdout();
@@ -56,25 +66,16 @@ pub fn run(args: Args) -> Result<(), CliError> {
     out.flush().map_err(error::output)
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
-    let bytes = if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
-        buf
-    } else {
-        std::fs::read(path).map_err(|e| {
-            CliError::input(format!("{}: cannot read: {e}", path.display()))
-                .hint("pass two patch files, e.g. `git diff > p1.diff`")
-        })?
-    };
-    String::from_utf8(bytes).map_err(|e| {
-        CliError::input(format!(
-            "{}: not UTF-8 (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
+/// A patch file, or stdin for `-`, as a buffered stream.
+fn open(path: &Path, stdin: &std::io::Stdin) -> Result<Box<dyn BufRead>, CliError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(stdin.lock()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| {
+        CliError::input(format!("{}: cannot read: {e}", path.display()))
+            .hint("pass two patch files, e.g. `git diff > p1.diff`")
+    })?;
+    Ok(Box::new(std::io::BufReader::new(file)))
 }
 
 /// The recall as printed.

@@ -427,3 +427,49 @@ fn text_action_runs_export_with_their_tool_calls_and_schemas() {
         assert!(tools.contains(c), "{c} has a schema: {tools:?}");
     }
 }
+
+#[test]
+fn a_huge_file_is_read_record_by_record_with_notes_for_what_is_cut() {
+    // A record line over the 64 MiB limit, 1,200 lines that are not records, and 300 records.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(fixture("sera/sera.jsonl")).expect("fixture");
+    let first = text.lines().next().expect("a record");
+    let path = tmp.path().join("huge.jsonl");
+    let mut body = format!("{{\"messages\": \"{}\"}}\n", "x".repeat(65 << 20));
+    body.push_str(&"42\n".repeat(1200));
+    for i in 0..300 {
+        let mut v: Value = serde_json::from_str(first).expect("json");
+        v["copy"] = i.into();
+        body.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(&path, body).expect("write");
+    let run = tmp.path().join("run");
+    let out = import(
+        "sera",
+        &[&path.display().to_string()],
+        &run,
+        &["--json"],
+        tmp.path(),
+    );
+    assert_success(&out);
+    let err = stderr(&out);
+    let note = format!(
+        "huge.jsonl:1: skipped: record of {} bytes is over the 64 MiB limit: not read",
+        (65 << 20) + 16
+    );
+    for said in [
+        note.as_str(),
+        "huge.jsonl: ... 1181 more skipped (--json lists the first 1000)",
+        "huge.jsonl: 300 records, 1201 skipped; 300 added, 0 already in the run",
+    ] {
+        assert!(err.contains(said), "{said}\n{err}");
+    }
+    let summary = json_of(&out);
+    assert_eq!(summary["skipped"], 1201);
+    assert_eq!(summary["files"][0]["skipped_count"], 1201);
+    assert_eq!(
+        summary["files"][0]["skipped"].as_array().map(Vec::len),
+        Some(1000)
+    );
+    assert_eq!(status(&run, tmp.path())["functions"], 300);
+}

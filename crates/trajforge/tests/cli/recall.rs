@@ -110,3 +110,32 @@ fn empty_p1_is_undefined() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert!(v["recall"].is_null());
 }
+
+#[test]
+fn large_patches_are_read_as_streams() {
+    // 400,000 added lines (about 21 MB) in one hunk; P2 repeats every third line.
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n: usize = 400_000;
+    let pad = "x".repeat(40);
+    let mut p1 = format!("--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{n} @@\n");
+    let mut p2 = format!(
+        "--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{} @@\n",
+        n.div_ceil(3)
+    );
+    for i in 0..n {
+        let line = format!("+{pad} {i}\n");
+        if i % 3 == 0 {
+            p2.push_str(&line);
+        }
+        p1.push_str(&line);
+    }
+    let p1 = write_file(dir.path(), "p1.diff", &p1);
+    let p2 = write_file(dir.path(), "p2.diff", &p2);
+    let out = trajforge(&["recall", &p1, &p2, "--json"], cache.path());
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(v["total"], n);
+    assert_eq!(v["matched"], n.div_ceil(3));
+    assert_eq!(v["files"]["big.txt"]["total"], n);
+}
