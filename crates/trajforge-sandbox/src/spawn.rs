@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::config::{Limits, SandboxConfig, base_env};
+use crate::config::{Backend, Limits, SandboxConfig, base_env};
 use crate::error::{Result, SandboxError};
 use crate::proctree;
 use crate::sys::{self, NsPlan, Rlimits};
@@ -40,8 +40,8 @@ pub(crate) enum Root {
 pub(crate) struct Spec<'a> {
     /// Sandbox settings.
     pub config: &'a SandboxConfig,
-    /// The bubblewrap binary.
-    pub bwrap: &'a Path,
+    /// The sandbox program: bubblewrap, or the container engine's command-line interface.
+    pub program: &'a Path,
     /// Limits for this sandbox.
     pub limits: &'a Limits,
     /// The workspace.
@@ -69,8 +69,10 @@ pub(crate) fn bash(script: Option<String>) -> Vec<String> {
 
 /// A started sandbox: the bubblewrap process and our ends of its pipes.
 pub(crate) struct Sandbox {
-    /// The outer bubblewrap process.
+    /// The outer bubblewrap process (for a container, the engine's attached `run` client).
     pub child: Child,
+    /// The container, when the backend is a container engine.
+    pub container: Option<crate::container::Container>,
     /// Its standard input, when requested.
     pub stdin: Option<ChildStdin>,
     /// Standard output and error, merged, non-blocking.
@@ -140,8 +142,20 @@ const MASKED_FILES: &[&str] = &[
 /// Directories hidden behind an empty read-only tmpfs.
 const MASKED_DIRS: &[&str] = &["/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d"];
 
+/// Finds the sandbox program of the configured backend.
+pub(crate) fn find_program(config: &SandboxConfig) -> Result<PathBuf> {
+    match &config.backend {
+        Backend::Bubblewrap => find_bwrap(config),
+        Backend::Container { engine, image } => {
+            let program = crate::container::find_engine(*engine)?;
+            crate::container::check_image(&program, *engine, image)?;
+            Ok(program)
+        }
+    }
+}
+
 /// Finds the bubblewrap binary.
-pub(crate) fn find_bwrap(config: &SandboxConfig) -> Result<PathBuf> {
+fn find_bwrap(config: &SandboxConfig) -> Result<PathBuf> {
     if let Some(path) = &config.bwrap {
         if path.is_file() {
             return Ok(path.clone());
@@ -175,7 +189,7 @@ pub(crate) fn host_identity(config: &SandboxConfig) -> (u32, u32, bool) {
 }
 
 /// A path as a C string, refusing characters overlayfs options cannot carry.
-fn overlay_path(path: &Path) -> Result<String> {
+pub(crate) fn overlay_path(path: &Path) -> Result<String> {
     let text = path.to_str().ok_or_else(|| SandboxError::UnsupportedPath {
         path: path.to_owned(),
     })?;
@@ -346,6 +360,9 @@ fn bwrap_args(
 
 /// Starts the sandbox described by `spec`.
 pub(crate) fn start(spec: &Spec<'_>) -> Result<Sandbox> {
+    if let Backend::Container { engine, image } = &spec.config.backend {
+        return crate::container::start(spec, *engine, image);
+    }
     // `volatile` (Linux 5.10+) skips the sync of the whole upper file system each time a
     // sandbox's overlay goes away, which costs seconds under I/O load. Workspaces are
     // disposable, so durability across a host crash does not matter.
@@ -444,7 +461,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         action: "duplicating the output pipe",
         source,
     })?;
-    let mut cmd = Command::new(spec.bwrap);
+    let mut cmd = Command::new(spec.program);
     // bubblewrap takes the command itself from its real argument list only.
     cmd.arg("--args").arg(args_file.as_raw_fd().to_string());
     cmd.arg("--").args(&spec.argv);
@@ -475,7 +492,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     let mut child = launch(cmd).map_err(|source| SandboxError::Spawn {
         program: format!(
             "{} (user/mount namespace, overlay, rlimits)",
-            spec.bwrap.display()
+            spec.program.display()
         ),
         source,
     })?;
@@ -486,6 +503,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     let stdin = child.stdin.take();
     Ok(Sandbox {
         child,
+        container: None,
         stdin,
         out: reader,
     })
@@ -525,7 +543,7 @@ type Job = (Command, mpsc::Sender<io::Result<Child>>);
 /// bubblewrap's `--die-with-parent` uses PR_SET_PDEATHSIG, which fires when the *thread* that
 /// forked the process exits; spawning from a thread that never exits keeps sandboxes alive
 /// when the caller's thread (for instance a tokio blocking worker) goes away.
-fn launch(cmd: Command) -> io::Result<Child> {
+pub(crate) fn launch(cmd: Command) -> io::Result<Child> {
     static LAUNCHER: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
     let sender = LAUNCHER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
@@ -599,8 +617,12 @@ pub(crate) fn read_until(
     }
 }
 
-/// Kills the whole sandbox (bubblewrap and everything below it) and reaps it.
-pub(crate) fn kill_sandbox(child: &mut Child) -> Option<ExitStatus> {
+/// Kills the whole sandbox (bubblewrap and everything below it, or the container) and reaps it.
+pub(crate) fn kill_sandbox(sandbox: &mut Sandbox) -> Option<ExitStatus> {
+    if let Some(container) = &sandbox.container {
+        return container.kill(&mut sandbox.child);
+    }
+    let child = &mut sandbox.child;
     let root = child.id();
     let below = proctree::descendants(root);
     // Kill the sandbox's processes first (the pid namespace dies with its init) so the outer
