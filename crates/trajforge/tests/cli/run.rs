@@ -484,6 +484,7 @@ async fn the_projects_tests_run_and_a_hung_command_is_interrupted(sandbox: Sandb
         ),
         Step::tool_call("bash", json!({"command": "pwd; echo \"x=$X\""})),
         Step::tool_call("submit", json!({})),
+        Step::tool_call("submit", json!({})),
     ]);
     let server = FakeServer::start(script).await;
     let mut args = run_args(&server, &repo, &work, &out, &sandbox);
