@@ -7,8 +7,6 @@
 //! interrupting go through the engine: `rm -f` ends the whole container, and an interrupt is a
 //! short `exec` inside it that signals the shell and kills every other process.
 
-use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -168,13 +166,7 @@ pub(crate) fn start(spec: &Spec<'_>, engine: Engine, image: &str) -> Result<Sand
     let (uid, gid, drop_root) = spawn::host_identity(spec.config);
     if let Root::Overlay { work, .. } = &spec.root {
         // The overlay's scratch directory must be empty for a new mount.
-        crate::workspace::remove_tree(work)
-            .map_err(SandboxError::io("reset overlay work directory", work))?;
-        std::fs::create_dir(work).map_err(SandboxError::io("create", work))?;
-        if drop_root {
-            std::os::unix::fs::lchown(work, Some(uid), Some(gid))
-                .map_err(SandboxError::io("chown", work))?;
-        }
+        spawn::reset_work_dir(work, spec.config)?;
     }
     // Volume options split on ':' and ',', which overlay layers refuse too.
     let inside = spawn::overlay_path(&spec.config.workspace_dir)?;
@@ -271,43 +263,17 @@ pub(crate) fn start(spec: &Spec<'_>, engine: Engine, image: &str) -> Result<Sand
     a.push("trajforge".into());
     a.extend(spec.argv.iter().cloned());
 
-    let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
-        action: "creating the output pipe",
-        source,
-    })?;
-    let writer2 = writer.try_clone().map_err(|source| SandboxError::Pipe {
-        action: "duplicating the output pipe",
-        source,
-    })?;
     let mut cmd = Command::new(spec.program);
     cmd.args(&a);
     cmd.current_dir("/");
-    cmd.stdin(if spec.stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
+    let program = format!("{} run", spec.program.display());
+    let mut sandbox = spawn::launch_piped(cmd, spec.stdin, program)?;
+    sandbox.container = Some(Container {
+        program: spec.program.to_owned(),
+        engine,
+        name,
     });
-    cmd.stdout(writer);
-    cmd.stderr(writer2);
-    let mut child = spawn::launch(cmd).map_err(|source| SandboxError::Spawn {
-        program: format!("{} run", spec.program.display()),
-        source,
-    })?;
-    sys::set_nonblocking(reader.as_raw_fd()).map_err(|source| SandboxError::Pipe {
-        action: "setting the output pipe non-blocking",
-        source,
-    })?;
-    let stdin = child.stdin.take();
-    Ok(Sandbox {
-        child,
-        container: Some(Container {
-            program: spec.program.to_owned(),
-            engine,
-            name,
-        }),
-        stdin,
-        out: reader,
-    })
+    Ok(sandbox)
 }
 
 impl Container {

@@ -270,41 +270,35 @@ impl Session {
             return Ok(false);
         };
         if let Some(container) = shell.sandbox.container.clone() {
-            return self.interrupt_container(&container, scanner, capture);
+            // Only the engine reaches a container's processes: each round is one `exec`.
+            let ns_pid = shell.ns_pid;
+            return self.interrupt_rounds(scanner, capture, |first| {
+                container.interrupt(ns_pid, first);
+            });
         }
         let root = shell.sandbox.child.id();
         let keep = shell.keep.clone();
-        if let Some(pid) = shell.shell_pid {
-            crate::sys::kill(pid, libc::SIGUSR1);
-        }
-        let grace = Instant::now() + INTERRUPT_GRACE;
-        while Instant::now() < grace {
-            proctree::kill_descendants_except(root, &keep);
-            let step = (Instant::now() + Duration::from_millis(50)).min(grace);
-            match self.read_marker(scanner, capture, step)? {
-                (ReadEnd::Done, _) => return Ok(true),
-                (ReadEnd::Eof, _) => return Ok(false),
-                (ReadEnd::Deadline, _) => {}
+        let shell_pid = shell.shell_pid;
+        self.interrupt_rounds(scanner, capture, |first| {
+            if let (Some(pid), true) = (shell_pid, first) {
+                crate::sys::kill(pid, libc::SIGUSR1);
             }
-        }
-        Ok(false)
+            proctree::kill_descendants_except(root, &keep);
+        })
     }
 
-    /// [`Session::interrupt`] in a container, whose processes only the engine reaches: each
-    /// round is one `exec` that signals the shell (the first time) and kills the rest.
-    fn interrupt_container(
+    /// Runs `round` (told whether it is the first) until the end marker arrives, the shell
+    /// is gone, or the grace period ends; whether the marker came.
+    fn interrupt_rounds(
         &mut self,
-        container: &crate::container::Container,
         scanner: &mut MarkerScanner,
         capture: &mut Capture,
+        mut round: impl FnMut(bool),
     ) -> Result<bool> {
-        let Some(shell) = self.shell.as_ref().map(|s| s.ns_pid) else {
-            return Ok(false);
-        };
         let grace = Instant::now() + INTERRUPT_GRACE;
         let mut first = true;
         while Instant::now() < grace {
-            container.interrupt(shell, first);
+            round(first);
             first = false;
             let step = (Instant::now() + Duration::from_millis(50)).min(grace);
             match self.read_marker(scanner, capture, step)? {

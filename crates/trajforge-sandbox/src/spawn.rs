@@ -379,6 +379,19 @@ pub(crate) fn start(spec: &Spec<'_>) -> Result<Sandbox> {
     }
 }
 
+/// Empties an overlay's scratch directory (owned by the sandbox uid when we are root).
+pub(crate) fn reset_work_dir(work: &Path, config: &SandboxConfig) -> Result<()> {
+    let (uid, gid, drop_root) = host_identity(config);
+    crate::workspace::remove_tree(work)
+        .map_err(SandboxError::io("reset overlay work directory", work))?;
+    std::fs::create_dir(work).map_err(SandboxError::io("create", work))?;
+    if drop_root {
+        std::os::unix::fs::lchown(work, Some(uid), Some(gid))
+            .map_err(SandboxError::io("chown", work))?;
+    }
+    Ok(())
+}
+
 /// Starts the sandbox, with or without a volatile overlay.
 fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     let (uid, gid, drop_root) = host_identity(spec.config);
@@ -386,13 +399,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         // A volatile overlay leaves `work/work/incompat/volatile` behind and refuses to mount
         // again while it exists; the work directory holds nothing else of value between
         // mounts, so start from an empty one.
-        crate::workspace::remove_tree(work)
-            .map_err(SandboxError::io("reset overlay work directory", work))?;
-        std::fs::create_dir(work).map_err(SandboxError::io("create", work))?;
-        if drop_root {
-            std::os::unix::fs::lchown(work, Some(uid), Some(gid))
-                .map_err(SandboxError::io("chown", work))?;
-        }
+        reset_work_dir(work, spec.config)?;
     }
     let (bind_source, overlay) = match &spec.root {
         Root::Bind(dir) => (dir.clone(), None),
@@ -453,14 +460,6 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         [seccomp_fd, Some(args_file.as_raw_fd())],
     );
 
-    let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
-        action: "creating the output pipe",
-        source,
-    })?;
-    let writer2 = writer.try_clone().map_err(|source| SandboxError::Pipe {
-        action: "duplicating the output pipe",
-        source,
-    })?;
     let mut cmd = Command::new(spec.program);
     // bubblewrap takes the command itself from its real argument list only.
     cmd.arg("--args").arg(args_file.as_raw_fd().to_string());
@@ -474,13 +473,6 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     cmd.current_dir("/");
-    cmd.stdin(if spec.stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    cmd.stdout(writer);
-    cmd.stderr(writer2);
     if drop_root {
         cmd.uid(uid).gid(gid);
     }
@@ -489,13 +481,28 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     unsafe {
         cmd.pre_exec(move || plan.apply());
     }
-    let mut child = launch(cmd).map_err(|source| SandboxError::Spawn {
-        program: format!(
-            "{} (user/mount namespace, overlay, rlimits)",
-            spec.program.display()
-        ),
+    let program = format!(
+        "{} (user/mount namespace, overlay, rlimits)",
+        spec.program.display()
+    );
+    launch_piped(cmd, spec.stdin, program)
+}
+
+/// Starts `cmd` with its standard output and error on one non-blocking pipe (and its
+/// standard input on another when `stdin` is set); `program` names it in errors.
+pub(crate) fn launch_piped(mut cmd: Command, stdin: bool, program: String) -> Result<Sandbox> {
+    let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
+        action: "creating the output pipe",
         source,
     })?;
+    let writer2 = writer.try_clone().map_err(|source| SandboxError::Pipe {
+        action: "duplicating the output pipe",
+        source,
+    })?;
+    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(writer);
+    cmd.stderr(writer2);
+    let mut child = launch(cmd).map_err(|source| SandboxError::Spawn { program, source })?;
     sys::set_nonblocking(reader.as_raw_fd()).map_err(|source| SandboxError::Pipe {
         action: "setting the output pipe non-blocking",
         source,
@@ -543,7 +550,7 @@ type Job = (Command, mpsc::Sender<io::Result<Child>>);
 /// bubblewrap's `--die-with-parent` uses PR_SET_PDEATHSIG, which fires when the *thread* that
 /// forked the process exits; spawning from a thread that never exits keeps sandboxes alive
 /// when the caller's thread (for instance a tokio blocking worker) goes away.
-pub(crate) fn launch(cmd: Command) -> io::Result<Child> {
+fn launch(cmd: Command) -> io::Result<Child> {
     static LAUNCHER: OnceLock<Option<mpsc::Sender<Job>>> = OnceLock::new();
     let sender = LAUNCHER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
