@@ -41,6 +41,10 @@ EXTRA_PACKAGES=(
     libclang-dev # libclang.so, loaded by bindgen
     chromium     # headless browser driven over DevTools (web environment, site crawl)
     postgresql   # the scale-out store's tests start a throwaway cluster (initdb, pg_ctl)
+    podman       # the container backend (--sandbox podman); its tests import a local image
+    catatonit    # podman's --init: the container's pid 1 reaps orphans
+    runc         # podman's runtime on hosts with hybrid cgroups, where crun refuses to start
+    uidmap       # newuidmap/newgidmap for rootless podman
 )
 # ---------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 # The project's one test command (also what CI runs via .ci/run):
 #   1. system packages (scripts/setup.sh),
 #   2. pinned real-world test data (scripts/fetch-test-data.sh),
-#   3. the reference Python environment (scripts/python-env.sh, <repo>/.cache/py) and the
-#      Claude Code CLI (scripts/claude-code.sh, <repo>/.cache/claude-code),
+#   3. the reference Python environment (scripts/python-env.sh, <repo>/.cache/py), the
+#      Claude Code CLI (scripts/claude-code.sh, <repo>/.cache/claude-code) and the podman
+#      test image built from the host's packages (scripts/podman-test-image.sh),
 #   4. cargo test over the whole workspace,
 #   5. the build without the embedded llama.cpp teacher (cargo feature `local`; no cmake or
 #      clang needed): the CLI compiles, and `--teacher local` says how to get a build with it.
@@ -32,6 +33,7 @@ bash scripts/fetch-test-data.sh
 bash scripts/install-model.sh # the local teacher tests load the real model
 bash scripts/python-env.sh    # reference Python packages (openai client, tokenizers, pyarrow)
 bash scripts/claude-code.sh   # the Claude Code CLI, driven through `trajforge serve --tools trained`
+bash scripts/podman-test-image.sh >/dev/null # the `--sandbox podman` tests' image (cached)
 export TRAJFORGE_PYTHON="${TRAJFORGE_PYTHON_ENV:-$ROOT/.cache/py}/bin/python"
 
 cargo test --workspace --all-targets --locked "$@"

@@ -146,6 +146,7 @@ async fn one_run(
             setup: None,
             command_timeout: Duration::from_secs(60),
             work_dir: None,
+            backend: trajforge_sandbox::Backend::Bubblewrap,
         },
     }
     .load()

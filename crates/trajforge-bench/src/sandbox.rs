@@ -4,12 +4,13 @@
 //! round by round so machine load hits them alike: the sandbox before hardening (the host's
 //! whole /etc, no seccomp filter, no Landlock), each hardening alone, and the default (all
 //! three). Figures are medians; the overhead column is against the unhardened baseline
-//! measured in the same run.
+//! measured in the same run. With `--podman-image`, a sixth column runs the same commands
+//! in a podman container of that image (the container backend, `--sandbox podman`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use trajforge_sandbox::{Environment, EnvironmentOptions};
+use trajforge_sandbox::{Backend, Engine, Environment, EnvironmentOptions};
 
 /// Options of `trajforge-bench sandbox`.
 #[derive(Debug, clap::Args)]
@@ -20,15 +21,27 @@ pub(crate) struct SandboxArgs {
     /// Folder for the repository and workspaces; the sandbox user must be able to reach it.
     #[arg(long, default_value = "/var/tmp", value_name = "DIR")]
     work_root: PathBuf,
+    /// Also measure the container backend: podman with this local image (bash, git, python3).
+    #[arg(long, value_name = "IMAGE")]
+    podman_image: Option<String>,
 }
 
 /// One sandbox setting.
+#[derive(Clone)]
 struct Setting {
     name: &'static str,
     seccomp: bool,
     minimal_etc: bool,
     landlock: bool,
 }
+
+/// The container backend's column.
+const PODMAN: Setting = Setting {
+    name: "podman container",
+    seccomp: true,
+    minimal_etc: true,
+    landlock: false,
+};
 
 const SETTINGS: [Setting; 5] = [
     Setting {
@@ -88,18 +101,28 @@ pub(crate) fn run(args: SandboxArgs) -> Result<(), String> {
         crate::cores(),
         args.rounds
     );
+    let mut settings = SETTINGS.to_vec();
+    if args.podman_image.is_some() {
+        settings.push(PODMAN);
+    }
     let mut envs = Vec::new();
-    for (i, s) in SETTINGS.iter().enumerate() {
+    for (i, s) in settings.iter().enumerate() {
         let mut options = EnvironmentOptions::new(root.path().join(format!("env-{i}")));
         options.sandbox.seccomp = s.seccomp;
         options.sandbox.minimal_etc = s.minimal_etc;
         options.sandbox.landlock = s.landlock;
+        if let (Some(image), true) = (&args.podman_image, s.name == PODMAN.name) {
+            options.sandbox.backend = Backend::Container {
+                engine: Engine::Podman,
+                image: image.clone(),
+            };
+        }
         let env = Environment::prepare(&repo, None, &options)
             .map_err(|e| format!("prepare ({}): {e}", s.name))?;
         envs.push(env);
     }
     // times[setting][op]
-    let mut times = vec![vec![Vec::new(); OPS.len()]; SETTINGS.len()];
+    let mut times = vec![vec![Vec::new(); OPS.len()]; settings.len()];
     for _ in 0..args.rounds.max(1) {
         for (i, env) in envs.iter().enumerate() {
             let ws = env.create_workspace().map_err(|e| e.to_string())?;
@@ -124,14 +147,14 @@ pub(crate) fn run(args: SandboxArgs) -> Result<(), String> {
     }
     println!();
     print!("  {:<28}", "median ms");
-    for s in &SETTINGS {
+    for s in &settings {
         print!(" | {:>30}", s.name);
     }
     println!();
     for (op, name) in OPS.iter().enumerate() {
         print!("  {name:<28}");
         let base = median(&times[0][op]);
-        for (i, _) in SETTINGS.iter().enumerate() {
+        for (i, _) in settings.iter().enumerate() {
             let m = median(&times[i][op]);
             if i == 0 {
                 print!(" | {:>30}", format!("{:.2}", ms(m)));

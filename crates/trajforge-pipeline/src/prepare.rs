@@ -16,7 +16,7 @@ use trajforge_ingest::{Function, ScanOptions};
 
 use crate::decontaminate::{HeldOutPages, TouchedFunctions};
 use trajforge_menu::Menu;
-use trajforge_sandbox::{Environment, EnvironmentOptions};
+use trajforge_sandbox::{Backend, Environment, EnvironmentOptions};
 use trajforge_store::{Location, Store};
 
 use crate::code::CodeConfig;
@@ -108,6 +108,8 @@ pub struct SandboxSpec {
     pub command_timeout: Duration,
     /// Where snapshots and workspaces live (default: [`default_work_dir`]).
     pub work_dir: Option<PathBuf>,
+    /// What commands run in: bubblewrap (default) or a container image.
+    pub backend: Backend,
 }
 
 impl SandboxSpec {
@@ -119,6 +121,7 @@ impl SandboxSpec {
         let work_dir = self.work_dir(repo);
         let mut options = EnvironmentOptions::new(&work_dir);
         options.sandbox.limits.timeout = self.timeout();
+        options.sandbox.backend = self.backend.clone();
         let environment = workdir::prepare(
             &work_dir,
             repo,
@@ -144,11 +147,21 @@ impl SandboxSpec {
         Ok(environment)
     }
 
-    /// Where snapshots and workspaces of `repo` live: `--work-dir`, else [`default_work_dir`].
+    /// Where snapshots and workspaces of `repo` live: `--work-dir`, else [`default_work_dir`];
+    /// a container image's snapshots in a folder of their own (its set-up ran in that image).
     pub fn work_dir(&self, repo: &Path) -> PathBuf {
-        self.work_dir
+        let dir = self
+            .work_dir
             .clone()
-            .unwrap_or_else(|| default_work_dir(repo))
+            .unwrap_or_else(|| default_work_dir(repo));
+        match &self.backend {
+            Backend::Bubblewrap => dir,
+            Backend::Container { engine, image } => dir.join(format!(
+                "{}-{:016x}",
+                engine.program(),
+                trajforge_hash::fnv1a64(image.as_bytes())
+            )),
+        }
     }
 
     /// A fresh workspace of `environment` as the agent's environment, with this spec's

@@ -178,6 +178,7 @@ impl WorkerRun {
             setup: self.inputs.setup.clone(),
             command_timeout: Duration::from_millis(self.inputs.command_timeout_ms),
             work_dir: self.spec.work_dir.clone(),
+            backend: trajforge_sandbox::Backend::Bubblewrap,
         };
         let environment = sandbox.prepare(&self.repo)?;
         let pricing = stored_pricing(&self.store)?;

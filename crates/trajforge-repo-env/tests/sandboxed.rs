@@ -1,5 +1,6 @@
 //! The repository environment over a real sandbox session: the three tools, driven through
-//! the agent's `Environment` interface, and the patch it hands back. Needs bubblewrap.
+//! the agent's `Environment` interface, and the patch it hands back, in each sandbox backend:
+//! bubblewrap (needed) and a podman container of the locally built test image.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -11,7 +12,7 @@ use serde_json::json;
 use trajforge_agent::{Environment, Observation};
 use trajforge_repo_env::RepoEnvironment;
 use trajforge_repo_env::repo::{BASH, EDITOR, SUBMIT};
-use trajforge_sandbox::EnvironmentOptions;
+use trajforge_sandbox::{Backend, Engine, EnvironmentOptions};
 use trajforge_teacher::ToolCall;
 
 /// A committed one-file repository under a folder the sandbox uid can traverse.
@@ -55,6 +56,19 @@ async fn bash_editor_and_submit_work_in_the_sandbox_and_the_patch_comes_back() {
             .any(|p| Path::new(p).is_file()),
         "bubblewrap not installed: run scripts/setup.sh"
     );
+    tools_and_patch(Backend::Bubblewrap).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bash_editor_and_submit_work_in_a_podman_container_and_the_patch_comes_back() {
+    if let Some(image) = trajforge_testkit::podman_image() {
+        let engine = Engine::Podman;
+        tools_and_patch(Backend::Container { engine, image }).await;
+    }
+}
+
+/// The three tools and the patch through `backend`.
+async fn tools_and_patch(backend: Backend) {
     let tmp = tempfile::Builder::new()
         .prefix("tf-repo-env-test")
         .tempdir()
@@ -63,6 +77,7 @@ async fn bash_editor_and_submit_work_in_the_sandbox_and_the_patch_comes_back() {
     let repo = one_file_repo(tmp.path());
     let mut options = EnvironmentOptions::new(tmp.path().join("env"));
     options.commit = Some("HEAD".into());
+    options.sandbox.backend = backend;
     let prepared = trajforge_sandbox::Environment::prepare(&repo, None, &options).expect("prepare");
     let session = prepared
         .create_workspace()

@@ -42,10 +42,48 @@ impl Default for Limits {
 /// Uid and gid the sandbox runs as on the host when the caller is root.
 pub const DEFAULT_SANDBOX_UID: u32 = 65534;
 
+/// A container engine whose command-line interface runs sandboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Podman (rootless or as root), tested.
+    Podman,
+    /// Docker's CLI against a running engine; same code path, untested here.
+    Docker,
+}
+
+impl Engine {
+    /// The program name of the engine's command-line interface.
+    pub fn program(self) -> &'static str {
+        match self {
+            Engine::Podman => "podman",
+            Engine::Docker => "docker",
+        }
+    }
+}
+
+/// What sandboxed commands run in.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Backend {
+    /// bubblewrap over the host's system directories (the default).
+    #[default]
+    Bubblewrap,
+    /// A container of `image` (which brings bash, git and coreutils) started by `engine`.
+    Container {
+        /// podman or docker.
+        engine: Engine,
+        /// The image, already present locally (it is never pulled).
+        image: String,
+    },
+}
+
 /// How sandboxes are built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SandboxConfig {
+    /// bubblewrap (default) or a container engine and image.
+    pub backend: Backend,
     /// Path of the bubblewrap binary; `None` searches /usr/bin, /usr/local/bin and `PATH`.
     pub bwrap: Option<PathBuf>,
     /// Limits for episode commands.
@@ -78,6 +116,7 @@ pub struct SandboxConfig {
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
+            backend: Backend::Bubblewrap,
             bwrap: None,
             limits: Limits::default(),
             workspace_dir: PathBuf::from("/workspace"),

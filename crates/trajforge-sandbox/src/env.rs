@@ -80,8 +80,8 @@ pub(crate) struct EnvInner {
     pub commit: String,
     /// Sandbox settings for episodes.
     pub config: SandboxConfig,
-    /// bubblewrap binary.
-    pub bwrap: PathBuf,
+    /// The sandbox program: bubblewrap, or the container engine's command-line interface.
+    pub program: PathBuf,
     /// Counter for workspace names.
     next_id: AtomicU64,
     /// Output of the set-up command, when it ran in this call.
@@ -99,7 +99,7 @@ impl Environment {
         setup_cmd: Option<&str>,
         options: &EnvironmentOptions,
     ) -> Result<Self> {
-        let bwrap = spawn::find_bwrap(&options.sandbox)?;
+        let program = spawn::find_program(&options.sandbox)?;
         let repo = fs::canonicalize(repo).map_err(SandboxError::io("resolve repository", repo))?;
         let rev = options.commit.as_deref().unwrap_or("HEAD");
         let commit = git(
@@ -135,7 +135,7 @@ impl Environment {
         };
         if base.is_dir() && read_meta(&meta_path)?.is_some_and(|m| m == wanted) {
             return Ok(Self::assemble(
-                root, base, episodes, commit, options, bwrap, None, true,
+                root, base, episodes, commit, options, program, None, true,
             ));
         }
         let _ = fs::remove_file(&meta_path);
@@ -151,7 +151,7 @@ impl Environment {
             Some(cmd) => {
                 let spec = spawn::Spec {
                     config: &options.sandbox,
-                    bwrap: &bwrap,
+                    program: &program,
                     limits: &options.setup_limits,
                     root: Root::Bind(base.clone()),
                     network: true,
@@ -172,7 +172,7 @@ impl Environment {
             }
             None => None,
         };
-        finalize_base(&options.sandbox, &bwrap, &base, setup_cmd.is_some())?;
+        finalize_base(&options.sandbox, &program, &base, setup_cmd.is_some())?;
         fs::create_dir_all(&episodes).map_err(SandboxError::io("create", &episodes))?;
         let meta =
             serde_json::to_string_pretty(&wanted).map_err(|source| SandboxError::Metadata {
@@ -186,7 +186,7 @@ impl Environment {
             episodes,
             commit,
             options,
-            bwrap,
+            program,
             setup_output,
             false,
         ))
@@ -194,7 +194,7 @@ impl Environment {
 
     /// Opens an environment prepared earlier in `work_dir`.
     pub fn open(work_dir: &Path, sandbox: SandboxConfig) -> Result<Self> {
-        let bwrap = spawn::find_bwrap(&sandbox)?;
+        let program = spawn::find_program(&sandbox)?;
         let root = fs::canonicalize(work_dir)
             .map_err(SandboxError::io("resolve work directory", work_dir))?;
         let meta_path = root.join(META_FILE);
@@ -216,7 +216,7 @@ impl Environment {
             episodes,
             meta.commit,
             &options,
-            bwrap,
+            program,
             None,
             true,
         ))
@@ -230,7 +230,7 @@ impl Environment {
         episodes: PathBuf,
         commit: String,
         options: &EnvironmentOptions,
-        bwrap: PathBuf,
+        program: PathBuf,
         setup_output: Option<CommandOutput>,
         reused: bool,
     ) -> Self {
@@ -241,7 +241,7 @@ impl Environment {
                 episodes,
                 commit,
                 config: options.sandbox.clone(),
-                bwrap,
+                program,
                 next_id: AtomicU64::new(0),
                 setup_output,
                 reused,
@@ -379,7 +379,7 @@ fn snapshot(repo: &Path, commit: &str, base: &Path) -> Result<()> {
 /// set-up changes to tracked files, and refresh the index so episodes need not rehash files.
 fn finalize_base(
     config: &SandboxConfig,
-    bwrap: &Path,
+    program: &Path,
     base: &Path,
     after_setup: bool,
 ) -> Result<()> {
@@ -411,7 +411,7 @@ exit 0
     };
     let spec = spawn::Spec {
         config,
-        bwrap,
+        program,
         limits: &limits,
         root: Root::Bind(base.to_owned()),
         network: false,

@@ -12,6 +12,28 @@ pub enum SandboxError {
         /// Where we looked.
         looked: String,
     },
+    /// The container engine's command-line interface could not be found.
+    #[error(
+        "container engine `{program}` not installed: install it (Debian: `apt-get install podman`, \
+         as scripts/setup.sh does) or use the default sandbox"
+    )]
+    EngineMissing {
+        /// `podman` or `docker`.
+        program: &'static str,
+    },
+    /// The container image is not present locally (it is never pulled).
+    #[error(
+        "container image `{image}` not found by {program}: images are never pulled; build, load \
+         or pull it first (`{program} images` lists what is there){detail}"
+    )]
+    ImageMissing {
+        /// The image as given.
+        image: String,
+        /// `podman` or `docker`.
+        program: &'static str,
+        /// What the engine said, if anything.
+        detail: String,
+    },
     /// A file-system operation failed.
     #[error("cannot {action} {path}: {source}")]
     Io {

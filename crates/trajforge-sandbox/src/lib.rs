@@ -34,6 +34,7 @@
 
 mod b64;
 mod config;
+mod container;
 mod env;
 mod error;
 mod etc;
@@ -47,7 +48,7 @@ mod spawn;
 mod sys;
 mod workspace;
 
-pub use config::{DEFAULT_SANDBOX_UID, Limits, SandboxConfig};
+pub use config::{Backend, DEFAULT_SANDBOX_UID, Engine, Limits, SandboxConfig};
 pub use env::{Environment, EnvironmentOptions};
 pub use error::{Result, SandboxError};
 pub use output::CommandOutput;

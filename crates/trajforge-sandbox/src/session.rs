@@ -47,6 +47,8 @@ struct Shell {
     keep: Vec<u32>,
     /// Host pid of bash.
     shell_pid: Option<u32>,
+    /// Pid of bash in its own pid namespace (the one a container `exec` sees).
+    ns_pid: u32,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -105,7 +107,7 @@ impl Session {
             .filter(|out| out.exit_code == Some(0) && !out.shell_restarted)
             .map(|out| out.output.trim_end_matches('\n').to_owned());
         if let Some(mut shell) = self.shell.take() {
-            spawn::kill_sandbox(&mut shell.sandbox.child);
+            spawn::kill_sandbox(&mut shell.sandbox);
         }
         let patch = workspace::diff_unlocked(&self.ws);
         self.shell = Some(self.spawn_shell()?);
@@ -159,7 +161,7 @@ impl Session {
     /// Replaces the shell with a fresh one (working directory and variables are reset).
     pub fn restart(&mut self) -> Result<()> {
         if let Some(mut shell) = self.shell.take() {
-            spawn::kill_sandbox(&mut shell.sandbox.child);
+            spawn::kill_sandbox(&mut shell.sandbox);
         }
         self.restarts += 1;
         self.shell = Some(self.spawn_shell()?);
@@ -205,7 +207,7 @@ impl Session {
                 let status = self
                     .shell
                     .take()
-                    .and_then(|mut s| spawn::kill_sandbox(&mut s.sandbox.child));
+                    .and_then(|mut s| spawn::kill_sandbox(&mut s.sandbox));
                 self.restart()?;
                 restarted = true;
                 status.and_then(spawn::exit_code)
@@ -267,14 +269,37 @@ impl Session {
         let Some(shell) = &self.shell else {
             return Ok(false);
         };
+        if let Some(container) = shell.sandbox.container.clone() {
+            // Only the engine reaches a container's processes: each round is one `exec`.
+            let ns_pid = shell.ns_pid;
+            return self.interrupt_rounds(scanner, capture, |first| {
+                container.interrupt(ns_pid, first);
+            });
+        }
         let root = shell.sandbox.child.id();
         let keep = shell.keep.clone();
-        if let Some(pid) = shell.shell_pid {
-            crate::sys::kill(pid, libc::SIGUSR1);
-        }
-        let grace = Instant::now() + INTERRUPT_GRACE;
-        while Instant::now() < grace {
+        let shell_pid = shell.shell_pid;
+        self.interrupt_rounds(scanner, capture, |first| {
+            if let (Some(pid), true) = (shell_pid, first) {
+                crate::sys::kill(pid, libc::SIGUSR1);
+            }
             proctree::kill_descendants_except(root, &keep);
+        })
+    }
+
+    /// Runs `round` (told whether it is the first) until the end marker arrives, the shell
+    /// is gone, or the grace period ends; whether the marker came.
+    fn interrupt_rounds(
+        &mut self,
+        scanner: &mut MarkerScanner,
+        capture: &mut Capture,
+        mut round: impl FnMut(bool),
+    ) -> Result<bool> {
+        let grace = Instant::now() + INTERRUPT_GRACE;
+        let mut first = true;
+        while Instant::now() < grace {
+            round(first);
+            first = false;
             let step = (Instant::now() + Duration::from_millis(50)).min(grace);
             match self.read_marker(scanner, capture, step)? {
                 (ReadEnd::Done, _) => return Ok(true),
@@ -306,7 +331,7 @@ impl Session {
         let env = &self.ws.env;
         let spec = spawn::Spec {
             config: &env.config,
-            bwrap: &env.bwrap,
+            program: &env.program,
             limits: &env.config.limits,
             root: self.ws.root(),
             network: false,
@@ -319,6 +344,7 @@ impl Session {
             sandbox,
             keep: Vec::new(),
             shell_pid: None,
+            ns_pid: 0,
         };
         let kill_rest = if env.config.keep_background {
             ""
@@ -360,7 +386,7 @@ impl Session {
             ns_pid.filter(|_| matches!(end, ReadEnd::Done) && matches!(sent, Some(Ok(()))))
         else {
             scanner.flush(&mut capture);
-            let status = spawn::kill_sandbox(&mut shell.sandbox.child);
+            let status = spawn::kill_sandbox(&mut shell.sandbox);
             let mut rest = String::new();
             let _ = shell.sandbox.out.read_to_string(&mut rest);
             return Err(SandboxError::ShellStart {
@@ -371,6 +397,10 @@ impl Session {
                 ),
             });
         };
+        shell.ns_pid = ns_pid;
+        if shell.sandbox.container.is_some() {
+            return Ok(shell);
+        }
         let outer = shell.sandbox.child.id();
         shell.keep.push(outer);
         for pid in proctree::descendants(outer) {
@@ -390,7 +420,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(mut shell) = self.shell.take() {
-            spawn::kill_sandbox(&mut shell.sandbox.child);
+            spawn::kill_sandbox(&mut shell.sandbox);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::config::{Limits, SandboxConfig, base_env};
+use crate::config::{Backend, Limits, SandboxConfig, base_env};
 use crate::error::{Result, SandboxError};
 use crate::proctree;
 use crate::sys::{self, NsPlan, Rlimits};
@@ -40,8 +40,8 @@ pub(crate) enum Root {
 pub(crate) struct Spec<'a> {
     /// Sandbox settings.
     pub config: &'a SandboxConfig,
-    /// The bubblewrap binary.
-    pub bwrap: &'a Path,
+    /// The sandbox program: bubblewrap, or the container engine's command-line interface.
+    pub program: &'a Path,
     /// Limits for this sandbox.
     pub limits: &'a Limits,
     /// The workspace.
@@ -69,8 +69,10 @@ pub(crate) fn bash(script: Option<String>) -> Vec<String> {
 
 /// A started sandbox: the bubblewrap process and our ends of its pipes.
 pub(crate) struct Sandbox {
-    /// The outer bubblewrap process.
+    /// The outer bubblewrap process (for a container, the engine's attached `run` client).
     pub child: Child,
+    /// The container, when the backend is a container engine.
+    pub container: Option<crate::container::Container>,
     /// Its standard input, when requested.
     pub stdin: Option<ChildStdin>,
     /// Standard output and error, merged, non-blocking.
@@ -140,8 +142,20 @@ const MASKED_FILES: &[&str] = &[
 /// Directories hidden behind an empty read-only tmpfs.
 const MASKED_DIRS: &[&str] = &["/etc/ssh", "/etc/ssl/private", "/etc/sudoers.d"];
 
+/// Finds the sandbox program of the configured backend.
+pub(crate) fn find_program(config: &SandboxConfig) -> Result<PathBuf> {
+    match &config.backend {
+        Backend::Bubblewrap => find_bwrap(config),
+        Backend::Container { engine, image } => {
+            let program = crate::container::find_engine(*engine)?;
+            crate::container::check_image(&program, *engine, image)?;
+            Ok(program)
+        }
+    }
+}
+
 /// Finds the bubblewrap binary.
-pub(crate) fn find_bwrap(config: &SandboxConfig) -> Result<PathBuf> {
+fn find_bwrap(config: &SandboxConfig) -> Result<PathBuf> {
     if let Some(path) = &config.bwrap {
         if path.is_file() {
             return Ok(path.clone());
@@ -175,7 +189,7 @@ pub(crate) fn host_identity(config: &SandboxConfig) -> (u32, u32, bool) {
 }
 
 /// A path as a C string, refusing characters overlayfs options cannot carry.
-fn overlay_path(path: &Path) -> Result<String> {
+pub(crate) fn overlay_path(path: &Path) -> Result<String> {
     let text = path.to_str().ok_or_else(|| SandboxError::UnsupportedPath {
         path: path.to_owned(),
     })?;
@@ -362,6 +376,9 @@ fn bwrap_args(
 
 /// Starts the sandbox described by `spec`.
 pub(crate) fn start(spec: &Spec<'_>) -> Result<Sandbox> {
+    if let Backend::Container { engine, image } = &spec.config.backend {
+        return crate::container::start(spec, *engine, image);
+    }
     // `volatile` (Linux 5.10+) skips the sync of the whole upper file system each time a
     // sandbox's overlay goes away, which costs seconds under I/O load. Workspaces are
     // disposable, so durability across a host crash does not matter.
@@ -378,6 +395,19 @@ pub(crate) fn start(spec: &Spec<'_>) -> Result<Sandbox> {
     }
 }
 
+/// Empties an overlay's scratch directory (owned by the sandbox uid when we are root).
+pub(crate) fn reset_work_dir(work: &Path, config: &SandboxConfig) -> Result<()> {
+    let (uid, gid, drop_root) = host_identity(config);
+    crate::workspace::remove_tree(work)
+        .map_err(SandboxError::io("reset overlay work directory", work))?;
+    std::fs::create_dir(work).map_err(SandboxError::io("create", work))?;
+    if drop_root {
+        std::os::unix::fs::lchown(work, Some(uid), Some(gid))
+            .map_err(SandboxError::io("chown", work))?;
+    }
+    Ok(())
+}
+
 /// Starts the sandbox, with or without a volatile overlay.
 fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     let (uid, gid, drop_root) = host_identity(spec.config);
@@ -385,13 +415,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         // A volatile overlay leaves `work/work/incompat/volatile` behind and refuses to mount
         // again while it exists; the work directory holds nothing else of value between
         // mounts, so start from an empty one.
-        crate::workspace::remove_tree(work)
-            .map_err(SandboxError::io("reset overlay work directory", work))?;
-        std::fs::create_dir(work).map_err(SandboxError::io("create", work))?;
-        if drop_root {
-            std::os::unix::fs::lchown(work, Some(uid), Some(gid))
-                .map_err(SandboxError::io("chown", work))?;
-        }
+        reset_work_dir(work, spec.config)?;
     }
     let (bind_source, overlay) = match &spec.root {
         Root::Bind(dir) => (dir.clone(), None),
@@ -470,15 +494,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
         [seccomp_fd, Some(args_file.as_raw_fd())],
     );
 
-    let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
-        action: "creating the output pipe",
-        source,
-    })?;
-    let writer2 = writer.try_clone().map_err(|source| SandboxError::Pipe {
-        action: "duplicating the output pipe",
-        source,
-    })?;
-    let mut cmd = Command::new(spec.bwrap);
+    let mut cmd = Command::new(spec.program);
     // bubblewrap takes the command itself from its real argument list only.
     cmd.arg("--args").arg(args_file.as_raw_fd().to_string());
     cmd.arg("--").args(&argv);
@@ -491,13 +507,6 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     cmd.current_dir("/");
-    cmd.stdin(if spec.stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    cmd.stdout(writer);
-    cmd.stderr(writer2);
     if drop_root {
         cmd.uid(uid).gid(gid);
     }
@@ -506,13 +515,28 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     unsafe {
         cmd.pre_exec(move || plan.apply());
     }
-    let mut child = launch(cmd).map_err(|source| SandboxError::Spawn {
-        program: format!(
-            "{} (user/mount namespace, overlay, rlimits)",
-            spec.bwrap.display()
-        ),
+    let program = format!(
+        "{} (user/mount namespace, overlay, rlimits)",
+        spec.program.display()
+    );
+    launch_piped(cmd, spec.stdin, program)
+}
+
+/// Starts `cmd` with its standard output and error on one non-blocking pipe (and its
+/// standard input on another when `stdin` is set); `program` names it in errors.
+pub(crate) fn launch_piped(mut cmd: Command, stdin: bool, program: String) -> Result<Sandbox> {
+    let (reader, writer) = io::pipe().map_err(|source| SandboxError::Pipe {
+        action: "creating the output pipe",
         source,
     })?;
+    let writer2 = writer.try_clone().map_err(|source| SandboxError::Pipe {
+        action: "duplicating the output pipe",
+        source,
+    })?;
+    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(writer);
+    cmd.stderr(writer2);
+    let mut child = launch(cmd).map_err(|source| SandboxError::Spawn { program, source })?;
     sys::set_nonblocking(reader.as_raw_fd()).map_err(|source| SandboxError::Pipe {
         action: "setting the output pipe non-blocking",
         source,
@@ -520,6 +544,7 @@ fn start_once(spec: &Spec<'_>, volatile: bool) -> Result<Sandbox> {
     let stdin = child.stdin.take();
     Ok(Sandbox {
         child,
+        container: None,
         stdin,
         out: reader,
     })
@@ -633,8 +658,12 @@ pub(crate) fn read_until(
     }
 }
 
-/// Kills the whole sandbox (bubblewrap and everything below it) and reaps it.
-pub(crate) fn kill_sandbox(child: &mut Child) -> Option<ExitStatus> {
+/// Kills the whole sandbox (bubblewrap and everything below it, or the container) and reaps it.
+pub(crate) fn kill_sandbox(sandbox: &mut Sandbox) -> Option<ExitStatus> {
+    if let Some(container) = &sandbox.container {
+        return container.kill(&mut sandbox.child);
+    }
+    let child = &mut sandbox.child;
     let root = child.id();
     let below = proctree::descendants(root);
     // Kill the sandbox's processes first (the pid namespace dies with its init) so the outer

@@ -30,6 +30,17 @@ pub(crate) fn getegid() -> u32 {
     unsafe { libc::getegid() }
 }
 
+/// The hard limit of `resource` for this process, `None` when unlimited (or unreadable).
+pub(crate) fn hard_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of the call.
+    let ret = unsafe { libc::getrlimit(resource, &mut lim) };
+    (ret == 0 && lim.rlim_max != libc::RLIM_INFINITY).then_some(lim.rlim_max)
+}
+
 /// Puts a file descriptor in non-blocking mode.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFL on a descriptor we own; no memory is passed.

@@ -166,7 +166,7 @@ impl Workspace {
         let limits = &env.config.limits;
         let spec = spawn::Spec {
             config: &env.config,
-            bwrap: &env.bwrap,
+            program: &env.program,
             limits,
             root: self.inner.root(),
             network: false,
@@ -195,7 +195,7 @@ pub(crate) fn diff_unlocked(ws: &WsInner) -> Result<String> {
     let script = diff_script(&env.config.workspace_dir);
     let spec = spawn::Spec {
         config: &env.config,
-        bwrap: &env.bwrap,
+        program: &env.program,
         limits: &limits,
         root: ws.root(),
         network: false,
@@ -242,7 +242,7 @@ pub(crate) fn run_oneshot(spec: &spawn::Spec<'_>, timeout: Duration) -> Result<C
     let status = match end {
         ReadEnd::Deadline => {
             timed_out = true;
-            let status = spawn::kill_sandbox(&mut sandbox.child);
+            let status = spawn::kill_sandbox(&mut sandbox);
             // Collect what is still buffered in the pipe.
             let _ = spawn::read_until(
                 &mut sandbox.out,

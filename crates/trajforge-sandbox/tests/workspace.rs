@@ -435,3 +435,35 @@ fn root_callers_get_a_clear_error_for_private_work_directories() {
         "{err}"
     );
 }
+
+// The skip note goes to the test's output, where a reader of the test run looks for it.
+#[allow(clippy::print_stderr)]
+#[test]
+fn a_container_image_that_is_not_there_is_a_clear_error_not_a_pull() {
+    let podman = ["/usr/bin/podman", "/usr/local/bin/podman"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    if !podman {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI: podman not installed; run scripts/setup.sh"
+        );
+        eprintln!("skipping: podman is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let tmp = open_tempdir();
+    let repo = small_repo(tmp.path());
+    let mut options = test_options(tmp.path().join("env"));
+    options.sandbox.backend = trajforge_sandbox::Backend::Container {
+        engine: trajforge_sandbox::Engine::Podman,
+        image: "localhost/trajforge-no-such-image:0".into(),
+    };
+    let err = Environment::prepare(&repo, None, &options).expect_err("no such image");
+    let text = err.to_string();
+    assert!(
+        matches!(err, trajforge_sandbox::SandboxError::ImageMissing { .. })
+            && text.contains("localhost/trajforge-no-such-image:0")
+            && text.contains("never pulled"),
+        "{text}"
+    );
+}

@@ -15,6 +15,7 @@
 //!   [`git`]: run git and return its output or its stderr as the error.
 //! - [`postgres::cluster`]: a throwaway PostgreSQL cluster per test process, a fresh
 //!   database per test.
+//! - [`podman_image`]: the locally built image of the `--sandbox podman` tests.
 
 pub mod code;
 pub mod fuzz;
@@ -60,4 +61,41 @@ pub fn reference_python(modules: &str) -> Option<PathBuf> {
         py.display()
     );
     None
+}
+
+/// The image of the `--sandbox podman` tests, built (once, cached by content) by
+/// scripts/podman-test-image.sh from this host's own Debian packages. Without podman it
+/// skips the calling test with a note outside CI, and fails it under CI (`CI=true`), where
+/// the container backend must be tested.
+// The skip note goes to the test's output, where a reader of the test run looks for it.
+#[allow(clippy::print_stderr)]
+pub fn podman_image() -> Option<String> {
+    static IMAGE: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("podman").is_file()));
+    if !found && !ci {
+        eprintln!("skipping: podman is not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    let image = IMAGE.get_or_init(|| {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/podman-test-image.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    match image {
+        Ok(image) => Some(image.clone()),
+        Err(e) => panic!("the podman test image: {e}"),
+    }
 }

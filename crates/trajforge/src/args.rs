@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use trajforge_pipeline::prepare::{Budget, RunBasics, SandboxSpec};
 use trajforge_pipeline::teacher::TeacherSpec;
+use trajforge_sandbox::{Backend, Engine};
 use trajforge_store::Location;
 use trajforge_teacher::{Sampling, ToolMode};
 
@@ -249,8 +250,31 @@ pub struct SandboxArgs {
     /// Base commit (any revision) of the workspaces.
     #[arg(long, default_value = "HEAD", value_name = "REV")]
     pub commit: String,
+    /// What episode commands run in: bubblewrap over the host's system (default), or a
+    /// container of `--image` started by podman (or docker's CLI, untested).
+    #[arg(long, value_enum, default_value_t = SandboxKind::Bwrap)]
+    pub sandbox: SandboxKind,
+    /// The container image of `--sandbox podman|docker`: present locally (never pulled), with
+    /// bash, git and coreutils (and what the repository's tests need).
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        required_if_eq_any = [("sandbox", "podman"), ("sandbox", "docker")]
+    )]
+    pub image: Option<String>,
     #[command(flatten)]
     pub env: EnvArgs,
+}
+
+/// The sandbox backends of `--sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    /// Rootless bubblewrap (the default).
+    Bwrap,
+    /// A podman container of `--image`.
+    Podman,
+    /// A docker container of `--image` (same code as podman, untested).
+    Docker,
 }
 
 impl SandboxArgs {
@@ -261,6 +285,18 @@ impl SandboxArgs {
             setup: self.env.setup.clone(),
             command_timeout: self.env.command_timeout(),
             work_dir: self.env.work_dir.clone(),
+            backend: match (self.sandbox, &self.image) {
+                (SandboxKind::Podman, Some(image)) => Backend::Container {
+                    engine: Engine::Podman,
+                    image: image.clone(),
+                },
+                (SandboxKind::Docker, Some(image)) => Backend::Container {
+                    engine: Engine::Docker,
+                    image: image.clone(),
+                },
+                // clap requires --image with podman and docker.
+                _ => Backend::Bubblewrap,
+            },
         }
     }
 }

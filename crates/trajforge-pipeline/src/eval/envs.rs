@@ -60,6 +60,7 @@ impl TaskEnvs {
             setup: setup.map(str::to_string),
             command_timeout: self.command_timeout,
             work_dir: Some(self.work_dir.clone()),
+            backend: trajforge_sandbox::Backend::Bubblewrap,
         };
         let repo = self.repo.clone();
         let (command_timeout, test_timeout) = (self.command_timeout, self.test_timeout);

@@ -199,6 +199,7 @@ pub async fn validate(
         setup: spec.setup.clone(),
         command_timeout: spec.command_timeout,
         work_dir: Some(spec.work_dir()),
+        backend: trajforge_sandbox::Backend::Bubblewrap,
     };
     let repo = spec.repo.clone();
     let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&repo))

@@ -1,5 +1,6 @@
 //! `trajforge run`: real episodes in the sandbox on a real repository, against the scripted
-//! fake teacher, through the real binary.
+//! fake teacher, through the real binary. The episode tests run once per sandbox backend
+//! (`run::bwrap::*`, `run::podman::*`, see [`episode_tests`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -81,8 +82,59 @@ fn episode_scene() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     (dir, repo, work, out)
 }
 
-fn run_args(server: &FakeServer, repo: &Path, work: &Path, out: &Path) -> Vec<String> {
-    [
+/// The sandbox an episode test runs in.
+#[derive(Debug, Clone)]
+pub enum Sandbox {
+    /// bubblewrap, the default.
+    Bwrap,
+    /// A podman container of this image.
+    Podman(String),
+}
+
+/// Generates each listed `async fn NAME(sandbox: Sandbox)` as a test per backend:
+/// `bwrap::NAME` with the default sandbox and `podman::NAME` in a container of the locally
+/// built test image (skipped with a note where podman is absent, unless `CI=true`).
+macro_rules! episode_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The episode tests with bubblewrap.
+        mod bwrap {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Sandbox::Bwrap).await;
+                }
+            )*
+        }
+        /// The same episode tests in podman containers.
+        mod podman {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(image) = trajforge_testkit::podman_image() {
+                        super::$name(super::Sandbox::Podman(image)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+episode_tests!(
+    a_real_episode_edits_runs_and_submits,
+    a_command_cannot_touch_the_host_outside_the_workspace,
+    two_runs_on_one_repository_at_other_commits_keep_both_patches,
+    observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_stuck,
+    the_projects_tests_run_and_a_hung_command_is_interrupted,
+);
+
+fn run_args(
+    server: &FakeServer,
+    repo: &Path,
+    work: &Path,
+    out: &Path,
+    sandbox: &Sandbox,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
         "run",
         "--repo",
         &repo.display().to_string(),
@@ -101,11 +153,14 @@ fn run_args(server: &FakeServer, repo: &Path, work: &Path, out: &Path) -> Vec<St
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if let Sandbox::Podman(image) = sandbox {
+        args.extend(["--sandbox", "podman", "--image", image].map(String::from));
+    }
+    args
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_episode_edits_runs_and_submits() {
+async fn a_real_episode_edits_runs_and_submits(sandbox: Sandbox) {
     let (_dir, repo, work, out) = episode_scene();
     let script = Script::sequence(vec![
         Step::Reply(
@@ -138,7 +193,7 @@ async fn a_real_episode_edits_runs_and_submits() {
     ]);
     let server = FakeServer::start(script).await;
     let output = trajforge_async(
-        run_args(&server, &repo, &work, &out),
+        run_args(&server, &repo, &work, &out, &sandbox),
         vec![("TRAJFORGE_API_KEY", "sk-very-secret-123")],
     )
     .await;
@@ -211,8 +266,7 @@ async fn a_real_episode_edits_runs_and_submits() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_cannot_touch_the_host_outside_the_workspace() {
+async fn a_command_cannot_touch_the_host_outside_the_workspace(sandbox: Sandbox) {
     let (dir, repo, work, out) = episode_scene();
     let marker = dir.path().join("host-marker.txt");
     std::fs::write(&marker, "host secret").expect("marker");
@@ -227,7 +281,7 @@ async fn a_command_cannot_touch_the_host_outside_the_workspace() {
         Step::tool_call("submit", json!({})),
     ]);
     let server = FakeServer::start(script).await;
-    let output = trajforge_async(run_args(&server, &repo, &work, &out), vec![]).await;
+    let output = trajforge_async(run_args(&server, &repo, &work, &out, &sandbox), vec![]).await;
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -256,7 +310,11 @@ async fn malformed_calls_end_the_episode_with_exit_3() {
     let (_dir, repo, work, out) = episode_scene();
     let bad = || Step::Reply(Reply::new().raw_tool_call("bash", "{\"command\": "));
     let server = FakeServer::start(Script::sequence(vec![bad(), bad(), bad()])).await;
-    let output = trajforge_async(run_args(&server, &repo, &work, &out), vec![]).await;
+    let output = trajforge_async(
+        run_args(&server, &repo, &work, &out, &Sandbox::Bwrap),
+        vec![],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("malformed calls after 3 steps"), "{stderr}");
@@ -319,8 +377,7 @@ fn slow_episode(file: &str) -> Script {
     ])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_runs_on_one_repository_at_other_commits_keep_both_patches() {
+async fn two_runs_on_one_repository_at_other_commits_keep_both_patches(sandbox: Sandbox) {
     let (dir, repo, work, _) = episode_scene();
     run_ok(
         Command::new("git")
@@ -334,7 +391,7 @@ async fn two_runs_on_one_repository_at_other_commits_keep_both_patches() {
         FakeServer::start(slow_episode("second.txt")).await,
     );
     let args = |server: &FakeServer, commit: &str, out: &str| {
-        let mut args = run_args(server, &repo, &work, &dir.path().join(out));
+        let mut args = run_args(server, &repo, &work, &dir.path().join(out), &sandbox);
         args.extend(["--commit".to_string(), commit.to_string()]);
         args
     };
@@ -375,8 +432,9 @@ async fn two_runs_on_one_repository_at_other_commits_keep_both_patches() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_stuck() {
+async fn observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_stuck(
+    sandbox: Sandbox,
+) {
     let (_dir, repo, work, out) = episode_scene();
     let noisy = || {
         Step::tool_call(
@@ -385,7 +443,7 @@ async fn observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_st
         )
     };
     let server = FakeServer::start(Script::sequence((0..6).map(|_| noisy()).collect())).await;
-    let mut args = run_args(&server, &repo, &work, &out);
+    let mut args = run_args(&server, &repo, &work, &out, &sandbox);
     args.extend(["--max-repeats".to_string(), "3".to_string()]);
     let output = trajforge_async(args, vec![]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -409,4 +467,54 @@ async fn observations_reach_the_terminal_escaped_and_a_repeating_episode_ends_st
         .as_str()
         .expect("text");
     assert!(text.contains("\x1b]0;pwned\x07"), "{text:?}");
+}
+
+/// The repository's own test suite runs in the sandbox, and a command past its time limit is
+/// interrupted without losing the shell (its directory and variables hold).
+async fn the_projects_tests_run_and_a_hung_command_is_interrupted(sandbox: Sandbox) {
+    let (_dir, repo, work, out) = episode_scene();
+    let script = Script::sequence(vec![
+        Step::tool_call(
+            "bash",
+            json!({"command": "cd /workspace && python3 -m unittest tests.test_recipes.TakeTests 2>&1 | tail -n 3"}),
+        ),
+        Step::tool_call(
+            "bash",
+            json!({"command": "cd more_itertools; X=kept; sleep 60 & sleep 60; echo never"}),
+        ),
+        Step::tool_call("bash", json!({"command": "pwd; echo \"x=$X\""})),
+        Step::tool_call("submit", json!({})),
+        Step::tool_call("submit", json!({})),
+    ]);
+    let server = FakeServer::start(script).await;
+    let mut args = run_args(&server, &repo, &work, &out, &sandbox);
+    args.extend(["--command-timeout", "4"].map(String::from));
+    let output = trajforge_async(args, vec![]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("trajectory")).expect("json");
+    let obs = |i: usize| {
+        traj["steps"][i]["tools"][0]["observation"]["text"]
+            .as_str()
+            .expect("text")
+            .to_string()
+    };
+    assert!(
+        obs(0).contains("\nOK") && obs(0).contains("Ran "),
+        "{}",
+        obs(0)
+    );
+    assert!(
+        obs(1).contains("timed out after 4 s") && !obs(1).contains("never"),
+        "{}",
+        obs(1)
+    );
+    assert!(!obs(1).contains("shell was restarted"), "{}", obs(1));
+    assert!(
+        obs(2).contains("/workspace/more_itertools") && obs(2).contains("x=kept"),
+        "{}",
+        obs(2)
+    );
+    assert_eq!(traj["exit"]["status"], "submitted");
 }
