@@ -147,8 +147,8 @@ impl Store {
         }
         let conn = self.lock();
         let r = conn.query_row(
-            "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM meta WHERE key <> 'schema_version')",
-            [],
+            "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM meta WHERE key NOT IN ('schema_version', ?1))",
+            [crate::dup::RULE_KEY],
             |r| r.get::<_, i64>(0),
         );
         drop(conn);
@@ -247,6 +247,9 @@ impl Store {
         let mut conn = self.lock();
         let r = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // The copied run's duplicate rule is its own (a run from before the sample-order
+            // rule keeps the old one), not the one a new store starts with.
+            tx.execute("DELETE FROM meta WHERE key = ?1", [crate::dup::RULE_KEY])?;
             for (k, v) in &dump.meta {
                 tx.execute(
                     "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -82,6 +82,8 @@ impl Store {
         drop(conn);
         self.sql(r)?;
         if self.meta("schema_version")?.is_none() {
+            // A new run judges duplicate P1s by the sample's order (see `dup`).
+            self.set_meta(crate::dup::RULE_KEY, crate::dup::SAMPLE_ORDER)?;
             return self.set_meta("schema_version", &SCHEMA_VERSION.to_string());
         }
         self.check_version()
