@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls, Transaction};
 use trajforge_chat::ServerStats;
 
-use crate::copy::{JobRow, RunDump, SessionRow, StageRow, TrajectoryDumpRow, UsageRow};
+use crate::copy::{DumpRow, RunDump};
 use crate::model::{JobStatus, Outcome, Rollout, Stage, StageName, TrajectoryMeta};
 use crate::{
     ImportCounts, ImportedJob, Job, JobCounts, Result, StageRecord, StoreError, StoredTrajectory,
@@ -998,81 +998,16 @@ impl Pg {
             let mut tx = c.build_transaction().read_only(true).start()?;
             tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 .ok();
-            let meta = tx
-                .query("SELECT key, value FROM meta WHERE key <> 'schema_version' ORDER BY key", &[])?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            let jobs = tx
-                .query("SELECT id, key, payload, status, result, updated_at FROM jobs ORDER BY id", &[])?
-                .iter()
-                .map(|r| JobRow {
-                    id: r.get(0),
-                    key: r.get(1),
-                    payload: r.get(2),
-                    status: r.get(3),
-                    result: r.get(4),
-                    updated_at: r.get(5),
-                })
-                .collect();
-            let stages = tx
-                .query("SELECT job_id, attempt, stage, payload, created_at FROM stages ORDER BY job_id, attempt, stage", &[])?
-                .iter()
-                .map(|r| StageRow {
-                    job_id: r.get(0),
-                    attempt: r.get(1),
-                    stage: r.get(2),
-                    payload: r.get(3),
-                    created_at: r.get(4),
-                })
-                .collect();
-            let trajectories = tx
-                .query("SELECT id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at FROM trajectories ORDER BY id", &[])?
-                .iter()
-                .map(|r| TrajectoryDumpRow {
-                    id: r.get(0),
-                    job_id: r.get(1),
-                    attempt: r.get(2),
-                    rollout: r.get(3),
-                    exit_status: r.get(4),
-                    patch: r.get(5),
-                    recall: r.get(6),
-                    kept: r.get(7),
-                    data: r.get(8),
-                    created_at: r.get(9),
-                })
-                .collect();
-            let usage = tx
-                .query("SELECT job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at FROM usage ORDER BY id", &[])?
-                .iter()
-                .map(|r| UsageRow {
-                    job_id: r.get(0),
-                    attempt: r.get(1),
-                    stage: r.get(2),
-                    prompt_tokens: r.get(3),
-                    completion_tokens: r.get(4),
-                    model_seconds: r.get(5),
-                    created_at: r.get(6),
-                })
-                .collect();
-            let sessions = tx
-                .query("SELECT owner, started_at, last_at FROM sessions ORDER BY started_at, owner", &[])?
-                .iter()
-                .map(|r| SessionRow {
-                    owner: r.get(0),
-                    started_at: r.get(1),
-                    last_at: r.get(2),
-                })
-                .collect();
+            let dump = RunDump {
+                meta: select_rows(&mut tx)?,
+                jobs: select_rows(&mut tx)?,
+                stages: select_rows(&mut tx)?,
+                trajectories: select_rows(&mut tx)?,
+                usage: select_rows(&mut tx)?,
+                sessions: select_rows(&mut tx)?,
+            };
             tx.commit()?;
-            Ok(RunDump {
-                meta,
-                jobs,
-                stages,
-                trajectories,
-                usage,
-                sessions,
-            })
+            Ok(dump)
         })
     }
 
@@ -1091,34 +1026,12 @@ impl Pg {
     pub(crate) fn load(&self, dump: &RunDump) -> Result<()> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            for (k, v) in &dump.meta {
-                tx.execute(
-                    "INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    &[k, v],
-                )?;
-            }
-            let job = tx.prepare("INSERT INTO jobs(id, key, payload, status, result, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")?;
-            for j in &dump.jobs {
-                tx.execute(&job, &[&j.id, &j.key, &j.payload, &j.status, &j.result, &j.updated_at])?;
-            }
-            let stage = tx.prepare("INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES ($1, $2, $3, $4, $5)")?;
-            for s in &dump.stages {
-                tx.execute(&stage, &[&s.job_id, &s.attempt, &s.stage, &s.payload, &s.created_at])?;
-            }
-            let traj = tx.prepare("INSERT INTO trajectories(id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")?;
-            for t in &dump.trajectories {
-                tx.execute(&traj, &[&t.id, &t.job_id, &t.attempt, &t.rollout, &t.exit_status, &t.patch, &t.recall, &t.kept, &t.data, &t.created_at])?;
-            }
-            let usage = tx.prepare("INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")?;
-            for u in &dump.usage {
-                tx.execute(&usage, &[&u.job_id, &u.attempt, &u.stage, &u.prompt_tokens, &u.completion_tokens, &u.model_seconds, &u.created_at])?;
-            }
-            for s in &dump.sessions {
-                tx.execute(
-                    "INSERT INTO sessions(owner, started_at, last_at) VALUES ($1, $2, $3)",
-                    &[&s.owner, &s.started_at, &s.last_at],
-                )?;
-            }
+            insert_all(&mut tx, &dump.meta)?;
+            insert_all(&mut tx, &dump.jobs)?;
+            insert_all(&mut tx, &dump.stages)?;
+            insert_all(&mut tx, &dump.trajectories)?;
+            insert_all(&mut tx, &dump.usage)?;
+            insert_all(&mut tx, &dump.sessions)?;
             // Rows inserted with their ids: later inserts continue after them.
             tx.batch_execute(
                 "SELECT setval(pg_get_serial_sequence('trajectories', 'id'), COALESCE((SELECT MAX(id) FROM trajectories), 0) + 1, false);
@@ -1163,9 +1076,36 @@ impl crate::dup::RuleTx for Transaction<'_> {
     }
 }
 
-/// SQLite-style `?N` parameters as Postgres' `$N` (the rule's statements use `?1` and `?2`).
+/// SQLite-style `?N` parameters as Postgres' `$N` (statements written once for both).
 fn dollars(sql: &str) -> String {
-    sql.replace("?1", "$1").replace("?2", "$2")
+    // Highest first, so `?10` is not read as `?1` followed by `0`.
+    (1..=12).rev().fold(sql.to_string(), |s, n| {
+        s.replace(&format!("?{n}"), &format!("${n}"))
+    })
+}
+
+/// Every row of `T`'s table, in its stable order.
+fn select_rows<T: DumpRow>(
+    tx: &mut Transaction<'_>,
+) -> std::result::Result<Vec<T>, postgres::Error> {
+    tx.query(T::SELECT, &[])?.iter().map(T::read).collect()
+}
+
+/// Insert every row of `rows` into its table.
+fn insert_all<T: DumpRow>(
+    tx: &mut Transaction<'_>,
+    rows: &[T],
+) -> std::result::Result<(), postgres::Error> {
+    let stmt = tx.prepare(&dollars(T::INSERT))?;
+    for row in rows {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = row
+            .params()
+            .into_iter()
+            .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        tx.execute(&stmt, &params)?;
+    }
+    Ok(())
 }
 
 fn int_params(params: &[i64]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
