@@ -66,8 +66,8 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String>
     let sc = stage(StageName::Selfcheck, json!({"answer": "yes", "tries": 1}))?;
     store.begin_session(owner).map_err(|e| e.to_string())?;
     let mut m = Measured::default();
-    let mut timed = |lat: &mut Vec<u64>,
-                     f: &mut dyn FnMut() -> trajforge_store::Result<()>|
+    let timed = |lat: &mut Vec<u64>,
+                 f: &mut dyn FnMut() -> trajforge_store::Result<()>|
      -> Result<(), String> {
         let t = Instant::now();
         f().map_err(|e| e.to_string())?;

@@ -378,20 +378,25 @@ impl Pg {
 
     pub(crate) fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Job>> {
         let lease_ms = lease.as_millis() as i64;
-        let row = self.with(|c| {
-            c.query_opt(
-                &format!(
-                    "WITH next AS (
-                        SELECT id FROM jobs
-                        WHERE status = 'pending' OR (status = 'running' AND lease_until < {NOW})
-                        ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                     UPDATE jobs j SET status = 'running', lease_owner = $1,
-                        lease_until = {NOW} + $2, updated_at = {NOW}
-                     FROM next WHERE j.id = next.id
-                     RETURNING j.id, j.key, j.payload"
-                ),
-                &[&owner, &lease_ms],
+        // A job whose lease expired first (its worker died), then the lowest pending one:
+        // each a walk of the status index from its start, where one query with both
+        // conditions would gather and sort every pending job on each claim.
+        let claim = |which: &str| {
+            format!(
+                "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = {NOW} + $2,
+                    updated_at = {NOW}
+                 WHERE id = (SELECT id FROM jobs WHERE {which} ORDER BY status, id LIMIT 1
+                             FOR UPDATE SKIP LOCKED)
+                 RETURNING id, key, payload"
             )
+        };
+        let (expired, pending) = (
+            claim(&format!("status = 'running' AND lease_until < {NOW}")),
+            claim("status = 'pending'"),
+        );
+        let row = self.with(|c| match c.query_opt(&expired, &[&owner, &lease_ms])? {
+            Some(row) => Ok(Some(row)),
+            None => c.query_opt(&pending, &[&owner, &lease_ms]),
         })?;
         let Some(row) = row else { return Ok(None) };
         let id: i64 = row.get(0);
