@@ -55,6 +55,8 @@ struct Measured {
     done: Vec<i64>,
     latencies_us: Vec<u64>,
     per_job_us: Vec<u64>,
+    /// CPU time of the working process (user + system), seconds.
+    cpu_seconds: f64,
 }
 
 /// Work until nothing is claimable.
@@ -65,6 +67,7 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String>
     )?;
     let sc = stage(StageName::Selfcheck, json!({"answer": "yes", "tries": 1}))?;
     store.begin_session(owner).map_err(|e| e.to_string())?;
+    let cpu = crate::eval::cpu_seconds();
     let mut m = Measured::default();
     let timed = |lat: &mut Vec<u64>,
                  f: &mut dyn FnMut() -> trajforge_store::Result<()>|
@@ -109,6 +112,7 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String>
         m.per_job_us.push(started.elapsed().as_micros() as u64);
         m.done.push(job.id);
     }
+    m.cpu_seconds = crate::eval::cpu_seconds() - cpu;
     Ok(m)
 }
 
@@ -146,7 +150,7 @@ fn figures(m: &mut Measured, wall: f64) -> String {
     m.per_job_us.sort_unstable();
     let n = m.done.len().max(1) as f64;
     format!(
-        "{} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms; store time per job (claim, check, 2 commits, finish) mean {:.2} ms p50 {:.2} ms p99 {:.2} ms (target: under 5 ms)",
+        "{} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms; store time per job (claim, check, 2 commits, finish) mean {:.2} ms p50 {:.2} ms p99 {:.2} ms (target: under 5 ms); client CPU per job {:.2} ms",
         m.done.len(),
         m.done.len() as f64 / wall,
         percentile(&m.latencies_us, 0.5),
@@ -154,7 +158,27 @@ fn figures(m: &mut Measured, wall: f64) -> String {
         m.per_job_us.iter().sum::<u64>() as f64 / n / 1000.0,
         percentile(&m.per_job_us, 0.5),
         percentile(&m.per_job_us, 0.99),
+        m.cpu_seconds * 1000.0 / n,
     )
+}
+
+/// CPU seconds the PostgreSQL server of `cluster` spent so far: its postmaster's and its
+/// exited backends' (a finished worker's backend is counted once it exits); `None` when
+/// /proc cannot tell.
+fn server_cpu_seconds(cluster: &trajforge_testkit::postgres::PgCluster) -> Option<f64> {
+    let pid = std::fs::read_to_string(cluster.socket_dir().join("data/postmaster.pid")).ok()?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.lines().next()?.trim())).ok()?;
+    // Fields after the command's closing parenthesis; utime is field 14 of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz.max(1.0))
 }
 
 fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
@@ -178,6 +202,7 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
     let location = Location::parse(&url, Some("bench")).map_err(err)?;
     let store = Store::open_at(&location).map_err(err)?;
     store.add_jobs(&jobs(args.jobs)).map_err(err)?;
+    let server_cpu = server_cpu_seconds(cluster());
     let t = Instant::now();
     let children: Vec<_> = (0..args.workers)
         .map(|_| {
@@ -206,6 +231,7 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
         all.done.extend(m.done);
         all.latencies_us.extend(m.latencies_us);
         all.per_job_us.extend(m.per_job_us);
+        all.cpu_seconds += m.cpu_seconds;
     }
     let wall = t.elapsed().as_secs_f64();
     let mut distinct = all.done.clone();
@@ -220,6 +246,12 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
         counts.done,
         args.jobs
     );
+    if let (Some(before), Some(after)) = (server_cpu, server_cpu_seconds(cluster())) {
+        println!(
+            "postgres server CPU per job: {:.2} ms (the workers' backends, counted as they exit)",
+            (after - before) * 1000.0 / all.done.len().max(1) as f64
+        );
+    }
 
     // Reclaim after kill -9: one job held by a process that is then killed.
     let run = "reclaim";
