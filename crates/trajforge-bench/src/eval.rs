@@ -65,6 +65,7 @@ pub(crate) fn instant_teacher(server: &FakeServer) -> Result<BuiltTeacher, Strin
         remote: None,
         model: "fake-model".into(),
         url: server.url(),
+        settings: Default::default(),
     })
 }
 

@@ -156,6 +156,7 @@ async fn one_run(
         remote: None,
         model: "fake-model".into(),
         url: server.url(),
+        settings: Default::default(),
     };
     let prepared = run
         .prepare_in(env.clone(), &teacher)

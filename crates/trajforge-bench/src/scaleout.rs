@@ -48,22 +48,40 @@ fn stage(name: StageName, v: serde_json::Value) -> Result<Stage, String> {
     Stage::from_json(name, v).map_err(|e| e.to_string())
 }
 
-/// Work until nothing is claimable; returns (finished job ids, commit latencies in µs).
-fn work(store: &Store, owner: &str, lease: Duration) -> Result<(Vec<i64>, Vec<u64>), String> {
+/// What one process measured: finished job ids, commit latencies and each job's whole store
+/// time (claim, commits and finish), in µs.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Measured {
+    done: Vec<i64>,
+    latencies_us: Vec<u64>,
+    per_job_us: Vec<u64>,
+    /// CPU time of the working process (user + system), seconds.
+    cpu_seconds: f64,
+}
+
+/// Work until nothing is claimable.
+fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String> {
     let r1 = stage(
         StageName::Rollout1,
         json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 3}),
     )?;
     let sc = stage(StageName::Selfcheck, json!({"answer": "yes", "tries": 1}))?;
     store.begin_session(owner).map_err(|e| e.to_string())?;
-    let (mut done, mut lat) = (Vec::new(), Vec::new());
-    let mut timed = |f: &mut dyn FnMut() -> trajforge_store::Result<()>| -> Result<(), String> {
+    let cpu = crate::eval::cpu_seconds();
+    let mut m = Measured::default();
+    let timed = |lat: &mut Vec<u64>,
+                 f: &mut dyn FnMut() -> trajforge_store::Result<()>|
+     -> Result<(), String> {
         let t = Instant::now();
         f().map_err(|e| e.to_string())?;
         lat.push(t.elapsed().as_micros() as u64);
         Ok(())
     };
-    while let Some(job) = store.claim(owner, lease).map_err(|e| e.to_string())? {
+    loop {
+        let started = Instant::now();
+        let Some(job) = store.claim(owner, lease).map_err(|e| e.to_string())? else {
+            break;
+        };
         let t = TrajectoryRecord {
             rollout: Rollout::T1,
             exit_status: ExitLabel::Submitted,
@@ -73,12 +91,29 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<(Vec<i64>, Vec<u6
             )),
             data: json!({"messages": [{"role": "user", "content": "task"}]}),
         };
-        timed(&mut || store.record_stage(owner, job.id, 1, &r1, Some(&t), None))?;
-        timed(&mut || store.record_stage(owner, job.id, 1, &sc, None, None))?;
-        timed(&mut || store.finish(owner, job.id, &Outcome::Kept))?;
-        done.push(job.id);
+        // The duplicate check the pipeline makes between the P1 and the self-check.
+        let check = store
+            .has_other_t1_patch(job.id, t.patch.as_deref().unwrap_or(""))
+            .map_err(|e| e.to_string())?;
+        if check {
+            return Err(format!(
+                "job {}: its unique P1 taken for a duplicate",
+                job.id
+            ));
+        }
+        let lat = &mut m.latencies_us;
+        timed(lat, &mut || {
+            store.record_stage(owner, job.id, 1, &r1, Some(&t), None)
+        })?;
+        timed(lat, &mut || {
+            store.record_stage(owner, job.id, 1, &sc, None, None)
+        })?;
+        timed(lat, &mut || store.finish(owner, job.id, &Outcome::Kept))?;
+        m.per_job_us.push(started.elapsed().as_micros() as u64);
+        m.done.push(job.id);
     }
-    Ok((done, lat))
+    m.cpu_seconds = crate::eval::cpu_seconds() - cpu;
+    Ok(m)
 }
 
 /// One worker process: prints its finished ids and latencies as JSON.
@@ -93,8 +128,11 @@ pub fn worker(args: WorkerArgs) -> Result<(), String> {
         std::thread::sleep(Duration::from_secs(3600));
         return Ok(());
     }
-    let (done, lat) = work(&store, &owner, lease)?;
-    println!("{}", json!({"done": done, "latencies_us": lat}));
+    let measured = work(&store, &owner, lease)?;
+    println!(
+        "{}",
+        serde_json::to_string(&measured).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
@@ -104,6 +142,43 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i] as f64 / 1000.0
+}
+
+/// Throughput, commit latency and store time per job of `m` over `wall` seconds.
+fn figures(m: &mut Measured, wall: f64) -> String {
+    m.latencies_us.sort_unstable();
+    m.per_job_us.sort_unstable();
+    let n = m.done.len().max(1) as f64;
+    format!(
+        "{} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms; store time per job (claim, check, 2 commits, finish) mean {:.2} ms p50 {:.2} ms p99 {:.2} ms (target: under 5 ms); client CPU per job {:.2} ms",
+        m.done.len(),
+        m.done.len() as f64 / wall,
+        percentile(&m.latencies_us, 0.5),
+        percentile(&m.latencies_us, 0.99),
+        m.per_job_us.iter().sum::<u64>() as f64 / n / 1000.0,
+        percentile(&m.per_job_us, 0.5),
+        percentile(&m.per_job_us, 0.99),
+        m.cpu_seconds * 1000.0 / n,
+    )
+}
+
+/// CPU seconds the PostgreSQL server of `cluster` spent so far: its postmaster's and its
+/// exited backends' (a finished worker's backend is counted once it exits); `None` when
+/// /proc cannot tell.
+fn server_cpu_seconds(cluster: &trajforge_testkit::postgres::PgCluster) -> Option<f64> {
+    let pid = std::fs::read_to_string(cluster.socket_dir().join("data/postmaster.pid")).ok()?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.lines().next()?.trim())).ok()?;
+    // Fields after the command's closing parenthesis; utime is field 14 of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..15)?
+        .iter()
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz.max(1.0))
 }
 
 fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
@@ -119,22 +194,15 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
     let sqlite = Store::open(dir.path()).map_err(err)?;
     sqlite.add_jobs(&jobs(args.jobs)).map_err(err)?;
     let t = Instant::now();
-    let (done, mut lat) = work(&sqlite, "bench:sqlite", Duration::from_secs(60))?;
+    let mut m = work(&sqlite, "bench:sqlite", Duration::from_secs(60))?;
     let sqlite_wall = t.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    println!(
-        "sqlite, 1 process:     {} jobs in {sqlite_wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms, {:.2} ms per job",
-        done.len(),
-        done.len() as f64 / sqlite_wall,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        sqlite_wall * 1000.0 / done.len().max(1) as f64
-    );
+    println!("sqlite, 1 process:      {}", figures(&mut m, sqlite_wall));
 
     let url = cluster().fresh_database("bench_scaleout");
     let location = Location::parse(&url, Some("bench")).map_err(err)?;
     let store = Store::open_at(&location).map_err(err)?;
     store.add_jobs(&jobs(args.jobs)).map_err(err)?;
+    let server_cpu = server_cpu_seconds(cluster());
     let t = Instant::now();
     let children: Vec<_> = (0..args.workers)
         .map(|_| {
@@ -153,47 +221,37 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
-    let mut all = Vec::new();
-    let mut lat = Vec::new();
+    let mut all = Measured::default();
     for c in children {
         let out = c.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err("a worker failed".into());
         }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-        all.extend(
-            v["done"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_i64()),
-        );
-        lat.extend(
-            v["latencies_us"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_u64()),
-        );
+        let m: Measured = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        all.done.extend(m.done);
+        all.latencies_us.extend(m.latencies_us);
+        all.per_job_us.extend(m.per_job_us);
+        all.cpu_seconds += m.cpu_seconds;
     }
     let wall = t.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    let mut distinct = all.clone();
+    let mut distinct = all.done.clone();
     distinct.sort_unstable();
     distinct.dedup();
+    let duplicates = all.done.len() - distinct.len();
     let counts = store.counts().map_err(err)?;
     println!(
-        "postgres, {} processes: {} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms, {:.2} ms per job (wall / jobs); duplicates {}; done in the store {}",
+        "postgres, {} processes: {}; duplicates {duplicates} (target 0); done in the store {} of {}",
         args.workers,
-        all.len(),
-        all.len() as f64 / wall,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        wall * 1000.0 / all.len().max(1) as f64,
-        all.len() - distinct.len(),
-        counts.done
+        figures(&mut all, wall),
+        counts.done,
+        args.jobs
     );
+    if let (Some(before), Some(after)) = (server_cpu, server_cpu_seconds(cluster())) {
+        println!(
+            "postgres server CPU per job: {:.2} ms (the workers' backends, counted as they exit)",
+            (after - before) * 1000.0 / all.done.len().max(1) as f64
+        );
+    }
 
     // Reclaim after kill -9: one job held by a process that is then killed.
     let run = "reclaim";

@@ -491,6 +491,8 @@ impl CodeRun {
             &self.demos,
             &self.prompts,
             &spec.sandbox,
+            spec.basics.max_repeats,
+            &teacher.settings,
         )?;
 
         // Sample from the base snapshot: the functions as they are at the base commit.

@@ -73,6 +73,18 @@ pub struct BuiltTeacher {
     pub model: String,
     /// The base URL or local spec, as given.
     pub url: String,
+    /// What the teacher is asked with, which decides the data (stored with a shared run).
+    pub settings: TeacherSettings,
+}
+
+/// The teacher options that decide a run's data besides the model: sampling and how tool
+/// calls travel. A shared run stores them, and its workers use them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TeacherSettings {
+    /// Sampling of every call.
+    pub sampling: Sampling,
+    /// How tool calls travel.
+    pub tool_mode: ToolMode,
 }
 
 /// A reachability check's finding that deserves a word to the user.
@@ -159,6 +171,14 @@ pub fn is_local(spec: &str) -> bool {
 }
 
 impl TeacherSpec {
+    /// The options of this spec that decide the data.
+    pub fn settings(&self) -> TeacherSettings {
+        TeacherSettings {
+            sampling: self.sampling.clone(),
+            tool_mode: self.tool_mode,
+        }
+    }
+
     /// The servers (or the one `local` spec) named by `url`, in order, without blanks.
     pub fn servers(&self) -> Vec<&str> {
         self.url
@@ -218,6 +238,7 @@ impl TeacherSpec {
             remote: Some(remote),
             model,
             url: self.url.clone(),
+            settings: self.settings(),
         })
     }
 
@@ -239,6 +260,7 @@ impl TeacherSpec {
             remote: None,
             model,
             url: self.url.clone(),
+            settings: self.settings(),
         })
     }
 

@@ -20,7 +20,7 @@ use crate::prepare::{
 use crate::prompts::Prompts;
 use crate::runner::Schedule;
 use crate::settings::RunSettings;
-use crate::teacher::BuiltTeacher;
+use crate::teacher::{BuiltTeacher, TeacherSettings};
 
 /// What produces a run's data besides its settings: this build of trajforge. Workers of
 /// another build are refused, since their episodes could differ.
@@ -44,6 +44,16 @@ pub struct CodeRunInputs {
     pub setup: Option<String>,
     /// Wall-time limit of one command, in milliseconds.
     pub command_timeout_ms: u64,
+    /// Same-step repeats that end a rollout as stuck (runs stored before it: the default).
+    #[serde(default = "default_max_repeats")]
+    pub max_repeats: usize,
+    /// The teacher's sampling and tool-call mode (runs stored before it: the worker's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<TeacherSettings>,
+}
+
+fn default_max_repeats() -> usize {
+    trajforge_agent::DEFAULT_MAX_REPEATS
 }
 
 /// Store a code run's inputs when it is created (a resumed run keeps the first ones).
@@ -53,6 +63,8 @@ pub(crate) fn store_code_run(
     demos: &[Demo],
     prompts: &Prompts,
     sandbox: &SandboxSpec,
+    max_repeats: usize,
+    teacher: &TeacherSettings,
 ) -> Result<(), RunError> {
     if store.meta(META_KEY)?.is_some() {
         return Ok(());
@@ -64,6 +76,8 @@ pub(crate) fn store_code_run(
         prompts: prompts.clone(),
         setup: sandbox.setup.clone(),
         command_timeout_ms: sandbox.command_timeout.as_millis() as u64,
+        max_repeats,
+        teacher: Some(teacher.clone()),
     };
     store.set_meta(
         META_KEY,
@@ -159,6 +173,12 @@ impl WorkerRun {
         &self.settings.model
     }
 
+    /// The teacher's sampling and tool-call mode the run was created with (a worker uses
+    /// them: they decide the data); `None` for runs stored before they were.
+    pub fn teacher_settings(&self) -> Option<&TeacherSettings> {
+        self.inputs.teacher.as_ref()
+    }
+
     /// The teacher URL the run was created with.
     pub fn teacher_url(&self) -> Result<Option<String>, RunError> {
         Ok(self.store.meta("teacher_url")?)
@@ -171,6 +191,14 @@ impl WorkerRun {
             return Err(RunError::WorkerRefused(format!(
                 "{}: the run's teacher model is {}, this worker's is {}",
                 self.spec.store, self.settings.model, teacher.model
+            )));
+        }
+        if let Some(stored) = &self.inputs.teacher
+            && *stored != teacher.settings
+        {
+            return Err(RunError::WorkerRefused(format!(
+                "{}: the run's teacher sampling and tool-call mode are {stored:?}, this worker's are {:?}",
+                self.spec.store, teacher.settings
             )));
         }
         let sandbox = SandboxSpec {
@@ -191,7 +219,7 @@ impl WorkerRun {
             self.inputs.demos,
             self.inputs.prompts,
             &self.settings,
-            trajforge_agent::DEFAULT_MAX_REPEATS,
+            self.inputs.max_repeats,
         );
         let worker = code_worker(&self.store, config, environment, &sandbox, teacher, control);
         let mut prepared = PreparedRun::new(
@@ -208,5 +236,39 @@ impl WorkerRun {
         let counts = self.store.counts()?;
         prepared.jobs = (counts.pending + counts.running + counts.done) as usize;
         Ok(prepared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> CodeRunInputs {
+        CodeRunInputs {
+            producer: PRODUCER.into(),
+            menu: Menu::builtin(),
+            demos: Vec::new(),
+            prompts: Prompts::default(),
+            setup: None,
+            command_timeout_ms: 1000,
+            max_repeats: 9,
+            teacher: Some(TeacherSettings::default()),
+        }
+    }
+
+    #[test]
+    fn a_run_s_max_repeats_and_teacher_settings_are_stored_and_old_runs_load_the_defaults() {
+        let stored = serde_json::to_value(inputs()).expect("json");
+        let back: CodeRunInputs = serde_json::from_value(stored.clone()).expect("read");
+        assert_eq!(back.max_repeats, 9);
+        assert_eq!(back.teacher, Some(TeacherSettings::default()));
+        // Stored by a build before these were: the default repeats, the worker's own teacher.
+        let mut old = stored;
+        let fields = old.as_object_mut().expect("object");
+        fields.remove("max_repeats");
+        fields.remove("teacher");
+        let back: CodeRunInputs = serde_json::from_value(old).expect("old run");
+        assert_eq!(back.max_repeats, trajforge_agent::DEFAULT_MAX_REPEATS);
+        assert_eq!(back.teacher, None);
     }
 }

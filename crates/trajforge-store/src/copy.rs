@@ -1,8 +1,6 @@
 //! Moving a whole run between stores (`trajforge store copy`): every row as stored, JSON kept
 //! as text, ids and times kept, so an export of the copy equals an export of the original.
 
-use rusqlite::params;
-
 use crate::{Backend, Result, Store, StoreError};
 
 /// A job row as stored (leases are not copied: a copied running job is pending again).
@@ -120,6 +118,190 @@ pub struct CopyCounts {
     pub trajectories: usize,
 }
 
+/// A value both backends read from a column.
+pub(crate) trait Cell:
+    rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>
+{
+}
+impl<T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>> Cell for T {}
+
+/// A value both backends bind as a parameter.
+pub(crate) trait Param: rusqlite::ToSql + postgres::types::ToSql + Sync {}
+impl<T: rusqlite::ToSql + postgres::types::ToSql + Sync> Param for T {}
+
+/// A row of either backend, read by column index.
+pub(crate) trait Cells {
+    /// The backend's error.
+    type Error;
+    /// Column `i`.
+    fn cell<T: Cell>(&self, i: usize) -> std::result::Result<T, Self::Error>;
+}
+
+impl Cells for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn cell<T: Cell>(&self, i: usize) -> rusqlite::Result<T> {
+        self.get(i)
+    }
+}
+
+impl Cells for postgres::Row {
+    type Error = postgres::Error;
+    fn cell<T: Cell>(&self, i: usize) -> std::result::Result<T, postgres::Error> {
+        self.try_get(i)
+    }
+}
+
+/// One table of a run as copied, the same for both backends: how its rows are selected (in
+/// a stable order), read, and inserted (SQLite's `?N` parameters; Postgres rewrites them).
+pub(crate) trait DumpRow: Sized {
+    /// The select, with its order.
+    const SELECT: &'static str;
+    /// The insert of one row, parameters in [`DumpRow::params`]' order.
+    const INSERT: &'static str;
+    /// The row from the columns of [`DumpRow::SELECT`].
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error>;
+    /// The parameters of [`DumpRow::INSERT`].
+    fn params(&self) -> Vec<&dyn Param>;
+}
+
+impl DumpRow for (String, String) {
+    const SELECT: &'static str =
+        "SELECT key, value FROM meta WHERE key <> 'schema_version' ORDER BY key";
+    const INSERT: &'static str = "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok((r.cell(0)?, r.cell(1)?))
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![&self.0, &self.1]
+    }
+}
+
+impl DumpRow for JobRow {
+    const SELECT: &'static str =
+        "SELECT id, key, payload, status, result, updated_at FROM jobs ORDER BY id";
+    const INSERT: &'static str = "INSERT INTO jobs(id, key, payload, status, result, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(JobRow {
+            id: r.cell(0)?,
+            key: r.cell(1)?,
+            payload: r.cell(2)?,
+            status: r.cell(3)?,
+            result: r.cell(4)?,
+            updated_at: r.cell(5)?,
+        })
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.id,
+            &self.key,
+            &self.payload,
+            &self.status,
+            &self.result,
+            &self.updated_at,
+        ]
+    }
+}
+
+impl DumpRow for StageRow {
+    const SELECT: &'static str = "SELECT job_id, attempt, stage, payload, created_at FROM stages ORDER BY job_id, attempt, stage";
+    const INSERT: &'static str = "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(StageRow {
+            job_id: r.cell(0)?,
+            attempt: r.cell(1)?,
+            stage: r.cell(2)?,
+            payload: r.cell(3)?,
+            created_at: r.cell(4)?,
+        })
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.job_id,
+            &self.attempt,
+            &self.stage,
+            &self.payload,
+            &self.created_at,
+        ]
+    }
+}
+
+impl DumpRow for TrajectoryDumpRow {
+    const SELECT: &'static str = "SELECT id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at FROM trajectories ORDER BY id";
+    const INSERT: &'static str = "INSERT INTO trajectories(id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(TrajectoryDumpRow {
+            id: r.cell(0)?,
+            job_id: r.cell(1)?,
+            attempt: r.cell(2)?,
+            rollout: r.cell(3)?,
+            exit_status: r.cell(4)?,
+            patch: r.cell(5)?,
+            recall: r.cell(6)?,
+            kept: r.cell(7)?,
+            data: r.cell(8)?,
+            created_at: r.cell(9)?,
+        })
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.id,
+            &self.job_id,
+            &self.attempt,
+            &self.rollout,
+            &self.exit_status,
+            &self.patch,
+            &self.recall,
+            &self.kept,
+            &self.data,
+            &self.created_at,
+        ]
+    }
+}
+
+impl DumpRow for UsageRow {
+    const SELECT: &'static str = "SELECT job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at FROM usage ORDER BY id";
+    const INSERT: &'static str = "INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(UsageRow {
+            job_id: r.cell(0)?,
+            attempt: r.cell(1)?,
+            stage: r.cell(2)?,
+            prompt_tokens: r.cell(3)?,
+            completion_tokens: r.cell(4)?,
+            model_seconds: r.cell(5)?,
+            created_at: r.cell(6)?,
+        })
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.job_id,
+            &self.attempt,
+            &self.stage,
+            &self.prompt_tokens,
+            &self.completion_tokens,
+            &self.model_seconds,
+            &self.created_at,
+        ]
+    }
+}
+
+impl DumpRow for SessionRow {
+    const SELECT: &'static str =
+        "SELECT owner, started_at, last_at FROM sessions ORDER BY started_at, owner";
+    const INSERT: &'static str =
+        "INSERT INTO sessions(owner, started_at, last_at) VALUES (?1, ?2, ?3)";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(SessionRow {
+            owner: r.cell(0)?,
+            started_at: r.cell(1)?,
+            last_at: r.cell(2)?,
+        })
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![&self.owner, &self.started_at, &self.last_at]
+    }
+}
+
 impl Store {
     /// Copy every row of this run into `target`, which must hold nothing yet (a copy never
     /// overwrites a run); in one transaction on the target.
@@ -147,8 +329,8 @@ impl Store {
         }
         let conn = self.lock();
         let r = conn.query_row(
-            "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM meta WHERE key <> 'schema_version')",
-            [],
+            "SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM meta WHERE key NOT IN ('schema_version', ?1))",
+            [crate::dup::RULE_KEY],
             |r| r.get::<_, i64>(0),
         );
         drop(conn);
@@ -160,84 +342,19 @@ impl Store {
         if let Backend::Postgres(pg) = &self.backend {
             return pg.dump();
         }
-        let meta = self.select_all(
-            "SELECT key, value FROM meta WHERE key <> 'schema_version' ORDER BY key",
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let jobs = self.select_all(
-            "SELECT id, key, payload, status, result, updated_at FROM jobs ORDER BY id",
-            |r| {
-                Ok(JobRow {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    payload: r.get(2)?,
-                    status: r.get(3)?,
-                    result: r.get(4)?,
-                    updated_at: r.get(5)?,
-                })
-            },
-        )?;
-        let stages = self.select_all(
-            "SELECT job_id, attempt, stage, payload, created_at FROM stages ORDER BY job_id, attempt, stage",
-            |r| {
-                Ok(StageRow {
-                    job_id: r.get(0)?,
-                    attempt: r.get(1)?,
-                    stage: r.get(2)?,
-                    payload: r.get(3)?,
-                    created_at: r.get(4)?,
-                })
-            },
-        )?;
-        let trajectories = self.select_all(
-            "SELECT id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at FROM trajectories ORDER BY id",
-            |r| {
-                Ok(TrajectoryDumpRow {
-                    id: r.get(0)?,
-                    job_id: r.get(1)?,
-                    attempt: r.get(2)?,
-                    rollout: r.get(3)?,
-                    exit_status: r.get(4)?,
-                    patch: r.get(5)?,
-                    recall: r.get(6)?,
-                    kept: r.get::<_, i64>(7)? != 0,
-                    data: r.get(8)?,
-                    created_at: r.get(9)?,
-                })
-            },
-        )?;
-        let usage = self.select_all(
-            "SELECT job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at FROM usage ORDER BY id",
-            |r| {
-                Ok(UsageRow {
-                    job_id: r.get(0)?,
-                    attempt: r.get(1)?,
-                    stage: r.get(2)?,
-                    prompt_tokens: r.get(3)?,
-                    completion_tokens: r.get(4)?,
-                    model_seconds: r.get(5)?,
-                    created_at: r.get(6)?,
-                })
-            },
-        )?;
-        let sessions = self.select_all(
-            "SELECT owner, started_at, last_at FROM sessions ORDER BY started_at, owner",
-            |r| {
-                Ok(SessionRow {
-                    owner: r.get(0)?,
-                    started_at: r.get(1)?,
-                    last_at: r.get(2)?,
-                })
-            },
-        )?;
         Ok(RunDump {
-            meta,
-            jobs,
-            stages,
-            trajectories,
-            usage,
-            sessions,
+            meta: self.select_rows()?,
+            jobs: self.select_rows()?,
+            stages: self.select_rows()?,
+            trajectories: self.select_rows()?,
+            usage: self.select_rows()?,
+            sessions: self.select_rows()?,
         })
+    }
+
+    /// Every row of `T`'s table.
+    fn select_rows<T: DumpRow>(&self) -> Result<Vec<T>> {
+        self.select_all(T::SELECT, |r| T::read(r))
     }
 
     fn load(&self, dump: &RunDump) -> Result<()> {
@@ -247,71 +364,32 @@ impl Store {
         let mut conn = self.lock();
         let r = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for (k, v) in &dump.meta {
-                tx.execute(
-                    "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    params![k, v],
-                )?;
-            }
-            {
-                let mut job = tx.prepare("INSERT INTO jobs(id, key, payload, status, result, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
-                for j in &dump.jobs {
-                    job.execute(params![
-                        j.id,
-                        j.key,
-                        j.payload,
-                        j.status,
-                        j.result,
-                        j.updated_at
-                    ])?;
-                }
-                let mut stage = tx.prepare("INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-                for s in &dump.stages {
-                    stage.execute(params![
-                        s.job_id,
-                        s.attempt,
-                        s.stage,
-                        s.payload,
-                        s.created_at
-                    ])?;
-                }
-                let mut traj = tx.prepare("INSERT INTO trajectories(id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
-                for t in &dump.trajectories {
-                    traj.execute(params![
-                        t.id,
-                        t.job_id,
-                        t.attempt,
-                        t.rollout,
-                        t.exit_status,
-                        t.patch,
-                        t.recall,
-                        t.kept as i64,
-                        t.data,
-                        t.created_at
-                    ])?;
-                }
-                let mut usage = tx.prepare("INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
-                for u in &dump.usage {
-                    usage.execute(params![
-                        u.job_id,
-                        u.attempt,
-                        u.stage,
-                        u.prompt_tokens,
-                        u.completion_tokens,
-                        u.model_seconds,
-                        u.created_at
-                    ])?;
-                }
-                let mut session = tx.prepare(
-                    "INSERT INTO sessions(owner, started_at, last_at) VALUES (?1, ?2, ?3)",
-                )?;
-                for s in &dump.sessions {
-                    session.execute(params![s.owner, s.started_at, s.last_at])?;
-                }
-            }
+            // The copied run's duplicate rule is its own (a run from before the sample-order
+            // rule keeps the old one), not the one a new store starts with.
+            tx.execute("DELETE FROM meta WHERE key = ?1", [crate::dup::RULE_KEY])?;
+            insert_all(&tx, &dump.meta)?;
+            insert_all(&tx, &dump.jobs)?;
+            insert_all(&tx, &dump.stages)?;
+            insert_all(&tx, &dump.trajectories)?;
+            insert_all(&tx, &dump.usage)?;
+            insert_all(&tx, &dump.sessions)?;
             tx.commit()
         })();
         drop(conn);
         self.sql(r)
     }
+}
+
+/// Insert every row of `rows` into its table on SQLite.
+fn insert_all<T: DumpRow>(tx: &rusqlite::Transaction<'_>, rows: &[T]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(T::INSERT)?;
+    for row in rows {
+        let params: Vec<&dyn rusqlite::ToSql> = row
+            .params()
+            .into_iter()
+            .map(|p| p as &dyn rusqlite::ToSql)
+            .collect();
+        stmt.execute(params.as_slice())?;
+    }
+    Ok(())
 }

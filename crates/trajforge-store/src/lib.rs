@@ -22,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 
 pub mod copy;
+mod dup;
 mod jobs;
 pub mod model;
 mod pg;

@@ -77,11 +77,17 @@ impl Store {
                  ejections INTEGER NOT NULL,
                  updated_at INTEGER NOT NULL,
                  PRIMARY KEY (owner, url)
-             );",
+             );
+             -- The duplicate-P1 check looks P1s up by their text, once per job: without an
+             -- index a run's jobs would cost quadratic time. An index changes no data, so it
+             -- comes without a schema bump.
+             CREATE INDEX IF NOT EXISTS trajectories_t1_patch ON trajectories(rollout, patch);",
         );
         drop(conn);
         self.sql(r)?;
         if self.meta("schema_version")?.is_none() {
+            // A new run judges duplicate P1s by the sample's order (see `dup`).
+            self.set_meta(crate::dup::RULE_KEY, crate::dup::SAMPLE_ORDER)?;
             return self.set_meta("schema_version", &SCHEMA_VERSION.to_string());
         }
         self.check_version()

@@ -55,9 +55,8 @@ impl Store {
     /// Replace what process `owner` has counted so far on each teacher server (cumulative
     /// figures, so recording them again, periodically or at the end, never double counts).
     pub fn record_teacher_servers(&self, owner: &str, servers: &[ServerStats]) -> Result<()> {
-        // Not kept in a PostgreSQL run yet (see `teacher_servers`).
-        if self.pg().is_some() {
-            return Ok(());
+        if let Some(pg) = self.pg() {
+            return pg.record_teacher_servers(owner, servers);
         }
         let now = now_ms();
         let mut conn = self.lock();
@@ -93,9 +92,8 @@ impl Store {
     /// Every teacher server of the run with the figures of all processes summed, in the
     /// order they were first recorded. Empty for runs recorded before per-server figures.
     pub fn teacher_servers(&self) -> Result<Vec<ServerStats>> {
-        // Not kept in a PostgreSQL run yet: no figures rather than a SQLite call.
-        if self.pg().is_some() {
-            return Ok(Vec::new());
+        if let Some(pg) = self.pg() {
+            return pg.teacher_servers();
         }
         // A store opened read-only (a viewer) cannot create the table on older runs.
         let has_table = self.select_all(

@@ -3,7 +3,7 @@
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Stage, StageName};
+use crate::model::{Rollout, Stage, StageName};
 use crate::{Result, Store, TrajectoryRecord};
 
 /// A stage result as stored.
@@ -53,6 +53,7 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.record_stage(owner, job, attempt, stage, &payload, trajectory, usage);
         }
+        let sample_order = self.sample_order_duplicates()?;
         self.with_lease(owner, job, |tx, now| {
             tx.execute(
                 "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -67,6 +68,12 @@ impl Store {
                         patch = excluded.patch, data = excluded.data, recall = NULL, kept = 0, created_at = excluded.created_at",
                     params![job, attempt, t.rollout.as_str(), t.exit_status.as_str(), t.patch, t.data.to_string(), now],
                 )?;
+                if sample_order
+                    && t.rollout == Rollout::T1
+                    && let Some(patch) = t.patch.as_deref().filter(|p| !p.trim().is_empty())
+                {
+                    crate::dup::supersede_later(&mut { tx }, job, patch)?;
+                }
             }
             if let Some(u) = usage {
                 tx.execute(

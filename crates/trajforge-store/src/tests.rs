@@ -69,6 +69,11 @@ fn sessions_span_from_their_start_to_their_last_commit() {
 #[test]
 fn teacher_server_figures_are_cumulative_per_process_and_summed_per_server() {
     let (_dir, store) = store_with_jobs(0);
+    check_teacher_server_figures(&store);
+}
+
+/// Figures recorded by two processes read back summed per server (either backend).
+pub(crate) fn check_teacher_server_figures(store: &Store) {
     assert!(store.teacher_servers().expect("none yet").is_empty());
     let figures =
         |url: &str, requests: u64, errors: u64, latency: f64| trajforge_chat::ServerStats {
@@ -267,4 +272,130 @@ fn meta_round_trip_and_schema_version() {
         Store::open(dir.path()),
         Err(StoreError::Version { found: 999, .. })
     ));
+}
+
+/// Three jobs, the first two producing the same P1, worked through as the pipeline does
+/// (P1 committed, duplicate check, self-check or rejection, finish), the P1s committed in
+/// `order`; every job taken back to its check is worked again. The results by job.
+pub(crate) fn duplicates_settled_in(store: &Store, order: [i64; 3]) -> Vec<(i64, String)> {
+    use crate::model::{RejectedStage, SelfcheckAnswer, SelfcheckStage};
+    let lease = Duration::from_secs(60);
+    let patch = |job: i64| if job < 2 { "same" } else { "other" };
+    let r1 = || {
+        let v = json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 1});
+        Stage::from_json(StageName::Rollout1, v).expect("rollout1")
+    };
+    let t1 = |p: &str| TrajectoryRecord {
+        rollout: Rollout::T1,
+        exit_status: ExitLabel::Submitted,
+        patch: Some(p.into()),
+        data: json!({"steps": []}),
+    };
+    // The check and what follows it, for a job whose P1 is committed; a job taken back
+    // meanwhile (its lease revoked) commits nothing more.
+    let check = |job: i64| {
+        let outcome = if store.has_other_t1_patch(job, patch(job)).expect("check") {
+            store.record_stage(
+                "w",
+                job,
+                1,
+                &Stage::Rejected(RejectedStage::new(Outcome::P1Duplicate)),
+                None,
+                None,
+            )
+        } else {
+            let sc = SelfcheckStage {
+                answer: SelfcheckAnswer::Yes,
+                tries: 1,
+            };
+            store.record_stage("w", job, 1, &Stage::Selfcheck(sc), None, None)
+        };
+        let result = if store.has_other_t1_patch(job, patch(job)).expect("check") {
+            Outcome::P1Duplicate
+        } else {
+            Outcome::Kept
+        };
+        match outcome.and_then(|()| store.finish("w", job, &result)) {
+            Ok(()) | Err(StoreError::LeaseLost { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    store.add_jobs(&jobs(3)).expect("add");
+    for _ in 0..3 {
+        claim(store, "w", lease);
+    }
+    for job in order {
+        store
+            .record_stage("w", job, 1, &r1(), Some(&t1(patch(job))), None)
+            .expect("p1");
+        check(job);
+    }
+    // Jobs taken back are claimed again and resume at their check (their P1 is kept).
+    while let Some(job) = store.claim("w", lease).expect("claim") {
+        check(job.id);
+    }
+    store
+        .jobs()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j.id,
+                j.result
+                    .as_ref()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// What [`duplicates_settled_in`] must give whatever the order: the earlier job of the
+/// sample keeps the P1.
+pub(crate) fn check_duplicates_follow_sample_order(stores: impl Fn() -> Store) {
+    let expected = vec![
+        (0, "kept".to_string()),
+        (1, "p1_duplicate".to_string()),
+        (2, "kept".to_string()),
+    ];
+    for order in [[0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]] {
+        assert_eq!(
+            duplicates_settled_in(&stores(), order),
+            expected,
+            "order {order:?}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_p1s_are_decided_by_sample_order_not_completion_order() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    check_duplicates_follow_sample_order(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        dirs.borrow_mut().push(dir);
+        store
+    });
+}
+
+#[test]
+fn a_run_from_before_the_sample_order_rule_keeps_judging_against_any_other_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    // As a store written before the rule: no marker.
+    store
+        .with_connection(|c| c.execute("DELETE FROM meta WHERE key = 'p1_duplicates'", []))
+        .expect("unmark");
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    // The later job committed first and keeps its P1; the earlier one is the duplicate, and
+    // the later job's finished result is never taken back.
+    assert_eq!(
+        duplicates_settled_in(&store, [1, 0, 2]),
+        vec![
+            (0, "p1_duplicate".to_string()),
+            (1, "kept".to_string()),
+            (2, "kept".to_string()),
+        ]
+    );
 }

@@ -131,19 +131,19 @@ fn runs_in_one_database_are_separate() {
 fn the_first_schema_is_migrated_forward_and_a_newer_one_refused() {
     let url = cluster().fresh_database("schema");
     let old = pg::Pg::open(&url, "r", true).expect("open").expect("run");
-    // Rewind to the first schema: the version-2 columns gone, the version says 1.
+    // Rewind to the first schema: the later columns and tables gone, the version says 1.
     cluster().psql(
         &url,
         "SET search_path TO trajforge_run_r;
          ALTER TABLE sessions DROP COLUMN heartbeat_at; ALTER TABLE sessions DROP COLUMN jobs_done;
-         ALTER TABLE jobs DROP COLUMN done_by; UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         ALTER TABLE jobs DROP COLUMN done_by; DROP TABLE teacher_servers; UPDATE meta SET value = '1' WHERE key = 'schema_version';
          INSERT INTO jobs(id, key, payload, updated_at) VALUES (0, 'k', '{}', 0);",
     );
     drop(old);
     let store = open(&url, "r");
     assert_eq!(
-        store.meta("schema_version").expect("meta").as_deref(),
-        Some("2")
+        store.meta("schema_version").expect("meta"),
+        Some(pg::PG_SCHEMA_VERSION.to_string())
     );
     store.begin_session("w").expect("session");
     let job = store
@@ -152,6 +152,15 @@ fn the_first_schema_is_migrated_forward_and_a_newer_one_refused() {
         .expect("the old job");
     store.finish("w", job.id, &Outcome::Kept).expect("finish");
     assert_eq!(store.workers().expect("workers").1[0].jobs_done, Some(1));
+    let figures = trajforge_chat::ServerStats {
+        url: "http://a/v1".into(),
+        requests: 1,
+        ..Default::default()
+    };
+    store
+        .record_teacher_servers("w", std::slice::from_ref(&figures))
+        .expect("figures");
+    assert_eq!(store.teacher_servers().expect("figures"), [figures]);
     cluster().psql(
         &url,
         "UPDATE trajforge_run_r.meta SET value = '99' WHERE key = 'schema_version'",
@@ -159,8 +168,10 @@ fn the_first_schema_is_migrated_forward_and_a_newer_one_refused() {
     let err =
         Store::open_at(&Location::parse(&url, Some("r")).expect("loc")).expect_err("newer schema");
     assert!(
-        err.to_string()
-            .contains("schema version 99, this trajforge reads version 2"),
+        err.to_string().contains(&format!(
+            "schema version 99, this trajforge reads version {}",
+            pg::PG_SCHEMA_VERSION
+        )),
         "{err}"
     );
 }
@@ -302,4 +313,20 @@ fn a_connection_the_server_dropped_is_reopened_and_the_operation_done() {
         .expect("committed after reconnecting");
     store.finish("w", job.id, &Outcome::Kept).expect("finish");
     assert_eq!(store.counts().expect("counts").done, 1);
+}
+
+#[test]
+fn teacher_server_figures_are_kept_per_worker_and_summed_per_server() {
+    let url = cluster().fresh_database("servers");
+    crate::tests::check_teacher_server_figures(&open(&url, "r"));
+}
+
+#[test]
+fn duplicate_p1s_are_decided_by_sample_order_not_completion_order_on_postgres() {
+    let url = cluster().fresh_database("dup_order");
+    let runs = std::cell::Cell::new(0);
+    crate::tests::check_duplicates_follow_sample_order(|| {
+        runs.set(runs.get() + 1);
+        open(&url, &format!("r{}", runs.get()))
+    });
 }

@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::dup;
 use crate::model::{ExitLabel, Outcome, Rollout, Stage, TrajectoryMeta};
 use crate::{Result, Store, TrajectoryRecord, now_ms};
 
@@ -243,23 +244,30 @@ impl Store {
     }
 
     /// Whether another job already produced this exact P1 (byte-identical duplicates are
-    /// discarded). The rule is the sample's order: in a Postgres run (many workers) only jobs
-    /// earlier in the sample count, and committing a P1 takes any later job with the same P1
-    /// back to its duplicate check; one SQLite process working in order sees the same jobs.
+    /// discarded). The rule is the sample's order (see `dup`): only jobs earlier in the sample
+    /// count, and committing a P1 takes any later job with the same P1 back to its check.
+    /// SQLite runs created before that rule keep theirs: any other job.
     pub fn has_other_t1_patch(&self, job: i64, patch: &str) -> Result<bool> {
         if let Some(pg) = self.pg() {
             return pg.has_earlier_t1_patch(job, patch);
         }
+        let rule = if self.sample_order_duplicates()? {
+            dup::EARLIER
+        } else {
+            dup::ANY_OTHER
+        };
+        let sql = dup::render::<&rusqlite::Transaction<'_>>(rule);
         let conn = self.lock();
         let r = conn
-            .query_row(
-                "SELECT 1 FROM trajectories WHERE rollout = 't1' AND patch = ?1 AND job_id != ?2 LIMIT 1",
-                params![patch, job],
-                |_| Ok(()),
-            )
+            .query_row(&sql, params![patch, job], |_| Ok(()))
             .optional();
         drop(conn);
         Ok(self.sql(r)?.is_some())
+    }
+
+    /// Whether this SQLite run judges duplicate P1s by the sample's order (created since).
+    pub(crate) fn sample_order_duplicates(&self) -> Result<bool> {
+        Ok(self.meta(dup::RULE_KEY)?.as_deref() == Some(dup::SAMPLE_ORDER))
     }
 
     /// Add finished jobs with their stages and trajectories, and set `meta` values, in one

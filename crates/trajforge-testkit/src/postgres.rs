@@ -19,6 +19,8 @@ pub struct PgCluster {
     bin: PathBuf,
     dir: PathBuf,
     next: AtomicUsize,
+    /// The account the server runs as (when we are root).
+    user: Option<(String, String)>,
 }
 
 /// The cluster of this process, started on first use; panics with the reason when
@@ -79,14 +81,22 @@ fn as_user(user: &Option<(String, String)>, program: &Path) -> Command {
 }
 
 impl PgCluster {
+    /// A cluster of the caller's own, beside the shared one (a test that restarts its server
+    /// must not disturb the others); panics as [`cluster`] does.
+    pub fn private() -> PgCluster {
+        PgCluster::start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn start() -> Result<PgCluster, String> {
         let bin = bin_dir().ok_or(
             "PostgreSQL server programs not found (/usr/lib/postgresql/*/bin/initdb): run scripts/setup.sh, or set TRAJFORGE_PG_BIN",
         )?;
         let user = unprivileged();
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "trajforge-pg-{}-{}",
+            "trajforge-pg-{}-{}-{}",
             std::process::id(),
+            STARTED.fetch_add(1, Ordering::SeqCst),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
@@ -118,31 +128,73 @@ impl PgCluster {
             bin,
             dir,
             next: AtomicUsize::new(0),
+            user,
         };
-        cluster.launch(&user)?;
+        cluster.pg_ctl("start")?;
+        cluster.watch()?;
+        cluster.wait_ready()?;
         Ok(cluster)
     }
 
-    /// Start the server, with a watcher that stops it and removes the folder when this
-    /// process is gone.
-    fn launch(&self, user: &Option<(String, String)>) -> Result<(), String> {
+    /// `pg_ctl ACTION` on the cluster (start, stop), waiting for it to finish.
+    fn pg_ctl(&self, action: &str) -> Result<(), String> {
+        let options = format!(
+            "-k {dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB",
+            dir = self.dir.display()
+        );
+        let out = as_user(&self.user, &self.bin.join("pg_ctl"))
+            .arg(action)
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-o", &options, "-m", "fast", "-w"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_ctl {action}: {e}"))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            return Err(format!(
+                "pg_ctl {action}: {}\n{log}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stop the server (fast: sessions are cut), leave it down for `down`, start it again:
+    /// a database restart under running clients.
+    pub fn restart(&self, down: Duration) {
+        self.pg_ctl("stop").unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(down);
+        self.pg_ctl("start").unwrap_or_else(|e| panic!("{e}"));
+        self.wait_ready().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A watcher that stops the server (whichever postmaster runs it now) and removes the
+    /// folder when this process is gone.
+    fn watch(&self) -> Result<(), String> {
         let script = format!(
-            "{postgres} -D {data} -k {dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB >{dir}/log 2>&1 & pg=$!; \
-             while [ -d /proc/{parent} ] && kill -0 $pg 2>/dev/null; do sleep 0.5; done; \
-             kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
-            postgres = self.bin.join("postgres").display(),
+            "while [ -d /proc/{parent} ]; do sleep 0.5; done; \
+             {pg_ctl} stop -D {data} -m fast -w >/dev/null 2>&1; rm -rf {dir}",
+            pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.dir.join("data").display(),
             dir = self.dir.display(),
             parent = std::process::id(),
         );
-        let mut sh = as_user(user, Path::new("/bin/sh"));
+        let mut sh = as_user(&self.user, Path::new("/bin/sh"));
         sh.arg("-c")
             .arg(script)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        sh.spawn().map_err(|e| format!("postgres: {e}"))?;
+        sh.spawn().map_err(|e| format!("watcher: {e}"))?;
+        Ok(())
+    }
+
+    /// Wait until the server accepts connections.
+    fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new(self.bin.join("pg_isready"))

@@ -15,7 +15,8 @@ use crate::error::CliError;
 #[derive(Debug, clap::Args)]
 #[command(
     mut_arg("teacher", |a| a.required(false)),
-    after_help = "The run's settings, menu, demonstrations and prompts come from the database. A worker refuses \
+    after_help = "The run's settings, menu, demonstrations, prompts, --max-repeats and the teacher's sampling and \
+tool-call mode come from the database (a worker's own sampling options are not used). A worker refuses \
 to start when its checkout is not at the run's commit, or when it is another trajforge build or teacher model than \
 the run's (its data would differ). Each job is claimed under a lease renewed every quarter of --lease; a stage is \
 committed only while the lease holds, so a worker that was paused or cut off past its lease commits nothing and \
@@ -75,6 +76,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
     }
     if spec.model.is_none() {
         spec.model = Some(run.model().to_string());
+    }
+    // Sampling and tool-call mode decide the data: always the run's.
+    if let Some(settings) = run.teacher_settings() {
+        spec.sampling = settings.sampling.clone();
+        spec.tool_mode = settings.tool_mode;
     }
     let runtime = prepare::runtime(args.concurrency)?;
     let teacher = super::teacher(&spec, &runtime, None)?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trajforge_testkit::FakeServer;
-use trajforge_testkit::postgres::cluster;
+use trajforge_testkit::postgres::{PgCluster, cluster};
 
 use crate::assert_success;
 use crate::generate::{
@@ -102,21 +102,20 @@ async fn wait_success(child: Child) {
     assert_success(&out);
 }
 
-/// Trajectories stored in run `run` so far.
-fn stored(url: &str, run: &str) -> u64 {
-    cluster()
-        .psql(
-            url,
-            &format!("SELECT COUNT(*) FROM trajforge_run_{run}.trajectories"),
-        )
-        .parse()
-        .unwrap_or(0)
+/// Trajectories stored in run `run` of `pg` so far.
+fn stored(pg: &PgCluster, url: &str, run: &str) -> u64 {
+    pg.psql(
+        url,
+        &format!("SELECT COUNT(*) FROM trajforge_run_{run}.trajectories"),
+    )
+    .parse()
+    .unwrap_or(0)
 }
 
-/// Wait until run `run` has more than `before` trajectories.
-async fn wait_stored(url: &str, run: &str, before: u64) {
+/// Wait until run `run` of `pg` has more than `before` trajectories.
+async fn wait_stored(pg: &PgCluster, url: &str, run: &str, before: u64) {
     let deadline = Instant::now() + Duration::from_secs(300);
-    while stored(url, run) <= before {
+    while stored(pg, url, run) <= before {
         assert!(
             Instant::now() < deadline,
             "no trajectory stored within 300 s"
@@ -166,13 +165,13 @@ async fn a_killed_worker_s_job_is_reclaimed_and_a_paused_one_cannot_commit() {
 
     // kill -9 mid-episode: its job comes back after the lease and is finished once.
     let mut killed = worker(&scene, &slow, &url, "r", 0, &["--lease", "3"]);
-    wait_stored(&url, "r", 0).await;
+    wait_stored(cluster(), &url, "r", 0).await;
     killed.kill().expect("kill -9");
     let _ = killed.wait();
     // A paused worker: stopped past its lease while another finishes the run.
     let paused = worker(&scene, &slow, &url, "r", 1, &["--lease", "3"]);
-    let before = stored(&url, "r");
-    wait_stored(&url, "r", before).await;
+    let before = stored(cluster(), &url, "r");
+    wait_stored(cluster(), &url, "r", before).await;
     let pid = paused.id().to_string();
     assert!(
         Command::new("kill")
@@ -196,6 +195,36 @@ async fn a_killed_worker_s_job_is_reclaimed_and_a_paused_one_cannot_commit() {
     // The resumed worker committed nothing: the run is as the rescuer left it.
     assert_eq!(pg_digest(&url, "r"), finished);
     assert_eq!(finished, digest(&reference));
+    assert_eq!(pg_job_results(&url, "r"), job_results(&reference));
+    assert_eq!(jobs_done_by_workers(&url, "r"), N as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_reconnect_after_the_database_restarts_mid_run_and_finish_it_equal_to_one_sqlite_run()
+ {
+    let scene = scene();
+    let fast = server(0, 0).await;
+    let reference = reference(&scene, &fast).await;
+    let slow = server(0, 150).await;
+    // A cluster of this test's own: restarting the shared one would cut the other tests off.
+    let pg = std::sync::Arc::new(PgCluster::private());
+    let url = pg.fresh_database("restart");
+    enqueue(&scene, &slow, &url, "r").await;
+    let workers: Vec<Child> = (0..2)
+        .map(|i| worker(&scene, &slow, &url, "r", i, &[]))
+        .collect();
+    wait_stored(&pg, &url, "r", 0).await;
+    let done_before = pg_status(&url, "r")["done"].as_u64().expect("done");
+    assert!(done_before < N as u64, "the run ended before the restart");
+    // Down for two seconds while both workers are in episodes: every open connection is cut.
+    let restarting = std::sync::Arc::clone(&pg);
+    tokio::task::spawn_blocking(move || restarting.restart(Duration::from_secs(2)))
+        .await
+        .expect("restart");
+    for w in workers {
+        wait_success(w).await;
+    }
+    assert_eq!(pg_digest(&url, "r"), digest(&reference));
     assert_eq!(pg_job_results(&url, "r"), job_results(&reference));
     assert_eq!(jobs_done_by_workers(&url, "r"), N as u64);
 }
