@@ -185,7 +185,7 @@ fn build_store(dir: &Path, n: usize, corpus: &[String]) -> Result<(), String> {
             .record_stage(owner, job.id, 1, &stage, Some(&rec), None)
             .map_err(|e| e.to_string())?;
         store
-            .set_verdict(job.id, 1, &Rollout::T1, true, None)
+            .set_verdict(owner, job.id, 1, &Rollout::T1, true, None)
             .map_err(|e| e.to_string())?;
         store
             .finish(owner, job.id, &Outcome::Kept)

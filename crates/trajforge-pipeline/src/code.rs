@@ -260,7 +260,8 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                 continue;
             }
         }
-        w.store.set_verdict(job, a, &Rollout::T1, true, None)?;
+        w.store
+            .set_verdict(&w.owner, job, a, &Rollout::T1, true, None)?;
 
         // Synthetic PR.
         let pr = match get(StageName::Pr) {
@@ -319,11 +320,19 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                 let v = VerifyStage::of_patches(&p1, &p2, submitted, cfg.threshold);
                 w.store
                     .record_stage(&w.owner, job, a, &Stage::Verify(v.clone()), None, None)?;
-                w.store
-                    .set_verdict(job, a, &Rollout::T2, v.kept(), v.recall())?;
                 v
             }
         };
+        // Set on every pass (idempotent): a crash after the verify stage's commit must not
+        // leave T2 unmarked on resume.
+        w.store.set_verdict(
+            &w.owner,
+            job,
+            a,
+            &Rollout::T2,
+            verify.kept(),
+            verify.recall(),
+        )?;
 
         // Behavioural verdict next to r.
         if let Some(cmd) = &cfg.test_cmd

@@ -356,13 +356,16 @@ async fn process(w: &WebWorker, job: i64, payload: &Value) -> Result<Outcome, St
                 None,
                 None,
             )?;
-            let (kept, r) = (v.kept(), v.recall());
-            // Agreement vouches for both rollouts: no judge exists for either.
-            w.store.set_verdict(job, ATTEMPT, &Rollout::T1, kept, r)?;
-            w.store.set_verdict(job, ATTEMPT, &Rollout::T2, kept, r)?;
             v
         }
     };
+    // Set on every pass (idempotent): a crash after the verify stage's commit must not leave
+    // the pair unmarked on resume. Agreement vouches for both rollouts: no judge exists for either.
+    let (kept, r) = (verify.kept(), verify.recall());
+    w.store
+        .set_verdict(&w.owner, job, ATTEMPT, &Rollout::T1, kept, r)?;
+    w.store
+        .set_verdict(&w.owner, job, ATTEMPT, &Rollout::T2, kept, r)?;
     Ok(verify.result().clone())
 }
 

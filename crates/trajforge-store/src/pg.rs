@@ -672,13 +672,14 @@ impl Pg {
 
     pub(crate) fn set_verdict(
         &self,
+        owner: &str,
         job: i64,
         attempt: i64,
         rollout: &Rollout,
         kept: bool,
         recall: Option<f64>,
     ) -> Result<()> {
-        self.with(|c| {
+        self.with_lease(owner, job, |c| {
             c.execute(
                 "UPDATE trajectories SET kept = $1, recall = COALESCE($2, recall)
                  WHERE job_id = $3 AND attempt = $4 AND rollout = $5",

@@ -181,7 +181,7 @@ fn stages_are_idempotent_and_survive_reopening() {
         )
         .expect("record again");
     store
-        .set_verdict(job.id, 1, &Rollout::T1, true, None)
+        .set_verdict("w", job.id, 1, &Rollout::T1, true, None)
         .expect("verdict");
     store.finish("w", job.id, &Outcome::Kept).expect("finish");
     drop(store);

@@ -255,7 +255,7 @@ fn store_copy_moves_a_run_both_ways_losslessly() {
         )
         .expect("stage");
     sqlite
-        .set_verdict(job.id, 1, &Rollout::T1, true, Some(0.75))
+        .set_verdict("w", job.id, 1, &Rollout::T1, true, Some(0.75))
         .expect("verdict");
     sqlite.finish("w", job.id, &Outcome::Kept).expect("finish");
     let pg = open(&url, "copied");

@@ -109,9 +109,12 @@ pub struct ImportCounts {
 }
 
 impl Store {
-    /// Mark a trajectory kept or not, with its recall.
+    /// Mark a trajectory kept or not, with its recall, if `owner` still holds the job's lease
+    /// (a worker that lost it cannot change another's verdict). Idempotent, so a resumed job
+    /// sets it again.
     pub fn set_verdict(
         &self,
+        owner: &str,
         job: i64,
         attempt: i64,
         rollout: &Rollout,
@@ -119,15 +122,15 @@ impl Store {
         recall: Option<f64>,
     ) -> Result<()> {
         if let Some(pg) = self.pg() {
-            return pg.set_verdict(job, attempt, rollout, kept, recall);
+            return pg.set_verdict(owner, job, attempt, rollout, kept, recall);
         }
-        let conn = self.lock();
-        let r = conn.execute(
-            "UPDATE trajectories SET kept = ?1, recall = COALESCE(?2, recall) WHERE job_id = ?3 AND attempt = ?4 AND rollout = ?5",
-            params![kept as i64, recall, job, attempt, rollout.as_str()],
-        );
-        drop(conn);
-        self.sql(r).map(|_| ())
+        self.with_lease(owner, job, |tx, _| {
+            tx.execute(
+                "UPDATE trajectories SET kept = ?1, recall = COALESCE(?2, recall) WHERE job_id = ?3 AND attempt = ?4 AND rollout = ?5",
+                params![kept as i64, recall, job, attempt, rollout.as_str()],
+            )
+            .map(drop)
+        })
     }
 
     /// Every trajectory (data included when `with_data`).

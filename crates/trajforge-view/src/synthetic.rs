@@ -216,7 +216,7 @@ pub fn build(dir: &Path, spec: &Spec<'_>) -> Result<u64, StoreError> {
             store.finish(owner, job.id, &Outcome::SelfcheckNo)?;
             continue;
         }
-        store.set_verdict(job.id, 1, &Rollout::T1, true, None)?;
+        store.set_verdict(owner, job.id, 1, &Rollout::T1, true, None)?;
         let pr = format!("f{i} in pkg/mod{}.py gives wrong sums. {text}", i % 97);
         store.record_stage(
             owner,
@@ -251,7 +251,7 @@ pub fn build(dir: &Path, spec: &Spec<'_>) -> Result<u64, StoreError> {
         )?;
         let v = VerifyStage::of_patches(&p1, &p2, true, 0.5);
         store.record_stage(owner, job.id, 1, &Stage::Verify(v.clone()), None, None)?;
-        store.set_verdict(job.id, 1, &Rollout::T2, v.kept(), v.recall())?;
+        store.set_verdict(owner, job.id, 1, &Rollout::T2, v.kept(), v.recall())?;
         store.finish(owner, job.id, v.result())?;
     }
     store.trajectory_count()
