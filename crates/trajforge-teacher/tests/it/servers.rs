@@ -162,8 +162,14 @@ async fn streams_are_routed_like_completions() {
     for step in 0..3 {
         // Both episodes' streams are open at once: the second goes to the server with
         // fewer in flight, and each later step stays where its episode started.
-        let first = teacher.stream_chat(&streamed_step(0, step)).await.unwrap();
-        let second = teacher.stream_chat(&streamed_step(1, step)).await.unwrap();
+        let first = teacher
+            .stream_chat(&streamed_step(0, step))
+            .await
+            .expect("stream");
+        let second = teacher
+            .stream_chat(&streamed_step(1, step))
+            .await
+            .expect("stream");
         assert_eq!(drain(first).await, "fine");
         assert_eq!(drain(second).await, "fine");
     }
