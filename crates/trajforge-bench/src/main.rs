@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod abandon;
 mod agent;
 mod eval;
 mod eval_web;
@@ -66,6 +67,9 @@ enum Bench {
     /// Local teacher: tokens/s of raw llama.cpp, the in-process teacher and `trajforge serve`,
     /// and a synthetic episode with and without KV-cache prefix reuse.
     Local(local::LocalArgs),
+    /// `serve` when clients give up: the wait of a small request behind N abandoned ones and
+    /// peak memory, a baseline binary against this one (issue 19).
+    Abandon(abandon::AbandonArgs),
     /// Messages API: time to first token and total time through `trajforge serve --upstream`
     /// against the upstream called directly.
     Messages(messages::MessagesArgs),
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Bench::Agent(args) => agent::run(args),
         Bench::Local(args) => local::run(args),
         Bench::Messages(args) => messages::run(args),
+        Bench::Abandon(args) => abandon::run(args),
         Bench::Pipeline(args) => pipeline::run(args),
         Bench::Eval(args) => eval::run(args),
         Bench::Web(args) => web::run(args),

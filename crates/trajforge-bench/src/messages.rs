@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,51 @@ struct Timing {
     total: Duration,
 }
 
-/// `trajforge serve --upstream URL`, stopped when dropped.
-struct Proxy {
+/// A `trajforge serve` child process, stopped when dropped.
+pub(crate) struct Proxy {
     child: Child,
-    addr: String,
+    /// Where it listens (`host:port`).
+    pub(crate) addr: String,
+}
+
+impl Proxy {
+    /// Start `binary serve --port 0 ARGS...` and wait for the URL it prints.
+    pub(crate) fn start(binary: &Path, args: &[&str]) -> Result<Proxy, String> {
+        let mut child = Command::new(binary)
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout")?)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the server's URL: {e}"))?;
+        if line.trim().is_empty() {
+            return Err(format!("{} serve printed no URL", binary.display()));
+        }
+        Ok(Proxy {
+            addr: line
+                .trim()
+                .trim_start_matches("http://")
+                .trim_end_matches("/v1")
+                .to_string(),
+            child,
+        })
+    }
+
+    /// The process's peak resident memory so far, in KiB (VmHWM).
+    pub(crate) fn peak_rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for Proxy {
@@ -59,9 +100,9 @@ impl Drop for Proxy {
     }
 }
 
-/// POST `body` to `path` on `addr` and time the first occurrence of [`FIRST`] and the end.
-fn timed(addr: &str, path: &str, body: &str) -> Result<Timing, String> {
-    let started = Instant::now();
+/// Open a connection to `addr` and send a whole POST of `body` to `path`
+/// (`Connection: close`, so the answer ends with the connection).
+pub(crate) fn send_post(addr: &str, path: &str, body: &str) -> Result<TcpStream, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     write!(
@@ -72,21 +113,39 @@ fn timed(addr: &str, path: &str, body: &str) -> Result<Timing, String> {
         body.len()
     )
     .map_err(|e| e.to_string())?;
-    let mut seen = Vec::new();
-    let mut first = None;
+    Ok(stream)
+}
+
+/// Read the answer on `stream` to its end, calling `seen` with the bytes so far after each
+/// read; the whole answer.
+pub(crate) fn read_answer(
+    stream: &mut TcpStream,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<String, String> {
+    let mut all = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
-        seen.extend_from_slice(&buf[..n]);
+        all.extend_from_slice(&buf[..n]);
+        seen(&all);
+    }
+    Ok(String::from_utf8_lossy(&all).into_owned())
+}
+
+/// POST `body` to `path` on `addr` and time the first occurrence of [`FIRST`] and the end.
+fn timed(addr: &str, path: &str, body: &str) -> Result<Timing, String> {
+    let started = Instant::now();
+    let mut stream = send_post(addr, path, body)?;
+    let mut first = None;
+    let text = read_answer(&mut stream, |seen| {
         if first.is_none() && seen.windows(FIRST.len()).any(|w| w == FIRST.as_bytes()) {
             first = Some(started.elapsed());
         }
-    }
+    })?;
     let total = started.elapsed();
-    let text = String::from_utf8_lossy(&seen);
     if !text.starts_with("HTTP/1.1 200") {
         return Err(format!(
             "{path}: {}",
@@ -124,32 +183,7 @@ pub fn run(args: MessagesArgs) -> Result<(), String> {
         Some(p) => p.clone(),
         None => crate::sibling_binary("trajforge")?,
     };
-    let mut child = Command::new(&binary)
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--upstream",
-            &fake.url(),
-            "--model",
-            "m",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the server's URL: {e}"))?;
-    let proxy = Proxy {
-        addr: line
-            .trim()
-            .trim_start_matches("http://")
-            .trim_end_matches("/v1")
-            .to_string(),
-        child,
-    };
+    let proxy = Proxy::start(&binary, &["--upstream", &fake.url(), "--model", "m"])?;
     let direct_addr = fake.addr().to_string();
     let openai = json!({"model": "m", "stream": true, "max_tokens": 256,
         "stream_options": {"include_usage": true},

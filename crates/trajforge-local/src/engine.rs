@@ -3,8 +3,9 @@
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::context::LlamaContext;
@@ -84,7 +85,7 @@ pub enum Finish {
     Stop,
     /// `max_tokens` or the context window was reached.
     Length,
-    /// The receiver went away (a streaming client disconnected).
+    /// The receiver went away (the client disconnected): generation stopped there.
     Cancelled,
 }
 
@@ -141,6 +142,25 @@ pub struct Loaded {
     pub n_ctx: u32,
 }
 
+/// What the model thread did with the jobs it was given, counted as it goes.
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    /// Jobs put in the queue.
+    pub queued: AtomicU64,
+    /// Jobs the model started working on.
+    pub started: AtomicU64,
+    /// Jobs whose receiver had gone before their turn came: never run.
+    pub skipped: AtomicU64,
+    /// Jobs stopped part-way because their receiver went away.
+    pub cancelled: AtomicU64,
+}
+
+impl QueueCounters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Settings for the worker.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -152,6 +172,8 @@ pub struct EngineConfig {
     pub threads: i32,
     /// Whether the KV cache of the last conversation is reused.
     pub prefix_reuse: bool,
+    /// Where the model thread counts what it did.
+    pub counters: Arc<QueueCounters>,
 }
 
 /// Start the model thread; returns the job queue once the model is loaded.
@@ -209,9 +231,19 @@ fn worker(
     {
         return;
     }
-    // The queue: jobs run strictly one after another in arrival order.
+    // The queue: jobs run strictly one after another in arrival order; a job whose client
+    // has gone is passed over, so abandoned requests cost nothing.
+    let counters = Arc::clone(&config.counters);
     for job in jobs {
+        if job.events.is_closed() {
+            QueueCounters::bump(&counters.skipped);
+            continue;
+        }
+        QueueCounters::bump(&counters.started);
         let result = engine.run(&job);
+        if matches!(&result, Ok(g) if g.finish == Finish::Cancelled) {
+            QueueCounters::bump(&counters.cancelled);
+        }
         let _ = job.events.send(Event::Done(result));
     }
 }
@@ -302,7 +334,18 @@ impl<'m> Engine<'m> {
 
         let started = Instant::now();
         let reused = self.reuse_prefix(&tokens)?;
-        self.decode_prompt(&tokens, reused)?;
+        if !self.decode_prompt(&tokens, reused, job)? {
+            return Ok(Generation {
+                text: String::new(),
+                finish: Finish::Cancelled,
+                prompt_tokens: tokens.len(),
+                prompt_evaluated: self.cached.len().saturating_sub(reused),
+                prompt_reused: reused,
+                completion_tokens: 0,
+                prompt_time: started.elapsed(),
+                generation_time: Duration::ZERO,
+            });
+        }
         let prompt_time = started.elapsed();
 
         let started = Instant::now();
@@ -321,6 +364,12 @@ impl<'m> Engine<'m> {
         let mut logits_index = self.batch.n_tokens() - 1;
         let mut sent = 0usize;
         while generated < budget {
+            // A client that went away stops its generation (the stream noticing a failed send
+            // is not enough: a non-streamed or tool-call reply sends nothing until the end).
+            if job.events.is_closed() {
+                finish = Finish::Cancelled;
+                break;
+            }
             let token = match grammar.as_mut() {
                 Some(g) => self.sample_constrained(&mut chain, g, logits_index),
                 // `sample` accepts the token into the chain itself.
@@ -424,11 +473,20 @@ impl<'m> Engine<'m> {
         Ok(common)
     }
 
-    /// Evaluate `tokens[from..]`, leaving the logits of the last token in the batch.
-    fn decode_prompt(&mut self, tokens: &[LlamaToken], from: usize) -> Result<(), LocalError> {
+    /// Evaluate `tokens[from..]`, leaving the logits of the last token in the batch; false
+    /// when `job`'s client went away between two batches (the evaluated part stays cached).
+    fn decode_prompt(
+        &mut self,
+        tokens: &[LlamaToken],
+        from: usize,
+        job: &Job,
+    ) -> Result<bool, LocalError> {
         let last = tokens.len() - 1;
         let mut pos = from;
         while pos < tokens.len() {
+            if job.events.is_closed() {
+                return Ok(false);
+            }
             let end = (pos + BATCH_TOKENS).min(tokens.len());
             self.batch.clear();
             for (i, token) in tokens[pos..end].iter().enumerate() {
@@ -443,7 +501,7 @@ impl<'m> Engine<'m> {
             self.cached.extend_from_slice(&tokens[pos..end]);
             pos = end;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Sample under a grammar, checking the grammar only against the token the plain chain

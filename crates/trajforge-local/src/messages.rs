@@ -23,7 +23,7 @@ use trajforge_teacher::{Sampling, TeacherError};
 use crate::error::LocalError;
 use crate::server::{
     ChunkItem, Failure, Resp, ServerState, json_response, local_chunks, parse_wire, read_body,
-    sse_response,
+    sse_response, unless_gone,
 };
 use crate::teacher::LocalTeacher;
 use crate::trained::{
@@ -373,7 +373,11 @@ async fn respond(
         if !send(vec![start_event, StreamEvent::Ping]).await {
             return;
         }
-        while let Some(item) = chunks.recv().await {
+        while let Some(next) = unless_gone(&tx, chunks.recv()).await {
+            let Some(item) = next else {
+                let _ = send(translator.finish(input_tokens)).await;
+                return;
+            };
             let events = match item {
                 Ok(chunk) => translator.push(&chunk),
                 Err(f) => {
@@ -386,7 +390,6 @@ async fn respond(
                 return;
             }
         }
-        let _ = send(translator.finish(input_tokens)).await;
     });
     sse_response(rx)
 }
@@ -417,18 +420,22 @@ async fn start_model(
             let client = Arc::clone(client);
             let (first_tx, first_rx) = tokio::sync::oneshot::channel();
             let (tx, rx) = mpsc::channel::<ChunkItem>(64);
+            // The upstream request lives as long as its client: a client that leaves while it
+            // waits for a slot, for the first byte or between chunks drops it (and so closes
+            // the upstream connection, which stops the generation there).
             tokio::spawn(async move {
-                let mut stream = match client.stream_chat(&chat).await {
-                    Ok(s) => {
+                let mut stream = match unless_gone(&tx, client.stream_chat(&chat)).await {
+                    None => return,
+                    Some(Ok(s)) => {
                         let _ = first_tx.send(Ok(()));
                         s
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         let _ = first_tx.send(Err(upstream_failure(&e)));
                         return;
                     }
                 };
-                while let Some(item) = stream.next().await {
+                while let Some(Some(item)) = unless_gone(&tx, stream.next()).await {
                     let item: Result<ChatChunk, Failure> = item.map_err(|e| upstream_failure(&e));
                     let last = item.is_err();
                     if tx.send(item).await.is_err() || last {

@@ -1,6 +1,8 @@
 //! An OpenAI-compatible HTTP server over a [`LocalTeacher`]: `POST /v1/chat/completions`
 //! (tools, streaming and not, usage) and `GET /v1/models`. Requests share one model
 //! context, so they wait in the teacher's queue; none is rejected for being concurrent.
+//! A request whose client disconnects is dropped at once, streamed or not: its generation
+//! stops, or never starts if it was still waiting in the queue.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,9 +13,9 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -34,6 +36,13 @@ use crate::grammar::ToolChoice;
 use crate::messages::{Backend, MessagesOptions, MessagesState};
 use crate::teacher::{LocalTeacher, Reply};
 
+/// Largest request body `serve` accepts by default (32 MiB); a larger one is answered 413.
+pub const MAX_BODY_BYTES: usize = 32 << 20;
+
+/// Bytes of an oversize body read and thrown away so that its client, still sending, gets
+/// the 413 rather than a reset connection; past this the connection is dropped instead.
+const MAX_DRAIN_BYTES: u64 = 1 << 30;
+
 /// Settings of [`serve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
@@ -47,8 +56,22 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             model_name: None,
-            max_body_bytes: 32 << 20,
+            max_body_bytes: MAX_BODY_BYTES,
         }
+    }
+}
+
+/// `next`, unless the receiver of `downstream` goes away first (the client disconnected):
+/// then `None`, and the task forwarding to it stops and drops what feeds it, down to the
+/// model's job or the upstream request.
+pub(crate) async fn unless_gone<T, F: Future>(
+    downstream: &mpsc::Sender<T>,
+    next: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        () = downstream.closed() => None,
+        out = next => Some(out),
     }
 }
 
@@ -250,18 +273,53 @@ pub(crate) struct ChatRequestIn {
 }
 
 /// The request body, at most `max` bytes; the status and message of the failure otherwise.
+/// An oversize body is read to its end without being kept (up to [`MAX_DRAIN_BYTES`]), so
+/// the client, which is still sending, reads the 413 instead of a reset connection.
 pub(crate) async fn read_body(
     req: Request<Incoming>,
     max: usize,
 ) -> Result<Bytes, (StatusCode, String)> {
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
+    let too_large = |size: String| {
+        (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {max} bytes"),
-        )),
-        Err(e) => Err((StatusCode::BAD_REQUEST, format!("cannot read body: {e}"))),
+            format!(
+                "request body of {size} bytes is over this server's limit of {max} bytes ({} MiB)",
+                max >> 20
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = max as u64;
+    if let Some(n) = declared.filter(|&n| n > limit.saturating_add(MAX_DRAIN_BYTES)) {
+        return Err(too_large(n.to_string()));
     }
+    let mut body = req.into_body();
+    let mut kept = Vec::with_capacity(declared.map_or(0, |n| n.min(limit) as usize));
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| (StatusCode::BAD_REQUEST, format!("cannot read body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if !kept.is_empty() {
+            kept = Vec::new();
+        }
+        if seen > limit.saturating_add(MAX_DRAIN_BYTES) {
+            return Err(too_large(format!("more than {seen}")));
+        }
+    }
+    if seen > limit {
+        return Err(too_large(seen.to_string()));
+    }
+    Ok(Bytes::from(kept))
 }
 
 async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
@@ -274,7 +332,10 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
     };
     let body = match read_body(req, state.max_body).await {
         Ok(body) => body,
-        Err((status, message)) => return error_response(status, &message, None),
+        Err((status, message)) => {
+            let code = (status == StatusCode::PAYLOAD_TOO_LARGE).then_some("request_too_large");
+            return error_response(status, &message, code);
+        }
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -303,7 +364,11 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
         };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
-            while let Some(item) = chunks.recv().await {
+            while let Some(next) = unless_gone(&tx, chunks.recv()).await {
+                let Some(item) = next else {
+                    let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+                    return;
+                };
                 let text = match item {
                     // The usage chunk only when the client asked for it.
                     Ok(c) if c.usage.is_some() && !include_usage => continue,
@@ -322,7 +387,6 @@ async fn chat(req: Request<Incoming>, state: &ServerState) -> Resp {
                     return;
                 }
             }
-            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
         });
         return sse_response(rx);
     }
@@ -556,9 +620,12 @@ impl StreamPump {
         let result = loop {
             let event = match next.take() {
                 Some(e) => e,
-                None => match events.recv().await {
-                    Some(e) => e,
-                    None => break Err(LocalError::WorkerGone),
+                // Tool calls are held back until they are whole: watch the client meanwhile,
+                // so the model stops when it leaves rather than at the next send.
+                None => match unless_gone(&self.tx, events.recv()).await {
+                    None => return,
+                    Some(Some(e)) => e,
+                    Some(None) => break Err(LocalError::WorkerGone),
                 },
             };
             match event {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -11,7 +11,9 @@ use trajforge_teacher::{
     Usage,
 };
 
-use crate::engine::{self, EngineConfig, Event, Finish, Generation, Job, SamplingParams};
+use crate::engine::{
+    self, EngineConfig, Event, Finish, Generation, Job, QueueCounters, SamplingParams,
+};
 use crate::error::LocalError;
 use crate::gguf::{GgufInfo, read_gguf};
 use crate::grammar::{ToolChoice, tool_grammar};
@@ -77,6 +79,14 @@ pub struct LocalStats {
     pub prompt_time: Duration,
     /// Time spent generating.
     pub generation_time: Duration,
+    /// Jobs (generations and token counts) put in the model's queue.
+    pub queued: u64,
+    /// Jobs the model started working on.
+    pub started: u64,
+    /// Jobs passed over because their client had gone before their turn.
+    pub skipped: u64,
+    /// Jobs stopped part-way because their client went away.
+    pub cancelled: u64,
 }
 
 /// A finished reply: the assistant message and how it was produced.
@@ -108,6 +118,7 @@ pub struct LocalTeacher {
     n_ctx: u32,
     options: LocalOptions,
     stats: Mutex<LocalStats>,
+    counters: Arc<QueueCounters>,
     next_call: AtomicU64,
     next_seed: AtomicU64,
 }
@@ -151,11 +162,13 @@ impl LocalTeacher {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, 256) as i32;
+        let counters = Arc::new(QueueCounters::default());
         let (jobs, loaded) = engine::spawn(EngineConfig {
             path: path.to_path_buf(),
             n_ctx,
             threads,
             prefix_reuse: options.prefix_reuse,
+            counters: Arc::clone(&counters),
         })?;
         let model_name = path
             .file_stem()
@@ -173,6 +186,7 @@ impl LocalTeacher {
             n_ctx: loaded.n_ctx,
             options,
             stats: Mutex::new(LocalStats::default()),
+            counters,
             next_call: AtomicU64::new(1),
             next_seed: AtomicU64::new(seed_base),
         })
@@ -200,7 +214,21 @@ impl LocalTeacher {
 
     /// Totals over all requests so far.
     pub fn stats(&self) -> LocalStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        LocalStats {
+            queued: load(&self.counters.queued),
+            started: load(&self.counters.started),
+            skipped: load(&self.counters.skipped),
+            cancelled: load(&self.counters.cancelled),
+            ..self.stats.lock().map(|s| *s).unwrap_or_default()
+        }
+    }
+
+    /// Put `job` in the model's queue.
+    fn submit(&self, job: Job) -> Result<(), LocalError> {
+        // Counted first, so `started` never runs ahead of `queued`.
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        self.jobs.send(job).map_err(|_| LocalError::WorkerGone)
     }
 
     /// The prompt text the model sees for `messages` and `tools`.
@@ -256,16 +284,14 @@ impl LocalTeacher {
         let grammar = tool_grammar(offered, tool_choice, parallel)
             .map_err(|e| LocalError::InvalidRequest(e.to_string()))?;
         let (tx, rx) = unbounded_channel();
-        self.jobs
-            .send(Job {
-                prompt,
-                grammar,
-                sampling,
-                stream,
-                count_only: false,
-                events: tx,
-            })
-            .map_err(|_| LocalError::WorkerGone)?;
+        self.submit(Job {
+            prompt,
+            grammar,
+            sampling,
+            stream,
+            count_only: false,
+            events: tx,
+        })?;
         Ok(Started {
             events: rx,
             tools_enabled: !offered.is_empty(),
@@ -281,16 +307,14 @@ impl LocalTeacher {
     ) -> Result<usize, LocalError> {
         let prompt = self.render(messages, tools)?;
         let (tx, mut rx) = unbounded_channel();
-        self.jobs
-            .send(Job {
-                prompt,
-                grammar: None,
-                sampling: self.sampling_params(&self.options.sampling),
-                stream: false,
-                count_only: true,
-                events: tx,
-            })
-            .map_err(|_| LocalError::WorkerGone)?;
+        self.submit(Job {
+            prompt,
+            grammar: None,
+            sampling: self.sampling_params(&self.options.sampling),
+            stream: false,
+            count_only: true,
+            events: tx,
+        })?;
         while let Some(event) = rx.recv().await {
             if let Event::Done(result) = event {
                 return result.map(|g| g.prompt_tokens);

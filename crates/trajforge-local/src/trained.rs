@@ -811,7 +811,8 @@ pub(crate) fn translate_stream(
     tokio::spawn(async move {
         let mut calls: BTreeMap<usize, (String, String, String)> = BTreeMap::new();
         let mut template: Option<ChatChunk> = None;
-        while let Some(item) = rx.recv().await {
+        while let Some(next) = crate::server::unless_gone(&tx, rx.recv()).await {
+            let Some(item) = next else { break };
             let mut chunk = match item {
                 Ok(c) => c,
                 Err(f) => {
@@ -843,6 +844,9 @@ pub(crate) fn translate_stream(
             if tx.send(Ok(chunk)).await.is_err() {
                 return;
             }
+        }
+        if tx.is_closed() {
+            return;
         }
         let model_calls: Vec<ToolCall> = calls
             .into_values()

@@ -28,6 +28,8 @@ pub mod prepare;
 pub mod progress;
 pub mod prompts;
 pub mod runner;
+#[cfg(feature = "local")]
+pub mod serve;
 pub mod settings;
 pub mod status;
 pub mod tasks;

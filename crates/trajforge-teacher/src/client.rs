@@ -18,7 +18,7 @@ use crate::router::{AttemptEnd, Router, RouterPolicy};
 use crate::types::{Completion, TeacherInfo};
 use crate::wire::{build_request, error_message, mentions_context_overflow, parse_response};
 use trajforge_chat::ServerStats;
-use trajforge_chat::{ChatMessage, Sampling, ToolMode, ToolSpec};
+use trajforge_chat::{ChatMessage, Role, Sampling, ToolMode, ToolSpec};
 
 /// A boxed future returned by [`Teacher::complete`].
 pub type CompletionFuture<'a> =
@@ -159,13 +159,23 @@ pub struct OpenAiTeacher {
 }
 
 /// One server of an [`OpenAiTeacher`].
-struct Endpoint {
+#[derive(Debug)]
+pub(crate) struct Endpoint {
     /// `{base_url}/chat/completions`, used for requests.
-    endpoint: String,
+    pub(crate) endpoint: String,
     /// The endpoint without any userinfo, used in errors.
-    shown_endpoint: String,
+    pub(crate) shown_endpoint: String,
     /// Its own cap on requests in flight.
-    limiter: Arc<RequestLimiter>,
+    pub(crate) limiter: Arc<RequestLimiter>,
+}
+
+/// A request's server, chosen by the router, and its place there.
+#[derive(Debug)]
+pub(crate) struct Routed<'a> {
+    /// The server.
+    pub(crate) target: &'a Endpoint,
+    /// Set its `end` to tell the router how the attempt went.
+    pub(crate) guard: RouteGuard<'a>,
 }
 
 impl fmt::Debug for OpenAiTeacher {
@@ -183,11 +193,14 @@ impl fmt::Debug for OpenAiTeacher {
 }
 
 /// Counts a routed attempt out of the router however it ends, also when the caller drops
-/// the request's future (a run stopping, a timeout around the episode).
-struct RouteGuard<'a> {
+/// the request's future (a run stopping, a timeout around the episode) or a stream.
+#[derive(Debug)]
+pub(crate) struct RouteGuard<'a> {
     router: &'a Mutex<Router>,
-    server: usize,
-    end: AttemptEnd,
+    /// The server the attempt went to.
+    pub(crate) server: usize,
+    /// How it ended; `Abandoned` until the caller says otherwise.
+    pub(crate) end: AttemptEnd,
 }
 
 impl Drop for RouteGuard<'_> {
@@ -204,13 +217,19 @@ fn lock(router: &Mutex<Router>) -> MutexGuard<'_, Router> {
 }
 
 /// What identifies a conversation across its steps: everything up to its first user
-/// message (the system prompt and the task), which every later request repeats.
-fn conversation_key(messages: &[ChatMessage]) -> u64 {
+/// message (the system prompt and the task), which every later request repeats. Given as
+/// each message's role and text, so wire messages (streams) and chat messages key alike.
+pub(crate) fn conversation_key<T: AsRef<str>>(
+    messages: impl IntoIterator<Item = (Role, Option<T>)>,
+) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
-    for m in messages {
-        format!("{:?}", m.role).hash(&mut hasher);
-        m.content.hash(&mut hasher);
-        if m.role == trajforge_chat::Role::User {
+    for (role, content) in messages {
+        format!("{role:?}").hash(&mut hasher);
+        content
+            .as_ref()
+            .map(|c| AsRef::<str>::as_ref(c))
+            .hash(&mut hasher);
+        if role == Role::User {
             break;
         }
     }
@@ -421,15 +440,26 @@ impl OpenAiTeacher {
         &self.http
     }
 
-    /// The first server's endpoint: streamed completions (`serve --upstream`, one server) go
-    /// there, outside the router's episode pinning.
-    pub(crate) fn endpoint(&self) -> &str {
-        &self.servers[0].endpoint
+    /// Route the next request of conversation `key` (see [`Router::route`]) and hold its
+    /// place in the router until the returned guard is dropped.
+    pub(crate) fn route(&self, key: u64) -> Routed<'_> {
+        let server = lock(&self.router).route(key, Instant::now()).server;
+        Routed {
+            target: &self.servers[server],
+            guard: RouteGuard {
+                router: &self.router,
+                server,
+                end: AttemptEnd::Abandoned,
+            },
+        }
     }
 
-    /// The first server's endpoint without userinfo, for errors.
-    pub(crate) fn shown_endpoint(&self) -> &str {
-        &self.servers[0].shown_endpoint
+    /// Whether a failed attempt on `server` should move at once to another server: it just
+    /// left rotation and another is available.
+    pub(crate) fn moves_from(&self, server: usize) -> bool {
+        let router = lock(&self.router);
+        let now = Instant::now();
+        !router.is_available(server, now) && (0..router.len()).any(|s| router.is_available(s, now))
     }
 
     pub(crate) fn authorization(&self) -> Option<&HeaderValue> {
@@ -450,14 +480,14 @@ impl OpenAiTeacher {
         );
         let body = serde_json::to_vec(&request)
             .map_err(|e| TeacherError::Config(format!("cannot serialise request: {e}")))?;
-        let key = conversation_key(messages);
+        let key = conversation_key(messages.iter().map(|m| (m.role, m.content.as_deref())));
         let mut attempt: u32 = 0;
         let mut malformed_seen: u32 = 0;
         loop {
             attempt += 1;
-            let route = lock(&self.router).route(key, Instant::now());
-            let server = route.server;
-            let failure = match self.attempt(server, &body).await {
+            let routed = self.route(key);
+            let server = routed.guard.server;
+            let failure = match self.attempt(routed, &body).await {
                 Ok(mut completion) => {
                     completion.attempts = attempt;
                     return Ok(completion);
@@ -477,13 +507,7 @@ impl OpenAiTeacher {
                 Failure::Status { retry_after, .. } => *retry_after,
                 _ => None,
             };
-            let moves = {
-                let router = lock(&self.router);
-                let now = Instant::now();
-                !router.is_available(server, now)
-                    && (0..router.len()).any(|s| router.is_available(s, now))
-            };
-            let delay = if moves {
+            let delay = if self.moves_from(server) {
                 // This server just left rotation and another can take the retry at once.
                 Duration::ZERO
             } else {
@@ -507,13 +531,9 @@ impl OpenAiTeacher {
 
     /// One HTTP exchange with the routed `server`, holding its limiter slot only while the
     /// request is in flight, and telling the router how it ended.
-    async fn attempt(&self, server: usize, body: &[u8]) -> Result<Completion, Failure> {
-        let mut guard = RouteGuard {
-            router: &self.router,
-            server,
-            end: AttemptEnd::Abandoned,
-        };
-        let result = self.exchange(&self.servers[server], body).await;
+    async fn attempt(&self, routed: Routed<'_>, body: &[u8]) -> Result<Completion, Failure> {
+        let Routed { target, mut guard } = routed;
+        let result = self.exchange(target, body).await;
         guard.end = match &result {
             Ok(c) => AttemptEnd::Answered { latency: c.latency },
             Err(Failure::Overflow { .. } | Failure::Config(_)) => AttemptEnd::Refused,

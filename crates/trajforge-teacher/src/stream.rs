@@ -1,14 +1,18 @@
 //! Streamed chat completions: the request sent with `"stream": true` and its server-sent
-//! events read as they arrive, for proxies that pass a stream on (`trajforge serve`).
+//! events read as they arrive, for proxies that pass a stream on (`trajforge serve`). With
+//! several servers a stream is routed like any request: its conversation stays on one server,
+//! a new one goes to the least busy, and failures count towards ejecting a server.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use trajforge_chat::Role;
 use trajforge_chat::wire::{ChatChunk, ChatRequest, ErrorBody};
 
-use crate::client::{OpenAiTeacher, transport_error};
+use crate::client::{OpenAiTeacher, RouteGuard, conversation_key, transport_error};
 use crate::error::{TeacherError, truncate_body};
 use crate::limiter::RequestPermit;
+use crate::router::AttemptEnd;
 use crate::wire::mentions_context_overflow;
 
 /// The chunks of one streamed completion, read one event at a time.
@@ -19,14 +23,32 @@ pub struct ChunkStream<'a> {
     idle: Duration,
     buf: Vec<u8>,
     done: bool,
+    started: Instant,
+    // Dropped before the guard, so the server's slot is free when the router hears the end.
     _permit: RequestPermit<'a>,
+    /// Tells the router how the stream ended (abandoned when dropped part-way).
+    guard: RouteGuard<'a>,
+}
+
+/// How a failed stream counts for its server's health.
+fn attempt_end(err: &TeacherError) -> AttemptEnd {
+    match err {
+        TeacherError::ContextOverflow { .. } | TeacherError::Config(_) => AttemptEnd::Refused,
+        TeacherError::Status { status, .. } if (400..500).contains(status) && *status != 408 => {
+            AttemptEnd::Refused
+        }
+        _ => AttemptEnd::ServerFault,
+    }
 }
 
 impl OpenAiTeacher {
     /// Send `request` as a streamed completion (its `model`, when empty, is the configured
-    /// one) and return its chunks as the server sends them. One attempt: an error status is
-    /// returned as it came, so the caller (or its client) decides about retries. The request
-    /// timeout applies to the wait for each event, not to the whole stream.
+    /// one) and return its chunks as the server sends them. The server is chosen by the
+    /// router from the conversation (see [`crate::Router`]); a failure before any chunk is
+    /// retried at once on another server only when it took its server out of rotation,
+    /// otherwise it is returned as it came, so the caller (or its client) decides about
+    /// retries. The request timeout applies to the wait for each event, not to the whole
+    /// stream.
     pub async fn stream_chat(
         &self,
         request: &ChatRequest,
@@ -38,15 +60,68 @@ impl OpenAiTeacher {
         }
         let body = serde_json::to_vec(&request)
             .map_err(|e| TeacherError::Config(format!("cannot serialise request: {e}")))?;
-        let permit = self.config().limiter.acquire().await;
-        let url = self.shown_endpoint().to_string();
+        let key = conversation_key(request.messages.iter().map(|m| {
+            let text = m.content.as_ref().and_then(|c| c.joined_text());
+            (m.role.unwrap_or(Role::User), text)
+        }));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (server, result) = self.stream_once(key, &body).await;
+            match result {
+                Err(e)
+                    if attempt_end(&e) == AttemptEnd::ServerFault
+                        && tries < self.server_urls().len()
+                        && self.moves_from(server) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// One routed attempt at starting a stream; the server it went to and its outcome.
+    async fn stream_once(
+        &self,
+        key: u64,
+        body: &[u8],
+    ) -> (usize, Result<ChunkStream<'_>, TeacherError>) {
+        let routed = self.route(key);
+        let mut guard = routed.guard;
+        let server = guard.server;
+        let result = self.open_stream(routed.target, body).await;
+        let result = match result {
+            Ok((response, permit, url)) => Ok(ChunkStream {
+                response,
+                url,
+                idle: self.config().request_timeout,
+                buf: Vec::new(),
+                done: false,
+                started: Instant::now(),
+                _permit: permit,
+                guard,
+            }),
+            Err(e) => {
+                guard.end = attempt_end(&e);
+                Err(e)
+            }
+        };
+        (server, result)
+    }
+
+    /// Send the streamed request to `target`; the response once its status is a success.
+    async fn open_stream<'t>(
+        &'t self,
+        target: &'t crate::client::Endpoint,
+        body: &[u8],
+    ) -> Result<(reqwest::Response, RequestPermit<'t>, String), TeacherError> {
+        let permit = target.limiter.acquire().await;
+        let url = target.shown_endpoint.clone();
         let timeout = self.config().request_timeout;
         let mut http = self
             .http()
-            .post(self.endpoint())
+            .post(&target.endpoint)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "text/event-stream")
-            .body(body);
+            .body(body.to_vec());
         if let Some(auth) = self.authorization() {
             http = http.header(AUTHORIZATION, auth.clone());
         }
@@ -73,14 +148,7 @@ impl OpenAiTeacher {
                 attempts: 1,
             });
         }
-        Ok(ChunkStream {
-            response,
-            url,
-            idle: timeout,
-            buf: Vec::new(),
-            done: false,
-            _permit: permit,
-        })
+        Ok((response, permit, url))
     }
 }
 
@@ -99,23 +167,22 @@ impl ChunkStream<'_> {
             }
             let chunk = match tokio::time::timeout(self.idle, self.response.chunk()).await {
                 Err(_) => {
-                    self.done = true;
-                    return Some(Err(TeacherError::Timeout {
+                    return Some(self.fail(TeacherError::Timeout {
                         url: self.url.clone(),
                         timeout: self.idle,
                         attempts: 1,
                     }));
                 }
                 Ok(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(transport_error(e, &self.url)));
+                    let err = transport_error(e, &self.url);
+                    return Some(self.fail(err));
                 }
                 Ok(Ok(chunk)) => chunk,
             };
             match chunk {
                 Some(bytes) => self.buf.extend_from_slice(&bytes),
                 None => {
-                    self.done = true;
+                    self.finished();
                     // A last event without its blank line still counts.
                     let rest = std::mem::take(&mut self.buf);
                     let data = event_data(&rest);
@@ -123,6 +190,21 @@ impl ChunkStream<'_> {
                 }
             }
         }
+    }
+
+    /// The stream ended as it should: the server answered.
+    fn finished(&mut self) {
+        self.done = true;
+        self.guard.end = AttemptEnd::Answered {
+            latency: self.started.elapsed(),
+        };
+    }
+
+    /// The stream ended on `err`; the server is told of it.
+    fn fail(&mut self, err: TeacherError) -> Result<ChatChunk, TeacherError> {
+        self.done = true;
+        self.guard.end = attempt_end(&err);
+        Err(err)
     }
 
     /// The data of the next complete event in the buffer, if any.
@@ -139,7 +221,7 @@ impl ChunkStream<'_> {
     /// A chunk, the end, or an error event; `None` for events to skip.
     fn parse(&mut self, data: &str) -> Option<Result<ChatChunk, TeacherError>> {
         if data.trim() == "[DONE]" {
-            self.done = true;
+            self.finished();
             return None;
         }
         // Chunks are parsed once, straight into their type; only an event that may be an
@@ -148,8 +230,7 @@ impl ChunkStream<'_> {
         if data.contains("\"error\"") {
             let value: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
             if value.get("error").is_some() && value.get("choices").is_none() {
-                self.done = true;
-                return Some(Err(TeacherError::Status {
+                return Some(self.fail(TeacherError::Status {
                     status: 200,
                     url: self.url.clone(),
                     body: ErrorBody::message_in(data).unwrap_or_else(|| truncate_body(data)),
@@ -157,13 +238,14 @@ impl ChunkStream<'_> {
                 }));
             }
         }
-        Some(
-            serde_json::from_str(data).map_err(|e| TeacherError::Malformed {
+        match serde_json::from_str(data) {
+            Ok(chunk) => Some(Ok(chunk)),
+            Err(e) => Some(self.fail(TeacherError::Malformed {
                 url: self.url.clone(),
                 message: format!("not a chat-completion chunk ({e}): {}", truncate_body(data)),
                 attempts: 1,
-            }),
-        )
+            })),
+        }
     }
 }
 

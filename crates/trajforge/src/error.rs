@@ -185,6 +185,37 @@ impl From<TeacherSetupError> for CliError {
     }
 }
 
+#[cfg(feature = "local")]
+impl From<trajforge_pipeline::serve::ServeSetupError> for CliError {
+    fn from(err: trajforge_pipeline::serve::ServeSetupError) -> Self {
+        use trajforge_local::LocalError;
+        use trajforge_pipeline::serve::ServeSetupError as E;
+        let e = |kind| CliError::from_error(kind, &err);
+        match &err {
+            E::TrainedOnNeedsTrained | E::Client(_) => e(Kind::Input),
+            E::TrainedOn(_) => e(Kind::Input)
+                .hint("point --trained-on at the folder `trajforge export --format openai` wrote"),
+            E::Models { .. } => {
+                e(Kind::Input).hint("check --upstream, or name the model with --model NAME")
+            }
+            E::NoModel { .. } => e(Kind::Input).hint("name it with --model NAME"),
+            E::Tokenizer(_) => e(Kind::Input)
+                .hint("pass the upstream model's tokenizer.json, its folder or a GGUF file"),
+            E::Load(
+                LocalError::Missing { .. }
+                | LocalError::NotGguf { .. }
+                | LocalError::Truncated { .. }
+                | LocalError::Corrupt { .. }
+                | LocalError::NoChatTemplate { .. }
+                | LocalError::Unreadable { .. },
+            ) => e(Kind::Input).hint(
+                "run scripts/install-model.sh for the default model, or pass --model PATH.gguf",
+            ),
+            E::Load(_) => e(Kind::Failure),
+        }
+    }
+}
+
 fn unreachable_hint(url: &str, err: &TeacherError) -> String {
     match err {
         TeacherError::Status {

@@ -1,28 +1,26 @@
 //! The OpenAI-compatible server over real HTTP.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use trajforge_local::{LocalTeacher, ServeOptions, serve};
-use trajforge_teacher::{ChatMessage, OpenAiTeacher, Teacher, TeacherConfig};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use trajforge_local::{Backend, LocalTeacher, MessagesOptions, ServeOptions, serve, serve_backend};
+use trajforge_teacher::{ChatMessage, OpenAiTeacher, RequestLimiter, Teacher, TeacherConfig};
+use trajforge_testkit::{FakeServer, Reply, Script, ServerOptions, Step};
 
-use crate::{shared_teacher, tool_names, tools};
+use crate::{model_path, shared_teacher, test_options, tool_names, tools};
 
 /// Start a server on a free port for the duration of the test; returns its base URL.
 pub async fn start() -> String {
-    start_with(shared_teacher()).await
+    start_with(shared_teacher(), ServeOptions::default()).await
 }
 
-async fn start_with(teacher: std::sync::Arc<LocalTeacher>) -> String {
+async fn start_with(teacher: Arc<LocalTeacher>, options: ServeOptions) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(
-        listener,
-        teacher,
-        ServeOptions::default(),
-        std::future::pending(),
-    ));
+    tokio::spawn(serve(listener, teacher, options, std::future::pending()));
     format!("http://{addr}")
 }
 
@@ -289,4 +287,194 @@ async fn the_http_teacher_client_talks_to_the_server() {
         }
     }
     assert!(completion.usage.prompt_tokens > 0);
+}
+
+/// Send a whole POST request on a fresh connection and leave the answer unread; dropping
+/// the returned socket is a client that gives up.
+async fn send_raw(base: &str, path: &str, body: &Value) -> TcpStream {
+    let mut socket = TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let body = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+         anthropic-version: 2023-06-01\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(body.as_bytes()).await.unwrap();
+    socket
+}
+
+/// Wait until `done` holds (the server works on its own tasks; this only orders the test).
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("waited 120 s for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_requests_never_run_and_the_next_is_answered() {
+    // A teacher of its own: the test reads its queue counters.
+    let teacher = Arc::new(LocalTeacher::load(&model_path(), test_options()).unwrap());
+    let base = start_with(Arc::clone(&teacher), ServeOptions::default()).await;
+    let long = |stream: bool| {
+        json!({"messages": [{"role": "user", "content":
+            "Write the numbers from 1 to 500, one per line, and nothing else."}],
+            "max_tokens": 1800, "temperature": 0, "stream": stream})
+    };
+    // One long request is generating; six more of every kind wait in the queue behind it.
+    let running = send_raw(&base, "/v1/chat/completions", &long(false)).await;
+    wait_for("the first generation", || teacher.stats().started == 1).await;
+    let messages = json!({"model": "m", "max_tokens": 1800, "messages": [
+        {"role": "user", "content": "Write the numbers from 1 to 500."}]});
+    let mut streamed_messages = messages.clone();
+    streamed_messages["stream"] = json!(true);
+    let mut waiting = Vec::new();
+    for (path, body) in [
+        ("/v1/chat/completions", long(false)),
+        ("/v1/chat/completions", long(true)),
+        ("/v1/chat/completions", long(false)),
+        ("/v1/chat/completions", long(true)),
+        ("/v1/messages", messages),
+        ("/v1/messages", streamed_messages),
+    ] {
+        waiting.push(send_raw(&base, path, &body).await);
+    }
+    wait_for("the queued requests", || teacher.stats().queued == 7).await;
+    assert_eq!(teacher.stats().started, 1, "{:?}", teacher.stats());
+    // Every client gives up.
+    drop(running);
+    drop(waiting);
+    // A small request sent now is answered, and nothing of the abandoned ones ran first.
+    let (status, text) = post(
+        &base,
+        &json!({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let stats = teacher.stats();
+    assert_eq!(stats.queued, 8, "{stats:?}");
+    assert_eq!(
+        stats.skipped, 6,
+        "queued requests of gone clients ran: {stats:?}"
+    );
+    assert_eq!(
+        stats.cancelled, 1,
+        "the running generation went on: {stats:?}"
+    );
+    assert_eq!(stats.started, 2, "{stats:?}");
+    assert_eq!(stats.requests, 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_upstream_requests_are_dropped() {
+    // The upstream streams its long answer forever (as far as the test goes); "small"
+    // requests get a short one.
+    let options = ServerOptions {
+        stream_interval: Duration::from_millis(20),
+        ..ServerOptions::default()
+    };
+    let fake = FakeServer::start_with(
+        Script::handler(|req| {
+            let small = req.to_string().contains("small");
+            let text = if small {
+                "ok".to_string()
+            } else {
+                "la ".repeat(50_000)
+            };
+            Step::Reply(Reply::new().content(text))
+        }),
+        options,
+    )
+    .await;
+    let mut config = TeacherConfig::new(fake.url(), "m");
+    config.api_key = None;
+    // One upstream request at a time: the others wait for the slot.
+    config.limiter = Arc::new(RequestLimiter::new(1));
+    let backend = Backend::Upstream {
+        client: Arc::new(OpenAiTeacher::new(config).unwrap()),
+        counter: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve_backend(
+        listener,
+        backend,
+        ServeOptions::default(),
+        MessagesOptions::default(),
+        std::future::pending(),
+    ));
+    let body = |stream: bool| {
+        json!({"model": "m", "max_tokens": 100, "stream": stream,
+               "messages": [{"role": "user", "content": "Talk."}]})
+    };
+    let running = send_raw(&base, "/v1/messages", &body(false)).await;
+    wait_for("the upstream request", || fake.chat_request_count() == 1).await;
+    let mut waiting = Vec::new();
+    for stream in [true, false, true, false] {
+        waiting.push(send_raw(&base, "/v1/messages", &body(stream)).await);
+    }
+    // Give the server time to read them (they then wait for the upstream slot).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(running);
+    drop(waiting);
+    // The small request gets the slot only if the abandoned stream was dropped.
+    let resp = client()
+        .post(format!("{base}/v1/messages"))
+        .json(&json!({"model": "m", "max_tokens": 10,
+                      "messages": [{"role": "user", "content": "small"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let message: Value = resp.json().await.unwrap();
+    assert_eq!(message["content"][0]["text"], "ok", "{message}");
+    // The waiting requests never reached the upstream.
+    assert_eq!(fake.chat_request_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_bodies_get_413_in_each_protocol() {
+    let options = ServeOptions {
+        max_body_bytes: 1 << 20,
+        ..ServeOptions::default()
+    };
+    let base = start_with(shared_teacher(), options).await;
+    let big = json!({"model": "m", "max_tokens": 4,
+        "messages": [{"role": "user", "content": "x".repeat(3 << 20)}]});
+    let answer = |path: &'static str| {
+        let (base, big) = (base.clone(), big.clone());
+        async move {
+            let resp = client()
+                .post(format!("{base}{path}"))
+                .json(&big)
+                .send()
+                .await
+                .expect("an answer, not a dropped connection");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, e) = answer("/v1/chat/completions").await;
+    assert_eq!(status, 413, "{e}");
+    assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+    assert_eq!(e["error"]["code"], "request_too_large", "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1048576 bytes"), "{message}");
+    let (status, e) = answer("/v1/messages").await;
+    assert_eq!(status, 413, "{e}");
+    assert_eq!(e["type"], "error", "{e}");
+    assert_eq!(e["error"]["type"], "request_too_large", "{e}");
+    // The server still answers a request of a fitting size.
+    let (status, text) = post(
+        &base,
+        &json!({"messages": [{"role": "user", "content": "Hi."}], "max_tokens": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
 }

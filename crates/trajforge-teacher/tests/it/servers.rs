@@ -1,10 +1,12 @@
 //! Several servers behind one client: conversations stay on their server, new ones spread,
-//! and a server that keeps failing leaves rotation without failing the requests.
+//! and a server that keeps failing leaves rotation without failing the requests; streamed
+//! completions are routed the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use trajforge_teacher::{ChatMessage, OpenAiTeacher, RouterPolicy, Teacher};
+use trajforge_chat::wire::{ChatRequest, WireMessage};
+use trajforge_teacher::{ChatMessage, OpenAiTeacher, Role, RouterPolicy, Teacher};
 use trajforge_testkit::{FakeServer, Script, Step};
 
 use crate::{config, tools};
@@ -119,4 +121,97 @@ async fn a_failing_server_is_ejected_and_its_episodes_move() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Episode `n` at step `step` as a streamed request: the task, then `step` earlier turns.
+fn streamed_step(n: usize, step: usize) -> ChatRequest {
+    let mut messages = vec![
+        WireMessage::text(Role::System, "You are a careful engineer."),
+        WireMessage::text(Role::User, format!("Fix bug number {n}.")),
+    ];
+    for i in 0..step {
+        messages.push(WireMessage::text(Role::Assistant, format!("step {i}")));
+        messages.push(WireMessage::text(Role::User, "go on"));
+    }
+    ChatRequest {
+        messages,
+        ..ChatRequest::default()
+    }
+}
+
+/// Read a stream to its end; the text it carried.
+async fn drain(mut stream: trajforge_teacher::ChunkStream<'_>) -> String {
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        for choice in chunk.expect("chunk").choices {
+            text.push_str(choice.delta.content.as_deref().unwrap_or(""));
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn streams_are_routed_like_completions() {
+    let (a, b) = (
+        FakeServer::start(Script::repeat(Step::text("fine"))).await,
+        FakeServer::start(Script::repeat(Step::text("fine"))).await,
+    );
+    let mut cfg = config(&a);
+    cfg.more_servers = vec![b.url()];
+    let teacher = OpenAiTeacher::new(cfg).expect("client");
+    for step in 0..3 {
+        // Both episodes' streams are open at once: the second goes to the server with
+        // fewer in flight, and each later step stays where its episode started.
+        let first = teacher
+            .stream_chat(&streamed_step(0, step))
+            .await
+            .expect("stream");
+        let second = teacher
+            .stream_chat(&streamed_step(1, step))
+            .await
+            .expect("stream");
+        assert_eq!(drain(first).await, "fine");
+        assert_eq!(drain(second).await, "fine");
+    }
+    let (seen_a, seen_b) = (episodes_seen(&a), episodes_seen(&b));
+    assert_eq!(seen_a, vec!["Fix bug number 0."; 3], "b saw {seen_b:?}");
+    assert_eq!(seen_b, vec!["Fix bug number 1."; 3], "a saw {seen_a:?}");
+    let stats = teacher.server_stats();
+    assert_eq!(
+        stats
+            .iter()
+            .map(|s| (s.requests, s.errors))
+            .collect::<Vec<_>>(),
+        vec![(3, 0), (3, 0)],
+        "{stats:?}"
+    );
+    assert!(stats.iter().all(|s| s.latency_seconds > 0.0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_failing_server_is_ejected_for_streams_too() {
+    let broken = FakeServer::start(Script::repeat(Step::status(503, "overloaded"))).await;
+    let good = FakeServer::start(Script::repeat(Step::text("fine"))).await;
+    let mut cfg = config(&broken);
+    cfg.more_servers = vec![good.url()];
+    cfg.routing = RouterPolicy {
+        eject_after: 1,
+        cooldown: Duration::from_secs(3600),
+        ..RouterPolicy::default()
+    };
+    let teacher = OpenAiTeacher::new(cfg).expect("client");
+    for n in 0..3 {
+        let stream = teacher
+            .stream_chat(&streamed_step(n, 0))
+            .await
+            .expect("the good server streams");
+        assert_eq!(drain(stream).await, "fine");
+    }
+    let stats = teacher.server_stats();
+    // The first stream's attempt ejected the broken server and moved to the good one at
+    // once; every later stream went straight there.
+    assert_eq!(stats[0].ejections, 1, "{stats:?}");
+    assert_eq!((stats[0].requests, stats[0].errors), (1, 1), "{stats:?}");
+    assert_eq!((stats[1].requests, stats[1].errors), (3, 0), "{stats:?}");
+    assert_eq!(broken.requests().len(), 1);
 }

@@ -3,15 +3,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use trajforge_export::StudentTokenizer;
-use trajforge_local::{
-    Backend, CountError, LocalError, LocalOptions, LocalTeacher, MessagesOptions, ServeOptions,
-    TRAINED_ROOT, TokenCounter, ToolsMode, TrainedTools, default_model_path,
-};
-use trajforge_teacher::{ChatMessage, OpenAiTeacher, TeacherConfig, ToolSpec};
+use trajforge_pipeline::serve::{ServeSpec, prepare_serve};
 
 use crate::error::CliError;
 
@@ -32,7 +25,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH.gguf|NAME")]
     pub model: Option<PathBuf>,
     /// Pass Messages requests on to this OpenAI-compatible server (vLLM, llama.cpp, SGLang)
-    /// instead of loading a model, e.g. http://127.0.0.1:8000/v1.
+    /// instead of loading a model, e.g. http://127.0.0.1:8000/v1; several servers of the
+    /// model, comma-separated, share the load (a conversation stays on one).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// The upstream model's tokenizer (tokenizer.json with its tokenizer_config.json, their
@@ -81,59 +75,28 @@ pub enum Tools {
     Passthrough,
 }
 
-/// Exact prompt counts of an upstream model with its tokenizer.
-struct Counter(StudentTokenizer);
-
-impl TokenCounter for Counter {
-    fn count(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> Result<u64, CountError> {
-        self.0
-            .count_prompt(messages, tools)
-            .map(|n| n as u64)
-            .map_err(|e| CountError(Box::new(e)))
-    }
-}
-
 /// Load the model (or reach the upstream), bind, print the URL and serve until Ctrl-C.
 pub fn run(args: Args) -> Result<(), CliError> {
     let runtime = crate::cmd::server_runtime()?;
-    let tools = match (args.tools, &args.trained_on) {
-        (Tools::Passthrough, None) => ToolsMode::Passthrough,
-        (Tools::Passthrough, Some(_)) => {
-            return Err(CliError::input("--trained-on needs --tools trained"));
-        }
-        (Tools::Trained, Some(dir)) => {
-            ToolsMode::Trained(TrainedTools::from_dataset(dir).map_err(|e| {
-                CliError::input(e).hint(
-                    "point --trained-on at the folder `trajforge export --format openai` wrote",
-                )
-            })?)
-        }
-        (Tools::Trained, None) => ToolsMode::Trained(TrainedTools {
-            system_prompt: trajforge_agent::LoopConfig::default().system_prompt,
-            tools: trajforge_repo_env::RepoEnvironment::tool_specs(),
-            root: TRAINED_ROOT.to_string(),
-        }),
-    };
-    let backend = match &args.upstream {
-        Some(url) => runtime.block_on(upstream(url, &args))?,
-        None => {
-            let path = args.model.clone().unwrap_or_else(default_model_path);
-            let options = LocalOptions {
-                n_ctx: args.ctx,
-                threads: args.threads,
-                max_tokens: args.max_tokens.max(1),
-                ..LocalOptions::default()
-            };
-            Backend::Local(Arc::new(
-                LocalTeacher::load(&path, options).map_err(load_error)?,
-            ))
-        }
+    let (host, port) = (args.host, args.port);
+    let spec = ServeSpec {
+        upstream: args.upstream,
+        model: args.model,
+        tokenizer: args.tokenizer,
+        ctx: args.ctx,
+        threads: args.threads,
+        max_tokens: args.max_tokens,
+        max_output_tokens: args.max_output_tokens,
+        name: args.name,
+        trained: args.tools == Tools::Trained,
+        trained_on: args.trained_on,
     };
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        let prepared = prepare_serve(spec).await?;
+        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
             .await
             .map_err(|e| {
-                CliError::input(format!("cannot listen on {}:{}: {e}", args.host, args.port))
+                CliError::input(format!("cannot listen on {host}:{port}: {e}"))
                     .hint("pick another --port (0 picks a free one)")
             })?;
         let addr = listener
@@ -142,76 +105,22 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "http://{addr}/v1");
         let _ = out.flush();
-        match &backend {
-            Backend::Local(teacher) => stderr_line!(
-                "serving {} (context {} tokens) on http://{addr}/v1; Ctrl-C stops",
-                teacher.model_name(),
-                teacher.n_ctx()
-            ),
-            Backend::Upstream { client, counter } => stderr_line!(
-                "serving {} from {} on http://{addr}/v1 (Messages API; token counts {}); Ctrl-C stops",
-                client.config().model,
-                trajforge_teacher::Teacher::describe(client.as_ref()).base_url,
-                if counter.is_some() { "exact" } else { "estimated: pass --tokenizer" },
-            ),
-        }
-        let serve_options = ServeOptions {
-            model_name: args.name,
-            ..ServeOptions::default()
-        };
+        stderr_line!(
+            "{}; Ctrl-C stops",
+            prepared.describe(&format!("http://{addr}/v1"))
+        );
         let shutdown = async {
             let signal = crate::cmd::shutdown_signal().await;
             stderr_line!("{signal}: stopping");
         };
-        let messages = MessagesOptions {
-            tools,
-            max_output_tokens: Some(args.max_output_tokens.max(1)),
-        };
-        trajforge_local::serve_backend(listener, backend, serve_options, messages, shutdown)
-            .await
-            .map_err(CliError::failure)
+        trajforge_local::serve_backend(
+            listener,
+            prepared.backend,
+            prepared.options,
+            prepared.messages,
+            shutdown,
+        )
+        .await
+        .map_err(CliError::failure)
     })
-}
-
-/// The upstream client, its model name (asked from the server when not given) and counter.
-async fn upstream(url: &str, args: &Args) -> Result<Backend, CliError> {
-    let given = args
-        .model
-        .as_ref()
-        .map(|m| m.to_string_lossy().into_owned());
-    let mut config = TeacherConfig::new(url, given.clone().unwrap_or_default());
-    let mut client = OpenAiTeacher::new(config.clone()).map_err(CliError::input)?;
-    if given.is_none() {
-        let listed = client.models(Duration::from_secs(10)).await.map_err(|e| {
-            CliError::input(e).hint("check --upstream, or name the model with --model NAME")
-        })?;
-        config.model = listed.into_iter().next().ok_or_else(|| {
-            CliError::input(format!("{url} lists no model")).hint("name it with --model NAME")
-        })?;
-        client = OpenAiTeacher::new(config).map_err(CliError::input)?;
-    }
-    let counter = match &args.tokenizer {
-        Some(path) => Some(Arc::new(Counter(StudentTokenizer::load(path).map_err(|e| {
-            CliError::input(e)
-                .hint("pass the upstream model's tokenizer.json, its folder or a GGUF file")
-        })?)) as Arc<dyn TokenCounter>),
-        None => None,
-    };
-    Ok(Backend::Upstream {
-        client: Arc::new(client),
-        counter,
-    })
-}
-
-fn load_error(err: LocalError) -> CliError {
-    match err {
-        LocalError::Missing { .. }
-        | LocalError::NotGguf { .. }
-        | LocalError::Truncated { .. }
-        | LocalError::Corrupt { .. }
-        | LocalError::NoChatTemplate { .. }
-        | LocalError::Unreadable { .. } => CliError::input(err)
-            .hint("run scripts/install-model.sh for the default model, or pass --model PATH.gguf"),
-        other => CliError::failure(other),
-    }
 }
