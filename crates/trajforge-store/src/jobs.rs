@@ -50,6 +50,16 @@ pub struct WorkerInfo {
     pub in_flight: u64,
 }
 
+/// The columns of a job row, in [`JOB_SELECT`]'s order.
+type JobColumns = (i64, String, String, String, Option<String>);
+
+/// The query of job rows, a clause to append.
+const JOB_SELECT: &str = "SELECT id, key, payload, status, result FROM jobs";
+
+fn job_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
 impl Store {
     /// The processes that worked on the run, by start, and the store's clock now (ms).
     pub fn workers(&self) -> Result<(i64, Vec<WorkerInfo>)> {
@@ -285,47 +295,60 @@ impl Store {
         Ok(self.select_jobs("WHERE id = ?1", Some(id))?.pop())
     }
 
+    /// Visit every job in id order, one at a time, so memory does not grow with the run
+    /// (`status` on a large run); `visit` returns false to stop early.
+    pub fn for_each_job(&self, mut visit: impl FnMut(Job) -> bool) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            for job in pg.jobs()? {
+                if !visit(job) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        self.stream(
+            &format!("{JOB_SELECT} ORDER BY id"),
+            job_columns,
+            |columns| self.job_of(columns),
+            visit,
+        )
+    }
+
     /// The jobs `clause` selects (with `?1` bound to `id` when given).
     fn select_jobs(&self, clause: &str, id: Option<i64>) -> Result<Vec<Job>> {
         let conn = self.lock();
-        let sql = format!("SELECT id, key, payload, status, result FROM jobs {clause}");
+        let sql = format!("{JOB_SELECT} {clause}");
         let r = (|| {
             let mut stmt = conn.prepare(&sql)?;
-            let row = |r: &rusqlite::Row<'_>| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            };
             match id {
                 Some(id) => stmt
-                    .query_map([id], row)?
+                    .query_map([id], job_columns)?
                     .collect::<rusqlite::Result<Vec<_>>>(),
                 None => stmt
-                    .query_map([], row)?
+                    .query_map([], job_columns)?
                     .collect::<rusqlite::Result<Vec<_>>>(),
             }
         })();
         drop(conn);
         self.sql(r)?
             .into_iter()
-            .map(|(id, key, payload, status, result)| {
-                let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("job {id}: {e}"),
-                })?;
-                Ok(Job {
-                    id,
-                    key,
-                    payload,
-                    status: JobStatus::from(status),
-                    result: result.map(Outcome::from),
-                })
-            })
+            .map(|columns| self.job_of(columns))
             .collect()
+    }
+
+    /// A job from the columns [`JOB_SELECT`] reads, its payload parsed.
+    fn job_of(&self, (id, key, payload, status, result): JobColumns) -> Result<Job> {
+        let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: format!("job {id}: {e}"),
+        })?;
+        Ok(Job {
+            id,
+            key,
+            payload,
+            status: JobStatus::from(status),
+            result: result.map(Outcome::from),
+        })
     }
 
     /// Jobs per status.

@@ -30,6 +30,16 @@ pub struct UsageRecord {
     pub model_seconds: f64,
 }
 
+/// The columns of a stage row, in [`STAGE_SELECT`]'s order.
+type StageColumns = (i64, i64, String, String, i64);
+
+/// The query of stage rows, a clause to append.
+const STAGE_SELECT: &str = "SELECT job_id, attempt, stage, payload, created_at FROM stages";
+
+fn stage_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<StageColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
 impl Store {
     /// Commit one stage's result, with its trajectory and usage, in one transaction.
     ///
@@ -100,30 +110,41 @@ impl Store {
         self.query_stages("ORDER BY job_id, attempt, created_at, stage", None)
     }
 
+    /// Visit every stage result of the run one at a time, so memory does not grow with the
+    /// run (`status` on a large run): grouped by job and attempt in that order, in no
+    /// particular order within an attempt. `visit` returns false to stop early.
+    pub fn for_each_stage(&self, mut visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            for st in pg.stages(None)? {
+                if !visit(st) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        // The primary key's index gives this order without sorting the table.
+        self.stream(
+            &format!("{STAGE_SELECT} ORDER BY job_id, attempt"),
+            stage_columns,
+            |columns| self.stage_of(columns),
+            visit,
+        )
+    }
+
     fn query_stages(&self, clause: &str, job: Option<i64>) -> Result<Vec<StageRecord>> {
         if let Some(pg) = self.pg() {
             return pg.stages(job);
         }
         let conn = self.lock();
-        let sql =
-            format!("SELECT job_id, attempt, stage, payload, created_at FROM stages {clause}");
+        let sql = format!("{STAGE_SELECT} {clause}");
         let r = (|| {
             let mut stmt = conn.prepare(&sql)?;
-            let map = |r: &rusqlite::Row<'_>| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            };
             let rows = match job {
                 Some(j) => stmt
-                    .query_map([j], map)?
+                    .query_map([j], stage_columns)?
                     .collect::<rusqlite::Result<Vec<_>>>()?,
                 None => stmt
-                    .query_map([], map)?
+                    .query_map([], stage_columns)?
                     .collect::<rusqlite::Result<Vec<_>>>()?,
             };
             Ok(rows)
@@ -131,19 +152,25 @@ impl Store {
         drop(conn);
         self.sql(r)?
             .into_iter()
-            .map(|(job_id, attempt, name, payload, created_at)| {
-                let name = StageName::from(name);
-                let stage = serde_json::from_str(&payload)
-                    .and_then(|v| Stage::from_json(name.clone(), v))
-                    .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
-                Ok(StageRecord {
-                    job_id,
-                    attempt,
-                    stage,
-                    created_at,
-                })
-            })
+            .map(|columns| self.stage_of(columns))
             .collect()
+    }
+
+    /// A stage result from the columns [`STAGE_SELECT`] reads, its payload parsed.
+    fn stage_of(
+        &self,
+        (job_id, attempt, name, payload, created_at): StageColumns,
+    ) -> Result<StageRecord> {
+        let name = StageName::from(name);
+        let stage = serde_json::from_str(&payload)
+            .and_then(|v| Stage::from_json(name.clone(), v))
+            .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
+        Ok(StageRecord {
+            job_id,
+            attempt,
+            stage,
+            created_at,
+        })
     }
 
     /// Total usage per stage name.
