@@ -163,3 +163,21 @@ pub fn more_itertools_clone(dir: &Path) -> PathBuf {
 pub fn more_itertools_bundle() -> PathBuf {
     repo_root().join("examples/more-itertools.bundle")
 }
+
+/// A minimal HTTP/1.1 `GET url` (`http://HOST:PORT/PATH`): the whole response, head included.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(hostport).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
+}
