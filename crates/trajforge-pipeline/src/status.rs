@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use trajforge_store::model::{CodeRollout, RolloutStage, SelfcheckAnswer, WebJob};
-use trajforge_store::{JobStatus, Outcome, Rollout, Stage, Store, StoreError};
+use trajforge_store::{JobStatus, Outcome, Rollout, Stage, StageTallies, Store, StoreError};
 use trajforge_teacher::ServerStats;
 
 /// Prices for cost figures.
@@ -120,9 +120,16 @@ pub struct Status {
     pub teacher_servers: Vec<ServerStats>,
 }
 
-/// Compute the status from the store, in one pass over its jobs and one over its stages,
-/// holding one record at a time (memory and time stay small on a run of any size).
+/// Compute the status from the store. A SQLite run is added up by the database (a few
+/// grouped queries over the payloads' fields, nothing loaded); a Postgres run is read in one
+/// pass over its jobs and one over its stages, one record at a time.
 pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
+    compute(store, pricing, true)
+}
+
+/// [`status`], the run added up by the database when `in_sql` and the store can, else read
+/// one record at a time (both ways give the same status: see the tests).
+fn compute(store: &Store, pricing: Pricing, in_sql: bool) -> Result<Status, StoreError> {
     let mut s = Status {
         recall_histogram: vec![0; 10],
         ..Status::default()
@@ -133,34 +140,29 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     }
     // Whether the run is a web run is known only after every job is seen: the grid is filled
     // for every finished job and kept only then (the cells are the same either way).
-    let mut web = false;
-    let mut coverage: BTreeMap<String, BTreeMap<String, CoverageCell>> = BTreeMap::new();
-    store.for_each_job(|j| {
-        s.functions += 1;
-        web |= j.payload.get("intent").is_some();
-        match j.status {
-            JobStatus::Pending => s.pending += 1,
-            JobStatus::Running => s.running += 1,
-            _ => {
-                s.done += 1;
-                let result = j.result.unwrap_or_else(|| Outcome::from("unknown"));
-                let job = WebJob::deserialize(&j.payload).unwrap_or_default();
-                let or_unknown = |s: String| if s.is_empty() { "?".to_string() } else { s };
-                let cell = coverage
-                    .entry(or_unknown(job.intent))
-                    .or_default()
-                    .entry(or_unknown(job.start_url))
-                    .or_default();
-                cell.tried += 1;
-                cell.kept += u64::from(result == Outcome::Kept);
-                cell.infeasible += u64::from(result == Outcome::T1Infeasible);
-                *s.results.entry(result.to_string()).or_default() += 1;
+    let mut jobs = JobsSeen::default();
+    let job_tallies = if in_sql { store.job_tallies()? } else { None };
+    match job_tallies {
+        Some(tallies) => {
+            for t in tallies {
+                let job = WebJob {
+                    intent: t.intent,
+                    start_url: t.start_url,
+                    ..WebJob::default()
+                };
+                s.add_jobs(&mut jobs, t.status, t.result, t.has_intent, job, t.count);
             }
         }
-        true
-    })?;
+        None => store.for_each_job(|j| {
+            let has_intent = j.payload.get("intent").is_some();
+            let job = WebJob::deserialize(&j.payload).unwrap_or_default();
+            s.add_jobs(&mut jobs, j.status, j.result, has_intent, job, 1);
+            true
+        })?,
+    }
+    let web = jobs.web;
     if web {
-        s.coverage = coverage;
+        s.coverage = jobs.coverage;
     }
     s.kind = if eval {
         "eval"
@@ -174,24 +176,37 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     .into();
     let sessions = store.session_spans()?;
     let mut early = EarlyStages::new(&sessions);
-    // The attempt being read (stages come grouped by job and attempt) and its tally.
-    let mut attempt: Option<((i64, i64), AttemptYield)> = None;
-    store.for_each_stage(|st| {
-        early.see(st.created_at);
-        let key = (st.job_id, st.attempt);
-        if attempt.as_ref().is_some_and(|(k, _)| *k != key) {
-            if let Some((_, done)) = attempt.take() {
+    let stage_tallies = if in_sql {
+        store.stage_tallies(early.before)?
+    } else {
+        None
+    };
+    match stage_tallies {
+        Some(t) => {
+            early.span = t.early_span;
+            s.add_tallies(t, web);
+        }
+        None => {
+            // The attempt being read (stages come grouped by job and attempt) and its tally.
+            let mut attempt: Option<((i64, i64), AttemptYield)> = None;
+            store.for_each_stage(|st| {
+                early.see(st.created_at);
+                let key = (st.job_id, st.attempt);
+                if attempt.as_ref().is_some_and(|(k, _)| *k != key)
+                    && let Some((_, done)) = attempt.take()
+                {
+                    done.add_to(&mut s.yield_by_entry);
+                }
+                let tally = &mut attempt
+                    .get_or_insert_with(|| (key, AttemptYield::default()))
+                    .1;
+                s.add_stage(&st.stage, web, tally);
+                true
+            })?;
+            if let Some((_, done)) = attempt {
                 done.add_to(&mut s.yield_by_entry);
             }
         }
-        let tally = &mut attempt
-            .get_or_insert_with(|| (key, AttemptYield::default()))
-            .1;
-        s.add_stage(&st.stage, web, tally);
-        true
-    })?;
-    if let Some((_, done)) = attempt {
-        done.add_to(&mut s.yield_by_entry);
     }
     s.wall_seconds = wall_ms(&sessions, &early) as f64 / 1000.0;
     for t in store.trajectory_tallies()? {
@@ -223,6 +238,14 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     Ok(s)
 }
 
+/// What the jobs tell before the stages are read: whether the run is a web run, and the
+/// coverage grid of its finished jobs.
+#[derive(Default)]
+struct JobsSeen {
+    web: bool,
+    coverage: BTreeMap<String, BTreeMap<String, CoverageCell>>,
+}
+
 /// What one attempt of a code run gave its bug type: known once its rollout 1 is seen,
 /// whatever order its stages come in.
 #[derive(Default)]
@@ -247,6 +270,83 @@ impl AttemptYield {
 }
 
 impl Status {
+    /// Count `n` jobs of `status` and `result`; `job` names their intent and start page.
+    fn add_jobs(
+        &mut self,
+        seen: &mut JobsSeen,
+        status: JobStatus,
+        result: Option<Outcome>,
+        has_intent: bool,
+        job: WebJob,
+        n: u64,
+    ) {
+        self.functions += n;
+        seen.web |= has_intent;
+        match status {
+            JobStatus::Pending => self.pending += n,
+            JobStatus::Running => self.running += n,
+            _ => {
+                self.done += n;
+                let result = result.unwrap_or_else(|| Outcome::from("unknown"));
+                let or_unknown = |s: String| if s.is_empty() { "?".to_string() } else { s };
+                let cell = seen
+                    .coverage
+                    .entry(or_unknown(job.intent))
+                    .or_default()
+                    .entry(or_unknown(job.start_url))
+                    .or_default();
+                cell.tried += n;
+                if result == Outcome::Kept {
+                    cell.kept += n;
+                }
+                if result == Outcome::T1Infeasible {
+                    cell.infeasible += n;
+                }
+                *self.results.entry(result.to_string()).or_default() += n;
+            }
+        }
+    }
+
+    /// Count `n` verifications of score `recall` and `result`.
+    fn add_verify(&mut self, recall: Option<f64>, result: &Outcome, n: u64) {
+        // Line recall for code, agreement for web: one field.
+        if let Some(r) = recall {
+            let bucket = ((r * 10.0).floor() as usize).min(9);
+            self.recall_histogram[bucket] += n;
+            if r >= 1.0 {
+                self.recall_exactly_one += n;
+            }
+        }
+        if *result != Outcome::Kept {
+            *self.rejections.entry(result.to_string()).or_default() += n;
+        }
+    }
+
+    /// Count the stage results the database added up.
+    fn add_tallies(&mut self, t: StageTallies, web: bool) {
+        self.stages.extend(t.stages);
+        for (reason, n) in t.rejections {
+            *self.rejections.entry(reason).or_default() += n;
+        }
+        for ((recall, result), n) in t.verified {
+            self.add_verify(recall, &Outcome::from(result), n);
+        }
+        (self.tests_recorded, self.tests_agree) = t.tests;
+        // Web rollouts have no bug type: their yield is the coverage grid.
+        if !web {
+            for (bug, [attempts, selfcheck_yes, kept]) in t.yields {
+                self.yield_by_entry.insert(
+                    bug,
+                    EntryYield {
+                        attempts,
+                        selfcheck_yes,
+                        kept,
+                    },
+                );
+            }
+        }
+    }
+
     /// Count one stage result; `attempt` gathers what its attempt gives its bug type.
     fn add_stage(&mut self, stage: &Stage, web: bool, attempt: &mut AttemptYield) {
         *self.stages.entry(stage.name().to_string()).or_default() += 1;
@@ -265,17 +365,7 @@ impl Status {
                 *self.rejections.entry(r.reason.to_string()).or_default() += 1;
             }
             Stage::Verify(v) => {
-                // Line recall for code, agreement for web: one field.
-                if let Some(r) = v.recall() {
-                    let bucket = ((r * 10.0).floor() as usize).min(9);
-                    self.recall_histogram[bucket] += 1;
-                    if r >= 1.0 {
-                        self.recall_exactly_one += 1;
-                    }
-                }
-                if *v.result() != Outcome::Kept {
-                    *self.rejections.entry(v.result().to_string()).or_default() += 1;
-                }
+                self.add_verify(v.recall(), v.result(), 1);
                 attempt.kept += u64::from(v.kept());
             }
             Stage::Tests(t) => {
@@ -536,6 +626,37 @@ mod tests {
         assert_eq!(wall_of(&[(1000, 1500)], &[100, 400, 1200, 1500]), 800);
         // Only sessions: the stages inside them add nothing.
         assert_eq!(wall_of(&[(0, 50), (100, 130)], &[40, 120]), 80);
+    }
+
+    /// The 0.1 fixture runs (code, web, imported): the status the database adds up is the
+    /// one read record by record (the way a Postgres run is read).
+    #[test]
+    fn the_status_added_up_in_sql_is_the_status_read_record_by_record() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../trajforge/tests/fixtures/runs-0.1");
+        for kind in ["code", "web", "imported"] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            std::fs::copy(
+                fixtures.join(kind).join(trajforge_store::DB_FILE),
+                tmp.path().join(trajforge_store::DB_FILE),
+            )
+            .expect("copy the fixture");
+            let store = Store::open_read_only(tmp.path())
+                .expect("open")
+                .expect("a run");
+            let pricing = Pricing {
+                price_in: Some(1.0),
+                price_out: Some(2.0),
+                gpu_hour: None,
+            };
+            let in_sql = compute(&store, pricing, true).expect("status in SQL");
+            let streamed = compute(&store, pricing, false).expect("status streamed");
+            assert_eq!(in_sql, streamed, "{kind}");
+            assert!(
+                in_sql.done > 0 && !in_sql.stages.is_empty(),
+                "{kind}: {in_sql:?}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -371,3 +371,53 @@ impl Store {
         Ok(counts)
     }
 }
+
+/// Jobs that share a status, a result and (web jobs) an intent and start page, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTally {
+    /// Their status.
+    pub status: JobStatus,
+    /// Their result, when done.
+    pub result: Option<Outcome>,
+    /// Whether their payload names an intent (a web run's jobs do).
+    pub has_intent: bool,
+    /// The intent (empty when none is named as text).
+    pub intent: String,
+    /// The start page (empty when none is named as text).
+    pub start_url: String,
+    /// How many.
+    pub count: u64,
+}
+
+impl Store {
+    /// The jobs counted by the database by status, result, intent and start page (a SQLite
+    /// run), without reading a payload here: `None` for a Postgres run, whose caller visits
+    /// [`Store::for_each_job`] instead.
+    pub fn job_tallies(&self) -> Result<Option<Vec<JobTally>>> {
+        if self.pg().is_some() {
+            return Ok(None);
+        }
+        let text = |key: &str| {
+            format!(
+                "CASE WHEN json_type(payload, '$.{key}') = 'text' THEN json_extract(payload, '$.{key}') ELSE '' END"
+            )
+        };
+        let sql = format!(
+            "SELECT status, result, json_type(payload, '$.intent') IS NOT NULL, {}, {}, COUNT(*)
+             FROM jobs GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+            text("intent"),
+            text("start_url")
+        );
+        self.select_all(&sql, |r| {
+            Ok(JobTally {
+                status: JobStatus::from(r.get::<_, String>(0)?),
+                result: r.get::<_, Option<String>>(1)?.map(Outcome::from),
+                has_intent: r.get(2)?,
+                intent: r.get(3)?,
+                start_url: r.get(4)?,
+                count: r.get::<_, i64>(5)? as u64,
+            })
+        })
+        .map(Some)
+    }
+}

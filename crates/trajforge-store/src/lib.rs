@@ -28,13 +28,13 @@ mod sessions;
 mod stages;
 mod trajectories;
 
-pub use jobs::{Job, JobCounts, WorkerInfo};
+pub use jobs::{Job, JobCounts, JobTally, WorkerInfo};
 pub use model::{
     ExitLabel, JobStatus, Outcome, RejectReason, Rollout, Stage, StageName, TrajectoryMeta,
     TrajectoryRecord,
 };
 pub use pg::{redact_url, valid_run_name};
-pub use stages::{StageRecord, UsageRecord};
+pub use stages::{StageRecord, StageTallies, UsageRecord};
 pub use trajectories::{
     ImportCounts, ImportedJob, StoredTrajectory, TrajectoryRow, TrajectoryTally,
 };

@@ -193,3 +193,86 @@ impl Store {
         )
     }
 }
+
+/// What `status` reads of a run's stage results, added up by the database (a SQLite run):
+/// each list is (key, count), sorted by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTallies {
+    /// Stage results per stage name.
+    pub stages: Vec<(String, u64)>,
+    /// `rejected` stages per reason.
+    pub rejections: Vec<(String, u64)>,
+    /// `verify` stages per (r, result): r is the line recall or the web agreement.
+    pub verified: Vec<((Option<f64>, String), u64)>,
+    /// `tests` stages with a verdict, and how many of those agree.
+    pub tests: (u64, u64),
+    /// Per bug type of rollout 1 (`?` when it names none): (attempts, self-checks answered
+    /// yes, verifications that kept the pair) of those attempts.
+    pub yields: Vec<(String, [u64; 3])>,
+    /// The earliest and latest commit before the time asked for.
+    pub early_span: Option<(i64, i64)>,
+}
+
+impl Store {
+    /// The stage results added up in SQL over the payloads' fields (the same fields the
+    /// typed [`Stage`]s read), without reading a payload here: `None` for a Postgres run,
+    /// whose caller visits [`Store::for_each_stage`] instead. `before`: the end of the span
+    /// [`StageTallies::early_span`] covers.
+    pub fn stage_tallies(&self, before: i64) -> Result<Option<StageTallies>> {
+        if self.pg().is_some() {
+            return Ok(None);
+        }
+        let counted = |sql: &str| {
+            self.select_all(sql, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+        };
+        let mut t = StageTallies {
+            stages: counted("SELECT stage, COUNT(*) FROM stages GROUP BY stage ORDER BY stage")?,
+            rejections: counted(
+                "SELECT json_extract(payload, '$.reason'), COUNT(*) FROM stages
+                 WHERE stage = 'rejected' GROUP BY 1 ORDER BY 1",
+            )?,
+            ..StageTallies::default()
+        };
+        // Web agreement records of 0.1 wrote r as `r`.
+        t.verified = self.select_all(
+            "SELECT COALESCE(json_extract(payload, '$.recall'), json_extract(payload, '$.r')),
+                    json_extract(payload, '$.result'), COUNT(*)
+             FROM stages WHERE stage = 'verify' GROUP BY 1, 2 ORDER BY 1, 2",
+            |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, i64>(2)? as u64)),
+        )?;
+        t.yields = self.select_all(
+            "SELECT COALESCE(json_extract(r.payload, '$.bug'), '?'), COUNT(*),
+                    SUM(EXISTS(SELECT 1 FROM stages s WHERE s.job_id = r.job_id
+                        AND s.attempt = r.attempt AND s.stage = 'selfcheck'
+                        AND json_extract(s.payload, '$.answer') = 'yes')),
+                    SUM(EXISTS(SELECT 1 FROM stages v WHERE v.job_id = r.job_id
+                        AND v.attempt = r.attempt AND v.stage = 'verify'
+                        AND json_extract(v.payload, '$.kept') = 1))
+             FROM stages r WHERE r.stage = 'rollout1' GROUP BY 1 ORDER BY 1",
+            |r| {
+                let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
+                Ok((r.get(0)?, [n(1)?, n(2)?, n(3)?]))
+            },
+        )?;
+        let conn = self.lock();
+        let r = (|| {
+            let tests = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(payload, '$.verdict.agree') = 1), 0)
+                 FROM stages WHERE stage = 'tests' AND json_type(payload, '$.verdict') = 'object'",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )?;
+            let span = conn.query_row(
+                "SELECT MIN(created_at), MAX(created_at) FROM stages WHERE created_at < ?1",
+                [before],
+                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+            )?;
+            Ok((tests, span))
+        })();
+        drop(conn);
+        (t.tests, t.early_span) = self.sql(r)?;
+        Ok(Some(t))
+    }
+}
