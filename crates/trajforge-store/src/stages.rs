@@ -222,57 +222,72 @@ impl Store {
         if self.pg().is_some() {
             return Ok(None);
         }
-        let counted = |sql: &str| {
-            self.select_all(sql, |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })
+        // One scan for the counts, reasons, scores, verdicts and the early span (a payload's
+        // field is read only for the stages that have it); one for the yield per bug type,
+        // an attempt's stages taken together in the primary key's order.
+        let mut t = StageTallies::default();
+        let rows = {
+            let conn = self.lock();
+            let r = (|| {
+                let mut stmt = conn.prepare(
+                    "SELECT stage,
+                        CASE stage WHEN 'rejected' THEN json_extract(payload, '$.reason')
+                                   WHEN 'verify' THEN json_extract(payload, '$.result') END,
+                        CASE stage WHEN 'verify' THEN COALESCE(json_extract(payload, '$.recall'),
+                                                               json_extract(payload, '$.r')) END,
+                        CASE WHEN stage = 'tests' AND json_type(payload, '$.verdict') = 'object'
+                             THEN json_extract(payload, '$.verdict.agree') = 1 END,
+                        COUNT(*),
+                        MIN(CASE WHEN created_at < ?1 THEN created_at END),
+                        MAX(CASE WHEN created_at < ?1 THEN created_at END)
+                     FROM stages GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                )?;
+                let rows = stmt.query_map([before], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<f64>>(2)?,
+                        r.get::<_, Option<bool>>(3)?,
+                        r.get::<_, i64>(4)? as u64,
+                        r.get::<_, Option<i64>>(5)?.zip(r.get::<_, Option<i64>>(6)?),
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })();
+            drop(conn);
+            self.sql(r)?
         };
-        let mut t = StageTallies {
-            stages: counted("SELECT stage, COUNT(*) FROM stages GROUP BY stage ORDER BY stage")?,
-            rejections: counted(
-                "SELECT json_extract(payload, '$.reason'), COUNT(*) FROM stages
-                 WHERE stage = 'rejected' GROUP BY 1 ORDER BY 1",
-            )?,
-            ..StageTallies::default()
-        };
-        // Web agreement records of 0.1 wrote r as `r`.
-        t.verified = self.select_all(
-            "SELECT COALESCE(json_extract(payload, '$.recall'), json_extract(payload, '$.r')),
-                    json_extract(payload, '$.result'), COUNT(*)
-             FROM stages WHERE stage = 'verify' GROUP BY 1, 2 ORDER BY 1, 2",
-            |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, i64>(2)? as u64)),
-        )?;
+        let mut stages: std::collections::BTreeMap<String, u64> = Default::default();
+        for (stage, label, recall, agree, n, span) in rows {
+            *stages.entry(stage.clone()).or_default() += n;
+            match (stage.as_str(), label) {
+                ("rejected", Some(reason)) => t.rejections.push((reason, n)),
+                ("verify", Some(result)) => t.verified.push(((recall, result), n)),
+                _ => {}
+            }
+            if let Some(agree) = agree {
+                t.tests.0 += n;
+                t.tests.1 += if agree { n } else { 0 };
+            }
+            if let Some((a, b)) = span {
+                t.early_span = Some(t.early_span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            }
+        }
+        t.stages = stages.into_iter().collect();
         t.yields = self.select_all(
-            "SELECT COALESCE(json_extract(r.payload, '$.bug'), '?'), COUNT(*),
-                    SUM(EXISTS(SELECT 1 FROM stages s WHERE s.job_id = r.job_id
-                        AND s.attempt = r.attempt AND s.stage = 'selfcheck'
-                        AND json_extract(s.payload, '$.answer') = 'yes')),
-                    SUM(EXISTS(SELECT 1 FROM stages v WHERE v.job_id = r.job_id
-                        AND v.attempt = r.attempt AND v.stage = 'verify'
-                        AND json_extract(v.payload, '$.kept') = 1))
-             FROM stages r WHERE r.stage = 'rollout1' GROUP BY 1 ORDER BY 1",
+            "SELECT bug, COUNT(*), SUM(yes), SUM(kept) FROM (
+                SELECT MAX(CASE WHEN stage = 'rollout1'
+                                THEN COALESCE(json_extract(payload, '$.bug'), '?') END) AS bug,
+                       MAX(stage = 'selfcheck' AND json_extract(payload, '$.answer') = 'yes') AS yes,
+                       MAX(stage = 'verify' AND json_extract(payload, '$.kept') = 1) AS kept
+                FROM stages WHERE stage IN ('rollout1', 'selfcheck', 'verify')
+                GROUP BY job_id, attempt)
+             WHERE bug IS NOT NULL GROUP BY bug ORDER BY bug",
             |r| {
                 let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
                 Ok((r.get(0)?, [n(1)?, n(2)?, n(3)?]))
             },
         )?;
-        let conn = self.lock();
-        let r = (|| {
-            let tests = conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(json_extract(payload, '$.verdict.agree') = 1), 0)
-                 FROM stages WHERE stage = 'tests' AND json_type(payload, '$.verdict') = 'object'",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )?;
-            let span = conn.query_row(
-                "SELECT MIN(created_at), MAX(created_at) FROM stages WHERE created_at < ?1",
-                [before],
-                |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
-            )?;
-            Ok((tests, span))
-        })();
-        drop(conn);
-        (t.tests, t.early_span) = self.sql(r)?;
         Ok(Some(t))
     }
 }

@@ -238,13 +238,14 @@ impl Store {
                 .collect());
         }
         self.select_all(
-            "SELECT rollout, exit_status, kept != 0, COUNT(*) FROM trajectories
-             GROUP BY rollout, exit_status, kept != 0 ORDER BY rollout, exit_status, kept != 0",
+            // Grouped as the index `trajectories_verdict` orders them (covering: no body read).
+            "SELECT rollout, exit_status, kept, COUNT(*) FROM trajectories
+             GROUP BY rollout, exit_status, kept ORDER BY rollout, exit_status, kept",
             |r| {
                 Ok(TrajectoryTally {
                     rollout: Rollout::from(r.get::<_, String>(0)?),
                     exit_status: ExitLabel::from(r.get::<_, String>(1)?),
-                    kept: r.get(2)?,
+                    kept: r.get::<_, i64>(2)? != 0,
                     count: r.get::<_, i64>(3)? as u64,
                 })
             },
