@@ -297,13 +297,10 @@ impl Store {
 
     /// Visit every job in id order, one at a time, so memory does not grow with the run
     /// (`status` on a large run); `visit` returns false to stop early.
-    pub fn for_each_job(&self, mut visit: impl FnMut(Job) -> bool) -> Result<()> {
+    pub fn for_each_job(&self, visit: impl FnMut(Job) -> bool) -> Result<()> {
         if let Some(pg) = self.pg() {
-            for job in pg.jobs()? {
-                if !visit(job) {
-                    break;
-                }
-            }
+            // `all` visits until `visit` says stop.
+            pg.jobs()?.into_iter().all(visit);
             return Ok(());
         }
         self.stream(

@@ -113,13 +113,10 @@ impl Store {
     /// Visit every stage result of the run one at a time, so memory does not grow with the
     /// run (`status` on a large run): grouped by job and attempt in that order, in no
     /// particular order within an attempt. `visit` returns false to stop early.
-    pub fn for_each_stage(&self, mut visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
+    pub fn for_each_stage(&self, visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
         if let Some(pg) = self.pg() {
-            for st in pg.stages(None)? {
-                if !visit(st) {
-                    break;
-                }
-            }
+            // `all` visits until `visit` says stop.
+            pg.stages(None)?.into_iter().all(visit);
             return Ok(());
         }
         // The primary key's index gives this order without sorting the table.

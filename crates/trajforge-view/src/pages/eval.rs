@@ -183,14 +183,6 @@ pub fn compare_body(c: &Comparison) -> String {
          <th>seeds resolved, A → B</th><th>mean recall, A → B</th></tr></thead><tbody>",
     );
     for t in &c.changes {
-        // Seeds resolved, A → B, as `eval compare` prints them (soft tasks have none).
-        let seeds = match t.kind {
-            TaskKind::Hard | TaskKind::Web => format!(
-                "{}/{} → {}/{}",
-                t.resolved_a, t.seeds, t.resolved_b, t.seeds
-            ),
-            TaskKind::Soft => "soft".to_string(),
-        };
         let _ = write!(
             o,
             "<tr class=\"row\" data-id=\"{}\"><td>{}</td><td>{}</td><td class=\"flip\">{}</td>\
@@ -198,7 +190,7 @@ pub fn compare_body(c: &Comparison) -> String {
             esc(&t.instance_id),
             esc(&t.instance_id),
             kind(t.kind),
-            esc(&seeds),
+            esc(&t.seeds_resolved()),
             t.recall_a,
             t.recall_b
         );

@@ -181,3 +181,18 @@ pub fn http_get(url: &str) -> String {
     s.read_to_string(&mut body).expect("read");
     body
 }
+
+/// A copy of the 0.1 fixture run `kind` (`code`, `web`, `imported`) in `dir/kind` (SQLite
+/// adds files beside a database it opens, so the committed fixture is never opened).
+pub fn fixture_run_copy(kind: &str, dir: &Path) -> PathBuf {
+    let run = dir.join(kind);
+    std::fs::create_dir_all(&run).expect("mkdir");
+    std::fs::copy(
+        repo_root().join(format!(
+            "crates/trajforge/tests/fixtures/runs-0.1/{kind}/trajforge.db"
+        )),
+        run.join("trajforge.db"),
+    )
+    .expect("copy the fixture run");
+    run
+}

@@ -336,13 +336,7 @@ async fn a_web_run_shows_its_coverage_and_each_rollouts_pages() {
 #[test]
 fn a_killed_viewer_leaves_no_search_index_behind() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = tmp.path().join("run");
-    std::fs::create_dir_all(&run).expect("run folder");
-    std::fs::copy(
-        crate::repo_root().join("crates/trajforge/tests/fixtures/runs-0.1/code/trajforge.db"),
-        run.join("trajforge.db"),
-    )
-    .expect("copy the fixture run");
+    let run = crate::fixture_run_copy("code", tmp.path());
     let scratch = tmp.path().join("scratch");
     std::fs::create_dir_all(&scratch).expect("scratch folder");
     let (mut viewing, base) = view_with(&run, |cmd| {
