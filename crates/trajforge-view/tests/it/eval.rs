@@ -203,7 +203,17 @@ async fn an_evaluation_shows_each_task_and_its_comparison_as_eval_compare_comput
     );
 
     // B's own per-task page shows its hostile error and failing test as text.
+    assert!(
+        tab.policy().blocked().is_empty(),
+        "{:?}",
+        tab.policy().blocked()
+    );
+    tab.close().await;
+
+    // B's own per-task page (a tab allowed its own viewer) shows its hostile error and failing
+    // test as text.
     let base_b = serve(Viewer::open(&b).expect("viewer B")).await;
+    let tab = chromium::tab(&browser, &base_b).await;
     chromium::open(&tab, &format!("{base_b}eval")).await;
     let facts = assert_inert(&tab, "eval-results-hostile").await;
     let page_text = facts["text"].as_str().unwrap_or("");
