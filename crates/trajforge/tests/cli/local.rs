@@ -2,10 +2,7 @@
 //! repository with the installed SmolLM2 model, and `serve` answering and stopping on SIGTERM.
 
 use crate::assert_success;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
