@@ -174,11 +174,15 @@ fn measure(
         "trajforge view on {stored} trajectories (store {db_mb} MB); search index built in {index_s:.1} s"
     );
     let runs = args.runs;
-    println!(
-        "{:<34} {:>9.1} ms (the status computed from the store; baseline `status --json` {:.0} ms)",
+    row(
         "overview, first request (cold)",
         cold.as_secs_f64() * 1000.0,
-        status.as_secs_f64() * 1000.0
+        "ms",
+        1000.0,
+        &format!(
+            "the status computed from the store; baseline `status --json` {:.0} ms",
+            status.as_secs_f64() * 1000.0
+        ),
     );
     let (med, worst, size) = timed(addr, "/", runs)?;
     row(

@@ -223,6 +223,19 @@ pub struct TaskChange {
     pub recall_b: f64,
 }
 
+impl TaskChange {
+    /// Seeds resolved, A → B (`2/3 → 3/3`), or `soft` for a task scored by recall alone.
+    pub fn seeds_resolved(&self) -> String {
+        match self.kind {
+            TaskKind::Hard | TaskKind::Web => format!(
+                "{}/{} → {}/{}",
+                self.resolved_a, self.seeds, self.resolved_b, self.seeds
+            ),
+            TaskKind::Soft => "soft".to_string(),
+        }
+    }
+}
+
 /// The whole comparison: what `eval compare` prints, as text or `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -743,13 +756,7 @@ pub fn render(c: &Comparison) -> String {
             .max()
             .unwrap_or(0);
         for t in &c.changes {
-            let resolved = match t.kind {
-                TaskKind::Hard | TaskKind::Web => format!(
-                    "{}/{} → {}/{}",
-                    t.resolved_a, t.seeds, t.resolved_b, t.seeds
-                ),
-                TaskKind::Soft => "soft".to_string(),
-            };
+            let resolved = t.seeds_resolved();
             s.push_str(&format!(
                 "  {:<width$}  {resolved:<13}  {:.2} → {:.2}\n",
                 t.instance_id, t.recall_a, t.recall_b

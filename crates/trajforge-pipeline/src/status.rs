@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use trajforge_store::model::{CodeRollout, RolloutStage, SelfcheckAnswer, WebJob};
-use trajforge_store::{JobStatus, Outcome, Rollout, Stage, Store, StoreError};
+use trajforge_store::{JobStatus, Outcome, Rollout, Stage, StageTallies, Store, StoreError};
 use trajforge_teacher::ServerStats;
 
 /// Prices for cost figures.
@@ -120,16 +120,50 @@ pub struct Status {
     pub teacher_servers: Vec<ServerStats>,
 }
 
-/// Compute the status from the store.
+/// Compute the status from the store. A SQLite run is added up by the database (a few
+/// grouped queries over the payloads' fields, nothing loaded); a Postgres run is read in one
+/// pass over its jobs and one over its stages, one record at a time.
 pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
+    compute(store, pricing, true)
+}
+
+/// [`status`], the run added up by the database when `in_sql` and the store can, else read
+/// one record at a time (both ways give the same status: see the tests).
+fn compute(store: &Store, pricing: Pricing, in_sql: bool) -> Result<Status, StoreError> {
     let mut s = Status {
         recall_histogram: vec![0; 10],
         ..Status::default()
     };
-    let jobs = store.jobs()?;
-    s.functions = jobs.len() as u64;
-    let web = jobs.iter().any(|j| j.payload.get("intent").is_some());
     let eval = crate::eval::is_eval(store);
+    if eval {
+        s.eval = Some(crate::eval::summary(store)?);
+    }
+    // Whether the run is a web run is known only after every job is seen: the grid is filled
+    // for every finished job and kept only then (the cells are the same either way).
+    let mut jobs = JobsSeen::default();
+    let job_tallies = if in_sql { store.job_tallies()? } else { None };
+    match job_tallies {
+        Some(tallies) => {
+            for t in tallies {
+                let job = WebJob {
+                    intent: t.intent,
+                    start_url: t.start_url,
+                    ..WebJob::default()
+                };
+                s.add_jobs(&mut jobs, t.status, t.result, t.has_intent, job, t.count);
+            }
+        }
+        None => store.for_each_job(|j| {
+            let has_intent = j.payload.get("intent").is_some();
+            let job = WebJob::deserialize(&j.payload).unwrap_or_default();
+            s.add_jobs(&mut jobs, j.status, j.result, has_intent, job, 1);
+            true
+        })?,
+    }
+    let web = jobs.web;
+    if web {
+        s.coverage = jobs.coverage;
+    }
     s.kind = if eval {
         "eval"
     } else if crate::tasks::is_mining(store) {
@@ -140,95 +174,50 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
         "code"
     }
     .into();
-    if eval {
-        s.eval = Some(crate::eval::summary(store)?);
-    }
-    for j in &jobs {
-        match j.status {
-            JobStatus::Pending => s.pending += 1,
-            JobStatus::Running => s.running += 1,
-            _ => {
-                s.done += 1;
-                let result = j.result.clone().unwrap_or_else(|| Outcome::from("unknown"));
-                if web {
-                    let job = WebJob::deserialize(&j.payload).unwrap_or_default();
-                    let or_unknown = |s: String| if s.is_empty() { "?".to_string() } else { s };
-                    let cell = s
-                        .coverage
-                        .entry(or_unknown(job.intent))
-                        .or_default()
-                        .entry(or_unknown(job.start_url))
-                        .or_default();
-                    cell.tried += 1;
-                    cell.kept += u64::from(result == Outcome::Kept);
-                    cell.infeasible += u64::from(result == Outcome::T1Infeasible);
+    let sessions = store.session_spans()?;
+    let mut early = EarlyStages::new(&sessions);
+    let stage_tallies = if in_sql {
+        store.stage_tallies(early.before)?
+    } else {
+        None
+    };
+    match stage_tallies {
+        Some(t) => {
+            early.span = t.early_span;
+            s.add_tallies(t, web);
+        }
+        None => {
+            // The attempt being read (stages come grouped by job and attempt) and its tally.
+            let mut attempt: Option<((i64, i64), AttemptYield)> = None;
+            store.for_each_stage(|st| {
+                early.see(st.created_at);
+                let key = (st.job_id, st.attempt);
+                if attempt.as_ref().is_some_and(|(k, _)| *k != key)
+                    && let Some((_, done)) = attempt.take()
+                {
+                    done.add_to(&mut s.yield_by_entry);
                 }
-                *s.results.entry(result.to_string()).or_default() += 1;
+                let tally = &mut attempt
+                    .get_or_insert_with(|| (key, AttemptYield::default()))
+                    .1;
+                s.add_stage(&st.stage, web, tally);
+                true
+            })?;
+            if let Some((_, done)) = attempt {
+                done.add_to(&mut s.yield_by_entry);
             }
         }
     }
-    let stages = store.all_stages()?;
-    let mut bug_of: BTreeMap<(i64, i64), String> = BTreeMap::new();
-    for st in &stages {
-        *s.stages.entry(st.stage.name().to_string()).or_default() += 1;
-        match &st.stage {
-            // Web rollouts have no bug type: their yield is the coverage grid.
-            Stage::Rollout1(r) if !web => {
-                let bug = match r {
-                    RolloutStage::Code(CodeRollout { bug: Some(b), .. }) => b.clone(),
-                    _ => "?".to_string(),
-                };
-                s.yield_by_entry.entry(bug.clone()).or_default().attempts += 1;
-                bug_of.insert((st.job_id, st.attempt), bug);
-            }
-            Stage::Rejected(r) => {
-                *s.rejections.entry(r.reason.to_string()).or_default() += 1;
-            }
-            Stage::Verify(v) => {
-                // Line recall for code, agreement for web: one field.
-                if let Some(r) = v.recall() {
-                    let bucket = ((r * 10.0).floor() as usize).min(9);
-                    s.recall_histogram[bucket] += 1;
-                    if r >= 1.0 {
-                        s.recall_exactly_one += 1;
-                    }
-                }
-                if *v.result() != Outcome::Kept {
-                    *s.rejections.entry(v.result().to_string()).or_default() += 1;
-                }
-            }
-            Stage::Tests(t) => {
-                if let Some(verdict) = &t.verdict {
-                    s.tests_recorded += 1;
-                    s.tests_agree += u64::from(verdict.agree);
-                }
-            }
-            _ => {}
-        }
-    }
-    for st in &stages {
-        let Some(bug) = bug_of.get(&(st.job_id, st.attempt)) else {
-            continue;
-        };
-        let entry = s.yield_by_entry.entry(bug.clone()).or_default();
-        match &st.stage {
-            Stage::Selfcheck(c) if c.answer == SelfcheckAnswer::Yes => entry.selfcheck_yes += 1,
-            Stage::Verify(v) if v.kept() => entry.kept += 1,
-            _ => {}
-        }
-    }
-    let stage_times: Vec<i64> = stages.iter().map(|st| st.created_at).collect();
-    s.wall_seconds = wall_ms(&store.session_spans()?, &stage_times) as f64 / 1000.0;
-    for t in store.trajectories(false)? {
-        let t = t.meta;
+    s.wall_seconds = wall_ms(&sessions, &early) as f64 / 1000.0;
+    for t in store.trajectory_tallies()? {
         *s.exits
             .entry(format!("{}/{}", t.rollout, t.exit_status))
-            .or_default() += 1;
+            .or_default() += t.count;
         if t.kept {
             if t.rollout == Rollout::T1 {
-                s.kept_t1 += 1;
+                s.kept_t1 += t.count;
             } else {
-                s.kept_t2 += 1;
+                s.kept_t2 += t.count;
             }
         }
     }
@@ -249,17 +238,176 @@ pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     Ok(s)
 }
 
+/// What the jobs tell before the stages are read: whether the run is a web run, and the
+/// coverage grid of its finished jobs.
+#[derive(Default)]
+struct JobsSeen {
+    web: bool,
+    coverage: BTreeMap<String, BTreeMap<String, CoverageCell>>,
+}
+
+/// What one attempt of a code run gave its bug type: known once its rollout 1 is seen,
+/// whatever order its stages come in.
+#[derive(Default)]
+struct AttemptYield {
+    /// The bug type of its rollout 1.
+    bug: Option<String>,
+    /// Self-checks answered yes.
+    selfcheck_yes: u64,
+    /// Verifications that kept the pair.
+    kept: u64,
+}
+
+impl AttemptYield {
+    /// Count the attempt in its bug type's entry (an attempt without rollout 1 counts nowhere).
+    fn add_to(self, entries: &mut BTreeMap<String, EntryYield>) {
+        if let Some(bug) = self.bug {
+            let entry = entries.entry(bug).or_default();
+            entry.selfcheck_yes += self.selfcheck_yes;
+            entry.kept += self.kept;
+        }
+    }
+}
+
+impl Status {
+    /// Count `n` jobs of `status` and `result`; `job` names their intent and start page.
+    fn add_jobs(
+        &mut self,
+        seen: &mut JobsSeen,
+        status: JobStatus,
+        result: Option<Outcome>,
+        has_intent: bool,
+        job: WebJob,
+        n: u64,
+    ) {
+        self.functions += n;
+        seen.web |= has_intent;
+        match status {
+            JobStatus::Pending => self.pending += n,
+            JobStatus::Running => self.running += n,
+            _ => {
+                self.done += n;
+                let result = result.unwrap_or_else(|| Outcome::from("unknown"));
+                let or_unknown = |s: String| if s.is_empty() { "?".to_string() } else { s };
+                let cell = seen
+                    .coverage
+                    .entry(or_unknown(job.intent))
+                    .or_default()
+                    .entry(or_unknown(job.start_url))
+                    .or_default();
+                cell.tried += n;
+                if result == Outcome::Kept {
+                    cell.kept += n;
+                }
+                if result == Outcome::T1Infeasible {
+                    cell.infeasible += n;
+                }
+                *self.results.entry(result.to_string()).or_default() += n;
+            }
+        }
+    }
+
+    /// Count `n` verifications of score `recall` and `result`.
+    fn add_verify(&mut self, recall: Option<f64>, result: &Outcome, n: u64) {
+        // Line recall for code, agreement for web: one field.
+        if let Some(r) = recall {
+            let bucket = ((r * 10.0).floor() as usize).min(9);
+            self.recall_histogram[bucket] += n;
+            if r >= 1.0 {
+                self.recall_exactly_one += n;
+            }
+        }
+        if *result != Outcome::Kept {
+            *self.rejections.entry(result.to_string()).or_default() += n;
+        }
+    }
+
+    /// Count the stage results the database added up.
+    fn add_tallies(&mut self, t: StageTallies, web: bool) {
+        self.stages.extend(t.stages);
+        for (reason, n) in t.rejections {
+            *self.rejections.entry(reason).or_default() += n;
+        }
+        for ((recall, result), n) in t.verified {
+            self.add_verify(recall, &Outcome::from(result), n);
+        }
+        (self.tests_recorded, self.tests_agree) = t.tests;
+        // Web rollouts have no bug type: their yield is the coverage grid.
+        if !web {
+            for (bug, [attempts, selfcheck_yes, kept]) in t.yields {
+                self.yield_by_entry.insert(
+                    bug,
+                    EntryYield {
+                        attempts,
+                        selfcheck_yes,
+                        kept,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Count one stage result; `attempt` gathers what its attempt gives its bug type.
+    fn add_stage(&mut self, stage: &Stage, web: bool, attempt: &mut AttemptYield) {
+        *self.stages.entry(stage.name().to_string()).or_default() += 1;
+        match stage {
+            // Web rollouts have no bug type: their yield is the coverage grid.
+            Stage::Rollout1(r) if !web => {
+                let bug = match r {
+                    RolloutStage::Code(CodeRollout { bug: Some(b), .. }) => b.clone(),
+                    _ => "?".to_string(),
+                };
+                self.yield_by_entry.entry(bug.clone()).or_default().attempts += 1;
+                attempt.bug = Some(bug);
+            }
+            Stage::Selfcheck(c) if c.answer == SelfcheckAnswer::Yes => attempt.selfcheck_yes += 1,
+            Stage::Rejected(r) => {
+                *self.rejections.entry(r.reason.to_string()).or_default() += 1;
+            }
+            Stage::Verify(v) => {
+                self.add_verify(v.recall(), v.result(), 1);
+                attempt.kept += u64::from(v.kept());
+            }
+            Stage::Tests(t) => {
+                if let Some(verdict) = &t.verdict {
+                    self.tests_recorded += 1;
+                    self.tests_agree += u64::from(verdict.agree);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The span of the stages committed before the first session: all that is known of the time
+/// worked on a store written before sessions were recorded.
+struct EarlyStages {
+    /// The first session's start (none: every stage counts).
+    before: i64,
+    /// The earliest and latest such stage seen.
+    span: Option<(i64, i64)>,
+}
+
+impl EarlyStages {
+    fn new(sessions: &[(i64, i64)]) -> EarlyStages {
+        EarlyStages {
+            before: sessions.first().map_or(i64::MAX, |s| s.0),
+            span: None,
+        }
+    }
+
+    /// Count a stage committed at `t`.
+    fn see(&mut self, t: i64) {
+        if t < self.before {
+            self.span = Some(self.span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        }
+    }
+}
+
 /// Wall time worked on a run, in milliseconds: the union of the sessions' spans (sorted by
-/// start), plus, for stores written before sessions were recorded, the span of the stages
-/// committed before the first session (all that is known of that time).
-fn wall_ms(sessions: &[(i64, i64)], stage_times: &[i64]) -> i64 {
-    let first_session = sessions.first().map_or(i64::MAX, |s| s.0);
-    let earlier = stage_times.iter().filter(|&&t| t < first_session);
-    let legacy = match (earlier.clone().min(), earlier.max()) {
-        (Some(a), Some(b)) => b - a,
-        _ => 0,
-    };
-    legacy + union_ms(sessions)
+/// start), plus the span of the stages committed before the first session.
+fn wall_ms(sessions: &[(i64, i64)], early: &EarlyStages) -> i64 {
+    early.span.map_or(0, |(a, b)| b - a) + union_ms(sessions)
 }
 
 /// Total length of the union of spans `(start, end)`, sorted by start.
@@ -463,14 +611,52 @@ mod tests {
         );
     }
 
+    /// The wall time of `sessions` and stages committed at `times`.
+    fn wall_of(sessions: &[(i64, i64)], times: &[i64]) -> i64 {
+        let mut early = EarlyStages::new(sessions);
+        times.iter().for_each(|&t| early.see(t));
+        wall_ms(sessions, &early)
+    }
+
     #[test]
     fn stages_from_before_sessions_count_by_their_span() {
         // An old store: no sessions, stages from 100 to 400.
-        assert_eq!(wall_ms(&[], &[100, 250, 400]), 300);
+        assert_eq!(wall_of(&[], &[100, 250, 400]), 300);
         // Resumed by a version that records sessions: the old part plus the new session.
-        assert_eq!(wall_ms(&[(1000, 1500)], &[100, 400, 1200, 1500]), 800);
+        assert_eq!(wall_of(&[(1000, 1500)], &[100, 400, 1200, 1500]), 800);
         // Only sessions: the stages inside them add nothing.
-        assert_eq!(wall_ms(&[(0, 50), (100, 130)], &[40, 120]), 80);
+        assert_eq!(wall_of(&[(0, 50), (100, 130)], &[40, 120]), 80);
+    }
+
+    /// The 0.1 fixture runs (code, web, imported): the status the database adds up is the
+    /// one read record by record (the way a Postgres run is read).
+    #[test]
+    fn the_status_added_up_in_sql_is_the_status_read_record_by_record() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../trajforge/tests/fixtures/runs-0.1");
+        for kind in ["code", "web", "imported"] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            std::fs::copy(
+                fixtures.join(kind).join(trajforge_store::DB_FILE),
+                tmp.path().join(trajforge_store::DB_FILE),
+            )
+            .expect("copy the fixture");
+            let store = Store::open_read_only(tmp.path())
+                .expect("open")
+                .expect("a run");
+            let pricing = Pricing {
+                price_in: Some(1.0),
+                price_out: Some(2.0),
+                gpu_hour: None,
+            };
+            let in_sql = compute(&store, pricing, true).expect("status in SQL");
+            let streamed = compute(&store, pricing, false).expect("status streamed");
+            assert_eq!(in_sql, streamed, "{kind}");
+            assert!(
+                in_sql.done > 0 && !in_sql.stages.is_empty(),
+                "{kind}: {in_sql:?}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -50,6 +50,16 @@ pub struct WorkerInfo {
     pub in_flight: u64,
 }
 
+/// The columns of a job row, in [`JOB_SELECT`]'s order.
+type JobColumns = (i64, String, String, String, Option<String>);
+
+/// The query of job rows, a clause to append.
+const JOB_SELECT: &str = "SELECT id, key, payload, status, result FROM jobs";
+
+fn job_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
 impl Store {
     /// The processes that worked on the run, by start, and the store's clock now (ms).
     pub fn workers(&self) -> Result<(i64, Vec<WorkerInfo>)> {
@@ -279,27 +289,44 @@ impl Store {
         Ok(self.select_jobs("WHERE id = ?1", Some(id))?.pop())
     }
 
+    /// Visit every job in id order, one at a time, so memory does not grow with the run
+    /// (`status` on a large run); `visit` returns false to stop early.
+    pub fn for_each_job(&self, visit: impl FnMut(Job) -> bool) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            // `all` visits until `visit` says stop.
+            pg.jobs()?.into_iter().all(visit);
+            return Ok(());
+        }
+        self.stream(
+            &format!("{JOB_SELECT} ORDER BY id"),
+            job_columns,
+            |columns| self.job_of(columns),
+            visit,
+        )
+    }
+
     /// The jobs `clause` selects (with `?1` bound to `id` when given).
     fn select_jobs(&self, clause: &str, id: Option<i64>) -> Result<Vec<Job>> {
-        let sql = format!("SELECT id, key, payload, status, result FROM jobs {clause}");
-        self.select_with(&sql, rusqlite::params_from_iter(id), |r| {
-            <(i64, String, String, String, Option<String>)>::try_from(r)
-        })?
-        .into_iter()
-        .map(|(id, key, payload, status, result)| {
-            let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                message: format!("job {id}: {e}"),
-            })?;
-            Ok(Job {
-                id,
-                key,
-                payload,
-                status: JobStatus::from(status),
-                result: result.map(Outcome::from),
-            })
+        let sql = format!("{JOB_SELECT} {clause}");
+        self.select_with(&sql, rusqlite::params_from_iter(id), job_columns)?
+            .into_iter()
+            .map(|columns| self.job_of(columns))
+            .collect()
+    }
+
+    /// A job from the columns [`JOB_SELECT`] reads, its payload parsed.
+    fn job_of(&self, (id, key, payload, status, result): JobColumns) -> Result<Job> {
+        let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: format!("job {id}: {e}"),
+        })?;
+        Ok(Job {
+            id,
+            key,
+            payload,
+            status: JobStatus::from(status),
+            result: result.map(Outcome::from),
         })
-        .collect()
     }
 
     /// Jobs per status.
@@ -320,5 +347,55 @@ impl Store {
             }
         }
         Ok(counts)
+    }
+}
+
+/// Jobs that share a status, a result and (web jobs) an intent and start page, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTally {
+    /// Their status.
+    pub status: JobStatus,
+    /// Their result, when done.
+    pub result: Option<Outcome>,
+    /// Whether their payload names an intent (a web run's jobs do).
+    pub has_intent: bool,
+    /// The intent (empty when none is named as text).
+    pub intent: String,
+    /// The start page (empty when none is named as text).
+    pub start_url: String,
+    /// How many.
+    pub count: u64,
+}
+
+impl Store {
+    /// The jobs counted by the database by status, result, intent and start page (a SQLite
+    /// run), without reading a payload here: `None` for a Postgres run, whose caller visits
+    /// [`Store::for_each_job`] instead.
+    pub fn job_tallies(&self) -> Result<Option<Vec<JobTally>>> {
+        if self.pg().is_some() {
+            return Ok(None);
+        }
+        let text = |key: &str| {
+            format!(
+                "CASE WHEN json_type(payload, '$.{key}') = 'text' THEN json_extract(payload, '$.{key}') ELSE '' END"
+            )
+        };
+        let sql = format!(
+            "SELECT status, result, json_type(payload, '$.intent') IS NOT NULL, {}, {}, COUNT(*)
+             FROM jobs GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+            text("intent"),
+            text("start_url")
+        );
+        self.select_all(&sql, |r| {
+            Ok(JobTally {
+                status: JobStatus::from(r.get::<_, String>(0)?),
+                result: r.get::<_, Option<String>>(1)?.map(Outcome::from),
+                has_intent: r.get(2)?,
+                intent: r.get(3)?,
+                start_url: r.get(4)?,
+                count: r.get::<_, i64>(5)? as u64,
+            })
+        })
+        .map(Some)
     }
 }

@@ -31,14 +31,16 @@ mod sessions;
 mod stages;
 mod trajectories;
 
-pub use jobs::{Job, JobCounts, WorkerInfo};
+pub use jobs::{Job, JobCounts, JobTally, WorkerInfo};
 pub use model::{
     ExitLabel, JobStatus, Outcome, RejectReason, Rollout, Stage, StageName, TrajectoryMeta,
     TrajectoryRecord,
 };
 pub use pg::{redact_url, valid_run_name};
-pub use stages::{StageRecord, UsageRecord};
-pub use trajectories::{ImportCounts, ImportedJob, StoredTrajectory, TrajectoryRow};
+pub use stages::{StageRecord, StageTallies, UsageRecord};
+pub use trajectories::{
+    ImportCounts, ImportedJob, StoredTrajectory, TrajectoryRow, TrajectoryTally,
+};
 
 /// Database file name inside a run folder.
 pub const DB_FILE: &str = "trajforge.db";
@@ -325,6 +327,41 @@ impl Store {
         })();
         drop(conn);
         self.sql(r)
+    }
+
+    /// Visit the rows `sql` (without parameters) selects one at a time, each read by
+    /// `columns` then `parse`, until `visit` returns false; memory does not grow with the
+    /// number of rows. The connection is held while visiting.
+    pub(crate) fn stream<C, T>(
+        &self,
+        sql: &str,
+        columns: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<C>,
+        parse: impl Fn(C) -> Result<T>,
+        mut visit: impl FnMut(T) -> bool,
+    ) -> Result<()> {
+        let conn = self.lock();
+        let mut bad = None;
+        let r = (|| {
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                match parse(columns(r)?) {
+                    Ok(item) => {
+                        if !visit(item) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        bad = Some(e);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        drop(conn);
+        self.sql(r)?;
+        bad.map_or(Ok(()), Err)
     }
 
     /// A corrupt-record error on this database.

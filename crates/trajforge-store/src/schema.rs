@@ -48,6 +48,10 @@ impl Store {
                  created_at INTEGER NOT NULL,
                  UNIQUE (job_id, attempt, rollout)
              );
+             -- What `status` counts of the trajectories, read without their bodies. Added
+             -- without a schema bump: older stores gain it when next opened for writing.
+             CREATE INDEX IF NOT EXISTS trajectories_verdict
+                 ON trajectories(rollout, exit_status, kept);
              CREATE TABLE IF NOT EXISTS usage (
                  id INTEGER PRIMARY KEY,
                  job_id INTEGER,

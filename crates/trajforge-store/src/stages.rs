@@ -30,6 +30,16 @@ pub struct UsageRecord {
     pub model_seconds: f64,
 }
 
+/// The columns of a stage row, in [`STAGE_SELECT`]'s order.
+type StageColumns = (i64, i64, String, String, i64);
+
+/// The query of stage rows, a clause to append.
+const STAGE_SELECT: &str = "SELECT job_id, attempt, stage, payload, created_at FROM stages";
+
+fn stage_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<StageColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
 impl Store {
     /// Commit one stage's result, with its trajectory and usage, in one transaction.
     ///
@@ -107,29 +117,50 @@ impl Store {
         self.query_stages("ORDER BY job_id, attempt, created_at, stage", None)
     }
 
+    /// Visit every stage result of the run one at a time, so memory does not grow with the
+    /// run (`status` on a large run): grouped by job and attempt in that order, in no
+    /// particular order within an attempt. `visit` returns false to stop early.
+    pub fn for_each_stage(&self, visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
+        if let Some(pg) = self.pg() {
+            // `all` visits until `visit` says stop.
+            pg.stages(None)?.into_iter().all(visit);
+            return Ok(());
+        }
+        // The primary key's index gives this order without sorting the table.
+        self.stream(
+            &format!("{STAGE_SELECT} ORDER BY job_id, attempt"),
+            stage_columns,
+            |columns| self.stage_of(columns),
+            visit,
+        )
+    }
+
     fn query_stages(&self, clause: &str, job: Option<i64>) -> Result<Vec<StageRecord>> {
         if let Some(pg) = self.pg() {
             return pg.stages(job);
         }
-        let sql =
-            format!("SELECT job_id, attempt, stage, payload, created_at FROM stages {clause}");
-        self.select_with(&sql, rusqlite::params_from_iter(job), |r| {
-            <(i64, i64, String, String, i64)>::try_from(r)
-        })?
-        .into_iter()
-        .map(|(job_id, attempt, name, payload, created_at)| {
-            let name = StageName::from(name);
-            let stage = serde_json::from_str(&payload)
-                .and_then(|v| Stage::from_json(name.clone(), v))
-                .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
-            Ok(StageRecord {
-                job_id,
-                attempt,
-                stage,
-                created_at,
-            })
+        let sql = format!("{STAGE_SELECT} {clause}");
+        self.select_with(&sql, rusqlite::params_from_iter(job), stage_columns)?
+            .into_iter()
+            .map(|columns| self.stage_of(columns))
+            .collect()
+    }
+
+    /// A stage result from the columns [`STAGE_SELECT`] reads, its payload parsed.
+    fn stage_of(
+        &self,
+        (job_id, attempt, name, payload, created_at): StageColumns,
+    ) -> Result<StageRecord> {
+        let name = StageName::from(name);
+        let stage = serde_json::from_str(&payload)
+            .and_then(|v| Stage::from_json(name.clone(), v))
+            .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
+        Ok(StageRecord {
+            job_id,
+            attempt,
+            stage,
+            created_at,
         })
-        .collect()
     }
 
     /// Total usage per stage name.
@@ -150,5 +181,103 @@ impl Store {
                 ))
             },
         )
+    }
+}
+
+/// What `status` reads of a run's stage results, added up by the database (a SQLite run):
+/// each list is (key, count), sorted by key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTallies {
+    /// Stage results per stage name.
+    pub stages: Vec<(String, u64)>,
+    /// `rejected` stages per reason.
+    pub rejections: Vec<(String, u64)>,
+    /// `verify` stages per (r, result): r is the line recall or the web agreement.
+    pub verified: Vec<((Option<f64>, String), u64)>,
+    /// `tests` stages with a verdict, and how many of those agree.
+    pub tests: (u64, u64),
+    /// Per bug type of rollout 1 (`?` when it names none): (attempts, self-checks answered
+    /// yes, verifications that kept the pair) of those attempts.
+    pub yields: Vec<(String, [u64; 3])>,
+    /// The earliest and latest commit before the time asked for.
+    pub early_span: Option<(i64, i64)>,
+}
+
+impl Store {
+    /// The stage results added up in SQL over the payloads' fields (the same fields the
+    /// typed [`Stage`]s read), without reading a payload here: `None` for a Postgres run,
+    /// whose caller visits [`Store::for_each_stage`] instead. `before`: the end of the span
+    /// [`StageTallies::early_span`] covers.
+    pub fn stage_tallies(&self, before: i64) -> Result<Option<StageTallies>> {
+        if self.pg().is_some() {
+            return Ok(None);
+        }
+        // One scan for the counts, reasons, scores, verdicts and the early span (a payload's
+        // field is read only for the stages that have it); one for the yield per bug type,
+        // an attempt's stages taken together in the primary key's order.
+        let mut t = StageTallies::default();
+        let rows = {
+            let conn = self.lock();
+            let r = (|| {
+                let mut stmt = conn.prepare(
+                    "SELECT stage,
+                        CASE stage WHEN 'rejected' THEN json_extract(payload, '$.reason')
+                                   WHEN 'verify' THEN json_extract(payload, '$.result') END,
+                        CASE stage WHEN 'verify' THEN COALESCE(json_extract(payload, '$.recall'),
+                                                               json_extract(payload, '$.r')) END,
+                        CASE WHEN stage = 'tests' AND json_type(payload, '$.verdict') = 'object'
+                             THEN json_extract(payload, '$.verdict.agree') = 1 END,
+                        COUNT(*),
+                        MIN(CASE WHEN created_at < ?1 THEN created_at END),
+                        MAX(CASE WHEN created_at < ?1 THEN created_at END)
+                     FROM stages GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                )?;
+                let rows = stmt.query_map([before], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<f64>>(2)?,
+                        r.get::<_, Option<bool>>(3)?,
+                        r.get::<_, i64>(4)? as u64,
+                        r.get::<_, Option<i64>>(5)?.zip(r.get::<_, Option<i64>>(6)?),
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })();
+            drop(conn);
+            self.sql(r)?
+        };
+        let mut stages: std::collections::BTreeMap<String, u64> = Default::default();
+        for (stage, label, recall, agree, n, span) in rows {
+            *stages.entry(stage.clone()).or_default() += n;
+            match (stage.as_str(), label) {
+                ("rejected", Some(reason)) => t.rejections.push((reason, n)),
+                ("verify", Some(result)) => t.verified.push(((recall, result), n)),
+                _ => {}
+            }
+            if let Some(agree) = agree {
+                t.tests.0 += n;
+                t.tests.1 += if agree { n } else { 0 };
+            }
+            if let Some((a, b)) = span {
+                t.early_span = Some(t.early_span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+            }
+        }
+        t.stages = stages.into_iter().collect();
+        t.yields = self.select_all(
+            "SELECT bug, COUNT(*), SUM(yes), SUM(kept) FROM (
+                SELECT MAX(CASE WHEN stage = 'rollout1'
+                                THEN COALESCE(json_extract(payload, '$.bug'), '?') END) AS bug,
+                       MAX(stage = 'selfcheck' AND json_extract(payload, '$.answer') = 'yes') AS yes,
+                       MAX(stage = 'verify' AND json_extract(payload, '$.kept') = 1) AS kept
+                FROM stages WHERE stage IN ('rollout1', 'selfcheck', 'verify')
+                GROUP BY job_id, attempt)
+             WHERE bug IS NOT NULL GROUP BY bug ORDER BY bug",
+            |r| {
+                let n = |i| r.get::<_, i64>(i).map(|n| n as u64);
+                Ok((r.get(0)?, [n(1)?, n(2)?, n(3)?]))
+            },
+        )?;
+        Ok(Some(t))
     }
 }

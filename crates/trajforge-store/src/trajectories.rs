@@ -76,6 +76,19 @@ fn trajectory_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryRow> {
     })
 }
 
+/// How many trajectories share a rollout, an exit status and a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrajectoryTally {
+    /// Which rollout.
+    pub rollout: Rollout,
+    /// How the episodes ended.
+    pub exit_status: ExitLabel,
+    /// Whether they are kept.
+    pub kept: bool,
+    /// How many.
+    pub count: u64,
+}
+
 /// A finished job brought in from elsewhere (an import), with everything the pipeline would
 /// have recorded for it, written by [`Store::import_jobs`].
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +217,43 @@ impl Store {
         })();
         drop(conn);
         self.sql(r)
+    }
+
+    /// Trajectories counted per rollout, exit status and verdict, in that order (`status` on a
+    /// large run reads no trajectory row).
+    pub fn trajectory_tallies(&self) -> Result<Vec<TrajectoryTally>> {
+        if let Some(pg) = self.pg() {
+            let mut counts = std::collections::BTreeMap::new();
+            pg.for_each_trajectory(false, false, &mut |row| {
+                let m = row.meta;
+                *counts
+                    .entry((m.rollout, m.exit_status, m.kept))
+                    .or_default() += 1;
+                true
+            })?;
+            return Ok(counts
+                .into_iter()
+                .map(|((rollout, exit_status, kept), count)| TrajectoryTally {
+                    rollout,
+                    exit_status,
+                    kept,
+                    count,
+                })
+                .collect());
+        }
+        self.select_all(
+            // Grouped as the index `trajectories_verdict` orders them (covering: no body read).
+            "SELECT rollout, exit_status, kept, COUNT(*) FROM trajectories
+             GROUP BY rollout, exit_status, kept ORDER BY rollout, exit_status, kept",
+            |r| {
+                Ok(TrajectoryTally {
+                    rollout: Rollout::from(r.get::<_, String>(0)?),
+                    exit_status: ExitLabel::from(r.get::<_, String>(1)?),
+                    kept: r.get::<_, i64>(2)? != 0,
+                    count: r.get::<_, i64>(3)? as u64,
+                })
+            },
+        )
     }
 
     /// Number of stored trajectories.

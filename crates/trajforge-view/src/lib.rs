@@ -7,7 +7,8 @@
 //! (filters, sorting, pages, all in the query string), full-text search (an FTS5 index in a
 //! temporary side database, see [`search`]), one job's story (timelines, the synthetic PR, P1
 //! beside P2 with each line marked as the recall counted it) and the training sample in an
-//! export format with its loss mask.
+//! export format with its loss mask. An evaluation's folder also gets its result per task and
+//! seed, and (given another evaluation) the comparison `trajforge eval compare` makes.
 //!
 //! Safety: trajectory content is untrusted. Every string from the store goes through
 //! [`html::esc`]; URLs from trajectories are shown as text, never as links; the only script
@@ -152,6 +153,7 @@ pub struct Viewer {
     index: Arc<SearchIndex>,
     overview: std::sync::Mutex<Option<Arc<Overview>>>,
     tokens: Option<(trajforge_export::StudentTokenizer, Option<usize>)>,
+    compare: Option<PathBuf>,
 }
 
 impl Viewer {
@@ -172,6 +174,7 @@ impl Viewer {
             index: Arc::new(SearchIndex::create()?),
             overview: std::sync::Mutex::new(None),
             tokens: None,
+            compare: None,
         })
     }
 
@@ -185,6 +188,13 @@ impl Viewer {
     ) -> Result<Viewer, ViewError> {
         self.tokens = Some((trajforge_export::StudentTokenizer::load(path)?, max_tokens));
         Ok(self)
+    }
+
+    /// Compare this evaluation (A) with the one in `other` (B) on the page `/compare`, as
+    /// `trajforge eval compare A B` does; read afresh on each request.
+    pub fn with_comparison(mut self, other: &Path) -> Viewer {
+        self.compare = Some(other.to_path_buf());
+        self
     }
 
     /// The run folder.
@@ -241,6 +251,8 @@ impl Viewer {
             "/" => self.overview(),
             "/list" => self.list(&params),
             "/search" => self.search(params.get("q").map_or("", String::as_str)),
+            "/eval" => self.eval(),
+            "/compare" => self.compare(),
             _ => {
                 if let Some(id) = path.strip_prefix("/job/").and_then(|i| i.parse().ok()) {
                     self.job(id)
@@ -331,6 +343,40 @@ impl Viewer {
         Ok(Some(Reply::html(
             200,
             self.page("Overview", Section::Overview, &body),
+        )))
+    }
+
+    fn eval(&self) -> Result<Option<Reply>, ViewError> {
+        let store = self.store()?;
+        if !trajforge_pipeline::eval::is_eval(&store) {
+            return Ok(None);
+        }
+        let rows = trajforge_pipeline::eval::scored_jobs(&store)?;
+        let results: Vec<_> = rows.iter().map(|(_, s)| s.result.clone()).collect();
+        let summary = trajforge_eval::summarize(&results);
+        let other = self.compare.as_ref().map(|p| p.display().to_string());
+        let body = pages::eval::results_body(&rows, &summary, other.as_deref());
+        Ok(Some(Reply::html(
+            200,
+            self.page("Evaluation", Section::Detail, &body),
+        )))
+    }
+
+    fn compare(&self) -> Result<Option<Reply>, ViewError> {
+        let Some(other) = &self.compare else {
+            return Ok(None);
+        };
+        let options = trajforge_eval::CompareOptions::default();
+        let body = match trajforge_eval::compare_dirs(&self.dir, other, &options) {
+            Ok(c) => pages::eval::compare_body(&c),
+            Err(e) => format!(
+                "<h1>Comparison</h1><p class=\"bad\" id=\"compare-error\">{}</p>",
+                html::esc(&e.to_string())
+            ),
+        };
+        Ok(Some(Reply::html(
+            200,
+            self.page("Comparison", Section::Detail, &body),
         )))
     }
 

@@ -47,26 +47,22 @@ impl Sort {
     }
 }
 
+/// The list's filters that pick rows by a label, by their key in the query string: verdict
+/// (`kept` or `rejected`), the attempt's outcome (`low_recall`, `selfcheck_no`, ...),
+/// rollout (`t1`, `t2`), bug type (code) or intent (web), exit status label, and behavioural
+/// verdict (`agree`, `disagree`).
+pub const LABEL_FILTERS: [&str; 6] = ["kept", "reason", "rollout", "entry", "exit", "tests"];
+
 /// The list's filters, sort and page, as the query string of `/list` carries them (so a link
 /// or a reload shows the same rows).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListQuery {
-    /// `kept`, `rejected` or empty.
-    pub kept: String,
-    /// Outcome of the attempt (`low_recall`, `selfcheck_no`, ...).
-    pub reason: String,
-    /// `t1`, `t2` or empty.
-    pub rollout: String,
-    /// Bug type (code) or intent (web).
-    pub entry: String,
+    /// The label filters set, by key (one of [`LABEL_FILTERS`]); a missing one selects all.
+    pub labels: BTreeMap<String, String>,
     /// Lowest r.
     pub rmin: Option<f64>,
     /// Highest r.
     pub rmax: Option<f64>,
-    /// Exit status label.
-    pub exit: String,
-    /// Behavioural verdict: `agree`, `disagree` or empty.
-    pub tests: String,
     /// Sort key.
     pub sort: Sort,
     /// Descending.
@@ -81,35 +77,36 @@ pub const PAGE_SIZE: usize = 50;
 impl ListQuery {
     /// Read the filters from a query string's pairs (unknown keys ignored, bad numbers dropped).
     pub fn from_pairs(pairs: &BTreeMap<String, String>) -> ListQuery {
-        let s = |k: &str| pairs.get(k).cloned().unwrap_or_default();
         let f = |k: &str| pairs.get(k).and_then(|v| v.trim().parse::<f64>().ok());
         ListQuery {
-            kept: s("kept"),
-            reason: s("reason"),
-            rollout: s("rollout"),
-            entry: s("entry"),
+            labels: LABEL_FILTERS
+                .iter()
+                .filter_map(|k| Some((k.to_string(), pairs.get(*k)?.clone())))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
             rmin: f("rmin"),
             rmax: f("rmax"),
-            exit: s("exit"),
-            tests: s("tests"),
-            sort: Sort::parse(&s("sort")),
-            desc: s("dir") == "desc",
+            sort: Sort::parse(pairs.get("sort").map_or("", String::as_str)),
+            desc: pairs.get("dir").is_some_and(|d| d == "desc"),
             page: pairs.get("page").and_then(|p| p.parse().ok()).unwrap_or(0),
         }
+    }
+
+    /// The value of the label filter `key` (empty when it selects all).
+    pub fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map_or("", String::as_str)
     }
 
     /// The query string pairs of these filters, with `page` replaced.
     pub fn pairs(&self, page: usize) -> Vec<(&'static str, String)> {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-        vec![
-            ("kept", self.kept.clone()),
-            ("reason", self.reason.clone()),
-            ("rollout", self.rollout.clone()),
-            ("entry", self.entry.clone()),
+        let mut pairs: Vec<(&'static str, String)> = LABEL_FILTERS
+            .iter()
+            .map(|k| (*k, self.label(k).to_string()))
+            .collect();
+        pairs.extend([
             ("rmin", opt(self.rmin)),
             ("rmax", opt(self.rmax)),
-            ("exit", self.exit.clone()),
-            ("tests", self.tests.clone()),
             (
                 "sort",
                 if self.sort == Sort::Id {
@@ -118,14 +115,7 @@ impl ListQuery {
                     self.sort.as_str().to_string()
                 },
             ),
-            (
-                "dir",
-                if self.desc {
-                    "desc".into()
-                } else {
-                    String::new()
-                },
-            ),
+            ("dir", if self.desc { "desc" } else { "" }.to_string()),
             (
                 "page",
                 if page == 0 {
@@ -134,7 +124,8 @@ impl ListQuery {
                     page.to_string()
                 },
             ),
-        ]
+        ]);
+        pairs
     }
 }
 
@@ -219,23 +210,24 @@ pub fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListRow> {
 pub fn list_filter(q: &ListQuery) -> (String, String, Vec<Sql>) {
     let mut wheres: Vec<String> = Vec::new();
     let mut args: Vec<Sql> = Vec::new();
-    for (column, v) in [
-        ("rollout", &q.rollout),
-        ("exit", &q.exit),
-        ("outcome", &q.reason),
-        ("entry", &q.entry),
+    for (column, key) in [
+        ("rollout", "rollout"),
+        ("exit", "exit"),
+        ("outcome", "reason"),
+        ("entry", "entry"),
     ] {
+        let v = q.label(key);
         if !v.is_empty() {
             args.push(Sql::Text(v.to_string()));
             wheres.push(format!("{column} = ?{}", args.len()));
         }
     }
-    match q.kept.as_str() {
+    match q.label("kept") {
         "kept" => wheres.push("kept != 0".into()),
         "rejected" => wheres.push("kept = 0".into()),
         _ => {}
     }
-    match q.tests.as_str() {
+    match q.label("tests") {
         "agree" => wheres.push("tests_agree = 1".into()),
         "disagree" => wheres.push("tests_agree = 0".into()),
         _ => {}

@@ -3,8 +3,9 @@
 //! trajectory's list row (verdict, outcome, bug type, steps...) where the list is filtered,
 //! sorted and counted without scanning the run's wide trajectory rows.
 //!
-//! The index lives in a database of its own in a temporary folder that disappears with the
-//! viewer: the run's database is only ever read, so its schema stays what every trajforge
+//! The index lives in a database of its own, in a file removed from its temporary folder as
+//! soon as it is open (the open file keeps its pages), so nothing is left behind however the
+//! viewer ends, killed included: the run's database is only ever read, so its schema stays what every trajforge
 //! version expects, and a read-only run folder can be viewed. It is filled in the background
 //! in id order and topped up as a live run stores more: list rows of jobs that changed since
 //! the last look are read again (a job's `updated_at` moves with each stage it commits), while
@@ -43,14 +44,14 @@ pub const MARK_END: char = '\u{2}';
 /// The search index of one run.
 pub struct SearchIndex {
     conn: Mutex<Connection>,
-    _dir: tempfile::TempDir,
 }
 
 /// Trajectories read from the store per indexing batch.
 const BATCH: i64 = 500;
 
 impl SearchIndex {
-    /// A new, empty index in a fresh temporary folder.
+    /// A new, empty index in a file of a fresh temporary folder, both removed once it is open
+    /// (SQLite keeps using the open file; without a journal it never opens another).
     pub fn create() -> Result<SearchIndex, ViewError> {
         let dir = tempfile::Builder::new()
             .prefix("trajforge-view-")
@@ -77,9 +78,9 @@ impl SearchIndex {
                 Ok(c)
             })
             .map_err(ViewError::Search)?;
+        dir.close().map_err(ViewError::Index)?;
         Ok(SearchIndex {
             conn: Mutex::new(conn),
-            _dir: dir,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Synthetic code runs written through the store's own API (leases, stages, verdicts), for the
 //! viewer's benchmark (100,000 trajectories) and tests (a run whose content is hostile).
 //! Every job gets rollout 1; two in three pass the self-check and get a synthetic PR, rollout
-//! 2 and the verification (with the pipeline's own rule); the others are rejected.
+//! 2 and the verification (with the pipeline's own rule); the others are rejected. Evaluations
+//! too ([`build_eval`]): their score rows, as `trajforge eval` stores and writes them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use trajforge_agent::env::{EnvOutcome, Observation};
 use trajforge_agent::trajectory::{ExitStatus, Step, ToolUse, Trajectory};
 use trajforge_store::model::{
     CodeRollout, PrStage, RejectedStage, RolloutStage, SelfcheckAnswer, SelfcheckStage, Stage,
-    VerifyStage,
+    StageName, VerifyStage,
 };
 use trajforge_store::{
     ExitLabel, Outcome, RejectReason, Rollout, Store, StoreError, TrajectoryRecord, UsageRecord,
@@ -255,4 +256,46 @@ pub fn build(dir: &Path, spec: &Spec<'_>) -> Result<u64, StoreError> {
         store.finish(owner, job.id, v.result())?;
     }
     store.trajectory_count()
+}
+
+/// Build an evaluation's folder in `dir` (a new folder) through the store's API, one job per
+/// row with its score stage, then write its `results.jsonl` with the pipeline's own writer (as
+/// `trajforge eval` leaves a finished evaluation).
+pub fn build_eval(
+    dir: &Path,
+    rows: &[trajforge_pipeline::eval::ScoreStage],
+) -> Result<(), trajforge_pipeline::eval::EvalError> {
+    use trajforge_pipeline::eval::{KIND_EVAL, KIND_META, SCORE_STAGE};
+    let store = Store::open(dir)?;
+    store.set_meta(KIND_META, KIND_EVAL)?;
+    let owner = "synthetic";
+    store.begin_session(owner)?;
+    let jobs: Vec<(String, serde_json::Value)> = rows
+        .iter()
+        .map(|r| {
+            let key = format!("{}#{}", r.result.instance_id, r.result.seed);
+            (
+                key,
+                serde_json::json!({"instance_id": r.result.instance_id, "seed": r.result.seed}),
+            )
+        })
+        .collect();
+    store.add_jobs(&jobs)?;
+    for row in rows {
+        let Some(job) = store.claim(owner, Duration::from_secs(600))? else {
+            break;
+        };
+        let stage = Stage::Other(
+            StageName::from(SCORE_STAGE),
+            serde_json::to_value(row).unwrap_or_default(),
+        );
+        store.record_stage(owner, job.id, 1, &stage, None, None)?;
+        store.finish(
+            owner,
+            job.id,
+            &trajforge_pipeline::eval::outcome(&row.result),
+        )?;
+    }
+    trajforge_pipeline::eval::write_outputs(&store, dir)?;
+    Ok(())
 }

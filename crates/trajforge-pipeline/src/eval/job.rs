@@ -126,7 +126,7 @@ pub(crate) fn commit_score<F: ?Sized, C>(
 }
 
 /// The job's result label.
-pub(crate) fn outcome(r: &TaskResult) -> Outcome {
+pub fn outcome(r: &TaskResult) -> Outcome {
     match (r.resolved, r.exit_status.as_str()) {
         (_, "environment_error") => Outcome::from("environment_error"),
         (Some(true), _) => Outcome::from("resolved"),

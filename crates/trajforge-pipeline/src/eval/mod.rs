@@ -35,9 +35,9 @@ use crate::status::Pricing;
 use crate::teacher::BuiltTeacher;
 
 pub use envs::TaskEnvs;
-pub(crate) use job::{commit_score, outcome};
-pub use job::{restore_script, test_paths_touched};
-pub use report::{OutputsWritten, render, results, summary, write_outputs};
+pub(crate) use job::commit_score;
+pub use job::{outcome, restore_script, test_paths_touched};
+pub use report::{OutputsWritten, render, results, scored_jobs, summary, write_outputs};
 
 /// The store meta key that marks a run folder as an evaluation's.
 pub const KIND_META: &str = "kind";

@@ -11,15 +11,23 @@ use super::{EvalError, SCORE_STAGE, ScoreStage};
 
 /// Every scored job of the store, sorted by task and seed.
 pub fn results(store: &Store) -> Result<Vec<ScoreStage>, StoreError> {
-    let mut rows: Vec<ScoreStage> = store
-        .all_stages()?
-        .into_iter()
-        .filter_map(|s| match s.stage {
-            Stage::Other(name, v) if name == SCORE_STAGE => serde_json::from_value(v).ok(),
-            _ => None,
-        })
-        .collect();
-    rows.sort_by(|a, b| {
+    Ok(scored_jobs(store)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Every scored job of the store with its job id (read one stage at a time), sorted by task
+/// and seed.
+pub fn scored_jobs(store: &Store) -> Result<Vec<(i64, ScoreStage)>, StoreError> {
+    let mut rows: Vec<(i64, ScoreStage)> = Vec::new();
+    store.for_each_stage(|s| {
+        if let Stage::Other(name, v) = s.stage
+            && name == SCORE_STAGE
+            && let Ok(score) = serde_json::from_value(v)
+        {
+            rows.push((s.job_id, score));
+        }
+        true
+    })?;
+    rows.sort_by(|(_, a), (_, b)| {
         (&a.result.instance_id, a.result.seed).cmp(&(&b.result.instance_id, b.result.seed))
     });
     Ok(rows)

@@ -22,7 +22,7 @@ pub fn body(
         &mut o,
         "kept",
         "verdict",
-        &q.kept,
+        q.label("kept"),
         &["kept".into(), "rejected".into()],
     );
     let empty = Vec::new();
@@ -30,28 +30,28 @@ pub fn body(
         &mut o,
         "reason",
         "outcome",
-        &q.reason,
+        q.label("reason"),
         choices.get("reason").unwrap_or(&empty),
     );
     select(
         &mut o,
         "rollout",
         "rollout",
-        &q.rollout,
+        q.label("rollout"),
         choices.get("rollout").unwrap_or(&empty),
     );
     select(
         &mut o,
         "exit",
         "exit",
-        &q.exit,
+        q.label("exit"),
         choices.get("exit").unwrap_or(&empty),
     );
     select(
         &mut o,
         "tests",
         "tests",
-        &q.tests,
+        q.label("tests"),
         &["agree".into(), "disagree".into()],
     );
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -60,7 +60,7 @@ pub fn body(
         "<label>bug type / intent <input name=\"entry\" value=\"{}\" size=\"18\"></label>\
          <label>r from <input name=\"rmin\" value=\"{}\" size=\"4\" inputmode=\"decimal\"></label>\
          <label>to <input name=\"rmax\" value=\"{}\" size=\"4\" inputmode=\"decimal\"></label>",
-        esc(&q.entry),
+        esc(q.label("entry")),
         esc(&opt(q.rmin)),
         esc(&opt(q.rmax))
     );

@@ -54,7 +54,8 @@ pub fn body(s: &Status, threshold: Option<f64>, finished: &[i64]) -> String {
         // An evaluation: its summary as `status` prints it.
         let _ = write!(
             o,
-            "<section class=\"eval\"><h2>Evaluation</h2><pre id=\"eval-summary\">{}</pre></section>",
+            "<section class=\"eval\"><h2>Evaluation</h2><pre id=\"eval-summary\">{}</pre>\
+             <p><a id=\"eval-link\" href=\"/eval\">Result per task and seed</a></p></section>",
             esc(&trajforge_pipeline::eval::render(e))
         );
     }

@@ -1,10 +1,12 @@
 //! Tests of the viewer: pages rendered from real run stores (the 0.1 fixtures and synthetic
-//! runs), snapshots of HTML fragments, and the safety of hostile content in real Chromium.
+//! runs, evaluations), snapshots of HTML fragments, and the safety of hostile content in real
+//! Chromium.
 
 // A test skipped for want of Chromium outside CI says so.
 #![allow(clippy::print_stderr)]
 
 mod chromium;
+mod eval;
 mod pages;
 mod safety;
 

@@ -13,7 +13,7 @@ use trajforge_view::{Viewer, server};
 use crate::chromium;
 
 /// Each line would set `window.__pwned` (and the title) if it ever ran.
-const HOSTILE: &str = "<script>window.__pwned=1;document.title='pwned'</script>\n\
+pub const HOSTILE: &str = "<script>window.__pwned=1;document.title='pwned'</script>\n\
 <img src=x onerror=\"window.__pwned=2;document.title='pwned'\">\n\
 <a href=\"javascript:window.__pwned=3\" id=\"evil\">click me</a>\n\
 </textarea></pre></details><svg onload=\"window.__pwned=4\"></svg>\n\
@@ -25,7 +25,12 @@ fn hostile(i: usize) -> String {
 }
 
 async fn start(dir: &std::path::Path) -> String {
-    let viewer = Arc::new(Viewer::open(dir).expect("viewer"));
+    serve(Viewer::open(dir).expect("viewer")).await
+}
+
+/// Serve `viewer` (its index built first) on a free port; its base URL.
+pub async fn serve(viewer: Viewer) -> String {
+    let viewer = Arc::new(viewer);
     viewer.index_all().expect("index");
     let listener = server::bind("127.0.0.1", 0).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -41,6 +46,52 @@ async fn raw(base: &str, request: &str) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Wait for a stray handler to fire, then check that nothing hostile ran or became an
+/// element on the page open in `tab`; the page's facts (its text included) for more checks.
+pub async fn assert_inert(tab: &trajforge_browser::Tab, name: &str) -> Value {
+    // Give a stray handler (onerror, onload) its chance to fire.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let check = chromium::eval(
+        tab,
+        "JSON.stringify({
+            pwned: typeof window.__pwned,
+            title: document.title,
+            scripts: Array.from(document.scripts).map(s => s.getAttribute('src')),
+            imgs: document.images.length,
+            svgs: document.querySelectorAll('svg[onload]').length,
+            handlers: Array.from(document.querySelectorAll('*')).filter(e => Array.from(e.attributes).some(a => a.name.startsWith('on'))).length,
+            js_links: Array.from(document.querySelectorAll('[href]')).filter(a => /^\\s*javascript:/i.test(a.getAttribute('href'))).length,
+            evil: !!document.getElementById('evil'),
+            text: document.body.innerText
+        })",
+    )
+    .await;
+    let v: Value = serde_json::from_str(check.as_str().unwrap_or("{}")).expect("json");
+    assert_eq!(v["pwned"], "undefined", "{name}: a hostile script ran");
+    assert!(
+        !v["title"].as_str().unwrap_or("").contains("pwned"),
+        "{name}: {}",
+        v["title"]
+    );
+    assert_eq!(
+        v["scripts"],
+        serde_json::json!(["/static/app.js"]),
+        "{name}"
+    );
+    assert_eq!(
+        (
+            v["imgs"].as_u64(),
+            v["svgs"].as_u64(),
+            v["handlers"].as_u64(),
+            v["js_links"].as_u64(),
+            v["evil"].as_bool()
+        ),
+        (Some(0), Some(0), Some(0), Some(0), Some(false)),
+        "{name}: hostile markup became elements"
+    );
+    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,46 +185,7 @@ async fn hostile_content_never_runs_or_becomes_markup_in_chromium() {
     for (name, path) in pages {
         let url = format!("{base}{path}");
         chromium::open(&tab, &url).await;
-        // Give a stray handler (onerror, onload) its chance to fire.
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        let check = chromium::eval(
-            &tab,
-            "JSON.stringify({
-                pwned: typeof window.__pwned,
-                title: document.title,
-                scripts: Array.from(document.scripts).map(s => s.getAttribute('src')),
-                imgs: document.images.length,
-                svgs: document.querySelectorAll('svg[onload]').length,
-                handlers: Array.from(document.querySelectorAll('*')).filter(e => Array.from(e.attributes).some(a => a.name.startsWith('on'))).length,
-                js_links: Array.from(document.querySelectorAll('[href]')).filter(a => /^\\s*javascript:/i.test(a.getAttribute('href'))).length,
-                evil: !!document.getElementById('evil'),
-                text: document.body.innerText
-            })",
-        )
-        .await;
-        let v: Value = serde_json::from_str(check.as_str().unwrap_or("{}")).expect("json");
-        assert_eq!(v["pwned"], "undefined", "{name}: a hostile script ran");
-        assert!(
-            !v["title"].as_str().unwrap_or("").contains("pwned"),
-            "{name}: {}",
-            v["title"]
-        );
-        assert_eq!(
-            v["scripts"],
-            serde_json::json!(["/static/app.js"]),
-            "{name}"
-        );
-        assert_eq!(
-            (
-                v["imgs"].as_u64(),
-                v["svgs"].as_u64(),
-                v["handlers"].as_u64(),
-                v["js_links"].as_u64(),
-                v["evil"].as_bool()
-            ),
-            (Some(0), Some(0), Some(0), Some(0), Some(false)),
-            "{name}: hostile markup became elements"
-        );
+        let v = assert_inert(&tab, name).await;
         // Pages that show trajectory text show it as text.
         if matches!(
             name,

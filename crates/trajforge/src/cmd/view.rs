@@ -16,7 +16,8 @@ follow a run that is still going; every asset is built in (works offline). Keys:
 row or job, n/N next/previous step, / search. Stop with Ctrl-C."
 )]
 pub struct Args {
-    /// The run folder given to `generate --out` or `web generate --out`.
+    /// The run folder given to `generate --out` or `web generate --out`, or an evaluation's
+    /// folder (`eval --out`).
     pub run_dir: PathBuf,
     /// Port to listen on [default: any free port].
     #[arg(long, default_value_t = 0)]
@@ -31,6 +32,10 @@ pub struct Args {
     /// show their exact token count.
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
+    /// With an evaluation folder (`trajforge eval --out`): compare it (A) with this other
+    /// evaluation (B) on the page /compare, as `trajforge eval compare A B` does.
+    #[arg(long, value_name = "EVAL_B")]
+    pub compare: Option<PathBuf>,
     /// With --tokenizer: show where `export --max-tokens N` cuts each sample.
     #[arg(long, value_name = "N", requires = "tokenizer")]
     pub max_tokens: Option<usize>,
@@ -41,6 +46,9 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let mut viewer = Viewer::open(&args.run_dir)?;
     if let Some(path) = &args.tokenizer {
         viewer = viewer.with_tokenizer(path, args.max_tokens)?;
+    }
+    if let Some(other) = &args.compare {
+        viewer = viewer.with_comparison(other);
     }
     let viewer = Arc::new(viewer);
     let runtime = crate::cmd::server_runtime()?;

@@ -914,13 +914,7 @@ fn filters_that_remove_most_rows_say_why_and_how_to_keep_them() {
 #[test]
 fn web_exports_carry_the_task_and_a_web_card() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = dir.path().join("web");
-    std::fs::create_dir_all(&run).expect("mkdir");
-    std::fs::copy(
-        repo_root().join("crates/trajforge/tests/fixtures/runs-0.1/web/trajforge.db"),
-        run.join("trajforge.db"),
-    )
-    .expect("copy");
+    let run = crate::fixture_run_copy("web", dir.path());
     for ext in ["jsonl", "parquet"] {
         let out = dir.path().join(format!("out/data.{ext}"));
         let summary = export_run_ok(

@@ -2,10 +2,7 @@
 //! repository with the installed SmolLM2 model, and `serve` answering and stopping on SIGTERM.
 
 use crate::assert_success;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -134,23 +131,9 @@ fn eval_with_the_local_teacher_writes_a_scored_row() {
     assert_eq!(status["eval"]["rows"], 1, "{status}");
 }
 
-/// A minimal HTTP/1.1 GET, enough for `/v1/models`.
+/// `GET {base}{path}`, the whole response.
 fn get(base: &str, path: &str) -> String {
-    let hostport = base
-        .trim_start_matches("http://")
-        .trim_end_matches("/v1")
-        .to_string();
-    let mut s = TcpStream::connect(&hostport).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET /v1{path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read");
-    body
+    crate::http_get(&format!("{base}{path}"))
 }
 
 #[test]

@@ -163,3 +163,36 @@ pub fn more_itertools_clone(dir: &Path) -> PathBuf {
 pub fn more_itertools_bundle() -> PathBuf {
     repo_root().join("examples/more-itertools.bundle")
 }
+
+/// A minimal HTTP/1.1 `GET url` (`http://HOST:PORT/PATH`): the whole response, head included.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(hostport).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
+}
+
+/// A copy of the 0.1 fixture run `kind` (`code`, `web`, `imported`) in `dir/kind` (SQLite
+/// adds files beside a database it opens, so the committed fixture is never opened).
+pub fn fixture_run_copy(kind: &str, dir: &Path) -> PathBuf {
+    let run = dir.join(kind);
+    std::fs::create_dir_all(&run).expect("mkdir");
+    std::fs::copy(
+        repo_root().join(format!(
+            "crates/trajforge/tests/fixtures/runs-0.1/{kind}/trajforge.db"
+        )),
+        run.join("trajforge.db"),
+    )
+    .expect("copy the fixture run");
+    run
+}

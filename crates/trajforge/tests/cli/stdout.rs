@@ -59,13 +59,7 @@ fn functions_piped_into_head_ends_quietly() {
 #[test]
 fn reports_to_a_closed_stdout_end_quietly() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = tmp.path().join("web");
-    std::fs::create_dir_all(&run).expect("mkdir");
-    std::fs::copy(
-        repo_root().join("crates/trajforge/tests/fixtures/runs-0.1/web/trajforge.db"),
-        run.join("trajforge.db"),
-    )
-    .expect("copy");
+    let run = crate::fixture_run_copy("web", tmp.path());
     let run = run.to_str().expect("utf-8");
     let data = tmp.path().join("out").join("data.jsonl");
     let data = data.to_str().expect("utf-8");

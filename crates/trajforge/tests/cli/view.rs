@@ -35,7 +35,14 @@ impl Drop for Viewing {
 
 /// `trajforge view RUN` on a free port; the child and the URL it printed first.
 fn view(run: &Path) -> (Viewing, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+    view_with(run, |_| {})
+}
+
+/// [`view`] with the command set up further by `setup` first (its environment).
+fn view_with(run: &Path, setup: impl FnOnce(&mut Command)) -> (Viewing, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+    setup(&mut cmd);
+    let mut child = cmd
         .arg("view")
         .arg(run)
         .stdout(Stdio::piped())
@@ -322,4 +329,39 @@ async fn a_web_run_shows_its_coverage_and_each_rollouts_pages() {
         page.text("#list-total").await,
         store.trajectory_count().expect("count").to_string()
     );
+}
+
+/// A viewer killed outright leaves nothing in the temporary folder: its search index is a
+/// file removed from there as soon as it is open, still in use through the open descriptor.
+#[test]
+fn a_killed_viewer_leaves_no_search_index_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = crate::fixture_run_copy("code", tmp.path());
+    let scratch = tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch folder");
+    let (mut viewing, base) = view_with(&run, |cmd| {
+        cmd.env("TMPDIR", &scratch);
+    });
+    // The index is there, in a file of the scratch folder already unlinked.
+    let search = crate::http_get(&format!("{base}search?q=the"));
+    assert!(search.contains("hit-count"), "{search}");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", viewing.0.id())).expect("fds");
+    let open: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .filter(|p| p.starts_with(&scratch.display().to_string()))
+        .collect();
+    assert!(
+        open.iter().any(|p| p.ends_with("search.db (deleted)")),
+        "no unlinked index open: {open:?}"
+    );
+    let left = |dir: &Path| std::fs::read_dir(dir).expect("scratch").count();
+    assert_eq!(
+        left(&scratch),
+        0,
+        "the running viewer's index shows in TMPDIR"
+    );
+    viewing.0.kill().expect("SIGKILL");
+    viewing.0.wait().expect("reaped");
+    assert_eq!(left(&scratch), 0, "a killed viewer left files in TMPDIR");
 }
