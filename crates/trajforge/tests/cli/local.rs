@@ -68,8 +68,17 @@ fn run_with_the_local_teacher_completes_a_real_episode() {
         let content = step["assistant"]["content"].as_str().unwrap_or("");
         assert!(!tools.is_empty() || !content.is_empty(), "{step}");
         for tool in tools {
-            assert!(!tool["tool"].as_str().unwrap_or("").is_empty(), "{tool}");
             assert!(tool.get("observation").is_some(), "{tool}");
+            // The grammar cannot stop the 135M model from repeating a flag until
+            // --max-completion-tokens ends the reply mid-call (seen twice under load); such a
+            // call must come back to the model as exactly that. Any other call parsed.
+            let cut_by_the_limit = tool["observation"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("reached max_tokens inside the tool call"));
+            assert!(
+                cut_by_the_limit || !tool["tool"].as_str().unwrap_or("").is_empty(),
+                "{tool}"
+            );
         }
     }
     assert!(
