@@ -599,6 +599,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn finishes_fall_into_five_minute_intervals_ending_now_or_at_the_last_finish() {
+        let min = 60_000;
+        let now = 1_000_000 * min;
+        // Two in the newest interval, one 7 minutes ago, one over an hour ago (left out).
+        let t = bucket_finishes(now, &[now - 61 * min, now - 7 * min, now - min, now]);
+        assert_eq!(t.interval_seconds, 300);
+        assert_eq!(t.finished, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(t.per_hour, 3.0);
+        // A run that stopped two hours ago shows its last hour of work.
+        let t = bucket_finishes(now + 120 * min, &[now - 30 * min, now]);
+        assert_eq!(t.finished, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            render_throughput(&t),
+            "throughput: 2 jobs/h over the last hour; finished per 5 min, oldest first: 0 0 0 0 0 0 1 0 0 0 0 1\n"
+        );
+        assert_eq!(bucket_finishes(now, &[]).finished, [0; 12]);
+    }
+
+    #[test]
     fn session_spans_are_merged() {
         assert_eq!(union_ms(&[]), 0);
         assert_eq!(union_ms(&[(0, 10), (20, 25)]), 15);
@@ -706,6 +725,59 @@ pub fn workers(store: &Store) -> Result<Vec<WorkerStatus>, StoreError> {
             }
         })
         .collect())
+}
+
+/// Jobs finished per interval over the last hour of a run's work, oldest interval first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Length of one interval, seconds.
+    pub interval_seconds: u64,
+    /// Jobs finished in each interval; the last one ends now (or at the last finish, for a
+    /// run nobody works on any more).
+    pub finished: Vec<u64>,
+    /// Jobs finished per hour over those intervals.
+    pub per_hour: f64,
+}
+
+/// How many intervals [`throughput`] reports, and their length.
+const THROUGHPUT_INTERVALS: usize = 12;
+const THROUGHPUT_INTERVAL_MS: i64 = 5 * 60 * 1000;
+
+/// Throughput over time: jobs finished per 5 minutes over the last hour, ending now, or at the
+/// last finish when that was more than an hour ago (so a stopped run shows how it ended).
+pub fn throughput(store: &Store) -> Result<Throughput, StoreError> {
+    let (now, times) = store.finish_times()?;
+    Ok(bucket_finishes(now, &times))
+}
+
+fn bucket_finishes(now: i64, times: &[i64]) -> Throughput {
+    let span = THROUGHPUT_INTERVAL_MS * THROUGHPUT_INTERVALS as i64;
+    let end = match times.last() {
+        Some(&last) if now - last > span => last + 1,
+        _ => now + 1,
+    };
+    let start = end - span;
+    let mut finished = vec![0u64; THROUGHPUT_INTERVALS];
+    for &t in times.iter().filter(|&&t| t >= start && t < end) {
+        finished[((t - start) / THROUGHPUT_INTERVAL_MS) as usize] += 1;
+    }
+    let total: u64 = finished.iter().sum();
+    Throughput {
+        interval_seconds: (THROUGHPUT_INTERVAL_MS / 1000) as u64,
+        finished,
+        per_hour: total as f64 * 3_600_000.0 / span as f64,
+    }
+}
+
+/// Throughput as a line of `status`.
+pub fn render_throughput(t: &Throughput) -> String {
+    let counts: Vec<String> = t.finished.iter().map(u64::to_string).collect();
+    format!(
+        "throughput: {:.0} jobs/h over the last hour; finished per {} min, oldest first: {}\n",
+        t.per_hour,
+        t.interval_seconds / 60,
+        counts.join(" ")
+    )
 }
 
 /// The workers as lines of `status`.

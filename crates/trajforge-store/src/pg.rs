@@ -912,6 +912,18 @@ impl Pg {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    pub(crate) fn finish_times(&self) -> Result<(i64, Vec<i64>)> {
+        let (now, rows) = self.with(|c| {
+            let now = c.query_one(&format!("SELECT {NOW}"), &[])?;
+            let rows = c.query(
+                "SELECT updated_at FROM jobs WHERE status = 'done' ORDER BY updated_at",
+                &[],
+            )?;
+            Ok((now, rows))
+        })?;
+        Ok((now.get(0), rows.iter().map(|r| r.get(0)).collect()))
+    }
+
     pub(crate) fn workers(&self) -> Result<(i64, Vec<WorkerInfo>)> {
         let rows = self.with(|c| {
             c.query(

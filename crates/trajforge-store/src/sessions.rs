@@ -49,6 +49,19 @@ impl Store {
             |r| <(i64, i64)>::try_from(r),
         )
     }
+
+    /// When each finished job finished (milliseconds since the epoch, by the store's clock),
+    /// oldest first, and the store's clock now: what throughput over time is drawn from.
+    pub fn finish_times(&self) -> Result<(i64, Vec<i64>)> {
+        if let Some(pg) = self.pg() {
+            return pg.finish_times();
+        }
+        let times = self.select_all(
+            "SELECT updated_at FROM jobs WHERE status = 'done' ORDER BY updated_at",
+            |r| r.get(0),
+        )?;
+        Ok((now_ms(), times))
+    }
 }
 
 impl Store {

@@ -314,7 +314,7 @@ impl Viewer {
             took: std::time::Duration::ZERO,
             status: status::status(&store, pricing)?,
             threshold: prepare::stored_threshold(&store),
-            finished: query::finish_times(&store)?,
+            finished: store.finish_times()?.1,
         };
         fresh.took = started.elapsed();
         let fresh = Arc::new(fresh);

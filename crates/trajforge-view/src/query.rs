@@ -344,13 +344,3 @@ pub fn job_story(store: &Store, id: i64) -> Result<Option<JobStory>, StoreError>
         neighbours,
     }))
 }
-
-/// Times (ms since the epoch) at which jobs finished, for the throughput plot.
-pub fn finish_times(store: &Store) -> Result<Vec<i64>, StoreError> {
-    store.with_connection(|conn| {
-        let mut stmt =
-            conn.prepare("SELECT updated_at FROM jobs WHERE status = 'done' ORDER BY updated_at")?;
-        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
-        rows.collect()
-    })
-}

@@ -48,6 +48,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 "workers".into(),
                 serde_json::to_value(workers).unwrap_or_default(),
             );
+            map.insert(
+                "throughput".into(),
+                serde_json::to_value(status::throughput(&store)?).unwrap_or_default(),
+            );
         }
         if args.jobs {
             let jobs: Vec<serde_json::Value> = store
@@ -65,6 +69,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let mut text = status::render(&report, threshold);
         if store.is_shared() {
             text.push_str(&status::render_workers(&status::workers(&store)?));
+            text.push_str(&status::render_throughput(&status::throughput(&store)?));
         }
         crate::error::print(&text)
     }

@@ -149,9 +149,19 @@ async fn four_workers_finish_a_run_equal_to_one_sqlite_run_and_leave_another_run
     assert_eq!(pg_digest(&url, "main"), digest(&reference));
     assert_eq!(pg_job_results(&url, "main"), job_results(&reference));
     assert_eq!(jobs_done_by_workers(&url, "main"), N as u64);
+    // Every job just finished, so all of them fall in the last hour's intervals.
+    let throughput = &pg_status(&url, "main")["throughput"];
+    let finished: u64 = throughput["finished"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(finished, N as u64, "{throughput}");
     let other = pg_status(&url, "other");
     assert_eq!(other["done"], 0, "{other}");
     assert!(other["workers"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(other["throughput"]["per_hour"], 0.0, "{other}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
