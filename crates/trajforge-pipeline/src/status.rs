@@ -609,10 +609,11 @@ mod tests {
         assert_eq!(t.per_hour, 3.0);
         // A run that stopped two hours ago shows its last hour of work.
         let t = bucket_finishes(now + 120 * min, &[now - 30 * min, now]);
-        assert_eq!(t.finished, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+        // 30 min before the last finish is 1 ms short of the seventh interval's start.
+        assert_eq!(t.finished, [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
         assert_eq!(
             render_throughput(&t),
-            "throughput: 2 jobs/h over the last hour; finished per 5 min, oldest first: 0 0 0 0 0 0 1 0 0 0 0 1\n"
+            "throughput: 2 jobs/h over the last hour; finished per 5 min, oldest first: 0 0 0 0 0 1 0 0 0 0 0 1\n"
         );
         assert_eq!(bucket_finishes(now, &[]).finished, [0; 12]);
     }
