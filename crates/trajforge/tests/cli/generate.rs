@@ -103,10 +103,11 @@ pub(crate) fn status_digest(status: &Value) -> BTreeMap<String, Value> {
 }
 
 pub(crate) fn job_results(run_dir: &Path) -> Vec<(String, String)> {
-    // The store is SQLite: read it through the status JSON plus the jobs table via sqlite3 if
-    // present would add a dependency; instead `status --json` gives counts, and the jobs'
-    // functions and results come from the run's own export of jobs below.
-    let v = status_json(run_dir, &["--jobs"]);
+    jobs_of_status(&status_json(run_dir, &["--jobs"]))
+}
+
+/// Each job's function name and result, from `status --json --jobs` (either store).
+pub(crate) fn jobs_of_status(v: &Value) -> Vec<(String, String)> {
     v["jobs"]
         .as_array()
         .expect("jobs")

@@ -13,7 +13,7 @@ use trajforge_testkit::postgres::{PgCluster, cluster};
 
 use crate::assert_success;
 use crate::generate::{
-    Scene, digest, generate_cmd, job_results, output, scene, server, status_digest,
+    Scene, digest, generate_cmd, job_results, jobs_of_status, output, scene, server, status_digest,
 };
 use crate::run::work_dir;
 
@@ -35,17 +35,7 @@ fn pg_digest(url: &str, run: &str) -> BTreeMap<String, Value> {
 }
 
 fn pg_job_results(url: &str, run: &str) -> Vec<(String, String)> {
-    pg_status(url, run)["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|j| {
-            (
-                j["function"]["name"].as_str().unwrap_or("").to_string(),
-                j["result"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    jobs_of_status(&pg_status(url, run))
 }
 
 /// Jobs finished per worker, summed (a job finished twice would count twice).
