@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use trajforge_local::{Backend, LocalTeacher, MessagesOptions, ServeOptions, serve, serve_backend};
 use trajforge_teacher::{ChatMessage, OpenAiTeacher, RequestLimiter, Teacher, TeacherConfig};
@@ -419,10 +419,18 @@ async fn abandoned_upstream_requests_are_dropped() {
     for stream in [true, false, true, false] {
         waiting.push(send_raw(&base, "/v1/messages", &body(stream)).await);
     }
-    // Give the server time to read them (they then wait for the upstream slot).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The waiting clients go first, and the test waits until the server has closed each
+    // connection (it drops the request when it reads the client's EOF): only then is the
+    // running request abandoned. Dropping them in the other order raced on a loaded
+    // machine, since the freed slot could go to a waiting request the server had not yet
+    // seen leave.
+    for mut socket in waiting {
+        socket.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(60), socket.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "the server kept an abandoned request open");
+    }
     drop(running);
-    drop(waiting);
     // The small request gets the slot only if the abandoned stream was dropped.
     let resp = client()
         .post(format!("{base}/v1/messages"))
