@@ -180,6 +180,7 @@ async fn one_eval(
     let out = base.join(name);
     let run = EvalRunSpec {
         out: out.clone(),
+        store: None,
         repo: repo.to_path_buf(),
         tasks: tasks_file.to_path_buf(),
         seeds: args.seeds,

@@ -105,6 +105,7 @@ pub async fn run(args: &EvalArgs, base: &Path) -> Result<(), String> {
     let started = Instant::now();
     let prepared = WebEvalSpec {
         out: out.clone(),
+        store: None,
         site: site.clone(),
         tasks: tasks_file,
         seeds: args.seeds,

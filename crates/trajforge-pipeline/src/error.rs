@@ -73,6 +73,16 @@ pub enum RunError {
     /// The shared store holds no run of this name.
     #[error("{0}: no such run")]
     NoSuchRun(String),
+    /// The run folder or run name holds another kind of run than the command makes.
+    #[error("{run} holds a run of `{found}`; `{wanted}` cannot add to it")]
+    OtherKind {
+        /// The run as named in messages.
+        run: String,
+        /// The kind it holds.
+        found: crate::prepare::RunKind,
+        /// The kind the command makes.
+        wanted: crate::prepare::RunKind,
+    },
     /// A worker cannot join the run: it would produce other data.
     #[error("{0}")]
     WorkerRefused(String),

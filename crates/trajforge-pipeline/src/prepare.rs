@@ -217,10 +217,74 @@ fn discard_failed_start<T>(
 /// Open (or create) the run `basics` names: its shared store when given, else its folder's.
 pub fn open_basics(basics: &RunBasics) -> Result<Arc<Store>, RunError> {
     match &basics.store {
-        Some(location) => Store::open_at(location)
-            .map(Arc::new)
-            .map_err(RunError::RunFolder),
+        Some(location) => open_location(location),
         None => open_run(&basics.out),
+    }
+}
+
+/// Open (or create) the run at `location`: a run folder, or a run of a shared database.
+pub fn open_location(location: &Location) -> Result<Arc<Store>, RunError> {
+    Store::open_at(location)
+        .map(Arc::new)
+        .map_err(RunError::RunFolder)
+}
+
+/// The kinds of run a store holds; a run folder or a run name holds one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// `generate` or `web generate`.
+    Generate,
+    /// `eval` or `web eval`.
+    Eval,
+    /// `tasks mine`.
+    Mine,
+    /// A run made by `import` alone.
+    Import,
+}
+
+impl RunKind {
+    /// The kind of run `store` holds; `None` for a new (empty) run.
+    pub fn of(store: &Store) -> Result<Option<RunKind>, trajforge_store::StoreError> {
+        let kind = store.meta(crate::eval::KIND_META)?;
+        Ok(match kind.as_deref() {
+            Some(crate::eval::KIND_EVAL) => Some(RunKind::Eval),
+            Some("import") => Some(RunKind::Import),
+            _ if crate::tasks::is_mining(store) => Some(RunKind::Mine),
+            _ if store.meta("settings")?.is_some() => Some(RunKind::Generate),
+            _ => None,
+        })
+    }
+
+    /// Refuse a store that holds a run of another kind than `self` (`run` names it in the
+    /// message). `import` may add to a generated run and `generate` to an imported one.
+    pub fn check(self, store: &Store, run: &str) -> Result<(), RunError> {
+        match RunKind::of(store)? {
+            Some(found)
+                if found != self
+                    && !matches!(
+                        (self, found),
+                        (RunKind::Generate, RunKind::Import) | (RunKind::Import, RunKind::Generate)
+                    ) =>
+            {
+                Err(RunError::OtherKind {
+                    run: run.to_string(),
+                    found,
+                    wanted: self,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunKind::Generate => "generate",
+            RunKind::Eval => "eval",
+            RunKind::Mine => "tasks mine",
+            RunKind::Import => "import",
+        })
     }
 }
 
@@ -466,6 +530,7 @@ impl CodeRun {
         teacher: &BuiltTeacher,
     ) -> Result<PreparedRun, RunError> {
         let spec = &self.spec;
+        RunKind::Generate.check(&store, &spec.basics.out.display().to_string())?;
         let settings = RunSettings {
             repo: self.repo.display().to_string(),
             commit: environment.commit().to_string(),
@@ -687,6 +752,7 @@ impl WebRun {
     ) -> Result<PreparedRun, RunError> {
         let spec = &self.spec;
         let store = open_basics(&spec.basics)?;
+        RunKind::Generate.check(&store, &spec.basics.out.display().to_string())?;
         let pool = Arc::new(BrowserPool::new(
             LaunchConfig::default(),
             spec.browsers.max(1),

@@ -15,7 +15,8 @@ use crate::demos::Demo;
 use crate::envs::check_repository;
 use crate::error::RunError;
 use crate::prepare::{
-    Driver, PreparedRun, SandboxSpec, code_config, code_worker, open_existing_at, stored_pricing,
+    Driver, PreparedRun, RunKind, SandboxSpec, code_config, code_worker, open_existing_at,
+    stored_pricing,
 };
 use crate::prompts::Prompts;
 use crate::runner::Schedule;
@@ -114,6 +115,11 @@ impl WorkerSpec {
     pub fn open(self) -> Result<WorkerRun, RunError> {
         let store = open_existing_at(&self.store)?;
         let refused = |m: String| RunError::WorkerRefused(format!("{}: {m}", self.store));
+        if let Some(kind @ (RunKind::Eval | RunKind::Mine)) = RunKind::of(&store)? {
+            return Err(refused(format!(
+                "a `{kind}` run; workers serve `generate` runs: run the same `{kind}` command again to continue it"
+            )));
+        }
         let settings: RunSettings = store
             .meta("settings")?
             .and_then(|s| serde_json::from_str(&s).ok())

@@ -130,6 +130,37 @@ impl StoreArgs {
         }
     }
 
+    /// The run's location for a command whose run has a folder of its own by default
+    /// (`eval`: EVAL_DIR, `tasks mine`: OUT.run): --store (a run folder, or a database with
+    /// --run), else $TRAJFORGE_STORE when --run is given, else `default`.
+    pub fn location_or(
+        &self,
+        default: &std::path::Path,
+    ) -> Result<Location, crate::error::CliError> {
+        let store = self.store.clone().or_else(|| {
+            self.run_name
+                .as_ref()
+                .and_then(|_| std::env::var("TRAJFORGE_STORE").ok())
+                .filter(|s| !s.is_empty())
+        });
+        let Some(place) = store else {
+            if self.run_name.is_some() {
+                return Err(crate::error::CliError::input(
+                    "--run names a run in a database, and no database is given",
+                )
+                .hint("add --store postgres://USER@HOST/DB (or set $TRAJFORGE_STORE), or leave --run out to use a run folder"));
+            }
+            return Ok(Location::Folder(default.to_path_buf()));
+        };
+        match Location::parse(&place, self.run_name.as_deref())? {
+            Location::Folder(_) if self.run_name.is_some() => Err(crate::error::CliError::input(
+                "--run names a run in a --store database; a run folder holds one run",
+            )
+            .hint("give --store a postgres:// URL, or leave --run out")),
+            location => Ok(location),
+        }
+    }
+
     /// The run's location, which must be given (a folder or --store with --run).
     pub fn required(
         &self,

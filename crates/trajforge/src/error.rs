@@ -248,7 +248,15 @@ impl From<RunError> for CliError {
     fn from(err: RunError) -> Self {
         use Kind::{Failure, Input};
         const CRAWL_FIRST: &str = "crawl the site first: trajforge site crawl URL --out SITE_DIR";
+        use trajforge_store::StoreError as S;
         let err = match err {
+            // What the store says about a database or its schema needs no folder advice.
+            RunError::RunFolder(
+                inner @ (S::Postgres { .. } | S::Version { .. } | S::RunName(_) | S::NoRunName(_)),
+            )
+            | RunError::OpenRun(inner @ (S::Postgres { .. } | S::Version { .. })) => {
+                return inner.into();
+            }
             RunError::Menu(inner) => return inner.into(),
             RunError::Repository(inner) => return inner.into(),
             RunError::Ingest(inner) => return inner.into(),
@@ -286,7 +294,10 @@ impl From<RunError> for CliError {
                 e(Failure).hint("fix --setup; it runs once in the base snapshot with network access")
             }
             RunError::RunFolder(_) => e(Failure).hint("choose another --out folder"),
-            RunError::NoSuchRun(_) => e(Input).hint("create it with `generate --store URL --run NAME` (add --no-work to only enqueue)"),
+            RunError::NoSuchRun(_) => e(Input).hint("check --run; `generate`, `eval` and `tasks mine` create a run with --store URL --run NAME (`generate --no-work` only enqueues)"),
+            RunError::OtherKind { .. } => e(Input).hint(
+                "give this command a run of its own: another --run NAME in the database, or another folder",
+            ),
             RunError::WorkerRefused(_) => e(Input),
             RunError::NotARunFolder(_) => {
                 e(Input).hint("pass the folder given to `trajforge generate --out`")
@@ -298,7 +309,7 @@ impl From<RunError> for CliError {
                 e(Failure)
             }
             RunError::SettingsConflict { .. } => e(Input).hint(
-                "use the run's original settings to resume it, or a new --out folder for a new run",
+                "use the run's original settings to resume it, or a new --out folder (or --run NAME) for a new run",
             ),
             RunError::NoFunctions { .. } => e(Input).hint(
                 "trajforge reads Python, Rust, JavaScript, TypeScript, Go, Java, C and C++; check `trajforge functions`",
@@ -369,6 +380,9 @@ impl From<trajforge_store::StoreError> for CliError {
             }
             S::Version { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("a newer trajforge wrote this store: use that version (or newer) here"),
+            S::Postgres { .. } => CliError::from_error(Kind::Failure, &err).hint(
+                "check --store (postgres://USER@HOST[:PORT]/DB, or $TRAJFORGE_STORE): the server must run, be reachable from here and accept the user, and the database must exist (createdb DB)",
+            ),
             _ => CliError::from_error(Kind::Failure, &err),
         }
     }

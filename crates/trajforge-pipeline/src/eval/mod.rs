@@ -24,10 +24,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use trajforge_agent::LoopConfig;
 use trajforge_eval::{JsonlError, Task, TaskResult, read_jsonl};
+use trajforge_store::Location;
 
 use crate::envs::check_repository;
 use crate::error::RunError;
-use crate::prepare::{Budget, Plan, PreparedRun, check_settings, open_run};
+use crate::prepare::{Budget, Plan, PreparedRun, RunKind, check_settings, open_location};
 use crate::prompts::Prompts;
 use crate::runner::{Owner, Worker};
 use crate::settings::{RunSettings, fingerprint};
@@ -45,6 +46,8 @@ pub const KIND_META: &str = "kind";
 pub const KIND_EVAL: &str = "eval";
 /// The name of the stage holding a job's score ([`ScoreStage`]).
 pub const SCORE_STAGE: &str = "score";
+/// The store meta key naming the folder the rows were last written to (absolute path).
+pub(crate) const OUT_META: &str = "eval_out";
 
 /// Why an evaluation could not be prepared or its outputs written.
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +98,19 @@ pub enum EvalError {
     WouldOverwrite(PathBuf),
 }
 
-/// Refuse an evaluation folder that holds `results.jsonl` or `predictions*.jsonl` when its
-/// store is not an evaluation's (no store, or another kind of run): those files are the
-/// user's, and writing the rows would replace them.
-pub fn check_out_folder(out: &Path) -> Result<(), EvalError> {
+/// Where an evaluation's store lives: `store` (a shared database's run) when given, else
+/// the evaluation folder `out`'s own.
+pub fn location(out: &Path, store: Option<&Location>) -> Location {
+    store
+        .cloned()
+        .unwrap_or_else(|| Location::Folder(out.to_path_buf()))
+}
+
+/// Refuse an evaluation folder that holds `results.jsonl` or `predictions*.jsonl` unless
+/// the evaluation's store at `location` wrote them: the folder's own store when it is an
+/// evaluation's, another store (a database's run) only when it records writing its rows
+/// there. Any other such files are the user's, and writing the rows would replace them.
+pub fn check_out_folder(out: &Path, location: &Location) -> Result<(), EvalError> {
     let Ok(entries) = std::fs::read_dir(out) else {
         return Ok(()); // no folder yet: nothing to overwrite
     };
@@ -115,17 +127,39 @@ pub fn check_out_folder(out: &Path) -> Result<(), EvalError> {
     let Some(first) = ours.into_iter().next() else {
         return Ok(());
     };
-    match trajforge_store::Store::open_existing(out) {
-        Ok(Some(store)) if is_eval(&store) => Ok(()),
-        _ => Err(EvalError::WouldOverwrite(first)),
+    let ours = match trajforge_store::Store::open_existing_at(location) {
+        Ok(Some(store)) if is_eval(&store) => {
+            *location == Location::Folder(out.to_path_buf())
+                || store.meta(OUT_META).ok().flatten() == Some(absolute(out))
+        }
+        // A database that cannot be reached says so rather than claim the files are the user's.
+        Err(e @ trajforge_store::StoreError::Postgres { .. }) => {
+            return Err(RunError::OpenRun(e).into());
+        }
+        _ => false,
+    };
+    if ours {
+        Ok(())
+    } else {
+        Err(EvalError::WouldOverwrite(first))
     }
+}
+
+/// `dir` as an absolute path, as the store records it.
+pub(crate) fn absolute(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// An evaluation, as asked for.
 #[derive(Debug, Clone)]
 pub struct EvalRunSpec {
-    /// The evaluation folder (holds the store and the written rows).
+    /// The evaluation folder (holds the written rows, and the store unless `store` is given).
     pub out: PathBuf,
+    /// A shared database's run holding the store instead of the folder.
+    pub store: Option<Location>,
     /// The repository the tasks come from (top level of a git repository with their commits).
     pub repo: PathBuf,
     /// The task file (JSON Lines: trajforge's mined tasks or SWE-bench instances).
@@ -208,7 +242,7 @@ impl EvalRunSpec {
         }
         self.budget.check()?;
         let tasks = read_tasks(&self.tasks)?;
-        check_out_folder(&self.out)?;
+        check_out_folder(&self.out, &location(&self.out, self.store.as_ref()))?;
         let prompts = match &self.prompts {
             Some(dir) => Prompts::load(dir).map_err(RunError::from)?,
             None => Prompts::default(),
@@ -236,7 +270,7 @@ impl EvalRun {
         let spec = &self.spec;
         let loop_config = loop_config(spec.max_steps, None);
         let opened = EvalOpening {
-            out: &spec.out,
+            location: location(&spec.out, spec.store.as_ref()),
             subject: self.repo.display().to_string(),
             inputs: format!("tasks:{}", fingerprint(&self.tasks)),
             prompts: fingerprint(&(&self.prompts, &loop_config.system_prompt)),
@@ -282,8 +316,8 @@ pub(crate) fn loop_config(max_steps: usize, system_prompt: Option<&str>) -> Loop
 
 /// What opening an evaluation's store takes, shared by code and web evaluations.
 pub(crate) struct EvalOpening<'a> {
-    /// The evaluation folder.
-    pub out: &'a Path,
+    /// Where the store lives (the evaluation folder, or a database's run).
+    pub location: Location,
     /// What the tasks run on: the repository, or the site's origin.
     pub subject: String,
     /// The identity of the tasks (and of the site, for web tasks).
@@ -314,7 +348,7 @@ impl EvalOpening<'_> {
             self.max_steps,
         );
         open_eval(
-            self.out,
+            &self.location,
             &settings,
             self.tasks,
             self.seeds,
@@ -365,18 +399,22 @@ pub(crate) struct Opened {
     seeds: u32,
 }
 
-/// Open the evaluation folder `out`, refuse settings that differ from a resumed run's, mark
-/// it as an evaluation's and list one job per task and seed.
+/// Open the evaluation's store at `location`, refuse another kind of run and settings that
+/// differ from a resumed run's, mark it as an evaluation's and list one job per task and seed.
 pub(crate) fn open_eval(
-    out: &Path,
+    location: &Location,
     settings: &RunSettings,
     tasks: &[Task],
     seeds: u32,
     budget: &Budget,
     teacher_url: &str,
 ) -> Result<Opened, EvalError> {
-    let store = open_run(out)?;
-    check_settings(&store, settings, out)?;
+    let store = open_location(location)?;
+    let name = location.to_string();
+    RunKind::Eval.check(&store, &name)?;
+    // Marked before the settings are stored: a run with settings and no kind is a generate run's.
+    store.set_meta(KIND_META, KIND_EVAL)?;
+    check_settings(&store, settings, Path::new(&name))?;
     let pricing = budget.pricing();
     mark_eval(&store, pricing, teacher_url)?;
     let control = budget.control(&store)?;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use trajforge_eval::{Prediction, Summary, TaskKind, TaskResult, summarize, write_jsonl};
+use trajforge_eval::{
+    JsonlError, Prediction, Summary, TaskKind, TaskResult, summarize, write_jsonl,
+};
 use trajforge_store::{Stage, Store, StoreError};
 
 use super::{EvalError, SCORE_STAGE, ScoreStage};
@@ -51,9 +53,18 @@ pub struct OutputsWritten {
     pub rows: usize,
 }
 
-/// Write the scored rows beside the store in `dir`: `results.jsonl`, and SWE-bench
-/// predictions, one file per seed since an instance id may appear once per file.
+/// Write the scored rows into the evaluation folder `dir` (created when the store lives
+/// elsewhere): `results.jsonl`, and SWE-bench predictions, one file per seed since an
+/// instance id may appear once per file. The store records the folder first, so that a
+/// later resume may replace these files.
 pub fn write_outputs(store: &Store, dir: &Path) -> Result<OutputsWritten, EvalError> {
+    std::fs::create_dir_all(dir).map_err(|source| {
+        EvalError::Outputs(JsonlError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+    })?;
+    store.set_meta(super::OUT_META, &super::absolute(dir))?;
     let rows = results(store)?;
     let results_path = dir.join("results.jsonl");
     let plain: Vec<&TaskResult> = rows.iter().map(|r| &r.result).collect();

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use trajforge_eval::{JsonlError, Limits, Task, TaskKind, write_jsonl};
 use trajforge_store::model::JobStatus;
-use trajforge_store::{Job, Outcome, Stage, StageName, Store, StoreError, UsageRecord};
+use trajforge_store::{Job, Location, Outcome, Stage, StageName, Store, StoreError, UsageRecord};
 use trajforge_teacher::Teacher;
 
 use crate::envs::check_repository;
 use crate::error::RunError;
-use crate::prepare::{open_existing_run, open_run};
+use crate::prepare::{RunKind, open_location};
 use crate::runner::{Control, JobHandler, Owner, STOPPED, run_jobs};
 use crate::teacher::BuiltTeacher;
 use history::{Change, Screening, Start, Window, screen_window};
@@ -77,8 +77,9 @@ pub struct MineSpec {
     pub until: Option<String>,
     /// The tasks file written at the end.
     pub out: PathBuf,
-    /// The run folder holding the store (default: beside `out`, see [`MineSpec::store_dir`]).
-    pub store: Option<PathBuf>,
+    /// The run's store: a run folder or a shared database's run (default: a folder beside
+    /// `out`, see [`MineSpec::location`]).
+    pub store: Option<Location>,
     /// Where statements come from.
     pub statement: StatementSource,
     /// Size limits of a change.
@@ -94,12 +95,12 @@ pub struct MineSpec {
 }
 
 impl MineSpec {
-    /// The run folder: `--store`, else `OUT` with its extension replaced by `.run`
-    /// (`tasks.jsonl` → `tasks.run`).
-    pub fn store_dir(&self) -> PathBuf {
+    /// The run's store: `--store`, else the folder `OUT` with its extension replaced by
+    /// `.run` (`tasks.jsonl` → `tasks.run`).
+    pub fn location(&self) -> Location {
         self.store
             .clone()
-            .unwrap_or_else(|| self.out.with_extension("run"))
+            .unwrap_or_else(|| Location::Folder(self.out.with_extension("run")))
     }
 
     /// Resolve the window and screen it (no store, no tests): what the benchmark times.
@@ -117,10 +118,12 @@ impl MineSpec {
         if self.statement == StatementSource::Teacher && teacher.is_none() {
             return Err(MineError::NoTeacher);
         }
-        let dir = self.store_dir();
+        let location = self.location();
         let (repo, window, screening) = self.screen()?;
-        check_output(&self.out, &dir)?;
-        let store = open_run(&dir)?;
+        check_output(&self.out, &location)?;
+        let store = open_location(&location)?;
+        let dir = PathBuf::from(location.to_string());
+        RunKind::Mine.check(&store, &location.to_string())?;
         let settings = MineSettings {
             repo: repo.display().to_string(),
             window,
@@ -172,7 +175,7 @@ impl MineSpec {
                 control: Arc::new(Control::default()),
                 owner: Owner::this_process().name().to_string(),
             }),
-            dir,
+            location,
             out: self.out,
             commits: screening.commits,
             skipped: screening.skipped,
@@ -247,13 +250,17 @@ fn check_settings(store: &Store, settings: &MineSettings, dir: &Path) -> Result<
 }
 
 /// An existing `out` may only be replaced when this run's store says it wrote exactly it.
-fn check_output(out: &Path, dir: &Path) -> Result<(), MineError> {
+fn check_output(out: &Path, location: &Location) -> Result<(), MineError> {
     if !out.exists() {
         return Ok(());
     }
     let refuse = || MineError::OutputExists(out.to_path_buf());
-    let Some(store) = open_existing_run(dir).ok() else {
-        return Err(refuse());
+    let store = match Store::open_existing_at(location) {
+        Ok(Some(store)) => store,
+        Ok(None) => return Err(refuse()),
+        // A database that cannot be reached says so rather than claim the file is not ours.
+        Err(e @ StoreError::Postgres { .. }) => return Err(RunError::OpenRun(e).into()),
+        Err(_) => return Err(refuse()),
     };
     let ours = store
         .meta(OUT_META)?
@@ -321,8 +328,8 @@ struct Ctx {
 /// A mining run ready to be driven.
 pub struct MineRun {
     ctx: Arc<Ctx>,
-    /// The run folder.
-    pub dir: PathBuf,
+    /// The run's store: its folder, or a shared database's run.
+    pub location: Location,
     /// The tasks file.
     pub out: PathBuf,
     /// First-parent commits screened.
@@ -620,8 +627,8 @@ pub fn counts(map: &BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
-/// The end-of-session summary in words.
-pub fn render(s: &MineSummary, dir: &Path) -> String {
+/// The end-of-session summary in words; `location` is the run's store.
+pub fn render(s: &MineSummary, location: &Location) -> String {
     let p = &s.progress;
     let mut out = format!(
         "mined {} of {} changes: {} hard, {} soft (soft because: {}), dropped: {}\n",
@@ -633,10 +640,14 @@ pub fn render(s: &MineSummary, dir: &Path) -> String {
         counts(&p.dropped)
     );
     out.push_str(&format!(
-        "wrote {} tasks to {} (run folder {})",
+        "wrote {} tasks to {} ({})",
         s.written,
         s.out.display(),
-        dir.display()
+        match location {
+            Location::Folder(dir) => format!("run folder {}", dir.display()),
+            Location::Postgres { url, run } =>
+                format!("run {run} in {}", trajforge_store::redact_url(url)),
+        }
     ));
     if let Some(reason) = &s.stopped {
         out.push_str(&format!(

@@ -260,8 +260,10 @@ pub fn web_task(
 /// A web evaluation, as asked for.
 #[derive(Debug, Clone)]
 pub struct WebEvalSpec {
-    /// The evaluation folder (the store and the written rows).
+    /// The evaluation folder (the written rows, and the store unless `store` is given).
     pub out: PathBuf,
+    /// A shared database's run holding the store instead of the folder.
+    pub store: Option<trajforge_store::Location>,
     /// The site folder the tasks were drawn from (replayed offline).
     pub site: PathBuf,
     /// The task file written by `web tasks`.
@@ -327,7 +329,10 @@ impl WebEvalSpec {
                 id: t.instance_id.clone(),
             });
         }
-        check_out_folder(&self.out)?;
+        check_out_folder(
+            &self.out,
+            &crate::eval::location(&self.out, self.store.as_ref()),
+        )?;
         if !self.site.join("site.json").is_file() {
             return Err(RunError::NotASiteFolder(self.site.clone()).into());
         }
@@ -368,7 +373,7 @@ impl WebEvalRun {
         let spec = &self.spec;
         let loop_config = crate::eval::loop_config(spec.max_steps, Some(SYSTEM_PROMPT));
         let opened = crate::eval::EvalOpening {
-            out: &spec.out,
+            location: crate::eval::location(&spec.out, spec.store.as_ref()),
             subject: self.recording.meta().origin.clone(),
             inputs: format!(
                 "tasks:{}@site:{}",

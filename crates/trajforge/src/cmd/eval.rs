@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use trajforge_pipeline::eval::{self, EvalError, EvalRunSpec};
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::teacher::BuiltTeacher;
+use trajforge_store::Location;
 
-use crate::args::{BudgetArgs, EnvArgs, TeacherArgs};
+use crate::args::{BudgetArgs, EnvArgs, StoreArgs, TeacherArgs};
 use crate::cmd::eval_compare;
 use crate::error::{CliError, Kind};
 
@@ -29,11 +30,13 @@ enum EvalCommand {
 /// Options of an evaluation run (flattened into [`Args`], which carries the subcommand settings).
 #[derive(Debug, clap::Args)]
 #[command(
+    mut_arg("store", |a| a.help(STORE_HELP)),
     after_help = "Each task runs once per seed: the agent (the same harness as generate's rollouts) gets the \
 problem statement alone in a sandboxed workspace of the task's base commit, with no later history. Hard tasks \
 are resolved when every FAIL_TO_PASS and PASS_TO_PASS test passes once the test patch is applied over the \
 agent's patch (test files the agent edited are restored first); every task gets line recall against the gold \
-patch. EVAL_DIR holds the store (resume by running the same command again), results.jsonl (one row per task \
+patch. EVAL_DIR holds the store (resume by running the same command again; --store URL --run NAME keeps it in a \
+database instead), results.jsonl (one row per task \
 and seed) and SWE-bench predictions (predictions.jsonl for seed 0, predictions-seed<N>.jsonl for the others). \
 `trajforge status EVAL_DIR --json` gives the totals."
 )]
@@ -49,6 +52,8 @@ pub struct RunArgs {
     /// The evaluation folder (created; holds the store and the written rows).
     #[arg(long, required = true, value_name = "EVAL_DIR")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Attempts per task (rows pair up by task and seed in `eval compare`; 3 shows the noise).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seeds: u32,
@@ -70,6 +75,11 @@ pub struct RunArgs {
     pub budget: BudgetArgs,
 }
 
+/// The help of `--store` in `eval` and `web eval`.
+pub(crate) const STORE_HELP: &str = "Keep the evaluation's store (jobs, episodes, scores) in this \
+PostgreSQL database, e.g. postgres://USER@HOST/DB, as the run --run names (also $TRAJFORGE_STORE with --run); \
+the rows are still written to EVAL_DIR [default: EVAL_DIR's own SQLite file]";
+
 /// Run `trajforge eval`.
 pub fn run(args: Args) -> Result<(), CliError> {
     match args.command {
@@ -83,8 +93,10 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
     let (Some(repo), Some(tasks), Some(out)) = (args.repo, args.tasks, args.out) else {
         return Err(CliError::input("eval needs --repo, --tasks and --out"));
     };
+    let store = args.store.location_or(&out)?;
     let run = EvalRunSpec {
         out: out.clone(),
+        store: Some(store.clone()),
         repo,
         tasks,
         seeds: args.seeds,
@@ -98,19 +110,23 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
     }
     .load()?;
     let tasks = (run.tasks().len(), "tasks", args.seeds);
-    evaluate(&args.teacher, args.concurrency, tasks, &out, |t| {
-        run.prepare(t)
-    })
+    evaluate(
+        &args.teacher,
+        args.concurrency,
+        tasks,
+        (&out, &store),
+        |t| run.prepare(t),
+    )
 }
 
 /// Build the teacher, prepare the evaluation with it, say what it holds, drive it, then
-/// write its rows (and predictions, for code tasks) beside its store. `tasks` is the number
-/// of tasks, what to call them and the seeds.
+/// write its rows (and predictions, for code tasks) to the evaluation folder `out`. `tasks`
+/// is the number of tasks, what to call them and the seeds; `store` where the store lives.
 pub(crate) fn evaluate(
     teacher: &TeacherArgs,
     concurrency: usize,
     (tasks, noun, seeds): (usize, &str, u32),
-    out: &Path,
+    (out, store): (&Path, &Location),
     prepare_run: impl FnOnce(&BuiltTeacher) -> Result<prepare::PreparedRun, EvalError>,
 ) -> Result<(), CliError> {
     let runtime = prepare::runtime(concurrency)?;
@@ -124,7 +140,13 @@ pub(crate) fn evaluate(
         super::generate::resumed(prepared.reclaimed),
         prepared.already_done
     );
-    super::drive(runtime, prepared, concurrency, out, "")?;
+    super::drive(
+        runtime,
+        prepared,
+        concurrency,
+        &PathBuf::from(store.to_string()),
+        "",
+    )?;
     write_rows(prepared, out)
 }
 

@@ -10,7 +10,7 @@ use trajforge_pipeline::tasks::history::Start;
 use trajforge_pipeline::tasks::statement::StatementSource;
 use trajforge_pipeline::tasks::{self, MineSpec, progress_of, screening_counts};
 
-use crate::args::{EnvArgs, TeacherArgs};
+use crate::args::{EnvArgs, StoreArgs, TeacherArgs};
 use crate::error::CliError;
 
 /// Options of `trajforge tasks`.
@@ -33,12 +33,14 @@ enum Command {
     mut_arg("teacher", |a| a.required(false)),
     // A set-up only serves the tests.
     mut_arg("setup", |a| a.requires("test_cmd")),
+    mut_arg("store", |a| a.value_name("DIR|URL").help("The run's store: a run folder, or a \
+PostgreSQL database (postgres://USER@HOST/DB) holding the run --run names [default: OUT with the extension .run]")),
     after_help = "Each first-parent commit after the split point is one change (a merge counts as one: its diff \
 against its first parent). Reverts, changes to docs, tests, packaging or generated files only, and huge changes \
 are skipped with a counted reason. With --test-cmd the tests run in the sandbox twice at the base commit with \
 the test patch and twice with the gold patch too: FAIL_TO_PASS tests make a hard task, else it is soft. Every \
-change is committed to the run folder (--store, default OUT with the extension .run): run the same command \
-again to resume."
+change is committed to the run's store (--store: a run folder, default OUT with the extension .run, or \
+--store URL --run NAME): run the same command again to resume."
 )]
 pub struct MineArgs {
     /// The repository (top level of a git repository).
@@ -61,9 +63,8 @@ pub struct MineArgs {
     /// The tasks file (JSON Lines, SWE-bench's instance format plus kind, setup, test_cmd, commit).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// The run folder holding the store [default: OUT with the extension .run].
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Where problem statements come from: an issue the teacher writes from the change, or the commit message.
     #[arg(long, value_enum, default_value_t = Statement::Teacher)]
     pub statement: Statement,
@@ -125,7 +126,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         },
         until: args.until.clone(),
         out: args.out.clone(),
-        store: args.store.clone(),
+        store: Some(args.store.location_or(&args.out.with_extension("run"))?),
         statement,
         limits: Limits {
             max_files: args.max_files,
@@ -190,6 +191,6 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
     if args.json {
         crate::error::print_json(&summary)?;
     }
-    stderr_line!("{}", tasks::render(&summary, &run.dir));
+    stderr_line!("{}", tasks::render(&summary, &run.location));
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::webeval::{self, WebEvalSpec, WebTasksError, WebTasksSpec};
 
-use crate::args::{BudgetArgs, TeacherArgs};
+use crate::args::{BudgetArgs, StoreArgs, TeacherArgs};
 use crate::error::{CliError, Kind};
 
 /// Options of `trajforge web tasks`.
@@ -42,6 +42,7 @@ pub struct TasksArgs {
 /// Options of `trajforge web eval`.
 #[derive(Debug, clap::Args)]
 #[command(
+    mut_arg("store", |a| a.help(super::eval::STORE_HELP)),
     after_help = "Each task runs once per seed: the model gets the visitor's request alone on the task's start \
 page of the replayed site (offline), with the browser harness and rollout-2 prompt of `web generate`. A \
 navigation task succeeds when the final page is the target (URLs normalised: no fragment or tracking \
@@ -62,6 +63,8 @@ pub struct EvalArgs {
     /// The evaluation folder (created; holds the store and the written rows).
     #[arg(long, value_name = "EVAL_DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Attempts per task (rows pair up by task and seed in `eval compare`).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub seeds: u32,
@@ -131,8 +134,10 @@ pub fn tasks(args: TasksArgs) -> Result<(), CliError> {
 
 /// Run `trajforge web eval`.
 pub fn eval(args: EvalArgs) -> Result<(), CliError> {
+    let store = args.store.location_or(&args.out)?;
     let run = WebEvalSpec {
         out: args.out.clone(),
+        store: Some(store.clone()),
         site: args.site,
         tasks: args.tasks,
         seeds: args.seeds,
@@ -143,7 +148,8 @@ pub fn eval(args: EvalArgs) -> Result<(), CliError> {
     }
     .load()?;
     let tasks = (run.tasks().len(), "web tasks", args.seeds);
-    super::eval::evaluate(&args.teacher, args.concurrency, tasks, &args.out, |t| {
+    let places = (args.out.as_path(), &store);
+    super::eval::evaluate(&args.teacher, args.concurrency, tasks, places, |t| {
         run.prepare(t)
     })
 }

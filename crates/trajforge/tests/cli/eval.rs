@@ -22,15 +22,15 @@ use crate::{
     assert_success, kill_once_stored, more_itertools_clone, repo_root, status_json, taught,
 };
 
-struct Scene {
-    dir: tempfile::TempDir,
-    repo: PathBuf,
-    work: PathBuf,
-    tasks: Vec<Task>,
+pub(crate) struct Scene {
+    pub dir: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub work: PathBuf,
+    pub tasks: Vec<Task>,
 }
 
 /// The repository cloned from the bundle, and the tasks of two [`FIXES`] built from its history.
-fn scene() -> Option<Scene> {
+pub(crate) fn scene() -> Option<Scene> {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = more_itertools_clone(dir.path());
     let work = work_dir(dir.path());
@@ -45,13 +45,19 @@ fn scene() -> Option<Scene> {
 }
 
 impl Scene {
-    fn write_tasks(&self, name: &str, tasks: &[Task]) -> PathBuf {
+    pub(crate) fn write_tasks(&self, name: &str, tasks: &[Task]) -> PathBuf {
         let path = self.dir.path().join(name);
         write_jsonl(&path, tasks).expect("tasks file");
         path
     }
 
-    fn eval_cmd(&self, server: &FakeServer, tasks: &Path, out: &Path, extra: &[&str]) -> Command {
+    pub(crate) fn eval_cmd(
+        &self,
+        server: &FakeServer,
+        tasks: &Path,
+        out: &Path,
+        extra: &[&str],
+    ) -> Command {
         let mut cmd = taught(&["eval"], &server.url());
         cmd.arg("--repo")
             .arg(&self.repo)
@@ -69,7 +75,7 @@ impl Scene {
 
 /// What the scripted agent does with a task.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Agent {
+pub(crate) enum Agent {
     /// Applies the gold patch, then submits.
     Gold,
     /// Submits at once, changing nothing.
@@ -79,7 +85,16 @@ enum Agent {
 }
 
 /// A teacher playing `agent` on `tasks`, recognising each task by its problem statement.
-async fn teacher(agent: Agent, tasks: &[Task], delay: Duration) -> FakeServer {
+pub(crate) async fn teacher(agent: Agent, tasks: &[Task], delay: Duration) -> FakeServer {
+    teacher_with(agent, tasks, move |step| step.after(delay)).await
+}
+
+/// [`teacher`] with `finish` applied to each reply (a delay, fixed token usage).
+pub(crate) async fn teacher_with(
+    agent: Agent,
+    tasks: &[Task],
+    finish: impl Fn(Step) -> Step + Send + Sync + 'static,
+) -> FakeServer {
     let tasks = Arc::new(tasks.to_vec());
     FakeServer::start(Script::handler(move |req: &Value| {
         let messages = req["messages"].as_array().cloned().unwrap_or_default();
@@ -114,7 +129,7 @@ async fn teacher(agent: Agent, tasks: &[Task], delay: Duration) -> FakeServer {
             (_, t) if t < 4 => Step::tool_call("submit", json!({})),
             _ => Step::text("done"),
         };
-        step.after(delay)
+        finish(step)
     }))
     .await
 }
@@ -125,7 +140,7 @@ async fn output(mut cmd: Command) -> Output {
         .expect("join")
 }
 
-fn rows(dir: &Path) -> Vec<TaskResult> {
+pub(crate) fn rows(dir: &Path) -> Vec<TaskResult> {
     read_jsonl(&dir.join("results.jsonl")).expect("results.jsonl")
 }
 

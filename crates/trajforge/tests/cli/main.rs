@@ -17,6 +17,7 @@ mod readme;
 mod recall;
 mod run;
 mod scaleout;
+mod scaleout_commands;
 mod site;
 mod stdout;
 mod tasks;

@@ -20,7 +20,7 @@ use crate::run::work_dir;
 const N: usize = 5;
 
 /// `trajforge status --json --jobs` of run `run` in database `url`.
-fn pg_status(url: &str, run: &str) -> Value {
+pub(crate) fn pg_status(url: &str, run: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_trajforge"))
         .args(["status", "--json", "--jobs", "--store", url, "--run", run])
         .output()
@@ -93,7 +93,7 @@ async fn wait_success(child: Child) {
 }
 
 /// Trajectories stored in run `run` of `pg` so far.
-fn stored(pg: &PgCluster, url: &str, run: &str) -> u64 {
+pub(crate) fn stored(pg: &PgCluster, url: &str, run: &str) -> u64 {
     pg.psql(
         url,
         &format!("SELECT COUNT(*) FROM trajforge_run_{run}.trajectories"),
@@ -103,7 +103,7 @@ fn stored(pg: &PgCluster, url: &str, run: &str) -> u64 {
 }
 
 /// Wait until run `run` of `pg` has more than `before` trajectories.
-async fn wait_stored(pg: &PgCluster, url: &str, run: &str, before: u64) {
+pub(crate) async fn wait_stored(pg: &PgCluster, url: &str, run: &str, before: u64) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while stored(pg, url, run) <= before {
         assert!(

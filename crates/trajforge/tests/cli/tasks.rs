@@ -20,13 +20,13 @@ use crate::{assert_success, jsonl, more_itertools_clone, stderr};
 /// changes with real FAIL_TO_PASS tests, checked by hand: `ed86a15` makes `tail` reject a
 /// negative size (its test for sized iterables fails before), `b363d6b` makes
 /// `interleave_evenly` accept no iterables.
-const AFTER: &str = "49c991e";
+pub(crate) const AFTER: &str = "49c991e";
 const UNTIL: &str = "ed86a15";
 /// Only the test classes the window's changes touch, so the four runs per change take
 /// seconds instead of the full suite's minute.
 const TEST_CMD: &str = "python3 -m unittest -v -k TailTests -k InterleaveEvenly";
 
-fn mine(repo: &Path, work: &Path, out: &Path, extra: &[&str]) -> Command {
+pub(crate) fn mine(repo: &Path, work: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
     cmd.args(["tasks", "mine", "--repo"])
         .arg(repo)
@@ -38,7 +38,7 @@ fn mine(repo: &Path, work: &Path, out: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-fn run(mut cmd: Command) -> Output {
+pub(crate) fn run(mut cmd: Command) -> Output {
     cmd.output().expect("trajforge runs")
 }
 
