@@ -106,6 +106,23 @@ pub async fn kill_once_stored(child: &mut Child, run: &Path) {
     let _ = child.wait();
 }
 
+/// SIGKILL `child` once `ready()` holds (polled every 20 ms); fails when the child exits
+/// first or `ready()` does not hold within 300 s.
+#[track_caller]
+pub fn kill_when(child: &mut Child, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ready() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before the kill"
+        );
+        assert!(Instant::now() < deadline, "nothing done within 300 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+}
+
 /// The `trajforge` subcommand `words` (e.g. `["web", "generate"]`) taught by the fake
 /// server at `url` (`--teacher URL --model fake-model`), without the user's API keys.
 pub fn taught(words: &[&str], url: &str) -> Command {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use trajforge_store::model::JobStatus;
 use trajforge_store::{Location, Store};
@@ -49,6 +49,13 @@ fn stage_times(url: &str, run: &str) -> BTreeMap<i64, Vec<i64>> {
     times
 }
 
+/// Assert that a command succeeded and said `text` on stderr.
+#[track_caller]
+fn succeeds_saying(out: &Output, text: &str) {
+    assert_success(out);
+    assert!(stderr(out).contains(text), "{}", stderr(out));
+}
+
 /// `cmd` without a database in the environment.
 fn without_env(mut cmd: Command) -> Output {
     cmd.env_remove("TRAJFORGE_STORE");
@@ -70,13 +77,7 @@ fn tasks_mine_into_postgres_writes_the_tasks_a_run_folder_gives_and_resumes() {
     )));
     let out = dir.path().join("pg.jsonl");
     let pg = ["--statement", "commit", "--store", &url, "--run", "m"];
-    let first = run(mine(&repo, &work, &out, &pg));
-    assert_success(&first);
-    assert!(
-        stderr(&first).contains("(run m in postgres://"),
-        "{}",
-        stderr(&first)
-    );
+    succeeds_saying(&run(mine(&repo, &work, &out, &pg)), "(run m in postgres://");
     assert!(!dir.path().join("pg.run").exists(), "no run folder");
     let tasks = std::fs::read_to_string(&out).expect("tasks");
     assert_eq!(tasks, std::fs::read_to_string(&in_folder).expect("tasks"));
@@ -104,12 +105,9 @@ fn tasks_mine_into_postgres_writes_the_tasks_a_run_folder_gives_and_resumes() {
     assert_eq!(pg_status(&url, "m2")["done"], 1);
     assert_eq!(stage_times(&url, "m"), before);
     // The same command again: nothing redone, and its own tasks file rewritten alike.
-    let again = run(mine(&repo, &work, &out, &pg));
-    assert_success(&again);
-    assert!(
-        stderr(&again).contains("(0 new), 6 already done"),
-        "{}",
-        stderr(&again)
+    succeeds_saying(
+        &run(mine(&repo, &work, &out, &pg)),
+        "(0 new), 6 already done",
     );
     assert_eq!(std::fs::read_to_string(&out).expect("tasks"), tasks);
     assert_eq!(stage_times(&url, "m"), before);
@@ -198,35 +196,21 @@ fn eval_into_postgres_writes_the_rows_a_folder_gives_and_resumes_after_kill_9() 
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(300);
     let pg_run = Location::Postgres {
         url: url.clone(),
         run: "e".into(),
     };
-    while !Store::open_existing_at(&pg_run)
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.counts().is_ok_and(|c| c.done >= 1))
-    {
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "finished before the kill"
-        );
-        assert!(Instant::now() < deadline, "nothing done within 300 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reaped");
+    crate::kill_when(&mut child, || {
+        Store::open_existing_at(&pg_run)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.counts().is_ok_and(|c| c.done >= 1))
+    });
     let done = done_jobs(&url, "e");
     assert!((1..4).contains(&done.len()), "{done:?}");
     let before = stage_times(&url, "e");
     let resumed = run(scene.eval_cmd(&server, &tasks_file, &out_dir, &pg));
-    assert_success(&resumed);
-    let err = stderr(&resumed);
-    assert!(
-        err.contains(&format!("{} already done", done.len())),
-        "{err}"
-    );
+    succeeds_saying(&resumed, &format!("{} already done", done.len()));
     let after = stage_times(&url, "e");
     for job in &done {
         assert_eq!(after.get(job), before.get(job), "job {job} was redone");

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trajforge_testkit::{FakeServer, Script, Step};
@@ -350,21 +349,11 @@ fn a_mining_killed_mid_run_resumes_without_redoing_finished_changes() {
         "1",
     ];
     let mut child = mine(&repo, &work, &out, &args).spawn().expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(300);
     // Kill once the first two jobs are done: the newest change (a hard task, validated) and a
     // soft one. The third job is the other hard task, whose test runs take seconds, so the
     // kill lands mid-run; the soft jobs after it finish within milliseconds of each other,
     // too fast to kill between.
-    while done(&store) < 2 {
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "finished before the kill"
-        );
-        assert!(Instant::now() < deadline, "nothing done within 300 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("kill -9");
-    child.wait().expect("reaped");
+    crate::kill_when(&mut child, || done(&store) >= 2);
     let before = stage_times(&store);
     assert!(before.len() >= 2, "{before:?}");
     let results: Vec<String> = trajforge_store::Store::open_existing(&store)
