@@ -306,7 +306,8 @@ fn to_args(
                 ));
             }
         };
-        if is_path && !text.is_empty() && !Path::new(&text).is_absolute() {
+        // A URL where a folder may also go (`tasks mine --store`) is not a relative path.
+        if is_path && !text.is_empty() && !Path::new(&text).is_absolute() && !text.contains("://") {
             return Ok(base.join(&text).into_os_string());
         }
         Ok(text.into())
@@ -381,6 +382,10 @@ mod tests {
         Status {
             run: PathBuf,
         },
+        Mine {
+            #[arg(long, value_hint = ValueHint::DirPath)]
+            store: String,
+        },
     }
 
     fn run(file: &str, args: &[&str]) -> Result<(Root, Option<Applied>), CliError> {
@@ -403,6 +408,24 @@ mod tests {
                 ..a
             }),
         ))
+    }
+
+    #[test]
+    fn a_folder_option_that_takes_urls_too_keeps_a_url_as_it_is() {
+        for (value, relative) in [("runs/m.run", true), ("postgres://u@h/db", false)] {
+            let (root, _) = run(&format!("[mine]\nstore = \"{value}\"\n"), &["mine"]).unwrap();
+            let Sub::Mine { store } = root.cmd else {
+                panic!("wrong subcommand")
+            };
+            if relative {
+                assert!(
+                    Path::new(&store).is_absolute() && store.ends_with(value),
+                    "{store}"
+                );
+            } else {
+                assert_eq!(store, value);
+            }
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ enum Command {
     mut_arg("teacher", |a| a.required(false)),
     // A set-up only serves the tests.
     mut_arg("setup", |a| a.requires("test_cmd")),
-    mut_arg("store", |a| a.value_name("DIR|URL").help("The run's store: a run folder, or a \
+    // A folder given in trajforge.toml stays relative to the file, as before URLs were taken.
+    mut_arg("store", |a| a.value_name("DIR|URL").value_hint(clap::ValueHint::DirPath).help("The run's store: a run folder, or a \
 PostgreSQL database (postgres://USER@HOST/DB) holding the run --run names [default: OUT with the extension .run]")),
     after_help = "Each first-parent commit after the split point is one change (a merge counts as one: its diff \
 against its first parent). Reverts, changes to docs, tests, packaging or generated files only, and huge changes \
