@@ -133,11 +133,18 @@ pub fn drive(
     if report.kept_t2 == 0 && report.done > 0 && !advice.is_empty() {
         stderr_line!("{advice}");
     }
-    stderr_line!(
-        "run folder: {} (trajforge status {} shows this report again)",
-        out.display(),
-        out.display()
-    );
+    if run.store.is_shared() {
+        stderr_line!(
+            "run: {} (trajforge status --store URL --run NAME shows this report again)",
+            out.display()
+        );
+    } else {
+        stderr_line!(
+            "run folder: {} (trajforge status {} shows this report again)",
+            out.display(),
+            out.display()
+        );
+    }
     Ok(())
 }
 

@@ -211,6 +211,11 @@ fn eval_into_postgres_writes_the_rows_a_folder_gives_and_resumes_after_kill_9() 
     let before = stage_times(&url, "e");
     let resumed = run(scene.eval_cmd(&server, &tasks_file, &out_dir, &pg));
     succeeds_saying(&resumed, &format!("{} already done", done.len()));
+    assert!(
+        stderr(&resumed).contains("(trajforge status --store URL --run NAME shows"),
+        "{}",
+        stderr(&resumed)
+    );
     let after = stage_times(&url, "e");
     for job in &done {
         assert_eq!(after.get(job), before.get(job), "job {job} was redone");
