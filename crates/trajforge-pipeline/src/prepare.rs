@@ -1041,3 +1041,51 @@ pub fn runtime(concurrency: usize) -> Result<tokio::runtime::Runtime, RunError> 
         .build()
         .map_err(RunError::Runtime)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_holds_one_kind_and_generate_and_import_may_share_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A run folder `name` holding `meta`, and its kind.
+        let run = |name: &str, meta: &[(&str, &str)]| {
+            let store = Store::open(&dir.path().join(name)).expect("store");
+            for (k, v) in meta {
+                store.set_meta(k, v).expect("meta");
+            }
+            (RunKind::of(&store).expect("kind"), store)
+        };
+        let (new, empty) = run("new", &[]);
+        assert_eq!(new, None);
+        for kind in [RunKind::Generate, RunKind::Eval, RunKind::Mine] {
+            kind.check(&empty, "new").expect("a new run takes any kind");
+        }
+        let (kind, mining) = run("mine", &[("mine_settings", "{}")]);
+        assert_eq!(kind, Some(RunKind::Mine));
+        let err = RunKind::Eval.check(&mining, "R").expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "R holds a run of `tasks mine`; `eval` cannot add to it"
+        );
+        assert!(RunKind::Generate.check(&mining, "R").is_err());
+        // An evaluation stores settings too: its kind decides.
+        let (kind, evaluation) = run("eval", &[("settings", "{}"), ("kind", "eval")]);
+        assert_eq!(kind, Some(RunKind::Eval));
+        assert!(RunKind::Mine.check(&evaluation, "R").is_err());
+        assert!(RunKind::Generate.check(&evaluation, "R").is_err());
+        let (kind, imported) = run("import", &[("kind", "import")]);
+        assert_eq!(kind, Some(RunKind::Import));
+        RunKind::Generate
+            .check(&imported, "R")
+            .expect("generate adds to an import");
+        assert!(RunKind::Eval.check(&imported, "R").is_err());
+        let (kind, generated) = run("generate", &[("settings", "{}")]);
+        assert_eq!(kind, Some(RunKind::Generate));
+        RunKind::Import
+            .check(&generated, "R")
+            .expect("import adds to a generated run");
+        assert!(RunKind::Mine.check(&generated, "R").is_err());
+    }
+}
