@@ -214,12 +214,15 @@ fn discard_failed_start<T>(
     result
 }
 
-/// Open (or create) the run `basics` names: its shared store when given, else its folder's.
+/// Open (or create) the run `basics` names: its shared store when given, else its folder's;
+/// refused when it holds another kind of run than `generate`'s.
 pub fn open_basics(basics: &RunBasics) -> Result<Arc<Store>, RunError> {
-    match &basics.store {
-        Some(location) => open_location(location),
-        None => open_run(&basics.out),
-    }
+    let store = match &basics.store {
+        Some(location) => open_location(location)?,
+        None => open_run(&basics.out)?,
+    };
+    RunKind::Generate.check(&store, &basics.out.display().to_string())?;
+    Ok(store)
 }
 
 /// Open (or create) the run at `location`: a run folder, or a run of a shared database.
@@ -530,7 +533,6 @@ impl CodeRun {
         teacher: &BuiltTeacher,
     ) -> Result<PreparedRun, RunError> {
         let spec = &self.spec;
-        RunKind::Generate.check(&store, &spec.basics.out.display().to_string())?;
         let settings = RunSettings {
             repo: self.repo.display().to_string(),
             commit: environment.commit().to_string(),
@@ -752,7 +754,6 @@ impl WebRun {
     ) -> Result<PreparedRun, RunError> {
         let spec = &self.spec;
         let store = open_basics(&spec.basics)?;
-        RunKind::Generate.check(&store, &spec.basics.out.display().to_string())?;
         let pool = Arc::new(BrowserPool::new(
             LaunchConfig::default(),
             spec.browsers.max(1),

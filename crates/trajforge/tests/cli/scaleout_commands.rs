@@ -267,6 +267,17 @@ fn eval_into_postgres_writes_the_rows_a_folder_gives_and_resumes_after_kill_9() 
         err.contains("holds a run of `eval`") && err.contains("another --run NAME"),
         "{err}"
     );
+    let mut generate = crate::taught(&["generate"], &server.url());
+    generate
+        .args(["--store", &url, "--run", "e", "--repo"])
+        .arg(&scene.repo)
+        .arg("--work-dir")
+        .arg(&scene.work);
+    let err = input_error(&run(generate));
+    assert!(
+        err.contains("holds a run of `eval`; `generate` cannot"),
+        "{err}"
+    );
     let worker = Command::new(env!("CARGO_BIN_EXE_trajforge"))
         .args(["worker", "--store", &url, "--run", "e", "--repo"])
         .arg(&scene.repo)
