@@ -144,6 +144,8 @@ pub struct EvalRunSpec {
     pub command_timeout: Duration,
     /// Where snapshots and workspaces live (default: the repository's work folder).
     pub work_dir: Option<PathBuf>,
+    /// What the agent's commands and the tests run in: bubblewrap or a container image.
+    pub backend: trajforge_sandbox::Backend,
     /// Budgets and prices.
     pub budget: Budget,
 }
@@ -252,7 +254,12 @@ impl EvalRun {
             .work_dir
             .clone()
             .unwrap_or_else(|| crate::envs::default_work_dir(&self.repo));
-        let envs = Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4));
+        let envs = Arc::new(TaskEnvs::new(
+            &self.repo,
+            &work_dir,
+            (timeout, timeout * 4),
+            spec.backend.clone(),
+        ));
         let config = EvalConfig {
             prompts: self.prompts,
             loop_config,

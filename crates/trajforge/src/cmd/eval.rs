@@ -6,7 +6,7 @@ use trajforge_pipeline::eval::{self, EvalError, EvalRunSpec};
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::teacher::BuiltTeacher;
 
-use crate::args::{BudgetArgs, EnvArgs, TeacherArgs};
+use crate::args::{BackendArgs, BudgetArgs, EnvArgs, TeacherArgs};
 use crate::cmd::eval_compare;
 use crate::error::{CliError, Kind};
 
@@ -67,6 +67,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub env: EnvArgs,
     #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
     pub budget: BudgetArgs,
 }
 
@@ -94,6 +96,7 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
         test_cmd: args.test_cmd,
         command_timeout: args.env.command_timeout(),
         work_dir: args.env.work_dir.clone(),
+        backend: args.backend.backend(),
         budget: args.budget.budget(),
     }
     .load()?;

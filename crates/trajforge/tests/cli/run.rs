@@ -203,7 +203,7 @@ async fn a_real_episode_edits_runs_and_submits(sandbox: Sandbox) {
     // The patch on stdout: the edit, not the deleted scratch file.
     assert!(
         stdout.contains("+def chunked(iterable, n, strict=False):  # checked"),
-        "{stdout}"
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(!stdout.contains("repro.py"), "{stdout}");
     // Live output shows each step, and the summary line ends the run.
@@ -264,6 +264,24 @@ async fn a_real_episode_edits_runs_and_submits(sandbox: Sandbox) {
     for text in [&file, &stderr, &stdout] {
         assert!(!text.contains("sk-very-secret-123"));
     }
+    if let Sandbox::Podman(_) = sandbox {
+        assert_engine_folder(&work, "podman");
+    }
+}
+
+/// Asserts that the work folder `work` holds snapshots made with `engine` (`podman`,
+/// `docker`): a container backend keeps them in a folder named by engine and image.
+#[track_caller]
+pub fn assert_engine_folder(work: &Path, engine: &str) {
+    let names: Vec<String> = std::fs::read_dir(work)
+        .expect("work folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with(&format!("{engine}-"))),
+        "no {engine} snapshots in {}: {names:?}",
+        work.display()
+    );
 }
 
 async fn a_command_cannot_touch_the_host_outside_the_workspace(sandbox: Sandbox) {
