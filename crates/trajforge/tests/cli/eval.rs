@@ -393,7 +393,12 @@ async fn podman_the_gold_patch_resolves_a_hard_task_in_containers() {
     assert_eq!(results.len(), 1);
     let r = &results[0];
     assert_eq!(
-        (r.resolved, r.recall, r.exit_status.as_str(), r.error.as_deref()),
+        (
+            r.resolved,
+            r.recall,
+            r.exit_status.as_str(),
+            r.error.as_deref()
+        ),
         (Some(true), 1.0, "submitted", None),
         "{r:?}"
     );

@@ -281,3 +281,78 @@ async fn store_copy_moves_a_run_to_postgres_and_back_with_equal_exports() {
     assert_eq!(in_pg, original);
     assert_eq!(round_trip, original);
 }
+
+/// A worker takes the sandbox from the run (it has no sandbox options of its own): one that
+/// joins a run created with `--sandbox podman --image` of an image its machine lacks is
+/// refused before any episode, naming the image. (Skipped where podman is absent, unless CI.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_a_worker_uses_the_run_s_container_image_and_is_refused_without_it() {
+    let Some(image) = trajforge_testkit::podman_image() else {
+        return;
+    };
+    let scene = scene();
+    let server = server(0, 0).await;
+    let url = cluster().fresh_database("noimage");
+    // The test image under a name of this test's own, gone before the worker starts (as on
+    // a machine without the image).
+    let missing = format!("localhost/trajforge-test:worker-{}", std::process::id());
+    let podman = |args: &[&str]| {
+        trajforge_testkit::run_ok(Command::new("podman").args(args), "podman");
+    };
+    podman(&["tag", &image, &missing]);
+    let sandbox = ["--sandbox", "podman", "--image", missing.as_str()];
+    let mut cmd = generate_cmd(
+        &scene,
+        &server,
+        &scene.dir.path().join("unused"),
+        1,
+        &sandbox,
+    );
+    cmd.args(["--no-work", "--store", &url, "--run", "p"]);
+    let created = output(cmd).await;
+    podman(&["untag", &image, &missing]);
+    assert_success(&created);
+    let w = worker(&scene, &server, &url, "p", 0, &[]);
+    let out = tokio::task::spawn_blocking(move || w.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in podman image {missing}"))
+            && stderr.contains(&format!("`{missing}` not found by podman")),
+        "{stderr}"
+    );
+    assert_eq!(pg_status(&url, "p")["done"], 0);
+}
+
+/// A run created with `--sandbox podman` is worked on in containers of its image, and the
+/// worker's data equal a bubblewrap SQLite run's. About a minute of container starts for one
+/// function on a shared 2-core machine, so on demand only (`--ignored`); the test above
+/// checks cheaply that the worker takes the run's backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "about a minute of container starts; run with --ignored"]
+async fn podman_a_worker_runs_the_episodes_in_the_run_s_container_image() {
+    let Some(image) = trajforge_testkit::podman_image() else {
+        return;
+    };
+    let scene = scene();
+    let server = server(0, 0).await;
+    let reference = scene.dir.path().join("reference");
+    assert_success(&output(generate_cmd(&scene, &server, &reference, 1, &[])).await);
+    let url = cluster().fresh_database("podman");
+    let sandbox = ["--sandbox", "podman", "--image", image.as_str()];
+    let mut cmd = generate_cmd(
+        &scene,
+        &server,
+        &scene.dir.path().join("unused"),
+        1,
+        &sandbox,
+    );
+    cmd.args(["--no-work", "--store", &url, "--run", "p"]);
+    assert_success(&output(cmd).await);
+    wait_success(worker(&scene, &server, &url, "p", 0, &[])).await;
+    assert_eq!(pg_digest(&url, "p"), digest(&reference));
+    assert_eq!(pg_job_results(&url, "p"), job_results(&reference));
+    crate::run::assert_engine_folder(&scene.dir.path().join("worker0/work"), "podman");
+}
