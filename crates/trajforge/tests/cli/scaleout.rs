@@ -50,12 +50,25 @@ fn jobs_done_by_workers(url: &str, run: &str) -> u64 {
 
 /// Create run `run` in `url` with `generate --no-work`.
 async fn enqueue(scene: &Scene, server: &FakeServer, url: &str, run: &str) {
+    assert_success(&create(scene, server, url, run, N, &[]).await);
+}
+
+/// `generate --no-work` of `n` functions with `extra` options, creating run `run` in `url`;
+/// its output.
+async fn create(
+    scene: &Scene,
+    server: &FakeServer,
+    url: &str,
+    run: &str,
+    n: usize,
+    extra: &[&str],
+) -> std::process::Output {
     let out_dir = scene.dir.path().join(format!("unused-{run}"));
-    let mut cmd = generate_cmd(scene, server, &out_dir, N, &["--no-work"]);
-    cmd.args(["--store", url, "--run", run]);
+    let mut cmd = generate_cmd(scene, server, &out_dir, n, extra);
+    cmd.args(["--no-work", "--store", url, "--run", run]);
     let out = output(cmd).await;
-    assert_success(&out);
     assert!(!out_dir.exists(), "a shared-store run writes no folder");
+    out
 }
 
 /// A `trajforge worker` on run `run`, with its own work folder (as on its own machine).
@@ -301,15 +314,7 @@ async fn podman_a_worker_uses_the_run_s_container_image_and_is_refused_without_i
     };
     podman(&["tag", &image, &missing]);
     let sandbox = ["--sandbox", "podman", "--image", missing.as_str()];
-    let mut cmd = generate_cmd(
-        &scene,
-        &server,
-        &scene.dir.path().join("unused"),
-        1,
-        &sandbox,
-    );
-    cmd.args(["--no-work", "--store", &url, "--run", "p"]);
-    let created = output(cmd).await;
+    let created = create(&scene, &server, &url, "p", 1, &sandbox).await;
     podman(&["untag", &image, &missing]);
     assert_success(&created);
     let w = worker(&scene, &server, &url, "p", 0, &[]);
@@ -342,15 +347,7 @@ async fn podman_a_worker_runs_the_episodes_in_the_run_s_container_image() {
     assert_success(&output(generate_cmd(&scene, &server, &reference, 1, &[])).await);
     let url = cluster().fresh_database("podman");
     let sandbox = ["--sandbox", "podman", "--image", image.as_str()];
-    let mut cmd = generate_cmd(
-        &scene,
-        &server,
-        &scene.dir.path().join("unused"),
-        1,
-        &sandbox,
-    );
-    cmd.args(["--no-work", "--store", &url, "--run", "p"]);
-    assert_success(&output(cmd).await);
+    assert_success(&create(&scene, &server, &url, "p", 1, &sandbox).await);
     wait_success(worker(&scene, &server, &url, "p", 0, &[])).await;
     assert_eq!(pg_digest(&url, "p"), digest(&reference));
     assert_eq!(pg_job_results(&url, "p"), job_results(&reference));
