@@ -247,6 +247,7 @@ impl EvalRun {
             tasks: &self.tasks,
             seeds: spec.seeds,
             budget: &spec.budget,
+            sandbox: crate::settings::sandbox_setting(&spec.backend),
         }
         .open(teacher)?;
         let timeout = spec.command_timeout.max(Duration::from_secs(1));
@@ -307,19 +308,24 @@ pub(crate) struct EvalOpening<'a> {
     pub seeds: u32,
     /// Budgets and prices.
     pub budget: &'a Budget,
+    /// The container commands run in (`None`: bubblewrap, or no commands).
+    pub sandbox: Option<trajforge_sandbox::Backend>,
 }
 
 impl EvalOpening<'_> {
     /// Open the store with these settings for `teacher` (see [`open_eval`]).
     pub(crate) fn open(self, teacher: &BuiltTeacher) -> Result<Opened, EvalError> {
-        let settings = settings(
-            self.subject,
-            self.inputs,
-            self.prompts,
-            &teacher.model,
-            self.test_cmd,
-            self.max_steps,
-        );
+        let settings = RunSettings {
+            sandbox: self.sandbox,
+            ..settings(
+                self.subject,
+                self.inputs,
+                self.prompts,
+                &teacher.model,
+                self.test_cmd,
+                self.max_steps,
+            )
+        };
         open_eval(
             self.out,
             &settings,
@@ -356,6 +362,7 @@ pub(crate) fn settings(
         include_tests: false,
         keep_different_final: false,
         excluded: None,
+        sandbox: None,
     }
 }
 

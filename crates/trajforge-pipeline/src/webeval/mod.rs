@@ -381,6 +381,7 @@ impl WebEvalRun {
             tasks: &self.tasks,
             seeds: spec.seeds,
             budget: &spec.budget,
+            sandbox: None,
         }
         .open(teacher)?;
         opened

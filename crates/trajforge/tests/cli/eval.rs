@@ -375,7 +375,8 @@ fn an_eval_folder_with_the_users_own_rows_is_refused_and_left_alone() {
 
 /// `--sandbox podman`: the agent's commands and the hard task's test runs happen in
 /// containers of the test image, and the gold patch resolves the task there too. One task,
-/// one seed, to keep the container starts few. (Skipped where podman is absent, unless CI.)
+/// one seed, to keep the container starts few; a resume in bubblewrap is refused. (Skipped
+/// where podman is absent, unless CI.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podman_the_gold_patch_resolves_a_hard_task_in_containers() {
     let Some(image) = trajforge_testkit::podman_image() else {
@@ -403,4 +404,12 @@ async fn podman_the_gold_patch_resolves_a_hard_task_in_containers() {
         "{r:?}"
     );
     crate::run::assert_engine_folder(&scene.work, "podman");
+    // Resumed in bubblewrap, its rows would mix two sandboxes: refused.
+    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("sandbox: podman image {image} → bubblewrap")),
+        "{stderr}"
+    );
 }
