@@ -261,7 +261,7 @@ pub struct SandboxArgs {
 #[derive(Debug, clap::Args)]
 pub struct BackendArgs {
     /// What episode commands run in: bubblewrap over the host's system (default), or a
-    /// container of `--image` started by podman (or docker's CLI, untested).
+    /// container of `--image` started by podman (or docker's CLI).
     #[arg(long, value_enum, default_value_t = SandboxKind::Bwrap)]
     pub sandbox: SandboxKind,
     /// The container image of `--sandbox podman|docker`: present locally (never pulled), with
@@ -281,7 +281,7 @@ pub enum SandboxKind {
     Bwrap,
     /// A podman container of `--image`.
     Podman,
-    /// A docker container of `--image` (same code as podman, untested).
+    /// A docker container of `--image` (tested through podman-docker's CLI, not a docker engine).
     Docker,
 }
 
