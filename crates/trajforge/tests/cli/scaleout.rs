@@ -332,11 +332,11 @@ async fn podman_a_worker_uses_the_run_s_container_image_and_is_refused_without_i
 }
 
 /// A run created with `--sandbox podman` is worked on in containers of its image, and the
-/// worker's data equal a bubblewrap SQLite run's. About a minute of container starts for one
+/// worker's data equal a bubblewrap SQLite run's. 20 to 65 s of container starts for one
 /// function on a shared 2-core machine, so on demand only (`--ignored`); the test above
 /// checks cheaply that the worker takes the run's backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about a minute of container starts; run with --ignored"]
+#[ignore = "20 to 65 s of container starts; run with --ignored"]
 async fn podman_a_worker_runs_the_episodes_in_the_run_s_container_image() {
     let Some(image) = trajforge_testkit::podman_image() else {
         return;
