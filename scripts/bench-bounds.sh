@@ -5,7 +5,9 @@
 #     limit: the baseline carries the whole patch into the self-check and PR prompts);
 #   - `functions` on a JavaScript file of 20,000 nested functions;
 #   - loading a menu file of 40,000 entries (`trajforge menu --menu`);
-#   - `recall` of a FILE_BYTES patch (one new file, one line per 60 bytes) against itself;
+#   - `recall` of a FILE_BYTES patch (one new file, one line per 60 bytes) against itself (this
+#     tree refuses a patch over the 1 MiB patch limit after reading 1 MiB of it, exit 2), and
+#     of a patch just within that limit;
 #   - `import` of a SERA JSON Lines file of about FILE_BYTES (distinct copies of the fixture's
 #     record; BENCH_IMPORT_BYTES overrides its size).
 #   scripts/bench-bounds.sh BASELINE_BINARY [FILE_BYTES]
@@ -41,13 +43,15 @@ cp -r examples/sample-repo "$TMP/repo"
 git -C "$TMP/repo" init -q && git -C "$TMP/repo" add -A
 git -C "$TMP/repo" -c user.name=b -c user.email=b@b commit -qm base
 
-# measure LABEL BINARY ARGS...: prints "LABEL  seconds  peak-MB  stdout-bytes".
+# measure LABEL BINARY ARGS...: prints "LABEL  seconds  peak-MB  stdout-bytes  exit code".
 measure() {
-    local label="$1" bin="$2"
+    local label="$1" bin="$2" code=0
     shift 2
-    /usr/bin/time -f "%e %M" -o "$TMP/time" "$bin" "$@" >"$TMP/out" 2>"$TMP/err" || true
-    read -r secs kb <"$TMP/time"
-    printf '  %-10s %8.1f s  %8d MB peak  %12d bytes out\n' "$label" "$secs" $((kb / 1024)) "$(stat -c %s "$TMP/out")"
+    /usr/bin/time -f "%e %M" -o "$TMP/time" "$bin" "$@" >"$TMP/out" 2>"$TMP/err" || code=$?
+    # time's last line holds the figures (a failed command adds a line before them).
+    read -r secs kb < <(tail -n 1 "$TMP/time")
+    printf '  %-10s %8.1f s  %8d MB peak  %12d bytes out  exit %d\n' "$label" "$secs" $((kb / 1024)) \
+        "$(stat -c %s "$TMP/out")" "$code"
 }
 
 SECTIONS=" ${BENCH_SECTIONS:-functions menu recall import generate} "
@@ -62,19 +66,24 @@ if [[ "$SECTIONS" == *" menu "* ]]; then
     measure this "$NEW" menu --menu "$TMP/menu.toml" --kind bug
 fi
 if [[ "$SECTIONS" == *" recall "* ]]; then
-    python3 - "$TMP/big.diff" "$SIZE" <<'PY'
+    # big.diff of FILE_BYTES; limit.diff, the same lines up to the 1 MiB patch limit.
+    python3 - "$TMP" "$SIZE" <<'PY'
 import sys
-path, size = sys.argv[1], int(sys.argv[2])
-n = size // 60
-with open(path, "w") as f:
-    f.write(f"diff --git a/big.txt b/big.txt\nnew file mode 100644\n--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{n} @@\n")
-    for i in range(n):
-        f.write(f"+{i:>12} the same sentence on every line, numbered apart\n")
+d, size = sys.argv[1], int(sys.argv[2])
+def write(path, n):
+    with open(path, "w") as f:
+        f.write(f"diff --git a/big.txt b/big.txt\nnew file mode 100644\n--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{n} @@\n")
+        for i in range(n):
+            f.write(f"+{i:>12} the same sentence on every line, numbered apart\n")
+write(f"{d}/big.diff", size // 60)
+write(f"{d}/limit.diff", ((1 << 20) - 200) // 62)
 PY
-    echo "recall of a $(stat -c %s "$TMP/big.diff")-byte patch against itself"
-    measure baseline "$BASE" recall "$TMP/big.diff" "$TMP/big.diff" --json
-    measure this "$NEW" recall "$TMP/big.diff" "$TMP/big.diff" --json
-    rm -f "$TMP/big.diff"
+    for patch in big limit; do
+        echo "recall of a $(stat -c %s "$TMP/$patch.diff")-byte patch against itself"
+        measure baseline "$BASE" recall "$TMP/$patch.diff" "$TMP/$patch.diff" --json
+        measure this "$NEW" recall "$TMP/$patch.diff" "$TMP/$patch.diff" --json
+    done
+    rm -f "$TMP/big.diff" "$TMP/limit.diff"
 fi
 if [[ "$SECTIONS" == *" import "* ]]; then
     python3 - "$TMP/big.jsonl" "${BENCH_IMPORT_BYTES:-$SIZE}" crates/trajforge-import/fixtures/sera/sera.jsonl <<'PY'

@@ -82,7 +82,10 @@ cd "$stage/root"
 for top in bin sbin lib lib64; do
     if [ -L "/$top" ] && [ ! -e "$top" ]; then ln -s "usr/$top" "$top"; fi
 done
-mkdir -p etc tmp root proc dev sys workspace
+# No /workspace: the engine creates the mount point. Through podman-docker's `docker` an
+# existing one would be copied onto the workspace volume with its owner (root), which the
+# sandbox user cannot write to (docker copies nothing onto a volume that is not empty).
+mkdir -p etc tmp root proc dev sys
 chmod 1777 tmp
 printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >etc/passwd
 printf 'root:x:0:\nnogroup:x:65534:\n' >etc/group

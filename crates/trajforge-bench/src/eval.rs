@@ -190,6 +190,7 @@ async fn one_eval(
         test_cmd: None,
         command_timeout: Duration::from_secs(120),
         work_dir: Some(base.join("work")),
+        backend: trajforge_sandbox::Backend::Bubblewrap,
         budget: Budget::default(),
     }
     .load()

@@ -336,7 +336,8 @@ fn recall_lines(
     Ok(tally.finish())
 }
 
-/// A patch given to [`line_recall_reader`] could not be read or did not parse.
+/// A patch given to [`line_recall_reader`] could not be read, was over the size limit or did
+/// not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum RecallReadError {
     /// A patch is malformed (a line that is not UTF-8 is a malformed line).
@@ -350,37 +351,76 @@ pub enum RecallReadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A patch has more bytes than the limit; it was not compared.
+    #[error("{which} is over the limit of {limit} bytes: not compared")]
+    TooLarge {
+        /// `"P1"` or `"P2"`.
+        which: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
-/// [`line_recall`] of two patches read as streams: memory holds a few lines of each (the
-/// longest line bounds it), the multiset of P2's changed lines as hashes and P1's file names,
-/// never a whole patch. P2 is read first, so when both are malformed P2's error is reported.
-pub fn line_recall_reader(p1: impl BufRead, p2: impl BufRead) -> Result<Recall, RecallReadError> {
-    let (mut p1, mut p2) = (ReadLines::new(p1), ReadLines::new(p2));
-    let result = recall_lines(&mut p1, &mut p2);
-    for (which, r) in [("P2", &mut p2.failed), ("P1", &mut p1.failed)] {
-        if let Some(source) = r.take() {
-            return Err(RecallReadError::Read { which, source });
-        }
-    }
-    Ok(result?)
+/// [`line_recall`] of two patches read as streams, each of at most `max_bytes` bytes: memory
+/// holds one line of each at a time, the multiset of P2's changed lines as hashes and P1's
+/// file names, so it is bounded by `max_bytes` whatever the input (a longer patch is refused
+/// with [`RecallReadError::TooLarge`] once `max_bytes` of it were read). P2 is read first;
+/// when it fails, P1 is not read.
+pub fn line_recall_reader(
+    p1: impl BufRead,
+    p2: impl BufRead,
+    max_bytes: u64,
+) -> Result<Recall, RecallReadError> {
+    let mut tally = Tally::default();
+    let mut p2 = ReadLines::new(p2, max_bytes);
+    let parsed = each_counted(&mut p2, |_, line| tally.candidate(line));
+    p2.check("P2")?;
+    parsed.map_err(RecallError::P2)?;
+    let mut p1 = ReadLines::new(p1, max_bytes);
+    let parsed = each_counted(&mut p1, |path, line| tally.reference(path, line));
+    p1.check("P1")?;
+    parsed.map_err(RecallError::P1)?;
+    Ok(tally.finish())
 }
 
-/// The lines of a reader; a read error ends them and is kept in `failed`.
+/// Why a [`ReadLines`] stopped before the end of its stream.
+enum Stop {
+    Failed(std::io::Error),
+    TooLarge,
+}
+
+/// The lines of a reader, at most `left` bytes in all; a read error or going over the limit
+/// ends them and is kept in `stopped`.
 struct ReadLines<R> {
     reader: R,
     buf: Vec<u8>,
     index: usize,
-    failed: Option<std::io::Error>,
+    left: u64,
+    limit: u64,
+    stopped: Option<Stop>,
 }
 
 impl<R: BufRead> ReadLines<R> {
-    fn new(reader: R) -> Self {
+    fn new(reader: R, limit: u64) -> Self {
         ReadLines {
             reader,
             buf: Vec::new(),
             index: 0,
-            failed: None,
+            left: limit,
+            limit,
+            stopped: None,
+        }
+    }
+
+    /// The error that ended the lines early, if any.
+    fn check(&mut self, which: &'static str) -> Result<(), RecallReadError> {
+        match self.stopped.take() {
+            None => Ok(()),
+            Some(Stop::Failed(source)) => Err(RecallReadError::Read { which, source }),
+            Some(Stop::TooLarge) => Err(RecallReadError::TooLarge {
+                which,
+                limit: self.limit,
+            }),
         }
     }
 }
@@ -389,18 +429,26 @@ impl<R: BufRead> Iterator for ReadLines<R> {
     type Item = Line;
 
     fn next(&mut self) -> Option<Line> {
-        if self.failed.is_some() {
+        if self.stopped.is_some() {
             return None;
         }
         self.buf.clear();
-        match self.reader.read_until(b'\n', &mut self.buf) {
+        // One byte past the limit tells a patch over it from one exactly at it, and keeps
+        // the buffer within the limit however long the line.
+        let mut bounded = std::io::Read::take(&mut self.reader, self.left.saturating_add(1));
+        let n = match bounded.read_until(b'\n', &mut self.buf) {
             Ok(0) => return None,
-            Ok(_) => {}
+            Ok(n) => n as u64,
             Err(e) => {
-                self.failed = Some(e);
+                self.stopped = Some(Stop::Failed(e));
                 return None;
             }
+        };
+        if n > self.left {
+            self.stopped = Some(Stop::TooLarge);
+            return None;
         }
+        self.left -= n;
         self.index += 1;
         match std::str::from_utf8(&self.buf) {
             Ok(text) => Some(Ok(Rc::from(strip_eol(text)))),

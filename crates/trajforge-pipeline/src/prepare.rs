@@ -548,6 +548,7 @@ impl CodeRun {
             include_tests: spec.include_tests,
             keep_different_final: false,
             excluded: self.excluded.as_ref().map(TouchedFunctions::fingerprint),
+            sandbox: crate::settings::sandbox_setting(&spec.sandbox.backend),
         };
         check_settings(&store, &settings, &spec.basics.out)?;
         let pricing = spec.basics.budget.pricing();
@@ -790,6 +791,7 @@ impl WebRun {
             include_tests: false,
             keep_different_final: spec.keep_different_final,
             excluded: self.held_out.as_ref().map(HeldOutPages::fingerprint),
+            sandbox: None,
         };
         let mode = if spec.live {
             drop(recording);

@@ -1,6 +1,7 @@
 //! The settings that give a run's data its meaning, and the check made before resuming.
 
 use serde::{Deserialize, Serialize};
+use trajforge_sandbox::Backend;
 
 /// What a run was started with; stored in the run and compared on every resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,23 @@ pub struct RunSettings {
     /// Fingerprint of the functions left out for held-out tasks (`--exclude-tasks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excluded: Option<String>,
+    /// The container commands ran in (its image holds what episodes and tests see); absent
+    /// for bubblewrap, and in runs stored before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Backend>,
+}
+
+/// A backend as a setting: `None` for bubblewrap, the default.
+pub fn sandbox_setting(backend: &Backend) -> Option<Backend> {
+    (*backend != Backend::Bubblewrap).then(|| backend.clone())
+}
+
+/// A sandbox setting as shown in a conflict.
+fn sandbox_name(sandbox: Option<&Backend>) -> String {
+    match sandbox {
+        Some(Backend::Container { engine, image }) => format!("{} image {image}", engine.program()),
+        _ => "bubblewrap".into(),
+    }
 }
 
 impl RunSettings {
@@ -74,6 +92,11 @@ impl RunSettings {
             &s.excluded.as_deref().unwrap_or("none"),
             &r.excluded.as_deref().unwrap_or("none"),
         );
+        check(
+            "sandbox",
+            &sandbox_name(s.sandbox.as_ref()),
+            &sandbox_name(r.sandbox.as_ref()),
+        );
         out
     }
 }
@@ -101,7 +124,29 @@ mod tests {
             include_tests: false,
             keep_different_final: false,
             excluded: None,
+            sandbox: None,
         }
+    }
+
+    #[test]
+    fn another_sandbox_conflicts_and_runs_stored_before_it_read_as_bubblewrap() {
+        let bwrap = settings();
+        let podman = RunSettings {
+            sandbox: sandbox_setting(&Backend::Container {
+                engine: trajforge_sandbox::Engine::Podman,
+                image: "img:1".into(),
+            }),
+            ..settings()
+        };
+        assert_eq!(
+            bwrap.conflicts(&podman),
+            vec!["sandbox: bubblewrap → podman image img:1"]
+        );
+        assert!(podman.conflicts(&podman).is_empty());
+        // Bubblewrap is left out of the stored settings, as before the setting existed.
+        let stored = serde_json::to_value(&bwrap).expect("json");
+        assert!(stored.get("sandbox").is_none(), "{stored}");
+        assert_eq!(sandbox_setting(&Backend::Bubblewrap), None);
     }
 
     #[test]

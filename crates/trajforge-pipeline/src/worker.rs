@@ -1,7 +1,7 @@
 //! Workers that join a run held in a shared (PostgreSQL) store from any machine: the run's
-//! inputs (menu, demonstrations, prompts, sandbox settings) live in the store, and a worker
-//! refuses to join when it would produce other data than the run's creator (another base
-//! commit checked out, another trajforge build).
+//! inputs (menu, demonstrations, prompts, sandbox settings including the container image)
+//! live in the store, and a worker refuses to join when it would produce other data than the
+//! run's creator (another base commit checked out, another trajforge build).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use trajforge_menu::Menu;
+use trajforge_sandbox::Backend;
 use trajforge_store::{Location, Store};
 
 use crate::demos::Demo;
@@ -51,6 +52,11 @@ pub struct CodeRunInputs {
     /// The teacher's sampling and tool-call mode (runs stored before it: the worker's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher: Option<TeacherSettings>,
+    /// What commands run in: bubblewrap or a container image (runs stored before it:
+    /// bubblewrap, the only backend then). The image holds the toolchain the episodes and
+    /// tests see, so it is the run's, never the worker's choice.
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 fn default_max_repeats() -> usize {
@@ -79,6 +85,7 @@ pub(crate) fn store_code_run(
         command_timeout_ms: sandbox.command_timeout.as_millis() as u64,
         max_repeats,
         teacher: Some(teacher.clone()),
+        backend: sandbox.backend.clone(),
     };
     store.set_meta(
         META_KEY,
@@ -185,6 +192,11 @@ impl WorkerRun {
         self.inputs.teacher.as_ref()
     }
 
+    /// What the run's commands run in (the worker's too).
+    pub fn backend(&self) -> &Backend {
+        &self.inputs.backend
+    }
+
     /// The teacher URL the run was created with.
     pub fn teacher_url(&self) -> Result<Option<String>, RunError> {
         Ok(self.store.meta("teacher_url")?)
@@ -212,7 +224,7 @@ impl WorkerRun {
             setup: self.inputs.setup.clone(),
             command_timeout: Duration::from_millis(self.inputs.command_timeout_ms),
             work_dir: self.spec.work_dir.clone(),
-            backend: trajforge_sandbox::Backend::Bubblewrap,
+            backend: self.inputs.backend.clone(),
         };
         let environment = sandbox.prepare(&self.repo)?;
         let pricing = stored_pricing(&self.store)?;
@@ -259,6 +271,10 @@ mod tests {
             command_timeout_ms: 1000,
             max_repeats: 9,
             teacher: Some(TeacherSettings::default()),
+            backend: Backend::Container {
+                engine: trajforge_sandbox::Engine::Podman,
+                image: "img".into(),
+            },
         }
     }
 
@@ -268,13 +284,17 @@ mod tests {
         let back: CodeRunInputs = serde_json::from_value(stored.clone()).expect("read");
         assert_eq!(back.max_repeats, 9);
         assert_eq!(back.teacher, Some(TeacherSettings::default()));
-        // Stored by a build before these were: the default repeats, the worker's own teacher.
+        assert_eq!(back.backend, inputs().backend);
+        // Stored by a build before these were: the default repeats, the worker's own teacher,
+        // bubblewrap.
         let mut old = stored;
         let fields = old.as_object_mut().expect("object");
         fields.remove("max_repeats");
         fields.remove("teacher");
+        fields.remove("backend");
         let back: CodeRunInputs = serde_json::from_value(old).expect("old run");
         assert_eq!(back.max_repeats, trajforge_agent::DEFAULT_MAX_REPEATS);
         assert_eq!(back.teacher, None);
+        assert_eq!(back.backend, Backend::Bubblewrap);
     }
 }

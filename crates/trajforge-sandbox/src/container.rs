@@ -147,11 +147,13 @@ fn workspace_mount(spec: &Spec<'_>, engine: Engine, inside: &str) -> Result<Vec<
                     "-v".into(),
                     format!("{lower}:{inside}:O,upperdir={upper},workdir={work}"),
                 ],
-                // docker has no overlay volumes; its local volume driver mounts one.
+                // docker has no overlay volumes; an anonymous volume of its default (local)
+                // driver mounts one. The driver is left implicit: docker defaults to it, and
+                // podman's docker-compatible CLI refuses the `volume-driver` option.
                 Engine::Docker => vec![
                     "--mount".into(),
                     format!(
-                        "type=volume,dst={inside},volume-driver=local,\
+                        "type=volume,dst={inside},\
                          volume-opt=type=overlay,volume-opt=device=overlay,\
                          \"volume-opt=o=lowerdir={lower},upperdir={upper},workdir={work}\""
                     ),
@@ -298,7 +300,9 @@ impl Container {
         // workspace can be mounted again at once.
         let args: &[&str] = match self.engine {
             Engine::Podman => &["rm", "-f", "-t", "0", "--", &self.name],
-            Engine::Docker => &["rm", "-f", "--", &self.name],
+            // `-v`: the anonymous volume of the workspace overlay goes with the container
+            // (docker's `--rm` removes it only when the container exits by itself).
+            Engine::Docker => &["rm", "-f", "-v", "--", &self.name],
         };
         self.call(args);
         if let Some(status) = wait_bounded(client, ENGINE_CALL_TIMEOUT) {

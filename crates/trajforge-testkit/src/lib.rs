@@ -99,3 +99,41 @@ pub fn podman_image() -> Option<String> {
         Err(e) => panic!("the podman test image: {e}"),
     }
 }
+
+/// For the `--sandbox docker` tests: the podman test image ([`podman_image`]) and the
+/// environment that lets podman-docker's `docker` (a script that runs podman) start it.
+/// This tests trajforge's docker arguments against a docker-compatible command line, not
+/// against a docker engine. trajforge passes podman the options a host without systemd
+/// needs (cgroupfs, a file events log, runc on hybrid cgroups), but docker has no such
+/// options, so they come from a containers.conf named by `CONTAINERS_CONF`, as a user of
+/// podman-docker would set them. Without /usr/bin/docker it skips the calling test with a
+/// note outside CI and fails it under CI (scripts/setup.sh installs podman-docker).
+// The skip note goes to the test's output, where a reader of the test run looks for it.
+#[allow(clippy::print_stderr)]
+pub fn podman_docker() -> Option<(String, [(&'static str, &'static str); 1])> {
+    static CONF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    // The sandbox looks for its engine in /usr/bin first, where podman-docker puts it.
+    if !Path::new("/usr/bin/docker").is_file() {
+        assert!(
+            !ci,
+            "CI: /usr/bin/docker is missing; scripts/setup.sh installs podman-docker"
+        );
+        eprintln!("skipping: podman-docker is not installed (scripts/setup.sh installs it)");
+        return None;
+    }
+    let image = podman_image()?;
+    let conf = CONF.get_or_init(|| {
+        // One file for every test binary, replaced whole (same content) so none reads half.
+        let path = std::env::temp_dir().join("trajforge-podman-docker.conf");
+        let part = path.with_extension(format!("conf.{}", std::process::id()));
+        std::fs::write(
+            &part,
+            "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n",
+        )
+        .expect("write containers.conf");
+        std::fs::rename(&part, &path).expect("rename containers.conf");
+        path.display().to_string()
+    });
+    Some((image, [("CONTAINERS_CONF", conf.as_str())]))
+}

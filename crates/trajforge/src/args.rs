@@ -281,8 +281,18 @@ pub struct SandboxArgs {
     /// Base commit (any revision) of the workspaces.
     #[arg(long, default_value = "HEAD", value_name = "REV")]
     pub commit: String,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+/// What commands run in; shared by every command that runs a repository's commands
+/// (`run`, `generate`, `tasks mine`, `eval`).
+#[derive(Debug, clap::Args)]
+pub struct BackendArgs {
     /// What episode commands run in: bubblewrap over the host's system (default), or a
-    /// container of `--image` started by podman (or docker's CLI, untested).
+    /// container of `--image` started by podman (or docker's CLI).
     #[arg(long, value_enum, default_value_t = SandboxKind::Bwrap)]
     pub sandbox: SandboxKind,
     /// The container image of `--sandbox podman|docker`: present locally (never pulled), with
@@ -293,8 +303,6 @@ pub struct SandboxArgs {
         required_if_eq_any = [("sandbox", "podman"), ("sandbox", "docker")]
     )]
     pub image: Option<String>,
-    #[command(flatten)]
-    pub env: EnvArgs,
 }
 
 /// The sandbox backends of `--sandbox`.
@@ -304,8 +312,27 @@ pub enum SandboxKind {
     Bwrap,
     /// A podman container of `--image`.
     Podman,
-    /// A docker container of `--image` (same code as podman, untested).
+    /// A docker container of `--image` (tested through podman-docker's CLI, not a docker engine).
     Docker,
+}
+
+impl BackendArgs {
+    /// The library's sandbox backend.
+    pub fn backend(&self) -> Backend {
+        let engine = match self.sandbox {
+            SandboxKind::Podman => Engine::Podman,
+            SandboxKind::Docker => Engine::Docker,
+            SandboxKind::Bwrap => return Backend::Bubblewrap,
+        };
+        match &self.image {
+            Some(image) => Backend::Container {
+                engine,
+                image: image.clone(),
+            },
+            // clap requires --image with podman and docker.
+            None => Backend::Bubblewrap,
+        }
+    }
 }
 
 impl SandboxArgs {
@@ -316,18 +343,7 @@ impl SandboxArgs {
             setup: self.env.setup.clone(),
             command_timeout: self.env.command_timeout(),
             work_dir: self.env.work_dir.clone(),
-            backend: match (self.sandbox, &self.image) {
-                (SandboxKind::Podman, Some(image)) => Backend::Container {
-                    engine: Engine::Podman,
-                    image: image.clone(),
-                },
-                (SandboxKind::Docker, Some(image)) => Backend::Container {
-                    engine: Engine::Docker,
-                    image: image.clone(),
-                },
-                // clap requires --image with podman and docker.
-                _ => Backend::Bubblewrap,
-            },
+            backend: self.backend.backend(),
         }
     }
 }

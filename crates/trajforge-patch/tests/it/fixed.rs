@@ -488,7 +488,8 @@ fn recall_of_large_streamed_patches() {
     for i in (0..n).step_by(2) {
         p2_text.push_str(&format!("+line {i}\n"));
     }
-    let r = trajforge_patch::line_recall_reader(p1, p2_text.as_bytes()).expect("both parse");
+    let r =
+        trajforge_patch::line_recall_reader(p1, p2_text.as_bytes(), u64::MAX).expect("both parse");
     assert_eq!(
         (r.matched, r.total, r.candidate_total),
         (n / 2, n, n / 2 + 1)
@@ -501,10 +502,33 @@ fn recall_of_large_streamed_patches() {
 fn streamed_recall_reports_a_line_that_is_not_utf8() {
     let good = format!("{HEAD}@@ -1 +1 @@\n-a\n+b\n");
     let bad = [HEAD.as_bytes(), b"@@ -1 +1 @@\n-a\n+\xff\n"].concat();
-    let e = trajforge_patch::line_recall_reader(good.as_bytes(), bad.as_slice())
+    let e = trajforge_patch::line_recall_reader(good.as_bytes(), bad.as_slice(), u64::MAX)
         .expect_err("P2 is bad");
     assert_eq!(
         e.to_string(),
         "P2 does not parse: line 6: not UTF-8 (byte 2 of the line)"
     );
+}
+
+#[test]
+fn a_streamed_patch_over_the_byte_limit_is_refused_and_one_at_it_is_compared() {
+    use trajforge_patch::{RecallReadError, line_recall_reader};
+    let patch = format!("{HEAD}@@ -1 +1 @@\n-a\n+b\n");
+    let at = patch.len() as u64;
+    let r = line_recall_reader(patch.as_bytes(), patch.as_bytes(), at).expect("at the limit");
+    assert_eq!((r.matched, r.total), (2, 2));
+    let over = |e: RecallReadError| match e {
+        RecallReadError::TooLarge { which, limit } => (which, limit),
+        other => panic!("not refused for its size: {other}"),
+    };
+    let e = line_recall_reader(patch.as_bytes(), patch.as_bytes(), at - 1).expect_err("over");
+    // P2 is read first and P1 not at all once P2 is refused.
+    assert_eq!(over(e), ("P2", at - 1));
+    let longer = format!("{patch}+c\n");
+    let e = line_recall_reader(longer.as_bytes(), patch.as_bytes(), at).expect_err("P1 over");
+    assert_eq!(over(e), ("P1", at));
+    // An endless line without a newline is cut at the limit, not buffered whole.
+    let endless = std::io::BufReader::new(std::io::repeat(b'+'));
+    let e = line_recall_reader(patch.as_bytes(), endless, 1 << 16).expect_err("endless");
+    assert_eq!(over(e), ("P2", 1 << 16));
 }

@@ -220,7 +220,7 @@ proptest! {
         prop_assert_eq!(line_recall_str(&t1, &t2).map_err(|e| TestCaseError::fail(e.to_string()))?, expected.clone());
         // Small buffers put the reads' boundaries anywhere in a line.
         let read = |t: &str| std::io::BufReader::with_capacity(cap, std::io::Cursor::new(t.as_bytes().to_vec()));
-        let streamed = line_recall_reader(read(&t1), read(&t2)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let streamed = line_recall_reader(read(&t1), read(&t2), u64::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(streamed, expected);
     }
 

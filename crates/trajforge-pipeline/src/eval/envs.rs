@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
+use trajforge_sandbox::Backend;
 
 use crate::envs::{EnvError, SandboxEnvs};
 use crate::error::RunError;
@@ -24,23 +25,25 @@ pub struct TaskEnvs {
     work_dir: PathBuf,
     command_timeout: Duration,
     test_timeout: Duration,
+    backend: Backend,
     prepared: Mutex<HashMap<SnapshotKey, Arc<OnceCell<SandboxEnvs>>>>,
 }
 
 impl TaskEnvs {
-    /// Environments of `repo` under `work_dir`; agent commands stop after `command_timeout`,
-    /// test runs after `test_timeout`.
+    /// Environments of `repo` under `work_dir`, run in `backend`; agent commands stop after
+    /// `command_timeout`, test runs after `test_timeout`.
     pub fn new(
         repo: &Path,
         work_dir: &Path,
-        command_timeout: Duration,
-        test_timeout: Duration,
+        (command_timeout, test_timeout): (Duration, Duration),
+        backend: Backend,
     ) -> Self {
         TaskEnvs {
             repo: repo.to_path_buf(),
             work_dir: work_dir.to_path_buf(),
             command_timeout,
             test_timeout,
+            backend,
             prepared: Mutex::new(HashMap::new()),
         }
     }
@@ -60,7 +63,7 @@ impl TaskEnvs {
             setup: setup.map(str::to_string),
             command_timeout: self.command_timeout,
             work_dir: Some(self.work_dir.clone()),
-            backend: trajforge_sandbox::Backend::Bubblewrap,
+            backend: self.backend.clone(),
         };
         let repo = self.repo.clone();
         let (command_timeout, test_timeout) = (self.command_timeout, self.test_timeout);

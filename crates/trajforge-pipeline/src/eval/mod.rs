@@ -178,6 +178,8 @@ pub struct EvalRunSpec {
     pub command_timeout: Duration,
     /// Where snapshots and workspaces live (default: the repository's work folder).
     pub work_dir: Option<PathBuf>,
+    /// What the agent's commands and the tests run in: bubblewrap or a container image.
+    pub backend: trajforge_sandbox::Backend,
     /// Budgets and prices.
     pub budget: Budget,
 }
@@ -279,6 +281,7 @@ impl EvalRun {
             tasks: &self.tasks,
             seeds: spec.seeds,
             budget: &spec.budget,
+            sandbox: crate::settings::sandbox_setting(&spec.backend),
         }
         .open(teacher)?;
         let timeout = spec.command_timeout.max(Duration::from_secs(1));
@@ -286,7 +289,12 @@ impl EvalRun {
             .work_dir
             .clone()
             .unwrap_or_else(|| crate::envs::default_work_dir(&self.repo));
-        let envs = Arc::new(TaskEnvs::new(&self.repo, &work_dir, timeout, timeout * 4));
+        let envs = Arc::new(TaskEnvs::new(
+            &self.repo,
+            &work_dir,
+            (timeout, timeout * 4),
+            spec.backend.clone(),
+        ));
         let config = EvalConfig {
             prompts: self.prompts,
             loop_config,
@@ -334,19 +342,24 @@ pub(crate) struct EvalOpening<'a> {
     pub seeds: u32,
     /// Budgets and prices.
     pub budget: &'a Budget,
+    /// The container commands run in (`None`: bubblewrap, or no commands).
+    pub sandbox: Option<trajforge_sandbox::Backend>,
 }
 
 impl EvalOpening<'_> {
     /// Open the store with these settings for `teacher` (see [`open_eval`]).
     pub(crate) fn open(self, teacher: &BuiltTeacher) -> Result<Opened, EvalError> {
-        let settings = settings(
-            self.subject,
-            self.inputs,
-            self.prompts,
-            &teacher.model,
-            self.test_cmd,
-            self.max_steps,
-        );
+        let settings = RunSettings {
+            sandbox: self.sandbox,
+            ..settings(
+                self.subject,
+                self.inputs,
+                self.prompts,
+                &teacher.model,
+                self.test_cmd,
+                self.max_steps,
+            )
+        };
         open_eval(
             &self.location,
             &settings,
@@ -383,6 +396,7 @@ pub(crate) fn settings(
         include_tests: false,
         keep_different_final: false,
         excluded: None,
+        sandbox: None,
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use trajforge_eval::{JsonlError, Limits, Task, TaskKind, write_jsonl};
+use trajforge_sandbox::Backend;
 use trajforge_store::model::JobStatus;
 use trajforge_store::{Job, Location, Outcome, Stage, StageName, Store, StoreError, UsageRecord};
 use trajforge_teacher::Teacher;
@@ -92,6 +93,8 @@ pub struct MineSpec {
     pub command_timeout: Duration,
     /// Where base snapshots live.
     pub work_dir: Option<PathBuf>,
+    /// What the tests run in: bubblewrap or a container image.
+    pub backend: Backend,
 }
 
 impl MineSpec {
@@ -134,6 +137,7 @@ impl MineSpec {
             test_cmd: self.test_cmd.clone(),
             setup: self.setup.clone(),
             limits: self.limits,
+            sandbox: (self.backend != Backend::Bubblewrap).then(|| self.backend.clone()),
         };
         check_settings(&store, &settings, &dir)?;
         store.set_meta(
@@ -162,6 +166,7 @@ impl MineSpec {
             test_cmd,
             command_timeout: self.command_timeout,
             work_dir: self.work_dir.clone(),
+            backend: self.backend.clone(),
         });
         Ok(MineRun {
             ctx: Arc::new(Ctx {
@@ -212,6 +217,9 @@ struct MineSettings {
     test_cmd: Option<String>,
     setup: Option<String>,
     limits: Limits,
+    /// The container the tests ran in; absent for bubblewrap (and in runs stored before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sandbox: Option<Backend>,
 }
 
 /// Store the settings of a new run, or refuse a resume that asks for others.
@@ -226,16 +234,21 @@ fn check_settings(store: &Store, settings: &MineSettings, dir: &Path) -> Result<
             dir: dir.to_path_buf(),
             source,
         })?;
-    let conflicts: Vec<String> = requested
-        .as_object()
+    // Keys of either side: a setting left out when at its default (the sandbox) differs
+    // from a stored one too.
+    let (none, empty) = (Value::Null, serde_json::Map::new());
+    let keys: std::collections::BTreeSet<&String> = [&requested, &stored]
         .into_iter()
-        .flatten()
-        .filter(|(k, v)| stored.get(k.as_str()) != Some(v))
-        .map(|(k, v)| {
-            format!(
-                "{k}: {} → {v}",
-                stored.get(k.as_str()).unwrap_or(&Value::Null)
-            )
+        .flat_map(|v| v.as_object().unwrap_or(&empty).keys())
+        .collect();
+    let conflicts: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (was, now) = (
+                stored.get(k.as_str()).unwrap_or(&none),
+                requested.get(k.as_str()).unwrap_or(&none),
+            );
+            (was != now).then(|| format!("{k}: {was} → {now}"))
         })
         .collect();
     if conflicts.is_empty() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use trajforge_sandbox::SandboxError;
+use trajforge_sandbox::{Backend, SandboxError};
 
 use trajforge_repo_env::workdir;
 
@@ -137,6 +137,8 @@ pub struct TestSpec {
     pub command_timeout: Duration,
     /// Where snapshots live (default: beside the repository's default work folder).
     pub work_dir: Option<PathBuf>,
+    /// What the tests run in: bubblewrap or a container image.
+    pub backend: Backend,
 }
 
 impl TestSpec {
@@ -148,12 +150,23 @@ impl TestSpec {
             .unwrap_or_else(|| default_work_dir(&self.repo))
     }
 
+    /// The sandbox of the tests at `base`.
+    fn sandbox(&self, base: &str) -> SandboxSpec {
+        SandboxSpec {
+            commit: base.to_string(),
+            setup: self.setup.clone(),
+            command_timeout: self.command_timeout,
+            work_dir: Some(self.work_dir()),
+            backend: self.backend.clone(),
+        }
+    }
+
     /// The folder of the snapshot at `base`, when `base` names a commit.
     fn snapshot_dir(&self, base: &str) -> Option<PathBuf> {
         let repo = std::fs::canonicalize(&self.repo).ok()?;
         let commit = workdir::resolve_commit(&repo, base).ok()?;
         Some(workdir::snapshot_dir(
-            &self.work_dir(),
+            &self.sandbox(base).work_dir(&self.repo),
             &repo,
             &commit,
             self.setup.as_deref(),
@@ -194,13 +207,7 @@ pub async fn validate(
     test: &str,
 ) -> Result<Validation, ValidateError> {
     let started = Instant::now();
-    let sandbox = SandboxSpec {
-        commit: base.to_string(),
-        setup: spec.setup.clone(),
-        command_timeout: spec.command_timeout,
-        work_dir: Some(spec.work_dir()),
-        backend: trajforge_sandbox::Backend::Bubblewrap,
-    };
+    let sandbox = spec.sandbox(base);
     let repo = spec.repo.clone();
     let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&repo))
         .await

@@ -386,6 +386,7 @@ impl WebEvalRun {
             tasks: &self.tasks,
             seeds: spec.seeds,
             budget: &spec.budget,
+            sandbox: None,
         }
         .open(teacher)?;
         opened

@@ -7,7 +7,7 @@ use trajforge_pipeline::prepare;
 use trajforge_pipeline::teacher::BuiltTeacher;
 use trajforge_store::Location;
 
-use crate::args::{BudgetArgs, EnvArgs, StoreArgs, TeacherArgs};
+use crate::args::{BackendArgs, BudgetArgs, EnvArgs, StoreArgs, TeacherArgs};
 use crate::cmd::eval_compare;
 use crate::error::{CliError, Kind};
 
@@ -72,6 +72,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub env: EnvArgs,
     #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
     pub budget: BudgetArgs,
 }
 
@@ -106,6 +108,7 @@ fn run_eval(args: RunArgs) -> Result<(), CliError> {
         test_cmd: args.test_cmd,
         command_timeout: args.env.command_timeout(),
         work_dir: args.env.work_dir.clone(),
+        backend: args.backend.backend(),
         budget: args.budget.budget(),
     }
     .load()?;

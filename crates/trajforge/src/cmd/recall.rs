@@ -4,6 +4,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use trajforge_patch::{Recall, RecallError, RecallReadError};
+use trajforge_repo_env::repo::MAX_PATCH_BYTES;
 
 use crate::error::{self, CliError};
 
@@ -12,7 +13,8 @@ use crate::error::{self, CliError};
 #[command(
     after_help = "Recall r = (P1 lines matched in P2) / (P1 lines), over the added and removed lines of each \
 patch (sign included, exact text, file names ignored, each P2 line matching once; whitespace-only lines \
-do not count). Plain output is r, or \"undefined\" when P1 changes no lines. Use - to read a patch from stdin."
+do not count). Plain output is r, or \"undefined\" when P1 changes no lines. Use - to read a patch from stdin. \
+Each patch may have at most 1 MiB (the patch limit of run and generate); a larger one is refused with exit code 2."
 )]
 pub struct Args {
     /// The patch of rollout 1 (the reference).
@@ -41,10 +43,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "--threshold {t}: must be between 0 and 1"
         )));
     }
-    // Both patches are read as streams: memory does not grow with their size.
+    // Both patches are read as streams, each up to the limit of an episode's patch (`generate`
+    // rejects a larger one before any recall): memory is bounded by that, not by the input.
     let stdin = std::io::stdin();
     let (p1, p2) = (open(&args.p1, &stdin)?, open(&args.p2, &stdin)?);
-    let recall = trajforge_patch::line_recall_reader(p1, p2).map_err(|e| match e {
+    let limit = MAX_PATCH_BYTES as u64;
+    let recall = trajforge_patch::line_recall_reader(p1, p2, limit).map_err(|e| match e {
         RecallReadError::Parse(e @ RecallError::P1(_)) => {
             CliError::input(format!("{}: {e}", args.p1.display()))
                 .hint("P1 must be a unified diff, as `git diff` prints it")
@@ -52,6 +56,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
         RecallReadError::Parse(e @ RecallError::P2(_)) => {
             CliError::input(format!("{}: {e}", args.p2.display()))
                 .hint("P2 must be a unified diff, as `git diff` prints it")
+        }
+        RecallReadError::TooLarge { which, limit } => {
+            let path = if which == "P1" { &args.p1 } else { &args.p2 };
+            CliError::input(format!(
+                "{}: {which} is over the limit of {limit} bytes: not compared",
+                path.display()
+            ))
+            .hint("run and generate cut an episode's patch at this size and never verify a larger one")
         }
         RecallReadError::Read { which, source } => {
             let path = if which == "P1" { &args.p1 } else { &args.p2 };

@@ -10,7 +10,7 @@ use trajforge_pipeline::tasks::history::Start;
 use trajforge_pipeline::tasks::statement::StatementSource;
 use trajforge_pipeline::tasks::{self, MineSpec, progress_of, screening_counts};
 
-use crate::args::{EnvArgs, StoreArgs, TeacherArgs};
+use crate::args::{BackendArgs, EnvArgs, StoreArgs, TeacherArgs};
 use crate::error::CliError;
 
 /// Options of `trajforge tasks`.
@@ -31,11 +31,12 @@ enum Command {
 #[command(
     // The teacher is optional here: `--statement commit` needs none.
     mut_arg("teacher", |a| a.required(false)),
-    // A set-up only serves the tests.
+    // A set-up and a container image only serve the tests.
     mut_arg("setup", |a| a.requires("test_cmd")),
     // A folder given in trajforge.toml stays relative to the file, as before URLs were taken.
     mut_arg("store", |a| a.value_name("DIR|URL").value_hint(clap::ValueHint::DirPath).help("The run's store: a run folder, or a \
 PostgreSQL database (postgres://USER@HOST/DB) holding the run --run names [default: OUT with the extension .run]")),
+    mut_arg("image", |a| a.requires("test_cmd")),
     after_help = "Each first-parent commit after the split point is one change (a merge counts as one: its diff \
 against its first parent). Reverts, changes to docs, tests, packaging or generated files only, and huge changes \
 are skipped with a counted reason. With --test-cmd the tests run in the sandbox twice at the base commit with \
@@ -76,6 +77,8 @@ pub struct MineArgs {
     pub test_cmd: Option<String>,
     #[command(flatten)]
     pub env: EnvArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Skip changes touching more source and test files than this.
     #[arg(long, default_value_t = Limits::default().max_files, value_name = "N")]
     pub max_files: usize,
@@ -137,6 +140,7 @@ fn mine(args: MineArgs) -> Result<(), CliError> {
         setup: args.env.setup.clone(),
         command_timeout: args.env.command_timeout(),
         work_dir: args.env.work_dir.clone(),
+        backend: args.backend.backend(),
     };
     if args.dry_run {
         let started = Instant::now();

@@ -7,6 +7,7 @@ use std::time::Duration;
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::runner::Schedule;
 use trajforge_pipeline::worker::WorkerSpec;
+use trajforge_sandbox::Backend;
 
 use crate::args::{StoreArgs, TeacherArgs};
 use crate::error::CliError;
@@ -18,7 +19,8 @@ use crate::error::CliError;
     after_help = "The run's settings, menu, demonstrations, prompts, --max-repeats and the teacher's sampling and \
 tool-call mode come from the database (a worker's own sampling options are not used). A worker refuses \
 to start when its checkout is not at the run's commit, or when it is another trajforge build or teacher model than \
-the run's (its data would differ). Each job is claimed under a lease renewed every quarter of --lease; a stage is \
+the run's (its data would differ). Commands run where the run's creator chose (`generate --sandbox podman --image \
+IMAGE`): the image must be present on the worker's machine under the same name. Each job is claimed under a lease renewed every quarter of --lease; a stage is \
 committed only while the lease holds, so a worker that was paused or cut off past its lease commits nothing and \
 its job is finished by another. SIGTERM or Ctrl-C: episodes in flight finish or stop at a stage boundary, \
 the rest stays queued."
@@ -84,7 +86,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
     }
     let runtime = prepare::runtime(args.concurrency)?;
     let teacher = super::teacher(&spec, &runtime, None)?;
-    stderr_line!("preparing the repository environment at the run's commit ...");
+    stderr_line!(
+        "preparing the repository environment at the run's commit{} ...",
+        match run.backend() {
+            Backend::Bubblewrap => String::new(),
+            Backend::Container { engine, image } =>
+                format!(" in {} image {image}", engine.program()),
+        }
+    );
     let prepared = run.prepare(&teacher)?;
     stderr_line!(
         "worker joined {location}: {} jobs, {} done",

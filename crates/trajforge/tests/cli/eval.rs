@@ -387,3 +387,44 @@ fn an_eval_folder_with_the_users_own_rows_is_refused_and_left_alone() {
         assert!(!out_dir.join("trajforge.db").exists(), "no store created");
     }
 }
+
+/// `--sandbox podman`: the agent's commands and the hard task's test runs happen in
+/// containers of the test image, and the gold patch resolves the task there too. One task,
+/// one seed, to keep the container starts few; a resume in bubblewrap is refused. (Skipped
+/// where podman is absent, unless CI.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_the_gold_patch_resolves_a_hard_task_in_containers() {
+    let Some(image) = trajforge_testkit::podman_image() else {
+        return;
+    };
+    let Some(scene) = scene() else { return };
+    let tasks = &scene.tasks[..1];
+    let tasks_file = scene.write_tasks("one.jsonl", tasks);
+    let server = teacher(Agent::Gold, tasks, Duration::ZERO).await;
+    let out_dir = scene.dir.path().join("eval-podman");
+    let sandbox = ["--sandbox", "podman", "--image", image.as_str()];
+    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &sandbox)).await;
+    assert_success(&out);
+    let results = rows(&out_dir);
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(
+        (
+            r.resolved,
+            r.recall,
+            r.exit_status.as_str(),
+            r.error.as_deref()
+        ),
+        (Some(true), 1.0, "submitted", None),
+        "{r:?}"
+    );
+    crate::run::assert_engine_folder(&scene.work, "podman");
+    // Resumed in bubblewrap, its rows would mix two sandboxes: refused.
+    let out = output(scene.eval_cmd(&server, &tasks_file, &out_dir, &[])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("sandbox: podman image {image} → bubblewrap")),
+        "{stderr}"
+    );
+}

@@ -211,6 +211,7 @@ fn a_generated_run_gains_the_records_and_keeps_its_settings() {
         include_tests: false,
         keep_different_final: false,
         excluded: None,
+        sandbox: None,
     };
     let stored = serde_json::to_string(&settings).expect("json");
     {

@@ -112,30 +112,44 @@ fn empty_p1_is_undefined() {
 }
 
 #[test]
-fn large_patches_are_read_as_streams() {
-    // 400,000 added lines (about 21 MB) in one hunk; P2 repeats every third line.
+fn a_patch_at_the_limit_is_compared_and_one_byte_more_is_refused() {
+    // P1 of 21,000 added lines, padded to exactly the 1 MiB patch limit of `run` and
+    // `generate`; P2 repeats every third line but the last.
+    const LIMIT: usize = 1 << 20;
     let cache = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
-    let n: usize = 400_000;
+    let n: usize = 21_000;
     let pad = "x".repeat(40);
-    let mut p1 = format!("--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{n} @@\n");
-    let mut p2 = format!(
-        "--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{} @@\n",
-        n.div_ceil(3)
+    let lines: Vec<String> = (0..n).map(|i| format!("+{pad} {i}\n")).collect();
+    let hunk = |count: usize| format!("--- /dev/null\n+++ b/big.txt\n@@ -0,0 +1,{count} @@\n");
+    let mut p1 = hunk(n) + &lines.concat();
+    let fill = LIMIT - p1.len();
+    p1.truncate(p1.len() - 1);
+    p1.push_str(&"y".repeat(fill));
+    p1.push('\n');
+    assert_eq!(p1.len(), LIMIT);
+    let kept: Vec<&String> = lines[..n - 1].iter().step_by(3).collect();
+    let p2 = hunk(kept.len()) + &kept.iter().map(|l| l.as_str()).collect::<String>();
+    let (p1_path, p2_path) = (
+        write_file(dir.path(), "p1.diff", &p1),
+        write_file(dir.path(), "p2.diff", &p2),
     );
-    for i in 0..n {
-        let line = format!("+{pad} {i}\n");
-        if i % 3 == 0 {
-            p2.push_str(&line);
-        }
-        p1.push_str(&line);
-    }
-    let p1 = write_file(dir.path(), "p1.diff", &p1);
-    let p2 = write_file(dir.path(), "p2.diff", &p2);
-    let out = trajforge(&["recall", &p1, &p2, "--json"], cache.path());
+    let out = trajforge(&["recall", &p1_path, &p2_path, "--json"], cache.path());
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert_eq!(v["total"], n);
-    assert_eq!(v["matched"], n.div_ceil(3));
+    assert_eq!(v["matched"], kept.len());
     assert_eq!(v["files"]["big.txt"]["total"], n);
+    // One byte more, as P1 or as P2: refused, naming the patch.
+    p1.insert(p1.len() - 1, 'y');
+    let over = write_file(dir.path(), "over.diff", &p1);
+    for (args, which) in [([&over, &p2_path], "P1"), ([&p2_path, &over], "P2")] {
+        let out = trajforge(&["recall", args[0], args[1]], cache.path());
+        let err = input_error(&out);
+        assert!(
+            err.contains("over.diff")
+                && err.contains(&format!("{which} is over the limit of {LIMIT} bytes")),
+            "{err}"
+        );
+    }
 }

@@ -89,6 +89,19 @@ pub enum Sandbox {
     Bwrap,
     /// A podman container of this image.
     Podman(String),
+    /// A container of this image started by podman-docker's `docker` (podman behind docker's
+    /// command line), with the environment it needs ([`trajforge_testkit::podman_docker`]).
+    Docker(String, [(&'static str, &'static str); 1]),
+}
+
+impl Sandbox {
+    /// The environment of a `trajforge` run in this sandbox.
+    fn envs(&self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Sandbox::Docker(_, envs) => envs.to_vec(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Generates each listed `async fn NAME(sandbox: Sandbox)` as a test per backend:
@@ -117,6 +130,17 @@ macro_rules! episode_tests {
             )*
         }
     };
+}
+
+/// The first episode test through docker's command line: podman-docker's `docker`, which
+/// runs podman. This checks trajforge's docker arguments (the image check, the workspace
+/// overlay as an anonymous volume, limits, the persistent shell, the patch) against a
+/// docker-compatible command line, not against a docker engine, which is not available here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_cli_a_real_episode_edits_runs_and_submits() {
+    if let Some((image, envs)) = trajforge_testkit::podman_docker() {
+        a_real_episode_edits_runs_and_submits(Sandbox::Docker(image, envs)).await;
+    }
 }
 
 episode_tests!(
@@ -154,8 +178,14 @@ fn run_args(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if let Sandbox::Podman(image) = sandbox {
-        args.extend(["--sandbox", "podman", "--image", image].map(String::from));
+    match sandbox {
+        Sandbox::Bwrap => {}
+        Sandbox::Podman(image) => {
+            args.extend(["--sandbox", "podman", "--image", image].map(String::from));
+        }
+        Sandbox::Docker(image, _) => {
+            args.extend(["--sandbox", "docker", "--image", image].map(String::from));
+        }
     }
     args
 }
@@ -192,18 +222,16 @@ async fn a_real_episode_edits_runs_and_submits(sandbox: Sandbox) {
         Step::tool_call("submit", json!({})),
     ]);
     let server = FakeServer::start(script).await;
-    let output = trajforge_async(
-        run_args(&server, &repo, &work, &out, &sandbox),
-        vec![("TRAJFORGE_API_KEY", "sk-very-secret-123")],
-    )
-    .await;
+    let mut envs = vec![("TRAJFORGE_API_KEY", "sk-very-secret-123")];
+    envs.extend(sandbox.envs());
+    let output = trajforge_async(run_args(&server, &repo, &work, &out, &sandbox), envs).await;
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert_eq!(output.status.code(), Some(0), "stderr:\n{stderr}");
     // The patch on stdout: the edit, not the deleted scratch file.
     assert!(
         stdout.contains("+def chunked(iterable, n, strict=False):  # checked"),
-        "{stdout}"
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(!stdout.contains("repro.py"), "{stdout}");
     // Live output shows each step, and the summary line ends the run.
@@ -264,6 +292,26 @@ async fn a_real_episode_edits_runs_and_submits(sandbox: Sandbox) {
     for text in [&file, &stderr, &stdout] {
         assert!(!text.contains("sk-very-secret-123"));
     }
+    match sandbox {
+        Sandbox::Bwrap => {}
+        Sandbox::Podman(_) => assert_engine_folder(&work, "podman"),
+        Sandbox::Docker(..) => assert_engine_folder(&work, "docker"),
+    }
+}
+
+/// Asserts that the work folder `work` holds snapshots made with `engine` (`podman`,
+/// `docker`): a container backend keeps them in a folder named by engine and image.
+#[track_caller]
+pub fn assert_engine_folder(work: &Path, engine: &str) {
+    let names: Vec<String> = std::fs::read_dir(work)
+        .expect("work folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with(&format!("{engine}-"))),
+        "no {engine} snapshots in {}: {names:?}",
+        work.display()
+    );
 }
 
 async fn a_command_cannot_touch_the_host_outside_the_workspace(sandbox: Sandbox) {

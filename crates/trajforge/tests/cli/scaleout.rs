@@ -50,12 +50,25 @@ fn jobs_done_by_workers(url: &str, run: &str) -> u64 {
 
 /// Create run `run` in `url` with `generate --no-work`.
 async fn enqueue(scene: &Scene, server: &FakeServer, url: &str, run: &str) {
+    assert_success(&create(scene, server, url, run, N, &[]).await);
+}
+
+/// `generate --no-work` of `n` functions with `extra` options, creating run `run` in `url`;
+/// its output.
+async fn create(
+    scene: &Scene,
+    server: &FakeServer,
+    url: &str,
+    run: &str,
+    n: usize,
+    extra: &[&str],
+) -> std::process::Output {
     let out_dir = scene.dir.path().join(format!("unused-{run}"));
-    let mut cmd = generate_cmd(scene, server, &out_dir, N, &["--no-work"]);
-    cmd.args(["--store", url, "--run", run]);
+    let mut cmd = generate_cmd(scene, server, &out_dir, n, extra);
+    cmd.args(["--no-work", "--store", url, "--run", run]);
     let out = output(cmd).await;
-    assert_success(&out);
     assert!(!out_dir.exists(), "a shared-store run writes no folder");
+    out
 }
 
 /// A `trajforge worker` on run `run`, with its own work folder (as on its own machine).
@@ -280,4 +293,63 @@ async fn store_copy_moves_a_run_to_postgres_and_back_with_equal_exports() {
     assert!(!original.is_empty());
     assert_eq!(in_pg, original);
     assert_eq!(round_trip, original);
+}
+
+/// A worker takes the sandbox from the run (it has no sandbox options of its own): one that
+/// joins a run created with `--sandbox podman --image` of an image its machine lacks is
+/// refused before any episode, naming the image. (Skipped where podman is absent, unless CI.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_a_worker_uses_the_run_s_container_image_and_is_refused_without_it() {
+    let Some(image) = trajforge_testkit::podman_image() else {
+        return;
+    };
+    let scene = scene();
+    let server = server(0, 0).await;
+    let url = cluster().fresh_database("noimage");
+    // The test image under a name of this test's own, gone before the worker starts (as on
+    // a machine without the image).
+    let missing = format!("localhost/trajforge-test:worker-{}", std::process::id());
+    let podman = |args: &[&str]| {
+        trajforge_testkit::run_ok(Command::new("podman").args(args), "podman");
+    };
+    podman(&["tag", &image, &missing]);
+    let sandbox = ["--sandbox", "podman", "--image", missing.as_str()];
+    let created = create(&scene, &server, &url, "p", 1, &sandbox).await;
+    podman(&["untag", &image, &missing]);
+    assert_success(&created);
+    let w = worker(&scene, &server, &url, "p", 0, &[]);
+    let out = tokio::task::spawn_blocking(move || w.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in podman image {missing}"))
+            && stderr.contains(&format!("`{missing}` not found by podman")),
+        "{stderr}"
+    );
+    assert_eq!(pg_status(&url, "p")["done"], 0);
+}
+
+/// A run created with `--sandbox podman` is worked on in containers of its image, and the
+/// worker's data equal a bubblewrap SQLite run's. 20 to 65 s of container starts for one
+/// function on a shared 2-core machine, so on demand only (`--ignored`); the test above
+/// checks cheaply that the worker takes the run's backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "20 to 65 s of container starts; run with --ignored"]
+async fn podman_a_worker_runs_the_episodes_in_the_run_s_container_image() {
+    let Some(image) = trajforge_testkit::podman_image() else {
+        return;
+    };
+    let scene = scene();
+    let server = server(0, 0).await;
+    let reference = scene.dir.path().join("reference");
+    assert_success(&output(generate_cmd(&scene, &server, &reference, 1, &[])).await);
+    let url = cluster().fresh_database("podman");
+    let sandbox = ["--sandbox", "podman", "--image", image.as_str()];
+    assert_success(&create(&scene, &server, &url, "p", 1, &sandbox).await);
+    wait_success(worker(&scene, &server, &url, "p", 0, &[])).await;
+    assert_eq!(pg_digest(&url, "p"), digest(&reference));
+    assert_eq!(pg_job_results(&url, "p"), job_results(&reference));
+    crate::run::assert_engine_folder(&scene.dir.path().join("worker0/work"), "podman");
 }

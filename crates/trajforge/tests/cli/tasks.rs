@@ -405,3 +405,47 @@ fn stage_times(store: &Path) -> std::collections::BTreeMap<i64, i64> {
         .map(|st| (st.job_id, st.created_at))
         .collect()
 }
+
+/// `--sandbox podman`: the one hard change of a one-commit window (`tail` rejecting a negative
+/// size) gets its FAIL_TO_PASS test from test runs in containers of the test image, and the
+/// run cannot be resumed in another sandbox. (Skipped where podman is absent, unless CI.)
+#[test]
+fn podman_mines_a_hard_task_with_its_tests_run_in_containers() {
+    let Some(image) = trajforge_testkit::podman_image() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = more_itertools_clone(dir.path());
+    let work = work_dir(dir.path());
+    let out = dir.path().join("tasks.jsonl");
+    let mine_one = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
+        cmd.args(["tasks", "mine", "--repo"])
+            .arg(&repo)
+            // ed86a15's first parent: the window is that one change.
+            .args(["--after", "fe24c338d8c3", "--until", UNTIL, "--out"])
+            .arg(&out)
+            .arg("--work-dir")
+            .arg(&work)
+            .args(["--statement", "commit", "--test-cmd"])
+            .arg("python3 -m unittest -v -k TailTests")
+            .args(extra);
+        run(cmd)
+    };
+    let o = mine_one(&["--sandbox", "podman", "--image", &image]);
+    assert_success(&o);
+    let tasks = jsonl(&out);
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let tail = by_id(&tasks, "more-itertools-ed86a1528aa0");
+    assert_eq!(tail["kind"], "hard", "{tail}");
+    assert_eq!(
+        strings(&tail["FAIL_TO_PASS"]),
+        ["tests.test_recipes.TailTests.test_sized_negative"]
+    );
+    crate::run::assert_engine_folder(&work, "podman");
+    // The same mining in bubblewrap is another run: refused, naming the sandbox.
+    std::fs::remove_file(&out).expect("rm");
+    let o = mine_one(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sandbox"), "{}", stderr(&o));
+}
