@@ -14,7 +14,8 @@ use crate::error::{self, CliError};
     after_help = "Recall r = (P1 lines matched in P2) / (P1 lines), over the added and removed lines of each \
 patch (sign included, exact text, file names ignored, each P2 line matching once; whitespace-only lines \
 do not count). Plain output is r, or \"undefined\" when P1 changes no lines. Use - to read a patch from stdin. \
-Each patch may have at most 1 MiB (the patch limit of run and generate); a larger one is refused with exit code 2."
+Each patch may have at most --max-bytes (1 MiB by default, the patch limit of run and generate); a larger one \
+is refused with exit code 2. Memory grows with that limit, not with the input."
 )]
 pub struct Args {
     /// The patch of rollout 1 (the reference).
@@ -27,6 +28,9 @@ pub struct Args {
     /// Also print whether the pair is kept at this threshold (exit status stays 0).
     #[arg(long, value_name = "R")]
     pub threshold: Option<f64>,
+    /// Largest patch compared, in bytes [default: 1048576, the patch limit of run and generate].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bytes: Option<u64>,
 }
 
 /// Run `trajforge recall`.
@@ -43,11 +47,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "--threshold {t}: must be between 0 and 1"
         )));
     }
-    // Both patches are read as streams, each up to the limit of an episode's patch (`generate`
-    // rejects a larger one before any recall): memory is bounded by that, not by the input.
+    // Both patches are read as streams, each up to a limit (by default that of an episode's
+    // patch, since `generate` rejects a larger one before any recall): memory is bounded by
+    // the limit, not by the input.
     let stdin = std::io::stdin();
     let (p1, p2) = (open(&args.p1, &stdin)?, open(&args.p2, &stdin)?);
-    let limit = MAX_PATCH_BYTES as u64;
+    let limit = args.max_bytes.unwrap_or(MAX_PATCH_BYTES as u64);
     let recall = trajforge_patch::line_recall_reader(p1, p2, limit).map_err(|e| match e {
         RecallReadError::Parse(e @ RecallError::P1(_)) => {
             CliError::input(format!("{}: {e}", args.p1.display()))
@@ -63,7 +68,10 @@ pub fn run(args: Args) -> Result<(), CliError> {
                 "{}: {which} is over the limit of {limit} bytes: not compared",
                 path.display()
             ))
-            .hint("run and generate cut an episode's patch at this size and never verify a larger one")
+            .hint(format!(
+                "run and generate cut an episode's patch at {MAX_PATCH_BYTES} bytes and never verify a \
+                 larger one; to compare larger patches anyway, raise --max-bytes (memory grows with it)"
+            ))
         }
         RecallReadError::Read { which, source } => {
             let path = if which == "P1" { &args.p1 } else { &args.p2 };

@@ -151,5 +151,21 @@ fn a_patch_at_the_limit_is_compared_and_one_byte_more_is_refused() {
                 && err.contains(&format!("{which} is over the limit of {LIMIT} bytes")),
             "{err}"
         );
+        assert!(
+            err.contains("--max-bytes"),
+            "the hint names the way out: {err}"
+        );
     }
+    // A user who wants it compared anyway raises the limit.
+    let limit = (LIMIT + 1).to_string();
+    let out = trajforge(
+        &["recall", &over, &p2_path, "--json", "--max-bytes", &limit],
+        cache.path(),
+    );
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(
+        (v["total"].clone(), v["matched"].clone()),
+        (n.into(), kept.len().into())
+    );
 }
