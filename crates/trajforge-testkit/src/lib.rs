@@ -16,6 +16,7 @@
 //! - [`postgres::cluster`]: a throwaway PostgreSQL cluster per test process, a fresh
 //!   database per test.
 //! - [`podman_image`]: the locally built image of the `--sandbox podman` tests.
+//! - [`runtime`]: the two-thread async runtime tests drive fake servers and episodes on.
 
 pub mod code;
 pub mod fuzz;
@@ -31,6 +32,16 @@ pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};
 
 use std::path::{Path, PathBuf};
+
+/// A multi-threaded async runtime with two workers and every driver enabled, for tests that
+/// start fake servers or run episodes from synchronous code.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
 
 /// The reference Python environment of scripts/python-env.sh ($TRAJFORGE_PYTHON, else
 /// `<repo>/.cache/py/bin/python`) when it can `import` every module in `modules` (e.g.

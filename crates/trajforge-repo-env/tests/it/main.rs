@@ -12,6 +12,7 @@ use trajforge_repo_env::RepoEnvironment;
 use trajforge_repo_env::workdir;
 use trajforge_sandbox::{EnvironmentOptions, Limits};
 use trajforge_teacher::ToolCall;
+use trajforge_testkit::runtime;
 
 /// A temp dir the unprivileged sandbox uid can traverse (tempfile makes them 0700).
 fn open_tempdir() -> tempfile::TempDir {
@@ -66,14 +67,6 @@ fn options() -> EnvironmentOptions {
         max_output_bytes: 64 * 1024,
     };
     options
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// One episode: writes `text` to `file` with the editor, waits, and hands in the patch.

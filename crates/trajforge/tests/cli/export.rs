@@ -38,11 +38,7 @@ fn run_dir() -> &'static Path {
         let repo = sample_git_repo(&dir);
         let work = work_dir(&dir);
         let run = dir.join("run");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = trajforge_testkit::runtime();
         let teacher = Arc::new(CodeTeacher::new(0));
         let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
             teacher.answer(req)

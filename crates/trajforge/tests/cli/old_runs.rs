@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use trajforge_testkit::code::{CodeTeacher, expected_result};
 use trajforge_testkit::web::WebTeacher;
-use trajforge_testkit::{FakeServer, Script, run_ok};
+use trajforge_testkit::{FakeServer, Script, run_ok, runtime};
 
 use crate::run::work_dir;
 use crate::site::bidict_docs;
@@ -63,14 +63,6 @@ fn code_server(rt: &tokio::runtime::Runtime) -> FakeServer {
     rt.block_on(FakeServer::start(Script::handler(move |req| {
         teacher.answer(req)
     })))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// What the pins hold for one run folder: `status`, `status --json --jobs` and a raw export
