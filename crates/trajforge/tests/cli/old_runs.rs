@@ -181,25 +181,25 @@ fn make_fixtures() {
         let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
             teacher.answer(req)
         })));
-        let out = taught(&["web", "generate"], &server.url())
-            .arg("--site")
-            .arg(&site)
-            .arg("--out")
-            .arg(&web)
-            .args([
-                "-n",
-                "8",
-                "--start-pages",
-                "2",
-                "--seed",
-                "5",
-                "--max-steps",
-                "8",
-            ])
-            .args(["--concurrency", "1", "--backoff", "0.01"])
-            .output()
-            .expect("trajforge runs");
-        assert!(out.status.success(), "{}", stderr(&out));
+        run_ok(
+            taught(&["web", "generate"], &server.url())
+                .arg("--site")
+                .arg(&site)
+                .arg("--out")
+                .arg(&web)
+                .args([
+                    "-n",
+                    "8",
+                    "--start-pages",
+                    "2",
+                    "--seed",
+                    "5",
+                    "--max-steps",
+                    "8",
+                ])
+                .args(["--concurrency", "1", "--backoff", "0.01"]),
+            "web generate",
+        );
     }
 
     // Imported: SERA and mini-swe-agent records.
