@@ -955,20 +955,10 @@ mod tests {
     fn draws_follow_site_paths_not_ports() {
         let menu = trajforge_menu::Menu::builtin();
         let n = menu.tasks.len() * 3;
-        let a = plan(
-            &menu.tasks,
-            &pages_at("http://127.0.0.1:41000"),
-            n,
-            7,
-            TaskDraw::SitePaths,
-        );
-        let b = plan(
-            &menu.tasks,
-            &pages_at("http://localhost:52000"),
-            n,
-            7,
-            TaskDraw::SitePaths,
-        );
+        // The same plan (size, seed) of the same site served at `origin`.
+        let plan_at = |origin: &str, order| plan(&menu.tasks, &pages_at(origin), n, 7, order);
+        let a = plan_at("http://127.0.0.1:41000", TaskDraw::SitePaths);
+        let b = plan_at("http://localhost:52000", TaskDraw::SitePaths);
         assert_eq!(drawn(&a), drawn(&b));
         // Job keys still name the full start URL, as stored runs have them.
         assert!(a[0].0.ends_with(&format!(
@@ -976,20 +966,8 @@ mod tests {
             WebJob::deserialize(&a[0].1).unwrap().start_url
         )));
         // The order of runs created before it follows the port (kept for their resumes).
-        let old_a = plan(
-            &menu.tasks,
-            &pages_at("http://127.0.0.1:41000"),
-            n,
-            7,
-            TaskDraw::StartUrls,
-        );
-        let old_b = plan(
-            &menu.tasks,
-            &pages_at("http://127.0.0.1:41001"),
-            n,
-            7,
-            TaskDraw::StartUrls,
-        );
+        let old_a = plan_at("http://127.0.0.1:41000", TaskDraw::StartUrls);
+        let old_b = plan_at("http://127.0.0.1:41001", TaskDraw::StartUrls);
         assert_ne!(drawn(&old_a), drawn(&old_b));
         assert_eq!(site_path("http://h:1/a/b.html?x=1#top"), "/a/b.html?x=1");
         assert_eq!(TaskDraw::from_meta(None), TaskDraw::StartUrls);
