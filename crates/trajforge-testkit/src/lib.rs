@@ -28,7 +28,7 @@ mod server;
 pub mod web;
 
 pub use process::{git, run_ok};
-pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
+pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step, between, first_user_text};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};
 
 use std::path::{Path, PathBuf};
