@@ -43,12 +43,21 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// A prerequisite of the calling test (test data, a browser, a tool) is missing: under CI
+/// (`CI` set) the test fails saying `why`, so nothing is silently left untested; elsewhere
+/// this prints a skip note and the caller returns.
+// The skip note goes to the test's output, where a reader of the test run looks for it.
+#[allow(clippy::print_stderr)]
+#[track_caller]
+pub fn skip_missing(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "CI: {why}");
+    eprintln!("skipping: {why}");
+}
+
 /// The reference Python environment of scripts/python-env.sh ($TRAJFORGE_PYTHON, else
 /// `<repo>/.cache/py/bin/python`) when it can `import` every module in `modules` (e.g.
 /// `"tokenizers, jinja2"`). Outside CI a missing one skips the calling test with a note;
 /// under CI (`CI` set) it fails the test, so a reference check is never silently lost.
-// The skip note goes to the test's output, where a reader of the test run looks for it.
-#[allow(clippy::print_stderr)]
 pub fn reference_python(modules: &str) -> Option<PathBuf> {
     let py = std::env::var_os("TRAJFORGE_PYTHON")
         .map(PathBuf::from)
@@ -62,15 +71,10 @@ pub fn reference_python(modules: &str) -> Option<PathBuf> {
     if ok {
         return Some(py);
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: {} cannot import {modules}; run scripts/python-env.sh",
+    skip_missing(&format!(
+        "{} cannot import {modules}; run scripts/python-env.sh",
         py.display()
-    );
-    eprintln!(
-        "skipping: {} cannot import {modules} (run scripts/python-env.sh)",
-        py.display()
-    );
+    ));
     None
 }
 
