@@ -19,7 +19,7 @@ use trajforge_store::model::{
 use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, StageName, StoreError};
 use trajforge_teacher::{ChatMessage, Usage};
 
-use crate::code::{StageError, exit_label, record_rollout, record_teacher_stage};
+use crate::code::{StageError, exit_label, record_rollout, record_teacher_stage, rollout_stage};
 use crate::decontaminate::HeldOutPages;
 use crate::envs::WebEnvFactory;
 use crate::error::RunError;
@@ -378,10 +378,7 @@ async fn run_rollout(
     start_url: &str,
     task: &str,
 ) -> Result<Result<WebRollout, Outcome>, StoreError> {
-    let (stage_of, env_error): (fn(RolloutStage) -> Stage, _) = match which {
-        Rollout::T1 => (Stage::Rollout1, Outcome::T1EnvironmentError),
-        _ => (Stage::Rollout2, Outcome::T2EnvironmentError),
-    };
+    let (stage_of, env_error) = rollout_stage(&which);
     let t = match rollout(w, start_url, task).await {
         Ok(t) => t,
         Err(e) => return reject(w, job, RejectedStage::new(env_error).error(e)).map(Err),
