@@ -1060,34 +1060,24 @@ mod tests {
     }
 
     fn chunks_of(s: &Scripted, cuts: &[usize]) -> Vec<ChatChunk> {
-        let mut out = vec![chunk(
-            Delta {
-                role: Some(Role::Assistant),
-                content: Some(String::new()),
-                ..Delta::default()
-            },
-            None,
-            None,
-        )];
+        // A chunk that only adds to the message (no finish reason, no usage).
+        let adding = |delta: Delta| chunk(delta, None, None);
+        let mut out = vec![adding(Delta {
+            role: Some(Role::Assistant),
+            content: Some(String::new()),
+            ..Delta::default()
+        })];
         for piece in pieces(&s.reasoning, cuts) {
-            out.push(chunk(
-                Delta {
-                    reasoning_content: Some(piece),
-                    ..Delta::default()
-                },
-                None,
-                None,
-            ));
+            out.push(adding(Delta {
+                reasoning_content: Some(piece),
+                ..Delta::default()
+            }));
         }
         for piece in pieces(&s.text, cuts) {
-            out.push(chunk(
-                Delta {
-                    content: Some(piece),
-                    ..Delta::default()
-                },
-                None,
-                None,
-            ));
+            out.push(adding(Delta {
+                content: Some(piece),
+                ..Delta::default()
+            }));
         }
         for (i, (name, args)) in s.calls.iter().enumerate() {
             let args = args.to_string();
@@ -1102,14 +1092,10 @@ mod tests {
                         arguments: Some(Value::String(part.clone())),
                     }),
                 };
-                out.push(chunk(
-                    Delta {
-                        tool_calls: vec![call],
-                        ..Delta::default()
-                    },
-                    None,
-                    None,
-                ));
+                out.push(adding(Delta {
+                    tool_calls: vec![call],
+                    ..Delta::default()
+                }));
             }
         }
         let finish = if s.calls.is_empty() {

@@ -195,18 +195,14 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                 if w.control.stopped() {
                     return Ok(Outcome::Stopped);
                 }
-                let t = match rollout(w, &task1).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        last_reason =
-                            reject(RejectedStage::new(Outcome::T1EnvironmentError).error(e))?;
+                let run = run_rollout(w, job, a, Rollout::T1, task1.clone(), Some(bug), &reject);
+                match run.await? {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        last_reason = reason;
                         continue;
                     }
-                };
-                let v = code_rollout(&t, task1.clone(), Some(bug));
-                let stage = Stage::Rollout1(RolloutStage::Code(v.clone()));
-                record_rollout(w, job, a, &stage, Rollout::T1, &t)?;
-                v
+                }
             }
         };
         if r1.exit != ExitLabel::Submitted {
@@ -292,18 +288,13 @@ async fn process(w: &Worker, job: i64, key: &str, payload: &Value) -> Result<Out
                     return Ok(Outcome::Stopped);
                 }
                 let task2 = fill(&cfg.prompts.rollout2, &[("issue", &pr.text)]);
-                let t = match rollout(w, &task2).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        last_reason =
-                            reject(RejectedStage::new(Outcome::T2EnvironmentError).error(e))?;
+                match run_rollout(w, job, a, Rollout::T2, task2, None, &reject).await? {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        last_reason = reason;
                         continue;
                     }
-                };
-                let v = code_rollout(&t, task2, None);
-                let stage = Stage::Rollout2(RolloutStage::Code(v.clone()));
-                record_rollout(w, job, a, &stage, Rollout::T2, &t)?;
-                v
+                }
             }
         };
         if let Some(size) = r2.patch_cut {
@@ -354,6 +345,44 @@ fn too_large(size: u64) -> String {
         "the patch is {size} bytes, over the limit of {} bytes",
         trajforge_repo_env::repo::MAX_PATCH_BYTES
     )
+}
+
+/// The stage that holds rollout `which` (T1 or T2), and the outcome of a job whose
+/// environment failed in it: the same for code and web runs.
+pub(crate) fn rollout_stage(which: &Rollout) -> (fn(RolloutStage) -> Stage, Outcome) {
+    match which {
+        Rollout::T1 => (Stage::Rollout1, Outcome::T1EnvironmentError),
+        _ => (Stage::Rollout2, Outcome::T2EnvironmentError),
+    }
+}
+
+/// Run rollout `which` (T1 or T2) of attempt `a` on `task` (rollout 1 names its `bug`) and
+/// commit its stage; when the environment fails, the attempt is rejected through `reject`
+/// instead and `Err` holds that outcome.
+async fn run_rollout(
+    w: &Worker,
+    job: i64,
+    a: i64,
+    which: Rollout,
+    task: String,
+    bug: Option<&BugEntry>,
+    reject: &impl Fn(RejectedStage) -> Result<Outcome, StoreError>,
+) -> Result<Result<CodeRollout, Outcome>, StoreError> {
+    let (stage_of, env_error) = rollout_stage(&which);
+    let t = match rollout(w, &task).await {
+        Ok(t) => t,
+        Err(e) => return reject(RejectedStage::new(env_error).error(e)).map(Err),
+    };
+    let v = code_rollout(&t, task, bug);
+    record_rollout(
+        w,
+        job,
+        a,
+        &stage_of(RolloutStage::Code(v.clone())),
+        which,
+        &t,
+    )?;
+    Ok(Ok(v))
 }
 
 async fn rollout(w: &Worker, task: &str) -> Result<Trajectory, StageError> {

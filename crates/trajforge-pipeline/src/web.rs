@@ -19,7 +19,7 @@ use trajforge_store::model::{
 use trajforge_store::{ExitLabel, Outcome, Rollout, Stage, StageName, StoreError};
 use trajforge_teacher::{ChatMessage, Usage};
 
-use crate::code::{StageError, exit_label, record_rollout, record_teacher_stage};
+use crate::code::{StageError, exit_label, record_rollout, record_teacher_stage, rollout_stage};
 use crate::decontaminate::HeldOutPages;
 use crate::envs::WebEnvFactory;
 use crate::error::RunError;
@@ -378,10 +378,7 @@ async fn run_rollout(
     start_url: &str,
     task: &str,
 ) -> Result<Result<WebRollout, Outcome>, StoreError> {
-    let (stage_of, env_error): (fn(RolloutStage) -> Stage, _) = match which {
-        Rollout::T1 => (Stage::Rollout1, Outcome::T1EnvironmentError),
-        _ => (Stage::Rollout2, Outcome::T2EnvironmentError),
-    };
+    let (stage_of, env_error) = rollout_stage(&which);
     let t = match rollout(w, start_url, task).await {
         Ok(t) => t,
         Err(e) => return reject(w, job, RejectedStage::new(env_error).error(e)).map(Err),
@@ -955,20 +952,10 @@ mod tests {
     fn draws_follow_site_paths_not_ports() {
         let menu = trajforge_menu::Menu::builtin();
         let n = menu.tasks.len() * 3;
-        let a = plan(
-            &menu.tasks,
-            &pages_at("http://127.0.0.1:41000"),
-            n,
-            7,
-            TaskDraw::SitePaths,
-        );
-        let b = plan(
-            &menu.tasks,
-            &pages_at("http://localhost:52000"),
-            n,
-            7,
-            TaskDraw::SitePaths,
-        );
+        // The same plan (size, seed) of the same site served at `origin`.
+        let plan_at = |origin: &str, order| plan(&menu.tasks, &pages_at(origin), n, 7, order);
+        let a = plan_at("http://127.0.0.1:41000", TaskDraw::SitePaths);
+        let b = plan_at("http://localhost:52000", TaskDraw::SitePaths);
         assert_eq!(drawn(&a), drawn(&b));
         // Job keys still name the full start URL, as stored runs have them.
         assert!(a[0].0.ends_with(&format!(
@@ -976,20 +963,8 @@ mod tests {
             WebJob::deserialize(&a[0].1).unwrap().start_url
         )));
         // The order of runs created before it follows the port (kept for their resumes).
-        let old_a = plan(
-            &menu.tasks,
-            &pages_at("http://127.0.0.1:41000"),
-            n,
-            7,
-            TaskDraw::StartUrls,
-        );
-        let old_b = plan(
-            &menu.tasks,
-            &pages_at("http://127.0.0.1:41001"),
-            n,
-            7,
-            TaskDraw::StartUrls,
-        );
+        let old_a = plan_at("http://127.0.0.1:41000", TaskDraw::StartUrls);
+        let old_b = plan_at("http://127.0.0.1:41001", TaskDraw::StartUrls);
         assert_ne!(drawn(&old_a), drawn(&old_b));
         assert_eq!(site_path("http://h:1/a/b.html?x=1#top"), "/a/b.html?x=1");
         assert_eq!(TaskDraw::from_meta(None), TaskDraw::StartUrls);

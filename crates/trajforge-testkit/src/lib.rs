@@ -16,6 +16,7 @@
 //! - [`postgres::cluster`]: a throwaway PostgreSQL cluster per test process, a fresh
 //!   database per test.
 //! - [`podman_image`]: the locally built image of the `--sandbox podman` tests.
+//! - [`runtime`]: the two-thread async runtime tests drive fake servers and episodes on.
 
 pub mod code;
 pub mod fuzz;
@@ -27,17 +28,36 @@ mod server;
 pub mod web;
 
 pub use process::{git, run_ok};
-pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step};
+pub use script::{FakeToolCall, FakeUsage, Reply, Script, Step, between, first_user_text};
 pub use server::{FakeServer, RecordedRequest, ServerOptions};
 
 use std::path::{Path, PathBuf};
+
+/// A multi-threaded async runtime with two workers and every driver enabled, for tests that
+/// start fake servers or run episodes from synchronous code.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A prerequisite of the calling test (test data, a browser, a tool) is missing: under CI
+/// (`CI` set) the test fails saying `why`, so nothing is silently left untested; elsewhere
+/// this prints a skip note and the caller returns.
+// The skip note goes to the test's output, where a reader of the test run looks for it.
+#[allow(clippy::print_stderr)]
+#[track_caller]
+pub fn skip_missing(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "CI: {why}");
+    eprintln!("skipping: {why}");
+}
 
 /// The reference Python environment of scripts/python-env.sh ($TRAJFORGE_PYTHON, else
 /// `<repo>/.cache/py/bin/python`) when it can `import` every module in `modules` (e.g.
 /// `"tokenizers, jinja2"`). Outside CI a missing one skips the calling test with a note;
 /// under CI (`CI` set) it fails the test, so a reference check is never silently lost.
-// The skip note goes to the test's output, where a reader of the test run looks for it.
-#[allow(clippy::print_stderr)]
 pub fn reference_python(modules: &str) -> Option<PathBuf> {
     let py = std::env::var_os("TRAJFORGE_PYTHON")
         .map(PathBuf::from)
@@ -51,15 +71,10 @@ pub fn reference_python(modules: &str) -> Option<PathBuf> {
     if ok {
         return Some(py);
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: {} cannot import {modules}; run scripts/python-env.sh",
+    skip_missing(&format!(
+        "{} cannot import {modules}; run scripts/python-env.sh",
         py.display()
-    );
-    eprintln!(
-        "skipping: {} cannot import {modules} (run scripts/python-env.sh)",
-        py.display()
-    );
+    ));
     None
 }
 

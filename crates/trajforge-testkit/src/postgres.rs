@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::run_ok;
+
 /// The superuser of the throwaway cluster.
 const USER: &str = "trajforge";
 
@@ -246,33 +248,31 @@ impl PgCluster {
             .take(40)
             .collect();
         let db = format!("t{n}_{clean}");
-        let out = Command::new(self.bin.join("createdb"))
-            .arg("-h")
-            .arg(&self.dir)
-            .arg("-U")
-            .arg(USER)
-            .arg(&db)
-            .output()
-            .expect("createdb runs");
-        assert!(
-            out.status.success(),
-            "createdb {db}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new(self.bin.join("createdb"))
+                .arg("-h")
+                .arg(&self.dir)
+                .arg("-U")
+                .arg(USER)
+                .arg(&db),
+            &format!("createdb {db}"),
         );
         self.url(&db)
     }
 
     /// Run SQL on database `db` with psql (tests that inspect or break a store directly).
     pub fn psql(&self, db_url: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .arg(db_url)
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            Command::new(self.bin.join("psql")).arg(db_url).args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ]),
+            "psql",
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }

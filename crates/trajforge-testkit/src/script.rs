@@ -7,6 +7,23 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// The text of the first user message of a chat-completions request (`""` when there is
+/// none): where scripted teachers recognise the task they are asked about.
+pub fn first_user_text(req: &Value) -> &str {
+    req["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+}
+
+/// The text between the first `open` in `text` and the next `close` after it.
+pub fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(&text[start..start + len])
+}
+
 /// A tool call in a scripted reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakeToolCall {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::{Value, json};
 use trajforge_hash::fnv1a64;
 
-use crate::Step;
+use crate::{Step, between, first_user_text};
 
 /// One page of the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,11 +250,7 @@ impl WebTeacher {
             .get("tools")
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty());
-        let task = messages
-            .iter()
-            .find(|m| m["role"] == "user")
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or("");
+        let task = first_user_text(req);
         // The task message ends with the start page's snapshot: decide by the prompt alone, so
         // that fates do not depend on how the browser rendered the page.
         let task = task.split(START_PAGE).next().unwrap_or(task);
@@ -298,13 +294,6 @@ impl WebTeacher {
 /// Where a rollout's task message turns to the start page's observation (URL, title,
 /// snapshot) that the web pipeline appends to the prompt.
 const START_PAGE: &str = "\n\nURL: http";
-
-/// The text between the first `open` and the next `close` after it.
-fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
-    let start = text.find(open)? + open.len();
-    let len = text[start..].find(close)?;
-    Some(&text[start..start + len])
-}
 
 #[cfg(test)]
 mod tests {

@@ -27,8 +27,7 @@ pub fn site_dir() -> Option<PathBuf> {
         dir.display(),
         browser.display()
     );
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("skipping: {why}");
+    trajforge_testkit::skip_missing(&why);
     None
 }
 

@@ -239,10 +239,7 @@ pub type EvalWorker = Worker<TaskEnvs, EvalConfig>;
 impl EvalRunSpec {
     /// Check the options, read the tasks and load the prompts; nothing is created.
     pub fn load(self) -> Result<EvalRun, EvalError> {
-        if self.seeds == 0 {
-            return Err(RunError::Option("--seeds must be at least 1".into()).into());
-        }
-        self.budget.check()?;
+        check_seeds_and_budget(self.seeds, &self.budget)?;
         let tasks = read_tasks(&self.tasks)?;
         check_out_folder(&self.out, &location(&self.out, self.store.as_ref()))?;
         let prompts = match &self.prompts {
@@ -491,6 +488,14 @@ pub(crate) fn jobs(tasks: &[Task], seeds: u32) -> Vec<(String, Value)> {
             )
         })
         .collect()
+}
+
+/// The option checks every evaluation makes first: seeds at least 1, a valid budget.
+pub(crate) fn check_seeds_and_budget(seeds: u32, budget: &Budget) -> Result<(), EvalError> {
+    if seeds == 0 {
+        return Err(RunError::Option("--seeds must be at least 1".into()).into());
+    }
+    Ok(budget.check()?)
 }
 
 /// Read a task file: at least one task, each id once.

@@ -27,7 +27,7 @@ use trajforge_teacher::{TeacherError, Usage};
 
 use crate::envs::{BrowserEnvs, WebEnvFactory};
 use crate::error::RunError;
-use crate::eval::{EvalError, check_out_folder, read_tasks};
+use crate::eval::{EvalError, check_out_folder, check_seeds_and_budget, read_tasks};
 use crate::prepare::{Budget, Driver, PreparedRun};
 use crate::prompts::WebPrompts;
 use crate::runner::Worker;
@@ -318,10 +318,7 @@ impl WebEvalSpec {
     /// Check the options, read the tasks (each a web task of this site) and the recording,
     /// and load the prompts; nothing is created.
     pub fn load(self) -> Result<WebEvalRun, EvalError> {
-        if self.seeds == 0 {
-            return Err(RunError::Option("--seeds must be at least 1".into()).into());
-        }
-        self.budget.check()?;
+        check_seeds_and_budget(self.seeds, &self.budget)?;
         let tasks = read_tasks(&self.tasks)?;
         if let Some(t) = tasks.iter().find(|t| t.web.is_none()) {
             return Err(EvalError::NotWebTask {

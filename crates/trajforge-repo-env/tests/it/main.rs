@@ -10,8 +10,9 @@ use std::time::Duration;
 use trajforge_agent::Environment as _;
 use trajforge_repo_env::RepoEnvironment;
 use trajforge_repo_env::workdir;
-use trajforge_sandbox::{EnvironmentOptions, Limits};
+use trajforge_sandbox::{Environment, EnvironmentOptions, Limits};
 use trajforge_teacher::ToolCall;
+use trajforge_testkit::runtime;
 
 /// A temp dir the unprivileged sandbox uid can traverse (tempfile makes them 0700).
 fn open_tempdir() -> tempfile::TempDir {
@@ -54,6 +55,37 @@ fn two_commit_repo(root: &Path) -> (PathBuf, String, String) {
     (repo, first, second)
 }
 
+/// A two-commit repository in a fresh temp dir with its first commit prepared in `work/`.
+struct Prepared {
+    /// Removed when the test ends.
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    first: String,
+    root: PathBuf,
+    env: Environment,
+}
+
+impl Prepared {
+    fn new() -> Self {
+        let tmp = open_tempdir();
+        let (repo, first, _) = two_commit_repo(tmp.path());
+        let root = tmp.path().join("work");
+        let env = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
+        Prepared {
+            _tmp: tmp,
+            repo,
+            first,
+            root,
+            env,
+        }
+    }
+
+    /// The same commit prepared again in the same work folder.
+    fn again(&self) -> Environment {
+        workdir::prepare(&self.root, &self.repo, &self.first, None, &options()).expect("prepare")
+    }
+}
+
 fn options() -> EnvironmentOptions {
     let mut options = EnvironmentOptions::new("unused");
     options.sandbox.limits = Limits {
@@ -66,14 +98,6 @@ fn options() -> EnvironmentOptions {
         max_output_bytes: 64 * 1024,
     };
     options
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// One episode: writes `text` to `file` with the editor, waits, and hands in the patch.
@@ -138,11 +162,9 @@ fn two_runs_at_different_commits_keep_both_patches() {
 
 #[test]
 fn a_snapshot_in_use_is_not_removed_and_is_removed_once_released() {
-    let tmp = open_tempdir();
-    let (repo, first, _) = two_commit_repo(tmp.path());
-    let root = tmp.path().join("work");
-    let env = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
-    let again = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
+    let prepared = Prepared::new();
+    let env = &prepared.env;
+    let again = prepared.again();
     let dir = env.work_dir().to_path_buf();
     assert_eq!(dir, again.work_dir());
     // Two uses in this process: the first release keeps it.
@@ -167,10 +189,8 @@ fn a_snapshot_in_use_is_not_removed_and_is_removed_once_released() {
 
 #[test]
 fn workspaces_of_dead_processes_are_reclaimed_on_start() {
-    let tmp = open_tempdir();
-    let (repo, first, _) = two_commit_repo(tmp.path());
-    let root = tmp.path().join("work");
-    let env = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
+    let prepared = Prepared::new();
+    let env = &prepared.env;
     let episodes = env.work_dir().join("episodes");
     let mut child = Command::new("true").spawn().expect("spawn");
     let dead = child.id();
@@ -181,17 +201,15 @@ fn workspaces_of_dead_processes_are_reclaimed_on_start() {
     fs::create_dir_all(stale.join("work/work")).expect("stale");
     fs::set_permissions(stale.join("work/work"), fs::Permissions::from_mode(0o000)).expect("chmod");
     let live = env.create_workspace().expect("workspace");
-    let _again = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
+    let _again = prepared.again();
     assert!(!stale.exists(), "the dead process's workspace is reclaimed");
     assert!(live.path().is_dir(), "a live process's workspace is kept");
 }
 
 #[test]
 fn a_workspace_whose_base_vanished_is_an_error_not_a_patch() {
-    let tmp = open_tempdir();
-    let (repo, first, _) = two_commit_repo(tmp.path());
-    let root = tmp.path().join("work");
-    let env = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
+    let prepared = Prepared::new();
+    let env = &prepared.env;
     let ws = env.create_workspace().expect("workspace");
     let session = ws.session().expect("session");
     let mut repo_env = RepoEnvironment::new(session, "/workspace", Some(Duration::from_secs(20)))
@@ -210,10 +228,8 @@ fn an_edit_racing_a_fresh_snapshot_is_never_missing_from_the_patch() {
     // time of an edit made right after a fresh snapshot, within the same second as its
     // checkout. Only git's racy-entry check (the index's own time) tells it from the base.
     for round in 0..6 {
-        let tmp = open_tempdir();
-        let (repo, first, _) = two_commit_repo(tmp.path());
-        let root = tmp.path().join("work");
-        let env = workdir::prepare(&root, &repo, &first, None, &options()).expect("prepare");
+        let prepared = Prepared::new();
+        let env = &prepared.env;
         let index = fs::metadata(env.base_dir().join(".git/index")).expect("index");
         let stamp = format!("@{}.{:09}", index.mtime(), index.mtime_nsec());
         let ws = env.create_workspace().expect("workspace");

@@ -183,12 +183,7 @@ pub(crate) async fn progress_loop(mut line: impl FnMut() -> Option<String>) {
 
 /// Parse a size such as `1048576`, `512K`, `2M`, `1MB`, `1MiB` (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; use e.g. 1048576, 512K or 2M"))?;
+    let (number, unit) = number_and_unit(text, "a size; use e.g. 1048576, 512K or 2M")?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -199,6 +194,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// The whole number that `text` (trimmed) starts with, and the unit after it; an error saying
+/// `text` is not `what` when it starts with no digits.
+fn number_and_unit<'t>(text: &'t str, what: &str) -> Result<(u64, &'t str), String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let number = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not {what}"))?;
+    Ok((number, unit))
 }
 
 #[cfg(test)]

@@ -78,12 +78,7 @@ pub struct ShowArgs {
 
 /// Parse `90`, `90s`, `5m`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; use e.g. 90, 90s or 5m"))?;
+    let (n, unit) = super::number_and_unit(text, "a duration; use e.g. 90, 90s or 5m")?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,

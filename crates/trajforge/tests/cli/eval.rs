@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trajforge_eval::{Prediction, Task, TaskKind, TaskResult, read_jsonl, write_jsonl};
 use trajforge_testkit::history::{FIXES, fix_tasks};
-use trajforge_testkit::{FakeServer, Script, Step};
+use trajforge_testkit::{FakeServer, Script, Step, first_user_text};
 
 use crate::run::work_dir;
 use crate::{
@@ -98,11 +98,7 @@ pub(crate) async fn teacher_with(
     let tasks = Arc::new(tasks.to_vec());
     FakeServer::start(Script::handler(move |req: &Value| {
         let messages = req["messages"].as_array().cloned().unwrap_or_default();
-        let first_user = messages
-            .iter()
-            .find(|m| m["role"] == "user")
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or("");
+        let first_user = first_user_text(req);
         let task = tasks
             .iter()
             .find(|t| first_user.contains(&t.problem_statement))

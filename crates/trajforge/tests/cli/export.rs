@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use trajforge_testkit::code::CodeTeacher;
-use trajforge_testkit::{FakeServer, Script};
+use trajforge_testkit::{FakeServer, Script, run_ok};
 
 use crate::run::{sample_git_repo, work_dir};
 use crate::{jsonl, repo_root, stderr, stdout};
@@ -38,50 +38,38 @@ fn run_dir() -> &'static Path {
         let repo = sample_git_repo(&dir);
         let work = work_dir(&dir);
         let run = dir.join("run");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = trajforge_testkit::runtime();
         let teacher = Arc::new(CodeTeacher::new(0));
         let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
             teacher.answer(req)
         })));
         // One function at a time, so the fake server's call ids are the same on every run.
-        let out = crate::taught(&["generate"], &server.url())
-            .arg("--repo")
-            .arg(&repo)
-            .arg("--out")
-            .arg(&run)
-            .args(["-n", "8", "--seed", "3", "--work-dir"])
-            .arg(&work)
-            .args(["--backoff", "0.01", "--concurrency", "1"])
-            .output()
-            .expect("generate runs");
-        assert!(out.status.success(), "generate: {}", stderr(&out));
+        run_ok(
+            crate::taught(&["generate"], &server.url())
+                .arg("--repo")
+                .arg(&repo)
+                .arg("--out")
+                .arg(&run)
+                .args(["-n", "8", "--seed", "3", "--work-dir"])
+                .arg(&work)
+                .args(["--backoff", "0.01", "--concurrency", "1"]),
+            "generate",
+        );
         drop(server);
         drop(rt);
         run
     })
 }
 
+/// Export the shared run with `args`.
 fn export(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trajforge"))
-        .arg("export")
-        .arg(run_dir())
-        .args(args)
-        .env("TRAJFORGE_MODEL_DIR", "/nonexistent")
-        .output()
-        .expect("trajforge runs")
+    export_run(run_dir(), args)
 }
 
-/// An export that must succeed; `--force` because tests export again into the same file.
+/// An export of the shared run that must succeed; `--force` because tests export again into
+/// the same file.
 fn export_ok(args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--force", "--json"]);
-    let out = export(&all);
-    assert!(out.status.success(), "export {args:?}: {}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).expect("summary json")
+    export_run_ok(run_dir(), &[args, &["--force"]].concat())
 }
 
 /// Replace values that change between runs (times, ports, temp paths, commit ids).
@@ -323,7 +311,6 @@ fn bad_input_is_refused_with_a_hint() {
     assert!(stderr(&out).contains("not a run folder"));
 }
 
-#[allow(clippy::print_stderr)]
 fn qwen3_tokenizer() -> Option<PathBuf> {
     let dir = std::env::var_os("TRAJFORGE_TEST_DATA")
         .map(PathBuf::from)
@@ -332,14 +319,10 @@ fn qwen3_tokenizer() -> Option<PathBuf> {
     if dir.join("tokenizer.json").is_file() {
         return Some(dir);
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: run scripts/fetch-test-data.sh"
-    );
-    eprintln!(
-        "skipping: no {} (run scripts/fetch-test-data.sh)",
+    trajforge_testkit::skip_missing(&format!(
+        "no {}; run scripts/fetch-test-data.sh",
         dir.display()
-    );
+    ));
     None
 }
 
@@ -382,14 +365,14 @@ for r, l in zip(rows, lines):
         assert r[col] == l[col], (r[col], l[col])
 print(len(rows), typ)
 "#;
-        let out = Command::new(&py)
-            .args(["-c", script])
-            .arg(&pq)
-            .arg(&js)
-            .arg(format)
-            .output()
-            .expect("python");
-        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        run_ok(
+            Command::new(&py)
+                .args(["-c", script])
+                .arg(&pq)
+                .arg(&js)
+                .arg(format),
+            format,
+        );
     }
 }
 
@@ -462,12 +445,12 @@ fn export_run_ok(run: &Path, args: &[&str]) -> Value {
 
 /// The trainer libraries' check (scripts/trainer_libraries_check.py) on `args`; its figures.
 fn trainer_check(py: &Path, args: &[&str]) -> Value {
-    let out = Command::new(py)
-        .arg(repo_root().join("scripts/trainer_libraries_check.py"))
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    let out = run_ok(
+        Command::new(py)
+            .arg(repo_root().join("scripts/trainer_libraries_check.py"))
+            .args(args),
+        &format!("{args:?}"),
+    );
     let text = stdout(&out);
     serde_json::from_str(text.lines().last().unwrap_or("")).expect("figures")
 }
@@ -956,16 +939,16 @@ fn web_exports_carry_the_task_and_a_web_card() {
         assert!(row["final_url"].as_str().is_some(), "{row}");
     }
     if let Some(py) = trajforge_testkit::reference_python("pyarrow.parquet") {
-        let check = Command::new(py)
-            .args([
-                "-c",
-                "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
+        run_ok(
+            Command::new(py)
+                .args([
+                    "-c",
+                    "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); \
                  assert all(r['intent'] and r['start_url'] and r['site'] for r in t.to_pylist()), t.schema",
-            ])
-            .arg(dir.path().join("out/data.parquet"))
-            .output()
-            .expect("python");
-        assert!(check.status.success(), "{}", stderr(&check));
+                ])
+                .arg(dir.path().join("out/data.parquet")),
+            "pyarrow check",
+        );
     }
     let card = std::fs::read_to_string(dir.path().join("out/README.md")).expect("card");
     for needle in [

@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use trajforge_testkit::{FakeServer, Reply, Script, Step};
+use trajforge_testkit::{FakeServer, Reply, Script, Step, run_ok};
 
 /// A running `trajforge serve`, stopped with SIGTERM when dropped.
 pub struct Served {
@@ -86,16 +86,12 @@ tools = [{"name": "bash", "description": "Run a shell command.",
 
 /// Run [`PRELUDE`] and `script` with `args`; its stdout is one JSON document.
 fn python(py: &Path, script: &str, args: &[&str]) -> Value {
-    let out = Command::new(py)
-        .arg("-c")
-        .arg(format!("{PRELUDE}{script}"))
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(py)
+            .arg("-c")
+            .arg(format!("{PRELUDE}{script}"))
+            .args(args),
+        "python",
     );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }

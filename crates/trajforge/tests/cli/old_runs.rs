@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use trajforge_testkit::code::{CodeTeacher, expected_result};
 use trajforge_testkit::web::WebTeacher;
-use trajforge_testkit::{FakeServer, Script, run_ok};
+use trajforge_testkit::{FakeServer, Script, run_ok, runtime};
 
 use crate::run::work_dir;
 use crate::site::bidict_docs;
@@ -63,14 +63,6 @@ fn code_server(rt: &tokio::runtime::Runtime) -> FakeServer {
     rt.block_on(FakeServer::start(Script::handler(move |req| {
         teacher.answer(req)
     })))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// What the pins hold for one run folder: `status`, `status --json --jobs` and a raw export
@@ -189,25 +181,25 @@ fn make_fixtures() {
         let server = rt.block_on(FakeServer::start(Script::handler(move |req| {
             teacher.answer(req)
         })));
-        let out = taught(&["web", "generate"], &server.url())
-            .arg("--site")
-            .arg(&site)
-            .arg("--out")
-            .arg(&web)
-            .args([
-                "-n",
-                "8",
-                "--start-pages",
-                "2",
-                "--seed",
-                "5",
-                "--max-steps",
-                "8",
-            ])
-            .args(["--concurrency", "1", "--backoff", "0.01"])
-            .output()
-            .expect("trajforge runs");
-        assert!(out.status.success(), "{}", stderr(&out));
+        run_ok(
+            taught(&["web", "generate"], &server.url())
+                .arg("--site")
+                .arg(&site)
+                .arg("--out")
+                .arg(&web)
+                .args([
+                    "-n",
+                    "8",
+                    "--start-pages",
+                    "2",
+                    "--seed",
+                    "5",
+                    "--max-steps",
+                    "8",
+                ])
+                .args(["--concurrency", "1", "--backoff", "0.01"]),
+            "web generate",
+        );
     }
 
     // Imported: SERA and mini-swe-agent records.

@@ -2,11 +2,11 @@
 //! python-bidict-doc, fetched by scripts/fetch-test-data.sh), with the real browser.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use crate::{assert_success, input_error, repo_root, stderr, stdout, trajforge};
 
 /// The site folder, or None (skip) when it or Chromium is missing; under CI that fails.
-#[allow(clippy::print_stderr)] // says why the test skips
 pub fn bidict_docs() -> Option<PathBuf> {
     let data = std::env::var_os("TRAJFORGE_TEST_DATA")
         .map(PathBuf::from)
@@ -18,15 +18,14 @@ pub fn bidict_docs() -> Option<PathBuf> {
     if dir.join("index.html").exists() && browser.exists() {
         return Some(dir);
     }
-    let why =
-        "web test site or chromium missing: run scripts/setup.sh and scripts/fetch-test-data.sh";
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("skipping: {why}");
+    trajforge_testkit::skip_missing(
+        "web test site or chromium missing: run scripts/setup.sh and scripts/fetch-test-data.sh",
+    );
     None
 }
 
-/// `site crawl --dir SITE --out OUT --json` with `extra` options, succeeded; its summary.
-pub fn crawl_dir(site: &Path, out: &Path, extra: &[&str], cache: &Path) -> serde_json::Value {
+/// `site crawl --dir SITE --out OUT` with `extra` options; its output.
+fn crawl_dir_output(site: &Path, out: &Path, extra: &[&str], cache: &Path) -> Output {
     let mut args = vec![
         "site",
         "crawl",
@@ -34,10 +33,14 @@ pub fn crawl_dir(site: &Path, out: &Path, extra: &[&str], cache: &Path) -> serde
         site.to_str().expect("utf-8"),
         "--out",
         out.to_str().expect("utf-8"),
-        "--json",
     ];
     args.extend_from_slice(extra);
-    let out = trajforge(&args, cache);
+    trajforge(&args, cache)
+}
+
+/// `site crawl --dir SITE --out OUT --json` with `extra` options, succeeded; its summary.
+pub fn crawl_dir(site: &Path, out: &Path, extra: &[&str], cache: &Path) -> serde_json::Value {
+    let out = crawl_dir_output(site, out, &[&["--json"], extra].concat(), cache);
     assert_success(&out);
     serde_json::from_str(&stdout(&out)).expect("json")
 }
@@ -94,18 +97,10 @@ fn crawl_a_local_folder_then_show_it() {
     // The time limit stops the crawl before the next page; a crawl that recorded no page
     // fails (exit 1) with a hint, its summary still printed.
     let limited = tmp.path().join("limited");
-    let out = trajforge(
-        &[
-            "site",
-            "crawl",
-            "--dir",
-            site.to_str().expect("utf-8"),
-            "--out",
-            limited.to_str().expect("utf-8"),
-            "--json",
-            "--time-limit",
-            "0s",
-        ],
+    let out = crawl_dir_output(
+        &site,
+        &limited,
+        &["--json", "--time-limit", "0s"],
         tmp.path(),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -147,17 +142,7 @@ fn bad_input_is_reported_with_a_hint() {
     let out = trajforge(&["site", "crawl", "--out", o], tmp.path());
     input_error(&out);
     let missing = tmp.path().join("nope");
-    let out = trajforge(
-        &[
-            "site",
-            "crawl",
-            "--dir",
-            missing.to_str().expect("utf-8"),
-            "--out",
-            o,
-        ],
-        tmp.path(),
-    );
+    let out = crawl_dir_output(&missing, &out_dir, &[], tmp.path());
     let err = input_error(&out);
     assert!(err.contains("not a folder"), "{err}");
     let out = trajforge(

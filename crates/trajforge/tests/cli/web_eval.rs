@@ -8,29 +8,18 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use trajforge_eval::{Task, TaskKind, TaskResult, WebIntent, read_jsonl};
-use trajforge_testkit::{FakeServer, Script, Step};
+use trajforge_testkit::{FakeServer, Script, Step, between, first_user_text};
 
 use crate::site::bidict_docs;
 use crate::web::crawl_site;
 use crate::{assert_success, input_error, stderr, stdout};
-
-/// The text between the first `open` and the next `close` after it.
-fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
-    let start = text.find(open)? + open.len();
-    let len = text[start..].find(close)?;
-    Some(&text[start..start + len])
-}
 
 /// The phrasing teacher: first a request naming a file (refused as a leak), then, told why,
 /// a request that names the page by a tag of the prompt; for answer tasks the answer is
 /// the page's first heading, as its snapshot writes it.
 fn phrasing(req: &Value) -> Step {
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    let prompt = messages
-        .iter()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
+    let prompt = first_user_text(req);
     if !messages.iter().any(|m| m["role"] == "assistant") {
         return Step::text(r#"{"request": "Please open intro.html for me."}"#);
     }
@@ -54,11 +43,7 @@ fn phrasing(req: &Value) -> Step {
 fn student(tasks: Vec<Task>, reaches: bool) -> Script {
     Script::handler(move |req: &Value| {
         let messages = req["messages"].as_array().cloned().unwrap_or_default();
-        let first = messages
-            .iter()
-            .find(|m| m["role"] == "user")
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or("");
+        let first = first_user_text(req);
         let Some(web) = tasks
             .iter()
             .find(|t| first.contains(&t.problem_statement))
