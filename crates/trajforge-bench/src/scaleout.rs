@@ -48,6 +48,24 @@ fn stage(name: StageName, v: serde_json::Value) -> Result<Stage, String> {
     Stage::from_json(name, v).map_err(|e| e.to_string())
 }
 
+/// The first rollout's stage every benchmark job commits.
+pub(crate) fn rollout1() -> Result<Stage, String> {
+    stage(
+        StageName::Rollout1,
+        json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 3}),
+    )
+}
+
+/// A submitted P1 of `job` (a patch of its own) whose one message says `content`.
+pub(crate) fn trajectory(job: i64, content: &str) -> TrajectoryRecord {
+    TrajectoryRecord {
+        rollout: Rollout::T1,
+        exit_status: ExitLabel::Submitted,
+        patch: Some(format!("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {job}\n")),
+        data: json!({"messages": [{"role": "user", "content": content}]}),
+    }
+}
+
 /// What one process measured: finished job ids, commit latencies and each job's whole store
 /// time (claim, commits and finish), in µs.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -61,10 +79,7 @@ struct Measured {
 
 /// Work until nothing is claimable.
 fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String> {
-    let r1 = stage(
-        StageName::Rollout1,
-        json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 3}),
-    )?;
+    let r1 = rollout1()?;
     let sc = stage(StageName::Selfcheck, json!({"answer": "yes", "tries": 1}))?;
     store.begin_session(owner).map_err(|e| e.to_string())?;
     let cpu = crate::eval::cpu_seconds();
@@ -82,15 +97,7 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String>
         let Some(job) = store.claim(owner, lease).map_err(|e| e.to_string())? else {
             break;
         };
-        let t = TrajectoryRecord {
-            rollout: Rollout::T1,
-            exit_status: ExitLabel::Submitted,
-            patch: Some(format!(
-                "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {}\n",
-                job.id
-            )),
-            data: json!({"messages": [{"role": "user", "content": "task"}]}),
-        };
+        let t = trajectory(job.id, "task");
         // The duplicate check the pipeline makes between the P1 and the self-check.
         let check = store
             .has_other_t1_patch(job.id, t.patch.as_deref().unwrap_or(""))
@@ -181,7 +188,8 @@ fn server_cpu_seconds(cluster: &trajforge_testkit::postgres::PgCluster) -> Optio
     Some(ticks / hz.max(1.0))
 }
 
-fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
+/// `n` jobs to add.
+pub(crate) fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
     (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
 }
 
