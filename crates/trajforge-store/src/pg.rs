@@ -8,6 +8,8 @@
 //! skewed clocks agree on leases. Claims take the lowest claimable job with `FOR UPDATE SKIP
 //! LOCKED`; every commit locks the job's row and checks that the caller still holds an
 //! unexpired lease, so a worker that lost its lease (paused, partitioned) commits nothing.
+//! What a job costs the server is kept small: statements are prepared once per connection,
+//! and a claim, the lease check with the rows of a commit, and a finish are one statement each.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -148,6 +150,7 @@ impl Tx<'_> {
     }
 }
 
+/// A statement's parameters.
 type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 /// Statements run after a lease check, in its transaction (see `Pg::with_lease`).
@@ -166,6 +169,11 @@ trait Cached {
             return Ok(s.clone());
         }
         let s = client.prepare(sql)?;
+        // Statements are a fixed set of texts; should one ever carry values, the cache is
+        // emptied rather than grown without end (a dropped statement is closed on the server).
+        if prepared.len() >= 256 {
+            prepared.clear();
+        }
         prepared.insert(sql.to_string(), s.clone());
         Ok(s)
     }
