@@ -10,7 +10,7 @@
 //! - `pipeline`, `eval` (code in `eval.rs`, web in `eval_web.rs`), `web`, `export`, `view`:
 //!   the runs, evaluations, browser, exports and viewer through the library's own run API.
 //! - `sandbox`, `scaleout`: the hardened sandbox against the bare one, and PostgreSQL workers
-//!   against one SQLite process.
+//!   against one SQLite process; `store-copy`: a large run's copy against holding it in memory.
 
 // A benchmark's whole point is to print figures.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -33,6 +33,7 @@ mod messages;
 mod pipeline;
 mod sandbox;
 mod scaleout;
+mod store_copy;
 mod teachers;
 mod view;
 mod web;
@@ -97,6 +98,12 @@ enum Bench {
     /// One worker process of `scaleout` (started by it).
     #[command(hide = true)]
     ScaleoutWorker(scaleout::WorkerArgs),
+    /// `store copy` of a large synthetic run, SQLite to PostgreSQL and back: peak RSS
+    /// against every row held in memory.
+    StoreCopy(store_copy::StoreCopyArgs),
+    /// One child process of `store-copy` (started by it).
+    #[command(hide = true)]
+    StoreCopyChild(store_copy::StoreCopyChildArgs),
 }
 
 /// What one child process did.
@@ -132,6 +139,8 @@ fn main() -> ExitCode {
         Bench::View(args) => view::run(args),
         Bench::Scaleout(args) => scaleout::run(args),
         Bench::ScaleoutWorker(args) => scaleout::worker(args),
+        Bench::StoreCopy(args) => store_copy::run(args),
+        Bench::StoreCopyChild(args) => store_copy::child(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,24 @@ fn stage(name: StageName, v: serde_json::Value) -> Result<Stage, String> {
     Stage::from_json(name, v).map_err(|e| e.to_string())
 }
 
+/// The first rollout's stage every benchmark job commits.
+pub(crate) fn rollout1() -> Result<Stage, String> {
+    stage(
+        StageName::Rollout1,
+        json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 3}),
+    )
+}
+
+/// A submitted P1 of `job` (a patch of its own) whose one message says `content`.
+pub(crate) fn trajectory(job: i64, content: &str) -> TrajectoryRecord {
+    TrajectoryRecord {
+        rollout: Rollout::T1,
+        exit_status: ExitLabel::Submitted,
+        patch: Some(format!("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {job}\n")),
+        data: json!({"messages": [{"role": "user", "content": content}]}),
+    }
+}
+
 /// What one process measured: finished job ids, commit latencies and each job's whole store
 /// time (claim, commits and finish), in µs.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -61,10 +79,7 @@ struct Measured {
 
 /// Work until nothing is claimable.
 fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String> {
-    let r1 = stage(
-        StageName::Rollout1,
-        json!({"bug": "b", "bug_index": 0, "task": "t", "exit": "submitted", "patch": "p", "steps": 3}),
-    )?;
+    let r1 = rollout1()?;
     let sc = stage(StageName::Selfcheck, json!({"answer": "yes", "tries": 1}))?;
     store.begin_session(owner).map_err(|e| e.to_string())?;
     let cpu = crate::eval::cpu_seconds();
@@ -82,15 +97,7 @@ fn work(store: &Store, owner: &str, lease: Duration) -> Result<Measured, String>
         let Some(job) = store.claim(owner, lease).map_err(|e| e.to_string())? else {
             break;
         };
-        let t = TrajectoryRecord {
-            rollout: Rollout::T1,
-            exit_status: ExitLabel::Submitted,
-            patch: Some(format!(
-                "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+job {}\n",
-                job.id
-            )),
-            data: json!({"messages": [{"role": "user", "content": "task"}]}),
-        };
+        let t = trajectory(job.id, "task");
         // The duplicate check the pipeline makes between the P1 and the self-check.
         let check = store
             .has_other_t1_patch(job.id, t.patch.as_deref().unwrap_or(""))
@@ -150,7 +157,7 @@ fn figures(m: &mut Measured, wall: f64) -> String {
     m.per_job_us.sort_unstable();
     let n = m.done.len().max(1) as f64;
     format!(
-        "{} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms; store time per job (claim, check, 2 commits, finish) mean {:.2} ms p50 {:.2} ms p99 {:.2} ms (target: under 5 ms); client CPU per job {:.2} ms",
+        "{} jobs in {wall:.2} s = {:.0} claims/s, commit p50 {:.2} ms p99 {:.2} ms; store time per job (claim, check, 2 commits, finish) mean {:.2} ms p50 {:.2} ms p99 {:.2} ms (wall, waits for the machine's cores included); client CPU per job {:.2} ms",
         m.done.len(),
         m.done.len() as f64 / wall,
         percentile(&m.latencies_us, 0.5),
@@ -181,7 +188,8 @@ fn server_cpu_seconds(cluster: &trajforge_testkit::postgres::PgCluster) -> Optio
     Some(ticks / hz.max(1.0))
 }
 
-fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
+/// `n` jobs to add.
+pub(crate) fn jobs(n: usize) -> Vec<(String, serde_json::Value)> {
     (0..n).map(|i| (format!("f{i}"), json!({"i": i}))).collect()
 }
 
@@ -197,6 +205,7 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
     let mut m = work(&sqlite, "bench:sqlite", Duration::from_secs(60))?;
     let sqlite_wall = t.elapsed().as_secs_f64();
     println!("sqlite, 1 process:      {}", figures(&mut m, sqlite_wall));
+    let sqlite_cpu_ms = m.cpu_seconds * 1000.0 / m.done.len().max(1) as f64;
 
     let url = cluster().fresh_database("bench_scaleout");
     let location = Location::parse(&url, Some("bench")).map_err(err)?;
@@ -247,9 +256,17 @@ pub fn run(args: ScaleoutArgs) -> Result<(), String> {
         args.jobs
     );
     if let (Some(before), Some(after)) = (server_cpu, server_cpu_seconds(cluster())) {
+        let n = all.done.len().max(1) as f64;
+        let (client, server) = (all.cpu_seconds * 1000.0 / n, (after - before) * 1000.0 / n);
         println!(
-            "postgres server CPU per job: {:.2} ms (the workers' backends, counted as they exit)",
-            (after - before) * 1000.0 / all.done.len().max(1) as f64
+            "postgres server CPU per job: {server:.2} ms (the workers' backends, counted as they exit)"
+        );
+        // The overhead is what the store costs the machine per job, whatever the wait for
+        // a core (the wall times above grow with the load of the machine).
+        let total = client + server;
+        println!(
+            "store overhead per job (CPU of workers + server): {client:.2} + {server:.2} = {total:.2} ms (target: under 5 ms: {}); sqlite, 1 process: {sqlite_cpu_ms:.2} ms",
+            if total < 5.0 { "ok" } else { "MISSED" }
         );
     }
 

@@ -1,5 +1,12 @@
 //! Moving a whole run between stores (`trajforge store copy`): every row as stored, JSON kept
 //! as text, ids and times kept, so an export of the copy equals an export of the original.
+//!
+//! Rows stream from the source to the target a portion at a time (memory does not grow with
+//! the run): the source is read in one snapshot, the target written in one transaction that
+//! commits only once the source has sent every row, so an interrupted copy leaves the target
+//! empty, never a part of the run that looks whole.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::{Backend, Result, Store, StoreError};
 
@@ -162,9 +169,107 @@ pub(crate) trait DumpRow: Sized {
     fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error>;
     /// The parameters of [`DumpRow::INSERT`].
     fn params(&self) -> Vec<&dyn Param>;
+    /// Rows per portion of a copy.
+    const PORTION: usize = 1000;
+    /// A portion of this table's rows.
+    fn portion(rows: Vec<Self>) -> Portion;
+}
+
+/// A portion of one table's rows on their way from a copy's source to its target.
+#[derive(Debug)]
+pub(crate) enum Portion {
+    Meta(Vec<(String, String)>),
+    Jobs(Vec<JobRow>),
+    Stages(Vec<StageRow>),
+    Trajectories(Vec<TrajectoryDumpRow>),
+    Usage(Vec<UsageRow>),
+    Sessions(Vec<SessionRow>),
+    /// The source sent every row: only now may the target commit.
+    End,
+}
+
+/// A read snapshot of a run, table by table.
+pub(crate) trait RowSource {
+    /// The backend's error.
+    type Error;
+    /// Every row of `T`'s table in order, [`DumpRow::PORTION`] at a time, until `visit`
+    /// returns false; whether it never did.
+    fn portions<T: DumpRow>(
+        &mut self,
+        visit: &mut dyn FnMut(Vec<T>) -> bool,
+    ) -> std::result::Result<bool, Self::Error>;
+}
+
+/// Where a copy's rows go, in the target's transaction.
+pub(crate) trait RowSink {
+    /// The backend's error.
+    type Error;
+    /// Insert `rows` into `T`'s table.
+    fn insert<T: DumpRow>(&mut self, rows: &[T]) -> std::result::Result<(), Self::Error>;
+}
+
+/// Send every row of the run `src` reads to `out`, table by table, then [`Portion::End`];
+/// stops early, without error, when the receiving side is gone.
+pub(crate) fn send_all<S: RowSource>(
+    src: &mut S,
+    out: &SyncSender<Portion>,
+) -> std::result::Result<(), S::Error> {
+    fn table<T: DumpRow, S: RowSource>(
+        src: &mut S,
+        out: &SyncSender<Portion>,
+    ) -> std::result::Result<bool, S::Error> {
+        src.portions::<T>(&mut |rows| out.send(T::portion(rows)).is_ok())
+    }
+    let _all_sent = table::<(String, String), S>(src, out)?
+        && table::<JobRow, S>(src, out)?
+        && table::<StageRow, S>(src, out)?
+        && table::<TrajectoryDumpRow, S>(src, out)?
+        && table::<UsageRow, S>(src, out)?
+        && table::<SessionRow, S>(src, out)?
+        && out.send(Portion::End).is_ok();
+    Ok(())
+}
+
+/// Insert every portion `rows` brings through `sink` (a copied running job is pending
+/// again: leases are not copied); the counts once [`Portion::End`] came, `None` when the
+/// source stopped before it (the caller must not commit).
+pub(crate) fn receive_all<S: RowSink>(
+    sink: &mut S,
+    rows: &Receiver<Portion>,
+) -> std::result::Result<Option<CopyCounts>, S::Error> {
+    let mut counts = CopyCounts::default();
+    for portion in rows.iter() {
+        match portion {
+            Portion::Meta(v) => sink.insert(&v)?,
+            Portion::Jobs(mut v) => {
+                for j in &mut v {
+                    if j.status == "running" {
+                        j.status = "pending".into();
+                    }
+                }
+                counts.jobs += v.len();
+                sink.insert(&v)?;
+            }
+            Portion::Stages(v) => {
+                counts.stages += v.len();
+                sink.insert(&v)?;
+            }
+            Portion::Trajectories(v) => {
+                counts.trajectories += v.len();
+                sink.insert(&v)?;
+            }
+            Portion::Usage(v) => sink.insert(&v)?,
+            Portion::Sessions(v) => sink.insert(&v)?,
+            Portion::End => return Ok(Some(counts)),
+        }
+    }
+    Ok(None)
 }
 
 impl DumpRow for (String, String) {
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::Meta(rows)
+    }
     const SELECT: &'static str =
         "SELECT key, value FROM meta WHERE key <> 'schema_version' ORDER BY key";
     const INSERT: &'static str = "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -177,6 +282,9 @@ impl DumpRow for (String, String) {
 }
 
 impl DumpRow for JobRow {
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::Jobs(rows)
+    }
     const SELECT: &'static str =
         "SELECT id, key, payload, status, result, updated_at FROM jobs ORDER BY id";
     const INSERT: &'static str = "INSERT INTO jobs(id, key, payload, status, result, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -203,6 +311,9 @@ impl DumpRow for JobRow {
 }
 
 impl DumpRow for StageRow {
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::Stages(rows)
+    }
     const SELECT: &'static str = "SELECT job_id, attempt, stage, payload, created_at FROM stages ORDER BY job_id, attempt, stage";
     const INSERT: &'static str = "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
     fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
@@ -226,6 +337,11 @@ impl DumpRow for StageRow {
 }
 
 impl DumpRow for TrajectoryDumpRow {
+    // Trajectories can be large: a few at a time.
+    const PORTION: usize = 32;
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::Trajectories(rows)
+    }
     const SELECT: &'static str = "SELECT id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at FROM trajectories ORDER BY id";
     const INSERT: &'static str = "INSERT INTO trajectories(id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
@@ -259,6 +375,9 @@ impl DumpRow for TrajectoryDumpRow {
 }
 
 impl DumpRow for UsageRow {
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::Usage(rows)
+    }
     const SELECT: &'static str = "SELECT job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at FROM usage ORDER BY id";
     const INSERT: &'static str = "INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
@@ -286,6 +405,9 @@ impl DumpRow for UsageRow {
 }
 
 impl DumpRow for SessionRow {
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::Sessions(rows)
+    }
     const SELECT: &'static str =
         "SELECT owner, started_at, last_at FROM sessions ORDER BY started_at, owner";
     const INSERT: &'static str =
@@ -304,22 +426,26 @@ impl DumpRow for SessionRow {
 
 impl Store {
     /// Copy every row of this run into `target`, which must hold nothing yet (a copy never
-    /// overwrites a run); in one transaction on the target.
+    /// overwrites a run): streamed a portion at a time from one snapshot of this run, in one
+    /// transaction on the target.
     pub fn copy_into(&self, target: &Store) -> Result<CopyCounts> {
         if !target.is_empty()? {
             return Err(StoreError::NotEmpty(target.location()));
         }
-        let mut dump = self.dump()?;
-        for j in &mut dump.jobs {
-            if j.status == "running" {
-                j.status = "pending".into();
-            }
-        }
-        target.load(&dump)?;
-        Ok(CopyCounts {
-            jobs: dump.jobs.len(),
-            stages: dump.stages.len(),
-            trajectories: dump.trajectories.len(),
+        // Two portions on their way at most: what a copy holds is a few portions.
+        let (out, rows) = sync_channel(2);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || self.send_rows(&out));
+            let written = target.receive_rows(rows);
+            let read = reader
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            // A failed read ended the rows early: its error, not the target's.
+            read?;
+            written?.ok_or_else(|| StoreError::Corrupt {
+                path: self.location().into(),
+                message: "the copy's rows ended before the end of the run".into(),
+            })
         })
     }
 
@@ -337,29 +463,51 @@ impl Store {
         self.sql(r).map(|n| n == 0)
     }
 
-    /// Every row of the run.
+    /// Every row of the run, in memory (tests compare runs with it; a copy streams).
     pub fn dump(&self) -> Result<RunDump> {
-        if let Backend::Postgres(pg) = &self.backend {
-            return pg.dump();
-        }
-        Ok(RunDump {
-            meta: self.select_rows()?,
-            jobs: self.select_rows()?,
-            stages: self.select_rows()?,
-            trajectories: self.select_rows()?,
-            usage: self.select_rows()?,
-            sessions: self.select_rows()?,
+        let (out, rows) = sync_channel(2);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || self.send_rows(&out));
+            let mut dump = RunDump::default();
+            for portion in rows {
+                match portion {
+                    Portion::Meta(v) => dump.meta.extend(v),
+                    Portion::Jobs(v) => dump.jobs.extend(v),
+                    Portion::Stages(v) => dump.stages.extend(v),
+                    Portion::Trajectories(v) => dump.trajectories.extend(v),
+                    Portion::Usage(v) => dump.usage.extend(v),
+                    Portion::Sessions(v) => dump.sessions.extend(v),
+                    Portion::End => {}
+                }
+            }
+            reader
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            Ok(dump)
         })
     }
 
-    /// Every row of `T`'s table.
-    fn select_rows<T: DumpRow>(&self) -> Result<Vec<T>> {
-        self.select_all(T::SELECT, |r| T::read(r))
+    /// Send every row of the run to `out` from one snapshot (see [`send_all`]).
+    fn send_rows(&self, out: &SyncSender<Portion>) -> Result<()> {
+        if let Backend::Postgres(pg) = &self.backend {
+            return pg.send_rows(out);
+        }
+        let mut conn = self.lock();
+        let r = (|| {
+            // One read transaction: every table from the same snapshot.
+            let tx = conn.transaction()?;
+            send_all(&mut &tx, out)?;
+            tx.commit()
+        })();
+        drop(conn);
+        self.sql(r)
     }
 
-    fn load(&self, dump: &RunDump) -> Result<()> {
+    /// Write the rows `rows` brings in one transaction, committed only when they were all
+    /// sent; `None` when they were not (nothing written).
+    fn receive_rows(&self, rows: Receiver<Portion>) -> Result<Option<CopyCounts>> {
         if let Backend::Postgres(pg) = &self.backend {
-            return pg.load(dump);
+            return pg.receive_rows(rows);
         }
         let mut conn = self.lock();
         let r = (|| {
@@ -367,29 +515,48 @@ impl Store {
             // The copied run's duplicate rule is its own (a run from before the sample-order
             // rule keeps the old one), not the one a new store starts with.
             tx.execute("DELETE FROM meta WHERE key = ?1", [crate::dup::RULE_KEY])?;
-            insert_all(&tx, &dump.meta)?;
-            insert_all(&tx, &dump.jobs)?;
-            insert_all(&tx, &dump.stages)?;
-            insert_all(&tx, &dump.trajectories)?;
-            insert_all(&tx, &dump.usage)?;
-            insert_all(&tx, &dump.sessions)?;
-            tx.commit()
+            let counts = receive_all(&mut &tx, &rows)?;
+            if counts.is_some() {
+                tx.commit()?;
+            }
+            Ok(counts)
         })();
         drop(conn);
         self.sql(r)
     }
 }
 
-/// Insert every row of `rows` into its table on SQLite.
-fn insert_all<T: DumpRow>(tx: &rusqlite::Transaction<'_>, rows: &[T]) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(T::INSERT)?;
-    for row in rows {
-        let params: Vec<&dyn rusqlite::ToSql> = row
-            .params()
-            .into_iter()
-            .map(|p| p as &dyn rusqlite::ToSql)
-            .collect();
-        stmt.execute(params.as_slice())?;
+impl RowSource for &rusqlite::Transaction<'_> {
+    type Error = rusqlite::Error;
+    fn portions<T: DumpRow>(
+        &mut self,
+        visit: &mut dyn FnMut(Vec<T>) -> bool,
+    ) -> rusqlite::Result<bool> {
+        let mut stmt = self.prepare(T::SELECT)?;
+        let mut rows = stmt.query([])?;
+        let mut portion = Vec::with_capacity(T::PORTION);
+        while let Some(r) = rows.next()? {
+            portion.push(T::read(r)?);
+            if portion.len() == T::PORTION && !visit(std::mem::take(&mut portion)) {
+                return Ok(false);
+            }
+        }
+        Ok(portion.is_empty() || visit(portion))
     }
-    Ok(())
+}
+
+impl RowSink for &rusqlite::Transaction<'_> {
+    type Error = rusqlite::Error;
+    fn insert<T: DumpRow>(&mut self, rows: &[T]) -> rusqlite::Result<()> {
+        let mut stmt = self.prepare_cached(T::INSERT)?;
+        for row in rows {
+            let params: Vec<&dyn rusqlite::ToSql> = row
+                .params()
+                .into_iter()
+                .map(|p| p as &dyn rusqlite::ToSql)
+                .collect();
+            stmt.execute(params.as_slice())?;
+        }
+        Ok(())
+    }
 }

@@ -8,14 +8,19 @@
 //! skewed clocks agree on leases. Claims take the lowest claimable job with `FOR UPDATE SKIP
 //! LOCKED`; every commit locks the job's row and checks that the caller still holds an
 //! unexpired lease, so a worker that lost its lease (paused, partitioned) commits nothing.
+//! What a job costs the server is kept small: statements are prepared once per connection,
+//! and a claim, the lease check with the rows of a commit, and a finish are one statement each.
 
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use trajforge_chat::ServerStats;
 
-use crate::copy::{DumpRow, RunDump};
+use crate::copy::{CopyCounts, DumpRow, Portion, RowSink, RowSource};
 use crate::model::{JobStatus, Outcome, Rollout, Stage, StageName, TrajectoryMeta};
 use crate::{
     ImportCounts, ImportedJob, Job, JobCounts, Result, StageRecord, StoreError, StoredTrajectory,
@@ -27,10 +32,10 @@ const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// The schema version this trajforge writes; each entry of [`MIGRATIONS`] brings a run's
 /// schema from its index to the next version.
-pub(crate) const PG_SCHEMA_VERSION: i64 = 3;
+pub(crate) const PG_SCHEMA_VERSION: i64 = 4;
 
 /// Forward migrations: `MIGRATIONS[v - 1]` upgrades version `v - 1` to `v`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: the tables of a run folder's SQLite file.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE jobs (
@@ -99,11 +104,130 @@ const MIGRATIONS: [&str; 3] = [
          updated_at BIGINT NOT NULL,
          PRIMARY KEY (owner, url)
      );",
+    // 4: the pending jobs by id, what a claim walks. Through `jobs_status` the planner's
+    // choice depends on statistics: while they still say most jobs are pending it walks the
+    // primary key instead, past every finished job, on each claim.
+    "CREATE INDEX jobs_pending ON jobs(id) WHERE status = 'pending';",
 ];
+
+/// A connection and the statements prepared on it, by SQL text: each statement is parsed and
+/// planned once per connection, not on every call. A new connection (after a restart) starts
+/// with none.
+struct Conn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+
+    fn transaction(&mut self) -> std::result::Result<Tx<'_>, postgres::Error> {
+        Ok(Tx {
+            tx: self.client.transaction()?,
+            prepared: &mut self.prepared,
+        })
+    }
+}
+
+/// A transaction on a [`Conn`], preparing through the connection's statements.
+struct Tx<'a> {
+    tx: Transaction<'a>,
+    prepared: &'a mut HashMap<String, Statement>,
+}
+
+impl Tx<'_> {
+    fn commit(self) -> std::result::Result<(), postgres::Error> {
+        self.tx.commit()
+    }
+
+    fn batch_execute(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
+    }
+}
+
+/// A statement's parameters.
+type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// Statements run after a lease check, in its transaction (see `Pg::with_lease`).
+type TxBody<'b> = dyn FnMut(&mut Tx<'_>) -> std::result::Result<(), postgres::Error> + Send + 'b;
+
+/// Statements run as prepared once per connection (see [`Conn`]).
+trait Cached {
+    type Client: GenericClient;
+
+    fn parts(&mut self) -> (&mut Self::Client, &mut HashMap<String, Statement>);
+
+    /// `sql` prepared on this connection.
+    fn statement(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        let (client, prepared) = self.parts();
+        if let Some(s) = prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = client.prepare(sql)?;
+        // Statements are a fixed set of texts; should one ever carry values, the cache is
+        // emptied rather than grown without end (a dropped statement is closed on the server).
+        if prepared.len() >= 256 {
+            prepared.clear();
+        }
+        prepared.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        p: &Params<'_>,
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query(&s, p)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        p: &Params<'_>,
+    ) -> std::result::Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_opt(&s, p)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &str,
+        p: &Params<'_>,
+    ) -> std::result::Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_one(&s, p)
+    }
+
+    fn execute(&mut self, sql: &str, p: &Params<'_>) -> std::result::Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.execute(&s, p)
+    }
+}
+
+impl Cached for Conn {
+    type Client = Client;
+    fn parts(&mut self) -> (&mut Client, &mut HashMap<String, Statement>) {
+        (&mut self.client, &mut self.prepared)
+    }
+}
+
+impl<'a> Cached for Tx<'a> {
+    type Client = Transaction<'a>;
+    fn parts(&mut self) -> (&mut Transaction<'a>, &mut HashMap<String, Statement>) {
+        (&mut self.tx, self.prepared)
+    }
+}
 
 /// One run in a Postgres database.
 pub(crate) struct Pg {
-    client: Mutex<Client>,
+    client: Mutex<Conn>,
     url: String,
     schema: String,
     /// The run as shown in messages: the URL without its password, and the run's name.
@@ -149,9 +273,13 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Run `f` on a thread of its own: the synchronous client drives its connection with a
-/// runtime of its own, which cannot run on a thread of the caller's async runtime.
+/// Run `f` where the synchronous client can: it drives its connection with a runtime of its
+/// own, which cannot run on a thread of the caller's async runtime, so there `f` gets a
+/// thread of its own (elsewhere it runs in place: a thread per statement is a cost per job).
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
     std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
@@ -208,7 +336,7 @@ impl Pg {
             return Ok(None);
         }
         let pg = Pg {
-            client: Mutex::new(client),
+            client: Mutex::new(Conn::new(client)),
             url: url.to_string(),
             schema,
             location,
@@ -259,6 +387,8 @@ impl Pg {
                 )?;
             }
             tx.commit()?;
+            // Statements prepared before the tables changed are prepared again.
+            c.prepared.clear();
             Ok(Ok(()))
         })?;
         outcome.map_err(|found| StoreError::Version {
@@ -268,7 +398,7 @@ impl Pg {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Client> {
+    fn lock(&self) -> MutexGuard<'_, Conn> {
         self.client
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -279,21 +409,21 @@ impl Pg {
     /// so a failed one changed nothing).
     fn with<T: Send>(
         &self,
-        f: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error> + Send,
+        f: impl FnMut(&mut Conn) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
         off_runtime(|| self.with_here(f))
     }
 
     fn with_here<T>(
         &self,
-        mut f: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+        mut f: impl FnMut(&mut Conn) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let mut client = self.lock();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if client.is_closed() {
+            if client.client.is_closed() {
                 match connect_here(&self.url, &self.schema) {
-                    Ok(c) => *client = c,
+                    Ok(c) => *client = Conn::new(c),
                     Err(source) if Instant::now() >= deadline => {
                         return Err(self.error(source));
                     }
@@ -305,12 +435,15 @@ impl Pg {
             }
             match f(&mut client) {
                 Ok(v) => return Ok(v),
-                Err(e) if (client.is_closed() || lost_server(&e)) && Instant::now() < deadline => {
+                Err(e)
+                    if (client.client.is_closed() || lost_server(&e))
+                        && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(250));
                     // Make sure the next round reconnects.
-                    if !client.is_closed() {
+                    if !client.client.is_closed() {
                         match connect_here(&self.url, &self.schema) {
-                            Ok(c) => *client = c,
+                            Ok(c) => *client = Conn::new(c),
                             Err(_) => continue,
                         }
                     }
@@ -360,10 +493,10 @@ impl Pg {
             let mut id: i64 = tx
                 .query_one("SELECT COALESCE(MAX(id) + 1, 0) FROM jobs", &[])?
                 .get(0);
-            let insert = tx.prepare(&format!(
+            let insert = format!(
                 "INSERT INTO jobs(id, key, payload, updated_at) VALUES ($1, $2, $3, {NOW})
                  ON CONFLICT DO NOTHING"
-            ))?;
+            );
             let mut added = 0;
             for (key, payload) in jobs {
                 if tx.execute(&insert, &[&id, key, &payload.to_string()])? > 0 {
@@ -379,25 +512,26 @@ impl Pg {
     pub(crate) fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Job>> {
         let lease_ms = lease.as_millis() as i64;
         // A job whose lease expired first (its worker died), then the lowest pending one:
-        // each a walk of the status index from its start, where one query with both
-        // conditions would gather and sort every pending job on each claim.
-        let claim = |which: &str| {
+        // each a walk of an index from its start, where one condition with both would
+        // gather and sort every pending job on each claim. One statement: the second walk
+        // runs only when the first finds nothing (COALESCE evaluates its subqueries lazily).
+        let pick = |which: &str, index_order: &str| {
             format!(
-                "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = {NOW} + $2,
-                    updated_at = {NOW}
-                 WHERE id = (SELECT id FROM jobs WHERE {which} ORDER BY status, id LIMIT 1
-                             FOR UPDATE SKIP LOCKED)
-                 RETURNING id, key, payload"
+                "(SELECT id FROM jobs WHERE {which} ORDER BY {index_order} LIMIT 1 FOR UPDATE SKIP LOCKED)"
             )
         };
-        let (expired, pending) = (
-            claim(&format!("status = 'running' AND lease_until < {NOW}")),
-            claim("status = 'pending'"),
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = {NOW} + $2,
+                updated_at = {NOW}
+             WHERE id = COALESCE({}, {})
+             RETURNING id, key, payload",
+            pick(
+                &format!("status = 'running' AND lease_until < {NOW}"),
+                "status, id"
+            ),
+            pick("status = 'pending'", "id"),
         );
-        let row = self.with(|c| match c.query_opt(&expired, &[&owner, &lease_ms])? {
-            Some(row) => Ok(Some(row)),
-            None => c.query_opt(&pending, &[&owner, &lease_ms]),
-        })?;
+        let row = self.with(|c| c.query_opt(&sql, &[&owner, &lease_ms]))?;
         let Some(row) = row else { return Ok(None) };
         let id: i64 = row.get(0);
         let payload: String = row.get(2);
@@ -467,55 +601,68 @@ impl Pg {
         })
     }
 
-    /// Run `body` in one transaction that first locks `job`'s row and checks `owner` holds
-    /// an unexpired lease on it; a lost lease commits nothing.
+    /// Commit under the lease check: one statement locks `job`'s row, checks that `owner`
+    /// holds an unexpired lease on it and, only then, records the owner's last commit and runs
+    /// `ctes` (further `, name AS (...)` sub-statements, each guarded by `EXISTS (SELECT 1
+    /// FROM ok)` or selecting `FROM ok`; `$1` is the job, `$2` the owner, `$3`... `params`)
+    /// with `session_set` added to the session's update. `body`, when given, runs after it in
+    /// the same transaction; without one the statement is the whole commit (one round trip).
+    /// A lost lease commits nothing.
     fn with_lease(
         &self,
         owner: &str,
         job: i64,
-        mut body: impl FnMut(&mut Transaction<'_>) -> std::result::Result<(), postgres::Error> + Send,
+        session_set: &str,
+        ctes: &str,
+        params: &Params<'_>,
+        mut body: Option<&mut TxBody<'_>>,
     ) -> Result<()> {
-        let outcome = self.with(|c| {
-            let mut tx = c.transaction()?;
-            let row = tx.query_opt(
-                &format!(
-                    "SELECT lease_owner, lease_until >= {NOW} FROM jobs WHERE id = $1 FOR UPDATE"
-                ),
-                &[&job],
-            )?;
+        let sql = format!(
+            "WITH lease AS (SELECT lease_owner, lease_until >= {NOW} AS live FROM jobs WHERE id = $1 FOR UPDATE),
+                  ok AS (SELECT 1 FROM lease WHERE lease_owner = $2 AND live),
+                  session AS (UPDATE sessions SET last_at = GREATEST(last_at, {NOW}){session_set}
+                              WHERE owner = $2 AND EXISTS (SELECT 1 FROM ok))
+                  {ctes}
+             SELECT lease_owner, live FROM lease"
+        );
+        let mut all: Vec<&(dyn ToSql + Sync)> = vec![&job, &owner];
+        all.extend_from_slice(params);
+        // `Err(holder)` when the lease is lost.
+        let verdict = |row: Option<Row>| {
             let (holder, live): (Option<String>, Option<bool>) = match &row {
                 Some(r) => (r.get(0), r.get(1)),
                 None => (None, None),
             };
-            if holder.as_deref() != Some(owner) || live != Some(true) {
-                return Ok(Err(holder));
+            if holder.as_deref() == Some(owner) && live == Some(true) {
+                Ok(())
+            } else {
+                Err(holder)
             }
-            body(&mut tx)?;
-            tx.execute(
-                &format!("UPDATE sessions SET last_at = GREATEST(last_at, {NOW}) WHERE owner = $1"),
-                &[&owner],
-            )?;
-            tx.commit()?;
-            Ok(Ok(()))
+        };
+        let outcome = self.with(|c| match body.as_mut() {
+            None => Ok(verdict(c.query_opt(&sql, &all)?)),
+            Some(body) => {
+                let mut tx = c.transaction()?;
+                let v = verdict(tx.query_opt(&sql, &all)?);
+                if v.is_ok() {
+                    body(&mut tx)?;
+                    tx.commit()?;
+                }
+                Ok(v)
+            }
         })?;
         outcome.map_err(|holder| StoreError::LeaseLost { job, holder })
     }
 
     pub(crate) fn finish(&self, owner: &str, job: i64, result: &Outcome) -> Result<()> {
-        self.with_lease(owner, job, |tx| {
-            tx.execute(
-                &format!(
-                    "UPDATE jobs SET status = 'done', result = $1, lease_owner = NULL, lease_until = NULL,
-                        updated_at = {NOW}, done_by = $3 WHERE id = $2"
-                ),
-                &[&result.as_str(), &job, &owner],
-            )?;
-            tx.execute(
-                "UPDATE sessions SET jobs_done = jobs_done + 1 WHERE owner = $1",
-                &[&owner],
-            )?;
-            Ok(())
-        })
+        let ctes = format!(
+            ", done AS (UPDATE jobs SET status = 'done', result = $3, lease_owner = NULL,
+                           lease_until = NULL, updated_at = {NOW}, done_by = $2
+                        WHERE id = $1 AND EXISTS (SELECT 1 FROM ok))"
+        );
+        let result = result.as_str();
+        let session_set = ", jobs_done = jobs_done + 1";
+        self.with_lease(owner, job, session_set, &ctes, &[&result], None)
     }
 
     pub(crate) fn jobs(&self) -> Result<Vec<Job>> {
@@ -569,51 +716,62 @@ impl Pg {
         trajectory: Option<&TrajectoryRecord>,
         usage: Option<UsageRecord>,
     ) -> Result<()> {
-        let traj = trajectory.map(|t| (t.data.to_string(), t));
-        self.with_lease(owner, job, |tx| {
-            tx.execute(
-                &format!(
-                    "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES ($1, $2, $3, $4, {NOW})
-                     ON CONFLICT(job_id, attempt, stage) DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at"
-                ),
-                &[&job, &attempt, &stage, &payload],
-            )?;
-            if let Some((data, t)) = &traj {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO trajectories(job_id, attempt, rollout, exit_status, patch, data, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, {NOW})
-                         ON CONFLICT(job_id, attempt, rollout) DO UPDATE SET exit_status = excluded.exit_status,
-                            patch = excluded.patch, data = excluded.data, recall = NULL, kept = false,
-                            created_at = excluded.created_at"
-                    ),
-                    &[&job, &attempt, &t.rollout.as_str(), &t.exit_status.as_str(), &t.patch, data],
-                )?;
-                if t.rollout == Rollout::T1
-                    && let Some(patch) = t.patch.as_deref().filter(|p| !p.trim().is_empty())
-                {
-                    crate::dup::supersede_later(tx, job, patch)?;
-                }
-            }
-            if let Some(u) = usage {
-                tx.execute(
-                    "DELETE FROM usage WHERE job_id = $1 AND attempt = $2 AND stage = $3",
-                    &[&job, &attempt, &stage],
-                )?;
-                tx.execute(
-                    &format!(
-                        "INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, {NOW})"
-                    ),
-                    &[&job, &attempt, &stage, &(u.prompt_tokens as i64), &(u.completion_tokens as i64), &u.model_seconds],
-                )?;
-            }
-            tx.execute(
-                &format!("UPDATE jobs SET updated_at = {NOW} WHERE id = $1"),
-                &[&job],
-            )?;
-            Ok(())
-        })
+        // Every row in the lease check's statement (parameters typed: a parameter that only
+        // appears in a select list would otherwise be read as text).
+        let mut ctes = format!(
+            ", stage AS (INSERT INTO stages(job_id, attempt, stage, payload, created_at)
+                         SELECT $1, $3::bigint, $4::text, $5::text, {NOW} FROM ok
+                         ON CONFLICT(job_id, attempt, stage) DO UPDATE SET payload = excluded.payload,
+                            created_at = excluded.created_at),
+               touch AS (UPDATE jobs SET updated_at = {NOW} WHERE id = $1 AND EXISTS (SELECT 1 FROM ok))"
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&attempt, &stage, &payload];
+        let data = trajectory.map(|t| t.data.to_string());
+        let labels = trajectory.map(|t| (t.rollout.as_str(), t.exit_status.as_str()));
+        if let (Some(t), Some(data), Some((rollout, exit))) = (trajectory, &data, &labels) {
+            ctes.push_str(&format!(
+                ", trajectory AS (INSERT INTO trajectories(job_id, attempt, rollout, exit_status, patch, data, created_at)
+                        SELECT $1, $3::bigint, $6::text, $7::text, $8::text, $9::text, {NOW} FROM ok
+                        ON CONFLICT(job_id, attempt, rollout) DO UPDATE SET exit_status = excluded.exit_status,
+                           patch = excluded.patch, data = excluded.data, recall = NULL, kept = false,
+                           created_at = excluded.created_at)"
+            ));
+            params.extend_from_slice(&[rollout, exit, &t.patch, data]);
+        }
+        let tokens = usage.map(|u| {
+            (
+                u.prompt_tokens as i64,
+                u.completion_tokens as i64,
+                u.model_seconds,
+            )
+        });
+        if let Some((prompt, completion, seconds)) = &tokens {
+            let n = params.len() + 2;
+            ctes.push_str(&format!(
+                ", usage_gone AS (DELETE FROM usage WHERE job_id = $1 AND attempt = $3 AND stage = $4
+                                  AND EXISTS (SELECT 1 FROM ok)),
+                   usage_new AS (INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens,
+                                    model_seconds, created_at)
+                                 SELECT $1, $3::bigint, $4::text, ${}::bigint, ${}::bigint, ${}::float8, {NOW} FROM ok)",
+                n + 1,
+                n + 2,
+                n + 3
+            ));
+            params.extend_from_slice(&[prompt, completion, seconds]);
+        }
+        // The duplicate rule reads the P1 just written: a statement of its own, after it.
+        let new_p1 = trajectory
+            .filter(|t| t.rollout == Rollout::T1)
+            .and_then(|t| t.patch.as_deref())
+            .filter(|p| !p.trim().is_empty());
+        let mut supersede = |tx: &mut Tx<'_>| match new_p1 {
+            Some(patch) => crate::dup::supersede_later(tx, job, patch),
+            None => Ok(()),
+        };
+        let body = new_p1
+            .is_some()
+            .then_some(&mut supersede as &mut TxBody<'_>);
+        self.with_lease(owner, job, "", &ctes, &params, body)
     }
 
     pub(crate) fn stages(&self, job: Option<i64>) -> Result<Vec<StageRecord>> {
@@ -679,14 +837,19 @@ impl Pg {
         kept: bool,
         recall: Option<f64>,
     ) -> Result<()> {
-        self.with_lease(owner, job, |c| {
-            c.execute(
-                "UPDATE trajectories SET kept = $1, recall = COALESCE($2, recall)
-                 WHERE job_id = $3 AND attempt = $4 AND rollout = $5",
-                &[&kept, &recall, &job, &attempt, &rollout.as_str()],
-            )
-            .map(|_| ())
-        })
+        let ctes =
+            ", verdict AS (UPDATE trajectories SET kept = $3, recall = COALESCE($4::float8, recall)
+                                  WHERE job_id = $1 AND attempt = $5 AND rollout = $6
+                                    AND EXISTS (SELECT 1 FROM ok))";
+        let rollout = rollout.as_str();
+        self.with_lease(
+            owner,
+            job,
+            "",
+            ctes,
+            &[&kept, &recall, &attempt, &rollout],
+            None,
+        )
     }
 
     pub(crate) fn trajectories(&self, with_data: bool) -> Result<Vec<StoredTrajectory>> {
@@ -759,7 +922,7 @@ impl Pg {
     ) -> Result<()> {
         let mut client = self.lock();
         let r = (|| {
-            let mut tx = client.transaction()?;
+            let mut tx = client.client.transaction()?;
             let portal = tx.bind(sql, &[])?;
             loop {
                 let rows = tx.query_portal(&portal, 256)?;
@@ -821,7 +984,7 @@ impl Pg {
 
     /// Whether a job earlier in the sample produced this exact P1.
     pub(crate) fn has_earlier_t1_patch(&self, job: i64, patch: &str) -> Result<bool> {
-        let sql = dollars(&crate::dup::render::<Transaction<'_>>(crate::dup::EARLIER));
+        let sql = dollars(&crate::dup::render::<Tx<'_>>(crate::dup::EARLIER));
         self.with(|c| c.query_opt(&sql, &[&patch, &job]))
             .map(|r| r.is_some())
     }
@@ -960,7 +1123,7 @@ impl Pg {
     ) -> Result<()> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let upsert = tx.prepare(&format!(
+            let upsert = format!(
                 "INSERT INTO teacher_servers(owner, url, requests, errors, latency_seconds,
                     max_latency_seconds, ejections, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW})
@@ -968,7 +1131,7 @@ impl Pg {
                     errors = excluded.errors, latency_seconds = excluded.latency_seconds,
                     max_latency_seconds = excluded.max_latency_seconds,
                     ejections = excluded.ejections, updated_at = excluded.updated_at"
-            ))?;
+            );
             for s in servers {
                 tx.execute(
                     &upsert,
@@ -1010,23 +1173,24 @@ impl Pg {
             .collect())
     }
 
-    /// Every row of the run, for `store copy`.
-    pub(crate) fn dump(&self) -> Result<RunDump> {
-        self.with(|c| {
-            let mut tx = c.build_transaction().read_only(true).start()?;
-            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .ok();
-            let dump = RunDump {
-                meta: select_rows(&mut tx)?,
-                jobs: select_rows(&mut tx)?,
-                stages: select_rows(&mut tx)?,
-                trajectories: select_rows(&mut tx)?,
-                usage: select_rows(&mut tx)?,
-                sessions: select_rows(&mut tx)?,
-            };
-            tx.commit()?;
-            Ok(dump)
-        })
+    /// Send every row of the run to `out` from one snapshot, for `store copy`.
+    pub(crate) fn send_rows(&self, out: &SyncSender<Portion>) -> Result<()> {
+        // A connection the server closed is reopened first; a read cut short is not retried
+        // (its rows went out already), the copy fails and writes nothing.
+        self.with(|_| Ok(()))?;
+        let mut conn = self.lock();
+        let r = (|| {
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()?;
+            crate::copy::send_all(&mut tx, out)?;
+            tx.commit()
+        })();
+        drop(conn);
+        r.map_err(|e| self.error(e))
     }
 
     /// Whether the run holds no job and no setting yet.
@@ -1040,34 +1204,80 @@ impl Pg {
         .map(|r| r.get::<_, i64>(0) == 0)
     }
 
-    /// Write every row of `dump` into this (empty) run in one transaction.
-    pub(crate) fn load(&self, dump: &RunDump) -> Result<()> {
-        self.with(|c| {
-            let mut tx = c.transaction()?;
-            insert_all(&mut tx, &dump.meta)?;
-            insert_all(&mut tx, &dump.jobs)?;
-            insert_all(&mut tx, &dump.stages)?;
-            insert_all(&mut tx, &dump.trajectories)?;
-            insert_all(&mut tx, &dump.usage)?;
-            insert_all(&mut tx, &dump.sessions)?;
-            // Rows inserted with their ids: later inserts continue after them.
-            tx.batch_execute(
-                "SELECT setval(pg_get_serial_sequence('trajectories', 'id'), COALESCE((SELECT MAX(id) FROM trajectories), 0) + 1, false);
-                 SELECT setval(pg_get_serial_sequence('usage', 'id'), COALESCE((SELECT MAX(id) FROM usage), 0) + 1, false);",
-            )?;
-            tx.commit()
+    /// Write the rows `rows` brings into this (empty) run in one transaction, committed
+    /// only when they were all sent; `None` when they were not (nothing written).
+    pub(crate) fn receive_rows(&self, rows: Receiver<Portion>) -> Result<Option<CopyCounts>> {
+        self.with(|_| Ok(()))?;
+        off_runtime(move || {
+            let mut conn = self.lock();
+            let r = (|| {
+                let mut tx = conn.transaction()?;
+                let Some(counts) = crate::copy::receive_all(&mut tx, &rows)? else {
+                    return Ok(None);
+                };
+                // Rows inserted with their ids: later inserts continue after them.
+                tx.batch_execute(
+                    "SELECT setval(pg_get_serial_sequence('trajectories', 'id'), COALESCE((SELECT MAX(id) FROM trajectories), 0) + 1, false);
+                     SELECT setval(pg_get_serial_sequence('usage', 'id'), COALESCE((SELECT MAX(id) FROM usage), 0) + 1, false);",
+                )?;
+                tx.commit()?;
+                Ok(Some(counts))
+            })();
+            drop(conn);
+            r.map_err(|e| self.error(e))
         })
     }
 }
 
+/// A copy's source: a read-only transaction, each table through a cursor.
+impl RowSource for Transaction<'_> {
+    type Error = postgres::Error;
+    fn portions<T: DumpRow>(
+        &mut self,
+        visit: &mut dyn FnMut(Vec<T>) -> bool,
+    ) -> std::result::Result<bool, postgres::Error> {
+        let portal = self.bind(T::SELECT, &[])?;
+        loop {
+            let rows = self.query_portal(&portal, T::PORTION as i32)?;
+            if rows.is_empty() {
+                return Ok(true);
+            }
+            let portion = rows
+                .iter()
+                .map(T::read)
+                .collect::<std::result::Result<_, _>>()?;
+            drop(rows);
+            if !visit(portion) {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// A copy's target: the rows inserted with the statements prepared on the connection.
+impl RowSink for Tx<'_> {
+    type Error = postgres::Error;
+    fn insert<T: DumpRow>(&mut self, rows: &[T]) -> std::result::Result<(), postgres::Error> {
+        let sql = dollars(T::INSERT);
+        for row in rows {
+            let params: Vec<&(dyn ToSql + Sync)> = row
+                .params()
+                .into_iter()
+                .map(|p| p as &(dyn ToSql + Sync))
+                .collect();
+            self.execute(&sql, &params)?;
+        }
+        Ok(())
+    }
+}
+
 /// The duplicate-P1 rule's statements on a Postgres transaction.
-impl crate::dup::RuleTx for Transaction<'_> {
+impl crate::dup::RuleTx for Tx<'_> {
     type Error = postgres::Error;
     const SAME_PATCH: &'static str = "md5(t.patch) = md5(?1) AND t.patch = ?1";
 
     fn lock_job(&mut self, job: i64) -> std::result::Result<(), postgres::Error> {
-        self.query("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", &[&job])
-            .map(|_| ())
+        Cached::query(self, "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", &[&job]).map(|_| ())
     }
 
     fn pairs(
@@ -1076,7 +1286,7 @@ impl crate::dup::RuleTx for Transaction<'_> {
         patch: &str,
         job: i64,
     ) -> std::result::Result<Vec<(i64, i64)>, postgres::Error> {
-        let rows = self.query(&dollars(sql), &[&patch, &job])?;
+        let rows = Cached::query(self, &dollars(sql), &[&patch, &job])?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -1085,12 +1295,12 @@ impl crate::dup::RuleTx for Transaction<'_> {
         sql: &str,
         params: &[i64],
     ) -> std::result::Result<Vec<String>, postgres::Error> {
-        let rows = self.query(&dollars(sql), &int_params(params))?;
+        let rows = Cached::query(self, &dollars(sql), &int_params(params))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn exec(&mut self, sql: &str, params: &[i64]) -> std::result::Result<(), postgres::Error> {
-        self.execute(&dollars(sql), &int_params(params)).map(|_| ())
+        Cached::execute(self, &dollars(sql), &int_params(params)).map(|_| ())
     }
 }
 
@@ -1100,30 +1310,6 @@ fn dollars(sql: &str) -> String {
     (1..=12).rev().fold(sql.to_string(), |s, n| {
         s.replace(&format!("?{n}"), &format!("${n}"))
     })
-}
-
-/// Every row of `T`'s table, in its stable order.
-fn select_rows<T: DumpRow>(
-    tx: &mut Transaction<'_>,
-) -> std::result::Result<Vec<T>, postgres::Error> {
-    tx.query(T::SELECT, &[])?.iter().map(T::read).collect()
-}
-
-/// Insert every row of `rows` into its table.
-fn insert_all<T: DumpRow>(
-    tx: &mut Transaction<'_>,
-    rows: &[T],
-) -> std::result::Result<(), postgres::Error> {
-    let stmt = tx.prepare(&dollars(T::INSERT))?;
-    for row in rows {
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = row
-            .params()
-            .into_iter()
-            .map(|p| p as &(dyn postgres::types::ToSql + Sync))
-            .collect();
-        tx.execute(&stmt, &params)?;
-    }
-    Ok(())
 }
 
 fn int_params(params: &[i64]) -> Vec<&(dyn postgres::types::ToSql + Sync)> {

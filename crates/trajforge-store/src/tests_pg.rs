@@ -136,7 +136,8 @@ fn the_first_schema_is_migrated_forward_and_a_newer_one_refused() {
         &url,
         "SET search_path TO trajforge_run_r;
          ALTER TABLE sessions DROP COLUMN heartbeat_at; ALTER TABLE sessions DROP COLUMN jobs_done;
-         ALTER TABLE jobs DROP COLUMN done_by; DROP TABLE teacher_servers; UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         ALTER TABLE jobs DROP COLUMN done_by; DROP TABLE teacher_servers; DROP INDEX jobs_pending;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
          INSERT INTO jobs(id, key, payload, updated_at) VALUES (0, 'k', '{}', 0);",
     );
     drop(old);
@@ -290,6 +291,84 @@ fn store_copy_moves_a_run_both_ways_losslessly() {
     pg.record_stage("w2", next.id, 1, &rollout1(), Some(&t1("q")), None)
         .expect("stage");
     assert_eq!(pg.trajectory_count().expect("count"), 2);
+}
+
+#[test]
+fn a_copy_cut_short_leaves_the_target_empty_and_can_be_run_again() {
+    let url = cluster().fresh_database("copy_cut");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = Store::open(dir.path()).expect("open");
+    // More jobs than one portion: some reach the target before the copy fails.
+    sqlite.add_jobs(&jobs(2500)).expect("add");
+    sqlite.begin_session("w").expect("session");
+    // A row the copy cannot read, in the table read last.
+    let raw = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("raw");
+    raw.execute("UPDATE sessions SET started_at = 'not a time'", [])
+        .expect("spoil");
+    let folder = tempfile::tempdir().expect("tempdir");
+    let targets = [open(&url, "cut"), Store::open(folder.path()).expect("open")];
+    for target in &targets {
+        let empty = target.dump().expect("dump");
+        assert!(empty.jobs.is_empty());
+        assert!(sqlite.copy_into(target).is_err());
+        assert_eq!(target.dump().expect("dump"), empty);
+    }
+    raw.execute("UPDATE sessions SET started_at = 1", [])
+        .expect("mend");
+    for target in &targets {
+        let counts = sqlite.copy_into(target).expect("copy again");
+        assert_eq!(counts.jobs, 2500);
+        assert_eq!(target.dump().expect("dump"), sqlite.dump().expect("dump"));
+    }
+    // And back from Postgres, portion by portion through its cursor.
+    let back_dir = tempfile::tempdir().expect("tempdir");
+    let back = Store::open(back_dir.path()).expect("open");
+    targets[0].copy_into(&back).expect("copy back");
+    assert_eq!(back.dump().expect("dump"), sqlite.dump().expect("dump"));
+}
+
+#[test]
+fn a_stage_committed_twice_keeps_one_row_of_each_and_its_usage_once() {
+    let url = cluster().fresh_database("stages");
+    let store = open(&url, "r");
+    store.add_jobs(&jobs(1)).expect("add");
+    store.begin_session("w").expect("session");
+    let job = store
+        .claim("w", Duration::from_secs(60))
+        .expect("claim")
+        .expect("job");
+    let usage = UsageRecord {
+        prompt_tokens: 10,
+        completion_tokens: 2,
+        model_seconds: 0.5,
+    };
+    for patch in ["first", "second"] {
+        store
+            .record_stage("w", job.id, 1, &rollout1(), Some(&t1(patch)), Some(usage))
+            .expect("record");
+    }
+    store
+        .set_verdict("w", job.id, 1, &Rollout::T1, true, Some(0.75))
+        .expect("verdict");
+    store.finish("w", job.id, &Outcome::Kept).expect("finish");
+    assert_eq!(store.all_stages().expect("stages").len(), 1);
+    let trajectories = store.trajectories(true).expect("trajectories");
+    assert_eq!(trajectories.len(), 1);
+    let meta = &trajectories[0].meta;
+    assert_eq!(
+        (meta.patch.as_deref(), meta.kept, meta.recall),
+        (Some("second"), true, Some(0.75))
+    );
+    let by_stage = store.usage_by_stage().expect("usage");
+    assert_eq!(by_stage.len(), 1);
+    assert_eq!(by_stage[0].0, "rollout1");
+    let u = &by_stage[0].1;
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.model_seconds),
+        (10, 2, 0.5)
+    );
+    assert_eq!(store.jobs().expect("jobs")[0].result, Some(Outcome::Kept));
+    assert_eq!(store.workers().expect("workers").1[0].jobs_done, Some(1));
 }
 
 #[test]
