@@ -122,9 +122,7 @@ impl Store {
     /// particular order within an attempt. `visit` returns false to stop early.
     pub fn for_each_stage(&self, visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
         if let Some(pg) = self.pg() {
-            // `all` visits until `visit` says stop.
-            pg.stages(None)?.into_iter().all(visit);
-            return Ok(());
+            return pg.for_each_stage(visit);
         }
         // The primary key's index gives this order without sorting the table.
         self.stream(
@@ -139,8 +137,17 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.stages(job);
         }
+        self.select_stages_with(clause, rusqlite::params_from_iter(job))
+    }
+
+    /// The stage results `clause` selects, with `params` bound.
+    pub(crate) fn select_stages_with(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StageRecord>> {
         let sql = format!("{STAGE_SELECT} {clause}");
-        self.select_with(&sql, rusqlite::params_from_iter(job), stage_columns)?
+        self.select_with(&sql, params, stage_columns)?
             .into_iter()
             .map(|columns| self.stage_of(columns))
             .collect()

@@ -253,6 +253,9 @@ impl From<RunError> for CliError {
             RunError::Repository(inner) => return inner.into(),
             RunError::Ingest(inner) => return inner.into(),
             RunError::Teacher(inner) => return inner.into(),
+            RunError::OpenRun(inner @ trajforge_store::StoreError::Postgres { .. }) => {
+                return inner.into();
+            }
             other => other,
         };
         let e = |kind| CliError::from_error(kind, &err);
@@ -369,6 +372,23 @@ impl From<trajforge_store::StoreError> for CliError {
             }
             S::Version { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("a newer trajforge wrote this store: use that version (or newer) here"),
+            S::Postgres { source, .. } => {
+                let hint = match source.code().map(|c| c.code()) {
+                    // invalid_catalog_name: the URL's database does not exist.
+                    Some("3D000") => {
+                        "the database named in --store does not exist: fix the URL, or create it (createdb)"
+                    }
+                    // invalid_password, invalid_authorization_specification.
+                    Some("28P01" | "28000") => {
+                        "the server refused the URL's user: check the user and password in --store"
+                    }
+                    Some(_) => "see PostgreSQL's message above",
+                    None => {
+                        "check that the PostgreSQL server of --store (or $TRAJFORGE_STORE) is running and reachable from here (try `psql URL`)"
+                    }
+                };
+                CliError::from_error(Kind::Failure, &err).hint(hint)
+            }
             _ => CliError::from_error(Kind::Failure, &err),
         }
     }
@@ -377,9 +397,18 @@ impl From<trajforge_store::StoreError> for CliError {
 impl From<trajforge_view::ViewError> for CliError {
     fn from(err: trajforge_view::ViewError) -> Self {
         use trajforge_view::ViewError as V;
+        let err = match err {
+            V::Store(inner) => return inner.into(),
+            other => other,
+        };
         match &err {
             V::NotARun(_) => CliError::from_error(Kind::Input, &err)
                 .hint("give the folder passed to `generate --out` or `web generate --out`"),
+            V::NoSuchRun { runs, .. } if runs.is_empty() => CliError::from_error(Kind::Input, &err)
+                .hint("this database holds no run yet: check --store, or create one with `generate --store URL --run NAME`"),
+            V::NoSuchRun { runs, .. } => CliError::from_error(Kind::Input, &err)
+                .hint(format!("check --run; this database holds: {}", runs.join(", "))),
+
             V::Listen { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("pick another --port, or leave it out for any free port"),
             _ => CliError::from_error(Kind::Failure, &err),
