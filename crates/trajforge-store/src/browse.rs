@@ -1,13 +1,15 @@
 //! Reads for browsing a run a page at a time (`trajforge view`), on both backends: the
 //! trajectories after an id with their jobs and stages, the jobs changed since a moment, a
-//! job's neighbours, and a mark that moves with every commit. Nothing here loads a whole run.
+//! job's neighbours, and a mark that moves with every commit; and the counts `status` (the
+//! viewer's overview) adds up, in PostgreSQL's SQL. Nothing here loads a whole run.
 
 use rusqlite::params;
 
-use crate::model::TrajectoryMeta;
+use crate::model::{ExitLabel, JobStatus, Outcome, Rollout, TrajectoryMeta};
 use crate::pg::Pg;
+use crate::stages::{BugYield, StageTallyRow};
 use crate::trajectories::{META_COLUMNS, meta_of};
-use crate::{Job, Result, StageRecord, Store, StoreError};
+use crate::{Job, JobTally, Result, StageRecord, Store, StoreError, TrajectoryTally};
 
 /// Something that changes whenever the run commits anything (a stage, a verdict, a finished
 /// job, a worker's session), so a reader can tell whether what it computed is still current.
@@ -161,6 +163,115 @@ impl Store {
             of(self.path.clone()),
             of(wal.into()),
         ])))
+    }
+}
+
+/// What `status` adds up, in PostgreSQL's SQL (the same fields as SQLite's, in the same
+/// groups: see `Store::job_tallies`, `Store::stage_tallies`, `Store::trajectory_tallies`).
+impl Pg {
+    pub(crate) fn job_tallies(&self) -> Result<Vec<JobTally>> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT status, result, p ? 'intent',
+                        CASE WHEN jsonb_typeof(p -> 'intent') = 'string' THEN p ->> 'intent' ELSE '' END,
+                        CASE WHEN jsonb_typeof(p -> 'start_url') = 'string' THEN p ->> 'start_url' ELSE '' END,
+                        COUNT(*)
+                 FROM (SELECT status, result, payload::jsonb AS p FROM jobs) j
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+                &[],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| JobTally {
+                status: JobStatus::from(r.get::<_, String>(0)),
+                result: r.get::<_, Option<String>>(1).map(Outcome::from),
+                has_intent: r.get(2),
+                intent: r.get(3),
+                start_url: r.get(4),
+                count: r.get::<_, i64>(5) as u64,
+            })
+            .collect())
+    }
+
+    pub(crate) fn stage_tally_rows(
+        &self,
+        before: i64,
+    ) -> Result<(Vec<StageTallyRow>, Vec<BugYield>)> {
+        self.with(|c| {
+            // Only the payloads of the stages whose fields are read are parsed.
+            let rows = c.query(
+                "SELECT stage,
+                    CASE stage WHEN 'rejected' THEN p ->> 'reason' WHEN 'verify' THEN p ->> 'result' END,
+                    CASE stage WHEN 'verify' THEN COALESCE((p ->> 'recall')::float8, (p ->> 'r')::float8) END,
+                    CASE WHEN stage = 'tests' AND jsonb_typeof(p -> 'verdict') = 'object'
+                         THEN (p -> 'verdict' ->> 'agree')::boolean END,
+                    COUNT(*),
+                    MIN(CASE WHEN created_at < $1 THEN created_at END),
+                    MAX(CASE WHEN created_at < $1 THEN created_at END)
+                 FROM (SELECT stage, created_at,
+                              CASE WHEN stage IN ('rejected', 'verify', 'tests') THEN payload::jsonb END AS p
+                       FROM stages) s
+                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                &[&before],
+            )?;
+            let yields = c.query(
+                "SELECT bug, COUNT(*), SUM(yes)::bigint, SUM(kept)::bigint FROM (
+                    SELECT MAX(CASE WHEN stage = 'rollout1'
+                                    THEN COALESCE(payload::jsonb ->> 'bug', '?') END) AS bug,
+                           MAX(CASE WHEN stage = 'selfcheck' AND payload::jsonb ->> 'answer' = 'yes'
+                                    THEN 1 ELSE 0 END) AS yes,
+                           MAX(CASE WHEN stage = 'verify' AND (payload::jsonb ->> 'kept')::boolean
+                                    THEN 1 ELSE 0 END) AS kept
+                    FROM stages WHERE stage IN ('rollout1', 'selfcheck', 'verify')
+                    GROUP BY job_id, attempt) a
+                 WHERE bug IS NOT NULL GROUP BY bug ORDER BY bug",
+                &[],
+            )?;
+            Ok((rows, yields))
+        })
+        .map(|(rows, yields)| {
+            let rows = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get::<_, i64>(4) as u64,
+                        r.get::<_, Option<i64>>(5).zip(r.get::<_, Option<i64>>(6)),
+                    )
+                })
+                .collect();
+            let yields = yields
+                .iter()
+                .map(|r| {
+                    let n = |i| r.get::<_, i64>(i) as u64;
+                    (r.get(0), [n(1), n(2), n(3)])
+                })
+                .collect();
+            (rows, yields)
+        })
+    }
+
+    pub(crate) fn trajectory_tallies(&self) -> Result<Vec<TrajectoryTally>> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT rollout, exit_status, kept, COUNT(*) FROM trajectories
+                 GROUP BY rollout, exit_status, kept ORDER BY rollout, exit_status, kept",
+                &[],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| TrajectoryTally {
+                rollout: Rollout::from(r.get::<_, String>(0)),
+                exit_status: ExitLabel::from(r.get::<_, String>(1)),
+                kept: r.get(2),
+                count: r.get::<_, i64>(3) as u64,
+            })
+            .collect())
     }
 }
 

@@ -370,12 +370,12 @@ pub struct JobTally {
 }
 
 impl Store {
-    /// The jobs counted by the database by status, result, intent and start page (a SQLite
-    /// run), without reading a payload here: `None` for a Postgres run, whose caller visits
-    /// [`Store::for_each_job`] instead.
+    /// The jobs counted by the database by status, result, intent and start page, without
+    /// reading a payload here, on either backend (an `Option` for callers that can also visit
+    /// [`Store::for_each_job`]).
     pub fn job_tallies(&self) -> Result<Option<Vec<JobTally>>> {
-        if self.pg().is_some() {
-            return Ok(None);
+        if let Some(pg) = self.pg() {
+            return pg.job_tallies().map(Some);
         }
         let text = |key: &str| {
             format!(

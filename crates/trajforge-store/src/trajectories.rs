@@ -229,23 +229,7 @@ impl Store {
     /// large run reads no trajectory row).
     pub fn trajectory_tallies(&self) -> Result<Vec<TrajectoryTally>> {
         if let Some(pg) = self.pg() {
-            let mut counts = std::collections::BTreeMap::new();
-            pg.for_each_trajectory(false, false, &mut |row| {
-                let m = row.meta;
-                *counts
-                    .entry((m.rollout, m.exit_status, m.kept))
-                    .or_default() += 1;
-                true
-            })?;
-            return Ok(counts
-                .into_iter()
-                .map(|((rollout, exit_status, kept), count)| TrajectoryTally {
-                    rollout,
-                    exit_status,
-                    kept,
-                    count,
-                })
-                .collect());
+            return pg.trajectory_tallies();
         }
         self.select_all(
             // Grouped as the index `trajectories_verdict` orders them (covering: no body read).
