@@ -406,7 +406,8 @@ fn page_body(base: &str, path: &str) -> String {
 /// A generated run copied into PostgreSQL with `store copy` and viewed with --store/--run
 /// serves the pages its folder serves, byte for byte but for the run's name: the overview
 /// (the numbers `status --store` gives), list pages with filters and sorts, a pair's page
-/// with its matched and unmatched lines, a search hit and a training sample.
+/// with its matched and unmatched lines, a search hit and a training sample; and a commit
+/// to the Postgres run shows on the next load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_copied_into_postgres_is_viewed_as_its_folder_is() {
     let scene = scene();
@@ -494,6 +495,51 @@ async fn a_run_copied_into_postgres_is_viewed_as_its_folder_is() {
     assert!(job.contains("id=\"recall-1\">0.500<"), "{job}");
     let search = page_body(&shared, &format!("search?q={word}"));
     assert!(search.contains("<mark>"), "no hit for {word}: {search}");
+
+    // Live: a worker's commit to the Postgres run shows on the next load (the synchronous
+    // client runs on a thread of its own, off the test's runtime).
+    std::thread::scope(|scope| scope.spawn(|| commit_a_late_job(&url)).join())
+        .expect("a late job committed");
+    let overview = page_body(&shared, "");
+    let functions = status["functions"].as_u64().expect("functions") + 1;
+    assert!(
+        overview.contains(&format!("id=\"n-functions\">{functions}<")),
+        "{overview}"
+    );
+    assert!(overview.contains("id=\"n-running\">1<"), "{overview}");
+    let list = page_body(&shared, "list");
+    assert!(
+        list.contains(&format!("id=\"list-total\">{}<", stored + 1)),
+        "{list}"
+    );
+    let search = page_body(&shared, "search?q=zanzibar");
+    assert!(search.contains("<mark>zanzibar</mark>"), "{search}");
+}
+
+/// Add a job to run `viewed` at `url` and commit its rollout 1 with a trajectory that
+/// mentions "zanzibar", as a worker would.
+fn commit_a_late_job(url: &str) {
+    let pg = Store::open_at(&trajforge_store::Location::parse(url, Some("viewed")).expect("url"))
+        .expect("the Postgres run");
+    pg.add_jobs(&[("late".into(), serde_json::json!({"name": "late_arrival"}))])
+        .expect("add a job");
+    pg.begin_session("late-worker").expect("session");
+    let job = pg
+        .claim("late-worker", Duration::from_secs(60))
+        .expect("claim")
+        .expect("the new job");
+    let rollout =
+        serde_json::json!({"bug": "b", "task": "t", "exit": "submitted", "patch": "p", "steps": 1});
+    let record = trajforge_store::TrajectoryRecord {
+        rollout: trajforge_store::Rollout::T1,
+        exit_status: trajforge_store::ExitLabel::Submitted,
+        patch: Some("p".into()),
+        data: serde_json::json!({"task": "zanzibar late arrival", "messages": []}),
+    };
+    let stage = trajforge_store::Stage::from_json(trajforge_store::StageName::Rollout1, rollout)
+        .expect("stage");
+    pg.record_stage("late-worker", job.id, 1, &stage, Some(&record), None)
+        .expect("commit");
 }
 
 /// `view` refuses a run named twice, an unknown --run (naming the runs there) and a database
