@@ -172,11 +172,11 @@ impl Pg {
     pub(crate) fn job_tallies(&self) -> Result<Vec<JobTally>> {
         let rows = self.with(|c| {
             c.query(
-                "SELECT status, result, p ? 'intent',
-                        CASE WHEN jsonb_typeof(p -> 'intent') = 'string' THEN p ->> 'intent' ELSE '' END,
-                        CASE WHEN jsonb_typeof(p -> 'start_url') = 'string' THEN p ->> 'start_url' ELSE '' END,
+                "SELECT status, result, p -> 'intent' IS NOT NULL,
+                        CASE WHEN json_typeof(p -> 'intent') = 'string' THEN p ->> 'intent' ELSE '' END,
+                        CASE WHEN json_typeof(p -> 'start_url') = 'string' THEN p ->> 'start_url' ELSE '' END,
                         COUNT(*)
-                 FROM (SELECT status, result, payload::jsonb AS p FROM jobs) j
+                 FROM (SELECT status, result, payload::json AS p FROM jobs) j
                  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
                 &[],
             )
@@ -199,18 +199,19 @@ impl Pg {
         before: i64,
     ) -> Result<(Vec<StageTallyRow>, Vec<BugYield>)> {
         self.with(|c| {
-            // Only the payloads of the stages whose fields are read are parsed.
+            // Only the payloads of the stages whose fields are read are parsed (as `json`, which
+            // is only checked, not converted as `jsonb` would be).
             let rows = c.query(
                 "SELECT stage,
                     CASE stage WHEN 'rejected' THEN p ->> 'reason' WHEN 'verify' THEN p ->> 'result' END,
                     CASE stage WHEN 'verify' THEN COALESCE((p ->> 'recall')::float8, (p ->> 'r')::float8) END,
-                    CASE WHEN stage = 'tests' AND jsonb_typeof(p -> 'verdict') = 'object'
+                    CASE WHEN stage = 'tests' AND json_typeof(p -> 'verdict') = 'object'
                          THEN (p -> 'verdict' ->> 'agree')::boolean END,
                     COUNT(*),
                     MIN(CASE WHEN created_at < $1 THEN created_at END),
                     MAX(CASE WHEN created_at < $1 THEN created_at END)
                  FROM (SELECT stage, created_at,
-                              CASE WHEN stage IN ('rejected', 'verify', 'tests') THEN payload::jsonb END AS p
+                              CASE WHEN stage IN ('rejected', 'verify', 'tests') THEN payload::json END AS p
                        FROM stages) s
                  GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
                 &[&before],
@@ -218,10 +219,10 @@ impl Pg {
             let yields = c.query(
                 "SELECT bug, COUNT(*), SUM(yes)::bigint, SUM(kept)::bigint FROM (
                     SELECT MAX(CASE WHEN stage = 'rollout1'
-                                    THEN COALESCE(payload::jsonb ->> 'bug', '?') END) AS bug,
-                           MAX(CASE WHEN stage = 'selfcheck' AND payload::jsonb ->> 'answer' = 'yes'
+                                    THEN COALESCE(payload::json ->> 'bug', '?') END) AS bug,
+                           MAX(CASE WHEN stage = 'selfcheck' AND payload::json ->> 'answer' = 'yes'
                                     THEN 1 ELSE 0 END) AS yes,
-                           MAX(CASE WHEN stage = 'verify' AND (payload::jsonb ->> 'kept')::boolean
+                           MAX(CASE WHEN stage = 'verify' AND (payload::json ->> 'kept')::boolean
                                     THEN 1 ELSE 0 END) AS kept
                     FROM stages WHERE stage IN ('rollout1', 'selfcheck', 'verify')
                     GROUP BY job_id, attempt) a

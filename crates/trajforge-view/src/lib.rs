@@ -160,6 +160,9 @@ pub struct Viewer {
     name: String,
     index: Arc<SearchIndex>,
     overview: std::sync::Mutex<Option<Arc<Overview>>>,
+    /// Held while the overview is computed, so a page and the background task never compute
+    /// it twice at once (the second takes the first one's result).
+    computing: std::sync::Mutex<()>,
     tokens: Option<(trajforge_export::StudentTokenizer, Option<usize>)>,
     compare: Option<PathBuf>,
 }
@@ -205,6 +208,7 @@ impl Viewer {
             name,
             index: Arc::new(SearchIndex::create()?),
             overview: std::sync::Mutex::new(None),
+            computing: std::sync::Mutex::new(()),
             tokens: None,
             compare: None,
         })
@@ -346,6 +350,7 @@ impl Viewer {
     /// The status and the jobs' finishing times, computed again only when the store's files
     /// changed since the last computation (the background task keeps it fresh on a live run).
     pub fn refresh_overview(&self) -> Result<Arc<Overview>, ViewError> {
+        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
         let store = self.background_store()?;
         let key = store.change_mark()?;
         if let Some(c) = self.lock_overview().as_ref().filter(|c| c.key == key) {
