@@ -248,14 +248,19 @@ impl From<RunError> for CliError {
     fn from(err: RunError) -> Self {
         use Kind::{Failure, Input};
         const CRAWL_FIRST: &str = "crawl the site first: trajforge site crawl URL --out SITE_DIR";
+        use trajforge_store::StoreError as S;
         let err = match err {
+            // What the store says about a database or its schema needs no folder advice.
+            RunError::RunFolder(
+                inner @ (S::Postgres { .. } | S::Version { .. } | S::RunName(_) | S::NoRunName(_)),
+            )
+            | RunError::OpenRun(inner @ (S::Postgres { .. } | S::Version { .. })) => {
+                return inner.into();
+            }
             RunError::Menu(inner) => return inner.into(),
             RunError::Repository(inner) => return inner.into(),
             RunError::Ingest(inner) => return inner.into(),
             RunError::Teacher(inner) => return inner.into(),
-            RunError::OpenRun(inner @ trajforge_store::StoreError::Postgres { .. }) => {
-                return inner.into();
-            }
             other => other,
         };
         let e = |kind| CliError::from_error(kind, &err);
@@ -372,23 +377,9 @@ impl From<trajforge_store::StoreError> for CliError {
             }
             S::Version { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("a newer trajforge wrote this store: use that version (or newer) here"),
-            S::Postgres { source, .. } => {
-                let hint = match source.code().map(|c| c.code()) {
-                    // invalid_catalog_name: the URL's database does not exist.
-                    Some("3D000") => {
-                        "the database named in --store does not exist: fix the URL, or create it (createdb)"
-                    }
-                    // invalid_password, invalid_authorization_specification.
-                    Some("28P01" | "28000") => {
-                        "the server refused the URL's user: check the user and password in --store"
-                    }
-                    Some(_) => "see PostgreSQL's message above",
-                    None => {
-                        "check that the PostgreSQL server of --store (or $TRAJFORGE_STORE) is running and reachable from here (try `psql URL`)"
-                    }
-                };
-                CliError::from_error(Kind::Failure, &err).hint(hint)
-            }
+            S::Postgres { .. } => CliError::from_error(Kind::Failure, &err).hint(
+                "check --store (postgres://USER@HOST[:PORT]/DB, or $TRAJFORGE_STORE): the server must run, be reachable from here and accept the user, and the database must exist (createdb DB)",
+            ),
             _ => CliError::from_error(Kind::Failure, &err),
         }
     }
@@ -408,7 +399,6 @@ impl From<trajforge_view::ViewError> for CliError {
                 .hint("this database holds no run yet: check --store, or create one with `generate --store URL --run NAME`"),
             V::NoSuchRun { runs, .. } => CliError::from_error(Kind::Input, &err)
                 .hint(format!("check --run; this database holds: {}", runs.join(", "))),
-
             V::Listen { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("pick another --port, or leave it out for any free port"),
             _ => CliError::from_error(Kind::Failure, &err),
