@@ -431,9 +431,11 @@ impl Viewer {
 
     fn list(&self, params: &BTreeMap<String, String>) -> Result<Option<Reply>, ViewError> {
         let q = query::ListQuery::from_pairs(params);
+        // The note first: rows indexed after it was read are shown without one, and never
+        // rows missing without it.
+        let mut body = self.progress()?;
         let (rows, total) = self.index.list(&q)?;
         let choices = self.index.choices()?;
-        let mut body = self.progress()?;
         body.push_str(&pages::list::body(&q, &rows, total, &choices));
         Ok(Some(Reply::html(
             200,
@@ -442,8 +444,9 @@ impl Viewer {
     }
 
     fn search(&self, q: &str) -> Result<Option<Reply>, ViewError> {
-        let found = self.index.search(q, SEARCH_LIMIT)?;
+        // The note first, as for the list.
         let mut body = self.progress()?;
+        let found = self.index.search(q, SEARCH_LIMIT)?;
         body.push_str(&pages::search::body(q, &found));
         Ok(Some(Reply::html(
             200,

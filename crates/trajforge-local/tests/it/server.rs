@@ -428,7 +428,10 @@ async fn abandoned_upstream_requests_are_dropped() {
         socket.shutdown().await.unwrap();
         let mut rest = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(60), socket.read_to_end(&mut rest));
-        assert!(closed.await.is_ok(), "the server kept an abandoned request open");
+        assert!(
+            closed.await.is_ok(),
+            "the server kept an abandoned request open"
+        );
     }
     drop(running);
     // The small request gets the slot only if the abandoned stream was dropped.

@@ -575,9 +575,6 @@ fn view_says_why_it_cannot_open_a_postgres_run() {
     let unreachable = view(&["--store", "postgres://nobody@127.0.0.1:1/db", "--run", "r"]);
     let err = crate::stderr(&unreachable);
     assert_eq!(unreachable.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("hint: check that the PostgreSQL server"),
-        "{err}"
-    );
+    assert!(err.contains("hint: check --store"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
