@@ -2,7 +2,8 @@
 //! default) built here through the store's API: the overview, list pages, full-text search
 //! (p95 over varied queries), the page of a 115-step trajectory, and the server's memory,
 //! each against the target, next to `trajforge status --json` on the same store as
-//! the baseline of the overview (the same numbers, computed by the CLI).
+//! the baseline of the overview (the same numbers, computed by the CLI). With `--postgres`,
+//! the same run copied into a throwaway PostgreSQL cluster is measured the same way.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -29,6 +30,10 @@ pub struct ViewArgs {
     /// Keep the run here instead of a temporary folder (reused when it exists).
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// Also copy the run into a throwaway PostgreSQL cluster (`trajforge store copy`) and
+    /// measure `trajforge view --store URL --run NAME` the same way.
+    #[arg(long)]
+    postgres: bool,
 }
 
 /// GET `path` from `addr`; the response's length, the time to its last byte, and its text.
@@ -120,13 +125,50 @@ pub fn run(args: ViewArgs) -> Result<(), String> {
 
     // The baseline: `trajforge status --json` on the same store.
     let run_dir = dir.display().to_string();
-    let status = run_child(
+    serve_and_measure(
         &trajforge,
-        &["status".into(), "--json".into(), run_dir.clone()],
+        std::slice::from_ref(&run_dir),
+        &args,
+        (stored, db_mb),
     )?;
+    if args.postgres {
+        let url = trajforge_testkit::postgres::cluster().fresh_database("bench_view");
+        let copy = run_child(
+            &trajforge,
+            &[
+                "store".into(),
+                "copy".into(),
+                run_dir,
+                url.clone(),
+                "--run".into(),
+                "bench".into(),
+            ],
+        )?;
+        println!(
+            "\nthe same run copied into PostgreSQL (store copy {:.1} s):",
+            copy.wall.as_secs_f64()
+        );
+        let shared = ["--store".into(), url, "--run".into(), "bench".into()];
+        serve_and_measure(&trajforge, &shared, &args, (stored, db_mb))?;
+    }
+    Ok(())
+}
 
-    let mut child = Command::new(&trajforge)
-        .args(["view", &run_dir])
+/// `trajforge status --json RUN…` as the baseline, then `trajforge view RUN…` measured.
+fn serve_and_measure(
+    trajforge: &std::path::Path,
+    run: &[String],
+    args: &ViewArgs,
+    sizes: (u64, u64),
+) -> Result<(), String> {
+    let status_args: Vec<String> = ["status".to_string(), "--json".into()]
+        .into_iter()
+        .chain(run.iter().cloned())
+        .collect();
+    let status = run_child(trajforge, &status_args)?;
+    let mut child = Command::new(trajforge)
+        .arg("view")
+        .args(run)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -141,7 +183,7 @@ pub fn run(args: ViewArgs) -> Result<(), String> {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    let result = measure(&addr, &args, pid, (stored, db_mb), status.wall);
+    let result = measure(&addr, args, pid, sizes, status.wall);
     let _ = child.kill();
     let _ = child.wait();
     result

@@ -120,9 +120,8 @@ pub struct Status {
     pub teacher_servers: Vec<ServerStats>,
 }
 
-/// Compute the status from the store. A SQLite run is added up by the database (a few
-/// grouped queries over the payloads' fields, nothing loaded); a Postgres run is read in one
-/// pass over its jobs and one over its stages, one record at a time.
+/// Compute the status from the store, added up by the database (a few grouped queries over
+/// the payloads' fields, nothing loaded), a run folder's SQLite file and a PostgreSQL run alike.
 pub fn status(store: &Store, pricing: Pricing) -> Result<Status, StoreError> {
     compute(store, pricing, true)
 }
@@ -649,11 +648,12 @@ mod tests {
     }
 
     /// The 0.1 fixture runs (code, web, imported): the status the database adds up is the
-    /// one read record by record (the way a Postgres run is read).
+    /// one read record by record, and the same again from a PostgreSQL copy of the run.
     #[test]
     fn the_status_added_up_in_sql_is_the_status_read_record_by_record() {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../trajforge/tests/fixtures/runs-0.1");
+        let url = trajforge_testkit::postgres::cluster().fresh_database("status");
         for kind in ["code", "web", "imported"] {
             let tmp = tempfile::tempdir().expect("tempdir");
             std::fs::copy(
@@ -675,6 +675,26 @@ mod tests {
             assert!(
                 in_sql.done > 0 && !in_sql.stages.is_empty(),
                 "{kind}: {in_sql:?}"
+            );
+            let location = trajforge_store::Location::parse(&url, Some(kind)).expect("location");
+            let pg = Store::open_at(&location).expect("a Postgres run");
+            store.copy_into(&pg).expect("copy");
+            // Each database sums the teacher's seconds in its own order: the last bits differ.
+            let rounded = |mut s: Status| {
+                s.model_seconds = (s.model_seconds * 1e9).round();
+                s
+            };
+            let pg_in_sql = compute(&pg, pricing, true).expect("Postgres status in SQL");
+            assert_eq!(
+                rounded(pg_in_sql),
+                rounded(in_sql.clone()),
+                "{kind} on Postgres"
+            );
+            let pg_streamed = compute(&pg, pricing, false).expect("Postgres status streamed");
+            assert_eq!(
+                rounded(pg_streamed),
+                rounded(in_sql),
+                "{kind} on Postgres, streamed"
             );
         }
     }

@@ -278,24 +278,22 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.jobs();
         }
-        self.select_jobs("ORDER BY id", None)
+        self.select_jobs_with("ORDER BY id", [])
     }
 
     /// One job, if there is one with this id.
     pub fn job(&self, id: i64) -> Result<Option<Job>> {
         if let Some(pg) = self.pg() {
-            return Ok(pg.jobs()?.into_iter().find(|j| j.id == id));
+            return Ok(pg.jobs_where("WHERE id = $1", &[&id])?.pop());
         }
-        Ok(self.select_jobs("WHERE id = ?1", Some(id))?.pop())
+        Ok(self.select_jobs_with("WHERE id = ?1", [id])?.pop())
     }
 
     /// Visit every job in id order, one at a time, so memory does not grow with the run
     /// (`status` on a large run); `visit` returns false to stop early.
     pub fn for_each_job(&self, visit: impl FnMut(Job) -> bool) -> Result<()> {
         if let Some(pg) = self.pg() {
-            // `all` visits until `visit` says stop.
-            pg.jobs()?.into_iter().all(visit);
-            return Ok(());
+            return pg.for_each_job(visit);
         }
         self.stream(
             &format!("{JOB_SELECT} ORDER BY id"),
@@ -305,10 +303,14 @@ impl Store {
         )
     }
 
-    /// The jobs `clause` selects (with `?1` bound to `id` when given).
-    fn select_jobs(&self, clause: &str, id: Option<i64>) -> Result<Vec<Job>> {
+    /// The jobs `clause` selects, with `params` bound.
+    pub(crate) fn select_jobs_with(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Job>> {
         let sql = format!("{JOB_SELECT} {clause}");
-        self.select_with(&sql, rusqlite::params_from_iter(id), job_columns)?
+        self.select_with(&sql, params, job_columns)?
             .into_iter()
             .map(|columns| self.job_of(columns))
             .collect()
@@ -368,12 +370,12 @@ pub struct JobTally {
 }
 
 impl Store {
-    /// The jobs counted by the database by status, result, intent and start page (a SQLite
-    /// run), without reading a payload here: `None` for a Postgres run, whose caller visits
-    /// [`Store::for_each_job`] instead.
+    /// The jobs counted by the database by status, result, intent and start page, without
+    /// reading a payload here, on either backend (an `Option` for callers that can also visit
+    /// [`Store::for_each_job`]).
     pub fn job_tallies(&self) -> Result<Option<Vec<JobTally>>> {
-        if self.pg().is_some() {
-            return Ok(None);
+        if let Some(pg) = self.pg() {
+            return pg.job_tallies().map(Some);
         }
         let text = |key: &str| {
             format!(

@@ -21,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
+mod browse;
 pub mod copy;
 mod dup;
 mod jobs;
@@ -31,6 +32,7 @@ mod sessions;
 mod stages;
 mod trajectories;
 
+pub use browse::{ChangeMark, postgres_runs};
 pub use jobs::{Job, JobCounts, JobTally, WorkerInfo};
 pub use model::{
     ExitLabel, JobStatus, Outcome, RejectReason, Rollout, Stage, StageName, TrajectoryMeta,
@@ -232,8 +234,9 @@ impl Store {
         })
     }
 
-    /// Run `body` on the connection (read-only queries of other crates, such as a viewer's).
-    pub fn with_connection<T>(
+    /// Run `body` on a run folder's connection (tests that alter a store by hand).
+    #[cfg(test)]
+    pub(crate) fn with_connection<T>(
         &self,
         body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {

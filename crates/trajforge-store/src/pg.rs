@@ -27,6 +27,12 @@ use crate::{
     TrajectoryRecord, TrajectoryRow, UsageRecord, WorkerInfo,
 };
 
+/// The query of job rows, a clause to append.
+const JOB_SELECT: &str = "SELECT id, key, payload, status, result FROM jobs";
+
+/// The query of stage rows, a clause to append.
+const STAGE_SELECT: &str = "SELECT job_id, attempt, stage, payload, created_at FROM stages";
+
 /// The database clock in milliseconds since the epoch.
 const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -113,7 +119,7 @@ const MIGRATIONS: [&str; 4] = [
 /// A connection and the statements prepared on it, by SQL text: each statement is parsed and
 /// planned once per connection, not on every call. A new connection (after a restart) starts
 /// with none.
-struct Conn {
+pub(crate) struct Conn {
     client: Client,
     prepared: HashMap<String, Statement>,
 }
@@ -151,13 +157,13 @@ impl Tx<'_> {
 }
 
 /// A statement's parameters.
-type Params<'a> = [&'a (dyn ToSql + Sync)];
+pub(crate) type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 /// Statements run after a lease check, in its transaction (see `Pg::with_lease`).
 type TxBody<'b> = dyn FnMut(&mut Tx<'_>) -> std::result::Result<(), postgres::Error> + Send + 'b;
 
 /// Statements run as prepared once per connection (see [`Conn`]).
-trait Cached {
+pub(crate) trait Cached {
     type Client: GenericClient;
 
     fn parts(&mut self) -> (&mut Self::Client, &mut HashMap<String, Statement>);
@@ -407,7 +413,7 @@ impl Pg {
     /// Run `f` on the connection; a connection the server closed (a restart) is reopened,
     /// retrying for up to a minute, and `f` runs again (every operation is one transaction,
     /// so a failed one changed nothing).
-    fn with<T: Send>(
+    pub(crate) fn with<T: Send>(
         &self,
         f: impl FnMut(&mut Conn) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
@@ -666,27 +672,52 @@ impl Pg {
     }
 
     pub(crate) fn jobs(&self) -> Result<Vec<Job>> {
-        let rows = self.with(|c| {
-            c.query(
-                "SELECT id, key, payload, status, result FROM jobs ORDER BY id",
-                &[],
-            )
-        })?;
-        rows.iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                let payload: String = r.get(2);
-                let payload = serde_json::from_str(&payload)
-                    .map_err(|e| self.corrupt(format!("job {id}: {e}")))?;
-                Ok(Job {
-                    id,
-                    key: r.get(1),
-                    payload,
-                    status: JobStatus::from(r.get::<_, String>(3)),
-                    result: r.get::<_, Option<String>>(4).map(Outcome::from),
-                })
-            })
-            .collect()
+        self.jobs_where("ORDER BY id", &[])
+    }
+
+    /// The jobs `clause` selects with `params` bound.
+    pub(crate) fn jobs_where(
+        &self,
+        clause: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Job>> {
+        self.select_parsed(&format!("{JOB_SELECT} {clause}"), params, |r| {
+            self.job_of(r)
+        })
+    }
+
+    /// Every row `sql` selects with `params` bound, each parsed by `read`.
+    fn select_parsed<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        read: impl Fn(&postgres::Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let rows = self.with(|c| c.query(sql, params))?;
+        rows.iter().map(read).collect()
+    }
+
+    /// Visit every job by id, read through a cursor (memory does not grow with the run).
+    pub(crate) fn for_each_job(&self, visit: impl FnMut(Job) -> bool) -> Result<()> {
+        self.stream_parsed(
+            &format!("{JOB_SELECT} ORDER BY id"),
+            |r| self.job_of(r),
+            visit,
+        )
+    }
+
+    /// A job from a row of [`JOB_SELECT`].
+    fn job_of(&self, r: &postgres::Row) -> Result<Job> {
+        let id: i64 = r.get(0);
+        let payload = serde_json::from_str(r.get::<_, &str>(2))
+            .map_err(|e| self.corrupt(format!("job {id}: {e}")))?;
+        Ok(Job {
+            id,
+            key: r.get(1),
+            payload,
+            status: JobStatus::from(r.get::<_, String>(3)),
+            result: r.get::<_, Option<String>>(4).map(Outcome::from),
+        })
     }
 
     pub(crate) fn counts(&self) -> Result<JobCounts> {
@@ -775,34 +806,49 @@ impl Pg {
     }
 
     pub(crate) fn stages(&self, job: Option<i64>) -> Result<Vec<StageRecord>> {
-        let rows = self.with(|c| match job {
-            Some(j) => c.query(
-                "SELECT job_id, attempt, stage, payload, created_at FROM stages
-                 WHERE job_id = $1 ORDER BY attempt, created_at, stage",
+        match job {
+            Some(j) => self.stages_where(
+                "WHERE job_id = $1 ORDER BY attempt, created_at, stage",
                 &[&j],
             ),
-            None => c.query(
-                "SELECT job_id, attempt, stage, payload, created_at FROM stages
-                 ORDER BY job_id, attempt, created_at, stage",
-                &[],
-            ),
-        })?;
-        rows.iter()
-            .map(|r| {
-                let job_id: i64 = r.get(0);
-                let name = StageName::from(r.get::<_, String>(2));
-                let payload: &str = r.get(3);
-                let stage = serde_json::from_str(payload)
-                    .and_then(|v| Stage::from_json(name.clone(), v))
-                    .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
-                Ok(StageRecord {
-                    job_id,
-                    attempt: r.get(1),
-                    stage,
-                    created_at: r.get(4),
-                })
-            })
-            .collect()
+            None => self.stages_where("ORDER BY job_id, attempt, created_at, stage", &[]),
+        }
+    }
+
+    /// The stage results `clause` selects with `params` bound.
+    pub(crate) fn stages_where(
+        &self,
+        clause: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<StageRecord>> {
+        self.select_parsed(&format!("{STAGE_SELECT} {clause}"), params, |r| {
+            self.stage_of(r)
+        })
+    }
+
+    /// Visit every stage result grouped by job and attempt, read through a cursor (memory
+    /// does not grow with the run).
+    pub(crate) fn for_each_stage(&self, visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
+        self.stream_parsed(
+            &format!("{STAGE_SELECT} ORDER BY job_id, attempt"),
+            |r| self.stage_of(r),
+            visit,
+        )
+    }
+
+    /// A stage result from a row of [`STAGE_SELECT`].
+    fn stage_of(&self, r: &postgres::Row) -> Result<StageRecord> {
+        let job_id: i64 = r.get(0);
+        let name = StageName::from(r.get::<_, String>(2));
+        let stage = serde_json::from_str(r.get::<_, &str>(3))
+            .and_then(|v| Stage::from_json(name.clone(), v))
+            .map_err(|e| self.corrupt(format!("stage {name} of job {job_id}: {e}")))?;
+        Ok(StageRecord {
+            job_id,
+            attempt: r.get(1),
+            stage,
+            created_at: r.get(4),
+        })
     }
 
     pub(crate) fn usage_by_stage(&self) -> Result<Vec<(String, UsageRecord)>> {
@@ -881,27 +927,50 @@ impl Pg {
         joined: bool,
         visit: &mut dyn FnMut(TrajectoryRow) -> bool,
     ) -> Result<()> {
-        let data_col = if with_data { "t.data" } else { "'null'" };
-        // Stages as one compact JSON object keyed by stage name, as SQLite's json_group_object
-        // writes it (payloads are stored compact).
-        let join_cols = if joined {
-            "j.key, j.payload,
-             (SELECT '{' || string_agg(to_json(s.stage)::text || ':' || s.payload, ',' ORDER BY s.stage) || '}'
-               FROM stages s WHERE s.job_id = t.job_id AND s.attempt = t.attempt)"
-        } else {
-            "NULL::text, NULL::text, NULL::text"
-        };
-        let sql = format!(
-            "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.patch, t.recall, t.kept, {data_col},
-                    {join_cols}
-             FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
-             ORDER BY t.job_id, t.attempt, t.rollout"
+        let sql = trajectory_sql(with_data, joined, "ORDER BY t.job_id, t.attempt, t.rollout");
+        self.stream(&sql, trajectory_row, visit)
+    }
+
+    /// One trajectory with its job and stages, by row id.
+    pub(crate) fn trajectory_row(&self, id: i64) -> Result<Option<TrajectoryRow>> {
+        let sql = trajectory_sql(true, true, "WHERE t.id = $1");
+        Ok(self
+            .with(|c| c.query_opt(&sql, &[&id]))?
+            .as_ref()
+            .map(trajectory_row))
+    }
+
+    /// The trajectories of one job, data included, by attempt and rollout.
+    pub(crate) fn job_trajectories(&self, job: i64) -> Result<Vec<(TrajectoryMeta, String)>> {
+        let sql = trajectory_sql(
+            true,
+            false,
+            "WHERE t.job_id = $1 ORDER BY t.attempt, t.rollout",
         );
-        // Read in portions through a cursor, so memory does not grow with the run; rows come
-        // from a thread of their own (see `off_runtime`) through a bounded channel.
-        let (tx_rows, rx_rows) = std::sync::mpsc::sync_channel::<TrajectoryRow>(256);
+        let rows = self.with(|c| c.query(&sql, &[&job]))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let row = trajectory_row(r);
+                (row.meta, row.data)
+            })
+            .collect())
+    }
+
+    /// Visit every row `sql` selects, each read by `read`, until `visit` returns false. Rows
+    /// are read in portions through a cursor, so memory does not grow with the run; they come
+    /// from a thread of their own (see `off_runtime`) through a bounded channel. The
+    /// connection is held while visiting.
+    fn stream<T: Send>(
+        &self,
+        sql: &str,
+        read: impl Fn(&postgres::Row) -> T + Sync,
+        visit: &mut dyn FnMut(T) -> bool,
+    ) -> Result<()> {
+        let (tx_rows, rx_rows) = std::sync::mpsc::sync_channel::<T>(256);
+        let read = &read;
         std::thread::scope(|scope| {
-            let reader = scope.spawn(move || self.read_trajectories(&sql, tx_rows));
+            let reader = scope.spawn(move || self.send_selected(sql, read, tx_rows));
             for row in rx_rows.iter() {
                 if !visit(row) {
                     break;
@@ -914,11 +983,31 @@ impl Pg {
         })
     }
 
-    /// Send every row `sql` selects to `out`, until `out` is closed.
-    fn read_trajectories(
+    /// [`Pg::stream`] of rows parsed by `read`; the first that does not parse ends the visit
+    /// with its error.
+    fn stream_parsed<T: Send>(
         &self,
         sql: &str,
-        out: std::sync::mpsc::SyncSender<TrajectoryRow>,
+        read: impl Fn(&postgres::Row) -> Result<T> + Sync,
+        mut visit: impl FnMut(T) -> bool,
+    ) -> Result<()> {
+        let mut bad = None;
+        self.stream(sql, read, &mut |item| match item {
+            Ok(item) => visit(item),
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        })?;
+        bad.map_or(Ok(()), Err)
+    }
+
+    /// Send every row `sql` selects, read by `read`, to `out` until `out` is closed.
+    fn send_selected<T>(
+        &self,
+        sql: &str,
+        read: &impl Fn(&postgres::Row) -> T,
+        out: std::sync::mpsc::SyncSender<T>,
     ) -> Result<()> {
         let mut client = self.lock();
         let r = (|| {
@@ -930,23 +1019,7 @@ impl Pg {
                     break;
                 }
                 for r in &rows {
-                    let row = TrajectoryRow {
-                        meta: TrajectoryMeta {
-                            id: r.get(0),
-                            job_id: r.get(1),
-                            attempt: r.get(2),
-                            rollout: Rollout::from(r.get::<_, String>(3)),
-                            exit_status: crate::model::ExitLabel::from(r.get::<_, String>(4)),
-                            patch: r.get(5),
-                            recall: r.get(6),
-                            kept: r.get(7),
-                        },
-                        data: r.get(8),
-                        job_key: r.get(9),
-                        job_payload: r.get(10),
-                        stages: r.get(11),
-                    };
-                    if out.send(row).is_err() {
+                    if out.send(read(r)).is_err() {
                         return Ok(());
                     }
                 }
@@ -1271,6 +1344,65 @@ impl RowSink for Tx<'_> {
     }
 }
 
+/// The query of [`TrajectoryRow`]s with `clause` appended; the job and its stages (one
+/// compact JSON object keyed by stage name, as SQLite's `json_group_object` writes it:
+/// payloads are stored compact) when `joined`.
+fn trajectory_sql(with_data: bool, joined: bool, clause: &str) -> String {
+    let data_col = if with_data { "t.data" } else { "'null'" };
+    let join_cols = if joined {
+        "j.key, j.payload,
+         (SELECT '{' || string_agg(to_json(s.stage)::text || ':' || s.payload, ',' ORDER BY s.stage) || '}'
+           FROM stages s WHERE s.job_id = t.job_id AND s.attempt = t.attempt)"
+    } else {
+        "NULL::text, NULL::text, NULL::text"
+    };
+    format!(
+        "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.patch, t.recall, t.kept, {data_col},
+                {join_cols}
+         FROM trajectories t LEFT JOIN jobs j ON j.id = t.job_id
+         {clause}"
+    )
+}
+
+/// A [`TrajectoryRow`] from a row of [`trajectory_sql`].
+fn trajectory_row(r: &postgres::Row) -> TrajectoryRow {
+    TrajectoryRow {
+        meta: meta_of(r),
+        data: r.get(8),
+        job_key: r.get(9),
+        job_payload: r.get(10),
+        stages: r.get(11),
+    }
+}
+
+/// A trajectory's metadata from the first eight columns of a row (id, job, attempt, rollout,
+/// exit status, patch, recall, kept).
+pub(crate) fn meta_of(r: &postgres::Row) -> TrajectoryMeta {
+    TrajectoryMeta {
+        id: r.get(0),
+        job_id: r.get(1),
+        attempt: r.get(2),
+        rollout: Rollout::from(r.get::<_, String>(3)),
+        exit_status: crate::model::ExitLabel::from(r.get::<_, String>(4)),
+        patch: r.get(5),
+        recall: r.get(6),
+        kept: r.get(7),
+    }
+}
+
+/// The names of the runs in the database at `url`.
+pub(crate) fn run_names(url: &str) -> std::result::Result<Vec<String>, postgres::Error> {
+    off_runtime(|| {
+        let mut client = Client::connect(url, NoTls)?;
+        let rows = client.query(
+            "SELECT substr(schema_name, 15) FROM information_schema.schemata
+             WHERE schema_name LIKE 'trajforge\\_run\\_%' ORDER BY 1",
+            &[],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    })
+}
+
 /// The duplicate-P1 rule's statements on a Postgres transaction.
 impl crate::dup::RuleTx for Tx<'_> {
     type Error = postgres::Error;
@@ -1305,7 +1437,7 @@ impl crate::dup::RuleTx for Tx<'_> {
 }
 
 /// SQLite-style `?N` parameters as Postgres' `$N` (statements written once for both).
-fn dollars(sql: &str) -> String {
+pub(crate) fn dollars(sql: &str) -> String {
     // Highest first, so `?10` is not read as `?1` followed by `0`.
     (1..=12).rev().fold(sql.to_string(), |s, n| {
         s.replace(&format!("?{n}"), &format!("${n}"))

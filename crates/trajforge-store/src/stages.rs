@@ -122,9 +122,7 @@ impl Store {
     /// particular order within an attempt. `visit` returns false to stop early.
     pub fn for_each_stage(&self, visit: impl FnMut(StageRecord) -> bool) -> Result<()> {
         if let Some(pg) = self.pg() {
-            // `all` visits until `visit` says stop.
-            pg.stages(None)?.into_iter().all(visit);
-            return Ok(());
+            return pg.for_each_stage(visit);
         }
         // The primary key's index gives this order without sorting the table.
         self.stream(
@@ -139,8 +137,17 @@ impl Store {
         if let Some(pg) = self.pg() {
             return pg.stages(job);
         }
+        self.select_stages_with(clause, rusqlite::params_from_iter(job))
+    }
+
+    /// The stage results `clause` selects, with `params` bound.
+    pub(crate) fn select_stages_with(
+        &self,
+        clause: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StageRecord>> {
         let sql = format!("{STAGE_SELECT} {clause}");
-        self.select_with(&sql, rusqlite::params_from_iter(job), stage_columns)?
+        self.select_with(&sql, params, stage_columns)?
             .into_iter()
             .map(|columns| self.stage_of(columns))
             .collect()
@@ -205,47 +212,17 @@ pub struct StageTallies {
 
 impl Store {
     /// The stage results added up in SQL over the payloads' fields (the same fields the
-    /// typed [`Stage`]s read), without reading a payload here: `None` for a Postgres run,
-    /// whose caller visits [`Store::for_each_stage`] instead. `before`: the end of the span
-    /// [`StageTallies::early_span`] covers.
+    /// typed [`Stage`]s read), without reading a payload here, on either backend (an
+    /// `Option` for callers that can also visit [`Store::for_each_stage`]). `before`: the end
+    /// of the span [`StageTallies::early_span`] covers.
     pub fn stage_tallies(&self, before: i64) -> Result<Option<StageTallies>> {
-        if self.pg().is_some() {
-            return Ok(None);
-        }
-        // One scan for the counts, reasons, scores, verdicts and the early span (a payload's
-        // field is read only for the stages that have it); one for the yield per bug type,
-        // an attempt's stages taken together in the primary key's order.
-        let mut t = StageTallies::default();
-        let rows = {
-            let conn = self.lock();
-            let r = (|| {
-                let mut stmt = conn.prepare(
-                    "SELECT stage,
-                        CASE stage WHEN 'rejected' THEN json_extract(payload, '$.reason')
-                                   WHEN 'verify' THEN json_extract(payload, '$.result') END,
-                        CASE stage WHEN 'verify' THEN COALESCE(json_extract(payload, '$.recall'),
-                                                               json_extract(payload, '$.r')) END,
-                        CASE WHEN stage = 'tests' AND json_type(payload, '$.verdict') = 'object'
-                             THEN json_extract(payload, '$.verdict.agree') = 1 END,
-                        COUNT(*),
-                        MIN(CASE WHEN created_at < ?1 THEN created_at END),
-                        MAX(CASE WHEN created_at < ?1 THEN created_at END)
-                     FROM stages GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
-                )?;
-                let rows = stmt.query_map([before], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, Option<f64>>(2)?,
-                        r.get::<_, Option<bool>>(3)?,
-                        r.get::<_, i64>(4)? as u64,
-                        r.get::<_, Option<i64>>(5)?.zip(r.get::<_, Option<i64>>(6)?),
-                    ))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })();
-            drop(conn);
-            self.sql(r)?
+        let (rows, yields) = match self.pg() {
+            Some(pg) => pg.stage_tally_rows(before)?,
+            None => self.sqlite_stage_tally_rows(before)?,
+        };
+        let mut t = StageTallies {
+            yields,
+            ..StageTallies::default()
         };
         let mut stages: std::collections::BTreeMap<String, u64> = Default::default();
         for (stage, label, recall, agree, n, span) in rows {
@@ -264,7 +241,39 @@ impl Store {
             }
         }
         t.stages = stages.into_iter().collect();
-        t.yields = self.select_all(
+        Ok(Some(t))
+    }
+
+    /// The rows [`Store::stage_tallies`] adds up, by SQLite.
+    fn sqlite_stage_tally_rows(&self, before: i64) -> Result<(Vec<StageTallyRow>, Vec<BugYield>)> {
+        // One scan for the counts, reasons, scores, verdicts and the early span (a payload's
+        // field is read only for the stages that have it); one for the yield per bug type,
+        // an attempt's stages taken together in the primary key's order.
+        let rows = self.select_with(
+            "SELECT stage,
+                CASE stage WHEN 'rejected' THEN json_extract(payload, '$.reason')
+                           WHEN 'verify' THEN json_extract(payload, '$.result') END,
+                CASE stage WHEN 'verify' THEN COALESCE(json_extract(payload, '$.recall'),
+                                                       json_extract(payload, '$.r')) END,
+                CASE WHEN stage = 'tests' AND json_type(payload, '$.verdict') = 'object'
+                     THEN json_extract(payload, '$.verdict.agree') = 1 END,
+                COUNT(*),
+                MIN(CASE WHEN created_at < ?1 THEN created_at END),
+                MAX(CASE WHEN created_at < ?1 THEN created_at END)
+             FROM stages GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            [before],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<f64>>(2)?,
+                    r.get::<_, Option<bool>>(3)?,
+                    r.get::<_, i64>(4)? as u64,
+                    r.get::<_, Option<i64>>(5)?.zip(r.get::<_, Option<i64>>(6)?),
+                ))
+            },
+        )?;
+        let yields = self.select_all(
             "SELECT bug, COUNT(*), SUM(yes), SUM(kept) FROM (
                 SELECT MAX(CASE WHEN stage = 'rollout1'
                                 THEN COALESCE(json_extract(payload, '$.bug'), '?') END) AS bug,
@@ -278,6 +287,20 @@ impl Store {
                 Ok((r.get(0)?, [n(1)?, n(2)?, n(3)?]))
             },
         )?;
-        Ok(Some(t))
+        Ok((rows, yields))
     }
 }
+
+/// Stage results of one name, reason or result, score and test verdict, counted, with the
+/// earliest and latest commit before the time asked for (see [`Store::stage_tallies`]).
+pub(crate) type StageTallyRow = (
+    String,
+    Option<String>,
+    Option<f64>,
+    Option<bool>,
+    u64,
+    Option<(i64, i64)>,
+);
+
+/// A bug type of rollout 1 with (attempts, self-checks answered yes, pairs kept).
+pub(crate) type BugYield = (String, [u64; 3]);

@@ -34,11 +34,11 @@ pub struct TrajectoryRow {
 }
 
 /// The columns [`meta_of`] reads, then the data column, for a query on `trajectories t`.
-const META_COLUMNS: &str =
+pub(crate) const META_COLUMNS: &str =
     "t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.patch, t.recall, t.kept";
 
 /// A trajectory's metadata from the first columns of a row selected with [`META_COLUMNS`].
-fn meta_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryMeta> {
+pub(crate) fn meta_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrajectoryMeta> {
     Ok(TrajectoryMeta {
         id: r.get(0)?,
         job_id: r.get(1)?,
@@ -194,6 +194,9 @@ impl Store {
 
     /// One trajectory as [`Store::for_each_trajectory`] gives it, by row id.
     pub fn trajectory_row(&self, id: i64) -> Result<Option<TrajectoryRow>> {
+        if let Some(pg) = self.pg() {
+            return pg.trajectory_row(id);
+        }
         let conn = self.lock();
         let r = conn
             .query_row(&row_sql(true, "WHERE t.id = ?1"), [id], |r| {
@@ -206,6 +209,9 @@ impl Store {
 
     /// The trajectories of one job, data included, by attempt and rollout.
     pub fn job_trajectories(&self, job: i64) -> Result<Vec<(TrajectoryMeta, String)>> {
+        if let Some(pg) = self.pg() {
+            return pg.job_trajectories(job);
+        }
         let conn = self.lock();
         let sql = format!(
             "SELECT {META_COLUMNS}, t.data FROM trajectories t WHERE t.job_id = ?1 ORDER BY t.attempt, t.rollout"
@@ -223,23 +229,7 @@ impl Store {
     /// large run reads no trajectory row).
     pub fn trajectory_tallies(&self) -> Result<Vec<TrajectoryTally>> {
         if let Some(pg) = self.pg() {
-            let mut counts = std::collections::BTreeMap::new();
-            pg.for_each_trajectory(false, false, &mut |row| {
-                let m = row.meta;
-                *counts
-                    .entry((m.rollout, m.exit_status, m.kept))
-                    .or_default() += 1;
-                true
-            })?;
-            return Ok(counts
-                .into_iter()
-                .map(|((rollout, exit_status, kept), count)| TrajectoryTally {
-                    rollout,
-                    exit_status,
-                    kept,
-                    count,
-                })
-                .collect());
+            return pg.trajectory_tallies();
         }
         self.select_all(
             // Grouped as the index `trajectories_verdict` orders them (covering: no body read).

@@ -1,7 +1,9 @@
 //! `trajforge view`: a local, read-only web application over a run store.
 //!
-//! [`Viewer`] answers requests (a pure function of the store's current content: every request
-//! opens the run database read-only and closes it, so the pages follow a live run);
+//! [`Viewer`] answers requests (a pure function of the store's current content, so the pages
+//! follow a live run: every request opens a run folder's database read-only and closes it; a
+//! PostgreSQL run is read through one connection for the pages and one for the background
+//! task, everything through the store's typed reads, a batch at a time);
 //! [`server`] serves it over HTTP/1 with hyper on a loopback address. The pages:
 //! the overview (the numbers of `status` with server-drawn SVG plots), the trajectory list
 //! (filters, sorting, pages, all in the query string), full-text search (an FTS5 index in a
@@ -30,7 +32,7 @@ use std::sync::Arc;
 use trajforge_export::{Format, Sample};
 use trajforge_pipeline::prepare;
 use trajforge_pipeline::status;
-use trajforge_store::{Store, StoreError};
+use trajforge_store::{Location, Store, StoreError};
 
 use crate::html::{Section, page};
 use crate::search::SearchIndex;
@@ -54,6 +56,14 @@ pub enum ViewError {
     /// The folder holds no run.
     #[error("{0}: not a run folder (no trajforge.db)")]
     NotARun(PathBuf),
+    /// The PostgreSQL database holds no run of that name.
+    #[error("{location}: no such run in this database")]
+    NoSuchRun {
+        /// The database (password hidden) and run.
+        location: String,
+        /// The runs the database holds.
+        runs: Vec<String>,
+    },
     /// The run store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -108,7 +118,7 @@ impl Reply {
 /// What the overview shows, computed from the store at one moment.
 #[derive(Debug)]
 pub struct Overview {
-    key: StoreKey,
+    key: trajforge_store::ChangeMark,
     took: std::time::Duration,
     /// The run's status, as `trajforge status` computes it.
     pub status: status::Status,
@@ -132,26 +142,27 @@ fn run_demos(store: &Store) -> Vec<trajforge_pipeline::demos::Demo> {
     }
 }
 
-/// Sizes and modification times of the database and its write-ahead log: any commit changes
-/// one of them.
-type StoreKey = [(u64, Option<std::time::SystemTime>); 2];
-
-fn store_key(dir: &Path) -> StoreKey {
-    let of = |name: &str| {
-        std::fs::metadata(dir.join(name)).map_or((0, None), |m| (m.len(), m.modified().ok()))
-    };
-    [
-        of(trajforge_store::DB_FILE),
-        of(&format!("{}-wal", trajforge_store::DB_FILE)),
-    ]
+/// Where the viewer reads its run.
+enum Source {
+    /// A run folder: each request opens its SQLite file read-only and closes it.
+    Folder(PathBuf),
+    /// A PostgreSQL run: one connection for the pages, another for the background task (so
+    /// a long status computation or index batch never holds up a page).
+    Shared {
+        pages: Arc<Store>,
+        background: Arc<Store>,
+    },
 }
 
-/// The viewer of one run folder.
+/// The viewer of one run.
 pub struct Viewer {
-    dir: PathBuf,
+    source: Source,
     name: String,
     index: Arc<SearchIndex>,
     overview: std::sync::Mutex<Option<Arc<Overview>>>,
+    /// Held while the overview is computed, so a page and the background task never compute
+    /// it twice at once (the second takes the first one's result).
+    computing: std::sync::Mutex<()>,
     tokens: Option<(trajforge_export::StudentTokenizer, Option<usize>)>,
     compare: Option<PathBuf>,
 }
@@ -159,20 +170,45 @@ pub struct Viewer {
 impl Viewer {
     /// A viewer of the run in `dir` (which must hold a run store), with an empty search index.
     pub fn open(dir: &Path) -> Result<Viewer, ViewError> {
-        if Store::open_read_only(dir)?.is_none() {
-            return Err(ViewError::NotARun(dir.to_path_buf()));
-        }
-        let name = dir
-            .canonicalize()
-            .unwrap_or_else(|_| dir.to_path_buf())
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
+        Viewer::open_at(&Location::Folder(dir.to_path_buf()))
+    }
+
+    /// A viewer of the run at `location` (a run folder, or a run of a PostgreSQL database),
+    /// with an empty search index.
+    pub fn open_at(location: &Location) -> Result<Viewer, ViewError> {
+        let (source, name) = match location {
+            Location::Folder(dir) => {
+                if Store::open_read_only(dir)?.is_none() {
+                    return Err(ViewError::NotARun(dir.to_path_buf()));
+                }
+                let name = dir
+                    .canonicalize()
+                    .unwrap_or_else(|_| dir.to_path_buf())
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| dir.display().to_string());
+                (Source::Folder(dir.to_path_buf()), name)
+            }
+            Location::Postgres { url, run } => {
+                let open = || {
+                    Store::open_existing_at(location)?.ok_or_else(|| ViewError::NoSuchRun {
+                        location: location.to_string(),
+                        runs: trajforge_store::postgres_runs(url).unwrap_or_default(),
+                    })
+                };
+                let source = Source::Shared {
+                    pages: Arc::new(open()?),
+                    background: Arc::new(open()?),
+                };
+                (source, run.clone())
+            }
+        };
         Ok(Viewer {
-            dir: dir.to_path_buf(),
+            source,
             name,
             index: Arc::new(SearchIndex::create()?),
             overview: std::sync::Mutex::new(None),
+            computing: std::sync::Mutex::new(()),
             tokens: None,
             compare: None,
         })
@@ -197,9 +233,12 @@ impl Viewer {
         self
     }
 
-    /// The run folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The run folder (none for a PostgreSQL run).
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Folder(dir) => Some(dir),
+            Source::Shared { .. } => None,
+        }
     }
 
     /// The search index.
@@ -207,14 +246,28 @@ impl Viewer {
         &self.index
     }
 
-    /// A short-lived read-only connection to the run's store.
-    pub fn store(&self) -> Result<Store, ViewError> {
-        Store::open_read_only(&self.dir)?.ok_or_else(|| ViewError::NotARun(self.dir.clone()))
+    /// The run's store for a page: a short-lived read-only connection to a run folder's
+    /// file, or the PostgreSQL run's page connection.
+    pub fn store(&self) -> Result<Arc<Store>, ViewError> {
+        match &self.source {
+            Source::Folder(dir) => Store::open_read_only(dir)?
+                .map(Arc::new)
+                .ok_or_else(|| ViewError::NotARun(dir.clone())),
+            Source::Shared { pages, .. } => Ok(Arc::clone(pages)),
+        }
+    }
+
+    /// The run's store for the background task (the index and the overview).
+    pub fn background_store(&self) -> Result<Arc<Store>, ViewError> {
+        match &self.source {
+            Source::Folder(_) => self.store(),
+            Source::Shared { background, .. } => Ok(Arc::clone(background)),
+        }
     }
 
     /// Index every trajectory stored so far (the server does this in the background).
     pub fn index_all(&self) -> Result<usize, ViewError> {
-        let store = self.store()?;
+        let store = self.background_store()?;
         let mut n = 0;
         loop {
             let added = self.index.refresh(&store)?;
@@ -283,12 +336,7 @@ impl Viewer {
 
     /// A note while the side index has not caught up with the store (empty once it has).
     fn progress(&self) -> Result<String, ViewError> {
-        let store = self.store()?;
-        let stored: i64 = store.with_connection(|c| {
-            c.query_row("SELECT COALESCE(MAX(id), 0) FROM trajectories", [], |r| {
-                r.get(0)
-            })
-        })?;
+        let stored = self.store()?.last_trajectory_id()?;
         let indexed = self.index.indexed_up_to()?;
         Ok(if indexed < stored {
             format!(
@@ -302,12 +350,13 @@ impl Viewer {
     /// The status and the jobs' finishing times, computed again only when the store's files
     /// changed since the last computation (the background task keeps it fresh on a live run).
     pub fn refresh_overview(&self) -> Result<Arc<Overview>, ViewError> {
-        let key = store_key(&self.dir);
+        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.background_store()?;
+        let key = store.change_mark()?;
         if let Some(c) = self.lock_overview().as_ref().filter(|c| c.key == key) {
             return Ok(Arc::clone(c));
         }
         let started = std::time::Instant::now();
-        let store = self.store()?;
         let pricing = prepare::stored_pricing(&store).unwrap_or_default();
         let mut fresh = Overview {
             key,
@@ -363,11 +412,11 @@ impl Viewer {
     }
 
     fn compare(&self) -> Result<Option<Reply>, ViewError> {
-        let Some(other) = &self.compare else {
+        let (Some(other), Some(dir)) = (&self.compare, self.dir()) else {
             return Ok(None);
         };
         let options = trajforge_eval::CompareOptions::default();
-        let body = match trajforge_eval::compare_dirs(&self.dir, other, &options) {
+        let body = match trajforge_eval::compare_dirs(dir, other, &options) {
             Ok(c) => pages::eval::compare_body(&c),
             Err(e) => format!(
                 "<h1>Comparison</h1><p class=\"bad\" id=\"compare-error\">{}</p>",
@@ -382,9 +431,11 @@ impl Viewer {
 
     fn list(&self, params: &BTreeMap<String, String>) -> Result<Option<Reply>, ViewError> {
         let q = query::ListQuery::from_pairs(params);
+        // The note first: rows indexed after it was read are shown without one, and never
+        // rows missing without it.
+        let mut body = self.progress()?;
         let (rows, total) = self.index.list(&q)?;
         let choices = self.index.choices()?;
-        let mut body = self.progress()?;
         body.push_str(&pages::list::body(&q, &rows, total, &choices));
         Ok(Some(Reply::html(
             200,
@@ -393,8 +444,9 @@ impl Viewer {
     }
 
     fn search(&self, q: &str) -> Result<Option<Reply>, ViewError> {
-        let found = self.index.search(q, SEARCH_LIMIT)?;
+        // The note first, as for the list.
         let mut body = self.progress()?;
+        let found = self.index.search(q, SEARCH_LIMIT)?;
         body.push_str(&pages::search::body(q, &found));
         Ok(Some(Reply::html(
             200,

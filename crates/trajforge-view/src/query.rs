@@ -1,15 +1,14 @@
 //! Read-only queries over a run store for the pages: the filtered, sorted, paginated list of
 //! trajectories, one job with its stages and trajectories, and neighbours for navigation.
-//! Nothing here writes; the columns listed come before the `data` column of a trajectory row,
-//! so listing never reads trajectory bodies.
+//! Nothing here writes, and everything is read through the store's typed records, so a run
+//! folder's SQLite file and a PostgreSQL run are read alike.
 
 use std::collections::BTreeMap;
 
-use rusqlite::OptionalExtension;
 use rusqlite::types::Value as Sql;
 use serde::{Deserialize, Serialize};
-use trajforge_store::model::Stage;
-use trajforge_store::{Job, StageRecord, Store, StoreError, TrajectoryMeta};
+use trajforge_store::model::{RolloutStage, Stage};
+use trajforge_store::{Job, Rollout, StageRecord, Store, StoreError, TrajectoryMeta};
 
 /// How the list is sorted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,34 +157,90 @@ pub struct ListRow {
     pub subject: String,
 }
 
-/// The joins that give a trajectory's list row; each stage join is on the stages primary key.
-const LIST_FROM: &str = "FROM trajectories t
-    LEFT JOIN jobs j ON j.id = t.job_id
-    LEFT JOIN stages r1 ON r1.job_id = t.job_id AND r1.attempt = t.attempt AND r1.stage = 'rollout1'
-    LEFT JOIN stages rs ON rs.job_id = t.job_id AND rs.attempt = t.attempt
-         AND rs.stage = (CASE t.rollout WHEN 't1' THEN 'rollout1' ELSE 'rollout2' END)
-    LEFT JOIN stages rj ON rj.job_id = t.job_id AND rj.attempt = t.attempt AND rj.stage = 'rejected'
-    LEFT JOIN stages v ON v.job_id = t.job_id AND v.attempt = t.attempt AND v.stage = 'verify'
-    LEFT JOIN stages ts ON ts.job_id = t.job_id AND ts.attempt = t.attempt AND ts.stage = 'tests'";
-
-/// The list rows of the trajectories `clause` selects (a `WHERE` on `t` and `j` with `?1`,
-/// and an order), read from the run store; they are mirrored into the side index, where the
+/// The list rows of the trajectories `metas`, read from their jobs and stages in the run
+/// store (both backends, a batch at a time); they are mirrored into the side index, where the
 /// list is filtered and counted (see [`crate::search`]).
-pub fn list_rows(store: &Store, clause: &str, arg: i64) -> Result<Vec<ListRow>, StoreError> {
-    let sql = format!(
-        "SELECT t.id, t.job_id, t.attempt, t.rollout, t.exit_status, t.recall, t.kept,
-                COALESCE(json_extract(rj.payload, '$.reason'), json_extract(v.payload, '$.result'), j.result),
-                COALESCE(json_extract(j.payload, '$.intent'), json_extract(r1.payload, '$.bug')),
-                json_extract(rs.payload, '$.steps'),
-                json_extract(ts.payload, '$.verdict.agree'),
-                COALESCE(json_extract(j.payload, '$.name'), json_extract(j.payload, '$.start_url'), j.key, '')
-         {LIST_FROM} {clause}"
-    );
-    store.with_connection(|conn| {
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([arg], row_of)?;
-        rows.collect()
-    })
+pub fn list_rows(store: &Store, metas: &[TrajectoryMeta]) -> Result<Vec<ListRow>, StoreError> {
+    let mut ids: Vec<i64> = metas.iter().map(|m| m.job_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let jobs: BTreeMap<i64, Job> = store
+        .jobs_of(&ids)?
+        .into_iter()
+        .map(|j| (j.id, j))
+        .collect();
+    let mut stages: BTreeMap<(i64, i64), Vec<Stage>> = BTreeMap::new();
+    for s in store.stages_of_jobs(&ids)? {
+        stages
+            .entry((s.job_id, s.attempt))
+            .or_default()
+            .push(s.stage);
+    }
+    let none = Vec::new();
+    Ok(metas
+        .iter()
+        .map(|m| {
+            let stages = stages.get(&(m.job_id, m.attempt)).unwrap_or(&none);
+            list_row(m, jobs.get(&m.job_id), stages)
+        })
+        .collect())
+}
+
+/// A trajectory's list row from its job and its attempt's stages.
+fn list_row(m: &TrajectoryMeta, job: Option<&Job>, stages: &[Stage]) -> ListRow {
+    let text = |key: &str| {
+        job.and_then(|j| j.payload.get(key)?.as_str())
+            .map(str::to_string)
+    };
+    let outcome = stages
+        .iter()
+        .find_map(|s| match s {
+            Stage::Rejected(r) => Some(r.reason.to_string()),
+            _ => None,
+        })
+        .or_else(|| {
+            stages.iter().find_map(|s| match s {
+                Stage::Verify(v) => Some(v.result().to_string()),
+                _ => None,
+            })
+        })
+        .or_else(|| job.and_then(|j| j.result.as_ref()).map(|r| r.to_string()));
+    let entry = text("intent").or_else(|| {
+        stages.iter().find_map(|s| match s {
+            Stage::Rollout1(RolloutStage::Code(r)) => r.bug.clone(),
+            _ => None,
+        })
+    });
+    let steps = stages
+        .iter()
+        .find_map(|s| match (s, m.rollout == Rollout::T1) {
+            (Stage::Rollout1(r), true) | (Stage::Rollout2(r), false) => Some(match r {
+                RolloutStage::Code(c) => c.steps as i64,
+                RolloutStage::Web(w) => w.steps as i64,
+            }),
+            _ => None,
+        });
+    let tests_agree = stages.iter().find_map(|s| match s {
+        Stage::Tests(t) => t.verdict.as_ref().map(|v| v.agree),
+        _ => None,
+    });
+    ListRow {
+        id: m.id,
+        job_id: m.job_id,
+        attempt: m.attempt,
+        rollout: m.rollout.to_string(),
+        exit: m.exit_status.to_string(),
+        recall: m.recall,
+        kept: m.kept,
+        outcome,
+        entry,
+        steps,
+        tests_agree,
+        subject: text("name")
+            .or_else(|| text("start_url"))
+            .or_else(|| job.map(|j| j.key.clone()))
+            .unwrap_or_default(),
+    }
 }
 
 /// A [`ListRow`] from the twelve columns in its field order.
@@ -326,17 +381,7 @@ pub fn job_story(store: &Store, id: i64) -> Result<Option<JobStory>, StoreError>
             raw,
         })
         .collect();
-    let neighbours = store.with_connection(|conn| {
-        let prev = conn
-            .query_row("SELECT MAX(id) FROM jobs WHERE id < ?1", [id], |r| r.get(0))
-            .optional()?
-            .flatten();
-        let next = conn
-            .query_row("SELECT MIN(id) FROM jobs WHERE id > ?1", [id], |r| r.get(0))
-            .optional()?
-            .flatten();
-        Ok((prev, next))
-    })?;
+    let neighbours = store.job_neighbours(id)?;
     Ok(Some(JobStory {
         job,
         stages,

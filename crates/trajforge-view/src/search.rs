@@ -10,7 +10,9 @@
 //! in id order and topped up as a live run stores more: list rows of jobs that changed since
 //! the last look are read again (a job's `updated_at` moves with each stage it commits), while
 //! a trajectory's searchable text is read once (one rewritten in place by a retried stage keeps
-//! its first text until the viewer restarts).
+//! its first text until the viewer restarts). Everything is read through the store's typed
+//! records a batch at a time, so a PostgreSQL run is indexed the same way as a run folder,
+//! and searched and listed here without a query on the shared database.
 
 use std::sync::Mutex;
 
@@ -47,7 +49,7 @@ pub struct SearchIndex {
 }
 
 /// Trajectories read from the store per indexing batch.
-const BATCH: i64 = 500;
+const BATCH: usize = 500;
 
 impl SearchIndex {
     /// A new, empty index in a file of a fresh temporary folder, both removed once it is open
@@ -101,59 +103,27 @@ impl SearchIndex {
     pub fn refresh(&self, store: &Store) -> Result<usize, ViewError> {
         let after = self.indexed_up_to()?;
         // Jobs changed since the last look (read before the new rows, so nothing slips between).
-        let (seen, latest): (i64, i64) = {
-            let seen = self
-                .lock()
-                .query_row("SELECT jobs_updated FROM watermark", [], |r| r.get(0))
-                .map_err(ViewError::Search)?;
-            let latest = store.with_connection(|c| {
-                c.query_row("SELECT COALESCE(MAX(updated_at), -1) FROM jobs", [], |r| {
-                    r.get(0)
-                })
-            })?;
-            (seen, latest)
-        };
+        let seen: i64 = self
+            .lock()
+            .query_row("SELECT jobs_updated FROM watermark", [], |r| r.get(0))
+            .map_err(ViewError::Search)?;
         // `>=`: a commit in the same millisecond as the last look is read again, not missed.
-        let changed = if seen >= 0 {
-            crate::query::list_rows(
-                store,
-                "WHERE t.job_id IN (SELECT id FROM jobs WHERE updated_at >= ?1)",
-                seen,
-            )?
-        } else {
-            Vec::new()
-        };
-        let texts = store.with_connection(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, job_id, rollout, data FROM trajectories WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![after, BATCH], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let new_rows = match texts.last() {
-            Some((last, ..)) => crate::query::list_rows(
-                store,
-                &format!("WHERE t.id > ?1 AND t.id <= {last} ORDER BY t.id"),
-                after,
-            )?,
-            None => Vec::new(),
-        };
+        // The first fill reads every row as new: only later looks need the changed jobs.
+        let since = if seen >= 0 { seen } else { i64::MAX };
+        let (changed_jobs, latest) = store.jobs_changed_since(since)?;
+        let changed = crate::query::list_rows(store, &store.trajectories_of_jobs(&changed_jobs)?)?;
+        let texts = store.trajectories_after(after, BATCH)?;
+        let metas: Vec<_> = texts.iter().map(|(m, _)| m.clone()).collect();
+        let new_rows = crate::query::list_rows(store, &metas)?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(ViewError::Search)?;
         {
             let mut insert = tx
                 .prepare("INSERT INTO fts(rowid, body, job, rollout) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(ViewError::Search)?;
-            for (id, job, rollout, data) in &texts {
+            for (m, data) in &texts {
                 insert
-                    .execute(params![id, body_text(data), job, rollout])
+                    .execute(params![m.id, body_text(data), m.job_id, m.rollout.as_str()])
                     .map_err(ViewError::Search)?;
             }
             let mut row = tx
@@ -178,7 +148,6 @@ impl SearchIndex {
                 ])
                 .map_err(ViewError::Search)?;
             }
-            // The first fill reads every row as new: only later looks need the changed jobs.
             tx.execute("UPDATE watermark SET jobs_updated = ?1", [latest])
                 .map_err(ViewError::Search)?;
         }

@@ -1,5 +1,5 @@
 //! The HTTP server of the viewer: hyper's HTTP/1 on a loopback address, each request answered
-//! on a blocking thread (it reads SQLite), every response with the security headers; and the
+//! on a blocking thread (it reads the store), every response with the security headers; and the
 //! background task that keeps the search index up to date with a live run.
 
 use std::convert::Infallible;
@@ -71,7 +71,7 @@ fn spawn_indexer(viewer: Weak<Viewer>) {
             let Some(v) = viewer.upgrade() else { return };
             let _ = v.refresh_overview();
             let added = v
-                .store()
+                .background_store()
                 .and_then(|store| v.index().refresh(&store))
                 .unwrap_or(0);
             drop(v);

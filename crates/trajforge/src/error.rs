@@ -391,9 +391,17 @@ impl From<trajforge_store::StoreError> for CliError {
 impl From<trajforge_view::ViewError> for CliError {
     fn from(err: trajforge_view::ViewError) -> Self {
         use trajforge_view::ViewError as V;
+        let err = match err {
+            V::Store(inner) => return inner.into(),
+            other => other,
+        };
         match &err {
             V::NotARun(_) => CliError::from_error(Kind::Input, &err)
                 .hint("give the folder passed to `generate --out` or `web generate --out`"),
+            V::NoSuchRun { runs, .. } if runs.is_empty() => CliError::from_error(Kind::Input, &err)
+                .hint("this database holds no run yet: check --store, or create one with `generate --store URL --run NAME`"),
+            V::NoSuchRun { runs, .. } => CliError::from_error(Kind::Input, &err)
+                .hint(format!("check --run; this database holds: {}", runs.join(", "))),
             V::Listen { .. } => CliError::from_error(Kind::Input, &err)
                 .hint("pick another --port, or leave it out for any free port"),
             _ => CliError::from_error(Kind::Failure, &err),

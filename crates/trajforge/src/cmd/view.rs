@@ -4,8 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use trajforge_store::Location;
 use trajforge_view::{Viewer, server};
 
+use crate::args::StoreArgs;
 use crate::error::CliError;
 
 /// Options of `trajforge view`.
@@ -17,8 +19,10 @@ row or job, n/N next/previous step, / search. Stop with Ctrl-C."
 )]
 pub struct Args {
     /// The run folder given to `generate --out` or `web generate --out`, or an evaluation's
-    /// folder (`eval --out`).
-    pub run_dir: PathBuf,
+    /// folder (`eval --out`); or --store URL --run NAME.
+    pub run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Port to listen on [default: any free port].
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -43,7 +47,19 @@ pub struct Args {
 
 /// Serve the run until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> Result<(), CliError> {
-    let mut viewer = Viewer::open(&args.run_dir)?;
+    if let (Some(dir), Some(_)) = (&args.run_dir, &args.store.store) {
+        return Err(CliError::input(format!(
+            "both a run folder ({}) and --store name the run to view",
+            dir.display()
+        ))
+        .hint("give the run folder alone, or --store URL --run NAME alone"));
+    }
+    let location = args.store.required(args.run_dir.as_deref())?;
+    if args.compare.is_some() && !matches!(location, Location::Folder(_)) {
+        return Err(CliError::input("--compare compares evaluation folders")
+            .hint("give the evaluation's folder (`eval --out`) instead of --store"));
+    }
+    let mut viewer = Viewer::open_at(&location)?;
     if let Some(path) = &args.tokenizer {
         viewer = viewer.with_tokenizer(path, args.max_tokens)?;
     }
@@ -61,10 +77,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{url}");
         let _ = out.flush();
-        stderr_line!(
-            "viewing {} on {url} (read-only); Ctrl-C stops",
-            args.run_dir.display()
-        );
+        stderr_line!("viewing {location} on {url} (read-only); Ctrl-C stops");
         if args.open
             && let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn()
         {

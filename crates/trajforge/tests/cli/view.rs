@@ -40,11 +40,16 @@ fn view(run: &Path) -> (Viewing, String) {
 
 /// [`view`] with the command set up further by `setup` first (its environment).
 fn view_with(run: &Path, setup: impl FnOnce(&mut Command)) -> (Viewing, String) {
+    view_args(&[run.as_os_str()], setup)
+}
+
+/// `trajforge view ARGS…` set up further by `setup`; the child and the URL it printed first.
+fn view_args(args: &[&std::ffi::OsStr], setup: impl FnOnce(&mut Command)) -> (Viewing, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trajforge"));
     setup(&mut cmd);
     let mut child = cmd
         .arg("view")
-        .arg(run)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -364,4 +369,212 @@ fn a_killed_viewer_leaves_no_search_index_behind() {
     viewing.0.kill().expect("SIGKILL");
     viewing.0.wait().expect("reaped");
     assert_eq!(left(&scratch), 0, "a killed viewer left files in TMPDIR");
+}
+
+/// `trajforge store copy RUN` into run `name` of a fresh database `database` of the
+/// throwaway cluster; the database's URL.
+fn copy_into_postgres(run: &Path, database: &str, name: &str) -> String {
+    let url = trajforge_testkit::postgres::cluster().fresh_database(database);
+    let copied = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["store", "copy"])
+        .arg(run)
+        .args([&url, "--run", name])
+        .output()
+        .expect("store copy");
+    crate::assert_success(&copied);
+    url
+}
+
+/// The body of the viewer's answer to `path` under `base` (headers dropped), once the side
+/// index has caught up with the store.
+fn page_body(base: &str, path: &str) -> String {
+    for _ in 0..150 {
+        let response = crate::http_get(&format!("{base}{path}"));
+        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        if !body.contains("index-progress") {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{path}: the index never caught up");
+}
+
+/// A generated run copied into PostgreSQL with `store copy` and viewed with --store/--run
+/// serves the pages its folder serves, byte for byte but for the run's name: the overview
+/// (the numbers `status --store` gives), list pages with filters and sorts, a pair's page
+/// with its matched and unmatched lines, a search hit and a training sample; and a commit
+/// to the Postgres run shows on the next load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_copied_into_postgres_is_viewed_as_its_folder_is() {
+    let scene = scene();
+    let server = server(0, 0).await;
+    let run = scene.dir.path().join("run");
+    crate::assert_success(&output(generate_cmd(&scene, &server, &run, 10, &[])).await);
+    let url = copy_into_postgres(&run, "view", "viewed");
+    let (_folder, folder) = view(&run);
+    let (_shared, shared) = view_args(
+        &[
+            "--store".as_ref(),
+            url.as_ref(),
+            "--run".as_ref(),
+            "viewed".as_ref(),
+        ],
+        |_| {},
+    );
+
+    let store = Store::open_read_only(&run).expect("store").expect("run");
+    let jobs = store.jobs().expect("jobs");
+    let partial = jobs
+        .iter()
+        .find(|j| {
+            j.payload["name"]
+                .as_str()
+                .is_some_and(|n| fate(n) == Fate::Partial)
+                && j.result.as_ref().is_some_and(|r| r != "t2_not_submitted")
+        })
+        .map(|j| j.id)
+        .expect("a partial pair in the first 10 jobs");
+    let name = jobs[0].payload["name"].as_str().expect("name").to_string();
+    let word = name.rsplit('.').next().unwrap_or(&name).to_string();
+    let folder_name = run.file_name().and_then(|n| n.to_str()).expect("name");
+    let paths = [
+        String::new(),
+        "list".into(),
+        "list?kept=kept".into(),
+        "list?rollout=t2&sort=recall&dir=desc".into(),
+        "list?reason=low_recall&rmin=0.1".into(),
+        format!("job/{partial}"),
+        format!("search?q={word}"),
+        "sample/1?format=hermes".into(),
+    ];
+    for path in &paths {
+        let a = page_body(&folder, path);
+        let b = page_body(&shared, path);
+        assert_eq!(
+            a.replace(&format!(">{folder_name}<"), ">RUN<")
+                .replace(&format!("· {folder_name}<"), "· RUN<"),
+            b.replace(">viewed<", ">RUN<")
+                .replace("· viewed<", "· RUN<"),
+            "/{path} differs"
+        );
+    }
+
+    // What the pages agree on is what the store holds.
+    let status = Command::new(env!("CARGO_BIN_EXE_trajforge"))
+        .args(["status", "--json", "--store", &url, "--run", "viewed"])
+        .output()
+        .expect("status");
+    crate::assert_success(&status);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    let overview = page_body(&shared, "");
+    for (id, key) in [
+        ("n-done", "done"),
+        ("n-kept-t2", "kept_t2"),
+        ("n-functions", "functions"),
+    ] {
+        assert!(
+            overview.contains(&format!("id=\"{id}\">{}<", status[key])),
+            "{id}: {overview}"
+        );
+    }
+    let list = page_body(&shared, "list");
+    let stored = store.trajectory_count().expect("count");
+    assert!(
+        list.contains(&format!("id=\"list-total\">{stored}<")),
+        "{list}"
+    );
+    let job = page_body(&shared, &format!("job/{partial}"));
+    assert!(
+        job.contains(" matched\">") && job.contains(" unmatched\">"),
+        "no matched and unmatched lines: {job}"
+    );
+    assert!(job.contains("id=\"recall-1\">0.500<"), "{job}");
+    let search = page_body(&shared, &format!("search?q={word}"));
+    assert!(search.contains("<mark>"), "no hit for {word}: {search}");
+
+    // Live: a worker's commit to the Postgres run shows on the next load (the synchronous
+    // client runs on a thread of its own, off the test's runtime).
+    std::thread::scope(|scope| scope.spawn(|| commit_a_late_job(&url)).join())
+        .expect("a late job committed");
+    let overview = page_body(&shared, "");
+    let functions = status["functions"].as_u64().expect("functions") + 1;
+    assert!(
+        overview.contains(&format!("id=\"n-functions\">{functions}<")),
+        "{overview}"
+    );
+    assert!(overview.contains("id=\"n-running\">1<"), "{overview}");
+    let list = page_body(&shared, "list");
+    assert!(
+        list.contains(&format!("id=\"list-total\">{}<", stored + 1)),
+        "{list}"
+    );
+    let search = page_body(&shared, "search?q=zanzibar");
+    assert!(search.contains("<mark>zanzibar</mark>"), "{search}");
+}
+
+/// Add a job to run `viewed` at `url` and commit its rollout 1 with a trajectory that
+/// mentions "zanzibar", as a worker would.
+fn commit_a_late_job(url: &str) {
+    let pg = Store::open_at(&trajforge_store::Location::parse(url, Some("viewed")).expect("url"))
+        .expect("the Postgres run");
+    pg.add_jobs(&[("late".into(), serde_json::json!({"name": "late_arrival"}))])
+        .expect("add a job");
+    pg.begin_session("late-worker").expect("session");
+    let job = pg
+        .claim("late-worker", Duration::from_secs(60))
+        .expect("claim")
+        .expect("the new job");
+    let rollout =
+        serde_json::json!({"bug": "b", "task": "t", "exit": "submitted", "patch": "p", "steps": 1});
+    let record = trajforge_store::TrajectoryRecord {
+        rollout: trajforge_store::Rollout::T1,
+        exit_status: trajforge_store::ExitLabel::Submitted,
+        patch: Some("p".into()),
+        data: serde_json::json!({"task": "zanzibar late arrival", "messages": []}),
+    };
+    let stage = trajforge_store::Stage::from_json(trajforge_store::StageName::Rollout1, rollout)
+        .expect("stage");
+    pg.record_stage("late-worker", job.id, 1, &stage, Some(&record), None)
+        .expect("commit");
+}
+
+/// `view` refuses a run named twice, an unknown --run (naming the runs there) and a database
+/// it cannot reach, each with a hint.
+#[test]
+fn view_says_why_it_cannot_open_a_postgres_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = crate::fixture_run_copy("code", tmp.path());
+    let url = copy_into_postgres(&run, "viewerr", "present");
+    let view = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trajforge"))
+            .arg("view")
+            .args(args)
+            .env_remove("TRAJFORGE_STORE")
+            .output()
+            .expect("view")
+    };
+    let run_s = run.display().to_string();
+    let both = crate::input_error(&view(&[&run_s, "--store", &url, "--run", "present"]));
+    assert!(
+        both.contains("both a run folder") && both.contains("hint:"),
+        "{both}"
+    );
+    let unknown = crate::input_error(&view(&["--store", &url, "--run", "absent"]));
+    assert!(
+        unknown.contains("no such run")
+            && unknown.contains("hint: check --run; this database holds: present"),
+        "{unknown}"
+    );
+    let no_run = crate::input_error(&view(&["--store", &url]));
+    assert!(no_run.contains("--run NAME"), "{no_run}");
+    // Nothing listens on port 1.
+    let unreachable = view(&["--store", "postgres://nobody@127.0.0.1:1/db", "--run", "r"]);
+    let err = crate::stderr(&unreachable);
+    assert_eq!(unreachable.status.code(), Some(1), "{err}");
+    assert!(err.contains("hint: check --store"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
