@@ -97,6 +97,27 @@ pub struct SessionRow {
     pub last_at: i64,
 }
 
+/// What one process counted on one teacher server, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeacherServerRow {
+    /// The process.
+    pub owner: String,
+    /// The server's base URL.
+    pub url: String,
+    /// Attempts sent.
+    pub requests: i64,
+    /// Attempts failed.
+    pub errors: i64,
+    /// Sum of answered latencies, in seconds.
+    pub latency_seconds: f64,
+    /// Slowest answered attempt, in seconds.
+    pub max_latency_seconds: f64,
+    /// Times taken out of rotation.
+    pub ejections: i64,
+    /// Last update.
+    pub updated_at: i64,
+}
+
 /// Every row of a run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunDump {
@@ -112,6 +133,8 @@ pub struct RunDump {
     pub usage: Vec<UsageRow>,
     /// Sessions.
     pub sessions: Vec<SessionRow>,
+    /// Per-process teacher server figures (`status` shows their sums).
+    pub teacher_servers: Vec<TeacherServerRow>,
 }
 
 /// What [`Store::copy_into`] copied.
@@ -163,6 +186,8 @@ impl Cells for postgres::Row {
 pub(crate) trait DumpRow: Sized {
     /// The select, with its order.
     const SELECT: &'static str;
+    /// The select on Postgres, where a table's insertion order is not `rowid`.
+    const PG_SELECT: &'static str = Self::SELECT;
     /// The insert of one row, parameters in [`DumpRow::params`]' order.
     const INSERT: &'static str;
     /// The row from the columns of [`DumpRow::SELECT`].
@@ -184,6 +209,7 @@ pub(crate) enum Portion {
     Trajectories(Vec<TrajectoryDumpRow>),
     Usage(Vec<UsageRow>),
     Sessions(Vec<SessionRow>),
+    TeacherServers(Vec<TeacherServerRow>),
     /// The source sent every row: only now may the target commit.
     End,
 }
@@ -226,6 +252,7 @@ pub(crate) fn send_all<S: RowSource>(
         && table::<TrajectoryDumpRow, S>(src, out)?
         && table::<UsageRow, S>(src, out)?
         && table::<SessionRow, S>(src, out)?
+        && table::<TeacherServerRow, S>(src, out)?
         && out.send(Portion::End).is_ok();
     Ok(())
 }
@@ -260,6 +287,7 @@ pub(crate) fn receive_all<S: RowSink>(
             }
             Portion::Usage(v) => sink.insert(&v)?,
             Portion::Sessions(v) => sink.insert(&v)?,
+            Portion::TeacherServers(v) => sink.insert(&v)?,
             Portion::End => return Ok(Some(counts)),
         }
     }
@@ -424,6 +452,40 @@ impl DumpRow for SessionRow {
     }
 }
 
+impl DumpRow for TeacherServerRow {
+    fn portion(rows: Vec<Self>) -> Portion {
+        Portion::TeacherServers(rows)
+    }
+    // In the order servers were first recorded, which `teacher_servers()` lists them in.
+    const SELECT: &'static str = "SELECT owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at FROM teacher_servers ORDER BY rowid";
+    const PG_SELECT: &'static str = "SELECT owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at FROM teacher_servers ORDER BY seq";
+    const INSERT: &'static str = "INSERT INTO teacher_servers(owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(TeacherServerRow {
+            owner: r.cell(0)?,
+            url: r.cell(1)?,
+            requests: r.cell(2)?,
+            errors: r.cell(3)?,
+            latency_seconds: r.cell(4)?,
+            max_latency_seconds: r.cell(5)?,
+            ejections: r.cell(6)?,
+            updated_at: r.cell(7)?,
+        })
+    }
+    fn params(&self) -> Vec<&dyn Param> {
+        vec![
+            &self.owner,
+            &self.url,
+            &self.requests,
+            &self.errors,
+            &self.latency_seconds,
+            &self.max_latency_seconds,
+            &self.ejections,
+            &self.updated_at,
+        ]
+    }
+}
+
 impl Store {
     /// Copy every row of this run into `target`, which must hold nothing yet (a copy never
     /// overwrites a run): streamed a portion at a time from one snapshot of this run, in one
@@ -477,6 +539,7 @@ impl Store {
                     Portion::Trajectories(v) => dump.trajectories.extend(v),
                     Portion::Usage(v) => dump.usage.extend(v),
                     Portion::Sessions(v) => dump.sessions.extend(v),
+                    Portion::TeacherServers(v) => dump.teacher_servers.extend(v),
                     Portion::End => {}
                 }
             }

@@ -1309,7 +1309,7 @@ impl RowSource for Transaction<'_> {
         &mut self,
         visit: &mut dyn FnMut(Vec<T>) -> bool,
     ) -> std::result::Result<bool, postgres::Error> {
-        let portal = self.bind(T::SELECT, &[])?;
+        let portal = self.bind(T::PG_SELECT, &[])?;
         loop {
             let rows = self.query_portal(&portal, T::PORTION as i32)?;
             if rows.is_empty() {

@@ -258,6 +258,18 @@ fn one_finished_job(dir: &std::path::Path) -> Store {
         .set_verdict("w", job.id, 1, &Rollout::T1, true, Some(0.75))
         .expect("verdict");
     sqlite.finish("w", job.id, &Outcome::Kept).expect("finish");
+    // Two servers, recorded in the order b then a (the order `status` lists them in).
+    let figures = |url: &str, requests: u64| trajforge_chat::ServerStats {
+        url: url.into(),
+        requests,
+        errors: 1,
+        latency_seconds: 1.5,
+        max_latency_seconds: 0.75,
+        ejections: 1,
+    };
+    sqlite
+        .record_teacher_servers("w", &[figures("http://b/v1", 5), figures("http://a/v1", 2)])
+        .expect("servers");
     sqlite
 }
 
@@ -279,6 +291,11 @@ fn store_copy_moves_a_run_both_ways_losslessly() {
     let back = Store::open(back_dir.path()).expect("open");
     pg.copy_into(&back).expect("copy back");
     assert_eq!(back.dump().expect("dump"), sqlite.dump().expect("dump"));
+    // The per-server figures came along, in the order they were first recorded.
+    let servers = sqlite.teacher_servers().expect("servers");
+    assert_eq!(servers.len(), 2);
+    assert_eq!(pg.teacher_servers().expect("servers"), servers);
+    assert_eq!(back.teacher_servers().expect("servers"), servers);
     let rows = |s: &Store| {
         let mut v = Vec::new();
         s.for_each_trajectory(true, |r| {
