@@ -188,6 +188,9 @@ pub(crate) trait DumpRow: Sized {
     const SELECT: &'static str;
     /// The select on Postgres, where a table's insertion order is not `rowid`.
     const PG_SELECT: &'static str = Self::SELECT;
+    /// A table SQLite stores gain only when opened for writing: absent from an older run
+    /// opened read-only, where it has no rows to copy.
+    const ADDED_LATER: Option<&'static str> = None;
     /// The insert of one row, parameters in [`DumpRow::params`]' order.
     const INSERT: &'static str;
     /// The row from the columns of [`DumpRow::SELECT`].
@@ -459,6 +462,7 @@ impl DumpRow for TeacherServerRow {
     // In the order servers were first recorded, which `teacher_servers()` lists them in.
     const SELECT: &'static str = "SELECT owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at FROM teacher_servers ORDER BY rowid";
     const PG_SELECT: &'static str = "SELECT owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at FROM teacher_servers ORDER BY seq";
+    const ADDED_LATER: Option<&'static str> = Some("teacher_servers");
     const INSERT: &'static str = "INSERT INTO teacher_servers(owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
         Ok(TeacherServerRow {
@@ -595,6 +599,16 @@ impl RowSource for &rusqlite::Transaction<'_> {
         &mut self,
         visit: &mut dyn FnMut(Vec<T>) -> bool,
     ) -> rusqlite::Result<bool> {
+        if let Some(table) = T::ADDED_LATER {
+            let present: i64 = self.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )?;
+            if present == 0 {
+                return Ok(true);
+            }
+        }
         let mut stmt = self.prepare(T::SELECT)?;
         let mut rows = stmt.query([])?;
         let mut portion = Vec::with_capacity(T::PORTION);
