@@ -297,6 +297,22 @@ pub(crate) fn receive_all<S: RowSink>(
     Ok(None)
 }
 
+/// `read` and `params` of a [`DumpRow`] whose columns are its fields, in this order.
+macro_rules! columns {
+    ($($field:ident),+ $(,)?) => {
+        fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
+            // Struct fields are evaluated in the order written: column 0, 1, ...
+            let mut column = 0..;
+            Ok(Self {
+                $($field: r.cell(column.next().unwrap_or_default())?),+
+            })
+        }
+        fn params(&self) -> Vec<&dyn Param> {
+            vec![$(&self.$field),+]
+        }
+    };
+}
+
 impl DumpRow for (String, String) {
     fn portion(rows: Vec<Self>) -> Portion {
         Portion::Meta(rows)
@@ -319,26 +335,7 @@ impl DumpRow for JobRow {
     const SELECT: &'static str =
         "SELECT id, key, payload, status, result, updated_at FROM jobs ORDER BY id";
     const INSERT: &'static str = "INSERT INTO jobs(id, key, payload, status, result, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
-        Ok(JobRow {
-            id: r.cell(0)?,
-            key: r.cell(1)?,
-            payload: r.cell(2)?,
-            status: r.cell(3)?,
-            result: r.cell(4)?,
-            updated_at: r.cell(5)?,
-        })
-    }
-    fn params(&self) -> Vec<&dyn Param> {
-        vec![
-            &self.id,
-            &self.key,
-            &self.payload,
-            &self.status,
-            &self.result,
-            &self.updated_at,
-        ]
-    }
+    columns!(id, key, payload, status, result, updated_at);
 }
 
 impl DumpRow for StageRow {
@@ -347,24 +344,7 @@ impl DumpRow for StageRow {
     }
     const SELECT: &'static str = "SELECT job_id, attempt, stage, payload, created_at FROM stages ORDER BY job_id, attempt, stage";
     const INSERT: &'static str = "INSERT INTO stages(job_id, attempt, stage, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
-    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
-        Ok(StageRow {
-            job_id: r.cell(0)?,
-            attempt: r.cell(1)?,
-            stage: r.cell(2)?,
-            payload: r.cell(3)?,
-            created_at: r.cell(4)?,
-        })
-    }
-    fn params(&self) -> Vec<&dyn Param> {
-        vec![
-            &self.job_id,
-            &self.attempt,
-            &self.stage,
-            &self.payload,
-            &self.created_at,
-        ]
-    }
+    columns!(job_id, attempt, stage, payload, created_at);
 }
 
 impl DumpRow for TrajectoryDumpRow {
@@ -375,34 +355,18 @@ impl DumpRow for TrajectoryDumpRow {
     }
     const SELECT: &'static str = "SELECT id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at FROM trajectories ORDER BY id";
     const INSERT: &'static str = "INSERT INTO trajectories(id, job_id, attempt, rollout, exit_status, patch, recall, kept, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
-        Ok(TrajectoryDumpRow {
-            id: r.cell(0)?,
-            job_id: r.cell(1)?,
-            attempt: r.cell(2)?,
-            rollout: r.cell(3)?,
-            exit_status: r.cell(4)?,
-            patch: r.cell(5)?,
-            recall: r.cell(6)?,
-            kept: r.cell(7)?,
-            data: r.cell(8)?,
-            created_at: r.cell(9)?,
-        })
-    }
-    fn params(&self) -> Vec<&dyn Param> {
-        vec![
-            &self.id,
-            &self.job_id,
-            &self.attempt,
-            &self.rollout,
-            &self.exit_status,
-            &self.patch,
-            &self.recall,
-            &self.kept,
-            &self.data,
-            &self.created_at,
-        ]
-    }
+    columns!(
+        id,
+        job_id,
+        attempt,
+        rollout,
+        exit_status,
+        patch,
+        recall,
+        kept,
+        data,
+        created_at
+    );
 }
 
 impl DumpRow for UsageRow {
@@ -411,28 +375,15 @@ impl DumpRow for UsageRow {
     }
     const SELECT: &'static str = "SELECT job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at FROM usage ORDER BY id";
     const INSERT: &'static str = "INSERT INTO usage(job_id, attempt, stage, prompt_tokens, completion_tokens, model_seconds, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
-        Ok(UsageRow {
-            job_id: r.cell(0)?,
-            attempt: r.cell(1)?,
-            stage: r.cell(2)?,
-            prompt_tokens: r.cell(3)?,
-            completion_tokens: r.cell(4)?,
-            model_seconds: r.cell(5)?,
-            created_at: r.cell(6)?,
-        })
-    }
-    fn params(&self) -> Vec<&dyn Param> {
-        vec![
-            &self.job_id,
-            &self.attempt,
-            &self.stage,
-            &self.prompt_tokens,
-            &self.completion_tokens,
-            &self.model_seconds,
-            &self.created_at,
-        ]
-    }
+    columns!(
+        job_id,
+        attempt,
+        stage,
+        prompt_tokens,
+        completion_tokens,
+        model_seconds,
+        created_at
+    );
 }
 
 impl DumpRow for SessionRow {
@@ -443,16 +394,7 @@ impl DumpRow for SessionRow {
         "SELECT owner, started_at, last_at FROM sessions ORDER BY started_at, owner";
     const INSERT: &'static str =
         "INSERT INTO sessions(owner, started_at, last_at) VALUES (?1, ?2, ?3)";
-    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
-        Ok(SessionRow {
-            owner: r.cell(0)?,
-            started_at: r.cell(1)?,
-            last_at: r.cell(2)?,
-        })
-    }
-    fn params(&self) -> Vec<&dyn Param> {
-        vec![&self.owner, &self.started_at, &self.last_at]
-    }
+    columns!(owner, started_at, last_at);
 }
 
 impl DumpRow for TeacherServerRow {
@@ -464,30 +406,16 @@ impl DumpRow for TeacherServerRow {
     const PG_SELECT: &'static str = "SELECT owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at FROM teacher_servers ORDER BY seq";
     const ADDED_LATER: Option<&'static str> = Some("teacher_servers");
     const INSERT: &'static str = "INSERT INTO teacher_servers(owner, url, requests, errors, latency_seconds, max_latency_seconds, ejections, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-    fn read<C: Cells>(r: &C) -> std::result::Result<Self, C::Error> {
-        Ok(TeacherServerRow {
-            owner: r.cell(0)?,
-            url: r.cell(1)?,
-            requests: r.cell(2)?,
-            errors: r.cell(3)?,
-            latency_seconds: r.cell(4)?,
-            max_latency_seconds: r.cell(5)?,
-            ejections: r.cell(6)?,
-            updated_at: r.cell(7)?,
-        })
-    }
-    fn params(&self) -> Vec<&dyn Param> {
-        vec![
-            &self.owner,
-            &self.url,
-            &self.requests,
-            &self.errors,
-            &self.latency_seconds,
-            &self.max_latency_seconds,
-            &self.ejections,
-            &self.updated_at,
-        ]
-    }
+    columns!(
+        owner,
+        url,
+        requests,
+        errors,
+        latency_seconds,
+        max_latency_seconds,
+        ejections,
+        updated_at
+    );
 }
 
 impl Store {
