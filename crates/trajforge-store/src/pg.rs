@@ -1012,19 +1012,11 @@ impl Pg {
         let mut client = self.lock();
         let r = (|| {
             let mut tx = client.client.transaction()?;
-            let portal = tx.bind(sql, &[])?;
-            loop {
-                let rows = tx.query_portal(&portal, 256)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    if out.send(read(r)).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            tx.commit()
+            // A closed receiver stops the read (the visit ended early).
+            let all = each_portion(&mut tx, sql, 256, |rows| {
+                Ok(rows.iter().all(|r| out.send(read(r)).is_ok()))
+            })?;
+            if all { tx.commit() } else { Ok(()) }
         })();
         drop(client);
         r.map_err(|e| self.error(e))
@@ -1309,20 +1301,33 @@ impl RowSource for Transaction<'_> {
         &mut self,
         visit: &mut dyn FnMut(Vec<T>) -> bool,
     ) -> std::result::Result<bool, postgres::Error> {
-        let portal = self.bind(T::PG_SELECT, &[])?;
-        loop {
-            let rows = self.query_portal(&portal, T::PORTION as i32)?;
-            if rows.is_empty() {
-                return Ok(true);
-            }
+        each_portion(self, T::PG_SELECT, T::PORTION as i32, |rows| {
             let portion = rows
                 .iter()
                 .map(T::read)
                 .collect::<std::result::Result<_, _>>()?;
             drop(rows);
-            if !visit(portion) {
-                return Ok(false);
-            }
+            Ok(visit(portion))
+        })
+    }
+}
+
+/// Every row `sql` selects in `tx`, `size` at a time through a portal (a cursor: the
+/// server keeps the rest), until `visit` returns false; whether it never did.
+fn each_portion(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    size: i32,
+    mut visit: impl FnMut(Vec<Row>) -> std::result::Result<bool, postgres::Error>,
+) -> std::result::Result<bool, postgres::Error> {
+    let portal = tx.bind(sql, &[])?;
+    loop {
+        let rows = tx.query_portal(&portal, size)?;
+        if rows.is_empty() {
+            return Ok(true);
+        }
+        if !visit(rows)? {
+            return Ok(false);
         }
     }
 }
