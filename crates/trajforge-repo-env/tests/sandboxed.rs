@@ -86,6 +86,21 @@ async fn tools_and_patch(backend: Backend) {
         .expect("session");
     let mut env = RepoEnvironment::new(session, "/workspace", Some(Duration::from_secs(20)));
 
+    // The first observation holds the command's output and nothing the sandbox's start said,
+    // and a shell the command starts says nothing of its locale. The podman test image has no
+    // C.UTF-8 locale, where a bash under LC_ALL=C.UTF-8 warns on every start.
+    let obs = call(
+        &mut env,
+        BASH,
+        json!({"command": "bash -c 'echo \"started in $LC_ALL\"'"}),
+    )
+    .await;
+    assert!(
+        ["started in C.UTF-8", "started in C"].contains(&obs.text.trim_end()),
+        "{:?}",
+        obs.text
+    );
+
     let obs = call(
         &mut env,
         BASH,

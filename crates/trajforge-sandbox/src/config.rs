@@ -143,6 +143,11 @@ impl SandboxConfig {
     }
 }
 
+/// The locale every sandboxed process runs under (where a container image lacks it, `C`).
+pub(crate) const LOCALE: &str = "C.UTF-8";
+/// The variables of [`base_env`] that name the locale.
+pub(crate) const LOCALE_VARS: [&str; 2] = ["LANG", "LC_ALL"];
+
 /// The fixed environment every sandboxed process starts with.
 pub(crate) fn base_env() -> Vec<(String, String)> {
     [
@@ -151,8 +156,8 @@ pub(crate) fn base_env() -> Vec<(String, String)> {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         ),
         ("HOME", "/root"),
-        ("LANG", "C.UTF-8"),
-        ("LC_ALL", "C.UTF-8"),
+        ("LANG", LOCALE),
+        ("LC_ALL", LOCALE),
         ("TERM", "dumb"),
         ("PAGER", "cat"),
         ("GIT_PAGER", "cat"),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::config::{Engine, base_env};
+use crate::config::{Engine, LOCALE, LOCALE_VARS, base_env};
 use crate::error::{Result, SandboxError};
 use crate::spawn::{self, Root, Sandbox, Spec};
 use crate::sys;
@@ -232,7 +232,13 @@ pub(crate) fn start(spec: &Spec<'_>, engine: Engine, image: &str) -> Result<Sand
     if let (Some(n), true) = (limits.max_processes, drop_root) {
         a.push(format!("--pids-limit={n}"));
     }
-    for (k, v) in base_env().iter().chain(spec.config.env.iter()) {
+    // The locale variables are set by the wrapper below, once it has checked that the image
+    // has the locale: a bash started under a locale the image lacks warns on its standard
+    // error, which the engine relays apart from standard output (see below).
+    let env = base_env()
+        .into_iter()
+        .filter(|(k, _)| !LOCALE_VARS.contains(&k.as_str()));
+    for (k, v) in env.chain(spec.config.env.iter().cloned()) {
         a.push(format!("--env={k}={v}"));
     }
     a.push(format!("--workdir={inside}"));
@@ -255,13 +261,18 @@ pub(crate) fn start(spec: &Spec<'_>, engine: Engine, image: &str) -> Result<Sand
     a.push(image.to_owned());
     // The address-space limit has no engine option (`--ulimit as` is refused), so a wrapper
     // shell sets it before the command. Standard error joins standard output inside the
-    // container: the engine relays the two streams separately, which would let error output
-    // overtake the shell protocol's end marker.
+    // container, first of all: the engine relays the two streams separately, which would let
+    // error output overtake the shell protocol's end marker. The wrapper also picks the
+    // locale: C.UTF-8 where the image has it (most do), else C, so that no command in the
+    // episode starts with a setlocale warning; a locale the user set is kept.
     let rlimit_as = limits
         .memory_bytes
         .map(|b| format!("ulimit -S -H -v {} || exit 125; ", b / 1024))
         .unwrap_or_default();
-    a.extend(spawn::bash(Some(format!("{rlimit_as}exec \"$@\" 2>&1"))));
+    a.extend(spawn::bash(Some(format!(
+        "exec 2>&1; l={LOCALE}; [ -z \"$(bash -c \"LC_ALL=$l\" 2>&1)\" ] || l=C; \
+         export LANG=\"${{LANG-$l}}\" LC_ALL=\"${{LC_ALL-$l}}\"; {rlimit_as}exec \"$@\""
+    ))));
     a.push("trajforge".into());
     a.extend(spec.argv.iter().cloned());
 
