@@ -120,23 +120,45 @@ const MIGRATIONS: [&str; 4] = [
 /// planned once per connection, not on every call. A new connection (after a restart) starts
 /// with none.
 pub(crate) struct Conn {
-    client: Client,
+    /// Always set; taken only when the connection is dropped.
+    client: Option<Client>,
     prepared: HashMap<String, Statement>,
 }
 
 impl Conn {
     fn new(client: Client) -> Conn {
         Conn {
-            client,
+            client: Some(client),
             prepared: HashMap::new(),
         }
     }
 
+    /// The client.
+    fn client(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .expect("a connection holds its client until dropped")
+    }
+
     fn transaction(&mut self) -> std::result::Result<Tx<'_>, postgres::Error> {
         Ok(Tx {
-            tx: self.client.transaction()?,
+            tx: self
+                .client
+                .as_mut()
+                .expect("a live connection")
+                .transaction()?,
             prepared: &mut self.prepared,
         })
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Closing the client blocks on its own runtime, which cannot run on a thread of an
+        // async runtime (a store dropped in async code): `off_runtime` moves it off there.
+        if let Some(client) = self.client.take() {
+            off_runtime(move || drop(client));
+        }
     }
 }
 
@@ -220,7 +242,8 @@ pub(crate) trait Cached {
 impl Cached for Conn {
     type Client = Client;
     fn parts(&mut self) -> (&mut Client, &mut HashMap<String, Statement>) {
-        (&mut self.client, &mut self.prepared)
+        let client = self.client.as_mut().expect("a live connection");
+        (client, &mut self.prepared)
     }
 }
 
@@ -314,6 +337,25 @@ fn lost_server(e: &postgres::Error) -> bool {
         })
 }
 
+/// The schema version run schema `schema` records: 0 when it has no `meta` table yet, -1
+/// when its `meta` holds no readable version.
+fn stored_version(c: &mut impl Cached, schema: &str) -> std::result::Result<i64, postgres::Error> {
+    let has_meta = c
+        .query_opt(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'meta'",
+            &[&schema],
+        )?
+        .is_some();
+    if !has_meta {
+        return Ok(0);
+    }
+    Ok(
+        c.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?
+            .and_then(|r| r.get::<_, String>(0).parse().ok())
+            .unwrap_or(-1),
+    )
+}
+
 impl Pg {
     /// Open run `run` of the database at `url`; create it when `create`, else `None` when it
     /// does not exist. Migrates the run's schema forward, refuses a newer one.
@@ -356,6 +398,12 @@ impl Pg {
         let schema = quote(&self.schema);
         let location = self.location.clone();
         let outcome = self.with(|c| {
+            // A run already at `target` is opened without a write, so a user who may only
+            // read the run (a viewer's role, say) can open it: creating a schema, even one
+            // that exists, needs the right to create schemas in the database.
+            if stored_version(c, &self.schema)? == target {
+                return Ok(Ok(()));
+            }
             let mut tx = c.transaction()?;
             // One migrator at a time per run, whichever machine it runs on.
             tx.execute(
@@ -363,19 +411,7 @@ impl Pg {
                 &[&self.schema],
             )?;
             tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
-            let has_meta = tx
-                .query_opt(
-                    "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'meta'",
-                    &[&self.schema],
-                )?
-                .is_some();
-            let found: i64 = if has_meta {
-                tx.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?
-                    .and_then(|r| r.get::<_, String>(0).parse().ok())
-                    .unwrap_or(-1)
-            } else {
-                0
-            };
+            let found = stored_version(&mut tx, &self.schema)?;
             if !(0..=PG_SCHEMA_VERSION).contains(&found) {
                 return Ok(Err(found));
             }
@@ -427,7 +463,7 @@ impl Pg {
         let mut client = self.lock();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if client.client.is_closed() {
+            if client.client().is_closed() {
                 match connect_here(&self.url, &self.schema) {
                     Ok(c) => *client = Conn::new(c),
                     Err(source) if Instant::now() >= deadline => {
@@ -442,12 +478,12 @@ impl Pg {
             match f(&mut client) {
                 Ok(v) => return Ok(v),
                 Err(e)
-                    if (client.client.is_closed() || lost_server(&e))
+                    if (client.client().is_closed() || lost_server(&e))
                         && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(250));
                     // Make sure the next round reconnects.
-                    if !client.client.is_closed() {
+                    if !client.client().is_closed() {
                         match connect_here(&self.url, &self.schema) {
                             Ok(c) => *client = Conn::new(c),
                             Err(_) => continue,
@@ -1011,7 +1047,7 @@ impl Pg {
     ) -> Result<()> {
         let mut client = self.lock();
         let r = (|| {
-            let mut tx = client.client.transaction()?;
+            let mut tx = client.client().transaction()?;
             // A closed receiver stops the read (the visit ended early).
             let all = each_portion(&mut tx, sql, 256, |rows| {
                 Ok(rows.iter().all(|r| out.send(read(r)).is_ok()))
@@ -1246,7 +1282,7 @@ impl Pg {
         let mut conn = self.lock();
         let r = (|| {
             let mut tx = conn
-                .client
+                .client()
                 .build_transaction()
                 .read_only(true)
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)

@@ -128,6 +128,46 @@ fn runs_in_one_database_are_separate() {
 }
 
 #[test]
+fn a_user_who_may_only_read_opens_and_reads_a_current_run_and_cannot_write() {
+    let url = cluster().fresh_database("reader");
+    let store = open(&url, "r");
+    store.add_jobs(&jobs(2)).expect("add");
+    store.set_meta("settings", "S").expect("meta");
+    drop(store);
+    let reader_url = cluster().reader_url(&url, "r");
+    let location = Location::parse(&reader_url, Some("r")).expect("location");
+    let reader = Store::open_existing_at(&location)
+        .expect("a reader opens the run")
+        .expect("the run exists");
+    assert_eq!(reader.jobs().expect("jobs").len(), 2);
+    assert_eq!(reader.meta("settings").expect("meta").as_deref(), Some("S"));
+    assert!(matches!(
+        reader.add_jobs(&jobs(3)),
+        Err(StoreError::Postgres { .. })
+    ));
+    // A run the reader would have to create or migrate stays out of reach.
+    let other = Location::parse(&reader_url, Some("other")).expect("location");
+    assert!(Store::open_at(&other).is_err());
+}
+
+#[test]
+fn a_store_dropped_in_async_code_closes_its_connection_without_a_panic() {
+    let url = cluster().fresh_database("dropped");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let jobs_seen = runtime.block_on(async {
+        let store = open(&url, "r");
+        store.add_jobs(&jobs(2)).expect("add");
+        let n = store.jobs().expect("jobs").len();
+        drop(store);
+        n
+    });
+    assert_eq!(jobs_seen, 2);
+    assert_eq!(open(&url, "r").jobs().expect("jobs").len(), 2);
+}
+
+#[test]
 fn the_first_schema_is_migrated_forward_and_a_newer_one_refused() {
     let url = cluster().fresh_database("schema");
     let old = pg::Pg::open(&url, "r", true).expect("open").expect("run");

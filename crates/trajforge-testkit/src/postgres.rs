@@ -260,6 +260,23 @@ impl PgCluster {
         self.url(&db)
     }
 
+    /// The URL of database `db_url` for a new login that may only read run `run`: `USAGE` on
+    /// its schema and `SELECT` on the tables it has now, no right to create anything.
+    pub fn reader_url(&self, db_url: &str, run: &str) -> String {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let role = format!("reader_{n}");
+        self.psql(
+            db_url,
+            &format!(
+                "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA trajforge_run_{run} TO {role};
+                 GRANT SELECT ON ALL TABLES IN SCHEMA trajforge_run_{run} TO {role};"
+            ),
+        );
+        let prefix = format!("postgres://{USER}@");
+        let rest = db_url.strip_prefix(&prefix).expect("a URL of this cluster");
+        format!("postgres://{role}@{rest}")
+    }
+
     /// Run SQL on database `db` with psql (tests that inspect or break a store directly).
     pub fn psql(&self, db_url: &str, sql: &str) -> String {
         let out = run_ok(

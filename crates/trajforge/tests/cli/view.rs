@@ -414,7 +414,9 @@ async fn a_run_copied_into_postgres_is_viewed_as_its_folder_is() {
     let server = server(0, 0).await;
     let run = scene.dir.path().join("run");
     crate::assert_success(&output(generate_cmd(&scene, &server, &run, 10, &[])).await);
-    let url = copy_into_postgres(&run, "view", "viewed");
+    let owner_url = copy_into_postgres(&run, "view", "viewed");
+    // Viewed by a user who may only read the run.
+    let url = trajforge_testkit::postgres::cluster().reader_url(&owner_url, "viewed");
     let (_folder, folder) = view(&run);
     let (_shared, shared) = view_args(
         &[
@@ -498,7 +500,7 @@ async fn a_run_copied_into_postgres_is_viewed_as_its_folder_is() {
 
     // Live: a worker's commit to the Postgres run shows on the next load (the synchronous
     // client runs on a thread of its own, off the test's runtime).
-    std::thread::scope(|scope| scope.spawn(|| commit_a_late_job(&url)).join())
+    std::thread::scope(|scope| scope.spawn(|| commit_a_late_job(&owner_url)).join())
         .expect("a late job committed");
     let overview = page_body(&shared, "");
     let functions = status["functions"].as_u64().expect("functions") + 1;
