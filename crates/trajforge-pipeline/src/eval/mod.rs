@@ -428,7 +428,14 @@ pub(crate) fn open_eval(
     check_settings(&store, settings, Path::new(&name))?;
     let pricing = budget.pricing();
     mark_eval(&store, pricing, teacher_url)?;
-    let control = budget.control(&store)?;
+    // In a database several processes may share the evaluation: each waits for the jobs the
+    // others hold (taking over a dead one's when its lease ends), so every process writes
+    // every row, not only those done when it ran out of jobs to claim.
+    let schedule = crate::runner::Schedule {
+        wait_for_others: store.is_shared(),
+        ..crate::runner::Schedule::default()
+    };
+    let control = budget.control_with(&store, schedule)?;
     Ok(Opened {
         store,
         pricing,

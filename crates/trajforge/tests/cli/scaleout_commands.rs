@@ -286,4 +286,27 @@ fn eval_into_postgres_writes_the_rows_a_folder_gives_and_resumes_after_kill_9() 
     let err = input_error(&worker);
     assert!(err.contains("run the same `eval` command again"), "{err}");
     assert_eq!(pg_status(&url, "e")["eval"]["rows"], 4);
+
+    // Two processes share one evaluation: the one that runs out of jobs to claim first waits
+    // for the other's, so each writes all four rows.
+    let shared = ["--seeds", "2", "--store", &url, "--run", "e-two"];
+    let dirs = ["two-a", "two-b"].map(|d| scene.dir.path().join(d));
+    let children: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            scene
+                .eval_cmd(&server, &tasks_file, dir, &shared)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for (child, dir) in children.into_iter().zip(&dirs) {
+        let out = child.wait_with_output().expect("wait");
+        assert_success(&out);
+        assert!(stderr(&out).contains("wrote 4 rows"), "{}", stderr(&out));
+        assert_eq!(rows(dir), rows(&in_folder), "{}", dir.display());
+    }
+    assert_eq!(done_jobs(&url, "e-two").len(), 4);
 }
