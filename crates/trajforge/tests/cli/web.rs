@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use trajforge_store::Location;
+use trajforge_testkit::postgres::cluster;
 use trajforge_testkit::web::{GraphPage, WebTeacher};
 use trajforge_testkit::{FakeServer, Script};
 
@@ -364,7 +366,14 @@ fn bad_site_input_is_refused_before_anything_starts() {
 
 /// What a run produced, per job: its task, result, and per rollout the exit and final page.
 fn run_digest(run: &Path) -> BTreeMap<String, Value> {
-    let store = trajforge_store::Store::open(run).expect("store");
+    digest_at(&Location::Folder(run.to_path_buf()))
+}
+
+/// [`run_digest`] of the run at `location` (a folder or a database's run).
+fn digest_at(location: &Location) -> BTreeMap<String, Value> {
+    let store = trajforge_store::Store::open_existing_at(location)
+        .expect("store")
+        .expect("the run exists");
     let jobs = store.jobs().expect("jobs");
     let mut out = BTreeMap::new();
     for t in store.trajectories(true).expect("trajectories") {
@@ -419,7 +428,7 @@ fn browsers_under(tmp: &Path) -> Vec<u32> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajectories() {
+async fn a_killed_web_generate_resumes_with_nothing_duplicated_or_lost_and_postgres_ends_alike() {
     let Some(html) = bidict_docs() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let (site, pages) = crawl_site(&html, tmp.path(), 20);
@@ -497,4 +506,44 @@ async fn web_generate_killed_mid_run_resumes_without_duplicated_or_lost_trajecto
     assert_success(&out);
     assert_eq!(status(&run_dir)["done"].as_u64(), Some(n as u64));
     assert_eq!(run_digest(&run_dir), reference);
+
+    // The same run kept in PostgreSQL ends the same, and its status and export read from there.
+    let url = cluster().fresh_database("web");
+    let in_db = tmp.path().join("in-db");
+    let mut cmd = generate(&in_db);
+    cmd.args(["--store", &url, "--run", "w"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("trajforge runs"))
+        .await
+        .expect("join");
+    assert_success(&out);
+    let location = Location::Postgres {
+        url: url.clone(),
+        run: "w".into(),
+    };
+    assert_eq!(digest_at(&location), reference);
+    let s = crate::scaleout::pg_status(&url, "w");
+    let folder = status(&reference_dir);
+    for field in ["kind", "done", "kept_t2", "results", "coverage"] {
+        assert_eq!(s[field], folder[field], "{field}: {s}");
+    }
+    let data = tmp.path().join("web-db.jsonl");
+    let out = trajforge(
+        &[
+            "export",
+            "--store",
+            &url,
+            "--run",
+            "w",
+            "--format",
+            "openai",
+            "--out",
+            data.to_str().expect("utf-8"),
+        ],
+        tmp.path(),
+    );
+    assert_success(&out);
+    assert_eq!(
+        crate::jsonl(&data).len() as u64,
+        2 * folder["kept_t2"].as_u64().unwrap_or(0)
+    );
 }
