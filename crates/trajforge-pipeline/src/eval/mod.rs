@@ -49,6 +49,12 @@ pub const SCORE_STAGE: &str = "score";
 /// The store meta key naming the folder the rows were last written to (absolute path).
 pub(crate) const OUT_META: &str = "eval_out";
 
+/// The store meta key present once the rows were written to `dir`: processes sharing one
+/// evaluation may each write to a folder of their own, and each folder stays the run's.
+pub(crate) fn written_meta(dir: &Path) -> String {
+    format!("{OUT_META}:{}", absolute(dir))
+}
+
 /// Why an evaluation could not be prepared or its outputs written.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -131,6 +137,7 @@ pub fn check_out_folder(out: &Path, location: &Location) -> Result<(), EvalError
         Ok(Some(store)) if is_eval(&store) => {
             *location == Location::Folder(out.to_path_buf())
                 || store.meta(OUT_META).ok().flatten() == Some(absolute(out))
+                || store.meta(&written_meta(out)).ok().flatten().is_some()
         }
         // A database that cannot be reached says so rather than claim the files are the user's.
         Err(e @ trajforge_store::StoreError::Postgres { .. }) => {

@@ -65,6 +65,7 @@ pub fn write_outputs(store: &Store, dir: &Path) -> Result<OutputsWritten, EvalEr
         })
     })?;
     store.set_meta(super::OUT_META, &super::absolute(dir))?;
+    store.set_meta(&super::written_meta(dir), "written")?;
     let rows = results(store)?;
     let results_path = dir.join("results.jsonl");
     let plain: Vec<&TaskResult> = rows.iter().map(|r| &r.result).collect();
