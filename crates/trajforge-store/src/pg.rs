@@ -125,6 +125,9 @@ pub(crate) struct Conn {
     prepared: HashMap<String, Statement>,
 }
 
+/// What a [`Conn`] always is until it is dropped.
+const LIVE: &str = "a connection holds its client until dropped";
+
 impl Conn {
     fn new(client: Client) -> Conn {
         Conn {
@@ -135,18 +138,12 @@ impl Conn {
 
     /// The client.
     fn client(&mut self) -> &mut Client {
-        self.client
-            .as_mut()
-            .expect("a connection holds its client until dropped")
+        self.client.as_mut().expect(LIVE)
     }
 
     fn transaction(&mut self) -> std::result::Result<Tx<'_>, postgres::Error> {
         Ok(Tx {
-            tx: self
-                .client
-                .as_mut()
-                .expect("a live connection")
-                .transaction()?,
+            tx: self.client.as_mut().expect(LIVE).transaction()?,
             prepared: &mut self.prepared,
         })
     }
@@ -242,7 +239,7 @@ pub(crate) trait Cached {
 impl Cached for Conn {
     type Client = Client;
     fn parts(&mut self) -> (&mut Client, &mut HashMap<String, Statement>) {
-        let client = self.client.as_mut().expect("a live connection");
+        let client = self.client.as_mut().expect(LIVE);
         (client, &mut self.prepared)
     }
 }
@@ -401,8 +398,11 @@ impl Pg {
             // A run already at `target` is opened without a write, so a user who may only
             // read the run (a viewer's role, say) can open it: creating a schema, even one
             // that exists, needs the right to create schemas in the database.
-            if stored_version(c, &self.schema)? == target {
-                return Ok(Ok(()));
+            match stored_version(c, &self.schema)? {
+                found if found == target => return Ok(Ok(())),
+                // Refused before anything is written, whatever the user may do.
+                found if found > PG_SCHEMA_VERSION => return Ok(Err(found)),
+                _ => {}
             }
             let mut tx = c.transaction()?;
             // One migrator at a time per run, whichever machine it runs on.

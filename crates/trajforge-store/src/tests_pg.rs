@@ -148,6 +148,13 @@ fn a_user_who_may_only_read_opens_and_reads_a_current_run_and_cannot_write() {
     // A run the reader would have to create or migrate stays out of reach.
     let other = Location::parse(&reader_url, Some("other")).expect("location");
     assert!(Store::open_at(&other).is_err());
+    // A newer schema is refused as such, not as a lack of rights.
+    cluster().psql(
+        &url,
+        "UPDATE trajforge_run_r.meta SET value = '99' WHERE key = 'schema_version'",
+    );
+    let err = Store::open_existing_at(&location).expect_err("newer schema");
+    assert!(err.to_string().contains("schema version 99"), "{err}");
 }
 
 #[test]
