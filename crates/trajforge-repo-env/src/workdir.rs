@@ -169,16 +169,28 @@ pub fn prepare(
 /// caller wants to undo) and removes the snapshot when no process uses it any more.
 /// Returns whether it was removed.
 pub fn release_and_remove(dir: &Path) -> Result<bool, WorkDirError> {
-    {
+    let ended = {
         let mut leases = leases();
-        if let Some(lease) = leases.get_mut(dir) {
-            lease.count -= 1;
-            if lease.count == 0 {
-                leases.remove(dir);
+        match leases.get_mut(dir) {
+            Some(lease) if lease.count > 1 => {
+                lease.count -= 1;
+                false
             }
+            Some(_) => leases.remove(dir).is_some(),
+            None => false,
         }
+    };
+    let mut removed = remove_unused(dir)?;
+    // Our last use just ended, yet a child one of our threads is starting holds a copy of
+    // the lock's descriptor until it execs: a few short retries tell that apart from another
+    // process's use (which keeps the folder, after at most a second's wait).
+    let mut tries = if ended { 50 } else { 0 };
+    while !removed && tries > 0 && dir.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        removed = remove_unused(dir)?;
+        tries -= 1;
     }
-    remove_unused(dir)
+    Ok(removed)
 }
 
 /// Removes the snapshot folder `dir` unless a process (this one included) uses it or is
