@@ -104,6 +104,15 @@ impl RunSettings {
 /// A stable digest of any serialisable value (FNV-1a over its JSON).
 pub use trajforge_hash::fingerprint;
 
+/// `path` as a run's store records the files and folders a command wrote: absolute (not
+/// resolving links), so that the same command run from another directory finds them its own.
+pub(crate) fn recorded_path(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

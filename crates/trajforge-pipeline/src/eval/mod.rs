@@ -31,6 +31,7 @@ use crate::error::RunError;
 use crate::prepare::{Budget, Plan, PreparedRun, RunKind, check_settings, open_location};
 use crate::prompts::Prompts;
 use crate::runner::{Owner, Worker};
+use crate::settings::recorded_path;
 use crate::settings::{RunSettings, fingerprint};
 use crate::status::Pricing;
 use crate::teacher::BuiltTeacher;
@@ -46,13 +47,14 @@ pub const KIND_META: &str = "kind";
 pub const KIND_EVAL: &str = "eval";
 /// The name of the stage holding a job's score ([`ScoreStage`]).
 pub const SCORE_STAGE: &str = "score";
-/// The store meta key naming the folder the rows were last written to (absolute path).
-pub(crate) const OUT_META: &str = "eval_out";
+/// The store meta key under which runs of earlier releases named the one folder their rows
+/// were written to; read only, to keep those folders the run's.
+const OUT_META: &str = "eval_out";
 
 /// The store meta key present once the rows were written to `dir`: processes sharing one
 /// evaluation may each write to a folder of their own, and each folder stays the run's.
 pub(crate) fn written_meta(dir: &Path) -> String {
-    format!("{OUT_META}:{}", absolute(dir))
+    format!("{OUT_META}:{}", recorded_path(dir))
 }
 
 /// Why an evaluation could not be prepared or its outputs written.
@@ -136,7 +138,7 @@ pub fn check_out_folder(out: &Path, location: &Location) -> Result<(), EvalError
     let ours = match trajforge_store::Store::open_existing_at(location) {
         Ok(Some(store)) if is_eval(&store) => {
             *location == Location::Folder(out.to_path_buf())
-                || store.meta(OUT_META).ok().flatten() == Some(absolute(out))
+                || store.meta(OUT_META).ok().flatten() == Some(recorded_path(out))
                 || store.meta(&written_meta(out)).ok().flatten().is_some()
         }
         // A database that cannot be reached says so rather than claim the files are the user's.
@@ -150,14 +152,6 @@ pub fn check_out_folder(out: &Path, location: &Location) -> Result<(), EvalError
     } else {
         Err(EvalError::WouldOverwrite(first))
     }
-}
-
-/// `dir` as an absolute path, as the store records it.
-pub(crate) fn absolute(dir: &Path) -> String {
-    std::path::absolute(dir)
-        .unwrap_or_else(|_| dir.to_path_buf())
-        .display()
-        .to_string()
 }
 
 /// An evaluation, as asked for.
@@ -552,4 +546,42 @@ pub(crate) fn mark_eval(
 /// Whether the run folder's store holds an evaluation.
 pub fn is_eval(store: &trajforge_store::Store) -> bool {
     matches!(store.meta(KIND_META), Ok(Some(k)) if k == KIND_EVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_in_a_folder_are_the_runs_only_when_it_recorded_writing_them_there() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // The run's store lives elsewhere (as a database's run does), the rows in `out`.
+        let run = Location::Folder(tmp.path().join("run"));
+        let out = tmp.path().join("out");
+        std::fs::create_dir_all(&out).expect("mkdir");
+        std::fs::write(out.join(trajforge_eval::RESULTS_FILE), "{}\n").expect("rows");
+        let store = trajforge_store::Store::open_at(&run).expect("store");
+        store.set_meta(KIND_META, KIND_EVAL).expect("kind");
+        assert!(matches!(
+            check_out_folder(&out, &run),
+            Err(EvalError::WouldOverwrite(_))
+        ));
+        // As this release records it: every folder written to.
+        store
+            .set_meta(&written_meta(&tmp.path().join("elsewhere")), "written")
+            .expect("meta");
+        assert!(check_out_folder(&out, &run).is_err());
+        store
+            .set_meta(&written_meta(&out), "written")
+            .expect("meta");
+        check_out_folder(&out, &run).expect("ours");
+        // As earlier releases recorded it: the one folder last written to.
+        let earlier = Location::Folder(tmp.path().join("earlier"));
+        let store = trajforge_store::Store::open_at(&earlier).expect("store");
+        store.set_meta(KIND_META, KIND_EVAL).expect("kind");
+        store
+            .set_meta(OUT_META, &recorded_path(&out))
+            .expect("meta");
+        check_out_folder(&out, &earlier).expect("ours");
+    }
 }

@@ -64,7 +64,6 @@ pub fn write_outputs(store: &Store, dir: &Path) -> Result<OutputsWritten, EvalEr
             source,
         })
     })?;
-    store.set_meta(super::OUT_META, &super::absolute(dir))?;
     store.set_meta(&super::written_meta(dir), "written")?;
     let rows = results(store)?;
     let results_path = dir.join("results.jsonl");

@@ -28,6 +28,7 @@ use crate::envs::check_repository;
 use crate::error::RunError;
 use crate::prepare::{RunKind, open_location};
 use crate::runner::{Control, JobHandler, Owner, STOPPED, run_jobs};
+use crate::settings::recorded_path;
 use crate::teacher::BuiltTeacher;
 use history::{Change, Screening, Start, Window, screen_window};
 use statement::{StatementSource, Written};
@@ -277,13 +278,9 @@ fn check_output(out: &Path, location: &Location) -> Result<(), MineError> {
     };
     let ours = store
         .meta(OUT_META)?
-        .is_some_and(|p| Path::new(&p) == absolute(out))
+        .is_some_and(|p| Path::new(&p) == Path::new(&recorded_path(out)))
         && store.meta(OUT_HASH_META)? == Some(file_hash(out));
     if ours { Ok(()) } else { Err(refuse()) }
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn file_hash(p: &Path) -> String {
@@ -437,7 +434,7 @@ impl MineRun {
         }
         tasks.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         write_jsonl(&self.out, &tasks)?;
-        store.set_meta(OUT_META, &absolute(&self.out).display().to_string())?;
+        store.set_meta(OUT_META, &recorded_path(&self.out))?;
         store.set_meta(OUT_HASH_META, &file_hash(&self.out))?;
         let screening = store
             .meta(SCREENING_META)?
