@@ -138,13 +138,14 @@ impl Conn {
 
     /// The client.
     fn client(&mut self) -> &mut Client {
-        self.client.as_mut().expect(LIVE)
+        self.parts().0
     }
 
     fn transaction(&mut self) -> std::result::Result<Tx<'_>, postgres::Error> {
+        let (client, prepared) = self.parts();
         Ok(Tx {
-            tx: self.client.as_mut().expect(LIVE).transaction()?,
-            prepared: &mut self.prepared,
+            tx: client.transaction()?,
+            prepared,
         })
     }
 }
@@ -239,8 +240,7 @@ pub(crate) trait Cached {
 impl Cached for Conn {
     type Client = Client;
     fn parts(&mut self) -> (&mut Client, &mut HashMap<String, Statement>) {
-        let client = self.client.as_mut().expect(LIVE);
-        (client, &mut self.prepared)
+        (self.client.as_mut().expect(LIVE), &mut self.prepared)
     }
 }
 
