@@ -138,20 +138,7 @@ async fn web_generate_keeps_agreeing_pairs_and_rejects_the_rest_reproducibly() {
     );
 
     // Web runs export like code runs: both rollouts of every kept pair.
-    let data = tmp.path().join("web.jsonl");
-    let out = trajforge(
-        &[
-            "export",
-            run_dir.to_str().expect("utf-8"),
-            "--format",
-            "openai",
-            "--out",
-            data.to_str().expect("utf-8"),
-        ],
-        tmp.path(),
-    );
-    assert_success(&out);
-    let rows = crate::jsonl(&data);
+    let rows = export_openai(&[run_dir.to_str().expect("utf-8")], tmp.path(), "web.jsonl");
     assert_eq!(
         rows.len() as u64,
         2 * s["kept_t2"].as_u64().unwrap_or(0),
@@ -526,24 +513,20 @@ async fn a_killed_web_generate_resumes_with_nothing_duplicated_or_lost_and_postg
     for field in ["kind", "done", "kept_t2", "results", "coverage"] {
         assert_eq!(s[field], folder[field], "{field}: {s}");
     }
-    let data = tmp.path().join("web-db.jsonl");
-    let out = trajforge(
-        &[
-            "export",
-            "--store",
-            &url,
-            "--run",
-            "w",
-            "--format",
-            "openai",
-            "--out",
-            data.to_str().expect("utf-8"),
-        ],
-        tmp.path(),
-    );
-    assert_success(&out);
+    let rows = export_openai(&["--store", &url, "--run", "w"], tmp.path(), "web-db.jsonl");
     assert_eq!(
-        crate::jsonl(&data).len() as u64,
+        rows.len() as u64,
         2 * folder["kept_t2"].as_u64().unwrap_or(0)
     );
+}
+
+/// `trajforge export RUN --format openai` of the run `run` names (a folder, or --store and
+/// --run) into `dir/name`; its rows.
+fn export_openai(run: &[&str], dir: &Path, name: &str) -> Vec<Value> {
+    let data = dir.join(name);
+    let mut args = vec!["export"];
+    args.extend_from_slice(run);
+    args.extend(["--format", "openai", "--out", data.to_str().expect("utf-8")]);
+    assert_success(&trajforge(&args, dir));
+    crate::jsonl(&data)
 }
