@@ -7,7 +7,8 @@
 #      test image built from the host's packages (scripts/podman-test-image.sh),
 #   4. cargo test over the whole workspace,
 #   5. the build without the embedded llama.cpp teacher (cargo feature `local`; no cmake or
-#      clang needed): the CLI compiles, and `--teacher local` says how to get a build with it.
+#      clang needed): the CLI compiles (what `--teacher local` then says is tested in step 4).
+# Each step prints how long it took, to standard error.
 # Extra arguments are passed to `cargo test`, e.g. scripts/test.sh -- --nocapture
 set -euo pipefail
 
@@ -24,20 +25,26 @@ cd "$ROOT"
 export TRAJFORGE_TEST_DATA="$TEST_DATA"
 export TRAJFORGE_REPO_ROOT="$ROOT"
 
-bash scripts/setup.sh
+# Run a step and say how long it took (CI keeps the output of a failed run: the figures show
+# where a slow one spent its time).
+step() {
+    local start=$SECONDS
+    "$@"
+    echo "test.sh: '$*' took $((SECONDS - start)) s" >&2
+}
+
+step bash scripts/setup.sh
 # setup.sh may have found cargo in ~/.cargo/bin without it being on PATH.
 if ! command -v cargo >/dev/null 2>&1; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi
-bash scripts/fetch-test-data.sh
-bash scripts/install-model.sh # the local teacher tests load the real model
-bash scripts/python-env.sh    # reference Python packages (openai client, tokenizers, pyarrow)
-bash scripts/claude-code.sh   # the Claude Code CLI, driven through `trajforge serve --tools trained`
-bash scripts/podman-test-image.sh >/dev/null # the `--sandbox podman` tests' image (cached)
+step bash scripts/fetch-test-data.sh
+step bash scripts/install-model.sh # the local teacher tests load the real model
+step bash scripts/python-env.sh    # reference Python packages (openai client, tokenizers, pyarrow)
+step bash scripts/claude-code.sh   # the Claude Code CLI, driven through `trajforge serve --tools trained`
+step bash scripts/podman-test-image.sh >/dev/null # the `--sandbox podman` tests' image (cached)
 export TRAJFORGE_PYTHON="${TRAJFORGE_PYTHON_ENV:-$ROOT/.cache/py}/bin/python"
 
-cargo test --workspace --all-targets --locked "$@"
+step cargo test --workspace --all-targets --locked "$@"
 
-# Alone (not unified with the CLI's default features), the pipeline has no `local` feature.
-cargo test -p trajforge-pipeline --lib --locked "$@" teacher::
-cargo check -p trajforge --no-default-features --locked
+step cargo check -p trajforge --no-default-features --locked

@@ -266,9 +266,16 @@ impl TeacherSpec {
 
     #[cfg(not(feature = "local"))]
     fn build_local(&self) -> Result<BuiltTeacher, TeacherSetupError> {
-        Err(TeacherSetupError::LocalNotBuilt(
-            self.url.trim().to_string(),
-        ))
+        Err(TeacherSetupError::local_not_built(&self.url))
+    }
+}
+
+impl TeacherSetupError {
+    /// What `--teacher URL` (`local`, `local:PATH`) gets from a build without the embedded model.
+    ///
+    /// Built in every configuration so that its tests, and the CLI's hint, run in the default one.
+    pub fn local_not_built(url: &str) -> Self {
+        Self::LocalNotBuilt(url.trim().to_string())
     }
 }
 
@@ -345,15 +352,19 @@ mod tests {
         assert!(matches!(err, Some(TeacherSetupError::Option(_))), "{err:?}");
     }
 
-    /// Built without the `local` feature (`cargo test -p trajforge-pipeline`, which
-    /// scripts/test.sh runs on its own), `--teacher local` says why it is not there.
-    #[cfg(not(feature = "local"))]
+    /// Built without the `local` feature, `--teacher local` says why it is not there (the
+    /// dispatch to this error is compiled by scripts/test.sh's `cargo check --no-default-features`).
     #[test]
     fn local_without_the_feature_says_so() {
-        let err = spec("local", None).build(None).err();
+        let err = TeacherSetupError::local_not_built(" local:/m/x.gguf ");
         assert!(
-            matches!(&err, Some(TeacherSetupError::LocalNotBuilt(s)) if s == "local"),
+            matches!(&err, TeacherSetupError::LocalNotBuilt(s) if s == "local:/m/x.gguf"),
             "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "this trajforge was built without the embedded model (cargo feature `local`), so \
+             `--teacher local:/m/x.gguf` is not available"
         );
     }
 }

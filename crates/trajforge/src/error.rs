@@ -612,4 +612,20 @@ mod tests {
         assert_eq!(e.code(), 1);
         assert!(e.render().starts_with("error: a worker panicked: boom\n"));
     }
+
+    /// What a build without the `local` feature prints for `--teacher local` (the error is
+    /// built here directly: in this, the default build, the teacher never returns it).
+    #[test]
+    fn a_build_without_the_embedded_model_says_how_to_get_one() {
+        let e: CliError = TeacherSetupError::local_not_built("local").into();
+        assert_eq!(e.code(), 2);
+        assert_eq!(
+            e.render(),
+            "error: this trajforge was built without the embedded model (cargo feature `local`), so \
+             `--teacher local` is not available\n\
+             hint: build trajforge with its default features (needs cmake and clang: scripts/setup.sh \
+             installs them): cargo build --release -p trajforge; or serve a model and pass --teacher \
+             http://HOST:PORT/v1\n"
+        );
+    }
 }
