@@ -25,12 +25,13 @@ cd "$ROOT"
 export TRAJFORGE_TEST_DATA="$TEST_DATA"
 export TRAJFORGE_REPO_ROOT="$ROOT"
 
-# Run a step and say how long it took (CI keeps the output of a failed run: the figures show
-# where a slow one spent its time).
+# Run a step and say how long it took, whether it passed or failed (CI keeps the output of a
+# failed run: the figures show where a slow one spent its time); its exit status is kept.
 step() {
-    local start=$SECONDS
-    "$@"
+    local start=$SECONDS status=0
+    "$@" || status=$?
     echo "test.sh: '$*' took $((SECONDS - start)) s" >&2
+    return "$status"
 }
 
 step bash scripts/setup.sh
